@@ -1,0 +1,25 @@
+"""labelaudit dashboard: registers the pages, nothing else."""
+
+import streamlit as st
+
+from components.state import init_state
+
+st.set_page_config(page_title="labelaudit", page_icon=":material/fact_check:", layout="wide")
+init_state()
+st.navigation(
+    {
+        "Data": [st.Page("pages/data.py", title="Data", icon=":material/database:", default=True)],
+        "Find": [
+            st.Page("pages/explore.py", title="Explore", icon=":material/scatter_plot:"),
+            st.Page("pages/label_issues.py", title="Label issues", icon=":material/report:"),
+            st.Page("pages/annotators.py", title="Annotators", icon=":material/groups:"),
+            st.Page("pages/dynamics.py", title="Training dynamics", icon=":material/timeline:"),
+            st.Page("pages/influence.py", title="Influence", icon=":material/hub:"),
+        ],
+        "Fix": [
+            st.Page("pages/review.py", title="Review", icon=":material/rule:"),
+            st.Page("pages/roi.py", title="ROI", icon=":material/trending_up:"),
+        ],
+        "Help": [st.Page("pages/about.py", title="About", icon=":material/info:")],
+    }
+).run()

@@ -1,0 +1,1 @@
+"""Reusable Streamlit widgets and the app's only ``st.cache_*`` wrappers."""

@@ -1,0 +1,34 @@
+"""Every session-state key the app uses, named once, initialised in one place."""
+
+from __future__ import annotations
+
+import os
+
+import streamlit as st
+
+#: Content hash of the current dataset (stored in the workspace); absent until one is loaded.
+DATASET_HASH = "dataset_hash"
+#: Absolute path of the workspace folder.
+WORKSPACE = "workspace"
+#: Problems of the last failed load, as strings, shown on the Data page.
+LOAD_PROBLEMS = "load_problems"
+#: Row ids the user selected on the map / a table (list[str]); feeds tables and the review queue.
+SELECTION = "selection"
+#: Reviewer name for this session.
+REVIEWER = "reviewer"
+#: The review queue: ordered list of row ids, and where it came from.
+QUEUE = "review_queue"
+QUEUE_SOURCE = "review_queue_source"
+
+
+def init_state() -> None:
+    """Set defaults once per session. The CLI may preload a dataset through the environment."""
+    ss = st.session_state
+    if WORKSPACE not in ss:
+        from labelaudit.workspace import Workspace
+
+        ss[WORKSPACE] = str(Workspace(os.environ.get("LABELAUDIT_WORKSPACE")).root)
+    if DATASET_HASH not in ss and os.environ.get("LABELAUDIT_DATASET"):
+        ss[DATASET_HASH] = os.environ["LABELAUDIT_DATASET"]
+    ss.setdefault(LOAD_PROBLEMS, [])
+    ss.setdefault(SELECTION, [])

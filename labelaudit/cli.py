@@ -1,0 +1,81 @@
+"""The ``labelaudit`` command line.
+
+Exit codes: 0 success, 1 invalid data (one clear line per problem, no traceback), 2 bad usage.
+Each subcommand lives in ``labelaudit/commands/<name>.py`` with a ``register(subparsers)`` function
+that adds its parser and sets ``func``; this module only discovers and dispatches.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import pkgutil
+import sys
+from collections.abc import Sequence
+
+from labelaudit.errors import DataError, UsageError
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def add_data_options(p: argparse.ArgumentParser, *, data_required: bool = True) -> None:
+    """The options every command that reads a dataset shares (those of ``validate``)."""
+    p.add_argument("data", nargs=None if data_required else "?",
+                   help="dataset: a CSV/TSV/Parquet/JSONL file or a folder of split files (train.csv, test.csv)")
+    p.add_argument("--text-col", help="column holding the text (default: detected by name)")
+    p.add_argument("--label-col", help="column holding the given label (default: detected by name)")
+    p.add_argument("--id-col", help="column holding a unique id (default: detected; else the 0-based row number)")
+    p.add_argument("--split-col", help="column holding the split name, e.g. train/test (default: detected)")
+    p.add_argument("--probs", help="predicted probabilities, (N, K) .npy or a CSV/Parquet with K columns")
+    p.add_argument("--annotations", help="labels from several annotators: item_id, annotator_id, label[, timestamp]")
+    p.add_argument("--dynamics", help="per-epoch logits: (E, N, K) .npy, or a folder of cartography dynamics_epoch_*.jsonl")
+    p.add_argument("--embeddings", help="precomputed embeddings, (N, D) .npy")
+    p.add_argument("--scores", help="external scores: per row (id + numeric columns) or per pair (train_id, query_id, score)")
+    p.add_argument("--classes", help="JSON list of class names (column order of --probs), or {name: description}")
+    p.add_argument("--encoding", help="text encoding of the data file (default UTF-8)")
+
+
+def data_kwargs(args: argparse.Namespace) -> dict:
+    return {k: getattr(args, k) for k in ("text_col", "label_col", "id_col", "split_col", "probs", "annotations",
+                                          "dynamics", "embeddings", "scores", "classes", "encoding")
+            if getattr(args, k, None) is not None}
+
+
+def load_from_args(args: argparse.Namespace):
+    from labelaudit.io import load_dataset
+
+    return load_dataset(args.data, **data_kwargs(args))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="labelaudit", description="Find and fix label errors in text-classification data.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    import labelaudit.commands as cmds
+
+    for mod in sorted(pkgutil.iter_modules(cmds.__path__), key=lambda m: m.name):
+        importlib.import_module(f"{cmds.__name__}.{mod.name}").register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except DataError as e:
+        for p in e.problems:
+            print(f"error: {p}", file=sys.stderr)
+        return 1
+    except UsageError as e:
+        print(f"usage error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

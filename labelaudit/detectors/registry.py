@@ -1,0 +1,78 @@
+"""Which detectors exist, what each needs, and running the ones a dataset can feed.
+
+A detector module registers itself with :func:`register`; every module in
+``labelaudit.detectors`` is imported by :func:`all_detectors`, so adding a detector is adding a file.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from labelaudit.detectors.base import DetectionContext, DetectorResult
+from labelaudit.progress import ProgressFn, no_progress
+
+DetectorFn = Callable[[DetectionContext], DetectorResult]
+
+
+@dataclass(frozen=True)
+class DetectorSpec:
+    name: str
+    fn: DetectorFn
+    #: Context fields that must not be None: any of "embeddings", "pred_probs", "texts", "dynamics".
+    requires: tuple[str, ...]
+    description: str
+    #: Rough relative cost, to order the cheap ones first.
+    cost: int = 1
+    #: Run by default in ``scan``; expensive or experimental detectors may opt out.
+    default: bool = True
+
+
+_REGISTRY: dict[str, DetectorSpec] = {}
+_LOADED = False
+
+
+def register(name: str, *, requires: tuple[str, ...] = (), description: str = "", cost: int = 1,
+             default: bool = True) -> Callable[[DetectorFn], DetectorFn]:
+    def deco(fn: DetectorFn) -> DetectorFn:
+        _REGISTRY[name] = DetectorSpec(name, fn, requires, description, cost, default)
+        return fn
+
+    return deco
+
+
+def all_detectors() -> dict[str, DetectorSpec]:
+    global _LOADED
+    if not _LOADED:
+        import labelaudit.detectors as pkg
+
+        for mod in pkgutil.iter_modules(pkg.__path__):
+            if mod.name not in ("base", "registry"):
+                importlib.import_module(f"{pkg.__name__}.{mod.name}")
+        _LOADED = True
+    return dict(sorted(_REGISTRY.items(), key=lambda kv: (kv[1].cost, kv[0])))
+
+
+def runnable(ctx: DetectionContext, names: list[str] | None = None) -> list[DetectorSpec]:
+    specs = all_detectors()
+    chosen = [specs[n] for n in names] if names else [s for s in specs.values() if s.default]
+    return [s for s in chosen if all(getattr(ctx, r) is not None for r in s.requires)]
+
+
+def run_detectors(ctx: DetectionContext, names: list[str] | None = None,
+                  progress: ProgressFn = no_progress) -> dict[str, DetectorResult]:
+    """Run the named detectors (default: every default detector whose inputs exist)."""
+    unknown = sorted(set(names or []) - set(all_detectors()))
+    if unknown:
+        from labelaudit.errors import UsageError
+
+        raise UsageError(f"unknown detector(s) {unknown}; available: {sorted(all_detectors())}")
+    specs = runnable(ctx, names)
+    out: dict[str, DetectorResult] = {}
+    for i, spec in enumerate(specs):
+        progress(f"detector: {spec.name}", i, len(specs))
+        out[spec.name] = spec.fn(ctx)
+    progress("detectors", len(specs), len(specs))
+    return out

@@ -1,0 +1,168 @@
+"""The workspace: a folder of derived artifacts keyed by content hashes.
+
+Layout::
+
+    <root>/datasets/<content_hash>/          the dataset in canonical form (see save_dataset)
+    <root>/artifacts/<key>/<name>-<params_hash>.<ext>
+    <root>/review.sqlite                      the review store (default database)
+
+``key`` is whatever hash the artifact depends on: embeddings depend only on the texts
+(``Dataset.text_hash``), detector output on the whole dataset (``Dataset.content_hash``). An
+artifact is written once, atomically, and read back on every later request with the same key and
+parameters, so unchanged inputs are never recomputed. Artifacts are NumPy ``.npy`` (never
+pickled), Parquet or JSON.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+import pandas as pd
+
+from labelaudit.dataset import Dataset
+
+T = TypeVar("T")
+DEFAULT_ROOT = ".labelaudit"
+
+
+def params_hash(params: dict[str, Any]) -> str:
+    blob = json.dumps(params, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+class Workspace:
+    """A folder of cached artifacts. Safe to share between processes (writes are atomic renames)."""
+
+    def __init__(self, root: str | Path | None = None):
+        self.root = Path(root or os.environ.get("LABELAUDIT_WORKSPACE") or DEFAULT_ROOT).resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def __repr__(self) -> str:
+        return f"Workspace({str(self.root)!r})"
+
+    @property
+    def database_url(self) -> str:
+        """The review store's database: LABELAUDIT_DB_URL if set, else SQLite in the workspace."""
+        return os.environ.get("LABELAUDIT_DB_URL") or f"sqlite:///{self.root / 'review.sqlite'}"
+
+    # ------------------------------------------------------------------ artifacts
+    def path(self, key: str, name: str, params: dict[str, Any] | None = None, ext: str = "npy") -> Path:
+        d = self.root / "artifacts" / key
+        d.mkdir(parents=True, exist_ok=True)
+        return d / f"{name}-{params_hash(params or {})}.{ext}"
+
+    def has(self, key: str, name: str, params: dict[str, Any] | None = None, ext: str = "npy") -> bool:
+        return self.path(key, name, params, ext).exists()
+
+    def load(self, key: str, name: str, params: dict[str, Any] | None = None, ext: str = "npy") -> Any:
+        return _read(self.path(key, name, params, ext))
+
+    def save(self, key: str, name: str, value: Any, params: dict[str, Any] | None = None, ext: str = "npy") -> Path:
+        p = self.path(key, name, params, ext)
+        _write_atomic(p, value)
+        return p
+
+    def cached(self, key: str, name: str, params: dict[str, Any] | None, compute: Callable[[], T], ext: str = "npy") -> T:
+        """Return the stored artifact, or compute, store and return it."""
+        p = self.path(key, name, params, ext)
+        if p.exists():
+            return _read(p)  # type: ignore[no-any-return]
+        value = compute()
+        _write_atomic(p, value)
+        return value
+
+    # ------------------------------------------------------------------ datasets
+    def dataset_dir(self, content_hash: str) -> Path:
+        return self.root / "datasets" / content_hash
+
+    def save_dataset(self, ds: Dataset) -> str:
+        """Store ``ds`` in canonical form (Parquet + .npy + JSON) and return its content hash."""
+        h = ds.content_hash
+        d = self.dataset_dir(h)
+        if (d / "meta.json").exists():
+            return h
+        d.mkdir(parents=True, exist_ok=True)
+        _write_atomic(d / "frame.parquet", ds.frame)
+        for name in ("pred_probs", "dynamics", "embeddings"):
+            arr = getattr(ds, name)
+            if arr is not None:
+                _write_atomic(d / f"{name}.npy", arr)
+        for name in ("annotations", "row_scores", "pair_scores"):
+            df = getattr(ds, name)
+            if df is not None:
+                _write_atomic(d / f"{name}.parquet", df)
+        meta = {"classes": ds.classes, "source": ds.source, "class_descriptions": ds.class_descriptions,
+                "mapping": ds.mapping, "warnings": [w.__dict__ for w in ds.warnings]}
+        _write_atomic(d / "meta.json", meta)  # written last: its presence marks a complete dataset
+        return h
+
+    def load_dataset(self, content_hash: str) -> Dataset:
+        from labelaudit.errors import DataError, Problem
+
+        d = self.dataset_dir(content_hash)
+        if not (d / "meta.json").exists():
+            raise DataError(Problem(f"no dataset {content_hash} in the workspace {self.root}",
+                                    "a dataset saved with Workspace.save_dataset"))
+        meta = _read(d / "meta.json")
+        kw: dict[str, Any] = {}
+        for name in ("pred_probs", "dynamics", "embeddings"):
+            if (d / f"{name}.npy").exists():
+                kw[name] = _read(d / f"{name}.npy")
+        for name in ("annotations", "row_scores", "pair_scores"):
+            if (d / f"{name}.parquet").exists():
+                kw[name] = _read(d / f"{name}.parquet")
+        ds = Dataset(frame=_read(d / "frame.parquet"), classes=meta["classes"], source=meta["source"],
+                     class_descriptions=meta["class_descriptions"], mapping=meta["mapping"], **kw)
+        ds.__dict__["content_hash"] = content_hash  # trust the folder name; avoids rehashing on every page
+        return ds
+
+    def datasets(self) -> list[str]:
+        base = self.root / "datasets"
+        return sorted(p.name for p in base.iterdir() if (p / "meta.json").exists()) if base.exists() else []
+
+
+def _read(p: Path) -> Any:
+    if p.suffix == ".npy":
+        return np.load(p, allow_pickle=False)
+    if p.suffix == ".parquet":
+        return pd.read_parquet(p)
+    if p.suffix == ".json":
+        return json.loads(p.read_text(encoding="utf-8"))
+    raise ValueError(f"unknown artifact type {p.suffix}")
+
+
+def _write_atomic(p: Path, value: Any) -> None:
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        if p.suffix == ".npy":
+            with open(tmp, "wb") as f:
+                np.save(f, np.asarray(value), allow_pickle=False)
+        elif p.suffix == ".parquet":
+            value.to_parquet(tmp, index=False)
+        elif p.suffix == ".json":
+            Path(tmp).write_text(json.dumps(value, default=_json_default), encoding="utf-8")
+        else:
+            raise ValueError(f"unknown artifact type {p.suffix}")
+        os.replace(tmp, p)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.floating):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"cannot store {type(o).__name__} as JSON")
