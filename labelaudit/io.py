@@ -292,6 +292,12 @@ def load_dataset(
         source = str(path)
         if path.is_dir():
             df, file, class_list, descriptions = _read_folder(path, encoding, split_col, rep)
+            found = folder_companions(path)
+            probs = probs if probs is not None else found.get("probs")
+            annotations = annotations if annotations is not None else found.get("annotations")
+            dynamics = dynamics if dynamics is not None else found.get("dynamics")
+            embeddings = embeddings if embeddings is not None else found.get("embeddings")
+            scores = scores if scores is not None else found.get("scores")
             if split_col is None and SPLIT in df.columns:
                 split_col = SPLIT
         else:
@@ -407,10 +413,35 @@ def _is_prob_col(c: str) -> bool:
     return any(str(c).startswith(p) for p in PROB_PREFIXES[:2])
 
 
+#: Files in a dataset folder that are companions, not split files: name prefix -> load_dataset option.
+FOLDER_COMPANIONS = {"annotations": "annotations", "pred_probs": "probs", "embeddings": "embeddings",
+                     "dynamics": "dynamics", "scores": "scores", "influence": "scores"}
+
+
+def folder_companion_role(p: Path) -> str | None:
+    """The load_dataset option a file in a dataset folder feeds (``annotations_simulated.csv`` -> annotations)."""
+    stem = p.stem.lower()
+    for prefix, role in FOLDER_COMPANIONS.items():
+        if stem == prefix or stem.startswith(prefix + "_"):
+            return role
+    return None
+
+
+def folder_companions(path: Path) -> dict[str, Path]:
+    """Companion files found in a dataset folder, by load_dataset option (first match by name wins)."""
+    out: dict[str, Path] = {}
+    for p in sorted(path.iterdir()):
+        role = folder_companion_role(p)
+        if role and role not in out and p.is_file():
+            out[role] = p
+    return out
+
+
 def _read_folder(path: Path, encoding: str | None, split_col: str | None, rep: Report
                  ) -> tuple[pd.DataFrame, str, list[str] | None, dict[str, str]]:
     order = {"train": 0, "training": 0, "validation": 1, "valid": 1, "dev": 1, "val": 1, "test": 2}
-    files = sorted((p for p in path.iterdir() if p.suffix.lower() in TABLE_SUFFIXES - {".json"} and p.is_file()),
+    files = sorted((p for p in path.iterdir() if p.suffix.lower() in TABLE_SUFFIXES - {".json"} and p.is_file()
+                    and folder_companion_role(p) is None),
                    key=lambda p: (order.get(p.stem.lower(), 3), p.name))
     if not files:
         raise DataError(Problem(f"the folder {path} has no data files", "train.csv, test.csv or other .csv/.parquet/.jsonl files",
