@@ -1,10 +1,12 @@
 """Label-issue detection over a whole dataset: out-of-sample probabilities, every detector, the ensemble.
 
-(Interface fixed for the scan; the detectors issue fills it in.)
+``detect_label_issues`` is what the scan calls. It never gives a detector in-sample predictions:
+the probabilities are the user's (assumed out-of-sample, as the loader documents) or out-of-fold.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,7 +14,17 @@ import numpy as np
 import pandas as pd
 
 from labelaudit.dataset import Dataset
+from labelaudit.detectors import registry
+from labelaudit.detectors.base import DetectionContext, DetectorResult
+from labelaudit.detectors.ensemble import ISSUE_RULE, Combiner, combine, rank_average
+from labelaudit.detectors.knn import nearest_neighbours, normalise_rows
+from labelaudit.detectors.oof import cached_out_of_fold_probs
+from labelaudit.errors import DataError, UsageError
 from labelaudit.progress import ProgressFn, no_progress
+
+__all__ = ["Detection", "detect_label_issues", "nearest_neighbours"]
+
+PROBS_GIVEN, PROBS_OOF = "given", "out-of-fold"
 
 
 @dataclass
@@ -27,6 +39,97 @@ class Detection:
 
 
 def detect_label_issues(ds: Dataset, embeddings: np.ndarray, *, workspace: Any = None, seed: int = 0,
-                        detectors: list[str] | None = None, progress: ProgressFn = no_progress) -> Detection:
-    """Run the label-issue detectors on ``ds`` (embeddings: float32 (N, D), L2-normalised)."""
-    return Detection(table=pd.DataFrame(index=range(ds.n)))
+                        detectors: list[str] | None = None, progress: ProgressFn = no_progress,
+                        n_splits: int = 5, combiner: Combiner = rank_average) -> Detection:
+    """Run the label-issue detectors on ``ds`` (embeddings: float32 (N, D), L2-normalised).
+
+    ``detectors``: names to run (default: every default detector whose inputs exist). Probabilities
+    are ``ds.pred_probs`` when given, else ``n_splits``-fold out-of-fold logistic regression on the
+    embeddings (cached in ``workspace`` when one is passed). ``details`` holds: ``probs_source``
+    ("given" / "out-of-fold"), ``oof_accuracy`` (None when given), ``pred_accuracy``,
+    ``noise_matrix`` (K, K) and ``confident_joint`` (from confident learning, when it ran),
+    ``issues_per_class`` {class: rows needing review}, ``top3_labels`` / ``top3_probs`` (N, 3),
+    ``flags`` / ``evidence`` {detector: per-row}, ``detector_details``, ``skipped``, ``warnings``,
+    ``issue_rule``.
+
+    >>> det = detect_label_issues(ds, emb, workspace=Workspace(".labelaudit"))  # doctest: +SKIP
+    >>> det.table.sort_values("label_issue_score", ascending=False).head()  # doctest: +SKIP
+    """
+    if len(embeddings) != ds.n:
+        raise UsageError(f"embeddings have {len(embeddings)} rows but the dataset has {ds.n}")
+    emb = normalise_rows(embeddings)
+    labels = ds.labels
+    notes: list[str] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        if ds.pred_probs is not None:
+            probs, source, oof_accuracy = np.asarray(ds.pred_probs, dtype=np.float64), PROBS_GIVEN, None
+        else:
+            probs, oof_accuracy = cached_out_of_fold_probs(
+                emb, labels, n_classes=ds.k, key=ds.content_hash, workspace=workspace, n_splits=n_splits,
+                seed=seed, progress=progress)
+            source = PROBS_OOF
+    notes.extend(str(w.message) for w in caught if issubclass(w.category, UserWarning))
+
+    ctx = DetectionContext(labels=labels, n_classes=ds.k, embeddings=emb, pred_probs=probs, texts=ds.texts,
+                           dynamics=ds.dynamics, seed=seed,
+                           extra={"workspace": workspace, "ids": ds.ids, "classes": list(ds.classes),
+                                  "content_hash": ds.content_hash, "dataset": ds})
+    results, skipped = run_available(ctx, detectors, progress=progress)
+    if not results:
+        raise UsageError("no detector could run on this dataset")
+    ens = combine(results, pred_probs=probs, combiner=combiner)
+
+    classes = np.asarray(ds.classes, dtype=object)
+    table = pd.DataFrame({
+        "label_issue_score": ens.score,
+        "is_label_issue": ens.is_issue,
+        "suggested_label": classes[ens.suggested_label],
+        "suggested_label_prob": ens.suggested_prob,
+        "n_flags": ens.n_flags,
+    })
+    for name, r in results.items():
+        table[f"score_{name}"] = r.score
+    details: dict[str, Any] = {
+        "probs_source": source,
+        "oof_accuracy": oof_accuracy,
+        "pred_accuracy": float((probs.argmax(axis=1) == labels).mean()),
+        "detectors": list(results),
+        "skipped": skipped,
+        "issue_rule": ISSUE_RULE,
+        "combiner": getattr(combiner, "__name__", type(combiner).__name__),
+        "issues_per_class": {c: int(v) for c, v in zip(ds.classes, np.bincount(labels[ens.is_issue], minlength=ds.k), strict=True)},
+        "top3_labels": ens.top_labels,
+        "top3_probs": ens.top_probs,
+        "flags": {n: r.is_issue for n, r in results.items()},
+        "evidence": {n: r.evidence for n, r in results.items()},
+        "suggestions": {n: r.suggested_label for n, r in results.items()},
+        "detector_details": {n: r.details for n, r in results.items()},
+        "warnings": notes,
+    }
+    cl = results.get("confident_learning")
+    if cl is not None:
+        details["noise_matrix"] = cl.details["noise_matrix"]
+        details["confident_joint"] = cl.details["confident_joint"]
+    return Detection(table=table, pred_probs=probs, details=details)
+
+
+def run_available(ctx: DetectionContext, names: list[str] | None = None, *,
+                  progress: ProgressFn = no_progress) -> tuple[dict[str, DetectorResult], dict[str, str]]:
+    """Run the chosen (default: every default, runnable) detector; a detector that finds the data
+    unusable (DataError) is skipped with its reason instead of failing the whole detection."""
+    available = registry.all_detectors()
+    unknown = sorted(set(names or []) - set(available))
+    if unknown:
+        raise UsageError(f"unknown detector(s) {unknown}; available: {sorted(available)}")
+    specs = registry.runnable(ctx, names)
+    skipped = {n: "its inputs are missing" for n in (names or []) if n not in {s.name for s in specs}}
+    results: dict[str, DetectorResult] = {}
+    for i, spec in enumerate(specs):
+        progress(f"detector: {spec.name}", i, len(specs))
+        try:
+            results[spec.name] = spec.fn(ctx)
+        except DataError as e:
+            skipped[spec.name] = str(e)
+    progress("detectors", len(specs), len(specs))
+    return results, skipped
