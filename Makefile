@@ -16,7 +16,11 @@ export TRANSFORMERS_OFFLINE := 1
 run: install
 	$(BIN)/labelaudit app sample_data/banking77 --port $(PORT)
 
+# A throwaway PostgreSQL on loopback for the review-store tests; stopped and deleted afterwards, also on failure.
 test: install system-deps
+	@pg_env=$$(scripts/pg_test_server.sh start) || exit 1; eval "$$pg_env"; \
+	trap 'scripts/pg_test_server.sh stop "$$LABELAUDIT_TEST_PG_DIR"' EXIT; \
+	trap 'exit 130' INT TERM; \
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Skip the slow and browser tests while iterating.

@@ -1,0 +1,403 @@
+"""The review store: an append-only log of reviewers' decisions in a real database.
+
+Every decision is one row that is never updated or deleted; an item's current label is the result of
+folding its decisions in order (an ``undo`` row cancels the latest decision it has not cancelled yet).
+SQLite (a file in the workspace) is the default; any SQLAlchemy URL works, e.g.
+``postgresql+psycopg://user@127.0.0.1:5432/labelaudit``.
+
+Two reviewers never silently overwrite each other: a reviewer passes the id of the item's latest
+decision at the time the item was shown (``seen_decision_id``); if another decision landed since,
+:class:`ConflictError` is raised and nothing is written. The check and the insert happen in one
+transaction that holds a lock on the item's *head row* (``review_heads``: one row per dataset
+version and item, pointing at its latest decision): ``SELECT … FOR UPDATE`` on PostgreSQL,
+``BEGIN IMMEDIATE`` on SQLite. A call returns only after its transaction committed, so a decision is
+durable once ``record`` returns (SQLite runs with ``synchronous=FULL``).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from labelaudit.errors import UsageError
+
+#: Actions a reviewer can take. ``undo`` is appended by :meth:`ReviewStore.undo`.
+ACTIONS = ("accept", "change", "keep", "ambiguous", "remove", "undo")
+#: Actions whose new label must be given (a class name).
+RELABEL_ACTIONS = ("accept", "change")
+FINDING_KINDS = ("cluster", "item", "class_pair", "note")
+
+LOG_COLUMNS = ["decision_id", "dataset_version", "item_id", "reviewer", "decided_at", "action", "old_label",
+               "new_label", "comment", "shown"]
+CURRENT_COLUMNS = ["item_id", "action", "final_label", "reviewer", "decided_at", "decision_id",
+                   "latest_decision_id"]
+FINDING_COLUMNS = ["finding_id", "kind", "target", "note", "author", "created_at"]
+
+_metadata = sa.MetaData()
+decisions_table = sa.Table(
+    "review_decisions", _metadata,
+    sa.Column("decision_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("dataset_version", sa.String(64), nullable=False),
+    sa.Column("item_id", sa.Text, nullable=False),
+    sa.Column("reviewer", sa.Text, nullable=False),
+    sa.Column("decided_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("action", sa.String(16), nullable=False),
+    sa.Column("old_label", sa.Text, nullable=True),  # None only for an undo of a removal
+    sa.Column("new_label", sa.Text, nullable=True),  # None for remove
+    sa.Column("comment", sa.Text, nullable=False, default=""),
+    sa.Column("shown", sa.Text, nullable=False, default="{}"),  # JSON: what the reviewer saw
+    sa.Column("undoes_id", sa.Integer, nullable=True),  # for undo rows: the decision it cancels
+    sa.Index("ix_review_decisions_version_item", "dataset_version", "item_id"),
+)
+heads_table = sa.Table(
+    "review_heads", _metadata,
+    sa.Column("dataset_version", sa.String(64), primary_key=True),
+    sa.Column("item_id", sa.Text, primary_key=True),
+    sa.Column("latest_decision_id", sa.Integer, nullable=False, default=0),  # 0 = no decision yet
+)
+findings_table = sa.Table(
+    "review_findings", _metadata,
+    sa.Column("finding_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("dataset_version", sa.String(64), nullable=False, index=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("target", sa.Text, nullable=False),
+    sa.Column("note", sa.Text, nullable=False),
+    sa.Column("author", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One row of the decision log. ``decided_at`` is timezone-aware UTC."""
+
+    id: int
+    dataset_version: str
+    item_id: str
+    reviewer: str
+    decided_at: datetime
+    action: str
+    old_label: str | None
+    new_label: str | None
+    comment: str = ""
+    shown: dict[str, Any] = field(default_factory=dict)
+    undoes_id: int | None = None
+
+    @property
+    def decision_id(self) -> int:
+        return self.id
+
+    def describe(self) -> str:
+        """'alice: change card_arrival → card_delivery_estimate (2026-11-24 01:02 UTC)' as plain text."""
+        if self.action in RELABEL_ACTIONS:
+            what = f"{self.action} {self.old_label} → {self.new_label}"
+        elif self.action == "undo":
+            what = f"undo (label back to {self.new_label})"
+        else:
+            what = f"{self.action} ({self.old_label})"
+        when = self.decided_at.strftime("%Y-%m-%d %H:%M:%S UTC")
+        note = f" — {self.comment}" if self.comment else ""
+        return f"{self.reviewer}: {what} at {when}{note}"
+
+
+class ConflictError(Exception):
+    """The item got a newer decision after it was shown; nothing was written."""
+
+    def __init__(self, latest: Decision):
+        self.latest = latest
+        super().__init__(f"item {latest.item_id} was decided meanwhile by {latest.describe()}")
+
+
+def normalise_url(url: str) -> str:
+    """Use the installed psycopg 3 driver for plain ``postgresql://`` URLs."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+_READ_ONLY = "labelaudit_read_only"
+
+
+def _make_engine(url: str) -> Engine:
+    url = normalise_url(url)
+    if url.startswith("sqlite"):
+        # Let SQLAlchemy emit BEGIN itself so every transaction is BEGIN IMMEDIATE: the write lock is taken
+        # before the conflict check, which makes check-and-insert atomic across processes.
+        engine = sa.create_engine(url, connect_args={"timeout": 30})
+
+        @sa.event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+            dbapi_conn.isolation_level = None  # the driver must not BEGIN on its own
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
+            cur.execute("PRAGMA synchronous=FULL")  # committed = on disk, even with WAL
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        @sa.event.listens_for(engine, "begin")
+        def _on_begin(conn):  # type: ignore[no-untyped-def]
+            # Reads need no write lock; with WAL they see the last committed state without waiting.
+            read_only = conn.get_execution_options().get(_READ_ONLY, False)
+            conn.exec_driver_sql("BEGIN DEFERRED" if read_only else "BEGIN IMMEDIATE")
+
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True)
+
+
+def _utc(ts: Any) -> datetime:
+    """SQLite hands back naive datetimes (we store UTC); PostgreSQL aware ones."""
+    if isinstance(ts, str):
+        ts = datetime.fromisoformat(ts)
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+
+
+def _row_to_decision(row: Any) -> Decision:
+    m = row._mapping
+    return Decision(id=int(m["decision_id"]), dataset_version=m["dataset_version"], item_id=m["item_id"],
+                    reviewer=m["reviewer"], decided_at=_utc(m["decided_at"]), action=m["action"],
+                    old_label=m["old_label"], new_label=m["new_label"], comment=m["comment"] or "",
+                    shown=json.loads(m["shown"] or "{}"), undoes_id=m["undoes_id"])
+
+
+def effective_stack(history: list[Decision]) -> list[Decision]:
+    """The decisions still in force after undos, oldest first (``history`` ordered by id).
+
+    >>> # change, keep, undo  ->  [change]   (the undo cancelled the keep)
+    """
+    stack: list[Decision] = []
+    for d in history:
+        if d.action == "undo":
+            stack = [s for s in stack if s.id != d.undoes_id]
+        else:
+            stack.append(d)
+    return stack
+
+
+class ReviewStore:
+    """Append-only decision log and pinned findings, in any SQLAlchemy database.
+
+    Thread-safe and shareable between Streamlit sessions (one engine with a connection pool); several
+    processes may use the same database at once.
+
+    Example::
+
+        store = ReviewStore("sqlite:///review.sqlite")
+        d = store.record(dataset_version=ds.content_hash, item_id="17", reviewer="ana", action="change",
+                         old_label="card_arrival", new_label="card_delivery_estimate",
+                         seen_decision_id=store.latest_decision_id(ds.content_hash, "17"))
+        store.current(ds.content_hash)   # one row per decided item
+    """
+
+    _create_lock = threading.Lock()
+
+    def __init__(self, url: str):
+        self.url = normalise_url(url)
+        self.engine = _make_engine(self.url)
+        with self._create_lock:
+            try:
+                _metadata.create_all(self.engine)
+            except sa.exc.DBAPIError:
+                # Another process created the tables between our check and our CREATE: they exist now.
+                _metadata.create_all(self.engine)
+
+    def __repr__(self) -> str:
+        return f"ReviewStore({self.engine.url.render_as_string(hide_password=True)!r})"
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # ------------------------------------------------------------------ writing
+    def record(self, *, dataset_version: str, item_id: str, reviewer: str, action: str, old_label: str,
+               new_label: str | None, comment: str = "", shown: dict | None = None,
+               seen_decision_id: int | None = None) -> Decision:
+        """Append one decision and return it (with ``id`` and UTC ``decided_at``) once committed.
+
+        ``action`` is one of :data:`ACTIONS`. ``new_label`` is required for accept/change, ignored for
+        remove (stored as None) and defaults to ``old_label`` for keep/ambiguous. ``shown``: JSON-able
+        dict of what the reviewer saw (scores, suggestion, queue source). ``seen_decision_id``: the
+        item's latest decision id when it was shown (None when it had none); raises
+        :class:`ConflictError` if the item has a newer one now, writing nothing.
+        """
+        if action == "undo":
+            return self.undo(dataset_version=dataset_version, item_id=item_id, reviewer=reviewer,
+                             seen_decision_id=seen_decision_id, comment=comment)
+        if action not in ACTIONS:
+            raise UsageError(f"unknown review action {action!r}; expected one of {', '.join(ACTIONS)}")
+        if action in RELABEL_ACTIONS and not new_label:
+            raise UsageError(f"action {action!r} needs the new label")
+        if action == "remove":
+            new_label = None
+        elif action in ("keep", "ambiguous"):
+            new_label = new_label or old_label
+        if not reviewer or not str(reviewer).strip():
+            raise UsageError("a decision needs the reviewer's name")
+        values = dict(dataset_version=dataset_version, item_id=str(item_id), reviewer=str(reviewer).strip(),
+                      action=action, old_label=old_label, new_label=new_label, comment=comment or "",
+                      shown=json.dumps(shown or {}, default=_json_default, sort_keys=True), undoes_id=None)
+        return self._append(values, seen_decision_id)
+
+    def undo(self, *, dataset_version: str, item_id: str, reviewer: str, seen_decision_id: int | None,
+             comment: str = "") -> Decision:
+        """Append an ``undo`` that cancels the item's latest decision still in force; never deletes.
+
+        The undo row's ``old_label`` is the label before the undo (None if the item was removed) and
+        its ``new_label`` the label restored. Raises :class:`UsageError` when nothing is left to undo
+        and :class:`ConflictError` as :meth:`record` does.
+        """
+        values = dict(dataset_version=dataset_version, item_id=str(item_id), reviewer=str(reviewer).strip(),
+                      action="undo", comment=comment or "")
+        return self._append(values, seen_decision_id)
+
+    def _append(self, values: dict[str, Any], seen_decision_id: int | None) -> Decision:
+        dv, item = values["dataset_version"], values["item_id"]
+        key = (heads_table.c.dataset_version == dv) & (heads_table.c.item_id == item)
+        with self.engine.begin() as conn:
+            self._ensure_head(conn, dv, item)
+            # Row lock on the head (PostgreSQL); SQLite already holds the database write lock (BEGIN IMMEDIATE).
+            latest = conn.execute(sa.select(heads_table.c.latest_decision_id).where(key).with_for_update()).scalar_one()
+            if latest != (seen_decision_id or 0):
+                raise ConflictError(self._get(conn, latest))  # leaving the block rolls back
+            if values["action"] == "undo":
+                stack = effective_stack(self._history(conn, dv, item))
+                if not stack:
+                    raise UsageError(f"item {item} has no decision to undo")
+                cancelled = stack[-1]
+                values.update(old_label=cancelled.new_label, new_label=cancelled.old_label,
+                              undoes_id=cancelled.id, shown=json.dumps({"undoes": cancelled.id}))
+            values["decided_at"] = datetime.now(UTC)
+            new_id = conn.execute(decisions_table.insert().values(**values)
+                                  .returning(decisions_table.c.decision_id)).scalar_one()
+            conn.execute(heads_table.update().where(key).values(latest_decision_id=new_id))
+            decision = self._get(conn, new_id)
+        return decision
+
+    def _ensure_head(self, conn: Connection, dv: str, item: str) -> None:
+        if conn.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        elif conn.dialect.name == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+        else:  # other databases: insert if missing under the transaction's own isolation
+            exists = conn.execute(sa.select(heads_table.c.item_id).where(
+                (heads_table.c.dataset_version == dv) & (heads_table.c.item_id == item))).first()
+            if exists is None:
+                conn.execute(heads_table.insert().values(dataset_version=dv, item_id=item, latest_decision_id=0))
+            return
+        conn.execute(insert(heads_table).values(dataset_version=dv, item_id=item, latest_decision_id=0)
+                     .on_conflict_do_nothing())
+
+    def add_finding(self, *, dataset_version: str, kind: str, target: str, note: str, author: str) -> int:
+        """Pin a finding for the ROI page and report; returns its id. ``kind`` in :data:`FINDING_KINDS`."""
+        if kind not in FINDING_KINDS:
+            raise UsageError(f"unknown finding kind {kind!r}; expected one of {', '.join(FINDING_KINDS)}")
+        with self.engine.begin() as conn:
+            return int(conn.execute(findings_table.insert().values(
+                dataset_version=dataset_version, kind=kind, target=str(target), note=note or "",
+                author=str(author), created_at=datetime.now(UTC)).returning(findings_table.c.finding_id)).scalar_one())
+
+    # ------------------------------------------------------------------ reading
+    def _reading(self) -> Connection:
+        return self.engine.connect().execution_options(**{_READ_ONLY: True})
+
+    def _get(self, conn: Connection, decision_id: int) -> Decision:
+        row = conn.execute(sa.select(decisions_table).where(decisions_table.c.decision_id == decision_id)).one()
+        return _row_to_decision(row)
+
+    def _history(self, conn: Connection, dv: str, item: str) -> list[Decision]:
+        rows = conn.execute(sa.select(decisions_table).where(
+            (decisions_table.c.dataset_version == dv) & (decisions_table.c.item_id == item))
+            .order_by(decisions_table.c.decision_id)).all()
+        return [_row_to_decision(r) for r in rows]
+
+    def decision(self, decision_id: int) -> Decision:
+        with self._reading() as conn:
+            return self._get(conn, decision_id)
+
+    def history(self, dataset_version: str, item_id: str) -> list[Decision]:
+        """Every decision on one item, oldest first."""
+        with self._reading() as conn:
+            return self._history(conn, dataset_version, str(item_id))
+
+    def latest_decision_id(self, dataset_version: str, item_id: str) -> int | None:
+        """Id of the item's newest decision (undos included), None when it has none. Pass it back as
+        ``seen_decision_id``."""
+        with self._reading() as conn:
+            v = conn.execute(sa.select(heads_table.c.latest_decision_id).where(
+                (heads_table.c.dataset_version == dataset_version) & (heads_table.c.item_id == str(item_id)))).scalar()
+        return int(v) if v else None
+
+    def latest_decision_ids(self, dataset_version: str) -> dict[str, int]:
+        """``{item_id: latest decision id}`` for every item with a decision."""
+        with self._reading() as conn:
+            rows = conn.execute(sa.select(heads_table.c.item_id, heads_table.c.latest_decision_id).where(
+                (heads_table.c.dataset_version == dataset_version) & (heads_table.c.latest_decision_id > 0))).all()
+        return {r[0]: int(r[1]) for r in rows}
+
+    def log(self, dataset_version: str | None = None) -> pd.DataFrame:
+        """The decision log, oldest first: columns :data:`LOG_COLUMNS` (``shown`` as a JSON string,
+        ``decided_at`` UTC)."""
+        q = sa.select(*[decisions_table.c[c] for c in LOG_COLUMNS]).order_by(decisions_table.c.decision_id)
+        if dataset_version is not None:
+            q = q.where(decisions_table.c.dataset_version == dataset_version)
+        with self._reading() as conn:
+            rows = conn.execute(q).all()
+        df = pd.DataFrame([tuple(r) for r in rows], columns=LOG_COLUMNS)
+        df["decided_at"] = pd.to_datetime([_utc(t) for t in df["decided_at"]], utc=True)
+        df["comment"] = df["comment"].fillna("")
+        return df
+
+    def current(self, dataset_version: str) -> pd.DataFrame:
+        """One row per item with a decision in force: columns :data:`CURRENT_COLUMNS`.
+
+        ``action`` is the effective action after undos; ``final_label`` the label now (None when
+        removed); ``reviewer``, ``decided_at`` and ``decision_id`` are those of that effective
+        decision; ``latest_decision_id`` is the newest row for the item (an undo, perhaps). Items
+        whose decisions were all undone are absent (undecided again).
+        """
+        with self._reading() as conn:
+            rows = conn.execute(sa.select(decisions_table).where(decisions_table.c.dataset_version == dataset_version)
+                                .order_by(decisions_table.c.decision_id)).all()
+        by_item: dict[str, list[Decision]] = {}
+        for r in rows:
+            d = _row_to_decision(r)
+            by_item.setdefault(d.item_id, []).append(d)
+        out = []
+        for item, hist in by_item.items():
+            stack = effective_stack(hist)
+            if stack:
+                top = stack[-1]
+                out.append((item, top.action, top.new_label, top.reviewer, top.decided_at, top.id, hist[-1].id))
+        df = pd.DataFrame(out, columns=CURRENT_COLUMNS)
+        df["decided_at"] = pd.to_datetime(df["decided_at"], utc=True)
+        return df.sort_values("decision_id", kind="stable").reset_index(drop=True)
+
+    def findings(self, dataset_version: str) -> pd.DataFrame:
+        """Pinned findings, oldest first: columns :data:`FINDING_COLUMNS`."""
+        with self._reading() as conn:
+            rows = conn.execute(sa.select(*[findings_table.c[c] for c in FINDING_COLUMNS])
+                                .where(findings_table.c.dataset_version == dataset_version)
+                                .order_by(findings_table.c.finding_id)).all()
+        df = pd.DataFrame([tuple(r) for r in rows], columns=FINDING_COLUMNS)
+        df["created_at"] = pd.to_datetime([_utc(t) for t in df["created_at"]], utc=True)
+        return df
+
+
+def _json_default(o: Any) -> Any:
+    import numpy as np
+
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.floating):
+        return float(o)
+    if isinstance(o, np.bool_):
+        return bool(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    return str(o)
