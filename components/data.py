@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
 from components import state
@@ -26,11 +28,128 @@ def current_dataset() -> Dataset | None:
     return load_workspace_dataset(st.session_state[state.WORKSPACE], h)
 
 
+def render_data_page_link() -> None:
+    try:
+        st.page_link("pages/data.py", label="Go to the Data page", icon=":material/database:")
+    except st.errors.StreamlitAPIException:  # a page run on its own (tests) has no navigation to link into
+        st.caption("Open the Data page from the sidebar.")
+
+
 def require_dataset() -> Dataset:
     """Page guard: the current dataset, or a pointer to the Data page and a stop."""
     ds = current_dataset()
     if ds is None:
         st.info("Load a dataset first: the bundled BANKING77 sample, an upload, or a path on the server.")
-        st.page_link("pages/data.py", label="Go to the Data page", icon=":material/database:")
+        render_data_page_link()
         st.stop()
     return ds
+
+
+# --------------------------------------------------------------------------- loading from the Data page
+SAMPLE_DIR = Path(__file__).resolve().parents[1] / "sample_data" / "banking77"
+COMPANION_UPLOADS = {
+    "probs": ("Predicted probabilities (N x K)", ["npy", "csv", "parquet"]),
+    "annotations": ("Annotations: item_id, annotator_id, label[, timestamp]", ["csv", "tsv", "parquet"]),
+    "dynamics": ("Per-epoch logits (E x N x K)", ["npy"]),
+    "embeddings": ("Precomputed embeddings (N x D)", ["npy"]),
+    "scores": ("External scores: per row (id, ...) or per pair (train_id, query_id, score)", ["csv", "parquet"]),
+    "classes": ("Class list (JSON list, or {class: description})", ["json"]),
+}
+
+
+def save_upload(workspace_root: str, uploaded) -> Path:
+    """Store an uploaded file under the workspace, named by its content hash (uploads are never executed)."""
+    import hashlib
+
+    data = uploaded.getvalue()
+    digest = hashlib.sha256(data).hexdigest()[:16]
+    folder = Path(workspace_root) / "uploads" / digest
+    folder.mkdir(parents=True, exist_ok=True)
+    name = Path(uploaded.name).name or "upload"
+    target = folder / name
+    if not target.exists():
+        target.write_bytes(data)
+    return target
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def read_columns(path: str, mtime: float, encoding: str | None) -> tuple[list[str], str | None]:
+    """Column names of a data file (or folder), or the problem reading it."""
+    from labelaudit.errors import DataError
+    from labelaudit.io import read_table
+
+    p = Path(path)
+    try:
+        if p.is_dir():
+            return [], None
+        return list(read_table(p, encoding=encoding).columns), None
+    except DataError as e:
+        return [], "\n".join(str(x) for x in e.problems)
+
+
+def load_into_session(data: str | Path, **options) -> bool:
+    """Load and validate ``data``; on success store it in the workspace and make it current.
+
+    Problems are kept in session state for the Data page to show; never raises DataError.
+    """
+    from labelaudit.errors import DataError, UsageError
+    from labelaudit.io import load_dataset
+
+    ws = current_workspace()
+    try:
+        ds = load_dataset(data, **{k: v for k, v in options.items() if v not in (None, "")})
+    except DataError as e:
+        st.session_state[state.LOAD_PROBLEMS] = [str(p) for p in e.problems]
+        return False
+    except UsageError as e:
+        st.session_state[state.LOAD_PROBLEMS] = [str(e)]
+        return False
+    st.session_state[state.LOAD_PROBLEMS] = []
+    st.session_state[state.DATASET_HASH] = ws.save_dataset(ds)
+    st.session_state[state.SELECTION] = []
+    return True
+
+
+# --------------------------------------------------------------------------- summary widgets
+def render_dataset_summary(ds: Dataset) -> None:
+    """Rows, classes, splits, class balance, text lengths, companions, mapping, warnings."""
+    import plotly.express as px
+
+    s = ds.summary()
+    cols = st.columns(4)
+    cols[0].metric("Rows", f"{s['rows']:,}")
+    cols[1].metric("Classes", f"{s['classes']:,}")
+    cols[2].metric("Median text length", f"{s['median_text_length']:.0f} chars")
+    cols[3].metric("Largest / smallest class", f"{s['imbalance_ratio']:.1f}x")
+    splits = s["rows_per_split"]
+    if list(splits) != ["(none)"]:
+        st.caption("Splits: " + " · ".join(f"{k}: {v:,} rows" for k, v in splits.items())
+                   + ("  — the test split is protected: evaluation only, never changed by bulk actions."
+                      if ds.has_test_split else ""))
+    st.caption(f"Source: {ds.source} · dataset version {ds.content_hash}")
+
+    left, right = st.columns(2)
+    counts = ds.class_counts().sort_values(ascending=False).rename_axis("class").reset_index(name="rows")
+    fig = px.bar(counts, x="class", y="rows", title="Class balance")
+    fig.update_layout(xaxis={"showticklabels": ds.k <= 40}, height=340, margin={"t": 40, "b": 10})
+    left.plotly_chart(fig, width="stretch")
+    lengths = ds.frame["text"].str.len().rename("characters").to_frame()
+    fig2 = px.histogram(lengths, x="characters", nbins=50, title="Text length")
+    fig2.update_layout(height=340, margin={"t": 40, "b": 10})
+    right.plotly_chart(fig2, width="stretch")
+
+    with st.expander("Columns and companions", expanded=True):
+        st.dataframe(
+            [{"role": k, "source column": v} for k, v in s["mapping"].items()]
+            + [{"role": k, "source column": v} for k, v in s["companions"].items()],
+            hide_index=True, width="stretch",
+        )
+        if not s["companions"]:
+            st.caption("No companions: predicted probabilities are computed out-of-fold, embeddings with the "
+                       "bundled model, and training dynamics by training a head on the embeddings.")
+    if ds.warnings:
+        with st.expander(f"Validation warnings ({len(ds.warnings)})", expanded=True):
+            for w in ds.warnings:
+                st.warning(str(w), icon=":material/warning:")
+    st.subheader("First rows")
+    st.dataframe(ds.frame.head(200), hide_index=True, width="stretch")

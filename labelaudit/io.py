@@ -232,10 +232,11 @@ def _rows(mask: pd.Series | np.ndarray) -> list[int]:
     return (np.flatnonzero(np.asarray(mask)) + 1).tolist()
 
 
-def _rows_text(rows: list[int], offsets: list[int] | None = None) -> str:
+def _rows_text(rows: list[int]) -> str:
+    """'row 4', or 'rows 2, 5, 9, 11, 12 and 40 more' (1-based data rows)."""
     shown = ", ".join(str(r) for r in rows[:MAX_ROWS_LISTED])
     more = f" and {len(rows) - MAX_ROWS_LISTED} more" if len(rows) > MAX_ROWS_LISTED else ""
-    return f"{shown}{more}"
+    return f"{'row' if len(rows) == 1 else 'rows'} {shown}{more}"
 
 
 # --------------------------------------------------------------------------- public loader
@@ -332,25 +333,25 @@ def load_dataset(
     empty = text.str.strip() == ""
     if empty.any():
         rows = _rows(empty)
-        rep.error(f"{len(rows)} empty text(s) in rows {_rows_text(rows)}", "a non-empty text in every row",
+        rep.error(f"{len(rows)} empty text(s) in {_rows_text(rows)}", "a non-empty text in every row",
                   file=file, column=t, fix="remove those rows or fill in their text")
     label = as_str(lab).str.strip()
     nolab = label == ""
     if nolab.any():
         rows = _rows(nolab)
-        rep.error(f"{len(rows)} missing label(s) in rows {_rows_text(rows)}", "a label in every row",
+        rep.error(f"{len(rows)} missing label(s) in {_rows_text(rows)}", "a label in every row",
                   file=file, column=lab, fix="label those rows or remove them")
     if i:
         ids = as_str(i).str.strip()
         blank = ids == ""
         if blank.any():
             rows = _rows(blank)
-            rep.error(f"{len(rows)} missing id(s) in rows {_rows_text(rows)}", "an id in every row", file=file, column=i)
+            rep.error(f"{len(rows)} missing id(s) in {_rows_text(rows)}", "an id in every row", file=file, column=i)
         dup = ids.duplicated(keep=False) & ~blank
         if dup.any():
             first = ids[dup].iloc[0]
             rows = _rows(ids == first)
-            rep.error(f"{int(ids[dup].nunique())} id(s) appear more than once, e.g. '{first}' in rows {_rows_text(rows)}",
+            rep.error(f"{int(ids[dup].nunique())} id(s) appear more than once, e.g. '{first}' in {_rows_text(rows)}",
                       "unique ids", file=file, column=i, fix="deduplicate the rows or pick another id column")
     else:
         ids = pd.Series([str(r) for r in range(len(df))], dtype=object)
@@ -372,7 +373,7 @@ def load_dataset(
         unknown = sorted(set(present) - set(class_list))
         if unknown:
             rows = _rows(label.isin(unknown))
-            rep.error(f"label(s) {unknown[:5]} in rows {_rows_text(rows)} are not in the class list",
+            rep.error(f"label(s) {unknown[:5]} in {_rows_text(rows)} are not in the class list",
                       f"one of the {len(class_list)} listed classes", file=file, column=lab)
     if len(set(present)) < 2 and not nolab.all():
         rep.error(f"every row has the same label '{present[0]}'" if present else "no labels",
@@ -498,12 +499,12 @@ def _check_prob_matrix(p: np.ndarray, n: int, k: int, file: str, rep: Report) ->
     bad = ~np.isfinite(p).all(axis=1)
     if bad.any():
         rows = _rows(bad)
-        rep.error(f"NaN or infinite probabilities in rows {_rows_text(rows)}", "finite numbers in [0, 1]", file=file)
+        rep.error(f"NaN or infinite probabilities in {_rows_text(rows)}", "finite numbers in [0, 1]", file=file)
         return None
     neg = (p < 0).any(axis=1)
     if neg.any():
         rows = _rows(neg)
-        rep.error(f"negative probabilities in rows {_rows_text(rows)} (smallest {p.min():.3g})", "probabilities in [0, 1]",
+        rep.error(f"negative probabilities in {_rows_text(rows)} (smallest {p.min():.3g})", "probabilities in [0, 1]",
                   file=file, fix="pass softmax probabilities, not logits")
         return None
     sums = p.sum(axis=1)
@@ -511,7 +512,7 @@ def _check_prob_matrix(p: np.ndarray, n: int, k: int, file: str, rep: Report) ->
     far = off > PROB_SUM_TOLERANCE
     if far.any():
         rows = _rows(far)
-        rep.error(f"probability rows {_rows_text(rows)} sum to {sums[far][0]:.4g}, not 1",
+        rep.error(f"probability {_rows_text(rows)} sum to {sums[far][0]:.4g}, not 1",
                   f"each row summing to 1 (within {PROB_SUM_TOLERANCE})", file=file,
                   fix="pass softmax probabilities, not logits or scores")
         return None
@@ -602,25 +603,25 @@ def _read_annotations(ann: str | Path | pd.DataFrame, ds: Dataset, rep: Report) 
         bad = ts.isna() & df["timestamp"].notna() & (df["timestamp"].astype(str).str.strip() != "")
         if bad.any():
             rows = _rows(bad)
-            rep.error(f"unreadable timestamps in rows {_rows_text(rows)}, e.g. {df['timestamp'][bad].iloc[0]!r}",
+            rep.error(f"unreadable timestamps in {_rows_text(rows)}, e.g. {df['timestamp'][bad].iloc[0]!r}",
                       "ISO 8601 times such as 2024-05-01T12:00:00Z", file=file, column="timestamp")
         out["timestamp"] = ts
     for c in need:
         blank = out[c] == ""
         if blank.any():
             rows = _rows(blank)
-            rep.error(f"{len(rows)} empty value(s) in rows {_rows_text(rows)}", f"a {c} in every row", file=file, column=c)
+            rep.error(f"{len(rows)} empty value(s) in {_rows_text(rows)}", f"a {c} in every row", file=file, column=c)
     unknown_items = ~out["item_id"].isin(ds.id_to_row) & (out["item_id"] != "")
     if unknown_items.any():
         rows = _rows(unknown_items)
         rep.error(f"{len(rows)} row(s) name items that are not in the dataset, e.g. '{out['item_id'][unknown_items].iloc[0]}' "
-                  f"in rows {_rows_text(rows)}", "item_id values that are ids of the dataset", file=file, column="item_id",
+                  f"in {_rows_text(rows)}", "item_id values that are ids of the dataset", file=file, column="item_id",
                   fix="check that the dataset's id column is mapped (--id-col) and matches")
     unknown_labels = ~out["label"].isin(ds.classes) & (out["label"] != "")
     if unknown_labels.any():
         rows = _rows(unknown_labels)
         vals = sorted(out["label"][unknown_labels].unique().tolist())
-        rep.error(f"label(s) {vals[:5]} in rows {_rows_text(rows)} are not classes of the dataset",
+        rep.error(f"label(s) {vals[:5]} in {_rows_text(rows)} are not classes of the dataset",
                   f"one of the dataset's {ds.k} classes", file=file, column="label")
     dup = out.duplicated(subset=["item_id", "annotator_id"], keep=False)
     if dup.any() and "timestamp" not in out.columns:
@@ -670,7 +671,7 @@ def _read_cartography(p: Path, ds: Dataset, rep: Report) -> np.ndarray | None:
         rows = tab["guid"].map(lambda g: ds.id_to_row.get(_scalar_str(g)))
         if rows.isna().any():
             bad = _rows(rows.isna())
-            rep.error(f"guids not in the dataset in rows {_rows_text(bad)}", "guids that are dataset ids", file=Path(f).name,
+            rep.error(f"guids not in the dataset in {_rows_text(bad)}", "guids that are dataset ids", file=Path(f).name,
                       column="guid")
             return None
         logits = np.array(tab[key].tolist(), dtype=np.float32)
@@ -696,11 +697,11 @@ def _read_scores(scores: str | Path | pd.DataFrame, ds: Dataset, rep: Report) ->
                             "score": pd.to_numeric(df["score"], errors="coerce")})
         if out["score"].isna().any():
             rows = _rows(out["score"].isna())
-            rep.error(f"non-numeric scores in rows {_rows_text(rows)}", "numbers", file=file, column="score")
+            rep.error(f"non-numeric scores in {_rows_text(rows)}", "numbers", file=file, column="score")
         unknown = ~out["train_id"].isin(ds.id_to_row)
         if unknown.any():
             rows = _rows(unknown)
-            rep.error(f"train_id values not in the dataset in rows {_rows_text(rows)}", "dataset ids", file=file, column="train_id")
+            rep.error(f"train_id values not in the dataset in {_rows_text(rows)}", "dataset ids", file=file, column="train_id")
         return None, out
     if ID not in cols:
         rep.error(f"columns {sorted(cols)}", "per-row scores with an 'id' column, or pairs with train_id, query_id, score",
@@ -714,12 +715,12 @@ def _read_scores(scores: str | Path | pd.DataFrame, ds: Dataset, rep: Report) ->
         num = pd.to_numeric(out[c], errors="coerce")
         if num.isna().any():
             rows = _rows(num.isna())
-            rep.error(f"non-numeric values in rows {_rows_text(rows)}", "numbers", file=file, column=c)
+            rep.error(f"non-numeric values in {_rows_text(rows)}", "numbers", file=file, column=c)
         out[c] = num
     unknown = ~out[ID].isin(ds.id_to_row)
     if unknown.any():
         rows = _rows(unknown)
-        rep.error(f"ids not in the dataset in rows {_rows_text(rows)}", "dataset ids", file=file, column=ID)
+        rep.error(f"ids not in the dataset in {_rows_text(rows)}", "dataset ids", file=file, column=ID)
     if out[ID].duplicated().any():
         rep.error("ids repeated", "one row per id", file=file, column=ID)
     return out, None

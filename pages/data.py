@@ -1,0 +1,85 @@
+"""Data page: choose the bundled sample, upload files or give a server path; map columns; see the summary."""
+
+from pathlib import Path
+
+import streamlit as st
+
+from components import state
+from components.data import (
+    COMPANION_UPLOADS,
+    SAMPLE_DIR,
+    current_dataset,
+    load_into_session,
+    read_columns,
+    render_dataset_summary,
+    save_upload,
+)
+
+st.title("Data")
+
+AUTO = "(detect)"
+NONE = "(none)"
+source = st.radio("Source", ["Bundled sample: BANKING77", "Upload files", "Path on the server"], horizontal=True,
+                  key="data_source")
+
+data_path: Path | None = None
+companions: dict[str, str] = {}
+encoding = None
+if source.startswith("Bundled"):
+    st.caption("13,083 online-banking queries in 77 intents (train 10,003 · test 3,080), with simulated "
+               "multi-rater annotations when present. CC BY 4.0, PolyAI (Casanueva et al. 2020).")
+    data_path = SAMPLE_DIR
+elif source == "Upload files":
+    up = st.file_uploader("Dataset (CSV, TSV, Parquet or JSONL)", type=["csv", "tsv", "txt", "parquet", "jsonl"])
+    with st.expander("Optional companions"):
+        for key, (label, types) in COMPANION_UPLOADS.items():
+            f = st.file_uploader(label, type=types, key=f"upload_{key}")
+            if f is not None:
+                companions[key] = str(save_upload(st.session_state[state.WORKSPACE], f))
+    if up is not None:
+        data_path = save_upload(st.session_state[state.WORKSPACE], up)
+else:
+    typed = st.text_input("Path to a data file or a folder of split files (train.csv, test.csv, …)")
+    with st.expander("Optional companions (paths on the server)"):
+        for key, (label, _types) in COMPANION_UPLOADS.items():
+            v = st.text_input(label, key=f"path_{key}")
+            if v.strip():
+                companions[key] = v.strip()
+    if typed.strip():
+        data_path = Path(typed.strip()).expanduser()
+
+mapping: dict[str, str | None] = {}
+if data_path is not None and not source.startswith("Bundled"):
+    encoding = st.text_input("Encoding (blank = UTF-8)", key="data_encoding").strip() or None
+    if data_path.exists() and data_path.is_file():
+        columns, problem = read_columns(str(data_path), data_path.stat().st_mtime, encoding)
+        if problem:
+            st.error(problem, icon=":material/error:")
+        elif columns:
+            st.markdown("**Columns** — leave on *(detect)* to let labelaudit choose; it says what it chose.")
+            c = st.columns(4)
+            for col, (role, optional) in zip(c, [("text", False), ("label", False), ("id", True), ("split", True)],
+                                             strict=True):
+                opts = [AUTO] + ([NONE] if optional else []) + columns
+                choice = col.selectbox(f"{role} column", opts, key=f"map_{role}")
+                mapping[f"{role}_col"] = None if choice == AUTO else choice
+            if mapping.get("id_col") == NONE:
+                mapping["id_col"] = None
+            if mapping.get("split_col") == NONE:
+                mapping["split_col"] = None
+
+if st.button("Load", type="primary", disabled=data_path is None, key="load_button"):
+    with st.spinner("Reading and validating…"):
+        ok = load_into_session(data_path, encoding=encoding, **mapping, **companions)
+    if ok:
+        st.rerun()
+
+for problem in st.session_state.get(state.LOAD_PROBLEMS, []):
+    st.error(problem, icon=":material/error:")
+
+ds = current_dataset()
+if ds is None:
+    st.info("No dataset loaded yet.")
+    st.stop()
+st.header("Summary")
+render_dataset_summary(ds)

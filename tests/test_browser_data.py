@@ -1,0 +1,31 @@
+"""Real browser: the app starts, the Data page loads the bundled sample and shows its summary."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import wait_for_app
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+def test_sample_loads_in_chromium(streamlit_server, page):
+    server = streamlit_server()
+    page.goto(server.url)
+    wait_for_app(page)
+    page.get_by_role("button", name="Load").click()
+    page.get_by_text("train: 10,003 rows").wait_for(timeout=90_000)
+    page.locator("[data-testid='stMetric']", has_text="Rows").filter(has_text="13,083").wait_for()
+    page.locator("[data-testid='stMetric']", has_text="Classes").filter(has_text="77").wait_for()
+    # Every page of the navigation opens without an exception once data is loaded.
+    for title in ["About", "Data"]:
+        page.get_by_role("link", name=title).first.click()
+        wait_for_app(page)
+        assert page.locator("[data-testid='stException']").count() == 0, server.log()
+
+
+def test_cli_preloaded_dataset_is_shown_on_open(streamlit_server, page, sample_dataset):
+    server = streamlit_server(dataset=sample_dataset)
+    page.goto(server.url)
+    wait_for_app(page)
+    page.get_by_text("train: 10,003 rows").wait_for(timeout=90_000)
