@@ -19,6 +19,11 @@ REVIEWER = "reviewer"
 #: The review queue: ordered list of row ids, and where it came from.
 QUEUE = "review_queue"
 QUEUE_SOURCE = "review_queue_source"
+#: Scan options chosen in the app (dict: cluster_method, n_clusters, seed); the scan cache key.
+SCAN_OPTIONS = "scan_options"
+#: Explore page: cluster filter (int or None) and class filter (list[str], empty = all classes).
+EXPLORE_CLUSTER = "explore_cluster"
+EXPLORE_CLASSES = "explore_classes"
 
 
 def init_state() -> None:

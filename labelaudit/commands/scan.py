@@ -1,0 +1,76 @@
+"""``labelaudit scan DATA [options] --out FILE``: embeddings, 2-D map, clusters and detector scores per row."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from labelaudit.cli import add_data_options, load_from_args
+from labelaudit.errors import UsageError
+
+OUT_SUFFIXES = (".parquet", ".csv")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("scan", help="embed, map and cluster the texts and score every row; write one row per item")
+    add_data_options(p)
+    p.add_argument("--workspace", help="folder for cached artifacts (default .labelaudit or $LABELAUDIT_WORKSPACE)")
+    p.add_argument("--model", help="sentence-transformers model folder (default: the bundled all-MiniLM-L6-v2)")
+    p.add_argument("--cluster", choices=["hdbscan", "kmeans"], default="hdbscan", help="clustering method")
+    p.add_argument("--n-clusters", type=int, help="number of clusters for kmeans (default: number of classes)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (UMAP, KMeans, detectors)")
+    p.add_argument("--detectors", help="comma-separated detector names (default: every one the data can feed)")
+    p.add_argument("--clusters-out", help="also write the cluster summaries (.parquet or .csv)")
+    p.add_argument("--out", required=True, help="output file, .parquet or .csv")
+    p.set_defaults(func=run)
+
+
+def _check_out(path: str, flag: str) -> Path:
+    out = Path(path)
+    if out.suffix.lower() not in OUT_SUFFIXES:
+        raise UsageError(f"{flag} {path}: unsupported extension '{out.suffix or '(none)'}'; use .parquet or .csv")
+    if not out.parent.exists():
+        raise UsageError(f"{flag} {path}: the folder {out.parent} does not exist")
+    return out
+
+
+def _write(df, out: Path) -> None:
+    if out.suffix.lower() == ".csv":
+        df = df.copy()
+        for c in df.columns:  # lists (representative ids) as plain text in CSV
+            if df[c].map(lambda v: isinstance(v, list)).any():
+                df[c] = df[c].map(lambda v: "|".join(map(str, v)) if isinstance(v, list) else v)
+        df.to_csv(out, index=False)
+    else:
+        df.to_parquet(out, index=False)
+
+
+def run(args: argparse.Namespace) -> int:
+    from labelaudit.progress import TqdmProgress
+    from labelaudit.scan import scan
+    from labelaudit.workspace import Workspace
+
+    out = _check_out(args.out, "--out")
+    clusters_out = _check_out(args.clusters_out, "--clusters-out") if args.clusters_out else None
+    if args.model and not Path(args.model).expanduser().exists():
+        raise UsageError(f"--model {args.model}: no such folder (models are loaded offline from local folders)")
+    if args.n_clusters is not None and args.cluster != "kmeans":
+        raise UsageError("--n-clusters applies to --cluster kmeans only")
+    ds = load_from_args(args)
+    detectors = [d.strip() for d in args.detectors.split(",") if d.strip()] if args.detectors else None
+    bar = TqdmProgress()
+    try:
+        res = scan(ds, workspace=Workspace(args.workspace), model=args.model, seed=args.seed,
+                   cluster_method=args.cluster, n_clusters=args.n_clusters, detectors=detectors, progress=bar)
+    finally:
+        bar.close()
+    _write(res.table, out)
+    if clusters_out is not None:
+        _write(res.clusters, clusters_out)
+    n_clusters = int((res.clusters["cluster"] >= 0).sum())
+    noise = int((res.table["cluster"] < 0).sum())
+    steps = ", ".join(f"{k} {v:.1f} s" for k, v in res.timings.items())
+    print(f"{ds.source}: {ds.n:,} rows -> {out} ({len(res.table.columns)} columns); "
+          f"{n_clusters} clusters, {noise:,} unclustered rows; {steps}", file=sys.stdout)
+    return 0

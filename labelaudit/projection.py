@@ -1,0 +1,115 @@
+"""Low-dimensional views of the embeddings: the 2-D map and the space clusters are found in.
+
+UMAP (McInnes, Healy & Melville 2018, arXiv:1802.03426) with a fixed seed. High-dimensional input
+is first reduced with PCA when there are enough rows for that to pay (see :data:`PCA_MIN_ROWS`;
+measured in bench/bench_scan.py). The 2-D map and the clustering space are two UMAP fits on the same
+data; they share one nearest-neighbour graph, which is the expensive part of a fit.
+
+umap (and through it numba, ~30 s of compilation per new process) is imported only inside the
+functions here, so importing this module is cheap.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from labelaudit.progress import ProgressFn, no_progress
+
+#: PCA to this many dimensions before UMAP when the input is wider.
+PCA_DIMS = 50
+#: ... and only from this many rows on: below it UMAP is fast anyway and PCA changes the neighbours.
+PCA_MIN_ROWS = 5000
+#: Dimensions of the space the clusters are found in (HDBSCAN degrades in high dimensions).
+CLUSTER_DIMS = 10
+#: Below this many rows UMAP is not meaningful; a PCA view is returned instead.
+MIN_UMAP_ROWS = 16
+N_NEIGHBORS = 15
+
+
+def pca_reduce(x: np.ndarray, n_components: int, *, seed: int = 0) -> np.ndarray:
+    """PCA of ``x`` (N, D) to (N, min(n_components, D, N)) float32, zero-padded to ``n_components``."""
+    from sklearn.decomposition import PCA
+
+    x = np.asarray(x, dtype=np.float32)
+    n, d = x.shape
+    k = max(1, min(n_components, d, n))
+    if n < 2:
+        out = np.zeros((n, k), dtype=np.float32)
+    else:
+        out = PCA(n_components=k, random_state=seed, svd_solver="auto").fit_transform(x).astype(np.float32)
+    if k < n_components:
+        out = np.hstack([out, np.zeros((n, n_components - k), dtype=np.float32)])
+    return out
+
+
+def prepare_for_umap(embeddings: np.ndarray, *, seed: int = 0, pca_dims: int = PCA_DIMS,
+                     pca_min_rows: int = PCA_MIN_ROWS) -> np.ndarray:
+    """The input UMAP sees: PCA to ``pca_dims`` when D > pca_dims and N >= pca_min_rows, else as is."""
+    x = np.asarray(embeddings, dtype=np.float32)
+    if x.shape[1] > pca_dims and x.shape[0] >= pca_min_rows:
+        return pca_reduce(x, pca_dims, seed=seed)
+    return x
+
+
+def shared_neighbours(x: np.ndarray, *, n_neighbors: int = N_NEIGHBORS, seed: int = 0):
+    """The approximate k-NN graph of ``x`` (NN-descent), as UMAP's ``precomputed_knn`` tuple."""
+    from umap.umap_ import nearest_neighbors
+
+    idx, dists, index = nearest_neighbors(x, n_neighbors, "euclidean", {}, False,
+                                          np.random.RandomState(seed), low_memory=True)
+    return idx, dists, index
+
+
+def umap_fit(x: np.ndarray, n_components: int, *, seed: int = 0, n_neighbors: int = N_NEIGHBORS,
+             min_dist: float = 0.1, knn=None) -> np.ndarray:
+    """UMAP of ``x`` (N, D) to float32 (N, n_components); seeded, so deterministic (and single-threaded)."""
+    import warnings
+
+    import umap
+
+    n = x.shape[0]
+    kw = {}
+    if knn is not None:
+        kw["precomputed_knn"] = knn
+    reducer = umap.UMAP(n_components=n_components, n_neighbors=min(n_neighbors, n - 1), min_dist=min_dist,
+                        metric="euclidean", random_state=seed, init="spectral" if n > 64 else "random", **kw)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="n_jobs value", category=UserWarning)
+        return np.asarray(reducer.fit_transform(x), dtype=np.float32)
+
+
+def map_and_cluster_space(embeddings: np.ndarray, *, seed: int = 0, cluster_dims: int = CLUSTER_DIMS,
+                          pca_min_rows: int = PCA_MIN_ROWS,
+                          progress: ProgressFn = no_progress) -> tuple[np.ndarray, np.ndarray]:
+    """The 2-D map (N, 2) and the clustering space (N, <= cluster_dims), both float32.
+
+    2-D input is returned as is for both. Fewer than :data:`MIN_UMAP_ROWS` rows get a PCA view.
+    Reports ``progress("projection", done, 3)`` after the neighbour graph and each fit.
+
+    >>> xy, space = map_and_cluster_space(np.random.rand(500, 384).astype("float32"))  # doctest: +SKIP
+    >>> xy.shape, space.shape                                                           # doctest: +SKIP
+    ((500, 2), (500, 10))
+    """
+    e = np.asarray(embeddings, dtype=np.float32)
+    n, d = e.shape
+    progress("projection", 0, 3)
+    if d <= 2:
+        xy = e if d == 2 else np.hstack([e, np.zeros((n, 2 - d), dtype=np.float32)])
+        progress("projection", 3, 3)
+        return xy.copy(), e.copy()
+    if n < MIN_UMAP_ROWS:
+        progress("projection", 3, 3)
+        return pca_reduce(e, 2, seed=seed), pca_reduce(e, min(cluster_dims, d), seed=seed)
+    x = prepare_for_umap(e, seed=seed, pca_min_rows=pca_min_rows)
+    # Sharing the graph only matters (and only works robustly) beyond UMAP's exact small-data path.
+    knn = shared_neighbours(x, seed=seed) if n >= 4096 else None
+    progress("projection", 1, 3)
+    xy = umap_fit(x, 2, seed=seed, knn=knn)
+    progress("projection", 2, 3)
+    if d <= cluster_dims:
+        space = e.copy()
+    else:
+        # min_dist=0 packs clusters tightly: better for density clustering (UMAP docs, "clustering").
+        space = umap_fit(x, cluster_dims, seed=seed, min_dist=0.0, knn=knn)
+    progress("projection", 3, 3)
+    return xy, space

@@ -1,0 +1,336 @@
+"""The scan: embeddings, a 2-D map, clusters and label-issue detection, computed once and cached.
+
+:func:`scan` runs every step (each cached on its own in the workspace, so changing only the labels
+re-uses the embeddings and the map) and stores the whole :class:`ScanResult` under the dataset's
+content hash and the scan parameters. :func:`load_cached_scan` reads it back without importing
+umap, numba, torch or sentence-transformers: that is what a page view calls.
+
+Workspace artifacts (see :mod:`labelaudit.workspace`)::
+
+    <text_hash>/embeddings-*.npy      float32 (N, D), per model
+    <text_hash>/map_xy-*.npy          float32 (N, 2), per embeddings and seed
+    <text_hash>/cluster_space-*.npy   float32 (N, d), same key
+    <text_hash>/clusters-*.npy        int64 (N,), per space, method, K, seed
+    <content_hash>/scan_table-*.parquet, scan_clusters-*.parquet, scan_pred_probs-*.npy,
+    <content_hash>/scan_meta-*.json   written last: its presence marks a complete scan
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from labelaudit import detect
+from labelaudit.dataset import ID, LABEL, SPLIT, Dataset
+from labelaudit.detect import Detection
+from labelaudit.errors import UsageError
+from labelaudit.progress import ProgressFn, no_progress
+from labelaudit.workspace import Workspace
+
+#: Bump when the scan's output changes for the same inputs: old cached scans are then ignored.
+SCAN_VERSION = 1
+#: Columns of ScanResult.table before the detection columns.
+BASE_COLUMNS = ["id", "given_label", "split", "x", "y", "cluster"]
+
+
+@dataclass
+class ScanResult:
+    """Everything the scan found, row-aligned with the dataset.
+
+    - ``table``: N rows in dataset order; ``id``, ``given_label``, ``split``, ``x``, ``y``
+      (float32 map coordinates), ``cluster`` (int, -1 = noise), then every column of
+      :attr:`labelaudit.detect.Detection.table` (``label_issue_score``, ``suggested_label``, …).
+    - ``embeddings``: float32 (N, D), L2-normalised.
+    - ``clusters``: one row per cluster, see :func:`labelaudit.clustering.summarise_clusters`,
+      plus ``mean_issue_score`` / ``issue_rate`` when detection provides them.
+    - ``detection``: the detector output (its ``pred_probs`` and JSON-able ``details`` survive the cache).
+    - ``params``: the scan parameters; ``timings``: seconds per step (``load`` on a cached read).
+    """
+
+    table: pd.DataFrame
+    embeddings: np.ndarray
+    clusters: pd.DataFrame
+    detection: Detection | None
+    params: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def n(self) -> int:
+        return len(self.table)
+
+
+# --------------------------------------------------------------------------- keys
+def _as_workspace(workspace: Workspace | str | os.PathLike | None) -> Workspace | None:
+    if workspace is None or isinstance(workspace, Workspace):
+        return workspace
+    return Workspace(workspace)
+
+
+def embeddings_key(ds: Dataset, model: str | os.PathLike | None = None) -> str:
+    """What the embeddings are: ``given:<digest>`` for precomputed ones, else the model's id."""
+    if ds.embeddings is not None:
+        a = np.ascontiguousarray(ds.embeddings)
+        return "given:" + hashlib.sha256(str(a.shape).encode() + a.tobytes()).hexdigest()[:16]
+    from labelaudit.embed import model_id
+
+    return model_id(model)
+
+
+def scan_params(ds: Dataset, *, model: str | os.PathLike | None = None, seed: int = 0,
+                cluster_method: str = "hdbscan", n_clusters: int | None = None,
+                detectors: list[str] | None = None) -> dict[str, Any]:
+    """The parameters a scan's cache entry is keyed by (with defaults resolved)."""
+    from labelaudit.clustering import METHODS
+
+    if cluster_method not in METHODS:
+        raise UsageError(f"unknown clustering method '{cluster_method}'; choose one of {list(METHODS)}")
+    if n_clusters is not None and n_clusters < 1:
+        raise UsageError(f"--n-clusters must be at least 1, got {n_clusters}")
+    if cluster_method == "kmeans" and n_clusters is None:
+        n_clusters = ds.k  # one cluster per class is the natural first look for label auditing
+    return {
+        "embeddings": embeddings_key(ds, model),
+        "seed": int(seed),
+        "cluster_method": cluster_method,
+        "n_clusters": None if cluster_method == "hdbscan" else int(n_clusters),  # type: ignore[arg-type]
+        "detectors": sorted(detectors) if detectors else None,
+        "version": SCAN_VERSION,
+        "detect_version": getattr(detect, "VERSION", 0),
+    }
+
+
+# --------------------------------------------------------------------------- steps
+def get_embeddings(ds: Dataset, *, workspace: Workspace | str | None = None, model: str | os.PathLike | None = None,
+                   progress: ProgressFn = no_progress) -> np.ndarray:
+    """float32 (N, D) L2-normalised embeddings of ``ds.texts``.
+
+    ``ds.embeddings`` when the dataset came with them; else computed with ``model`` (default: the
+    bundled all-MiniLM-L6-v2) and cached in the workspace under ``ds.text_hash`` and the model.
+    """
+    from labelaudit.embed import embed_texts, normalise_rows
+
+    if ds.embeddings is not None:
+        progress("embedding", ds.n, ds.n)
+        return normalise_rows(ds.embeddings)
+    ws = _as_workspace(workspace)
+
+    def compute() -> np.ndarray:
+        return embed_texts(ds.texts, model=model, progress=progress)
+
+    if ws is None:
+        return compute()
+    key = {"model": embeddings_key(ds, model)}
+    if ws.has(ds.text_hash, "embeddings", key):
+        progress("embedding", ds.n, ds.n)
+    return ws.cached(ds.text_hash, "embeddings", key, compute)
+
+
+def _map_and_space(ds: Dataset, emb: np.ndarray, params: dict, ws: Workspace | None,
+                   progress: ProgressFn) -> tuple[np.ndarray, np.ndarray]:
+    from labelaudit import projection
+
+    key = {"embeddings": params["embeddings"], "seed": params["seed"], "version": SCAN_VERSION}
+    if ws is not None and ws.has(ds.text_hash, "map_xy", key) and ws.has(ds.text_hash, "cluster_space", key):
+        progress("projection", 3, 3)
+        return ws.load(ds.text_hash, "map_xy", key), ws.load(ds.text_hash, "cluster_space", key)
+    xy, space = projection.map_and_cluster_space(emb, seed=params["seed"], progress=progress)
+    if ws is not None:
+        ws.save(ds.text_hash, "cluster_space", space, key)
+        ws.save(ds.text_hash, "map_xy", xy, key)
+    return xy, space
+
+
+def _clusters(ds: Dataset, space: np.ndarray, params: dict, ws: Workspace | None, progress: ProgressFn) -> np.ndarray:
+    from labelaudit.clustering import cluster_points
+
+    key = {k: params[k] for k in ("embeddings", "seed", "cluster_method", "n_clusters", "version")}
+    progress("clustering", 0, 1)
+
+    def compute() -> np.ndarray:
+        return cluster_points(space, method=params["cluster_method"], n_clusters=params["n_clusters"],
+                              seed=params["seed"])
+
+    out = compute() if ws is None else ws.cached(ds.text_hash, "clusters", key, compute)
+    progress("clustering", 1, 1)
+    return np.asarray(out, dtype=np.int64)
+
+
+def _add_issue_density(clusters: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
+    """Per-cluster mean suspicion and flagged share: where the suspected errors concentrate."""
+    g = table.groupby("cluster")
+    if "label_issue_score" in table:
+        clusters["mean_issue_score"] = clusters["cluster"].map(g["label_issue_score"].mean()).astype(float)
+    if "is_label_issue" in table:
+        clusters["issue_rate"] = clusters["cluster"].map(g["is_label_issue"].mean()).astype(float)
+    return clusters
+
+
+# --------------------------------------------------------------------------- public
+def scan(ds: Dataset, *, workspace: Workspace | str | None = None, model: str | os.PathLike | None = None,
+         seed: int = 0, cluster_method: str = "hdbscan", n_clusters: int | None = None,
+         detectors: list[str] | None = None, progress: ProgressFn = no_progress) -> ScanResult:
+    """Embed, map, cluster and run label-issue detection on ``ds``; cached in ``workspace``.
+
+    Progress steps: ``embedding`` (rows), ``projection`` (3 stages), ``clustering``, then those of
+    :func:`labelaudit.detect.detect_label_issues`. A repeat call with the same dataset and
+    parameters reads the stored result (well under 2 s for 10k rows) and recomputes nothing.
+
+    >>> res = scan(ds, workspace="ws", seed=0)          # doctest: +SKIP
+    >>> res.table.columns[:6].tolist()                    # doctest: +SKIP
+    ['id', 'given_label', 'split', 'x', 'y', 'cluster']
+    """
+    ws = _as_workspace(workspace)
+    params = scan_params(ds, model=model, seed=seed, cluster_method=cluster_method, n_clusters=n_clusters,
+                         detectors=detectors)
+    if ws is not None:
+        cached = _load(ds, ws, params)
+        if cached is not None:
+            return cached
+    from labelaudit.clustering import summarise_clusters
+
+    timings: dict[str, float] = {}
+    t0 = t = time.perf_counter()
+    emb = get_embeddings(ds, workspace=ws, model=model, progress=progress)
+    timings["embedding"] = time.perf_counter() - t
+    t = time.perf_counter()
+    xy, space = _map_and_space(ds, emb, params, ws, progress)
+    timings["projection"] = time.perf_counter() - t
+    t = time.perf_counter()
+    cluster = _clusters(ds, space, params, ws, progress)
+    clusters = summarise_clusters(cluster, texts=ds.texts, labels=ds.label_names, ids=ds.ids, vectors=emb)
+    timings["clustering"] = time.perf_counter() - t
+    t = time.perf_counter()
+    detection = detect.detect_label_issues(ds, emb, workspace=ws, seed=seed, detectors=detectors, progress=progress)
+    timings["detection"] = time.perf_counter() - t
+    table = pd.DataFrame({
+        "id": ds.frame[ID].to_numpy(dtype=object),
+        "given_label": ds.frame[LABEL].to_numpy(dtype=object),
+        "split": ds.frame[SPLIT].to_numpy(dtype=object),
+        "x": xy[:, 0].astype(np.float32),
+        "y": xy[:, 1].astype(np.float32),
+        "cluster": cluster,
+    })
+    det = detection.table.reset_index(drop=True)
+    extra = [c for c in det.columns if c not in BASE_COLUMNS]
+    if len(det) == ds.n and extra:
+        table = pd.concat([table, det[extra]], axis=1)
+    clusters = _add_issue_density(clusters, table)
+    timings["total"] = time.perf_counter() - t0
+    result = ScanResult(table=table, embeddings=emb, clusters=clusters, detection=detection, params=params,
+                        timings=timings)
+    if ws is not None:
+        _store(ds, ws, result)
+    return result
+
+
+def load_cached_scan(ds: Dataset, *, workspace: Workspace | str, model: str | os.PathLike | None = None,
+                     seed: int = 0, cluster_method: str = "hdbscan", n_clusters: int | None = None,
+                     detectors: list[str] | None = None) -> ScanResult | None:
+    """The stored scan of ``ds`` with these parameters, or None when it was never run. Fast: no umap."""
+    ws = _as_workspace(workspace)
+    assert ws is not None
+    params = scan_params(ds, model=model, seed=seed, cluster_method=cluster_method, n_clusters=n_clusters,
+                         detectors=detectors)
+    return _load(ds, ws, params)
+
+
+# --------------------------------------------------------------------------- storage
+def _store(ds: Dataset, ws: Workspace, res: ScanResult) -> None:
+    key, p = ds.content_hash, res.params
+    ws.save(key, "scan_table", res.table, p, ext="parquet")
+    ws.save(key, "scan_clusters", res.clusters, p, ext="parquet")
+    det = res.detection
+    if det is not None and det.pred_probs is not None:
+        ws.save(key, "scan_pred_probs", np.asarray(det.pred_probs), p)
+    meta = {
+        "params": p,
+        "timings": res.timings,
+        "detection_columns": [] if det is None else [str(c) for c in det.table.columns],
+        "detection_details": {} if det is None else _jsonable(det.details),
+        "has_pred_probs": det is not None and det.pred_probs is not None,
+    }
+    ws.save(key, "scan_meta", meta, p, ext="json")  # last: marks the scan complete
+
+
+def _jsonable(details: dict[str, Any]) -> dict[str, Any]:
+    """The entries of ``details`` that survive JSON (arrays become lists); others are dropped."""
+    from labelaudit.workspace import _json_default
+
+    out = {}
+    for k, v in details.items():
+        try:
+            out[str(k)] = json.loads(json.dumps(v, default=_json_default))
+        except (TypeError, ValueError):
+            continue
+    return out
+
+
+def _load(ds: Dataset, ws: Workspace, params: dict[str, Any]) -> ScanResult | None:
+    key = ds.content_hash
+    if not ws.has(key, "scan_meta", params, ext="json"):
+        return None
+    t = time.perf_counter()
+    meta = ws.load(key, "scan_meta", params, ext="json")
+    table = ws.load(key, "scan_table", params, ext="parquet")
+    clusters = ws.load(key, "scan_clusters", params, ext="parquet")
+    if "representative_ids" in clusters:
+        clusters["representative_ids"] = clusters["representative_ids"].map(list)
+    if ds.embeddings is not None:
+        from labelaudit.embed import normalise_rows
+
+        emb = normalise_rows(ds.embeddings)
+    else:
+        emb_key = {"model": params["embeddings"]}
+        if not ws.has(ds.text_hash, "embeddings", emb_key):
+            return None  # the embeddings were deleted: rescan
+        emb = ws.load(ds.text_hash, "embeddings", emb_key)
+    pred_probs = ws.load(key, "scan_pred_probs", params) if meta.get("has_pred_probs") else None
+    cols = [c for c in meta.get("detection_columns", []) if c in table.columns]
+    detection = Detection(table=table[cols].copy(), pred_probs=pred_probs, details=meta.get("detection_details", {}))
+    timings = dict(meta.get("timings", {}))
+    timings["load"] = time.perf_counter() - t
+    return ScanResult(table=table, embeddings=emb, clusters=clusters, detection=detection, params=params,
+                      timings=timings)
+
+
+# --------------------------------------------------------------------------- map sampling
+#: Most points drawn on the map; beyond it a stratified sample is drawn (tables keep every row).
+MAX_MAP_POINTS = 20_000
+
+
+def map_sample(strata: np.ndarray, *, max_points: int = MAX_MAP_POINTS, min_per_stratum: int = 20,
+               seed: int = 0) -> np.ndarray:
+    """Row indices to draw (sorted int64): every row when N <= max_points, else a stratified sample.
+
+    Each stratum (e.g. given label) keeps its share of ``max_points`` but at least
+    ``min_per_stratum`` rows (or all it has), so small classes stay visible. The result may exceed
+    ``max_points`` by at most ``min_per_stratum`` per stratum. Deterministic for a seed.
+
+    >>> rows = map_sample(np.repeat(["a", "b"], [30_000, 100]), max_points=1000)
+    >>> len(rows), int((rows >= 30_000).sum())    # class "b" keeps 20 rows
+    (1016, 20)
+    """
+    strata = np.asarray(strata)
+    n = len(strata)
+    if n <= max_points:
+        return np.arange(n, dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    values, inverse, counts = np.unique(strata, return_inverse=True, return_counts=True)
+    quota = np.maximum(np.floor(counts * max_points / n).astype(np.int64), np.minimum(counts, min_per_stratum))
+    # Hand out what rounding left over to the largest strata, so the total hits max_points when it can.
+    short = max_points - int(quota.sum())
+    for s in np.argsort(-counts, kind="stable"):
+        if short <= 0:
+            break
+        add = min(short, int(counts[s] - quota[s]))
+        quota[s] += add
+        short -= add
+    picked = [rng.choice(np.flatnonzero(inverse == s), size=int(quota[s]), replace=False) for s in range(len(values))]
+    return np.sort(np.concatenate(picked)).astype(np.int64)
