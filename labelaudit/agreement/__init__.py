@@ -120,11 +120,8 @@ def analyse_annotations(ratings: Ratings, *, method: Method = "mace", seed: int 
     comes from the method when it models annotators (DS, MACE, CROWDLAB); for ``mv`` it is the
     annotator's agreement with the consensus. Deterministic for a given ``seed``.
     """
-    progress("agreement", 0, 3)
     stats = agreement_statistics(ratings)
-    progress("agreement", 1, 3)
     truth = infer_truth(ratings, method=method, seed=seed, tie_break=tie_break, pred_probs=pred_probs, progress=progress)
-    progress("agreement", 2, 3)
     vote = majority_vote(ratings, tie_break="random", seed=seed)
     names = np.asarray(ratings.classes, dtype=object)
     agree = item_agreement(ratings)
@@ -147,7 +144,6 @@ def analyse_annotations(ratings: Ratings, *, method: Method = "mace", seed: int 
     notes = []
     if truth.competence is None:
         notes.append("competence = agreement with the consensus (majority vote does not model annotators)")
-    progress("agreement", 3, 3)
     return AgreementReport(ratings=ratings, method=method, statistics=stats, truth=truth, items=items,
                            annotators=annotators, pairs=cohen_kappa_pairs(ratings, min_overlap=min_overlap),
                            per_class=class_agreement(ratings), confusion=annotator_confusion(ratings, truth.consensus),
