@@ -24,6 +24,9 @@ SCAN_OPTIONS = "scan_options"
 #: Explore page: cluster filter (int or None) and class filter (list[str], empty = all classes).
 EXPLORE_CLUSTER = "explore_cluster"
 EXPLORE_CLASSES = "explore_classes"
+#: Annotators page: truth-inference method ("mace", "ds", "mv", "crowdlab") and the annotator whose confusion is shown.
+ANNOTATORS_METHOD = "annotators_method"
+ANNOTATORS_SELECTED = "annotators_selected"
 
 
 def init_state() -> None:
