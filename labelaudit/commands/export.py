@@ -1,0 +1,67 @@
+"""``labelaudit export --out FILE``: the reviewed dataset (and the decision log) as CSV or Parquet."""
+
+from __future__ import annotations
+
+import argparse
+
+from labelaudit.errors import UsageError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="write the reviewed dataset (final labels, decisions) as CSV or Parquet")
+    p.add_argument("--workspace", help="workspace folder (default: LABELAUDIT_WORKSPACE or .labelaudit)")
+    p.add_argument("--dataset", help="content hash (or a unique prefix) of the dataset; default: the only one "
+                                     "in the workspace, or the only one with review decisions")
+    p.add_argument("--db", help="review database URL (default: LABELAUDIT_DB_URL or review.sqlite in the workspace)")
+    p.add_argument("--removed", choices=("drop", "flag"), default="drop",
+                   help="removed rows: leave out (default) or keep with removed=True")
+    p.add_argument("--log", action="store_true", help="also write the decision log next to FILE (NAME.decisions.EXT)")
+    p.add_argument("--out", required=True, help="output file, .csv or .parquet")
+    p.set_defaults(func=run)
+
+
+def pick_dataset(hashes: list[str], wanted: str | None, decided: dict[str, int], root: str) -> str:
+    """The dataset to export: ``wanted`` (a hash or unique prefix), else the only one, else the only one
+    with decisions; a UsageError that lists the choices otherwise."""
+    if wanted:
+        matches = [h for h in hashes if h.startswith(wanted)]
+        if len(matches) == 1:
+            return matches[0]
+        raise UsageError(f"--dataset {wanted} matches {len(matches)} datasets in {root}; choose one of: "
+                         + _choices(hashes, decided))
+    if not hashes:
+        raise UsageError(f"no dataset in the workspace {root}; load one with `labelaudit app DATA` or pass --workspace")
+    if len(hashes) == 1:
+        return hashes[0]
+    reviewed = [h for h in hashes if decided.get(h)]
+    if len(reviewed) == 1:
+        return reviewed[0]
+    raise UsageError(f"{len(hashes)} datasets in {root}; say which with --dataset HASH: " + _choices(hashes, decided))
+
+
+def _choices(hashes: list[str], decided: dict[str, int]) -> str:
+    return ", ".join(f"{h} ({decided.get(h, 0)} decisions)" for h in hashes)
+
+
+def run(args: argparse.Namespace) -> int:
+    from labelaudit.review.export import export_review, file_format
+    from labelaudit.review.store import ReviewStore
+    from labelaudit.workspace import Workspace
+
+    file_format(args.out)
+    ws = Workspace(args.workspace)
+    store = ReviewStore(args.db or ws.database_url)
+    try:
+        log = store.log()
+        decided = log.groupby("dataset_version")["item_id"].nunique().to_dict() if len(log) else {}
+        h = pick_dataset(ws.datasets(), args.dataset, decided, str(ws.root))
+        ds = ws.load_dataset(h)
+        written = export_review(ds, store, out=args.out, removed=args.removed, log=args.log)
+        cur = store.current(h)
+        print(f"{ds.source} ({h}): {ds.n:,} rows, {len(cur):,} decided "
+              f"({int((cur['action'] == 'remove').sum()) if len(cur) else 0:,} removed, {args.removed})")
+        for p in written:
+            print(f"wrote {p}")
+    finally:
+        store.close()
+    return 0

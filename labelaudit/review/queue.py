@@ -1,0 +1,304 @@
+"""The review queue and what a reviewer sees for one item.
+
+A queue is an ordered list of row ids. By default it follows the combined ranking of the scan
+(flagged rows first, then by ``label_issue_score``); other pages can hand over a selection instead
+(a cluster, a lasso selection, a confusion-matrix cell, the most disputed items). Items already
+decided are skipped unless asked for. Nothing here touches the database except :func:`apply_bulk`,
+which goes through :class:`~labelaudit.review.store.ReviewStore`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from labelaudit.dataset import ID, LABEL, SPLIT, TEST_SPLIT, TEXT, Dataset
+from labelaudit.errors import UsageError
+from labelaudit.review.store import ConflictError, Decision, ReviewStore
+
+#: Source name of the default queue.
+RANKING_SOURCE = "ranking"
+
+
+def build_queue(ds: Dataset, *, scan_table: pd.DataFrame | None = None, selection: Sequence[str] | None = None,
+                decided_ids: Iterable[str] = (), include_decided: bool = False,
+                flagged_only: bool = False) -> list[str]:
+    """Row ids to review, in order.
+
+    ``selection`` (ids in the order given) wins when not None; unknown ids and repeats are dropped.
+    Otherwise the scan ranking: rows with ``is_label_issue`` first, then by descending
+    ``label_issue_score`` (ties in dataset order); without a scan table, dataset order.
+    ``flagged_only`` keeps only flagged rows of the ranking. Ids in ``decided_ids`` are left out
+    unless ``include_decided``.
+
+    >>> build_queue(ds, scan_table=table, decided_ids={"17"})[:3]    # doctest: +SKIP
+    ['942', '12', '3051']
+    """
+    known = ds.id_to_row
+    if selection is not None:
+        ids = list(dict.fromkeys(str(i) for i in selection if str(i) in known))
+    elif scan_table is not None and "label_issue_score" in scan_table and len(scan_table) == ds.n:
+        t = pd.DataFrame({"id": ds.frame[ID].to_numpy(dtype=object),
+                          "score": pd.to_numeric(scan_table["label_issue_score"], errors="coerce").fillna(0).to_numpy(),
+                          "flag": _flags(scan_table), "row": np.arange(ds.n)})
+        if flagged_only:
+            t = t[t["flag"]]
+        t = t.sort_values(["flag", "score", "row"], ascending=[False, False, True], kind="stable")
+        ids = t["id"].tolist()
+    else:
+        ids = ds.frame[ID].tolist()
+    if not include_decided:
+        done = set(decided_ids)
+        ids = [i for i in ids if i not in done]
+    return ids
+
+
+def _flags(table: pd.DataFrame) -> np.ndarray:
+    if "is_label_issue" not in table:
+        return np.zeros(len(table), dtype=bool)
+    return table["is_label_issue"].fillna(False).astype(bool).to_numpy()
+
+
+@dataclass
+class ReviewProgress:
+    """Where a reviewer stands: queue items decided and left, and how often the suggestion was taken."""
+
+    done: int
+    remaining: int
+    decided_total: int
+    accepted: int
+
+    @property
+    def total(self) -> int:
+        return self.done + self.remaining
+
+    @property
+    def acceptance_rate(self) -> float | None:
+        """Share of decisions (in force) that accepted the suggested label; None before any decision."""
+        return self.accepted / self.decided_total if self.decided_total else None
+
+
+def review_progress(queue_ids: Sequence[str], current: pd.DataFrame) -> ReviewProgress:
+    """Progress over ``queue_ids`` (with decided items included) given ``ReviewStore.current``."""
+    decided = set(current["item_id"]) if len(current) else set()
+    done = sum(1 for i in queue_ids if i in decided)
+    accepted = int((current["action"] == "accept").sum()) if len(current) else 0
+    return ReviewProgress(done=done, remaining=len(queue_ids) - done, decided_total=len(current), accepted=accepted)
+
+
+# --------------------------------------------------------------------------- one item
+@dataclass
+class ItemEvidence:
+    """Everything the card shows for one row. All text is dataset text: render it as plain text."""
+
+    item_id: str
+    row: int
+    text: str
+    given_label: str
+    split: str
+    #: (class name, probability) best first; the scan's suggestion first when it has one.
+    suggestions: list[tuple[str, float]] = field(default_factory=list)
+    #: One row per detector: detector, score, flagged, suggested, evidence.
+    detectors: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: Nearest neighbours: id, similarity, label, text.
+    neighbours: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: Annotators' votes: label, votes (most first); empty without annotations.
+    votes: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: class name -> description, for the given label and the suggestions that have one.
+    descriptions: dict[str, str] = field(default_factory=dict)
+    label_issue_score: float | None = None
+    is_label_issue: bool = False
+
+    @property
+    def suggested_label(self) -> str | None:
+        """The best suggestion that differs from the given label, if any."""
+        for name, _ in self.suggestions:
+            if name != self.given_label:
+                return name
+        return None
+
+    @property
+    def in_test_split(self) -> bool:
+        return self.split == TEST_SPLIT
+
+    def shown(self, source: str) -> dict[str, Any]:
+        """The JSON stored with a decision: what the reviewer saw when deciding."""
+        scores = {} if self.detectors.empty else {
+            str(r.detector): round(float(r.score), 6) for r in self.detectors.itertuples() if pd.notna(r.score)}
+        return {
+            "queue": source,
+            "label_issue_score": self.label_issue_score,
+            "is_label_issue": self.is_label_issue,
+            "suggested_label": self.suggested_label,
+            "suggestions": [[n, round(p, 6)] for n, p in self.suggestions[:3]],
+            "detector_scores": scores,
+        }
+
+
+def item_evidence(ds: Dataset, item_id: str, *, scan_table: pd.DataFrame | None = None,
+                  pred_probs: np.ndarray | None = None, embeddings: np.ndarray | None = None,
+                  n_neighbours: int = 5, n_suggestions: int = 3) -> ItemEvidence:
+    """Collect what the reviewer sees for ``item_id``.
+
+    ``scan_table``: the scan's N-row table (``label_issue_score``, ``is_label_issue``,
+    ``suggested_label``, ``suggested_label_prob``, ``score_<detector>`` and, when present,
+    ``is_issue_<detector>`` / ``suggested_<detector>`` / ``evidence_<detector>``).
+    ``pred_probs``: float (N, K) out-of-sample probabilities (the scan's or ``ds.pred_probs``).
+    ``embeddings``: float32 (N, D) L2-normalised; neighbours by cosine similarity, the item excluded.
+    """
+    if item_id not in ds.id_to_row:
+        raise UsageError(f"no row with id {item_id!r} in the dataset")
+    row = ds.id_to_row[item_id]
+    rec = ds.frame.iloc[row]
+    ev = ItemEvidence(item_id=item_id, row=row, text=str(rec[TEXT]),
+                      given_label=str(rec[LABEL]), split=str(rec[SPLIT]))
+    suggestions: dict[str, float] = {}
+    t = scan_table.iloc[row] if scan_table is not None and len(scan_table) == ds.n else None
+    if t is not None:
+        if "label_issue_score" in t and pd.notna(t["label_issue_score"]):
+            ev.label_issue_score = float(t["label_issue_score"])
+        ev.is_label_issue = bool(t.get("is_label_issue", False)) if pd.notna(t.get("is_label_issue", False)) else False
+        sug = t.get("suggested_label")
+        if isinstance(sug, str) and sug in ds.classes:
+            prob = t.get("suggested_label_prob")
+            suggestions[sug] = float(prob) if prob is not None and pd.notna(prob) else float("nan")
+        ev.detectors = _detector_rows(t, ds.classes)
+    probs = pred_probs if pred_probs is not None else ds.pred_probs
+    if probs is not None and len(probs) == ds.n:
+        p = np.asarray(probs[row], dtype=np.float64)
+        for k in np.argsort(-p, kind="stable")[:n_suggestions]:
+            name = ds.classes[int(k)]
+            if name not in suggestions or np.isnan(suggestions[name]):
+                suggestions[name] = float(p[k])
+    ev.suggestions = list(suggestions.items())
+    if embeddings is not None and len(embeddings) == ds.n and n_neighbours > 0:
+        ev.neighbours = nearest_neighbours(ds, row, embeddings, k=n_neighbours)
+    if ds.annotations is not None:
+        a = ds.annotations[ds.annotations["item_id"] == item_id]
+        if len(a):
+            ev.votes = (a["label"].value_counts().rename_axis("label").reset_index(name="votes"))
+    names = [ev.given_label] + [n for n, _ in ev.suggestions]
+    ev.descriptions = {n: ds.class_descriptions[n] for n in dict.fromkeys(names) if ds.class_descriptions.get(n)}
+    return ev
+
+
+def _detector_rows(t: pd.Series, classes: list[str]) -> pd.DataFrame:
+    rows = []
+    for col in t.index:
+        if not str(col).startswith("score_"):
+            continue
+        name = str(col)[len("score_"):]
+        sug = t.get(f"suggested_{name}")
+        if sug is not None and not isinstance(sug, str) and pd.notna(sug) and 0 <= int(sug) < len(classes):
+            sug = classes[int(sug)]  # detectors store class indices
+        flagged = t.get(f"is_issue_{name}")
+        rows.append({"detector": name, "score": float(t[col]) if pd.notna(t[col]) else np.nan,
+                     "flagged": bool(flagged) if flagged is not None and pd.notna(flagged) else None,
+                     "suggested": sug if isinstance(sug, str) else "",
+                     "evidence": str(t.get(f"evidence_{name}") or "")})
+    df = pd.DataFrame(rows, columns=["detector", "score", "flagged", "suggested", "evidence"])
+    return df.sort_values("score", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def nearest_neighbours(ds: Dataset, row: int, embeddings: np.ndarray, *, k: int = 5) -> pd.DataFrame:
+    """The ``k`` rows most similar to ``row`` (cosine on L2-normalised float (N, D) embeddings), itself
+    excluded: columns id, similarity (in [-1, 1]), label, text; most similar first."""
+    sims = np.asarray(embeddings, dtype=np.float32) @ np.asarray(embeddings[row], dtype=np.float32)
+    sims[row] = -np.inf
+    k = min(k, ds.n - 1)
+    top = np.argpartition(-sims, k - 1)[:k] if k > 0 else np.array([], dtype=np.int64)
+    top = top[np.argsort(-sims[top], kind="stable")]
+    return pd.DataFrame({"id": ds.frame[ID].to_numpy(dtype=object)[top], "similarity": sims[top].astype(float),
+                         "label": ds.frame[LABEL].to_numpy(dtype=object)[top],
+                         "text": ds.frame[TEXT].to_numpy(dtype=object)[top]})
+
+
+# --------------------------------------------------------------------------- bulk
+@dataclass
+class BulkResult:
+    """What a bulk decision did: saved decisions, ids skipped because they are in the protected test
+    split, ids that changed since they were shown (not written), ids that already had the label."""
+
+    saved: list[Decision] = field(default_factory=list)
+    skipped_test: list[str] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        parts = [f"saved {len(self.saved)}"]
+        if self.skipped_test:
+            parts.append(f"skipped {len(self.skipped_test)} in the protected test split")
+        if self.conflicts:
+            parts.append(f"{len(self.conflicts)} changed by someone else meanwhile (not saved)")
+        if self.unchanged:
+            parts.append(f"{len(self.unchanged)} already had that label")
+        return ", ".join(parts)
+
+
+def current_labels(ds: Dataset, current: pd.DataFrame) -> dict[str, str | None]:
+    """Label of every row now: the final label of its decision in force, else the given label
+    (None for removed rows). ``current``: :meth:`ReviewStore.current`."""
+    labels: dict[str, str | None] = dict(zip(ds.frame[ID].tolist(), ds.frame[LABEL].tolist(), strict=True))
+    for item, final in zip(current["item_id"], current["final_label"], strict=True):
+        if item in labels:
+            labels[item] = final if isinstance(final, str) else None
+    return labels
+
+
+def label_before(ds: Dataset, labels_now: dict[str, str | None], item_id: str) -> str:
+    """The ``old_label`` to record for a decision on ``item_id``: its label now; the given label if removed."""
+    now = labels_now.get(item_id)
+    return now if now is not None else str(ds.frame[LABEL].iat[ds.id_to_row[item_id]])
+
+
+def bulk_targets(ds: Dataset, item_ids: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Split ``item_ids`` into (may be changed in bulk, protected test-split rows). Unknown ids dropped."""
+    test = ds.test_mask
+    ok, protected = [], []
+    for i in dict.fromkeys(item_ids):
+        r = ds.id_to_row.get(i)
+        if r is None:
+            continue
+        (protected if test[r] else ok).append(i)
+    return ok, protected
+
+
+def apply_bulk(store: ReviewStore, ds: Dataset, *, item_ids: Sequence[str], action: str, reviewer: str,
+               seen: dict[str, int], new_label: str | None = None, comment: str = "",
+               source: str = "bulk") -> BulkResult:
+    """Apply one decision to many rows, never touching the protected test split.
+
+    ``action``: change (to ``new_label``), keep, ambiguous or remove. ``seen``: the latest decision id
+    of every decided item when the confirmation was shown (:meth:`ReviewStore.latest_decision_ids`;
+    items absent had none); an item decided since is reported in ``conflicts`` and not written.
+
+    >>> r = apply_bulk(store, ds, item_ids=dup_group, action="change", new_label="refund",
+    ...                reviewer="ana", seen=store.latest_decision_ids(ds.content_hash))   # doctest: +SKIP
+    >>> r.summary()                                                                      # doctest: +SKIP
+    'saved 4, skipped 1 in the protected test split'
+    """
+    if action not in ("change", "keep", "ambiguous", "remove"):
+        raise UsageError(f"bulk '{action}' is not supported; use change, keep, ambiguous or remove")
+    if action == "change" and new_label not in ds.classes:
+        raise UsageError(f"bulk change needs a class name as the new label, got {new_label!r}")
+    ok, protected = bulk_targets(ds, item_ids)
+    result = BulkResult(skipped_test=protected)
+    labels_now = current_labels(ds, store.current(ds.content_hash))
+    for item in ok:
+        old = label_before(ds, labels_now, item)
+        if action == "change" and labels_now.get(item) == new_label:
+            result.unchanged.append(item)
+            continue
+        try:
+            d = store.record(dataset_version=ds.content_hash, item_id=item, reviewer=reviewer, action=action,
+                             old_label=old, new_label=new_label, comment=comment,
+                             shown={"queue": source, "bulk": True, "bulk_size": len(ok)},
+                             seen_decision_id=seen.get(item))
+            result.saved.append(d)
+        except ConflictError:
+            result.conflicts.append(item)
+    return result
