@@ -1,9 +1,10 @@
 """Exact and near-duplicate texts whose labels conflict: cheap and precise.
 
 Two rows are duplicates when their texts match after case-folding and collapsing white space, or
-their embeddings have cosine similarity of at least 0.95 (within each row's nearest neighbours).
-Duplicates form groups (connected components); in a group with more than one label, every row whose
-label is not the group's strict majority needs review (on a tie, all of them do).
+their embeddings have cosine similarity of at least 0.95 (searched among each row's 10 nearest
+neighbours). Each row is judged against its own duplicates, not a transitive group (chains of
+near-duplicates can link unrelated texts): it needs review when its label is not the strict
+majority among itself and its duplicates (on a tie, every tied row does).
 """
 
 from __future__ import annotations
@@ -19,40 +20,49 @@ from labelaudit.detectors.registry import register
 NEAR_DUPLICATE_COSINE = 0.95
 #: Neighbours searched per row for near duplicates.
 SEARCH_K = 10
+#: Partner ids named in one line of evidence.
+MAX_NAMED = 5
 
 
 def _normalise_text(t: str) -> str:
     return re.sub(r"\s+", " ", t.casefold()).strip()
 
 
-def duplicate_groups(ctx: DetectionContext, *, threshold: float = NEAR_DUPLICATE_COSINE) -> list[np.ndarray]:
-    """Groups (sorted row arrays, each of 2+ rows) of exact or near-duplicate texts, sorted by first row."""
+def duplicate_partners(ctx: DetectionContext, *, threshold: float = NEAR_DUPLICATE_COSINE) -> dict[int, np.ndarray]:
+    """For every row with at least one duplicate: its duplicates' rows (sorted int64, itself excluded)."""
+    partners: dict[int, set[int]] = {}
+    if ctx.texts is not None:
+        by_text: dict[str, list[int]] = {}
+        for r, t in enumerate(ctx.texts):
+            by_text.setdefault(_normalise_text(t), []).append(r)
+        for rows in by_text.values():
+            if len(rows) > 1:
+                for r in rows:
+                    partners.setdefault(r, set()).update(rows)
+    if ctx.embeddings is not None and ctx.n > 1:
+        rows, sims = shared_graph(ctx, SEARCH_K)
+        src, col = np.nonzero(sims >= threshold)
+        for a, b in zip(src.tolist(), rows[src, col].tolist(), strict=True):
+            partners.setdefault(a, set()).add(b)
+            partners.setdefault(b, set()).add(a)  # similarity is symmetric
+    return {r: np.array(sorted(p - {r}), dtype=np.int64) for r, p in partners.items() if p - {r}}
+
+
+def duplicate_groups(partners: dict[int, np.ndarray], n: int) -> list[list[int]]:
+    """Connected groups of duplicates (for display), each sorted, groups sorted by first row."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
-    src, dst = [], []
-    if ctx.texts is not None:
-        first: dict[str, int] = {}
-        for r, t in enumerate(ctx.texts):
-            key = _normalise_text(t)
-            if key in first:
-                src.append(first[key])
-                dst.append(r)
-            else:
-                first[key] = r
-    if ctx.embeddings is not None and ctx.n > 1:
-        rows, sims = shared_graph(ctx, SEARCH_K)
-        close = sims >= threshold
-        src.extend(np.repeat(np.arange(ctx.n), rows.shape[1])[close.ravel()].tolist())
-        dst.extend(rows[close].tolist())
-    if not src:
+    if not partners:
         return []
-    graph = coo_matrix((np.ones(len(src)), (src, dst)), shape=(ctx.n, ctx.n))
-    _, component = connected_components(graph, directed=False)
-    sizes = np.bincount(component)
-    order = np.argsort(component, kind="stable")
-    groups = np.split(order, np.cumsum(sizes)[:-1])
-    return sorted((np.sort(g) for g in groups if len(g) > 1), key=lambda g: int(g[0]))
+    src = np.concatenate([np.full(len(p), r) for r, p in partners.items()])
+    dst = np.concatenate(list(partners.values()))
+    _, comp = connected_components(coo_matrix((np.ones(len(src)), (src, dst)), shape=(n, n)), directed=False)
+    members = np.array(sorted(partners))
+    groups: dict[int, list[int]] = {}
+    for r in members.tolist():
+        groups.setdefault(int(comp[r]), []).append(r)
+    return sorted(groups.values(), key=lambda g: g[0])
 
 
 @register("near_duplicates", requires=("embeddings",), cost=3,
@@ -66,32 +76,31 @@ def near_duplicates(ctx: DetectionContext) -> DetectorResult:
     evidence = [""] * n
     ids = ctx.extra.get("ids")
     names = ctx.extra.get("classes") or [str(i) for i in range(k)]
-    groups = duplicate_groups(ctx)
-    conflicting = []
-    for g in groups:
-        labels = ctx.labels[g]
-        counts = np.bincount(labels, minlength=k)
-        if (counts > 0).sum() < 2:
-            continue
-        conflicting.append(g)
+    partners = duplicate_partners(ctx)
+    for r, p in partners.items():
+        lab = ctx.labels[r]
+        counts = np.bincount(ctx.labels[p], minlength=k)
+        counts[lab] += 1
+        if counts[lab] == len(p) + 1:
+            continue  # all its duplicates agree
         majority = int(counts.argmax())  # lowest class index among ties: independent of row order
         tie = (counts == counts[majority]).sum() > 1
-        for r, lab in zip(g, labels, strict=True):
-            others = len(g) - 1
-            score[r] = (len(g) - counts[lab]) / others  # share of its duplicates labelled otherwise
-            suggested[r] = majority
-            suggested_prob[r] = counts[majority] / len(g)
-            if tie or lab != majority:
-                flagged[r] = True
-                partners = [p for p in g if p != r and ctx.labels[p] != lab]
-                shown = ", ".join(str(ids[p]) if ids is not None else f"row {p}" for p in partners[:5])
-                if len(partners) > 5:
-                    shown += f" and {len(partners) - 5} more"
-                other = sorted({names[ctx.labels[p]] for p in partners})
-                evidence[r] = f"duplicate of {shown} labelled {', '.join(repr(o) for o in other)}"
+        score[r] = (len(p) + 1 - counts[lab]) / len(p)  # share of its duplicates labelled otherwise
+        suggested[r] = majority
+        suggested_prob[r] = counts[majority] / (len(p) + 1)
+        if tie or lab != majority:
+            flagged[r] = True
+            other = [q for q in p.tolist() if ctx.labels[q] != lab]
+            shown = ", ".join(str(ids[q]) if ids is not None else f"row {q}" for q in other[:MAX_NAMED])
+            if len(other) > MAX_NAMED:
+                shown += f" and {len(other) - MAX_NAMED} more"
+            labels = sorted({names[ctx.labels[q]] for q in other})
+            evidence[r] = f"duplicate of {shown} labelled {', '.join(repr(x) for x in labels)}"
+    groups = duplicate_groups(partners, n)
+    conflicting = [g for g in groups if len(set(ctx.labels[g].tolist())) > 1]
     return DetectorResult(
         "near_duplicates", score=np.clip(score, 0, 1), is_issue=flagged, suggested_label=suggested,
         suggested_prob=suggested_prob, evidence=evidence,
-        details={"duplicate_groups": len(groups), "conflicting_groups": [g.tolist() for g in conflicting],
+        details={"duplicate_groups": len(groups), "conflicting_groups": conflicting,
                  "threshold": NEAR_DUPLICATE_COSINE},
     )
