@@ -8,6 +8,8 @@ import streamlit as st
 
 #: Content hash of the current dataset (stored in the workspace); absent until one is loaded.
 DATASET_HASH = "dataset_hash"
+#: URL query parameter that opens a stored dataset (``?dataset=<content hash>``); labelaudit.show() uses it.
+DATASET_QUERY_PARAM = "dataset"
 #: Absolute path of the workspace folder.
 WORKSPACE = "workspace"
 #: Problems of the last failed load, as strings, shown on the Data page.
@@ -36,6 +38,13 @@ def init_state() -> None:
         from labelaudit.workspace import Workspace
 
         ss[WORKSPACE] = str(Workspace(os.environ.get("LABELAUDIT_WORKSPACE")).root)
+    if DATASET_HASH not in ss and st.query_params.get(DATASET_QUERY_PARAM):
+        # labelaudit.show() links to ?dataset=<hash>; accept only a dataset stored in this workspace.
+        from labelaudit.workspace import Workspace
+
+        wanted = st.query_params.get(DATASET_QUERY_PARAM, "")
+        if wanted in Workspace(ss[WORKSPACE]).datasets():
+            ss[DATASET_HASH] = wanted
     if DATASET_HASH not in ss and os.environ.get("LABELAUDIT_DATASET"):
         ss[DATASET_HASH] = os.environ["LABELAUDIT_DATASET"]
     ss.setdefault(LOAD_PROBLEMS, [])
