@@ -1,0 +1,143 @@
+"""The Annotators page, driven by AppTest with a dataset injected into session state."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.conftest import ROOT
+
+PAGE = str(ROOT / "pages/annotators.py")
+
+
+def _dataset(with_annotations: bool = True, with_probs: bool = False, annotator_prefix: str = "sim_"):
+    from labelaudit.io import load_dataset
+
+    rng = np.random.default_rng(0)
+    classes = ["a<b>", "beta", "gamma"]
+    n = 60
+    labels = rng.integers(0, 3, n)
+    frame = pd.DataFrame({"id": [f"r{i}" for i in range(n)], "text": [f"text <i>{i}</i>" for i in range(n)],
+                          "label": [classes[k] for k in labels]})
+    ann = None
+    if with_annotations:
+        rows = []
+        for i in range(40):
+            for a in range(4):
+                lab = labels[i] if rng.random() < 0.8 - 0.2 * (a == 3) else rng.integers(0, 3)
+                rows.append((f"r{i}", f"{annotator_prefix}rater{a}", classes[lab]))
+            rows.append((f"r{i}", f"{annotator_prefix}spam<script>", classes[rng.integers(0, 3)]))
+        ann = pd.DataFrame(rows, columns=["item_id", "annotator_id", "label"])
+    probs = None
+    if with_probs:
+        probs = np.full((n, 3), 0.1)
+        probs[np.arange(n), labels] = 0.8
+    return load_dataset(frame, annotations=ann, probs=probs, classes=classes)
+
+
+def _page(workspace, ds) -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    at.session_state["workspace"] = str(workspace.root)
+    at.session_state["dataset_hash"] = workspace.save_dataset(ds)
+    return at
+
+
+def test_without_annotations_the_page_says_what_to_load(workspace):
+    at = _page(workspace, _dataset(with_annotations=False)).run()
+    assert not at.exception
+    assert any("item_id" in i.value and "annotator_id" in i.value for i in at.info)
+    assert not at.selectbox
+
+
+@pytest.mark.parametrize("method", ["mace", "ds", "mv"])
+def test_the_page_draws_every_part_for_each_method(workspace, method):
+    at = _page(workspace, _dataset()).run()
+    assert not at.exception
+    at.selectbox(key="annotators_method").set_value(method).run()
+    assert not at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Ratings"] == "200" and metrics["Annotators"] == "5"
+    assert any("simulated" in w.value for w in at.warning)
+    charts = at.get("plotly_chart")
+    assert len(charts) == 4  # kappa heatmap, competence, confusion, agreement per class
+    assert any(s for s in at.dataframe)
+    stats = at.dataframe[0].value
+    assert "Fleiss' kappa" in stats["statistic"].tolist()
+    # Untrusted names are escaped in chart labels: no raw tag reaches Plotly.
+    spec = "".join(c.proto.spec for c in charts)
+    assert "<script>" not in spec and "&lt;script&gt;" in spec
+    assert "a<b>" not in spec
+    # The per-item table is stored in the workspace for reuse.
+    h = at.session_state["dataset_hash"]
+    assert workspace.has(h, "agreement_items", {"method": method, "seed": 0}, ext="parquet")
+
+
+def test_real_annotator_ids_show_no_simulated_notice(workspace):
+    at = _page(workspace, _dataset(annotator_prefix="")).run()
+    assert not at.exception
+    assert not any("simulated" in w.value for w in at.warning)
+
+
+def test_crowdlab_is_offered_only_with_predicted_probabilities(workspace):
+    at = _page(workspace, _dataset()).run()
+    assert "crowdlab" not in at.selectbox(key="annotators_method").options
+    at = _page(workspace, _dataset(with_probs=True)).run()
+    assert "CROWDLAB (with the model)" in at.selectbox(key="annotators_method").options
+    at.selectbox(key="annotators_method").set_value("crowdlab").run()
+    assert not at.exception
+
+
+def test_choosing_an_annotator_shows_their_confusion(workspace):
+    at = _page(workspace, _dataset()).run()
+    at.selectbox(key="annotators_selected").set_value("sim_rater3").run()
+    assert not at.exception
+    assert any("sim_rater3:" in c.value and "labels" in c.value for c in at.caption)
+
+
+def _in_app(workspace, ds) -> AppTest:
+    """The whole app (so st.switch_page can find the Review page), opened on the Annotators page."""
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.session_state["workspace"] = str(workspace.root)
+    at.session_state["dataset_hash"] = workspace.save_dataset(ds)
+    return at.switch_page("pages/annotators.py").run()
+
+
+def test_send_disputed_items_to_review(workspace):
+    at = _in_app(workspace, _dataset())
+    assert [t.value for t in at.title] == ["Annotators"]
+    at.number_input(key="annotators_queue_size").set_value(7).run()
+    at.button(key="send_disputed").click().run()
+    assert not at.exception
+    assert [t.value for t in at.title] == ["Review"]
+    queue = at.session_state["review_queue"]
+    assert len(queue) == 7 and all(q.startswith("r") for q in queue)
+    assert at.session_state["review_queue_source"] == "most disputed items (Annotators)"
+    # Ordered by disagreement: the first item disagrees at least as much as the last.
+    from labelaudit.agreement import Ratings, analyse_annotations
+
+    ds = _dataset()
+    items = analyse_annotations(Ratings.from_dataset(ds), method="mace").items.set_index("item_id")
+    assert items.loc[queue[0], "disagreement"] >= items.loc[queue[-1], "disagreement"]
+
+
+def test_bundled_sample_page_renders(workspace, sample_dataset):
+    at = _page(workspace, sample_dataset).run()
+    assert not at.exception
+    assert any("simulated" in w.value for w in at.warning)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Annotators"] == "12" and metrics["Likely spammers"] == "2"
+    items = workspace.load(at.session_state["dataset_hash"], "agreement_items", {"method": "mace", "seed": 0},
+                           ext="parquet")
+    assert len(items) == 1500 and json.dumps(items.columns.tolist())
+
+
+def test_send_differing_items_to_review(workspace):
+    at = _in_app(workspace, _dataset())
+    at.button(key="send_differing").click().run()
+    assert not at.exception
+    assert at.session_state["review_queue_source"] == "consensus differs from the given label (Annotators)"
+    assert len(at.session_state["review_queue"]) > 0
