@@ -21,6 +21,17 @@ REVIEWER = "reviewer"
 #: The review queue: ordered list of row ids, and where it came from.
 QUEUE = "review_queue"
 QUEUE_SOURCE = "review_queue_source"
+#: Review page: the item on screen ({item_id, seen: its latest decision id at first sight, shown, suggested}),
+#: ids skipped this session, an item forced back on screen (after a conflict or an undo), this session's
+#: last decision ({item_id, decision_id}) for undo, the outcome of the last action, a bulk decision awaiting
+#: confirmation, and whether decided items stay in the queue.
+REVIEW_SHOWN = "review_shown"
+REVIEW_SKIPPED = "review_skipped"
+REVIEW_FORCE = "review_force"
+REVIEW_LAST = "review_last"
+REVIEW_FLASH = "review_flash"
+REVIEW_BULK = "review_bulk"
+REVIEW_INCLUDE_DECIDED = "review_include_decided"
 #: Scan options chosen in the app (dict: cluster_method, n_clusters, seed); the scan cache key.
 SCAN_OPTIONS = "scan_options"
 #: Explore page: cluster filter (int or None) and class filter (list[str], empty = all classes).

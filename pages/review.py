@@ -1,9 +1,78 @@
-"""Review page (placeholder until its issue lands)."""
+"""Review: decide on suspected label errors one at a time (or in bulk); every decision is kept."""
 
 import streamlit as st
 
+from components import state
 from components.data import require_dataset
+from components.review import (
+    current_scan,
+    get_store,
+    note_shown,
+    pick_item,
+    queue_source,
+    render_action_bar,
+    render_bulk,
+    render_export,
+    render_flash,
+    render_item_card,
+    render_progress,
+    render_reviewer_identity,
+)
+from labelaudit.errors import DataError, UsageError
+from labelaudit.review.queue import build_queue, item_evidence, review_progress
+from labelaudit.workspace import Workspace
 
 st.title("Review")
 ds = require_dataset()
-st.info("This page is being built. It will need: the ranked queue of suspected label errors.")
+reviewer = render_reviewer_identity()
+ws_root = st.session_state[state.WORKSPACE]
+try:
+    store = get_store(Workspace(ws_root).database_url)
+    current = store.current(ds.content_hash)
+except Exception as e:  # a wrong LABELAUDIT_DB_URL or an unreachable server: say so, no traceback
+    st.error(f"Cannot open the review database: {type(e).__name__}: {e}", icon=":material/error:")
+    st.stop()
+
+scan = current_scan(ds)
+table = scan.table if scan is not None else None
+pred_probs = scan.detection.pred_probs if scan is not None and scan.detection is not None else None
+selection, source = queue_source()
+
+top = st.columns([3, 2, 2])
+top[0].text(f"Reviewer: {reviewer} · queue: {source}")
+include_decided = top[1].toggle("Show decided items", key=state.REVIEW_INCLUDE_DECIDED)
+flagged_only = top[2].toggle("Flagged only", value=False, key="review_flagged_only",
+                             disabled=table is None or selection is not None)
+if selection is not None and st.button("Back to the full ranking", key="review_clear_selection"):
+    st.session_state.pop(state.QUEUE, None)
+    st.session_state.pop(state.QUEUE_SOURCE, None)
+    st.rerun()
+if scan is None:
+    st.info("No scan yet: the queue follows the model's probabilities when the data came with them, else the "
+            "data order. Run the scan on the Label issues page to rank by every detector.", icon=":material/info:")
+
+queue_args = dict(scan_table=table, selection=selection, pred_probs=pred_probs if pred_probs is not None
+                  else ds.pred_probs, flagged_only=flagged_only)
+decided = set(current["item_id"])
+queue = build_queue(ds, decided_ids=decided, include_decided=include_decided, **queue_args)
+render_flash()
+render_progress(review_progress(build_queue(ds, include_decided=True, **queue_args), current))
+
+item = pick_item(queue)
+if item is None:
+    st.success("Nothing left to review in this queue.", icon=":material/done_all:")
+else:
+    try:
+        ev = item_evidence(ds, item, scan_table=table, pred_probs=queue_args["pred_probs"],
+                           embeddings=scan.embeddings if scan is not None else None)
+    except (DataError, UsageError) as e:
+        st.error(str(e), icon=":material/error:")
+        st.stop()
+    note_shown(store, ds, ev, source)
+    done = current[current["item_id"] == item]
+    render_item_card(ev, current=done.iloc[0] if len(done) else None)
+    render_action_bar(store, ds, ev, reviewer)
+
+render_bulk(store, ds, reviewer, queue_ids=build_queue(ds, include_decided=True, **queue_args), source=source,
+            scan_table=table)
+render_export(store, ds, ws_root)

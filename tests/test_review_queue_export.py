@@ -230,3 +230,9 @@ def test_cli_export_usage_errors(tmp_path, capsys, argv, code, message):
 def test_csv_bytes_roundtrip_keeps_unicode():
     df = pd.DataFrame({"t": ["naïve café ✓"]})
     assert pd.read_csv(io.BytesIO(to_csv_bytes(df)))["t"].iat[0] == "naïve café ✓"
+
+
+def test_queue_without_scan_ranks_by_self_confidence(ds):
+    q = build_queue(ds, pred_probs=ds.pred_probs)
+    p_given = ds.pred_probs[range(ds.n), ds.labels]
+    assert q[0] == ds.ids[p_given.argmin()] and q[-1] == ds.ids[p_given.argmax()]

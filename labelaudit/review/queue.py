@@ -25,14 +25,16 @@ RANKING_SOURCE = "ranking"
 
 
 def build_queue(ds: Dataset, *, scan_table: pd.DataFrame | None = None, selection: Sequence[str] | None = None,
-                decided_ids: Iterable[str] = (), include_decided: bool = False,
-                flagged_only: bool = False) -> list[str]:
+                pred_probs: np.ndarray | None = None, decided_ids: Iterable[str] = (),
+                include_decided: bool = False, flagged_only: bool = False) -> list[str]:
     """Row ids to review, in order.
 
     ``selection`` (ids in the order given) wins when not None; unknown ids and repeats are dropped.
     Otherwise the scan ranking: rows with ``is_label_issue`` first, then by descending
-    ``label_issue_score`` (ties in dataset order); without a scan table, dataset order.
-    ``flagged_only`` keeps only flagged rows of the ranking. Ids in ``decided_ids`` are left out
+    ``label_issue_score`` (ties in dataset order). Without a scan table but with ``pred_probs``
+    (float (N, K), e.g. ``ds.pred_probs``), by ascending self-confidence (the probability of the given
+    label; Northcutt et al. 2021, "Confident Learning"); with neither, dataset order.
+    ``flagged_only`` keeps only flagged rows of the scan ranking (no effect without a scan). Ids in ``decided_ids`` are left out
     unless ``include_decided``.
 
     >>> build_queue(ds, scan_table=table, decided_ids={"17"})[:3]    # doctest: +SKIP
@@ -49,6 +51,9 @@ def build_queue(ds: Dataset, *, scan_table: pd.DataFrame | None = None, selectio
             t = t[t["flag"]]
         t = t.sort_values(["flag", "score", "row"], ascending=[False, False, True], kind="stable")
         ids = t["id"].tolist()
+    elif pred_probs is not None and len(pred_probs) == ds.n:
+        self_confidence = np.asarray(pred_probs)[np.arange(ds.n), ds.labels]
+        ids = ds.frame[ID].to_numpy(dtype=object)[np.argsort(self_confidence, kind="stable")].tolist()
     else:
         ids = ds.frame[ID].tolist()
     if not include_decided:

@@ -1,0 +1,158 @@
+"""The Review page driven by AppTest: identity, accept, conflict, undo, skip, bulk, export."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from labelaudit.review.store import ReviewStore
+from labelaudit.workspace import Workspace
+from tests.test_review_data import toy_dataset
+
+PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "review.py")
+
+
+@pytest.fixture
+def setup(tmp_path, monkeypatch):
+    monkeypatch.delenv("LABELAUDIT_DB_URL", raising=False)
+    ws = Workspace(tmp_path / "ws")
+    ds = toy_dataset()
+    h = ws.save_dataset(ds)
+    store = ReviewStore(ws.database_url)
+    yield ws, ds, h, store
+    store.close()
+
+
+def open_page(ws, h, reviewer: str | None = "ana", **state) -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at.session_state["workspace"] = str(ws.root)
+    at.session_state["dataset_hash"] = h
+    if reviewer:
+        at.session_state["reviewer"] = reviewer
+    for k, v in state.items():
+        at.session_state[k] = v
+    return at.run()
+
+
+def texts(at) -> str:
+    return "\n".join(str(t.value) for t in at.text) + "\n".join(str(c.value) for c in at.code)
+
+
+def button(at, key):
+    return next(b for b in at.button if b.key == key)
+
+
+def test_asks_reviewer_name_once(setup):
+    ws, ds, h, _ = setup
+    at = open_page(ws, h, reviewer=None)
+    assert not at.exception
+    assert at.text_input(key="reviewer_name_input") is not None and not at.code  # no item before a name
+    at.text_input(key="reviewer_name_input").set_value("Bea")
+    button(at, "FormSubmitter:reviewer_form-Start reviewing").click().run()
+    assert at.session_state["reviewer"] == "Bea"
+    assert "Reviewer: Bea" in texts(at)
+
+
+def test_accept_suggestion_is_saved_with_what_was_shown(setup):
+    ws, ds, h, store = setup
+    at = open_page(ws, h)
+    assert not at.exception
+    # Without a scan the queue follows ds.pred_probs: the least self-confident row first.
+    first = at.session_state["review_shown"]["item_id"]
+    assert first in texts(at) and ds.frame.set_index("id").loc[first, "text"] in texts(at)
+    suggested = at.session_state["review_shown"]["suggested"]
+    button(at, "review_accept").click().run()
+    assert not at.exception
+    log = store.log(h)
+    assert log[["item_id", "action", "new_label", "reviewer"]].values.tolist() == [[first, "accept", suggested, "ana"]]
+    assert '"queue": "ranking"' in log.loc[0, "shown"]
+    assert any("Saved" in s.value for s in at.success)
+    assert at.session_state["review_shown"]["item_id"] != first  # next item
+    assert "Decided in this queue" in [m.label for m in at.metric]
+    assert at.metric[0].value == f"1 of {ds.n}"
+    assert at.metric[2].value == "100%"
+
+
+def test_change_with_comment_keep_remove(setup):
+    ws, ds, h, store = setup
+    at = open_page(ws, h)
+    item = at.session_state["review_shown"]["item_id"]
+    at.selectbox(key=f"review_label_{item}").set_value("refund_not_showing_up")
+    at.text_input(key=f"review_comment_{item}").set_value("looks like a refund")
+    button(at, "review_change").click().run()
+    d = store.log(h).iloc[-1]
+    assert (d.item_id, d.action, d.new_label, d.comment) == (item, "change", "refund_not_showing_up",
+                                                            "looks like a refund")
+    second = at.session_state["review_shown"]["item_id"]
+    button(at, "review_remove").click().run()
+    assert store.current(h).set_index("item_id").loc[second, "action"] == "remove"
+
+
+def test_conflict_warns_and_shows_item_again(setup):
+    ws, ds, h, store = setup
+    at = open_page(ws, h)
+    item = at.session_state["review_shown"]["item_id"]
+    # Another reviewer decides the same item while ana looks at it.
+    store.record(dataset_version=h, item_id=item, reviewer="bo", action="keep",
+                 old_label=ds.frame.set_index("id").loc[item, "label"], new_label=None, seen_decision_id=None)
+    button(at, "review_accept").click().run()
+    assert not at.exception
+    warning = " ".join(w.value for w in at.warning)
+    assert "Not saved" in warning and "bo: keep" in warning
+    assert store.log(h)["reviewer"].tolist() == ["bo"]  # ana's decision was not written
+    assert at.session_state["review_shown"]["item_id"] == item  # shown again
+    assert "Decided already: keep" in texts(at)
+    # Deciding again now works, against bo's decision.
+    button(at, "review_ambiguous").click().run()
+    assert store.log(h)["reviewer"].tolist() == ["bo", "ana"]
+    assert store.current(h).set_index("item_id").loc[item, "action"] == "ambiguous"
+
+
+def test_undo_and_skip(setup):
+    ws, ds, h, store = setup
+    at = open_page(ws, h)
+    first = at.session_state["review_shown"]["item_id"]
+    button(at, "review_keep").click().run()
+    assert button(at, "review_undo").disabled is False
+    button(at, "review_undo").click().run()
+    assert store.log(h)["action"].tolist() == ["keep", "undo"]
+    assert len(store.current(h)) == 0
+    assert at.session_state["review_shown"]["item_id"] == first  # back on screen
+    button(at, "review_skip").click().run()
+    second = at.session_state["review_shown"]["item_id"]
+    assert second != first and first in at.session_state["review_skipped"]
+
+
+def test_selection_queue_and_bulk_skips_test_split(setup):
+    ws, ds, h, store = setup
+    ids = ["r2", "r3", "r33", "r34"]  # r32.. are in the test split
+    at = open_page(ws, h, review_queue=ids, review_queue_source="cluster 4")
+    assert at.session_state["review_shown"]["item_id"] == "r2"
+    assert "queue: cluster 4" in texts(at)
+    at.selectbox(key="bulk_action").set_value("remove").run()
+    assert "2 rows would change · 2 in the protected test split are skipped" in texts(at)
+    button(at, "bulk_prepare").click().run()
+    assert any("Apply 'remove' to 2 rows" in w.value for w in at.warning)
+    assert len(store.log(h)) == 0  # nothing before the confirmation
+    button(at, "bulk_confirm").click().run()
+    assert not at.exception
+    cur = store.current(h)
+    assert sorted(cur["item_id"]) == ["r2", "r3"]
+    assert any("skipped 2 in the protected test split" in s.value for s in at.success)
+
+
+def test_dataset_text_is_never_markdown(setup):
+    ws, ds, h, _ = setup
+    at = open_page(ws, h, review_queue=["r4"], review_queue_source="selection")
+    assert "<script>" in texts(at)
+    assert all("<script>" not in m.value for m in at.markdown)
+
+
+def test_bad_database_url_is_an_error_not_a_traceback(setup, monkeypatch):
+    ws, ds, h, _ = setup
+    monkeypatch.setenv("LABELAUDIT_DB_URL", "postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=2")
+    at = open_page(ws, h)
+    assert not at.exception
+    assert any("Cannot open the review database" in e.value for e in at.error)
