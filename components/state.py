@@ -41,6 +41,14 @@ EXPLORE_CLASSES = "explore_classes"
 ANNOTATORS_METHOD = "annotators_method"
 ANNOTATORS_SELECTED = "annotators_selected"
 
+#: Label issues page: filters (given classes, clusters, detectors, only rows needing review) and the
+#: confusion-matrix cell chosen from the list ("" = none).
+ISSUES_CLASSES = "issues_classes"
+ISSUES_CLUSTERS = "issues_clusters"
+ISSUES_DETECTORS = "issues_detectors"
+ISSUES_ONLY_FLAGGED = "issues_only_flagged"
+ISSUES_CELL = "issues_cell"
+
 
 def init_state() -> None:
     """Set defaults once per session. The CLI may preload a dataset through the environment."""
