@@ -1,9 +1,149 @@
-"""Explore page (placeholder until its issue lands)."""
+"""Explore: the 2-D map of every text, coloured by label, cluster, suggestion or score; clusters; selection."""
 
+import json
+
+import numpy as np
+import pandas as pd
 import streamlit as st
 
+from components import state
 from components.data import require_dataset
+from components.scan import (
+    build_map_figure,
+    color_options,
+    map_rows,
+    render_scan_options,
+    require_scan,
+    scan_options,
+    selection_ids,
+)
+from labelaudit.dataset import TEXT
+
+MAP_KEY, CLUSTER_TABLE_KEY = "explore_map", "explore_cluster_table"
+#: Most ids put in a shareable URL; larger selections are not shared by URL (the page says so).
+MAX_URL_IDS = 200
 
 st.title("Explore")
 ds = require_dataset()
-st.info("This page is being built. It will need: the scan (embeddings, 2-D map and clusters).")
+res = require_scan(ds)
+ss = st.session_state
+ws_root = ss[state.WORKSPACE]
+options_json = json.dumps(scan_options(), sort_keys=True)
+table = res.table
+known = set(table["id"].astype(str))
+
+# A shared URL (?cluster=3 or ?ids=a&ids=b) sets the view once per session; later the view writes the URL.
+if not ss.get("explore_url_read"):
+    ss["explore_url_read"] = True
+    qp = st.query_params
+    if qp.get("cluster", "").lstrip("-").isdigit() and int(qp["cluster"]) in set(res.clusters["cluster"]):
+        ss[state.EXPLORE_CLUSTER] = int(qp["cluster"])
+    if qp.get_all("ids"):
+        ss[state.SELECTION] = [i for i in qp.get_all("ids") if i in known]
+
+# Clicks in the cluster table (drawn further down) and on the map arrive before they are drawn.
+picked = (ss.get(CLUSTER_TABLE_KEY) or {}).get("selection", {}).get("rows", [])
+if picked != ss.get("explore_last_cluster_pick"):
+    ss["explore_last_cluster_pick"] = picked
+    ss[state.EXPLORE_CLUSTER] = int(res.clusters["cluster"].iloc[picked[0]]) if picked else None
+chart_ids = selection_ids(ss.get(MAP_KEY))
+if chart_ids != ss.get("explore_last_chart_ids", []):
+    ss["explore_last_chart_ids"] = chart_ids
+    ss[state.SELECTION] = chart_ids
+selection = [i for i in ss.get(state.SELECTION, []) if i in known]
+cluster = ss.get(state.EXPLORE_CLUSTER)
+
+with st.expander("Scan settings"):
+    render_scan_options(key_prefix="explore")
+    st.caption("Stored scan · " + ", ".join(f"{k} {v:.1f} s" for k, v in res.timings.items()))
+
+c1, c2, c3 = st.columns([1, 2, 1])
+color_by = c1.selectbox("Colour by", color_options(table), key="explore_color")
+classes = c2.multiselect("Classes (empty = all)", ds.classes, key=state.EXPLORE_CLASSES)
+if cluster is not None:
+    c3.write(f"Cluster filter: **{'noise' if cluster < 0 else cluster}**")
+    if c3.button("Clear cluster filter", key="explore_clear_cluster"):
+        ss[state.EXPLORE_CLUSTER] = None
+        st.rerun()
+
+rows, n_in_view = map_rows(ws_root, ds.content_hash, options_json, cluster, tuple(classes))
+texts = ds.frame[TEXT]
+if n_in_view == 0:
+    st.warning("No rows match these filters.")
+else:
+    fig = build_map_figure(table.iloc[rows], texts.iloc[rows], color_by=color_by)
+    st.plotly_chart(fig, on_select="rerun", selection_mode=("box", "lasso"), key=MAP_KEY, width="stretch")
+    if len(rows) < n_in_view:
+        st.caption(f"The map draws a sample of {len(rows):,} of the {n_in_view:,} rows in view, stratified by "
+                   "given label so small classes stay visible. Tables and scores below use every row.")
+    else:
+        st.caption(f"{n_in_view:,} rows. Drag a box or lasso on the map to select rows.")
+
+# ------------------------------------------------------------------ selected rows
+score_cols = [c for c in ("label_issue_score", "suggested_label", "suggested_label_prob") if c in table]
+shown = ["id", "given_label", "cluster"] + score_cols
+
+
+def rows_frame(row_index: np.ndarray) -> pd.DataFrame:
+    df = table.iloc[row_index][shown].copy()
+    df.insert(1, "text", texts.iloc[row_index].to_numpy())
+    if "label_issue_score" in df:
+        df = df.sort_values("label_issue_score", ascending=False, kind="stable")
+    return df.reset_index(drop=True)
+
+
+if selection:
+    st.subheader(f"Selected rows ({len(selection):,})")
+    sel_rows = np.array([ds.id_to_row[i] for i in selection], dtype=np.int64)
+    selected = rows_frame(sel_rows)
+    st.dataframe(selected, hide_index=True, width="stretch", key="explore_selected_rows")
+    b1, b2 = st.columns(2)
+    if b1.button("Send selection to review", type="primary", icon=":material/rule:", key="explore_send"):
+        ss[state.QUEUE] = selected["id"].astype(str).tolist()  # most suspicious first
+        ss[state.QUEUE_SOURCE] = f"Explore: {len(selected):,} rows selected on the map"
+        st.switch_page("pages/review.py")
+    if b2.button("Clear selection", key="explore_clear_selection"):
+        ss[state.SELECTION] = []
+        st.rerun()
+elif n_in_view:
+    in_view = np.flatnonzero((table["cluster"] == cluster).to_numpy() if cluster is not None
+                             else np.ones(len(table), dtype=bool))
+    if classes:
+        in_view = in_view[table["given_label"].iloc[in_view].isin(classes).to_numpy()]
+    st.subheader(f"Rows in view ({len(in_view):,})")
+    st.dataframe(rows_frame(in_view), hide_index=True, width="stretch", key="explore_view_rows")
+    if st.button(f"Select all {len(in_view):,} rows in view", key="explore_select_view"):
+        ss[state.SELECTION] = table["id"].iloc[in_view].astype(str).tolist()
+        st.rerun()
+
+# ------------------------------------------------------------------ clusters
+st.subheader("Clusters")
+st.caption("Click a row to show only that cluster. Keywords by class-based TF-IDF; purity is the share of the "
+           "most common given label; cluster -1 holds the rows HDBSCAN left unclustered.")
+cl = res.clusters.copy()
+id_text = dict(zip(table["id"].astype(str), texts, strict=True))
+cl["representatives"] = cl["representative_ids"].map(lambda ids: " | ".join(id_text.get(str(i), "") for i in ids))
+cols = [c for c in ("cluster", "size", "keywords", "top_label", "purity", "labels", "mean_issue_score",
+                    "issue_rate", "representatives") if c in cl]
+st.dataframe(
+    cl[cols], hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row",
+    key=CLUSTER_TABLE_KEY,
+    column_config={
+        "purity": st.column_config.ProgressColumn("purity", min_value=0.0, max_value=1.0, format="%.2f"),
+        "mean_issue_score": st.column_config.NumberColumn("mean issue score", format="%.2f"),
+        "issue_rate": st.column_config.NumberColumn("flagged share", format="%.2f"),
+    },
+)
+
+# ------------------------------------------------------------------ shareable URL
+if cluster is not None:
+    st.query_params["cluster"] = str(cluster)
+elif "cluster" in st.query_params:
+    del st.query_params["cluster"]
+if selection and len(selection) <= MAX_URL_IDS:
+    st.query_params["ids"] = selection
+else:
+    if "ids" in st.query_params:
+        del st.query_params["ids"]
+    if len(selection) > MAX_URL_IDS:
+        st.caption(f"Selections of more than {MAX_URL_IDS} rows are not put in the page URL; share a cluster instead.")

@@ -1,0 +1,227 @@
+"""The scan in the app: cached loading, the "Run scan" guard with progress, and the map figure.
+
+A page view only ever *loads* a stored scan (:func:`labelaudit.scan.load_cached_scan`, no umap);
+the scan itself runs only when the user presses "Run scan".
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import time
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from components import state
+from components.data import load_workspace_dataset
+from labelaudit.dataset import Dataset
+from labelaudit.errors import DataError, UsageError
+from labelaudit.progress import eta_text
+from labelaudit.scan import MAX_MAP_POINTS, ScanResult, load_cached_scan, map_sample, scan
+
+DEFAULT_OPTIONS = {"cluster_method": "hdbscan", "n_clusters": None, "seed": 0}
+#: Characters of text shown on hover.
+HOVER_CHARS = 160
+#: A qualitative palette long enough for many classes (Plotly's Alphabet + Dark24 + Light24).
+_PALETTE: list[str] = []
+
+
+class _NotScanned(Exception):
+    """Raised inside the cached loader so that a missing scan is not cached."""
+
+
+def scan_options() -> dict:
+    """The scan options of this session (defaults until the user changes them)."""
+    return dict(st.session_state.get(state.SCAN_OPTIONS) or DEFAULT_OPTIONS)
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def load_scan(workspace_root: str, dataset_hash: str, options_json: str) -> ScanResult:
+    """The stored scan for these arguments; raises _NotScanned when there is none (not cached)."""
+    ds = load_workspace_dataset(workspace_root, dataset_hash)
+    res = load_cached_scan(ds, workspace=workspace_root, **json.loads(options_json))
+    if res is None:
+        raise _NotScanned
+    return res
+
+
+def cached_scan(ds: Dataset, options: dict | None = None) -> ScanResult | None:
+    """The stored scan of ``ds`` with ``options`` (default: the session's), or None."""
+    opts = json.dumps(options or scan_options(), sort_keys=True)
+    try:
+        return load_scan(st.session_state[state.WORKSPACE], ds.content_hash, opts)
+    except _NotScanned:
+        return None
+
+
+def run_scan_with_progress(ds: Dataset, options: dict) -> ScanResult | None:
+    """Run the scan inside st.status with a progress bar per step (counts and time left)."""
+    started: dict[str, float] = {}
+    with st.status("Scanning: embedding, map, clusters, detectors…", expanded=True) as status:
+        bar = st.progress(0.0, text="starting")
+
+        def progress(step: str, done: int, total: int) -> None:
+            if step not in started:
+                started[step] = time.monotonic()
+                status.update(label=f"Scanning: {step}…")
+            frac = min(done / total, 1.0) if total else 0.0
+            bar.progress(frac, text=f"{step}: {eta_text(started[step], done, total)}")
+
+        try:
+            res = scan(ds, workspace=st.session_state[state.WORKSPACE], progress=progress, **options)
+        except (DataError, UsageError) as e:
+            status.update(label="Scan failed", state="error")
+            st.error(str(e), icon=":material/error:")
+            return None
+        steps = ", ".join(f"{k} {v:.1f} s" for k, v in res.timings.items())
+        status.update(label=f"Scan complete ({steps})", state="complete", expanded=False)
+    return res
+
+
+def render_scan_options(*, key_prefix: str = "scan") -> dict:
+    """Clustering method, K and seed widgets; stores and returns the chosen options."""
+    ds_k = None
+    current = scan_options()
+    c1, c2, c3 = st.columns(3)
+    method = c1.selectbox("Clustering", ["hdbscan", "kmeans"], index=["hdbscan", "kmeans"].index(current["cluster_method"]),
+                          key=f"{key_prefix}_method", help="HDBSCAN finds the number of clusters and leaves outliers "
+                          "unclustered; KMeans makes exactly K clusters (default: one per class).")
+    if method == "kmeans":
+        k = c2.number_input("Clusters (K; 0 = one per class)", min_value=0, max_value=1000,
+                            value=int(current.get("n_clusters") or 0), key=f"{key_prefix}_k")
+        ds_k = int(k) or None
+    seed = c3.number_input("Seed", min_value=0, max_value=2**31 - 1, value=int(current.get("seed", 0)),
+                           key=f"{key_prefix}_seed")
+    options = {"cluster_method": method, "n_clusters": ds_k, "seed": int(seed)}
+    st.session_state[state.SCAN_OPTIONS] = options
+    return options
+
+
+def require_scan(ds: Dataset) -> ScanResult:
+    """Page guard: the stored scan of ``ds``; otherwise a "Run scan" button, and a stop.
+
+    Running the scan shows st.status + st.progress, then reruns the page, which finds it stored.
+    """
+    res = cached_scan(ds)
+    if res is not None:
+        return res
+    st.info(f"This dataset ({ds.n:,} rows) has not been scanned with these options yet. The scan embeds every "
+            "text, draws a 2-D map, finds clusters and runs the label-issue detectors; it is stored in the "
+            "workspace, so it runs once.")
+    options = render_scan_options(key_prefix="require_scan")
+    clicked = st.button("Run scan", type="primary", key="run_scan", icon=":material/play_arrow:")
+    if clicked and run_scan_with_progress(ds, options) is not None:
+        st.rerun()
+    st.stop()
+    raise AssertionError("unreachable")  # st.stop() raises
+
+
+# --------------------------------------------------------------------------- map figure
+def palette() -> list[str]:
+    global _PALETTE
+    if not _PALETTE:
+        import plotly.express as px
+
+        _PALETTE = list(px.colors.qualitative.Alphabet) + list(px.colors.qualitative.Dark24) + list(
+            px.colors.qualitative.Light24)
+    return _PALETTE
+
+
+def hover_text(texts: pd.Series | list[str], *, max_chars: int = HOVER_CHARS) -> np.ndarray:
+    """Texts truncated to ``max_chars`` and HTML-escaped (Plotly hover renders a subset of HTML)."""
+    out = []
+    for t in texts:
+        t = str(t)
+        t = t if len(t) <= max_chars else t[: max_chars - 1] + "…"
+        out.append(html.escape(t, quote=False))
+    return np.asarray(out, dtype=object)
+
+
+def color_options(table: pd.DataFrame) -> list[str]:
+    """What the map can be coloured by: categories first, then numeric score columns."""
+    opts = ["given label", "cluster"]
+    if "suggested_label" in table:
+        opts.append("suggested label")
+    skip = {"x", "y", "cluster"}
+    opts += [c for c in table.columns if c not in skip and pd.api.types.is_numeric_dtype(table[c])
+             and not pd.api.types.is_bool_dtype(table[c])]
+    return opts
+
+
+def _category_column(table: pd.DataFrame, color_by: str) -> pd.Series | None:
+    if color_by == "given label":
+        return table["given_label"].astype(str)
+    if color_by == "cluster":
+        return table["cluster"].map(lambda c: "noise" if c < 0 else f"cluster {c}")
+    if color_by == "suggested label":
+        return table["suggested_label"].astype(str)
+    return None
+
+
+def build_map_figure(table: pd.DataFrame, texts: pd.Series, *, color_by: str = "given label"):
+    """One Scattergl trace of ``table`` rows (x, y); row id in customdata[0]; hover with escaped text.
+
+    ``texts``: the rows' texts, aligned with ``table``. Categories get a fixed colour per value
+    (no legend: one trace keeps WebGL fast; the hover names the value); numbers get a colour bar.
+    """
+    import plotly.graph_objects as go
+
+    cats = _category_column(table, color_by)
+    label_col = table["given_label"].astype(str).map(lambda s: html.escape(s, quote=False))
+    custom = np.column_stack([
+        table["id"].astype(str).to_numpy(dtype=object),
+        label_col.to_numpy(dtype=object),
+        table["cluster"].to_numpy(dtype=object),
+        hover_text(texts),
+        (cats.map(lambda s: html.escape(s, quote=False)) if cats is not None
+         else table[color_by].map(lambda v: f"{v:.3g}")).to_numpy(dtype=object),
+    ])
+    if cats is not None:
+        values = sorted(cats.unique().tolist())
+        colors = palette()
+        lookup = {v: colors[i % len(colors)] for i, v in enumerate(values)}
+        marker = {"color": cats.map(lookup).to_numpy(dtype=object), "size": 5, "opacity": 0.8}
+    else:
+        marker = {"color": table[color_by].to_numpy(dtype=float), "colorscale": "Viridis", "size": 5,
+                  "opacity": 0.8, "showscale": True, "colorbar": {"title": {"text": color_by}}}
+    trace = go.Scattergl(
+        x=table["x"].to_numpy(), y=table["y"].to_numpy(), mode="markers", marker=marker, customdata=custom,
+        hovertemplate=("<b>%{customdata[0]}</b> · %{customdata[1]} · cluster %{customdata[2]}<br>"
+                       f"{html.escape(color_by)}: %{{customdata[4]}}<br>%{{customdata[3]}}<extra></extra>"),
+    )
+    fig = go.Figure(trace)
+    fig.update_layout(height=620, margin={"l": 10, "r": 10, "t": 10, "b": 10}, dragmode="lasso",
+                      xaxis={"visible": False}, yaxis={"visible": False}, showlegend=False)
+    return fig
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def map_rows(workspace_root: str, dataset_hash: str, options_json: str, cluster: int | None,
+             classes: tuple[str, ...], max_points: int = MAX_MAP_POINTS) -> tuple[np.ndarray, int]:
+    """(row indices to draw, number of rows in view): the filtered rows, stratified by label when many."""
+    res = load_scan(workspace_root, dataset_hash, options_json)
+    t = res.table
+    mask = np.ones(len(t), dtype=bool)
+    if cluster is not None:
+        mask &= (t["cluster"] == cluster).to_numpy()
+    if classes:
+        mask &= t["given_label"].isin(classes).to_numpy()
+    rows = np.flatnonzero(mask)
+    picked = rows[map_sample(t["given_label"].to_numpy()[rows], max_points=max_points)]
+    return picked, len(rows)
+
+
+def selection_ids(event) -> list[str]:
+    """Row ids of the points in a plotly_chart selection event (customdata[0])."""
+    try:
+        points = event["selection"]["points"]
+    except (KeyError, TypeError):
+        return []
+    ids = []
+    for p in points:
+        cd = p.get("customdata")
+        if cd:
+            ids.append(str(cd[0] if isinstance(cd, list | tuple) else cd))
+    return list(dict.fromkeys(ids))
