@@ -1,0 +1,272 @@
+"""Benchmark of the label-issue detectors and the ensemble.
+
+Run: ``.venv/bin/python -m bench.bench_detectors [--part label_errors|banking|timing|all] [--out bench/results/detectors.md]``
+
+1. label_errors: the human-verified test-set errors of Northcutt, Athalye & Mueller 2021 (20news, MNIST,
+   CIFAR-10; /work/shared/benchmarks/label_errors, rules in its README). Our ranking from the
+   given probabilities alone (the detectors that need only pred_probs, rank-averaged) against
+   cleanlab's defaults and plain self-confidence, over all rows and within the reviewed candidates.
+2. banking: BANKING77 train with planted flips (5 % and 10 %; uniform, and to the class whose
+   embedding centroid is nearest), precision/recall of every registered detector and the ensemble.
+3. timing: the whole ``detect_label_issues`` step on synthetic 384-d data at 10k and 100k rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+LABEL_ERRORS = SHARED / "benchmarks" / "label_errors"
+BANKING = SHARED / "data" / "banking77" / "train.csv"
+BENCH_WS = ROOT / ".labelaudit-bench"
+DATASETS = {"20news": "20news", "mnist": "mnist", "cifar10": "cifar10"}
+
+
+# ----------------------------------------------------------------------------- metrics
+def precision_at(score: np.ndarray, truth: np.ndarray, k: int) -> float:
+    top = np.argsort(-score, kind="stable")[:k]
+    return float(truth[top].mean()) if k else float("nan")
+
+
+def ranking_metrics(score: np.ndarray, truth: np.ndarray, ks: tuple[int, ...]) -> dict[str, float]:
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    out = {f"P@{k}": precision_at(score, truth, k) for k in ks if k <= len(score)}
+    out["AP"] = float(average_precision_score(truth, score))
+    out["AUROC"] = float(roc_auc_score(truth, score)) if 0 < truth.sum() < len(truth) else float("nan")
+    return out
+
+
+def flag_metrics(flags: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    tp = int((flags & truth).sum())
+    return {"flagged": int(flags.sum()), "precision": tp / max(int(flags.sum()), 1), "recall": tp / max(int(truth.sum()), 1)}
+
+
+# ----------------------------------------------------------------------------- 1. label errors
+def load_label_errors(name: str):
+    labels = np.load(LABEL_ERRORS / f"{name}_test_set_original_labels.npy").astype(np.int64)
+    probs = np.load(LABEL_ERRORS / f"{name}_test_set_pyx.npy").astype(np.float64)
+    probs = probs / probs.sum(axis=1, keepdims=True)  # rows sum to 1 +- 1e-4 in the files
+    records = json.loads((LABEL_ERRORS / f"{name}_mturk.json").read_text())
+    candidates = np.array([r["id"] for r in records], dtype=np.int64)
+    confirmed = np.array([r["id"] for r in records if r["mturk"]["given"] < 3], dtype=np.int64)
+    return labels, probs, candidates, confirmed
+
+
+def rankings_from_probs(labels: np.ndarray, probs: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """{method: (score, flags)} for ours, cleanlab's defaults and plain self-confidence."""
+    from cleanlab.filter import find_label_issues
+    from cleanlab.rank import get_label_quality_scores
+
+    from labelaudit.detect import run_available
+    from labelaudit.detectors.base import DetectionContext
+    from labelaudit.detectors.ensemble import combine
+
+    ctx = DetectionContext(labels=labels, n_classes=probs.shape[1], pred_probs=probs)
+    results, _ = run_available(ctx)  # only the detectors that need nothing but pred_probs can run
+    ens = combine(results, pred_probs=probs)
+    out = {f"ours (rank average of {', '.join(results)})": (ens.score, ens.is_issue)}
+    for name, r in results.items():
+        out[f"ours: {name} alone"] = (r.score, r.is_issue)
+    cl_flags = find_label_issues(labels, probs)  # cleanlab defaults: prune_by_noise_rate
+    cl_quality = get_label_quality_scores(labels, probs)  # default method: self_confidence
+    # cleanlab's default ranked output: the flagged rows by quality, then the rest by quality.
+    out["cleanlab defaults (find_label_issues, then label quality)"] = (cl_flags + (1 - cl_quality) / 2, cl_flags)
+    self_conf = 1 - probs[np.arange(len(labels)), labels]
+    out["plain self-confidence (1 - p[given])"] = (self_conf, probs.argmax(axis=1) != labels)
+    return out
+
+
+def bench_label_errors() -> str:
+    lines = ["## 1. Human-verified label errors (Northcutt et al. 2021)", "",
+             "Confirmed error: fewer than 3 of 5 MTurk workers chose the given label. Over all rows, unreviewed rows count",
+             "as clean, so precision there is a lower bound; within the candidates every row is verified.", ""]
+    for name in DATASETS:
+        labels, probs, cand, confirmed = load_label_errors(name)
+        truth = np.zeros(len(labels), dtype=bool)
+        truth[confirmed] = True
+        t = time.perf_counter()
+        ranks = rankings_from_probs(labels, probs)
+        secs = time.perf_counter() - t
+        lines += [f"### {name}: N={len(labels):,}, K={probs.shape[1]}, {len(cand)} candidates, {len(confirmed)} confirmed "
+                  f"(all methods computed in {secs:.1f} s)", "",
+                  "| method | scope | P@10 | P@50 | P@100 | AP | AUROC | flagged | flag precision | flag recall |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        base_ap = {}
+        for method, (score, flags) in ranks.items():
+            for scope, rows in (("all rows", np.arange(len(labels))), ("candidates", cand)):
+                m = ranking_metrics(score[rows], truth[rows], (10, 50, 100))
+                f = flag_metrics(flags[rows], truth[rows])
+                base_ap[(method, scope)] = m["AP"]
+                lines.append(f"| {method} | {scope} | {m.get('P@10', float('nan')):.2f} | {m.get('P@50', float('nan')):.2f} | "
+                             f"{m.get('P@100', float('nan')):.2f} | {m['AP']:.3f} | {m['AUROC']:.3f} | {f['flagged']} | "
+                             f"{f['precision']:.3f} | {f['recall']:.3f} |")
+        ours = next(k for k in ranks if k.startswith("ours (rank"))
+        ratios = []
+        for peer in ("cleanlab defaults (find_label_issues, then label quality)", "plain self-confidence (1 - p[given])"):
+            for scope in ("all rows", "candidates"):
+                ratios.append(f"AP ours / {peer.split(' (')[0]} ({scope}) = "
+                              f"{base_ap[(ours, scope)] / max(base_ap[(peer, scope)], 1e-12):.2f}")
+        lines += ["", "Ratios: " + "; ".join(ratios) + ".", ""]
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- 2. BANKING77 flips
+def banking_embeddings():
+    from labelaudit.io import load_dataset
+    from labelaudit.scan import get_embeddings
+    from labelaudit.workspace import Workspace
+
+    ds = load_dataset(BANKING)
+    ws = Workspace(BENCH_WS)
+    t = time.perf_counter()
+    emb = get_embeddings(ds, workspace=ws)
+    return ds, emb, ws, time.perf_counter() - t
+
+
+def plant_flips(labels: np.ndarray, emb: np.ndarray, n_classes: int, *, rate: float, kind: str, seed: int):
+    """Flip ``rate`` of the rows: to a uniformly random other class, or to the nearest-centroid other class."""
+    rng = np.random.default_rng(seed)
+    rows = np.sort(rng.choice(len(labels), int(round(rate * len(labels))), replace=False))
+    noisy = labels.copy()
+    if kind == "uniform":
+        shift = rng.integers(1, n_classes, len(rows))
+        noisy[rows] = (labels[rows] + shift) % n_classes
+    else:
+        centroids = np.stack([emb[labels == c].mean(axis=0) for c in range(n_classes)])
+        centroids /= np.linalg.norm(centroids, axis=1, keepdims=True)
+        sims = centroids @ centroids.T
+        np.fill_diagonal(sims, -np.inf)
+        noisy[rows] = sims.argmax(axis=1)[labels[rows]]
+    return noisy, rows
+
+
+def bench_banking(detectors: list[str] | None = None) -> str:
+    from labelaudit.detect import detect_label_issues
+    from labelaudit.workspace import Workspace
+
+    ds, emb, ws, emb_secs = banking_embeddings()
+    lines = ["## 2. BANKING77 train with planted flips", "",
+             f"{ds.n:,} rows, {ds.k} intents; embeddings: all-MiniLM-L6-v2 ({emb_secs:.1f} s, cached in "
+             "`.labelaudit-bench/`). The dataset also has natural errors (Ying & Thomas 2022), so precision",
+             "against planted flips is a lower bound. Flag = the detector's own is_issue; P@n = precision in the top n",
+             "rows, n = number of flips.", ""]
+    for rate in (0.05, 0.10):
+        for kind in ("uniform", "nearest-class"):
+            noisy, rows = plant_flips(ds.labels, emb, ds.k, rate=rate, kind=kind, seed=0)
+            truth = np.zeros(ds.n, dtype=bool)
+            truth[rows] = True
+            nds = ds.with_labels(noisy)
+            scratch = Workspace(BENCH_WS / "scratch")
+            t = time.perf_counter()
+            det = detect_label_issues(nds, emb, workspace=scratch, seed=0, detectors=detectors)
+            secs = time.perf_counter() - t
+            d = det.details
+            lines += [f"### {rate:.0%} flips, {kind} ({len(rows)} rows); detection {secs:.1f} s; "
+                      f"OOF accuracy {d['oof_accuracy']:.3f}", "",
+                      "| detector | flagged | precision | recall | P@n | AP | AUROC |", "|---|---|---|---|---|---|---|"]
+            entries = [(f"**ensemble** ({d['issue_rule']})", det.table["label_issue_score"].to_numpy(),
+                        det.table["is_label_issue"].to_numpy())]
+            for name in d["detectors"]:
+                entries.append((name, det.table[f"score_{name}"].to_numpy(), np.asarray(d["flags"][name], dtype=bool)))
+            for name, score, flags in entries:
+                f = flag_metrics(flags, truth)
+                m = ranking_metrics(score, truth, (len(rows),))
+                lines.append(f"| {name} | {f['flagged']} | {f['precision']:.3f} | {f['recall']:.3f} | "
+                             f"{m[f'P@{len(rows)}']:.3f} | {m['AP']:.3f} | {m['AUROC']:.3f} |")
+            lines.append("")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- 3. timing
+def synthetic(n: int, *, d: int = 384, k: int = 20, rate: float = 0.05, seed: int = 0):
+    import pandas as pd
+
+    from labelaudit.dataset import Dataset
+
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(k, d)).astype(np.float32)
+    y = rng.integers(0, k, n)
+    x = centers[y] * 0.35 + rng.normal(size=(n, d)).astype(np.float32) / np.sqrt(d) * 3
+    flips = rng.choice(n, int(rate * n), replace=False)
+    y[flips] = (y[flips] + 1) % k
+    classes = [f"c{i}" for i in range(k)]
+    frame = pd.DataFrame({"id": np.arange(n).astype(str), "text": [f"t{i}" for i in range(n)],
+                          "label": np.asarray(classes, dtype=object)[y], "split": ""})
+    return Dataset(frame=frame, classes=classes), x
+
+
+def bench_timing(sizes: tuple[int, ...] = (10_000, 100_000), detectors: list[str] | None = None) -> str:
+    from labelaudit.detect import detect_label_issues
+
+    lines = ["## 3. Time of the whole detection step", "",
+             "Synthetic 384-d embeddings, 20 classes, 5 % flips; no workspace (nothing cached); every default detector",
+             "unless listed. Step times from the progress callback.", "",
+             "| rows | detectors | total s | steps (s) |", "|---|---|---|---|"]
+    for n in sizes:
+        ds, x = synthetic(n)
+        marks: list[tuple[str, float]] = []
+
+        def progress(step: str, done: int, total: int, marks: list = marks) -> None:
+            if not marks or marks[-1][0] != step:
+                marks.append((step, time.perf_counter()))
+
+        t = time.perf_counter()
+        det = detect_label_issues(ds, x, seed=0, detectors=detectors, progress=progress)
+        total = time.perf_counter() - t
+        marks.append(("end", time.perf_counter()))
+        steps = ", ".join(f"{a.removeprefix('detector: ')} {b2 - b1:.1f}" for (a, b1), (_, b2) in zip(marks, marks[1:], strict=False)
+                          if a != "detectors")
+        lines.append(f"| {n:,} | {', '.join(det.details['detectors'])} | {total:.1f} | {steps} |")
+    return "\n".join(lines) + "\n"
+
+
+def header(command: str) -> str:
+    import cleanlab
+    import sklearn
+
+    return "\n".join([
+        "# Detectors benchmark", "",
+        f"Command: `{command}`  ", f"Date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}  ",
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, 24 GiB, no GPU, CPU torch; Python {platform.python_version()}, "
+        f"cleanlab {cleanlab.__version__}, scikit-learn {sklearn.__version__}", ""])
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--part", choices=["label_errors", "banking", "timing", "all"], default="all")
+    p.add_argument("--detectors", nargs="*", help="detector names for parts 2 and 3 (default: every default one)")
+    p.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000])
+    p.add_argument("--out", default=None, help="append the markdown here (default: print only)")
+    args = p.parse_args(argv)
+    import sys
+
+    command = ".venv/bin/python -m bench.bench_detectors " + " ".join(sys.argv[1:] if argv is None else argv)
+    parts = [header(command.strip())]
+    if args.part in ("label_errors", "all"):
+        parts.append(bench_label_errors())
+    if args.part in ("banking", "all"):
+        parts.append(bench_banking(args.detectors))
+    if args.part in ("timing", "all"):
+        parts.append(bench_timing(tuple(args.sizes), args.detectors))
+    text = "\n".join(parts)
+    print(text)
+    if args.out:
+        with open(args.out, "a", encoding="utf-8") as f:
+            f.write(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
