@@ -310,12 +310,13 @@ def map_sample(strata: np.ndarray, *, max_points: int = MAX_MAP_POINTS, min_per_
     """Row indices to draw (sorted int64): every row when N <= max_points, else a stratified sample.
 
     Each stratum (e.g. given label) keeps its share of ``max_points`` but at least
-    ``min_per_stratum`` rows (or all it has), so small classes stay visible. The result may exceed
-    ``max_points`` by at most ``min_per_stratum`` per stratum. Deterministic for a seed.
+    ``min_per_stratum`` rows (or all it has), so small classes stay visible; the floors are paid for
+    by the largest strata, so exactly ``max_points`` rows are drawn unless the floors alone need more.
+    Deterministic for a seed.
 
     >>> rows = map_sample(np.repeat(["a", "b"], [30_000, 100]), max_points=1000)
     >>> len(rows), int((rows >= 30_000).sum())    # class "b" keeps 20 rows
-    (1016, 20)
+    (1000, 20)
     """
     strata = np.asarray(strata)
     n = len(strata)
@@ -323,14 +324,15 @@ def map_sample(strata: np.ndarray, *, max_points: int = MAX_MAP_POINTS, min_per_
         return np.arange(n, dtype=np.int64)
     rng = np.random.default_rng(seed)
     values, inverse, counts = np.unique(strata, return_inverse=True, return_counts=True)
-    quota = np.maximum(np.floor(counts * max_points / n).astype(np.int64), np.minimum(counts, min_per_stratum))
-    # Hand out what rounding left over to the largest strata, so the total hits max_points when it can.
-    short = max_points - int(quota.sum())
+    floor = np.minimum(counts, min_per_stratum)
+    quota = np.maximum(np.floor(counts * max_points / n).astype(np.int64), floor)
+    # Settle the difference to max_points on the largest strata first.
+    diff = max_points - int(quota.sum())
     for s in np.argsort(-counts, kind="stable"):
-        if short <= 0:
+        if diff == 0:
             break
-        add = min(short, int(counts[s] - quota[s]))
-        quota[s] += add
-        short -= add
+        step = min(diff, int(counts[s] - quota[s])) if diff > 0 else -min(-diff, int(quota[s] - floor[s]))
+        quota[s] += step
+        diff -= step
     picked = [rng.choice(np.flatnonzero(inverse == s), size=int(quota[s]), replace=False) for s in range(len(values))]
     return np.sort(np.concatenate(picked)).astype(np.int64)
