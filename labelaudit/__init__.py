@@ -1,0 +1,354 @@
+"""labelaudit: find wrong or contested human labels in text-classification datasets.
+
+The public API, for notebooks and scripts. Functions take and return pandas DataFrames and NumPy
+arrays; every name below has a docstring with shapes, ranges and an example (``help(labelaudit.scan)``).
+
+Load and check
+    :func:`load_dataset`, :func:`validate`, :class:`Dataset`, :class:`DataError`, :class:`Problem`,
+    :class:`UsageError`, :class:`Workspace` (the folder of cached artifacts).
+Scan and detect
+    :func:`scan` (embeddings, 2-D map, clusters and every detector; cached), :class:`ScanResult`,
+    :func:`detect_label_issues`, :func:`list_detectors`.
+Several annotators
+    :func:`rater_agreement` (statistics, consensus per item, a profile per annotator),
+    :class:`Ratings`, :class:`AgreementReport`.
+Training dynamics and influence
+    :func:`training_dynamics` (data maps, forgetting events, area under the margin per row),
+    :func:`influence_scores` (which training rows help or hurt one prediction),
+    :func:`train_dynamics`, :func:`data_map`, :class:`InfluenceModel`.
+Review and export
+    :class:`ReviewStore` (the decision log), :func:`export` (the reviewed dataset as CSV/Parquet).
+The dashboard
+    :func:`show` opens it on a DataFrame from Jupyter or any Python process; :class:`Dashboard`.
+
+Also importable from here, outside ``__all__``: ``get_embeddings``, ``Detection`` and
+``analyse_annotations`` (the lower-level functions the facades call).
+
+Importing ``labelaudit`` is cheap: every name is imported on first use, and nothing here imports
+torch, sentence-transformers, umap or streamlit until a function needs it.
+
+Example:
+    >>> import labelaudit as la
+    >>> ds = la.load_dataset("sample_data/banking77")                      # doctest: +SKIP
+    >>> res = la.scan(ds, workspace=".labelaudit")                         # doctest: +SKIP
+    >>> res.table.nlargest(10, "label_issue_score")                        # doctest: +SKIP
+    >>> la.show(ds)                                                        # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import types
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # for type checkers and IDEs only; at run time the names load lazily
+    import numpy as np
+    import pandas as pd
+
+    from labelaudit.agreement import AgreementReport, Ratings, analyse_annotations  # noqa: F401
+    from labelaudit.dataset import Dataset
+    from labelaudit.detect import Detection, detect_label_issues  # noqa: F401
+    from labelaudit.dynamics import data_map, train_dynamics
+    from labelaudit.errors import DataError, Problem, UsageError
+    from labelaudit.influence import InfluenceModel
+    from labelaudit.io import load_dataset
+    from labelaudit.notebook import Dashboard, show
+    from labelaudit.review.store import ReviewStore
+    from labelaudit.scan import ScanResult, get_embeddings, scan  # noqa: F401
+    from labelaudit.workspace import Workspace
+
+__version__ = "0.1.0"
+
+#: Public name -> (module, attribute), imported on first access.
+_LAZY: dict[str, tuple[str, str]] = {
+    "load_dataset": ("labelaudit.io", "load_dataset"),
+    "Dataset": ("labelaudit.dataset", "Dataset"),
+    "DataError": ("labelaudit.errors", "DataError"),
+    "Problem": ("labelaudit.errors", "Problem"),
+    "UsageError": ("labelaudit.errors", "UsageError"),
+    "Workspace": ("labelaudit.workspace", "Workspace"),
+    "scan": ("labelaudit.scan", "scan"),
+    "ScanResult": ("labelaudit.scan", "ScanResult"),
+    "get_embeddings": ("labelaudit.scan", "get_embeddings"),
+    "detect_label_issues": ("labelaudit.detect", "detect_label_issues"),
+    "Detection": ("labelaudit.detect", "Detection"),
+    "analyse_annotations": ("labelaudit.agreement", "analyse_annotations"),
+    "Ratings": ("labelaudit.agreement", "Ratings"),
+    "AgreementReport": ("labelaudit.agreement", "AgreementReport"),
+    "train_dynamics": ("labelaudit.dynamics", "train_dynamics"),
+    "data_map": ("labelaudit.dynamics", "data_map"),
+    "InfluenceModel": ("labelaudit.influence", "InfluenceModel"),
+    "ReviewStore": ("labelaudit.review.store", "ReviewStore"),
+    "show": ("labelaudit.notebook", "show"),
+    "Dashboard": ("labelaudit.notebook", "Dashboard"),
+}
+
+__all__ = [
+    # load and check
+    "load_dataset", "validate", "Dataset", "DataError", "Problem", "UsageError", "Workspace",
+    # scan and detect
+    "scan", "ScanResult", "detect_label_issues", "list_detectors",
+    # several annotators
+    "rater_agreement", "Ratings", "AgreementReport",
+    # training dynamics and influence
+    "training_dynamics", "influence_scores", "train_dynamics", "data_map", "InfluenceModel",
+    # review and export
+    "ReviewStore", "export",
+    # the dashboard
+    "show", "Dashboard",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        module, attr = _LAZY[name]
+        value = getattr(importlib.import_module(module), attr)
+        globals()[name] = value  # later lookups skip this hook
+        return value
+    raise AttributeError(f"module 'labelaudit' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+class _PublicAPI(types.ModuleType):
+    """Keeps public functions that share a submodule's name (``scan``) bound to the function.
+
+    Importing a submodule makes Python set it as an attribute of the package, which would replace
+    ``labelaudit.scan`` the function with ``labelaudit.scan`` the module whenever any code ran
+    ``import labelaudit.scan`` first. The function wins here; ``from labelaudit.scan import ...``
+    still reaches the module (through ``sys.modules``).
+    """
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if isinstance(value, types.ModuleType) and name in _LAZY and _LAZY[name][0] == value.__name__:
+            value = getattr(value, _LAZY[name][1], value)
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _PublicAPI
+
+
+# --------------------------------------------------------------------------- facades
+# Thin wrappers that give notebooks a one-call, DataFrame-in/DataFrame-out entry to a feature. They
+# validate nothing themselves: the functions they call do.
+
+
+def validate(data: Any, **options: Any) -> tuple[Dataset | None, list[Problem]]:
+    """Load ``data`` like :func:`load_dataset` but return ``(dataset or None, problems)`` instead of raising.
+
+    ``options`` are those of :func:`load_dataset` (``text_col``, ``label_col``, ``probs``, …). The
+    problems are every error when the dataset is ``None``, else the warnings (possibly empty).
+
+    Example:
+        >>> import pandas as pd, labelaudit as la
+        >>> ds, problems = la.validate(pd.DataFrame({"text": ["a", "b"], "label": ["x", "x"]}))
+        >>> ds is None, problems[0].column
+        (True, 'label')
+    """
+    from labelaudit.io import validate as _validate
+
+    return _validate(data, **options)
+
+
+def list_detectors() -> pd.DataFrame:
+    """The registered label-issue detectors: one row per detector with ``name``, ``requires``
+    (inputs it needs), ``default`` (runs when no list is given), ``cost`` and ``description``.
+
+    Example:
+        >>> import labelaudit as la
+        >>> "confident_learning" in set(la.list_detectors()["name"])
+        True
+    """
+    import pandas as pd
+
+    from labelaudit.detectors import registry
+
+    rows = [{"name": s.name, "requires": ", ".join(s.requires), "default": s.default, "cost": s.cost,
+             "description": s.description} for s in registry.all_detectors().values()]
+    return pd.DataFrame(rows, columns=["name", "requires", "default", "cost", "description"])
+
+
+def rater_agreement(data: Dataset | pd.DataFrame, *, method: str = "mace", seed: int = 0,
+                    tie_break: str = "random", pred_probs: np.ndarray | None = None) -> AgreementReport:
+    """Agreement between several annotators, a consensus label per item and a profile per annotator.
+
+    ``data``: a :class:`Dataset` loaded with annotations (items in dataset order, classes of the
+    dataset), or a long-format DataFrame ``item_id, annotator_id, label`` (classes = the sorted
+    labels). ``method``: ``"mv"`` majority vote, ``"ds"`` Dawid–Skene, ``"mace"`` (default) or
+    ``"crowdlab"`` (needs ``pred_probs`` float (I, K) in item order). Deterministic for a ``seed``.
+
+    Returns an :class:`AgreementReport`: ``.statistics`` (Fleiss' kappa, Krippendorff's alpha, …),
+    ``.items`` (``item_id``, ``consensus_label``, ``consensus_confidence`` in [0, 1], ``agreement``,
+    …), ``.annotators`` (``annotator_id``, ``competence`` in [0, 1], ``likely_spammer``, …) and
+    ``.summary_lines()``.
+
+    Example:
+        >>> import pandas as pd, labelaudit as la
+        >>> ann = pd.DataFrame({"item_id": ["1", "1", "1", "2", "2", "2"],
+        ...                     "annotator_id": ["a", "b", "c", "a", "b", "c"],
+        ...                     "label": ["x", "x", "y", "y", "y", "y"]})
+        >>> la.rater_agreement(ann, method="mv").items["consensus_label"].tolist()
+        ['x', 'y']
+    """
+    import pandas as pd
+
+    from labelaudit.agreement import Ratings, analyse_annotations
+    from labelaudit.dataset import Dataset
+    from labelaudit.errors import UsageError
+
+    if isinstance(data, Dataset):
+        ratings = Ratings.from_dataset(data)
+    elif isinstance(data, pd.DataFrame):
+        ratings = Ratings.from_frame(data)
+    else:
+        raise UsageError(f"rater_agreement() takes a Dataset or a DataFrame of annotations, not {type(data).__name__}")
+    return analyse_annotations(ratings, method=method, seed=seed, tie_break=tie_break,  # type: ignore[arg-type]
+                               pred_probs=pred_probs)
+
+
+def _embeddings_for(ds: Dataset, embeddings: np.ndarray | None, workspace: Any) -> np.ndarray:
+    import numpy as np
+
+    from labelaudit.errors import UsageError
+
+    if embeddings is None:
+        from labelaudit.scan import get_embeddings as _get_embeddings
+
+        return _get_embeddings(ds, workspace=workspace)
+    emb = np.asarray(embeddings, dtype=np.float32)
+    if emb.ndim != 2 or len(emb) != ds.n:
+        raise UsageError(f"embeddings must have shape (N={ds.n}, D), got {emb.shape}")
+    return emb
+
+
+def _as_ws(workspace: Any) -> Workspace | None:
+    from labelaudit.workspace import Workspace
+
+    if workspace is None or isinstance(workspace, Workspace):
+        return workspace
+    return Workspace(workspace)
+
+
+def training_dynamics(ds: Dataset, *, embeddings: np.ndarray | None = None, workspace: Any = None,
+                      epochs: int = 20, seed: int = 0, aum: bool = True) -> pd.DataFrame:
+    """Per-row training dynamics: data map, forgetting events and area under the margin.
+
+    Uses the dataset's imported dynamics (``ds.dynamics``, (E, N, K) logits) when it has them;
+    otherwise trains a softmax head on ``embeddings`` (float (N, D); default: the scan's embeddings
+    from the bundled model, cached in ``workspace``) for ``epochs`` epochs and records every row's
+    logits after each epoch. Deterministic for a ``seed``.
+
+    Returns N rows in dataset order: ``id``, ``given_label``, ``confidence`` (mean probability of
+    the given label over epochs, in [0, 1]), ``variability`` (its standard deviation), ``correctness``
+    (share of epochs predicted right), ``region`` (easy-to-learn / ambiguous / hard-to-learn;
+    Swayamdipta et al. 2020), ``predicted_label``, ``forgetting_events`` (Toneva et al. 2019),
+    ``never_learned``, and with ``aum`` (needs embeddings) ``aum``, ``aum_threshold``,
+    ``aum_flag`` (Pleiss et al. 2020).
+
+    Example:
+        >>> dyn = la.training_dynamics(ds, embeddings=res.embeddings)    # doctest: +SKIP
+        >>> dyn[dyn["region"] == "hard-to-learn"].head()                   # doctest: +SKIP
+    """
+    import numpy as np
+    import pandas as pd
+
+    from labelaudit.dynamics import cached_aum, cached_dynamics, data_map, forgetting_events
+
+    ws = _as_ws(workspace)
+    emb = None
+    if ds.dynamics is not None:
+        logits = np.asarray(ds.dynamics)
+        if embeddings is not None:
+            emb = _embeddings_for(ds, embeddings, ws)
+    else:
+        emb = _embeddings_for(ds, embeddings, ws)
+        logits = cached_dynamics(emb, ds.labels, n_classes=ds.k, workspace=ws, seed=seed, epochs=epochs).logits
+    dm = data_map(logits, ds.labels)
+    events, never = forgetting_events(logits, ds.labels)
+    classes = np.asarray(ds.classes, dtype=object)
+    out = pd.DataFrame({"id": ds.ids, "given_label": ds.label_names, "confidence": dm["confidence"].to_numpy(),
+                        "variability": dm["variability"].to_numpy(), "correctness": dm["correctness"].to_numpy(),
+                        "region": dm["region"].to_numpy(), "predicted_label": classes[dm["mean_pred"].to_numpy()],
+                        "forgetting_events": events, "never_learned": never})
+    if aum and emb is not None:
+        res = cached_aum(emb, ds.labels, n_classes=ds.k, workspace=ws, seed=seed, epochs=epochs)
+        out["aum"] = res.aum
+        out["aum_threshold"] = res.threshold
+        out["aum_flag"] = res.is_mislabeled
+    return out
+
+
+def influence_scores(ds: Dataset, query_id: str, *, query_label: str | None = None,
+                     embeddings: np.ndarray | None = None, workspace: Any = None) -> pd.DataFrame:
+    """How much each training row helps or hurts the prediction for one query row (Koh & Liang 2017).
+
+    The model is an L2-regularised softmax head on the embeddings (float (N, D); default: the
+    scan's, cached in ``workspace``), trained on every row outside the protected ``test`` split.
+    ``query_id``: an ``id`` of ``ds``; its given label is the target unless ``query_label`` (a class
+    name) is passed. Hessian solves are exact (see :mod:`labelaudit.influence`).
+
+    Returns one row per training row, most helpful first: ``id``, ``text``, ``given_label``,
+    ``influence`` (float; positive = helpful: removing the row would raise the query's loss;
+    negative = harmful), ``same_label`` (the training row has the query's label).
+
+    Example:
+        >>> inf = la.influence_scores(ds, "12", embeddings=res.embeddings)  # doctest: +SKIP
+        >>> inf.head(5), inf.tail(5)        # the most helpful and the most harmful rows   # doctest: +SKIP
+    """
+    import pandas as pd
+
+    from labelaudit.errors import UsageError
+    from labelaudit.influence import cached_model
+
+    row = ds.id_to_row.get(str(query_id))
+    if row is None:
+        raise UsageError(f"no row with id {query_id!r} in the dataset")
+    if query_label is None:
+        target = int(ds.labels[row])
+    elif query_label in ds.classes:
+        target = ds.classes.index(query_label)
+    else:
+        raise UsageError(f"query_label {query_label!r} is not one of the dataset's {ds.k} classes")
+    ws = _as_ws(workspace)
+    emb = _embeddings_for(ds, embeddings, ws)
+    train = ~ds.test_mask
+    model = cached_model(emb[train], ds.labels[train], n_classes=ds.k, workspace=ws)
+    scores = model.influence_on(emb[row], target)
+    frame = ds.frame.loc[train, ["id", "text", "label"]].reset_index(drop=True)
+    out = pd.DataFrame({"id": frame["id"], "text": frame["text"], "given_label": frame["label"],
+                        "influence": scores, "same_label": (ds.labels[train] == target)})
+    return out.sort_values("influence", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def export(ds: Dataset, *, out: str | Path, workspace: Any = None, store: ReviewStore | None = None,
+           removed: str = "drop", log: bool = False) -> list[Path]:
+    """Write the reviewed dataset (final labels and decisions) to ``out``, a ``.csv`` or ``.parquet`` file.
+
+    Decisions come from ``store`` (default: the review store of ``workspace``, i.e.
+    ``$LABELAUDIT_DB_URL`` or ``review.sqlite`` in it). One row per original row: ``id``, ``text``,
+    ``final_label``, ``original_label``, ``action``, ``reviewer``, ``decided_at``, ``split`` and the
+    source's metadata; ``removed="drop"`` leaves removed rows out, ``"flag"`` keeps them marked.
+    With ``log`` the decision log is written next to it (``NAME.decisions.EXT``). CSV cells that a
+    spreadsheet would run as formulas are neutralised. Returns the paths written.
+
+    Example:
+        >>> la.export(ds, out="clean.csv", workspace=".labelaudit")   # doctest: +SKIP
+        [PosixPath('clean.csv')]
+    """
+    from labelaudit.review.export import export_review
+    from labelaudit.review.store import ReviewStore
+    from labelaudit.workspace import Workspace
+
+    own = store is None
+    if store is None:
+        ws = _as_ws(workspace) or Workspace()
+        store = ReviewStore(ws.database_url)
+    try:
+        return export_review(ds, store, out=out, removed=removed, log=log)  # type: ignore[arg-type]
+    finally:
+        if own:
+            store.close()
