@@ -1,0 +1,29 @@
+"""Area under the margin (Pleiss et al. 2020) with threshold samples: detector "aum".
+
+Trains two (K+1)-class softmax heads on ``ctx.embeddings`` (disjoint threshold sets), cached in
+``ctx.extra["workspace"]`` when given. See :func:`labelaudit.dynamics.area_under_margin`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from labelaudit.detectors.base import DetectionContext, DetectorResult, rank_normalise
+from labelaudit.detectors.registry import register
+from labelaudit.detectors.training_dynamics import context_logits
+from labelaudit.dynamics import cached_aum, data_map
+
+
+@register("aum", requires=("embeddings",), cost=4,
+          description="Area under the margin (Pleiss et al. 2020), cut-off from fake-class threshold samples")
+def detect_aum(ctx: DetectionContext) -> DetectorResult:
+    res = cached_aum(ctx.embeddings, ctx.labels, n_classes=ctx.n_classes, seed=ctx.seed,
+                     workspace=ctx.extra.get("workspace"))
+    dm = data_map(context_logits(ctx), ctx.labels)
+    evidence = [f"AUM {a:.2f} (cut-off {t:.2f}){': below, likely mislabelled' if f else ''}"
+                for a, t, f in zip(res.aum, res.threshold, res.is_mislabeled, strict=True)]
+    return DetectorResult(
+        name="aum", score=rank_normalise(-res.aum), is_issue=res.is_mislabeled,
+        suggested_label=dm.mean_pred.to_numpy(), suggested_prob=dm.mean_pred_prob.to_numpy(), evidence=evidence,
+        details={"thresholds": [float(t) for t in res.thresholds], "flagged": int(res.is_mislabeled.sum()),
+                 "aum": np.asarray(res.aum)})

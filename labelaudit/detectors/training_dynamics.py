@@ -1,0 +1,51 @@
+"""Detectors from training dynamics: data-map confidence ("datamap") and forgetting events ("forgetting").
+
+Both read per-epoch logits: the imported ``ctx.dynamics`` when given, else a softmax head trained on
+``ctx.embeddings`` (see :mod:`labelaudit.dynamics`; cached in ``ctx.extra["workspace"]`` when given).
+Dynamics are in-sample by nature: they describe how hard each row is to fit with its given label.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from labelaudit.detectors.base import DetectionContext, DetectorResult
+from labelaudit.detectors.registry import register
+from labelaudit.dynamics import cached_dynamics, data_map, forgetting_events, forgetting_score
+
+
+def context_logits(ctx: DetectionContext) -> np.ndarray:
+    """(E, N, K) logits: imported dynamics, or a run trained on the embeddings (cached)."""
+    if ctx.dynamics is not None:
+        return np.asarray(ctx.dynamics)
+    run = cached_dynamics(ctx.embeddings, ctx.labels, n_classes=ctx.n_classes, seed=ctx.seed,
+                          workspace=ctx.extra.get("workspace"))
+    return run.logits
+
+
+@register("datamap", requires=("embeddings",), cost=3,
+          description="Data maps (Swayamdipta et al. 2020): low mean probability of the given label over training epochs")
+def detect_datamap(ctx: DetectionContext) -> DetectorResult:
+    dm = data_map(context_logits(ctx), ctx.labels)
+    evidence = [f"data map: confidence {c:.2f}, variability {v:.2f}, correct in {k:.0%} of epochs ({r})"
+                for c, v, k, r in zip(dm.confidence, dm.variability, dm.correctness, dm.region, strict=True)]
+    return DetectorResult(
+        name="datamap", score=np.clip(1.0 - dm.confidence.to_numpy(), 0, 1),
+        is_issue=(dm.region == "hard-to-learn").to_numpy(), suggested_label=dm.mean_pred.to_numpy(),
+        suggested_prob=dm.mean_pred_prob.to_numpy(), evidence=evidence,
+        details={"regions": dm.region.value_counts().to_dict()})
+
+
+@register("forgetting", requires=("embeddings",), cost=3,
+          description="Forgetting events (Toneva et al. 2019): learned then forgotten across epochs; never learned = most")
+def detect_forgetting(ctx: DetectionContext) -> DetectorResult:
+    logits = context_logits(ctx)
+    events, never = forgetting_events(logits, ctx.labels)
+    score = forgetting_score(events, never, logits.shape[0])
+    dm = data_map(logits, ctx.labels)
+    evidence = ["never learned in any epoch" if nl else (f"forgotten {e} time(s)" if e else "")
+                for e, nl in zip(events, never, strict=True)]
+    return DetectorResult(
+        name="forgetting", score=score, is_issue=never, suggested_label=dm.mean_pred.to_numpy(),
+        suggested_prob=dm.mean_pred_prob.to_numpy(), evidence=evidence,
+        details={"never_learned": int(never.sum()), "forgotten_at_least_once": int((events > 0).sum())})

@@ -1,0 +1,291 @@
+"""Training dynamics of a softmax head on the embeddings: data maps, forgetting events, AUM.
+
+A small model (multinomial logistic regression with L2) is trained for E epochs with seeded
+mini-batch SGD, and every row's logits are recorded after each epoch: an (E, N, K) array, the same
+shape as imported dynamics (``Dataset.dynamics``). From it:
+
+- **Data maps** (Swayamdipta et al. 2020, "Dataset Cartography"): per row, *confidence* = mean over
+  epochs of the probability of the given label, *variability* = its standard deviation, and
+  *correctness* = the fraction of epochs in which the argmax is the given label. Regions (our
+  thresholds, parameters of :func:`data_map`): **ambiguous** = the top third by variability (the
+  paper's 33% subsets); of the rest, **hard-to-learn** = confidence < 0.5, **easy-to-learn** = the others.
+  Mislabelled rows concentrate in hard-to-learn.
+- **Forgetting events** (Toneva et al. 2019): a row is forgotten when it goes from correct at one
+  epoch to incorrect at the next (recorded per epoch here, not per mini-batch); rows never learned
+  count as the most forgotten.
+- **Area under the margin** (Pleiss et al. 2020): the margin is the given label's logit minus the
+  largest other logit; AUM is its mean over epochs. Threshold samples (N/(K+1) rows relabelled to an
+  extra fake class) show what AUM a surely-wrong label gets; rows whose AUM is below the 99th
+  percentile of the threshold samples' AUM are flagged, as in the paper. Two runs with disjoint
+  threshold sets give every row a score from a run where its own label was kept.
+
+Checkpoints (weights after each epoch) are kept for TracIn (:func:`labelaudit.influence.tracin`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from labelaudit.progress import ProgressFn, no_progress
+
+DEFAULT_EPOCHS = 20
+DEFAULT_BATCH_SIZE = 32
+#: SGD step size for unit-norm sentence embeddings: large enough that most rows are learned within
+#: the run, small enough that the data map still spreads (measured on BANKING77).
+DEFAULT_LR = 5.0
+DEFAULT_L2 = 1e-4
+#: Fraction of rows called ambiguous (highest variability), as the paper's 33% subsets.
+AMBIGUOUS_FRACTION = 1 / 3
+#: Confidence below which a non-ambiguous row is hard-to-learn.
+HARD_CONFIDENCE = 0.5
+#: Percentile of the threshold samples' AUM used as the cut-off (Pleiss et al. 2020).
+AUM_PERCENTILE = 99.0
+
+REGIONS = ("easy-to-learn", "ambiguous", "hard-to-learn")
+
+
+@dataclass
+class DynamicsRun:
+    """One recorded training run. ``logits`` float32 (E, N, K) after each epoch; ``checkpoints``
+    float32 (E, K, D+1) weights (bias last) after each epoch; ``learning_rates`` float64 (E,)."""
+
+    logits: np.ndarray
+    checkpoints: np.ndarray
+    learning_rates: np.ndarray
+
+    @property
+    def epochs(self) -> int:
+        return int(self.logits.shape[0])
+
+
+def train_dynamics(embeddings: np.ndarray, labels: np.ndarray, *, n_classes: int, epochs: int = DEFAULT_EPOCHS,
+                   batch_size: int = DEFAULT_BATCH_SIZE, lr: float = DEFAULT_LR, l2: float = DEFAULT_L2,
+                   seed: int = 0, train_mask: np.ndarray | None = None,
+                   progress: ProgressFn = no_progress) -> DynamicsRun:
+    """Train a softmax head with mini-batch SGD and record every row's logits after each epoch.
+
+    ``embeddings``: float (N, D); ``labels``: int (N,) in [0, K); ``train_mask``: (N,) bool, rows to
+    train on (default all; logits are recorded for every row). Deterministic for a given ``seed``.
+    NumPy float32 matrix products: one epoch on BANKING77 (10k x 384, K=77) takes well under a second.
+
+    >>> run = train_dynamics(np.eye(4, dtype=np.float32), np.array([0, 1, 0, 1]), n_classes=2, epochs=3)
+    >>> run.logits.shape, run.checkpoints.shape
+    ((3, 4, 2), (3, 2, 5))
+    """
+    x = np.asarray(embeddings, dtype=np.float32)
+    xa = np.hstack([x, np.ones((len(x), 1), dtype=np.float32)])
+    labels = np.asarray(labels, dtype=np.int64)
+    rows = np.flatnonzero(np.ones(len(x), bool) if train_mask is None else np.asarray(train_mask, bool))
+    rng = np.random.default_rng(seed)
+    w = np.zeros((n_classes, xa.shape[1]), dtype=np.float32)
+    onehot = np.eye(n_classes, dtype=np.float32)
+    logits = np.empty((epochs, len(x), n_classes), dtype=np.float32)
+    checkpoints = np.empty((epochs, n_classes, xa.shape[1]), dtype=np.float32)
+    for e in range(epochs):
+        order = rng.permutation(rows)
+        for s in range(0, len(order), batch_size):
+            b = order[s:s + batch_size]
+            z = xa[b] @ w.T
+            z -= z.max(axis=1, keepdims=True)
+            p = np.exp(z)
+            p /= p.sum(axis=1, keepdims=True)
+            p -= onehot[labels[b]]
+            w -= lr * (p.T @ xa[b] / len(b) + l2 * w)
+        logits[e] = xa @ w.T
+        checkpoints[e] = w
+        progress("training dynamics", e + 1, epochs)
+    return DynamicsRun(logits, checkpoints, np.full(epochs, lr))
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=-1, keepdims=True)
+    p = np.exp(z)
+    return p / p.sum(axis=-1, keepdims=True)
+
+
+def given_label_probs(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Probability of each row's given label after each epoch: float64 (E, N)."""
+    p = _softmax(np.asarray(logits, dtype=np.float64))
+    return p[:, np.arange(p.shape[1]), labels]
+
+
+def data_map(logits: np.ndarray, labels: np.ndarray, *, ambiguous_fraction: float = AMBIGUOUS_FRACTION,
+             hard_confidence: float = HARD_CONFIDENCE) -> pd.DataFrame:
+    """Dataset-cartography coordinates for every row.
+
+    ``logits``: (E, N, K); ``labels``: int (N,). Returns a DataFrame of N rows with ``confidence``,
+    ``variability``, ``correctness`` (all in [0, 1]), ``region`` (one of :data:`REGIONS`),
+    ``mean_pred`` (argmax of the epoch-averaged probabilities) and ``mean_pred_prob``.
+
+    >>> z = np.zeros((2, 3, 2)); z[:, :, 0] = 5
+    >>> data_map(z, np.array([0, 0, 1]))["region"].tolist()
+    ['easy-to-learn', 'easy-to-learn', 'hard-to-learn']
+    """
+    p = _softmax(np.asarray(logits, dtype=np.float64))
+    n = p.shape[1]
+    py = p[:, np.arange(n), labels]
+    conf = py.mean(axis=0)
+    var = py.std(axis=0)
+    correct = (p.argmax(axis=2) == labels[None]).mean(axis=0)
+    mean_p = p.mean(axis=0)
+    cut = np.quantile(var, 1 - ambiguous_fraction) if n else 0.0
+    # Ties at the cut (e.g. all-constant variability) must not make every row ambiguous.
+    ambiguous = (var >= cut) & (var > var.min()) if n else np.zeros(0, bool)
+    region = np.where(ambiguous, "ambiguous", np.where(conf < hard_confidence, "hard-to-learn", "easy-to-learn"))
+    return pd.DataFrame({"confidence": conf, "variability": var, "correctness": correct, "region": region,
+                         "mean_pred": mean_p.argmax(axis=1), "mean_pred_prob": mean_p.max(axis=1)})
+
+
+def forgetting_events(logits: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Forgetting events per row (Toneva et al. 2019), from per-epoch logits (E, N, K).
+
+    Returns ``(events, never_learned)``: int (N,) transitions correct -> incorrect between
+    consecutive epochs, and bool (N,) rows never classified correctly.
+
+    >>> z = np.array([[[1., 0]], [[0, 1]], [[1, 0]], [[0, 1]]])   # correct, wrong, correct, wrong
+    >>> forgetting_events(z, np.array([0]))
+    (array([2]), array([False]))
+    """
+    correct = np.asarray(logits).argmax(axis=2) == np.asarray(labels)[None]
+    events = (correct[:-1] & ~correct[1:]).sum(axis=0)
+    return events.astype(np.int64), ~correct.any(axis=0)
+
+
+def forgetting_score(events: np.ndarray, never_learned: np.ndarray, epochs: int) -> np.ndarray:
+    """Events scaled to [0, 1] by the epoch count; never-learned rows get 1 (more than any count)."""
+    return np.where(never_learned, 1.0, events / max(epochs, 1))
+
+
+def margins(logits: np.ndarray, assigned: np.ndarray) -> np.ndarray:
+    """Margin of each row's assigned label after each epoch: its logit minus the largest other, (E, N)."""
+    z = np.asarray(logits, dtype=np.float64)
+    n = z.shape[1]
+    own = z[:, np.arange(n), assigned]
+    other = z.copy()
+    other[:, np.arange(n), assigned] = -np.inf
+    return own - other.max(axis=2)
+
+
+@dataclass
+class AUMResult:
+    """``aum`` float64 (N,) (from the run where the row kept its label); ``threshold`` (N,) the
+    cut-off of that run; ``is_mislabeled`` = aum < threshold; ``threshold_rows`` the two disjoint
+    sets of threshold samples; ``thresholds`` the two runs' cut-offs."""
+
+    aum: np.ndarray
+    threshold: np.ndarray
+    is_mislabeled: np.ndarray
+    threshold_rows: tuple[np.ndarray, np.ndarray]
+    thresholds: tuple[float, float]
+
+
+def area_under_margin(embeddings: np.ndarray, labels: np.ndarray, *, n_classes: int, epochs: int = DEFAULT_EPOCHS,
+                      seed: int = 0, percentile: float = AUM_PERCENTILE, progress: ProgressFn = no_progress,
+                      **train_options) -> AUMResult:
+    """AUM with threshold samples (Pleiss et al. 2020) for every row: two runs, disjoint threshold sets.
+
+    Each run relabels N/(K+1) random rows to a fake class K, trains a (K+1)-class head and records
+    margins; the cut-off is the ``percentile`` of the threshold samples' AUM. Needs N >= 2 (K+1)/K.
+
+    >>> r = area_under_margin(np.eye(6, dtype=np.float32), np.array([0, 1] * 3), n_classes=2, epochs=3)
+    >>> r.aum.shape, r.is_mislabeled.dtype
+    ((6,), dtype('bool'))
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    n = len(labels)
+    rng = np.random.default_rng(seed)
+    size = max(1, n // (n_classes + 1))
+    perm = rng.permutation(n)
+    sets = (np.sort(perm[:size]), np.sort(perm[size:2 * size]))
+    aum = np.full(n, np.nan)
+    threshold = np.full(n, np.nan)
+    cutoffs = []
+    for r, rows in enumerate(sets):
+        assigned = labels.copy()
+        assigned[rows] = n_classes
+        def report(step: str, done: int, total: int, r: int = r) -> None:
+            progress(f"AUM run {r + 1} of 2", done, total)
+
+        run = train_dynamics(embeddings, assigned, n_classes=n_classes + 1, epochs=epochs, seed=seed + 1 + r,
+                             progress=report, **train_options)
+        run_aum = margins(run.logits, assigned).mean(axis=0)
+        cut = float(np.percentile(run_aum[rows], percentile))
+        cutoffs.append(cut)
+        # Rows that were threshold samples in run 1 take run 2's value, and vice versa.
+        take = np.isnan(aum)
+        take[rows] = False
+        aum[take] = run_aum[take]
+        threshold[take] = cut
+    return AUMResult(aum, threshold, aum < threshold, sets, (cutoffs[0], cutoffs[1]))
+
+
+# ---------------------------------------------------------------------- caching shared by the detectors
+_MEMO: dict[tuple, object] = {}
+_MEMO_SIZE = 6
+
+
+def array_key(*arrays: np.ndarray) -> str:
+    """A short content hash of arrays (shape, dtype and bytes): the workspace key for derived runs."""
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.shape}{a.dtype}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()[:20]
+
+
+def memoised(key: tuple, compute):
+    """Process-wide memo (a few entries) so detectors sharing one run train it once."""
+    if key not in _MEMO:
+        if len(_MEMO) >= _MEMO_SIZE:
+            _MEMO.pop(next(iter(_MEMO)))
+        _MEMO[key] = compute()
+    return _MEMO[key]
+
+
+def cached_dynamics(embeddings: np.ndarray, labels: np.ndarray, *, n_classes: int, workspace=None,
+                    seed: int = 0, epochs: int = DEFAULT_EPOCHS, progress: ProgressFn = no_progress) -> DynamicsRun:
+    """:func:`train_dynamics` with default options, stored in ``workspace`` (if any) and memoised."""
+    key = array_key(np.asarray(embeddings, np.float32), np.asarray(labels, np.int64))
+    params = {"seed": seed, "epochs": epochs, "lr": DEFAULT_LR, "l2": DEFAULT_L2, "batch": DEFAULT_BATCH_SIZE,
+              "k": n_classes}
+
+    def compute() -> DynamicsRun:
+        if workspace is not None and workspace.has(key, "dynamics-logits", params) \
+                and workspace.has(key, "dynamics-checkpoints", params):
+            return DynamicsRun(workspace.load(key, "dynamics-logits", params),
+                               workspace.load(key, "dynamics-checkpoints", params), np.full(epochs, DEFAULT_LR))
+        run = train_dynamics(embeddings, labels, n_classes=n_classes, epochs=epochs, seed=seed, progress=progress)
+        if workspace is not None:
+            workspace.save(key, "dynamics-checkpoints", run.checkpoints, params)
+            workspace.save(key, "dynamics-logits", run.logits, params)
+        return run
+
+    return memoised(("dynamics", key, tuple(sorted(params.items())), str(getattr(workspace, "root", ""))), compute)
+
+
+def cached_aum(embeddings: np.ndarray, labels: np.ndarray, *, n_classes: int, workspace=None, seed: int = 0,
+               epochs: int = DEFAULT_EPOCHS, progress: ProgressFn = no_progress) -> AUMResult:
+    """:func:`area_under_margin` stored in ``workspace`` (if any) and memoised."""
+    key = array_key(np.asarray(embeddings, np.float32), np.asarray(labels, np.int64))
+    params = {"seed": seed, "epochs": epochs, "lr": DEFAULT_LR, "l2": DEFAULT_L2, "k": n_classes,
+              "pct": AUM_PERCENTILE}
+
+    def compute() -> AUMResult:
+        if workspace is not None and workspace.has(key, "aum", params, "json"):
+            d = workspace.load(key, "aum", params, "json")
+            aum, thr = np.asarray(d["aum"]), np.asarray(d["threshold"])
+            return AUMResult(aum, thr, aum < thr, (np.asarray(d["set1"], dtype=np.int64),
+                                                   np.asarray(d["set2"], dtype=np.int64)), tuple(d["thresholds"]))
+        res = area_under_margin(embeddings, labels, n_classes=n_classes, epochs=epochs, seed=seed, progress=progress)
+        if workspace is not None:
+            workspace.save(key, "aum", {"aum": res.aum, "threshold": res.threshold, "set1": res.threshold_rows[0],
+                                        "set2": res.threshold_rows[1], "thresholds": list(res.thresholds)},
+                           params, "json")
+        return res
+
+    return memoised(("aum", key, tuple(sorted(params.items())), str(getattr(workspace, "root", ""))), compute)

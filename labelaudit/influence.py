@@ -1,0 +1,393 @@
+"""Influence functions (Koh & Liang 2017) for an L2-regularised softmax head on the embeddings.
+
+The model: weights ``W`` of shape (K, D+1) (the last column is the bias; rows of ``x`` get a
+trailing 1), trained to the minimum of::
+
+    L(W) = (1/N) * sum_i w_i * CE(softmax(W x_i), y_i) + (l2/2) * ||W||^2      (w_i = 1 by default)
+
+This model has closed forms: a row's gradient is the outer product ``(p_i - e_{y_i}) x_i^T``, and the
+Hessian is ``(1/N) sum_i A_i ⊗ x_i x_i^T + l2 I`` with ``A_i = diag(p_i) - p_i p_i^T``.
+
+Sign convention, everywhere in labelaudit: **positive influence = helpful** — removing the
+training row would *increase* the query's loss. To first order (Koh & Liang 2017, eq. 2)::
+
+    influence(j -> q) = (1/N) * g_q^T H^{-1} g_j          (g = gradient of the row's loss)
+
+Self-influence ``(1/N) g_j^T H^{-1} g_j >= 0`` is the predicted increase of row j's own loss when it
+is left out: rows the model can only fit by memorising them (atypical or mislabelled) score high.
+
+Solves are exact: a dense Cholesky factor when the parameter count is small, otherwise conjugate
+gradient on Hessian-vector products (never a dense Hessian: for K=77, D=384 it would take 7 GB),
+preconditioned with the exact per-class diagonal blocks of the Hessian. Self-influence for every
+row at that size uses those blocks as the Hessian (an approximation, measured against the exact
+answer in tests/test_influence.py and bench/results/influence.md) and then recomputes the highest
+rows exactly.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import linalg, optimize
+
+from labelaudit.progress import ProgressFn, no_progress
+
+#: Default L2 strength (on the mean loss) of the influence model.
+DEFAULT_L2 = 1e-3
+#: Up to this many parameters K*(D+1) the Hessian is formed densely and factorised (<= 288 MB).
+MAX_DENSE_PARAMS = 6000
+#: Relative residual at which conjugate gradient stops (the solve is then exact to ~1e-8).
+CG_RTOL = 1e-8
+
+
+def augment(embeddings: np.ndarray) -> np.ndarray:
+    """float64 (N, D+1): the embeddings with a trailing column of ones (the bias input)."""
+    x = np.asarray(embeddings, dtype=np.float64)
+    return np.hstack([x, np.ones((len(x), 1))])
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of (…, K) logits, numerically stable."""
+    z = logits - logits.max(axis=-1, keepdims=True)
+    np.exp(z, out=z)
+    z /= z.sum(axis=-1, keepdims=True)
+    return z
+
+
+def _loss_and_grad(w_flat: np.ndarray, xa: np.ndarray, onehot: np.ndarray, weights: np.ndarray,
+                   l2: float) -> tuple[float, np.ndarray]:
+    n, k = onehot.shape
+    w = w_flat.reshape(k, xa.shape[1])
+    logits = xa @ w.T
+    m = logits.max(axis=1, keepdims=True)
+    lse = m[:, 0] + np.log(np.exp(logits - m).sum(axis=1))
+    ce = lse - (logits * onehot).sum(axis=1)
+    p = np.exp(logits - lse[:, None])
+    loss = float((weights * ce).sum() / n + 0.5 * l2 * (w * w).sum())
+    grad = ((p - onehot) * weights[:, None]).T @ xa / n + l2 * w
+    return loss, grad.ravel()
+
+
+def fit_softmax_head(embeddings: np.ndarray, labels: np.ndarray, *, n_classes: int, l2: float = DEFAULT_L2,
+                     sample_weight: np.ndarray | None = None, init: np.ndarray | None = None,
+                     gtol: float = 1e-9, max_iter: int = 2000) -> np.ndarray:
+    """Weights (K, D+1) minimising the L2-regularised mean cross-entropy (L-BFGS, deterministic).
+
+    ``embeddings``: (N, D); ``labels``: int (N,) in [0, K); ``sample_weight``: (N,) >= 0 (a weight of
+    0 leaves a row out while keeping the 1/N scaling, as in leave-one-out influence checks).
+
+    >>> W = fit_softmax_head(np.eye(3), np.array([0, 1, 2]), n_classes=3)
+    >>> W.shape
+    (3, 4)
+    """
+    xa = augment(embeddings)
+    labels = np.asarray(labels, dtype=np.int64)
+    onehot = np.eye(n_classes)[labels]
+    weights = np.ones(len(xa)) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    w0 = np.zeros(n_classes * xa.shape[1]) if init is None else np.asarray(init, dtype=np.float64).ravel()
+    res = optimize.minimize(_loss_and_grad, w0, args=(xa, onehot, weights, l2), jac=True, method="L-BFGS-B",
+                            options={"maxiter": max_iter, "gtol": gtol, "ftol": 0.0, "maxcor": 30})
+    return res.x.reshape(n_classes, xa.shape[1])
+
+
+def per_row_loss(weights: np.ndarray, embeddings: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Cross-entropy of each row under ``weights`` (K, D+1): float64 (N,)."""
+    p = softmax(augment(embeddings) @ weights.T)
+    return -np.log(np.clip(p[np.arange(len(p)), labels], 1e-300, None))
+
+
+def conjugate_gradient(matvec, rhs: np.ndarray, *, precondition=None, rtol: float = CG_RTOL,
+                       max_iter: int = 500) -> tuple[np.ndarray, int]:
+    """Solve ``A x = b`` for a batch of right-hand sides with (preconditioned) conjugate gradient.
+
+    ``matvec`` and ``precondition`` map arrays shaped like ``rhs`` (B, …) to the same shape, one
+    system per leading index; ``A`` must be symmetric positive definite. Stops when every system's
+    residual norm is below ``rtol`` times its right-hand side's. Returns ``(x, iterations)``.
+    """
+    prec = precondition or (lambda v: v)
+    axes = tuple(range(1, rhs.ndim))
+
+    def dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return (a * b).sum(axis=axes)
+
+    def col(v: np.ndarray) -> np.ndarray:
+        return v.reshape((-1,) + (1,) * (rhs.ndim - 1))
+
+    x = np.zeros_like(rhs)
+    r = rhs.copy()
+    z = prec(r)
+    p = z.copy()
+    rz = dot(r, z)
+    bnorm = np.sqrt(dot(rhs, rhs))
+    bnorm[bnorm == 0] = 1.0
+    it = 0
+    for it in range(1, max_iter + 1):  # noqa: B007 (the count is returned)
+        ap = matvec(p)
+        alpha = rz / np.maximum(dot(p, ap), 1e-300)
+        x += col(alpha) * p
+        r -= col(alpha) * ap
+        if (np.sqrt(dot(r, r)) <= rtol * bnorm).all():
+            break
+        z = prec(r)
+        rz_new = dot(r, z)
+        p = z + col(rz_new / np.maximum(rz, 1e-300)) * p
+        rz = rz_new
+    return x, it
+
+
+@dataclass
+class InfluenceModel:
+    """A trained softmax head with exact Hessian solves, for influence queries.
+
+    Build with :meth:`fit`. ``weights`` (K, D+1); ``xa`` (N, D+1) augmented training embeddings;
+    ``labels`` (N,); ``probs`` (N, K) in-sample probabilities at the optimum.
+    """
+
+    weights: np.ndarray
+    xa: np.ndarray
+    labels: np.ndarray
+    l2: float
+    probs: np.ndarray = field(init=False)
+    _chol: tuple | None = field(default=None, init=False, repr=False)
+    _block_chol: np.ndarray | None = field(default=None, init=False, repr=False)
+    stats: dict = field(default_factory=dict, init=False)
+
+    def __post_init__(self) -> None:
+        self.probs = softmax(self.xa @ self.weights.T)
+
+    @classmethod
+    def fit(cls, embeddings: np.ndarray, labels: np.ndarray, *, n_classes: int, l2: float = DEFAULT_L2,
+            weights: np.ndarray | None = None) -> InfluenceModel:
+        """Train the head on (embeddings (N, D), labels (N,)) — or take trained ``weights`` — and wrap it."""
+        labels = np.asarray(labels, dtype=np.int64)
+        w = fit_softmax_head(embeddings, labels, n_classes=n_classes, l2=l2) if weights is None else weights
+        return cls(weights=np.asarray(w, dtype=np.float64), xa=augment(embeddings), labels=labels, l2=l2)
+
+    # ------------------------------------------------------------------ shapes
+    @property
+    def n(self) -> int:
+        return len(self.xa)
+
+    @property
+    def k(self) -> int:
+        return self.weights.shape[0]
+
+    @property
+    def n_params(self) -> int:
+        return self.weights.size
+
+    @property
+    def residuals(self) -> np.ndarray:
+        """(N, K) ``p_i - e_{y_i}``: row i's loss gradient is ``outer(residuals[i], xa[i])``."""
+        r = self.probs.copy()
+        r[np.arange(self.n), self.labels] -= 1.0
+        return r
+
+    def gradients(self, embeddings: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """Loss gradients of any rows (M, D) with labels (M,) at the optimum: (M, K, D+1)."""
+        xa = augment(np.atleast_2d(embeddings))
+        r = softmax(xa @ self.weights.T)
+        r[np.arange(len(r)), np.asarray(labels)] -= 1.0
+        return r[:, :, None] * xa[:, None, :]
+
+    # ------------------------------------------------------------------ Hessian
+    def hvp(self, v: np.ndarray) -> np.ndarray:
+        """Hessian times a batch of directions ``v`` (B, K, D+1) -> (B, K, D+1); never forms H."""
+        z = np.einsum("bkd,nd->bnk", v, self.xa, optimize=True)  # (B, N, K) = V x_i
+        p = self.probs[None]
+        az = p * z - p * (p * z).sum(axis=2, keepdims=True)  # A_i z without forming A_i
+        return np.einsum("bnk,nd->bkd", az, self.xa, optimize=True) / self.n + self.l2 * v
+
+    def dense_hessian(self) -> np.ndarray:
+        """The (P, P) Hessian, P = K*(D+1), parameters ordered as ``weights.ravel()``."""
+        n, d1 = self.xa.shape
+        k = self.k
+        h = np.empty((k, d1, k, d1))
+        for a in range(k):
+            coef = -self.probs[:, a:a + 1] * self.probs  # A_i[a, :] = p_a (e_a - p)
+            coef[:, a] += self.probs[:, a]
+            h[a] = np.einsum("nd,nl,ne->dle", self.xa, coef, self.xa, optimize=True) / n
+        h = h.reshape(k * d1, k * d1)
+        h[np.diag_indices_from(h)] += self.l2
+        return h
+
+    def block_hessians(self) -> np.ndarray:
+        """The K diagonal blocks of the Hessian, (K, D+1, D+1): ``X^T diag(p_k (1-p_k)) X / N + l2 I``."""
+        d1 = self.xa.shape[1]
+        c = np.sqrt(self.probs * (1 - self.probs) / self.n)
+        out = np.empty((self.k, d1, d1))
+        for a in range(self.k):
+            # syrk computes only one triangle: half the work of a general product.
+            upper = linalg.blas.dsyrk(1.0, self.xa * c[:, a:a + 1], trans=1)
+            out[a] = np.triu(upper) + np.triu(upper, 1).T
+            out[a][np.diag_indices(d1)] += self.l2
+        return out
+
+    def _blocks_factor(self) -> np.ndarray:
+        if self._block_chol is None:
+            self._block_chol = np.linalg.cholesky(self.block_hessians())
+        return self._block_chol
+
+    def _block_solve(self, v: np.ndarray) -> np.ndarray:
+        """Apply the inverse block-diagonal Hessian to (B, K, D+1)."""
+        chol = self._blocks_factor()
+        out = np.empty_like(v)
+        for a in range(self.k):
+            out[:, a] = linalg.cho_solve((chol[a], True), v[:, a].T).T
+        return out
+
+    def use_dense(self) -> bool:
+        return self.n_params <= MAX_DENSE_PARAMS
+
+    def solve(self, g: np.ndarray, *, rtol: float = CG_RTOL) -> np.ndarray:
+        """Exact ``H^{-1} g`` for a batch g (B, K, D+1): dense Cholesky or preconditioned CG."""
+        g = np.asarray(g, dtype=np.float64)
+        if self.use_dense():
+            if self._chol is None:
+                self._chol = linalg.cho_factor(self.dense_hessian())
+            flat = g.reshape(len(g), -1).T
+            return linalg.cho_solve(self._chol, flat).T.reshape(g.shape)
+        x, iters = conjugate_gradient(self.hvp, g, precondition=self._block_solve, rtol=rtol)
+        self.stats["cg_iterations"] = iters
+        return x
+
+    # ------------------------------------------------------------------ influence
+    def influence_on(self, query_embedding: np.ndarray, query_label: int) -> np.ndarray:
+        """Influence of every training row on one query row: float64 (N,), positive = helpful.
+
+        One exact solve ``u = H^{-1} g_q``, then ``(1/N) g_j . u`` for all j via the closed-form
+        gradients (cost O(N K D)).
+
+        >>> m = InfluenceModel.fit(np.eye(4), np.array([0, 1, 0, 1]), n_classes=2)
+        >>> m.influence_on(np.eye(4)[0], 0).shape
+        (4,)
+        """
+        g = self.gradients(query_embedding, [int(query_label)])
+        u = self.solve(g)[0]  # (K, D+1)
+        return np.einsum("nk,nk->n", self.residuals, self.xa @ u.T) / self.n
+
+    def self_influence(self, *, exact_top: int = 0, progress: ProgressFn = no_progress,
+                       batch: int = 64, time_budget: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Self-influence ``(1/N) g_j^T H^{-1} g_j`` of every training row, float64 (N,) >= 0.
+
+        Exact (dense) when the parameters fit :data:`MAX_DENSE_PARAMS`. Otherwise the exact per-class
+        diagonal blocks of H stand in for H, and the ``exact_top`` highest rows are then recomputed
+        exactly by conjugate gradient (stopping early if ``time_budget`` seconds run out). Returns
+        ``(values, exact)`` where ``exact`` (N,) bool marks the rows computed exactly.
+        """
+        r = self.residuals
+        exact = np.zeros(self.n, dtype=bool)
+        if self.use_dense():
+            progress("self-influence", 0, self.n)
+            if self._chol is None:
+                self._chol = linalg.cho_factor(self.dense_hessian())
+            out = np.empty(self.n)
+            step = max(1, 200_000 // self.n_params)
+            for s in range(0, self.n, step):
+                g = (r[s:s + step, :, None] * self.xa[s:s + step, None, :]).reshape(-1, self.n_params)
+                u = linalg.cho_solve(self._chol, g.T)
+                out[s:s + step] = np.einsum("pb,bp->b", u, g)
+                progress("self-influence", min(s + step, self.n), self.n)
+            exact[:] = True
+            return out / self.n, exact
+        # Block approximation: g^T Hb^{-1} g = sum_k r_k^2 |L_k^{-1} x|^2, with L_k^{-1} formed once per
+        # class so the N rows go through one matrix product (faster than N triangular solves).
+        chol = self._blocks_factor()
+        eye = np.eye(self.xa.shape[1])
+        out = np.zeros(self.n)
+        for a in range(self.k):
+            y = self.xa @ linalg.solve_triangular(chol[a], eye, lower=True).T  # (N, D+1)
+            out += r[:, a] ** 2 * np.einsum("nd,nd->n", y, y)
+            progress("self-influence (block Hessian)", a + 1, self.k)
+        out /= self.n
+        top = np.argsort(-out, kind="stable")[:exact_top]
+        started = time.monotonic()
+        for s in range(0, len(top), batch):
+            if time_budget is not None and time.monotonic() - started > time_budget:
+                break
+            rows = top[s:s + batch]
+            g = r[rows, :, None] * self.xa[rows, None, :]
+            u = self.solve(g)
+            out[rows] = (u * g).sum(axis=(1, 2)) / self.n
+            exact[rows] = True
+            progress("self-influence (exact, top rows)", min(s + batch, len(top)), len(top))
+        return out, exact
+
+
+def tracin(checkpoints: np.ndarray, learning_rates: np.ndarray, embeddings: np.ndarray, labels: np.ndarray,
+           query_embedding: np.ndarray, query_label: int) -> np.ndarray:
+    """TracIn (Pruthi et al. 2020) of every row on one query over saved checkpoints: float64 (N,).
+
+    ``checkpoints``: (E, K, D+1) weights after each epoch; ``learning_rates``: (E,). Score_j =
+    sum_t lr_t * g_q(t) . g_j(t); positive = helpful (a gradient step on j lowered the query's loss).
+    For the softmax head ``g_q . g_j = (r_q . r_j)(x_q . x_j)``, so no gradient is materialised.
+    """
+    xa = augment(embeddings)
+    xq = augment(np.atleast_2d(query_embedding))[0]
+    xdot = xa @ xq
+    out = np.zeros(len(xa))
+    for w, lr in zip(checkpoints, learning_rates, strict=True):
+        r = softmax(xa @ w.T)
+        r[np.arange(len(r)), labels] -= 1.0
+        rq = softmax(w @ xq)
+        rq[query_label] -= 1.0
+        out += lr * (r @ rq) * xdot
+    return out
+
+
+def tracin_self(checkpoints: np.ndarray, learning_rates: np.ndarray, embeddings: np.ndarray,
+                labels: np.ndarray) -> np.ndarray:
+    """TracIn self-influence ``sum_t lr_t ||g_j(t)||^2`` of every row: float64 (N,) >= 0."""
+    xa = augment(embeddings)
+    xnorm = (xa * xa).sum(axis=1)
+    out = np.zeros(len(xa))
+    for w, lr in zip(checkpoints, learning_rates, strict=True):
+        r = softmax(xa @ w.T)
+        r[np.arange(len(r)), labels] -= 1.0
+        out += lr * (r * r).sum(axis=1) * xnorm
+    return out
+
+
+# ---------------------------------------------------------------------- caching shared by detectors and pages
+def cached_model(embeddings: np.ndarray, labels: np.ndarray, *, n_classes: int, l2: float = DEFAULT_L2,
+                 workspace=None) -> InfluenceModel:
+    """:meth:`InfluenceModel.fit` whose weights are stored in ``workspace`` (if any) and memoised."""
+    from labelaudit.dynamics import array_key, memoised
+
+    emb = np.asarray(embeddings, np.float32)
+    labels = np.asarray(labels, np.int64)
+    key = array_key(emb, labels)
+    params = {"l2": l2, "k": n_classes}
+
+    def compute() -> InfluenceModel:
+        fit = lambda: fit_softmax_head(emb, labels, n_classes=n_classes, l2=l2)  # noqa: E731
+        w = workspace.cached(key, "influence-head", params, fit) if workspace is not None else fit()
+        return InfluenceModel.fit(emb, labels, n_classes=n_classes, l2=l2, weights=w)
+
+    return memoised(("influence-model", key, l2, n_classes, str(getattr(workspace, "root", ""))), compute)
+
+
+def cached_self_influence(embeddings: np.ndarray, labels: np.ndarray, *, n_classes: int, l2: float = DEFAULT_L2,
+                          exact_top: int = 0, workspace=None,
+                          progress: ProgressFn = no_progress) -> tuple[np.ndarray, np.ndarray]:
+    """:meth:`InfluenceModel.self_influence` stored in ``workspace`` (if any): ``(values, exact)``."""
+    from labelaudit.dynamics import array_key, memoised
+
+    emb = np.asarray(embeddings, np.float32)
+    labels = np.asarray(labels, np.int64)
+    key = array_key(emb, labels)
+    params = {"l2": l2, "k": n_classes, "exact_top": exact_top, "dense_max": MAX_DENSE_PARAMS}
+
+    def compute() -> tuple[np.ndarray, np.ndarray]:
+        def run() -> np.ndarray:
+            model = cached_model(emb, labels, n_classes=n_classes, l2=l2, workspace=workspace)
+            values, exact = model.self_influence(exact_top=exact_top, progress=progress)
+            return np.stack([values, exact.astype(np.float64)])
+
+        both = workspace.cached(key, "self-influence", params, run) if workspace is not None else run()
+        return both[0], both[1].astype(bool)
+
+    return memoised(("self-influence", key, tuple(sorted(params.items())), str(getattr(workspace, "root", ""))),
+                    compute)
