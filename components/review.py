@@ -158,14 +158,13 @@ def _decide(store: ReviewStore, ds: Dataset, reviewer: str, action: str) -> None
         flash("error", str(e))
         return
     ss[state.REVIEW_LAST] = {"item_id": item, "decision_id": d.id}
-    ss.pop(state.REVIEW_SHOWN, None)
-    if ss.get(state.REVIEW_FORCE) == item:
-        ss.pop(state.REVIEW_FORCE)
+    _skip(item)  # move on, also when decided items stay in the queue
     label = f" → {d.new_label}" if d.action in ("accept", "change") else ""
     flash("saved", f"Saved: {d.action}{label} on item {item} (decision {d.id}).")
 
 
 def _skip(item_id: str) -> None:
+    """Move ``item_id`` behind every item not yet passed this session."""
     ss = st.session_state
     skipped = [i for i in ss.get(state.REVIEW_SKIPPED, []) if i != item_id]
     ss[state.REVIEW_SKIPPED] = skipped + [item_id]

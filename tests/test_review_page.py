@@ -156,3 +156,15 @@ def test_bad_database_url_is_an_error_not_a_traceback(setup, monkeypatch):
     at = open_page(ws, h)
     assert not at.exception
     assert any("Cannot open the review database" in e.value for e in at.error)
+
+
+def test_show_decided_items_moves_on_after_each_decision(setup):
+    ws, ds, h, store = setup
+    at = open_page(ws, h, review_queue=["r2", "r3"], review_queue_source="selection")
+    at.toggle(key="review_include_decided").set_value(True).run()
+    button(at, "review_keep").click().run()
+    assert at.session_state["review_shown"]["item_id"] == "r3"
+    button(at, "review_keep").click().run()
+    # Both decided: the queue starts over with the decided items, showing their decisions.
+    assert at.session_state["review_shown"]["item_id"] == "r2"
+    assert "Decided already: keep" in texts(at)
