@@ -161,7 +161,7 @@ def _category_column(table: pd.DataFrame, color_by: str) -> pd.Series | None:
 
 
 def build_map_figure(table: pd.DataFrame, texts: pd.Series, *, color_by: str = "given label"):
-    """One Scattergl trace of ``table`` rows (x, y); row id in customdata[0]; hover with escaped text.
+    """One Scattergl trace of ``table`` rows (x, y); raw row id in customdata[0]; hover with escaped text.
 
     ``texts``: the rows' texts, aligned with ``table``. Categories get a fixed colour per value
     (no legend: one trace keeps WebGL fast; the hover names the value); numbers get a colour bar.
@@ -177,6 +177,7 @@ def build_map_figure(table: pd.DataFrame, texts: pd.Series, *, color_by: str = "
         hover_text(texts),
         (cats.map(lambda s: html.escape(s, quote=False)) if cats is not None
          else table[color_by].map(lambda v: f"{v:.3g}")).to_numpy(dtype=object),
+        table["id"].astype(str).map(lambda s: html.escape(s, quote=False)).to_numpy(dtype=object),
     ])
     if cats is not None:
         values = sorted(cats.unique().tolist())
@@ -188,7 +189,7 @@ def build_map_figure(table: pd.DataFrame, texts: pd.Series, *, color_by: str = "
                   "opacity": 0.8, "showscale": True, "colorbar": {"title": {"text": color_by}}}
     trace = go.Scattergl(
         x=table["x"].to_numpy(), y=table["y"].to_numpy(), mode="markers", marker=marker, customdata=custom,
-        hovertemplate=("<b>%{customdata[0]}</b> · %{customdata[1]} · cluster %{customdata[2]}<br>"
+        hovertemplate=("<b>%{customdata[5]}</b> · %{customdata[1]} · cluster %{customdata[2]}<br>"
                        f"{html.escape(color_by)}: %{{customdata[4]}}<br>%{{customdata[3]}}<extra></extra>"),
     )
     fig = go.Figure(trace)

@@ -43,7 +43,7 @@ if not ss.get("explore_url_read"):
 
 # Clicks in the cluster table (drawn further down) and on the map arrive before they are drawn.
 picked = (ss.get(CLUSTER_TABLE_KEY) or {}).get("selection", {}).get("rows", [])
-if picked != ss.get("explore_last_cluster_pick"):
+if picked != ss.get("explore_last_cluster_pick", []):
     ss["explore_last_cluster_pick"] = picked
     ss[state.EXPLORE_CLUSTER] = int(res.clusters["cluster"].iloc[picked[0]]) if picked else None
 chart_ids = selection_ids(ss.get(MAP_KEY))

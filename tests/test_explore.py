@@ -1,0 +1,144 @@
+"""The Explore page with AppTest (scan stored beforehand with the fakes of test_scan), and the map figure."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from labelaudit.scan import scan
+from tests.conftest import ROOT
+from tests.test_scan import fakes, topic_dataset  # noqa: F401  (fixture)
+
+
+def _page(workspace, ds) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "pages/explore.py"), default_timeout=120)
+    at.session_state["workspace"] = str(workspace.root)
+    at.session_state["dataset_hash"] = workspace.save_dataset(ds)
+    return at
+
+
+def _charts(at: AppTest) -> list:
+    return at.get("plotly_chart")
+
+
+def _figure(at: AppTest) -> dict:
+    return json.loads(_charts(at)[0].proto.spec)
+
+
+def _n_points(at: AppTest) -> int:
+    return len(_figure(at)["data"][0]["customdata"])  # x/y are binary-encoded; customdata is a list
+
+
+@pytest.fixture
+def scanned(fakes, workspace):  # noqa: F811
+    ds = topic_dataset()
+    res = scan(ds, workspace=workspace)
+    return ds, res
+
+
+def test_unscanned_dataset_offers_run_scan_then_shows_the_map(fakes, workspace):  # noqa: F811
+    ds = topic_dataset()
+    at = _page(workspace, ds).run()
+    assert not at.exception
+    assert any("has not been scanned" in i.value for i in at.info)
+    assert not _charts(at)
+    at.button(key="run_scan").click().run()
+    assert not at.exception
+    assert fakes.embed == 1 and fakes.detect == 1
+    fig = _figure(at)
+    assert len(fig["data"]) == 1 and fig["data"][0]["type"] == "scattergl"
+    assert len(fig["data"][0]["customdata"]) == ds.n
+
+
+def test_injected_selection_fills_the_table_and_the_url(scanned, workspace):
+    ds, res = scanned
+    at = _page(workspace, ds)
+    picked = ["r3", "r10", "r50"]
+    at.session_state["selection"] = picked
+    at.run()
+    assert not at.exception
+    assert "Selected rows (3)" in [s.value for s in at.subheader]
+    table = at.dataframe[0].value
+    assert sorted(table["id"]) == sorted(picked)
+    assert table["text"].tolist() == [ds.texts[ds.id_to_row[i]] for i in table["id"]]
+    scores = table["label_issue_score"].to_numpy()
+    assert (np.diff(scores) <= 0).all()  # most suspicious first
+    assert at.query_params["ids"] == picked
+
+
+def test_send_selection_to_review(scanned, workspace):
+    ds, res = scanned
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.session_state["workspace"] = str(workspace.root)
+    at.session_state["dataset_hash"] = workspace.save_dataset(ds)
+    at.session_state["selection"] = ["r3", "r10", "r50"]
+    at.switch_page("pages/explore.py").run()
+    assert not at.exception
+    at.button(key="explore_send").click().run()
+    assert not at.exception
+    assert [t.value for t in at.title] == ["Review"]
+    queue = at.session_state["review_queue"]
+    by_score = res.table.set_index("id").loc[["r3", "r10", "r50"], "label_issue_score"].sort_values(ascending=False)
+    assert queue == by_score.index.tolist()
+    assert "Explore" in at.session_state["review_queue_source"]
+
+
+def test_cluster_from_the_url_filters_map_and_rows(scanned, workspace):
+    ds, res = scanned
+    big = res.clusters[res.clusters["cluster"] >= 0].iloc[0]
+    at = _page(workspace, ds)
+    at.query_params["cluster"] = str(int(big["cluster"]))
+    at.run()
+    assert not at.exception
+    assert at.session_state["explore_cluster"] == int(big["cluster"])
+    assert _n_points(at) == big["size"]
+    assert f"Rows in view ({big['size']:,})" in [s.value for s in at.subheader]
+    assert at.query_params["cluster"] in (str(int(big["cluster"])), [str(int(big["cluster"]))])
+    at.button(key="explore_select_view").click().run()
+    assert len(at.session_state["selection"]) == big["size"]
+    at.button(key="explore_clear_cluster").click().run()
+    assert at.session_state["explore_cluster"] is None
+    assert _n_points(at) == ds.n
+
+
+def test_class_filter_and_colour_by_score(scanned, workspace):
+    ds, res = scanned
+    at = _page(workspace, ds).run()
+    at.multiselect(key="explore_classes").set_value(["card"]).run()
+    assert not at.exception
+    assert _n_points(at) == int((ds.label_names == "card").sum())
+    at.selectbox(key="explore_color").set_value("label_issue_score").run()
+    assert not at.exception
+    marker = _figure(at)["data"][0]["marker"]
+    assert marker["showscale"] is True and marker["colorbar"]["title"]["text"] == "label_issue_score"
+
+
+def test_cluster_table_lists_every_cluster(scanned, workspace):
+    ds, res = scanned
+    at = _page(workspace, ds).run()
+    cl = at.dataframe[-1].value
+    assert cl["cluster"].tolist() == res.clusters["cluster"].tolist()
+    assert cl["size"].sum() == ds.n
+    assert {"keywords", "purity", "representatives", "mean_issue_score"} <= set(cl.columns)
+
+
+def test_map_figure_escapes_text_and_keeps_ids():
+    from components.scan import build_map_figure
+
+    table = pd.DataFrame({"id": ["a", "b<"], "given_label": ["x&y", "z"], "cluster": [0, -1],
+                          "x": [0.0, 1.0], "y": [1.0, 0.0], "score": [0.1, 0.9]})
+    texts = pd.Series(["<script>alert(1)</script>", "long " * 100])
+    fig = build_map_figure(table, texts, color_by="given label")
+    assert len(fig.data) == 1 and fig.data[0].type == "scattergl"
+    custom = fig.data[0].customdata
+    assert [c[0] for c in custom] == ["a", "b<"]  # raw id: the selection reads it back
+    assert "<script>" not in custom[0][3] and "&lt;script&gt;" in custom[0][3]
+    assert custom[0][1] == "x&amp;y" and custom[1][5] == "b&lt;"
+    assert "customdata[0]" not in fig.data[0].hovertemplate  # the raw id is never rendered
+    assert len(custom[1][3]) <= 160 and custom[1][3].endswith("…")
+    numeric = build_map_figure(table, texts, color_by="score")
+    assert list(numeric.data[0].marker.color) == [0.1, 0.9]
