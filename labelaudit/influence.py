@@ -30,6 +30,7 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 from scipy import linalg, optimize
 
 from labelaudit.progress import ProgressFn, no_progress
@@ -391,3 +392,82 @@ def cached_self_influence(embeddings: np.ndarray, labels: np.ndarray, *, n_class
 
     return memoised(("self-influence", key, tuple(sorted(params.items())), str(getattr(workspace, "root", ""))),
                     compute)
+
+
+# ---------------------------------------------------------------------- dataset-level views (CLI and pages)
+METHODS = ("influence", "tracin")
+
+
+def training_mask(ds) -> np.ndarray:
+    """Rows the influence model trains on: every row outside the protected test split, (N,) bool."""
+    return ~ds.test_mask if ds.has_test_split else np.ones(ds.n, dtype=bool)
+
+
+def query_row(ds, query_id: str) -> int:
+    """Row index of ``query_id``; raises UsageError naming the id when it is not in the dataset."""
+    from labelaudit.errors import UsageError
+
+    row = ds.id_to_row.get(str(query_id))
+    if row is None:
+        raise UsageError(f"no row with id '{query_id}' in {ds.source} ({ds.n:,} rows); pass one of its ids")
+    return row
+
+
+def influence_table(ds, embeddings: np.ndarray, query_id: str, *, method: str = "influence",
+                    l2: float = DEFAULT_L2, workspace=None) -> pd.DataFrame:
+    """Influence of every training row on the row ``query_id``, most helpful first.
+
+    ``embeddings``: (N, D) aligned with ``ds``. ``method``: ``"influence"`` (exact influence function
+    of the L2 softmax head) or ``"tracin"`` (over the checkpoints of the training-dynamics run).
+    Returns columns ``train_id, text, label, score, rank`` (score > 0 = helpful; rank 1 = most helpful).
+
+    >>> influence_table(ds, emb, "42").head(3)                 # doctest: +SKIP
+    """
+    from labelaudit.dataset import ID, LABEL, TEXT
+    from labelaudit.errors import UsageError
+
+    if method not in METHODS:
+        raise UsageError(f"unknown influence method '{method}'; choose one of {list(METHODS)}")
+    q = query_row(ds, query_id)
+    train = training_mask(ds)
+    emb = np.asarray(embeddings, dtype=np.float32)
+    labels = ds.labels
+    if method == "influence":
+        model = cached_model(emb[train], labels[train], n_classes=ds.k, l2=l2, workspace=workspace)
+        scores = model.influence_on(emb[q], int(labels[q]))
+    else:
+        from labelaudit.dynamics import cached_dynamics
+
+        run = cached_dynamics(emb[train], labels[train], n_classes=ds.k, workspace=workspace)
+        scores = tracin(run.checkpoints.astype(np.float64), run.learning_rates, emb[train], labels[train],
+                        emb[q], int(labels[q]))
+    frame = ds.frame.loc[train, [ID, TEXT, LABEL]].reset_index(drop=True)
+    out = pd.DataFrame({"train_id": frame[ID], "text": frame[TEXT], "label": frame[LABEL], "score": scores})
+    out = out.sort_values("score", ascending=False, kind="stable").reset_index(drop=True)
+    out["rank"] = np.arange(1, len(out) + 1)
+    return out
+
+
+def external_influence_table(ds, query_id: str) -> pd.DataFrame | None:
+    """Imported pair scores (``ds.pair_scores``) on ``query_id`` as the same columns, or None."""
+    from labelaudit.dataset import LABEL, TEXT
+
+    if ds.pair_scores is None:
+        return None
+    ps = ds.pair_scores[ds.pair_scores["query_id"] == str(query_id)]
+    rows = ps["train_id"].map(ds.id_to_row)
+    out = pd.DataFrame({"train_id": ps["train_id"].to_numpy(), "text": ds.frame[TEXT].to_numpy()[rows],
+                        "label": ds.frame[LABEL].to_numpy()[rows], "score": ps["score"].to_numpy(dtype=float)})
+    out = out.sort_values("score", ascending=False, kind="stable").reset_index(drop=True)
+    out["rank"] = np.arange(1, len(out) + 1)
+    return out
+
+
+def top_both_ways(table: pd.DataFrame, top: int) -> pd.DataFrame:
+    """The ``top`` most helpful and ``top`` most harmful rows of a sorted influence table, with a
+    ``direction`` column (helpful / harmful), still sorted by score."""
+    helpful = table.head(top)
+    harmful = table.iloc[max(top, len(table) - top):]
+    out = pd.concat([helpful, harmful]).drop_duplicates("train_id")
+    out["direction"] = np.where(out["score"] > 0, "helpful", "harmful")
+    return out.reset_index(drop=True)
