@@ -124,17 +124,25 @@ def test_cohen_kappa_pairs_overlap_and_undefined():
     assert few["kappa"].isna().all() and few["reason"].str.contains("only 12").all()
 
 
-def test_cohen_kappa_matches_sklearn_on_snow_temp():
+@pytest.mark.parametrize("name", ["temp", "wsd"])
+def test_cohen_kappa_matches_sklearn_for_every_pair(name):
     from sklearn.metrics import cohen_kappa_score
 
-    r, _, long = load_snow("temp")
-    pairs = cohen_kappa_pairs(r).dropna(subset=["kappa"])
-    row = pairs.iloc[0]
-    a = long[long.annotator_id == row.annotator_a].set_index("item_id")["label"]
-    b = long[long.annotator_id == row.annotator_b].set_index("item_id")["label"]
-    common = a.index.intersection(b.index)
-    assert row.overlap == len(common)
-    assert row.kappa == pytest.approx(cohen_kappa_score(a[common], b[common]))
+    r, _, long = load_snow(name)
+    pairs = cohen_kappa_pairs(r, min_overlap=2)
+    by_annotator = {a: g.set_index("item_id")["label"] for a, g in long.groupby("annotator_id")}
+    checked = 0
+    for row in pairs.itertuples(index=False):
+        a, b = by_annotator[row.annotator_a], by_annotator[row.annotator_b]
+        common = a.index.intersection(b.index)
+        assert row.overlap == len(common)
+        assert row.agreement == pytest.approx(np.mean(a[common].to_numpy() == b[common].to_numpy()))
+        if np.isfinite(row.kappa):
+            assert row.kappa == pytest.approx(cohen_kappa_score(a[common], b[common]), abs=1e-9)
+            checked += 1
+        else:
+            assert row.reason
+    assert checked > 50
 
 
 def test_class_and_annotator_agreement():

@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
-from scipy.special import digamma, logsumexp
+from scipy.special import digamma
 
 from labelaudit.agreement.ratings import Ratings
 from labelaudit.agreement.truth import TruthResult
@@ -83,29 +83,30 @@ def mace(ratings: Ratings, *, method: Literal["vb", "em"] = "vb", n_restarts: in
 
 def _e_step(ratings: Ratings, know_w: np.ndarray, spam_w: np.ndarray, xi: np.ndarray
             ) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
-    """Posterior over true classes and expected counts of knowing / spamming per annotator."""
-    j, a, k = ratings.annotator, ratings.label, ratings.k
-    spam = spam_w[j] * xi[j, a]  # (M,) P(spamming and saying a)
-    know = know_w[j]  # (M,) P(knowing), which says a only when truth = a
-    # log P(a_m | t) for every t: log(spam) except log(spam + know) at t = a_m.
-    base = np.log(spam)
-    bonus = np.log(spam + know) - base
-    log_lik = np.asarray(ratings.item_incidence @ base)[:, None] - np.log(k)  # uniform prior on the truth
-    log_lik = np.repeat(log_lik, k, axis=1)
-    log_lik += _sum_by_item_label(ratings, bonus)
-    norm = logsumexp(log_lik, axis=1, keepdims=True)
-    post = np.exp(log_lik - norm)
+    """Posterior over true classes and expected counts of knowing / spamming per annotator.
+
+    Every per-rating quantity depends only on (annotator, label), so it is computed once on a (J, K)
+    table and gathered; the per-item sums are bincounts over a class-major (K, I) layout.
+    """
+    k, n_items = ratings.k, ratings.n_items
+    ja = ratings.annotator * k + ratings.label  # flat (annotator, label) index of each rating
+    ka = ratings.label * n_items + ratings.item  # flat (label, item) index of each rating
+    spam = spam_w[:, None] * xi  # (J, K) P(spamming and saying a)
+    know = np.broadcast_to(know_w[:, None], spam.shape)  # P(knowing), which says a only when truth = a
+    # log P(ratings of i | t) = sum_m log(spam_m) + sum over i's ratings saying t of log(1 + know/spam):
+    # the first term does not depend on t, so the posterior needs only the second.
+    base = np.bincount(ratings.item, weights=np.log(spam).ravel()[ja], minlength=n_items)
+    bonus = np.bincount(ka, weights=np.log1p(know / spam).ravel()[ja], minlength=k * n_items).reshape(k, n_items)
+    top = bonus.max(axis=0)
+    expd = np.exp(bonus - top)
+    total = expd.sum(axis=0)
+    post_t = expd / total  # (K, I)
+    log_marginal = base - np.log(k) + top + np.log(total)  # uniform prior on the truth
     # Expected "knowing" count of rating m: P(T = a_m) * know / (know + spam).
-    know_exp = post[ratings.item, a] * know / (know + spam)
-    know_counts = np.bincount(j, weights=know_exp, minlength=ratings.n_annotators)
-    strategy = np.bincount(j * k + a, weights=1.0 - know_exp, minlength=ratings.n_annotators * k)
-    return float(norm.sum()), post, know_counts, strategy.reshape(ratings.n_annotators, k)
-
-
-def _sum_by_item_label(ratings: Ratings, values: np.ndarray) -> np.ndarray:
-    """(I, K) sums of per-rating values by (item, label); bincount is far faster than np.add.at."""
-    flat = np.bincount(ratings.item * ratings.k + ratings.label, weights=values, minlength=ratings.n_items * ratings.k)
-    return flat.reshape(ratings.n_items, ratings.k)
+    know_exp = post_t.ravel()[ka] * (know / (know + spam)).ravel()[ja]
+    know_counts = np.bincount(ratings.annotator, weights=know_exp, minlength=ratings.n_annotators)
+    strategy = np.bincount(ja, weights=1.0 - know_exp, minlength=ratings.n_annotators * k)
+    return float(log_marginal.sum()), post_t.T, know_counts, strategy.reshape(ratings.n_annotators, k)
 
 
 def _m_step(ratings: Ratings, know: np.ndarray, strategy: np.ndarray, *, method: str, alpha: float, beta: float,

@@ -139,35 +139,41 @@ def cohen_kappa_pairs(ratings: Ratings, *, min_overlap: int = MIN_PAIR_OVERLAP) 
     """Cohen's kappa for every annotator pair that rated at least one item in common.
 
     Returns one row per pair with overlap >= 1: ``annotator_a``, ``annotator_b``, ``overlap`` (items
-    both rated), ``agreement`` (raw, in [0, 1]), ``kappa`` (scikit-learn's ``cohen_kappa_score``; NaN
-    when the overlap is below ``min_overlap`` or kappa is undefined) and ``reason`` ("" when defined).
-    When an annotator rated an item several times, their first rating is used.
+    both rated), ``agreement`` (raw, in [0, 1]), ``kappa`` (NaN when the overlap is below
+    ``min_overlap`` or kappa is undefined) and ``reason`` ("" when defined). When an annotator rated an
+    item several times, their first rating is used.
+
+    All pairs at once with sparse products (scikit-learn's ``cohen_kappa_score`` one pair at a time
+    took seconds for a few thousand pairs); the tests check every pair against it.
     """
-    from sklearn.metrics import cohen_kappa_score
+    from scipy import sparse
 
     first = pd.DataFrame({"i": ratings.item, "j": ratings.annotator, "l": ratings.label}).drop_duplicates(["i", "j"])
-    table = np.full((ratings.n_items, ratings.n_annotators), -1, dtype=np.int64)
-    table[first["i"].to_numpy(), first["j"].to_numpy()] = first["l"].to_numpy()
-    rated = (table >= 0).astype(np.float64)
-    overlap = rated.T @ rated  # (J, J) items in common, one dense product instead of J^2 set intersections
-    rows = []
+    i, j, lab = (first[c].to_numpy() for c in ("i", "j", "l"))
+    n_items, n_ann, k = ratings.n_items, ratings.n_annotators, ratings.k
+    ones = np.ones(len(i))
+    rated = sparse.csr_matrix((ones, (i, j)), shape=(n_items, n_ann))
+    said = sparse.csr_matrix((ones, (i * k + lab, j)), shape=(n_items * k, n_ann))  # (item, class) x annotator
+    overlap = (rated.T @ rated).toarray()
+    agree = (said.T @ said).toarray()
+    # marg[c][a, b]: items both rated where a said c. Expected agreement = sum_c marg[c] * marg[c].T / n^2.
+    expected = np.zeros((n_ann, n_ann))
+    for c in range(k):
+        in_class = sparse.csr_matrix((ones[lab == c], (i[lab == c], j[lab == c])), shape=(n_items, n_ann))
+        marg = (in_class.T @ rated).toarray()
+        expected += marg * marg.T
     ja, jb = np.nonzero(np.triu(overlap, k=1) > 0)
-    for a, b in zip(ja.tolist(), jb.tolist(), strict=True):
-        both = (table[:, a] >= 0) & (table[:, b] >= 0)
-        x, y = table[both, a], table[both, b]
-        n = int(both.sum())
-        agree = float(np.mean(x == y))
-        kappa, reason = np.nan, ""
-        if n < min_overlap:
-            reason = f"only {n} item(s) in common (need {min_overlap})"
-        else:
-            p_e = sum(np.mean(x == c) * np.mean(y == c) for c in np.union1d(x, y))
-            if np.isclose(p_e, 1.0):
-                reason = "expected agreement is 1 (both used a single class)"
-            else:
-                kappa = float(cohen_kappa_score(x, y))
-        rows.append((ratings.annotator_ids[a], ratings.annotator_ids[b], n, agree, kappa, reason))
-    return pd.DataFrame(rows, columns=["annotator_a", "annotator_b", "overlap", "agreement", "kappa", "reason"])
+    n = overlap[ja, jb]
+    p_o = agree[ja, jb] / n
+    p_e = expected[ja, jb] / n ** 2
+    enough = n >= min_overlap
+    degenerate = np.isclose(p_e, 1.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        kappa = np.where(enough & ~degenerate, (p_o - p_e) / np.where(degenerate, 1.0, 1 - p_e), np.nan)
+    reason = np.where(~enough, [f"only {int(x)} item(s) in common (need {min_overlap})" for x in n],
+                      np.where(degenerate, "expected agreement is 1 (both used a single class)", ""))
+    return pd.DataFrame({"annotator_a": ratings.annotator_ids[ja], "annotator_b": ratings.annotator_ids[jb],
+                         "overlap": n.astype(np.int64), "agreement": p_o, "kappa": kappa, "reason": reason})
 
 
 def class_agreement(ratings: Ratings) -> pd.DataFrame:
