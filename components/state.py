@@ -49,6 +49,15 @@ ISSUES_DETECTORS = "issues_detectors"
 ISSUES_ONLY_FLAGGED = "issues_only_flagged"
 ISSUES_CELL = "issues_cell"
 
+#: Training dynamics page: colour of the data map, regions shown, and the row whose trajectory is drawn.
+DYNAMICS_COLOUR = "dynamics_colour"
+DYNAMICS_REGIONS = "dynamics_regions"
+DYNAMICS_ROW = "dynamics_row"
+#: Influence page: the query row's id, the attribution method ("influence" or "tracin"), the text search.
+INFLUENCE_QUERY = "influence_query"
+INFLUENCE_METHOD = "influence_method"
+INFLUENCE_SEARCH = "influence_search"
+
 
 def init_state() -> None:
     """Set defaults once per session. The CLI may preload a dataset through the environment."""
