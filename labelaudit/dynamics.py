@@ -247,12 +247,29 @@ def memoised(key: tuple, compute):
     return _MEMO[key]
 
 
+def _dynamics_params(n_classes: int, seed: int, epochs: int) -> dict:
+    return {"seed": seed, "epochs": epochs, "lr": DEFAULT_LR, "l2": DEFAULT_L2, "batch": DEFAULT_BATCH_SIZE,
+            "k": n_classes}
+
+
+def _aum_params(n_classes: int, seed: int, epochs: int) -> dict:
+    return {"seed": seed, "epochs": epochs, "lr": DEFAULT_LR, "l2": DEFAULT_L2, "k": n_classes, "pct": AUM_PERCENTILE}
+
+
+def dynamics_stored(embeddings: np.ndarray, labels: np.ndarray, *, n_classes: int, workspace, seed: int = 0,
+                    epochs: int = DEFAULT_EPOCHS, aum: bool = True) -> bool:
+    """Whether :func:`cached_dynamics` (and, with ``aum``, :func:`cached_aum`) would load, not train."""
+    key = array_key(np.asarray(embeddings, np.float32), np.asarray(labels, np.int64))
+    p = _dynamics_params(n_classes, seed, epochs)
+    ok = workspace.has(key, "dynamics-logits", p) and workspace.has(key, "dynamics-checkpoints", p)
+    return bool(ok and (not aum or workspace.has(key, "aum", _aum_params(n_classes, seed, epochs), "json")))
+
+
 def cached_dynamics(embeddings: np.ndarray, labels: np.ndarray, *, n_classes: int, workspace=None,
                     seed: int = 0, epochs: int = DEFAULT_EPOCHS, progress: ProgressFn = no_progress) -> DynamicsRun:
     """:func:`train_dynamics` with default options, stored in ``workspace`` (if any) and memoised."""
     key = array_key(np.asarray(embeddings, np.float32), np.asarray(labels, np.int64))
-    params = {"seed": seed, "epochs": epochs, "lr": DEFAULT_LR, "l2": DEFAULT_L2, "batch": DEFAULT_BATCH_SIZE,
-              "k": n_classes}
+    params = _dynamics_params(n_classes, seed, epochs)
 
     def compute() -> DynamicsRun:
         if workspace is not None and workspace.has(key, "dynamics-logits", params) \
@@ -272,8 +289,7 @@ def cached_aum(embeddings: np.ndarray, labels: np.ndarray, *, n_classes: int, wo
                epochs: int = DEFAULT_EPOCHS, progress: ProgressFn = no_progress) -> AUMResult:
     """:func:`area_under_margin` stored in ``workspace`` (if any) and memoised."""
     key = array_key(np.asarray(embeddings, np.float32), np.asarray(labels, np.int64))
-    params = {"seed": seed, "epochs": epochs, "lr": DEFAULT_LR, "l2": DEFAULT_L2, "k": n_classes,
-              "pct": AUM_PERCENTILE}
+    params = _aum_params(n_classes, seed, epochs)
 
     def compute() -> AUMResult:
         if workspace is not None and workspace.has(key, "aum", params, "json"):

@@ -370,6 +370,20 @@ def cached_model(embeddings: np.ndarray, labels: np.ndarray, *, n_classes: int, 
     return memoised(("influence-model", key, l2, n_classes, str(getattr(workspace, "root", ""))), compute)
 
 
+def influence_stored(embeddings: np.ndarray, labels: np.ndarray, *, n_classes: int, workspace,
+                     l2: float = DEFAULT_L2, exact_top: int = 0) -> bool:
+    """Whether :func:`cached_model` and :func:`cached_self_influence` would load, not compute."""
+    from labelaudit.dynamics import array_key
+
+    key = array_key(np.asarray(embeddings, np.float32), np.asarray(labels, np.int64))
+    return bool(workspace.has(key, "influence-head", {"l2": l2, "k": n_classes})
+                and workspace.has(key, "self-influence", _self_influence_params(n_classes, l2, exact_top)))
+
+
+def _self_influence_params(n_classes: int, l2: float, exact_top: int) -> dict:
+    return {"l2": l2, "k": n_classes, "exact_top": exact_top, "dense_max": MAX_DENSE_PARAMS}
+
+
 def cached_self_influence(embeddings: np.ndarray, labels: np.ndarray, *, n_classes: int, l2: float = DEFAULT_L2,
                           exact_top: int = 0, workspace=None,
                           progress: ProgressFn = no_progress) -> tuple[np.ndarray, np.ndarray]:
@@ -379,7 +393,7 @@ def cached_self_influence(embeddings: np.ndarray, labels: np.ndarray, *, n_class
     emb = np.asarray(embeddings, np.float32)
     labels = np.asarray(labels, np.int64)
     key = array_key(emb, labels)
-    params = {"l2": l2, "k": n_classes, "exact_top": exact_top, "dense_max": MAX_DENSE_PARAMS}
+    params = _self_influence_params(n_classes, l2, exact_top)
 
     def compute() -> tuple[np.ndarray, np.ndarray]:
         def run() -> np.ndarray:
