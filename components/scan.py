@@ -193,7 +193,7 @@ def build_map_figure(table: pd.DataFrame, texts: pd.Series, *, color_by: str = "
                        f"{html.escape(color_by)}: %{{customdata[4]}}<br>%{{customdata[3]}}<extra></extra>"),
     )
     fig = go.Figure(trace)
-    fig.update_layout(height=620, margin={"l": 10, "r": 10, "t": 10, "b": 10}, dragmode="lasso",
+    fig.update_layout(height=620, margin={"l": 10, "r": 10, "t": 10, "b": 10}, dragmode="select",
                       xaxis={"visible": False}, yaxis={"visible": False}, showlegend=False)
     return fig
 
