@@ -14,7 +14,7 @@ Several annotators
     :class:`Ratings`, :class:`AgreementReport`.
 Training dynamics and influence
     :func:`training_dynamics` (data maps, forgetting events, area under the margin per row),
-    :func:`influence_scores` (which training rows help or hurt one prediction),
+    :func:`influence_scores` (which training rows help or hurt one row's fit),
     :func:`train_dynamics`, :func:`data_map`, :class:`InfluenceModel`.
 Review and export
     :class:`ReviewStore` (the decision log), :func:`export` (the reviewed dataset as CSV/Parquet).
@@ -282,46 +282,30 @@ def training_dynamics(ds: Dataset, *, embeddings: np.ndarray | None = None, work
     return out
 
 
-def influence_scores(ds: Dataset, query_id: str, *, query_label: str | None = None,
-                     embeddings: np.ndarray | None = None, workspace: Any = None) -> pd.DataFrame:
-    """How much each training row helps or hurts the prediction for one query row (Koh & Liang 2017).
+def influence_scores(ds: Dataset, query_id: str, *, embeddings: np.ndarray | None = None, workspace: Any = None,
+                     method: str = "influence") -> pd.DataFrame:
+    """How much each training row helps or hurts the model's fit of one query row.
 
-    The model is an L2-regularised softmax head on the embeddings (float (N, D); default: the
-    scan's, cached in ``workspace``), trained on every row outside the protected ``test`` split.
-    ``query_id``: an ``id`` of ``ds``; its given label is the target unless ``query_label`` (a class
-    name) is passed. Hessian solves are exact (see :mod:`labelaudit.influence`).
+    ``method="influence"``: the influence function (Koh & Liang 2017) of an L2-regularised softmax
+    head on the embeddings, with exact Hessian solves; ``"tracin"``: TracIn (Pruthi et al. 2020) over
+    the checkpoints of the training-dynamics run. The model trains on every row outside the
+    protected ``test`` split. ``embeddings``: float (N, D) aligned with ``ds`` (default: the scan's,
+    from the bundled model, cached in ``workspace``). ``query_id``: an ``id`` of ``ds``.
 
-    Returns one row per training row, most helpful first: ``id``, ``text``, ``given_label``,
-    ``influence`` (float; positive = helpful: removing the row would raise the query's loss;
-    negative = harmful), ``same_label`` (the training row has the query's label).
+    Returns one row per training row, most helpful first: ``train_id``, ``text``, ``label``,
+    ``score`` (positive = helpful: removing the row would raise the query's loss; negative =
+    harmful) and ``rank`` (1 = most helpful). See :func:`labelaudit.influence.influence_table`.
 
     Example:
         >>> inf = la.influence_scores(ds, "12", embeddings=res.embeddings)  # doctest: +SKIP
         >>> inf.head(5), inf.tail(5)        # the most helpful and the most harmful rows   # doctest: +SKIP
     """
-    import pandas as pd
+    from labelaudit.influence import influence_table, query_row
 
-    from labelaudit.errors import UsageError
-    from labelaudit.influence import cached_model
-
-    row = ds.id_to_row.get(str(query_id))
-    if row is None:
-        raise UsageError(f"no row with id {query_id!r} in the dataset")
-    if query_label is None:
-        target = int(ds.labels[row])
-    elif query_label in ds.classes:
-        target = ds.classes.index(query_label)
-    else:
-        raise UsageError(f"query_label {query_label!r} is not one of the dataset's {ds.k} classes")
+    query_row(ds, query_id)  # an unknown id fails before any embedding work
     ws = _as_ws(workspace)
     emb = _embeddings_for(ds, embeddings, ws)
-    train = ~ds.test_mask
-    model = cached_model(emb[train], ds.labels[train], n_classes=ds.k, workspace=ws)
-    scores = model.influence_on(emb[row], target)
-    frame = ds.frame.loc[train, ["id", "text", "label"]].reset_index(drop=True)
-    out = pd.DataFrame({"id": frame["id"], "text": frame["text"], "given_label": frame["label"],
-                        "influence": scores, "same_label": (ds.labels[train] == target)})
-    return out.sort_values("influence", ascending=False, kind="stable").reset_index(drop=True)
+    return influence_table(ds, emb, query_id, method=method, workspace=ws)
 
 
 def export(ds: Dataset, *, out: str | Path, workspace: Any = None, store: ReviewStore | None = None,

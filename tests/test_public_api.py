@@ -121,7 +121,8 @@ def _clustered(n_per_class: int = 40, k: int = 3, d: int = 8, flip: int = 3, see
     rng = np.random.default_rng(seed)
     centres = rng.normal(size=(k, d)) * 4
     y = np.repeat(np.arange(k), n_per_class)
-    emb = (centres[y] + rng.normal(size=(len(y), d))).astype(np.float32)
+    emb = centres[y] + rng.normal(size=(len(y), d))
+    emb = (emb / np.linalg.norm(emb, axis=1, keepdims=True)).astype(np.float32)  # unit norm, like the scan's
     given = y.copy()
     flipped = rng.choice(len(y), size=flip, replace=False)
     given[flipped] = (given[flipped] + 1) % k
@@ -160,32 +161,42 @@ def test_training_dynamics_uses_imported_dynamics_without_embeddings():
     assert (dyn["correctness"] == 1).all() and (dyn["forgetting_events"] == 0).all()
 
 
-def test_influence_scores_match_the_model_and_skip_the_test_split():
+@pytest.mark.parametrize("method", ["influence", "tracin"])
+def test_influence_scores_rank_training_rows_and_skip_the_test_split(tmp_path, method):
+    ds, emb, _ = _clustered(test_rows=12)
+    query = ds.ids[np.flatnonzero(ds.test_mask)[0]]
+    inf = la.influence_scores(ds, query, embeddings=emb, workspace=tmp_path / "ws", method=method)
+    train = ~ds.test_mask
+    assert len(inf) == int(train.sum()) and not set(inf["train_id"]) & set(ds.ids[ds.test_mask])
+    assert inf["score"].is_monotonic_decreasing and inf["rank"].tolist() == list(range(1, len(inf) + 1))
+    # Rows of the query's class help it more, on average, than rows of other classes.
+    same = inf["label"] == ds.label_names[ds.id_to_row[query]]
+    assert inf.loc[same, "score"].mean() > inf.loc[~same, "score"].mean()
+
+
+def test_influence_scores_match_the_model():
     from labelaudit.influence import InfluenceModel
 
     ds, emb, _ = _clustered(test_rows=12)
     query = ds.ids[np.flatnonzero(ds.test_mask)[0]]
     inf = la.influence_scores(ds, query, embeddings=emb)
     train = ~ds.test_mask
-    assert len(inf) == int(train.sum()) and not set(inf["id"]) & set(ds.ids[ds.test_mask])
-    assert inf["influence"].is_monotonic_decreasing
     row = ds.id_to_row[query]
     model = InfluenceModel.fit(emb[train], ds.labels[train], n_classes=ds.k)
     expected = pd.Series(model.influence_on(emb[row], int(ds.labels[row])), index=ds.ids[train])
-    np.testing.assert_allclose(inf.set_index("id")["influence"].loc[expected.index], expected, rtol=1e-6, atol=1e-12)
-    # Rows of the query's class help it more, on average, than rows of other classes.
-    assert inf.loc[inf["same_label"], "influence"].mean() > inf.loc[~inf["same_label"], "influence"].mean()
+    got = inf.set_index("train_id")["score"].loc[expected.index]
+    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-12)
 
 
 def test_influence_of_a_training_row_on_itself_is_helpful():
     ds, emb, _ = _clustered()
     inf = la.influence_scores(ds, "r5", embeddings=emb)
-    assert inf.set_index("id").loc["r5", "influence"] > 0
+    assert inf.set_index("train_id").loc["r5", "score"] > 0
 
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"query_id": "missing"}, "no row with id"),
-    ({"query_id": "r0", "query_label": "not_a_class"}, "not one of"),
+    ({"query_id": "r0", "method": "shapley"}, "unknown influence method"),
 ])
 def test_influence_scores_bad_queries(kwargs, message):
     ds, emb, _ = _clustered(n_per_class=5, flip=0)
