@@ -349,7 +349,7 @@ class ReviewStore:
         with self._reading() as conn:
             rows = conn.execute(q).all()
         df = pd.DataFrame([tuple(r) for r in rows], columns=LOG_COLUMNS)
-        df["decided_at"] = pd.to_datetime([_utc(t) for t in df["decided_at"]], utc=True)
+        df["decided_at"] = pd.to_datetime(df["decided_at"], utc=True)  # naive (SQLite) = UTC
         df["comment"] = df["comment"].fillna("")
         return df
 
@@ -361,21 +361,26 @@ class ReviewStore:
         decision; ``latest_decision_id`` is the newest row for the item (an undo, perhaps). Items
         whose decisions were all undone are absent (undecided again).
         """
+        c = decisions_table.c
         with self._reading() as conn:
-            rows = conn.execute(sa.select(decisions_table).where(decisions_table.c.dataset_version == dataset_version)
-                                .order_by(decisions_table.c.decision_id)).all()
-        by_item: dict[str, list[Decision]] = {}
+            rows = conn.execute(sa.select(c.item_id, c.action, c.new_label, c.reviewer, c.decided_at, c.decision_id,
+                                          c.undoes_id).where(c.dataset_version == dataset_version)
+                                .order_by(c.decision_id)).all()
+        # Fold per item on plain tuples (no JSON, no dataclasses): this runs on every page view.
+        stacks: dict[str, list[tuple]] = {}
+        latest: dict[str, int] = {}
         for r in rows:
-            d = _row_to_decision(r)
-            by_item.setdefault(d.item_id, []).append(d)
-        out = []
-        for item, hist in by_item.items():
-            stack = effective_stack(hist)
-            if stack:
-                top = stack[-1]
-                out.append((item, top.action, top.new_label, top.reviewer, top.decided_at, top.id, hist[-1].id))
+            item, action, undoes = r[0], r[1], r[6]
+            stack = stacks.setdefault(item, [])
+            if action == "undo":
+                stacks[item] = [d for d in stack if d[5] != undoes]
+            else:
+                stack.append(tuple(r))
+            latest[item] = r[5]
+        out = [(*stack[-1][:6], latest[item]) for item, stack in stacks.items() if stack]
         df = pd.DataFrame(out, columns=CURRENT_COLUMNS)
-        df["decided_at"] = pd.to_datetime(df["decided_at"], utc=True)
+        df["decided_at"] = pd.to_datetime(df["decided_at"], utc=True)  # naive (SQLite) = UTC
+        df["final_label"] = df["final_label"].astype(object).where(df["final_label"].notna(), None)
         return df.sort_values("decision_id", kind="stable").reset_index(drop=True)
 
     def findings(self, dataset_version: str) -> pd.DataFrame:
@@ -385,7 +390,7 @@ class ReviewStore:
                                 .where(findings_table.c.dataset_version == dataset_version)
                                 .order_by(findings_table.c.finding_id)).all()
         df = pd.DataFrame([tuple(r) for r in rows], columns=FINDING_COLUMNS)
-        df["created_at"] = pd.to_datetime([_utc(t) for t in df["created_at"]], utc=True)
+        df["created_at"] = pd.to_datetime(df["created_at"], utc=True)
         return df
 
 
