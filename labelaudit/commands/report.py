@@ -1,0 +1,67 @@
+"""``labelaudit report [--workspace DIR] [--dataset HASH] [--db URL] --out FILE.html``: the ROI report.
+
+One self-contained HTML file (charts inlined, opens offline): decisions, precision of suggestions,
+reviewer time, before/after accuracy with bootstrap intervals, the accuracy curve, the projection
+and the pinned findings. Uses the stored scan of the dataset (runs it when there is none).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from labelaudit.errors import UsageError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("report", help="write the data-ROI report (self-contained HTML) for a reviewed dataset")
+    p.add_argument("--workspace", help="workspace folder (default: LABELAUDIT_WORKSPACE or .labelaudit)")
+    p.add_argument("--dataset", help="content hash (or a unique prefix) of the dataset; default: the only one "
+                                     "in the workspace, or the only one with review decisions")
+    p.add_argument("--db", help="review database URL (default: LABELAUDIT_DB_URL or review.sqlite in the workspace)")
+    p.add_argument("--next", type=int, default=100, dest="next_n",
+                   help="projection: the next N items to review (default 100)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the retraining and the bootstrap (default 0)")
+    p.add_argument("--out", required=True, help="output file (.html)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from labelaudit.commands.export import pick_dataset
+    from labelaudit.progress import TqdmProgress
+    from labelaudit.report import compute_report, find_scan, write_report
+    from labelaudit.review.store import ReviewStore
+    from labelaudit.scan import scan
+    from labelaudit.workspace import Workspace
+
+    out = Path(args.out)
+    if out.suffix.lower() not in (".html", ".htm"):
+        raise UsageError(f"--out {args.out}: the report is HTML; use a .html file name")
+    if not out.parent.exists():
+        raise UsageError(f"--out {args.out}: the folder {out.parent} does not exist")
+    if args.next_n < 1:
+        raise UsageError("--next must be at least 1")
+    ws = Workspace(args.workspace)
+    store = ReviewStore(args.db or ws.database_url)
+    bar = TqdmProgress()
+    try:
+        log_all = store.log()
+        decided = log_all.groupby("dataset_version")["item_id"].nunique().to_dict() if len(log_all) else {}
+        h = pick_dataset(ws.datasets(), args.dataset, decided, str(ws.root))
+        ds = ws.load_dataset(h)
+        res = find_scan(ds, ws)
+        if res is None:
+            print(f"no stored scan of {h}: scanning it first", file=sys.stderr)
+            res = scan(ds, workspace=ws, seed=args.seed, progress=bar)
+        details = res.detection.details if res.detection is not None else {}
+        rep = compute_report(ds, store.log(h), store.findings(h), scan_table=res.table, details=details,
+                             embeddings=res.embeddings, workspace=ws, next_n=args.next_n, seed=args.seed, progress=bar)
+    finally:
+        bar.close()
+        store.close()
+    write_report(rep, out)
+    s = rep.summary
+    print(f"{ds.source} ({h}): {s.n_reviewed:,} items reviewed"
+          + (" (simulated)" if rep.simulated else "") + f"; wrote {out}")
+    return 0
