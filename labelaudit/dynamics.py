@@ -238,6 +238,15 @@ def array_key(*arrays: np.ndarray) -> str:
     return h.hexdigest()[:20]
 
 
+def as_workspace(workspace):
+    """A Workspace from a Workspace, a folder path or None (kept None)."""
+    if workspace is None or hasattr(workspace, "cached"):
+        return workspace
+    from labelaudit.workspace import Workspace
+
+    return Workspace(workspace)
+
+
 def memoised(key: tuple, compute):
     """Process-wide memo (a few entries) so detectors sharing one run train it once."""
     if key not in _MEMO:
@@ -268,6 +277,7 @@ def dynamics_stored(embeddings: np.ndarray, labels: np.ndarray, *, n_classes: in
 def cached_dynamics(embeddings: np.ndarray, labels: np.ndarray, *, n_classes: int, workspace=None,
                     seed: int = 0, epochs: int = DEFAULT_EPOCHS, progress: ProgressFn = no_progress) -> DynamicsRun:
     """:func:`train_dynamics` with default options, stored in ``workspace`` (if any) and memoised."""
+    workspace = as_workspace(workspace)
     key = array_key(np.asarray(embeddings, np.float32), np.asarray(labels, np.int64))
     params = _dynamics_params(n_classes, seed, epochs)
 
@@ -288,6 +298,7 @@ def cached_dynamics(embeddings: np.ndarray, labels: np.ndarray, *, n_classes: in
 def cached_aum(embeddings: np.ndarray, labels: np.ndarray, *, n_classes: int, workspace=None, seed: int = 0,
                epochs: int = DEFAULT_EPOCHS, progress: ProgressFn = no_progress) -> AUMResult:
     """:func:`area_under_margin` stored in ``workspace`` (if any) and memoised."""
+    workspace = as_workspace(workspace)
     key = array_key(np.asarray(embeddings, np.float32), np.asarray(labels, np.int64))
     params = _aum_params(n_classes, seed, epochs)
 

@@ -355,8 +355,9 @@ def tracin_self(checkpoints: np.ndarray, learning_rates: np.ndarray, embeddings:
 def cached_model(embeddings: np.ndarray, labels: np.ndarray, *, n_classes: int, l2: float = DEFAULT_L2,
                  workspace=None) -> InfluenceModel:
     """:meth:`InfluenceModel.fit` whose weights are stored in ``workspace`` (if any) and memoised."""
-    from labelaudit.dynamics import array_key, memoised
+    from labelaudit.dynamics import array_key, as_workspace, memoised
 
+    workspace = as_workspace(workspace)
     emb = np.asarray(embeddings, np.float32)
     labels = np.asarray(labels, np.int64)
     key = array_key(emb, labels)
@@ -388,8 +389,9 @@ def cached_self_influence(embeddings: np.ndarray, labels: np.ndarray, *, n_class
                           exact_top: int = 0, workspace=None,
                           progress: ProgressFn = no_progress) -> tuple[np.ndarray, np.ndarray]:
     """:meth:`InfluenceModel.self_influence` stored in ``workspace`` (if any): ``(values, exact)``."""
-    from labelaudit.dynamics import array_key, memoised
+    from labelaudit.dynamics import array_key, as_workspace, memoised
 
+    workspace = as_workspace(workspace)
     emb = np.asarray(embeddings, np.float32)
     labels = np.asarray(labels, np.int64)
     key = array_key(emb, labels)

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 
 from labelaudit import dynamics as dy
 from labelaudit.detectors import registry
@@ -150,3 +153,30 @@ def test_imported_dynamics_are_used_when_given():
     r = registry.all_detectors()["datamap"].fn(ctx)
     np.testing.assert_array_equal(r.is_issue, y != 0)
     assert (r.suggested_label == 0).all()
+
+
+def test_detectors_cache_in_a_workspace_given_as_a_path(tmp_path):
+    x, y, _, _ = blobs(n=90)
+    dy._MEMO.clear()
+    ctx = DetectionContext(labels=y, n_classes=3, embeddings=x, extra={"workspace": str(tmp_path / "ws")})
+    for name in ("datamap", "aum", "self_influence"):
+        registry.all_detectors()[name].fn(ctx)
+    stored = [p.name for p in (tmp_path / "ws" / "artifacts").rglob("*.*")]
+    for prefix in ("dynamics-logits-", "dynamics-checkpoints-", "aum-", "influence-head-", "self-influence-"):
+        assert any(n.startswith(prefix) for n in stored), prefix
+
+
+@settings(max_examples=40, deadline=None)
+@given(arrays(np.float32, st.tuples(st.integers(2, 6), st.integers(1, 12), st.integers(2, 5)),
+              elements=st.floats(-20, 20, width=32)))
+def test_data_map_and_forgetting_ranges(logits):
+    e, n, k = logits.shape
+    labels = np.arange(n) % k
+    dm = dy.data_map(logits, labels)
+    for c in ("confidence", "variability", "correctness"):
+        assert ((dm[c] >= 0) & (dm[c] <= 1)).all()
+    assert dm["region"].isin(dy.REGIONS).all()
+    ev, nl = dy.forgetting_events(logits, labels)
+    assert ((ev >= 0) & (ev <= e // 2)).all()
+    s = dy.forgetting_score(ev, nl, e)
+    assert ((s >= 0) & (s <= 1)).all() and (s[nl] == 1).all()
