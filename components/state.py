@@ -57,6 +57,8 @@ DYNAMICS_ROW = "dynamics_row"
 INFLUENCE_QUERY = "influence_query"
 INFLUENCE_METHOD = "influence_method"
 INFLUENCE_SEARCH = "influence_search"
+#: ROI page: how many next reviews the projection covers (int).
+ROI_NEXT_N = "roi_next_n"
 
 
 def init_state() -> None:

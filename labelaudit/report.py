@@ -139,12 +139,14 @@ class RoiReport:
 
 def compute_report(ds: Dataset, log: pd.DataFrame, findings: pd.DataFrame, *, scan_table: pd.DataFrame | None,
                    details: dict[str, Any] | None, embeddings: np.ndarray | None, workspace: Any = None,
-                   next_n: int = 100, seed: int = 0, progress: ProgressFn = no_progress) -> RoiReport:
+                   next_n: int = 100, seed: int = 0, retrain: bool = True,
+                   progress: ProgressFn = no_progress) -> RoiReport:
     """Summary, before/after (when there are decisions and embeddings), projection and findings.
 
     ``log``/``findings``: :meth:`ReviewStore.log` / :meth:`ReviewStore.findings` for
     ``ds.content_hash``; ``scan_table``/``details``/``embeddings``: the scan's. The retraining is
-    cached in ``workspace`` under the decisions' digest.
+    cached in ``workspace`` under the decisions' digest; with ``retrain=False`` only a stored result
+    is used (a page view never blocks on retraining).
     """
     from labelaudit.errors import DataError
 
@@ -152,7 +154,11 @@ def compute_report(ds: Dataset, log: pd.DataFrame, findings: pd.DataFrame, *, sc
     ba, note = None, ""
     if summary.n_reviewed and embeddings is not None:
         try:
-            ba = roi.before_after(ds, embeddings, log, workspace=workspace, seed=seed, progress=progress)
+            if retrain:
+                ba = roi.before_after(ds, embeddings, log, workspace=workspace, seed=seed, progress=progress)
+            else:
+                ba = roi.stored_before_after(ds, embeddings, log, workspace=workspace, seed=seed)
+                note = "" if ba is not None else "The before/after retraining has not run for these decisions yet."
         except DataError as e:
             note = str(e)
     elif not summary.n_reviewed:

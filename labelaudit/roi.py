@@ -482,17 +482,8 @@ def before_after(ds: Dataset, embeddings: np.ndarray, log: pd.DataFrame, *, work
     >>> ba = before_after(ds, res.embeddings, store.log(ds.content_hash), workspace=ws)  # doctest: +SKIP
     >>> ba.metrics["accuracy_change"].value, ba.change_per_100("accuracy")               # doctest: +SKIP
     """
-    from labelaudit.detectors.oof import DEFAULT_C, DEFAULT_MAX_ITER
-    from labelaudit.errors import UsageError
-
-    C = DEFAULT_C if C is None else C
-    max_iter = DEFAULT_MAX_ITER if max_iter is None else max_iter
-    x = np.asarray(embeddings, dtype=np.float32)
-    if len(x) != ds.n:
-        raise UsageError(f"embeddings have {len(x)} rows but the dataset has {ds.n}")
-    params = {"decisions": decisions_digest(log), "seed": seed, "C": C, "max_iter": max_iter,
-              "n_checkpoints": n_checkpoints, "n_resamples": n_resamples, "holdout": HOLDOUT_FRACTION,
-              "embeddings": hashlib.sha256(np.ascontiguousarray(x).tobytes()).hexdigest()[:16], "version": VERSION}
+    x, params = _before_after_params(ds, embeddings, log, seed=seed, C=C, max_iter=max_iter,
+                                     n_checkpoints=n_checkpoints, n_resamples=n_resamples)
 
     def compute() -> dict[str, Any]:
         return _before_after(ds, x, log, params=params, progress=progress).to_json()
@@ -500,6 +491,32 @@ def before_after(ds: Dataset, embeddings: np.ndarray, log: pd.DataFrame, *, work
     if workspace is None:
         return BeforeAfter.from_json(compute())
     return BeforeAfter.from_json(workspace.cached(ds.content_hash, "roi_before_after", params, compute, ext="json"))
+
+
+def stored_before_after(ds: Dataset, embeddings: np.ndarray, log: pd.DataFrame, *, workspace: Any, seed: int = 0,
+                        n_checkpoints: int = N_CHECKPOINTS, n_resamples: int = BOOTSTRAP_RESAMPLES) -> BeforeAfter | None:
+    """The :func:`before_after` result stored in ``workspace`` for exactly these decisions, or None
+    (never retrains: what a page view calls)."""
+    _, params = _before_after_params(ds, embeddings, log, seed=seed, C=None, max_iter=None,
+                                     n_checkpoints=n_checkpoints, n_resamples=n_resamples)
+    if workspace is None or not workspace.has(ds.content_hash, "roi_before_after", params, ext="json"):
+        return None
+    return BeforeAfter.from_json(workspace.load(ds.content_hash, "roi_before_after", params, ext="json"))
+
+
+def _before_after_params(ds: Dataset, embeddings: np.ndarray, log: pd.DataFrame, *, seed: int, C: float | None,
+                         max_iter: int | None, n_checkpoints: int, n_resamples: int) -> tuple[np.ndarray, dict[str, Any]]:
+    from labelaudit.detectors.oof import DEFAULT_C, DEFAULT_MAX_ITER
+    from labelaudit.errors import UsageError
+
+    x = np.asarray(embeddings, dtype=np.float32)
+    if len(x) != ds.n:
+        raise UsageError(f"embeddings have {len(x)} rows but the dataset has {ds.n}")
+    params = {"decisions": decisions_digest(log), "seed": seed, "C": DEFAULT_C if C is None else C,
+              "max_iter": DEFAULT_MAX_ITER if max_iter is None else max_iter,
+              "n_checkpoints": n_checkpoints, "n_resamples": n_resamples, "holdout": HOLDOUT_FRACTION,
+              "embeddings": hashlib.sha256(np.ascontiguousarray(x).tobytes()).hexdigest()[:16], "version": VERSION}
+    return x, params
 
 
 def _before_after(ds: Dataset, x: np.ndarray, log: pd.DataFrame, *, params: dict[str, Any],

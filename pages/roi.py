@@ -1,9 +1,59 @@
-"""ROI page (placeholder until its issue lands)."""
+"""Data ROI: what the review changed, what it cost, what is left, and a report to share."""
+
+import json
 
 import streamlit as st
 
+from components import roi as roi_ui
+from components import state
 from components.data import require_dataset
+from components.scan import require_scan, scan_options
+from labelaudit import roi
+from labelaudit.report import definitions
 
-st.title("ROI")
+st.title("Data ROI")
 ds = require_dataset()
-st.info("This page is being built. It will need: review decisions and a protected test split.")
+res = require_scan(ds)
+ws_root = st.session_state[state.WORKSPACE]
+store, db_url = roi_ui.store_for(ws_root)
+options = scan_options()
+log = store.log(ds.content_hash)
+findings = store.findings(ds.content_hash)
+next_n = int(st.session_state.setdefault(state.ROI_NEXT_N, roi_ui.DEFAULT_NEXT_N))
+rep = roi_ui.cached_report(ws_root, ds.content_hash, db_url, roi.decisions_digest(log), len(findings),
+                           json.dumps(options, sort_keys=True), next_n)
+
+roi_ui.render_simulation_notice(rep)
+if not rep.summary.n_reviewed:
+    st.info("No review decisions yet for this dataset version. Decide some items on the Review page; this page "
+            "then shows what they changed. For a demo, `scripts/simulate_review.py` replays a seeded review.")
+roi_ui.render_headline(rep)
+
+st.header("Before / after")
+if rep.before_after is not None:
+    roi_ui.render_before_after(rep)
+elif rep.summary.n_reviewed:
+    st.caption(rep.before_after_note or "The retraining has not run for these decisions yet.")
+    n_fits = roi.N_CHECKPOINTS + 1
+    clicked = st.button(f"Retrain and compare ({n_fits} fits of the head on {ds.n:,} rows)", type="primary",
+                        key="roi_retrain", icon=":material/model_training:")
+    if clicked and roi_ui.run_retraining(ds, res, log, ws_root, int(options.get("seed", 0))):
+        roi_ui.cached_report.clear()
+        st.rerun()
+
+if rep.summary.n_reviewed:
+    st.header("Review so far")
+    roi_ui.render_review_so_far(rep)
+
+st.header("Projection")
+st.number_input("Next N items to review", min_value=1, max_value=100_000, step=50, key=state.ROI_NEXT_N)
+roi_ui.render_projection(rep)
+
+st.header("Findings")
+roi_ui.render_findings(store, ds.content_hash, findings)
+
+st.header("Report")
+roi_ui.render_download(rep)
+with st.expander("How the numbers are computed"):
+    for d in definitions():
+        st.markdown(f"- {d}")

@@ -1,0 +1,88 @@
+"""AppTest of the ROI page with a stored scan and a store holding a few decisions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from labelaudit import roi
+from labelaudit.review.store import ReviewStore
+from tests.test_report import reviewed_setup, store_fake_scan
+
+PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "roi.py")
+
+
+def open_page(workspace, tmp_path, *, reviewer: str = "ana", decide: bool = True) -> tuple[AppTest, str]:
+    ds, _, store, scan_table, details = reviewed_setup(tmp_path, reviewer=reviewer)
+    h = ds.content_hash
+    if decide:  # copy the decisions into the workspace's own database, where the page looks
+        target = ReviewStore(workspace.database_url)
+        for rec in store.log(h).itertuples():
+            target.record(dataset_version=h, item_id=rec.item_id, reviewer=rec.reviewer, action=rec.action,
+                          old_label=rec.old_label, new_label=rec.new_label,
+                          seen_decision_id=target.latest_decision_id(h, rec.item_id))
+        target.close()
+    store.close()
+    workspace.save_dataset(ds)
+    store_fake_scan(ds, workspace, scan_table, details)
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    at.session_state["workspace"] = str(workspace.root)
+    at.session_state["dataset_hash"] = h
+    return at, h
+
+
+def metric(at: AppTest, label: str) -> str:
+    for m in at.metric:
+        if m.label == label:
+            return m.value
+    raise AssertionError(f"no metric {label!r}; have {[m.label for m in at.metric]}")
+
+
+def test_page_shows_review_numbers_then_retrains_on_click(workspace, tmp_path):
+    at, h = open_page(workspace, tmp_path)
+    at.run()
+    assert not at.exception, at.exception
+    s = roi.summarise_review(workspace.load_dataset(h), ReviewStore(workspace.database_url).log(h))
+    assert metric(at, "Items reviewed") == f"{s.n_reviewed:,}"
+    assert metric(at, "Labels changed") == f"{s.n_relabelled:,}"
+    assert not at.warning  # real reviewers: no simulation notice
+    retrain = [b for b in at.button if b.key == "roi_retrain"]
+    assert retrain, "the retrain button is offered before the first retraining"
+    retrain[0].click().run()
+    assert not at.exception, at.exception
+    assert metric(at, "Accuracy after").endswith("%")
+    assert not [b for b in at.button if b.key == "roi_retrain"]
+    assert any("Trained on" in c.value for c in at.caption)
+
+
+def test_simulated_decisions_show_the_notice(workspace, tmp_path):
+    at, _ = open_page(workspace, tmp_path, reviewer=roi.SIMULATED_REVIEWER)
+    at.run()
+    assert not at.exception, at.exception
+    assert any("Simulated demo" in w.value for w in at.warning)
+
+
+def test_no_decisions_yet(workspace, tmp_path):
+    at, _ = open_page(workspace, tmp_path, decide=False)
+    at.run()
+    assert not at.exception, at.exception
+    assert any("No review decisions yet" in i.value for i in at.info)
+    assert metric(at, "Items reviewed") == "0"
+
+
+@pytest.mark.parametrize("note", ["card_arrival vs card_delivery_estimate: the guideline is ambiguous"])
+def test_pin_a_finding(workspace, tmp_path, note):
+    at, h = open_page(workspace, tmp_path, decide=False)
+    at.run()
+    at.selectbox(key="roi_finding_kind").set_value("class_pair")
+    at.text_input(key="roi_finding_target").input("card_arrival vs card_delivery_estimate")
+    at.text_area(key="roi_finding_note").input(note)
+    at.text_input(key="roi_finding_author").input("dee")
+    next(b for b in at.button if "Pin finding" in b.label).click()
+    at.run()
+    assert not at.exception, at.exception
+    found = ReviewStore(workspace.database_url).findings(h)
+    assert found["note"].tolist() == [note] and found["kind"].tolist() == ["class_pair"]
+    assert any(note in df.value["note"].tolist() for df in at.dataframe if "note" in df.value)
