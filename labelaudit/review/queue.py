@@ -263,7 +263,8 @@ def label_before(ds: Dataset, labels_now: dict[str, str | None], item_id: str) -
 def bulk_targets(ds: Dataset, item_ids: Sequence[str]) -> tuple[list[str], list[str]]:
     """Split ``item_ids`` into (may be changed in bulk, protected test-split rows). Unknown ids dropped."""
     test = ds.test_mask
-    ok, protected = [], []
+    ok: list[str] = []
+    protected: list[str] = []
     for i in dict.fromkeys(item_ids):
         r = ds.id_to_row.get(i)
         if r is None:
