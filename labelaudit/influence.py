@@ -215,14 +215,17 @@ class InfluenceModel:
         return h
 
     def block_hessians(self) -> np.ndarray:
-        """The K diagonal blocks of the Hessian, (K, D+1, D+1): ``X^T diag(p_k (1-p_k)) X / N + l2 I``."""
+        """The K diagonal blocks of the Hessian, (K, D+1, D+1): ``X^T diag(p_k (1-p_k)) X / N + l2 I``.
+
+        Accumulated in float32 (twice the speed of float64 products; relative error ~1e-6, harmless
+        for a preconditioner and for the block approximation) and returned as float64.
+        """
         d1 = self.xa.shape[1]
-        c = np.sqrt(self.probs * (1 - self.probs) / self.n)
+        x32 = self.xa.astype(np.float32)
+        c = (self.probs * (1 - self.probs) / self.n).astype(np.float32)
         out = np.empty((self.k, d1, d1))
         for a in range(self.k):
-            # syrk computes only one triangle: half the work of a general product.
-            upper = linalg.blas.dsyrk(1.0, self.xa * c[:, a:a + 1], trans=1)
-            out[a] = np.triu(upper) + np.triu(upper, 1).T
+            out[a] = (x32 * c[:, a:a + 1]).T @ x32
             out[a][np.diag_indices(d1)] += self.l2
         return out
 
@@ -297,10 +300,11 @@ class InfluenceModel:
         # class so the N rows go through one matrix product (faster than N triangular solves).
         chol = self._blocks_factor()
         eye = np.eye(self.xa.shape[1])
+        x32 = self.xa.astype(np.float32)
         out = np.zeros(self.n)
         for a in range(self.k):
-            y = self.xa @ linalg.solve_triangular(chol[a], eye, lower=True).T  # (N, D+1)
-            out += r[:, a] ** 2 * np.einsum("nd,nd->n", y, y)
+            y = x32 @ linalg.solve_triangular(chol[a], eye, lower=True).T.astype(np.float32)  # (N, D+1)
+            out += r[:, a] ** 2 * np.einsum("nd,nd->n", y, y, dtype=np.float64)
             progress("self-influence (block Hessian)", a + 1, self.k)
         out /= self.n
         top = np.argsort(-out, kind="stable")[:exact_top]
