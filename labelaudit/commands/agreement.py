@@ -66,11 +66,10 @@ def run(args: argparse.Namespace) -> int:
     if ratings.k < 2:
         raise DataError(Problem(f"every rating is the label '{ratings.classes[0]}'", "at least two different labels",
                                 file=Path(args.annotations).name, column="label"))
-    progress = TqdmProgress() if args.method == "mace" else None
+    progress = TqdmProgress()
     report = analyse_annotations(ratings, method=args.method, seed=args.seed, tie_break=args.tie_break,
-                                 min_overlap=args.min_overlap, **({"progress": progress} if progress else {}))
-    if progress:
-        progress.close()
+                                 min_overlap=args.min_overlap, progress=progress)
+    progress.close()
     print("\n".join(report.summary_lines()))
     _write(report.items[ITEM_COLUMNS], out)
     print(f"wrote {len(report.items):,} items to {out}")
