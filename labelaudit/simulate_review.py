@@ -73,7 +73,7 @@ def plant_flips(ds: Dataset, embeddings: np.ndarray, *, rate: float = 0.05, seed
     norms = np.linalg.norm(centroids, axis=1, keepdims=True)
     sims = (centroids / np.maximum(norms, 1e-12)) @ (centroids / np.maximum(norms, 1e-12)).T
     np.fill_diagonal(sims, -np.inf)
-    nearest = np.argsort(-sims, axis=1)[:, :3]
+    nearest = np.argsort(-sims, axis=1)[:, : min(3, ds.k - 1)]  # the class itself sorts last
     eligible = np.flatnonzero(~ds.test_mask)
     n_flip = int(round(rate * len(eligible)))
     chosen = np.sort(rng.choice(eligible, size=n_flip, replace=False))
