@@ -24,6 +24,8 @@ from labelaudit.workspace import Workspace
 
 #: Annotators shown in the kappa heatmap at most (the ones with the most labels).
 MAX_HEATMAP_ANNOTATORS = 40
+#: Annotators drawn in the competence bar chart at most.
+MAX_CHART_ANNOTATORS = 60
 #: Items sent to review from the disputed list by default.
 DEFAULT_QUEUE_SIZE = 100
 DISPUTED_SOURCE = "most disputed items (Annotators)"
@@ -128,7 +130,11 @@ def render_kappa_heatmap(report: AgreementReport) -> None:
 
 
 def render_competence_chart(report: AgreementReport) -> None:
-    ann = report.annotators.sort_values("competence")
+    ann = report.annotators
+    if len(ann) > MAX_CHART_ANNOTATORS:
+        st.caption(f"The {MAX_CHART_ANNOTATORS} annotators with the most labels of {len(ann):,}; all are in the table.")
+        ann = ann.nlargest(MAX_CHART_ANNOTATORS, "n_labels")
+    ann = ann.sort_values("competence")
     colors = np.where(ann["likely_spammer"], "#d62728", "#1f77b4")
     fig = go.Figure(go.Bar(
         x=ann["competence"], y=[_esc(a) for a in ann["annotator_id"]], orientation="h", marker_color=colors,

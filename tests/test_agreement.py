@@ -260,4 +260,6 @@ def test_properties_ranges_and_item_order_invariance(rows, seed):
     post_b = pd.DataFrame(dawid_skene(shuffled).posterior, index=shuffled.item_ids).sort_index()
     assert np.allclose(post_a.to_numpy(), post_b.to_numpy(), atol=1e-6)
     m_a = pd.DataFrame(mace(r, seed=seed, n_restarts=2, n_iter=10).posterior, index=r.item_ids).sort_index()
+    m_b = pd.DataFrame(mace(shuffled, seed=seed, n_restarts=2, n_iter=10).posterior, index=shuffled.item_ids).sort_index()
     assert np.allclose(m_a.sum(axis=1), 1)
+    assert np.allclose(m_a.to_numpy(), m_b.to_numpy(), atol=1e-6)  # seeded and independent of row order
