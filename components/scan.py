@@ -80,21 +80,34 @@ def run_scan_with_progress(ds: Dataset, options: dict) -> ScanResult | None:
     return res
 
 
+def _options_from_widgets(key_prefix: str) -> dict:
+    ss = st.session_state
+    current = scan_options()
+    method = ss.get(f"{key_prefix}_method", current["cluster_method"])
+    k = ss.get(f"{key_prefix}_k", current.get("n_clusters") or 0) if method == "kmeans" else 0
+    return {"cluster_method": method, "n_clusters": int(k) or None,
+            "seed": int(ss.get(f"{key_prefix}_seed", current.get("seed", 0)))}
+
+
+def _sync_options(key_prefix: str) -> None:
+    # on_change runs before the rerun, so the page guard already sees the new options.
+    st.session_state[state.SCAN_OPTIONS] = _options_from_widgets(key_prefix)
+
+
 def render_scan_options(*, key_prefix: str = "scan") -> dict:
     """Clustering method, K and seed widgets; stores and returns the chosen options."""
-    ds_k = None
     current = scan_options()
+    sync = {"on_change": _sync_options, "args": (key_prefix,)}
     c1, c2, c3 = st.columns(3)
-    method = c1.selectbox("Clustering", ["hdbscan", "kmeans"], index=["hdbscan", "kmeans"].index(current["cluster_method"]),
-                          key=f"{key_prefix}_method", help="HDBSCAN finds the number of clusters and leaves outliers "
-                          "unclustered; KMeans makes exactly K clusters (default: one per class).")
-    if method == "kmeans":
-        k = c2.number_input("Clusters (K; 0 = one per class)", min_value=0, max_value=1000,
-                            value=int(current.get("n_clusters") or 0), key=f"{key_prefix}_k")
-        ds_k = int(k) or None
-    seed = c3.number_input("Seed", min_value=0, max_value=2**31 - 1, value=int(current.get("seed", 0)),
-                           key=f"{key_prefix}_seed")
-    options = {"cluster_method": method, "n_clusters": ds_k, "seed": int(seed)}
+    c1.selectbox("Clustering", ["hdbscan", "kmeans"], index=["hdbscan", "kmeans"].index(current["cluster_method"]),
+                 key=f"{key_prefix}_method", help="HDBSCAN finds the number of clusters and leaves outliers "
+                 "unclustered; KMeans makes exactly K clusters (default: one per class).", **sync)
+    if st.session_state.get(f"{key_prefix}_method", current["cluster_method"]) == "kmeans":
+        c2.number_input("Clusters (K; 0 = one per class)", min_value=0, max_value=1000,
+                        value=int(current.get("n_clusters") or 0), key=f"{key_prefix}_k", **sync)
+    c3.number_input("Seed", min_value=0, max_value=2**31 - 1, value=int(current.get("seed", 0)),
+                    key=f"{key_prefix}_seed", **sync)
+    options = _options_from_widgets(key_prefix)
     st.session_state[state.SCAN_OPTIONS] = options
     return options
 

@@ -142,3 +142,17 @@ def test_map_figure_escapes_text_and_keeps_ids():
     assert len(custom[1][3]) <= 160 and custom[1][3].endswith("…")
     numeric = build_map_figure(table, texts, color_by="score")
     assert list(numeric.data[0].marker.color) == [0.1, 0.9]
+
+
+def test_changing_scan_settings_offers_a_new_scan_reusing_the_map(scanned, workspace, fakes):  # noqa: F811
+    ds, res = scanned
+    at = _page(workspace, ds).run()
+    at.selectbox(key="explore_method").set_value("kmeans").run()
+    assert any("has not been scanned" in i.value for i in at.info)
+    at.number_input(key="require_scan_k").set_value(4).run()
+    umap_calls = fakes.umap
+    at.button(key="run_scan").click().run()
+    assert not at.exception
+    assert fakes.umap == umap_calls  # same texts and seed: the map is reused
+    assert at.session_state["scan_options"] == {"cluster_method": "kmeans", "n_clusters": 4, "seed": 0}
+    assert at.dataframe[-1].value["cluster"].tolist() == [0, 1, 2, 3]
