@@ -16,8 +16,9 @@ Training dynamics and influence
     :func:`training_dynamics` (data maps, forgetting events, area under the margin per row),
     :func:`influence_scores` (which training rows help or hurt one row's fit),
     :func:`train_dynamics`, :func:`data_map`, :class:`InfluenceModel`.
-Review and export
-    :class:`ReviewStore` (the decision log), :func:`export` (the reviewed dataset as CSV/Parquet).
+Review, export and report
+    :class:`ReviewStore` (the decision log), :func:`export` (the reviewed dataset as CSV/Parquet),
+    :func:`report` (what the review changed and cost; the HTML report for leaders).
 The dashboard
     :func:`show` opens it on a DataFrame from Jupyter or any Python process; :class:`Dashboard`.
 
@@ -94,8 +95,8 @@ __all__ = [
     "rater_agreement", "Ratings", "AgreementReport",
     # training dynamics and influence
     "training_dynamics", "influence_scores", "train_dynamics", "data_map", "InfluenceModel",
-    # review and export
-    "ReviewStore", "export",
+    # review, export and the return on the review
+    "ReviewStore", "export", "report",
     # the dashboard
     "show", "Dashboard",
 ]
@@ -115,7 +116,7 @@ def __dir__() -> list[str]:
 
 
 class _PublicAPI(types.ModuleType):
-    """Keeps public functions that share a submodule's name (``scan``) bound to the function.
+    """Keeps public functions that share a submodule's name (``scan``, ``report``) bound to the function.
 
     Importing a submodule makes Python set it as an attribute of the package, which would replace
     ``labelaudit.scan`` the function with ``labelaudit.scan`` the module whenever any code ran
@@ -124,8 +125,11 @@ class _PublicAPI(types.ModuleType):
     """
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if isinstance(value, types.ModuleType) and name in _LAZY and _LAZY[name][0] == value.__name__:
-            value = getattr(value, _LAZY[name][1], value)
+        if isinstance(value, types.ModuleType) and value.__name__ == f"{self.__name__}.{name}":
+            if name in _LAZY:
+                value = getattr(value, _LAZY[name][1], value)
+            elif callable(self.__dict__.get(name)):
+                return  # a facade defined below (``report``) keeps its name
         super().__setattr__(name, value)
 
 
@@ -336,3 +340,49 @@ def export(ds: Dataset, *, out: str | Path, workspace: Any = None, store: Review
     finally:
         if own:
             store.close()
+
+
+def report(ds: Dataset, *, workspace: Any = None, store: ReviewStore | None = None, scan_result: ScanResult | None = None,
+           out: str | Path | None = None, retrain: bool = True, next_n: int = 100, seed: int = 0) -> Any:
+    """The return on the review so far: decisions, precision, reviewer time, before/after, projection.
+
+    Reads the decisions and findings for ``ds`` from ``store`` (default: the review store of
+    ``workspace``) and the scan from ``scan_result`` (default: the latest stored scan of ``ds`` in
+    ``workspace``; without one there is no before/after). ``retrain``: retrain the classifier on
+    the reviewed labels for the before/after (cached; ``False`` uses a stored result only).
+    ``next_n``: rows in the "review the next N" projection. With ``out`` (``.html``), also writes
+    the self-contained HTML report there.
+
+    Returns a :class:`labelaudit.report.RoiReport`: ``.summary`` (counts per action, precision by
+    class and detector, reviewer time), ``.before_after`` (macro-F1 and accuracy with paired
+    bootstrap intervals, or None), ``.projection``; its Plotly figures come from
+    :func:`labelaudit.report.report_figures`.
+
+    Example:
+        >>> rep = la.report(ds, workspace=".labelaudit", out="roi.html")   # doctest: +SKIP
+        >>> rep.summary.n_reviewed                                          # doctest: +SKIP
+        120
+    """
+    from labelaudit.report import compute_report, find_scan, write_report
+    from labelaudit.review.store import ReviewStore
+    from labelaudit.workspace import Workspace
+
+    ws = _as_ws(workspace) or Workspace()
+    own = store is None
+    if store is None:
+        store = ReviewStore(ws.database_url)
+    try:
+        log = store.log(ds.content_hash)
+        findings = store.findings(ds.content_hash)
+    finally:
+        if own:
+            store.close()
+    res = scan_result if scan_result is not None else find_scan(ds, ws)
+    det = None if res is None else res.detection
+    rep = compute_report(ds, log, findings, scan_table=None if res is None else res.table,
+                         details=None if det is None else det.details,
+                         embeddings=None if res is None else res.embeddings, workspace=ws, next_n=next_n,
+                         seed=seed, retrain=retrain)
+    if out is not None:
+        write_report(rep, out)
+    return rep

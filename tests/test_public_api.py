@@ -31,7 +31,7 @@ def _heavy_after(code: str) -> list[str]:
     "import labelaudit",
     "import labelaudit; labelaudit.load_dataset; labelaudit.Workspace; labelaudit.DataError",
     "import labelaudit; labelaudit.scan; labelaudit.show; labelaudit.rater_agreement",
-    "from labelaudit import scan, show, training_dynamics, influence_scores, export",
+    "from labelaudit import scan, show, training_dynamics, influence_scores, export, report",
 ])
 def test_import_does_not_load_heavy_libraries(code):
     assert _heavy_after(code) == []
@@ -64,6 +64,15 @@ def test_importing_a_same_named_submodule_keeps_the_function():
             "assert isinstance(labelaudit.scan, types.FunctionType), labelaudit.scan\n"
             "assert labelaudit.scan.__module__ == 'labelaudit.scan'\n"
             "assert ScanResult is labelaudit.ScanResult")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_importing_the_report_module_keeps_the_report_facade():
+    code = ("import labelaudit, types\n"
+            "import labelaudit.report\n"
+            "from labelaudit.report import RoiReport\n"
+            "assert isinstance(labelaudit.report, types.FunctionType), labelaudit.report\n"
+            "assert labelaudit.report.__module__ == 'labelaudit'")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
 
@@ -229,3 +238,22 @@ def test_export_writes_the_reviewed_dataset(tmp_path, removed, rows):
     assert len(out) == rows
     assert out.set_index("id").loc["b", "final_label"] == "x"
     assert out.set_index("id").loc["a", "text"].startswith("'")  # spreadsheet formula neutralised
+
+
+def test_report_summarises_the_review_and_writes_html(tmp_path):
+    ds = la.load_dataset(pd.DataFrame({"id": ["a", "b", "c"], "text": ["one <b>", "two", "three"],
+                                       "label": ["x", "y", "y"]}))
+    ws = la.Workspace(tmp_path / "ws")
+    store = la.ReviewStore(ws.database_url)
+    try:
+        store.record(dataset_version=ds.content_hash, item_id="b", reviewer="ana", action="change",
+                     old_label="y", new_label="x")
+        store.record(dataset_version=ds.content_hash, item_id="c", reviewer="ana", action="keep", old_label="y",
+                     new_label=None)
+    finally:
+        store.close()
+    rep = la.report(ds, workspace=ws, out=tmp_path / "roi.html")
+    assert rep.summary.n_reviewed == 2
+    assert rep.before_after is None  # no scan, so no embeddings to retrain on
+    page = (tmp_path / "roi.html").read_text(encoding="utf-8")
+    assert page.lstrip().lower().startswith("<!doctype html")
