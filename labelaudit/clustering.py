@@ -31,7 +31,7 @@ def cluster_points(space: np.ndarray, *, method: str = "hdbscan", n_clusters: in
 
     ``space``: float (N, d) with small d (the clustering space of
     :func:`labelaudit.projection.map_and_cluster_space`). ``n_clusters`` is required for KMeans.
-    Ids are renumbered by decreasing cluster size, so cluster 0 is the largest.
+    Ids are renumbered by decreasing cluster size (ties: order of first row), so cluster 0 is the largest.
 
     >>> cluster_points(np.r_[np.zeros((20, 2)), np.ones((20, 2))], method="kmeans", n_clusters=2)[:3]
     array([0, 0, 0])
@@ -61,8 +61,8 @@ def cluster_points(space: np.ndarray, *, method: str = "hdbscan", n_clusters: in
 
 
 def _renumber_by_size(raw: np.ndarray) -> np.ndarray:
-    ids, counts = np.unique(raw[raw != NOISE], return_counts=True)
-    order = ids[np.lexsort((ids, -counts))]
+    ids, first, counts = np.unique(raw[raw != NOISE], return_index=True, return_counts=True)
+    order = ids[np.lexsort((first, -counts))]  # ties: the cluster seen first gets the lower id
     mapping = {int(old): new for new, old in enumerate(order)}
     return np.array([mapping.get(int(c), NOISE) for c in raw], dtype=np.int64)
 

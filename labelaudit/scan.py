@@ -35,7 +35,7 @@ from labelaudit.progress import ProgressFn, no_progress
 from labelaudit.workspace import Workspace
 
 #: Bump when the scan's output changes for the same inputs: old cached scans are then ignored.
-SCAN_VERSION = 2
+SCAN_VERSION = 3
 #: Columns of ScanResult.table before the detection columns.
 BASE_COLUMNS = ["id", "given_label", "split", "x", "y", "cluster"]
 
