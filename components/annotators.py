@@ -42,21 +42,36 @@ def available_methods(ds: Dataset) -> list[str]:
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
-def load_agreement_report(workspace_root: str, dataset_hash: str, method: str, seed: int) -> AgreementReport:
+def load_agreement_report(workspace_root: str, dataset_hash: str, method: str, seed: int,
+                          tie_break: str = "random") -> AgreementReport:
     """Agreement, consensus and annotator profiles of the stored dataset; shared, treat as read-only.
 
     The per-item table is also stored in the workspace as ``agreement_items`` (keyed by the content
-    hash, params method and seed) for other pages and notebooks.
+    hash, params method, seed and, for majority vote, tie_break) for other pages and notebooks.
     """
     ds = load_workspace_dataset(workspace_root, dataset_hash)
     ratings = Ratings.from_dataset(ds)
     probs = None
     if ds.pred_probs is not None:
         probs = ds.pred_probs[[ds.id_to_row[i] for i in ratings.item_ids]]
-    report = analyse_annotations(ratings, method=method, seed=seed, pred_probs=probs)  # type: ignore[arg-type]
-    Workspace(workspace_root).save(dataset_hash, "agreement_items", report.items,
-                                   {"method": method, "seed": seed}, ext="parquet")
+    report = analyse_annotations(ratings, method=method, seed=seed, tie_break=tie_break,  # type: ignore[arg-type]
+                                 pred_probs=probs)
+    Workspace(workspace_root).save(dataset_hash, "agreement_items", report.items, artifact_params(method, seed, tie_break),
+                                   ext="parquet")
     return report
+
+
+def artifact_params(method: str, seed: int, tie_break: str = "random") -> dict:
+    """Params of the stored ``agreement_items`` artifact (tie_break only matters for majority vote)."""
+    return {"method": method, "seed": seed, **({"tie_break": tie_break} if method == "mv" else {})}
+
+
+def tie_breaks(ds: Dataset) -> dict[str, str]:
+    """Majority-vote tie rules the dataset can feed, with their labels."""
+    out = {"random": "at random (seed 0)", "rarer": "the rarer class"}
+    if ds.pred_probs is not None:
+        out["model"] = "the model's choice"
+    return out
 
 
 def render_no_annotations_note() -> None:
@@ -88,8 +103,8 @@ def render_statistics(report: AgreementReport) -> None:
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
                  column_config={"value": st.column_config.NumberColumn(format="%.4f")})
     details = report.truth.details
-    bits = [f"{k.replace('_', ' ')}: {details[k]:.2f}" if isinstance(details[k], float) else f"{k}: {details[k]}"
-            for k in ("ties", "iterations", "converged", "log_likelihood") if k in details]
+    bits = [f"{k.replace('_', ' ')}: {details[k]:.2f}" if isinstance(details[k], float) else f"{k.replace('_', ' ')}: {details[k]}"
+            for k in ("ties", "tie_break", "iterations", "converged", "log_likelihood") if k in details]
     st.caption(f"Consensus by {METHODS[report.method]}" + (f" — {', '.join(bits)}" if bits else "") + ". "
                "Kappa and alpha: 1 = perfect agreement, 0 = what chance gives, below 0 = worse than chance.")
 

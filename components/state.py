@@ -40,6 +40,8 @@ EXPLORE_CLASSES = "explore_classes"
 #: Annotators page: truth-inference method ("mace", "ds", "mv", "crowdlab") and the annotator whose confusion is shown.
 ANNOTATORS_METHOD = "annotators_method"
 ANNOTATORS_SELECTED = "annotators_selected"
+#: Annotators page: majority-vote tie rule ("random", "model", "rarer").
+ANNOTATORS_TIE_BREAK = "annotators_tie_break"
 
 #: Label issues page: filters (given classes, clusters, detectors, only rows needing review) and the
 #: confusion-matrix cell chosen from the list ("" = none).

@@ -20,9 +20,16 @@ if st.session_state.get(state.ANNOTATORS_METHOD) not in methods:
 method = st.selectbox("Consensus method", methods, format_func=METHODS.get, key=state.ANNOTATORS_METHOD,
                       help="MACE and Dawid–Skene weigh annotators by their estimated competence; CROWDLAB also "
                            "uses the model's predicted probabilities.")
+tie_break = "random"
+if method == "mv":
+    rules = ui.tie_breaks(ds)
+    if st.session_state.get(state.ANNOTATORS_TIE_BREAK) not in rules:
+        st.session_state[state.ANNOTATORS_TIE_BREAK] = "random"
+    tie_break = st.radio("Break ties", list(rules), format_func=rules.get, horizontal=True,
+                         key=state.ANNOTATORS_TIE_BREAK)
 try:
     with st.spinner("Computing agreement and consensus…"):
-        report = ui.load_agreement_report(st.session_state[state.WORKSPACE], ds.content_hash, method, 0)
+        report = ui.load_agreement_report(st.session_state[state.WORKSPACE], ds.content_hash, method, 0, tie_break)
 except (DataError, UsageError) as e:
     st.error(str(e), icon=":material/error:")
     st.stop()

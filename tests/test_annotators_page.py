@@ -73,7 +73,9 @@ def test_the_page_draws_every_part_for_each_method(workspace, method):
     assert "a<b>" not in spec
     # The per-item table is stored in the workspace for reuse.
     h = at.session_state["dataset_hash"]
-    assert workspace.has(h, "agreement_items", {"method": method, "seed": 0}, ext="parquet")
+    from components.annotators import artifact_params
+
+    assert workspace.has(h, "agreement_items", artifact_params(method, 0), ext="parquet")
 
 
 def test_real_annotator_ids_show_no_simulated_notice(workspace):
@@ -141,3 +143,16 @@ def test_send_differing_items_to_review(workspace):
     assert not at.exception
     assert at.session_state["review_queue_source"] == "consensus differs from the given label (Annotators)"
     assert len(at.session_state["review_queue"]) > 0
+
+
+@pytest.mark.parametrize("with_probs, rules", [(False, ["random", "rarer"]), (True, ["random", "rarer", "model"])])
+def test_majority_vote_tie_rules_are_offered_and_reported(workspace, with_probs, rules):
+    at = _page(workspace, _dataset(with_probs=with_probs)).run()
+    assert not at.radio  # only for majority vote
+    at.selectbox(key="annotators_method").set_value("mv").run()
+    assert at.radio(key="annotators_tie_break").options == [
+        {"random": "at random (seed 0)", "rarer": "the rarer class", "model": "the model's choice"}[r] for r in rules]
+    for rule in rules:
+        at.radio(key="annotators_tie_break").set_value(rule).run()
+        assert not at.exception
+        assert any(f"tie break: {rule}" in c.value and "ties:" in c.value for c in at.caption)
