@@ -64,7 +64,8 @@ if item is None:
 else:
     try:
         ev = item_evidence(ds, item, scan_table=table, pred_probs=queue_args["pred_probs"],
-                           embeddings=scan.embeddings if scan is not None else None)
+                           embeddings=scan.embeddings if scan is not None else None,
+                           detection_details=scan.detection.details if scan is not None and scan.detection else None)
     except (DataError, UsageError) as e:
         st.error(str(e), icon=":material/error:")
         st.stop()

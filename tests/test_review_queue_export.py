@@ -236,3 +236,19 @@ def test_queue_without_scan_ranks_by_self_confidence(ds):
     q = build_queue(ds, pred_probs=ds.pred_probs)
     p_given = ds.pred_probs[range(ds.n), ds.labels]
     assert q[0] == ds.ids[p_given.argmin()] and q[-1] == ds.ids[p_given.argmax()]
+
+
+def test_item_evidence_reads_per_detector_details_like_the_scan_stores_them(ds):
+    # The scan table has only score_<detector>; flags, suggestions and evidence live in Detection.details
+    # (lists after the workspace's JSON round trip).
+    table = toy_scan_table(ds)[["label_issue_score", "is_label_issue", "suggested_label", "suggested_label_prob",
+                                 "score_confident_learning", "score_knn"]]
+    details = {"flags": {"knn": [i == 0 for i in range(ds.n)]},
+               "suggestions": {"knn": [2] * ds.n},
+               "evidence": {"knn": ["3 of 5 neighbours say refund_not_showing_up"] * ds.n}}
+    ev = item_evidence(ds, "r0", scan_table=table, detection_details=details)
+    knn = ev.detectors.set_index("detector").loc["knn"]
+    assert knn.flagged is True and knn.suggested == "refund_not_showing_up"
+    assert knn.evidence.startswith("3 of 5")
+    cl = ev.detectors.set_index("detector").loc["confident_learning"]
+    assert cl.flagged is None and cl.evidence == ""

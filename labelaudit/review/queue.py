@@ -146,12 +146,15 @@ class ItemEvidence:
 
 def item_evidence(ds: Dataset, item_id: str, *, scan_table: pd.DataFrame | None = None,
                   pred_probs: np.ndarray | None = None, embeddings: np.ndarray | None = None,
-                  n_neighbours: int = 5, n_suggestions: int = 3) -> ItemEvidence:
+                  detection_details: dict[str, Any] | None = None, n_neighbours: int = 5,
+                  n_suggestions: int = 3) -> ItemEvidence:
     """Collect what the reviewer sees for ``item_id``.
 
     ``scan_table``: the scan's N-row table (``label_issue_score``, ``is_label_issue``,
     ``suggested_label``, ``suggested_label_prob``, ``score_<detector>`` and, when present,
     ``is_issue_<detector>`` / ``suggested_<detector>`` / ``evidence_<detector>``).
+    ``detection_details``: the scan's ``Detection.details``; its per-detector ``flags``,
+    ``suggestions`` (class indices) and ``evidence`` (N-long each) fill what the table lacks.
     ``pred_probs``: float (N, K) out-of-sample probabilities (the scan's or ``ds.pred_probs``).
     ``embeddings``: float32 (N, D) L2-normalised; neighbours by cosine similarity, the item excluded.
     """
@@ -171,7 +174,7 @@ def item_evidence(ds: Dataset, item_id: str, *, scan_table: pd.DataFrame | None 
         if isinstance(sug, str) and sug in ds.classes:
             prob = t.get("suggested_label_prob")
             suggestions[sug] = float(prob) if prob is not None and pd.notna(prob) else float("nan")
-        ev.detectors = _detector_rows(t, ds.classes)
+        ev.detectors = _detector_rows(t, ds.classes, row, detection_details or {})
     probs = pred_probs if pred_probs is not None else ds.pred_probs
     if probs is not None and len(probs) == ds.n:
         p = np.asarray(probs[row], dtype=np.float64)
@@ -191,20 +194,29 @@ def item_evidence(ds: Dataset, item_id: str, *, scan_table: pd.DataFrame | None 
     return ev
 
 
-def _detector_rows(t: pd.Series, classes: list[str]) -> pd.DataFrame:
+def _per_row(details: dict[str, Any], key: str, name: str, row: int) -> Any:
+    """``details[key][name][row]`` when present (arrays, or lists after the JSON cache), else None."""
+    values = (details.get(key) or {}).get(name)
+    try:
+        return values[row] if values is not None and len(values) > row else None
+    except (TypeError, IndexError, KeyError):
+        return None
+
+
+def _detector_rows(t: pd.Series, classes: list[str], row: int, details: dict[str, Any]) -> pd.DataFrame:
     rows = []
     for col in t.index:
         if not str(col).startswith("score_"):
             continue
         name = str(col)[len("score_"):]
-        sug = t.get(f"suggested_{name}")
+        sug = t.get(f"suggested_{name}", _per_row(details, "suggestions", name, row))
         if sug is not None and not isinstance(sug, str) and pd.notna(sug) and 0 <= int(sug) < len(classes):
             sug = classes[int(sug)]  # detectors store class indices
-        flagged = t.get(f"is_issue_{name}")
+        flagged = t.get(f"is_issue_{name}", _per_row(details, "flags", name, row))
         rows.append({"detector": name, "score": float(t[col]) if pd.notna(t[col]) else np.nan,
                      "flagged": bool(flagged) if flagged is not None and pd.notna(flagged) else None,
                      "suggested": sug if isinstance(sug, str) else "",
-                     "evidence": str(t.get(f"evidence_{name}") or "")})
+                     "evidence": str(t.get(f"evidence_{name}", _per_row(details, "evidence", name, row)) or "")})
     df = pd.DataFrame(rows, columns=["detector", "score", "flagged", "suggested", "evidence"])
     return df.sort_values("score", ascending=False, kind="stable").reset_index(drop=True)
 
