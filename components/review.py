@@ -268,7 +268,9 @@ def render_action_bar(store: ReviewStore, ds: Dataset, ev: ItemEvidence, reviewe
         b = st.columns(5)
         # Order matters: Enter in the form presses the first button.
         with b[0]:
-            st.form_submit_button(f"Accept: {suggested}" if suggested else "Accept suggestion", type="primary",
+            same = suggested == ev.given_label
+            st.form_submit_button(f"Accept: {suggested}" + (" (= given)" if same else "") if suggested
+                                  else "Accept suggestion", type="primary",
                                   disabled=suggested is None, on_click=_decide, args=(*args, "accept"),
                                   shortcut=SHORTCUTS["accept"], key="review_accept", use_container_width=True)
         with b[1]:

@@ -120,11 +120,8 @@ class ItemEvidence:
 
     @property
     def suggested_label(self) -> str | None:
-        """The best suggestion that differs from the given label, if any."""
-        for name, _ in self.suggestions:
-            if name != self.given_label:
-                return name
-        return None
+        """The top suggestion (the scan's, else the most probable class); may equal the given label."""
+        return self.suggestions[0][0] if self.suggestions else None
 
     @property
     def in_test_split(self) -> bool:
