@@ -229,7 +229,7 @@ def render_item_card(ev: ItemEvidence, *, current: pd.Series | None = None) -> N
         st.markdown("**Suggested labels**")
         if ev.suggestions:
             sug = pd.DataFrame(ev.suggestions, columns=["label", "probability"])
-            st.dataframe(sug, hide_index=True, use_container_width=True, column_config={
+            st.dataframe(sug, hide_index=True, width="stretch", column_config={
                 "probability": st.column_config.ProgressColumn("probability", min_value=0.0, max_value=1.0,
                                                                format="%.2f")})
         else:
@@ -241,18 +241,18 @@ def render_item_card(ev: ItemEvidence, *, current: pd.Series | None = None) -> N
         if ev.detectors.empty:
             st.caption("No detector scores yet: run the scan on the Label issues page.")
         else:
-            st.dataframe(ev.detectors, hide_index=True, use_container_width=True)
+            st.dataframe(ev.detectors, hide_index=True, width="stretch")
     with ev_tabs[1]:
         if ev.neighbours.empty:
             st.caption("No embeddings yet: run the scan to see the nearest neighbours.")
         else:
-            st.dataframe(ev.neighbours, hide_index=True, use_container_width=True,
+            st.dataframe(ev.neighbours, hide_index=True, width="stretch",
                          column_config={"similarity": st.column_config.NumberColumn(format="%.3f")})
     with ev_tabs[2]:
         if ev.votes.empty:
             st.caption("No annotator labels for this item.")
         else:
-            st.dataframe(ev.votes, hide_index=True, use_container_width=True)
+            st.dataframe(ev.votes, hide_index=True, width="stretch")
 
 
 def render_action_bar(store: ReviewStore, ds: Dataset, ev: ItemEvidence, reviewer: str) -> None:
@@ -272,25 +272,25 @@ def render_action_bar(store: ReviewStore, ds: Dataset, ev: ItemEvidence, reviewe
             st.form_submit_button(f"Accept: {suggested}" + (" (= given)" if same else "") if suggested
                                   else "Accept suggestion", type="primary",
                                   disabled=suggested is None, on_click=_decide, args=(*args, "accept"),
-                                  shortcut=SHORTCUTS["accept"], key="review_accept", use_container_width=True)
+                                  shortcut=SHORTCUTS["accept"], key="review_accept", width="stretch")
         with b[1]:
             st.form_submit_button("Set chosen label", on_click=_decide, args=(*args, "change"),
-                                  shortcut=SHORTCUTS["change"], key="review_change", use_container_width=True)
+                                  shortcut=SHORTCUTS["change"], key="review_change", width="stretch")
         with b[2]:
             st.form_submit_button("Keep given label", on_click=_decide, args=(*args, "keep"),
-                                  shortcut=SHORTCUTS["keep"], key="review_keep", use_container_width=True)
+                                  shortcut=SHORTCUTS["keep"], key="review_keep", width="stretch")
         with b[3]:
             st.form_submit_button("Ambiguous", on_click=_decide, args=(*args, "ambiguous"),
-                                  shortcut=SHORTCUTS["ambiguous"], key="review_ambiguous", use_container_width=True)
+                                  shortcut=SHORTCUTS["ambiguous"], key="review_ambiguous", width="stretch")
         with b[4]:
             st.form_submit_button("Remove row", on_click=_decide, args=(*args, "remove"),
-                                  shortcut=SHORTCUTS["remove"], key="review_remove", use_container_width=True)
+                                  shortcut=SHORTCUTS["remove"], key="review_remove", width="stretch")
     c = st.columns([1, 1, 4])
     c[0].button("Skip", on_click=_skip, args=(ev.item_id,), shortcut=SHORTCUTS["skip"], key="review_skip",
-                use_container_width=True)
+                width="stretch")
     last = st.session_state.get(state.REVIEW_LAST)
     c[1].button("Undo last", on_click=_undo, args=args, disabled=not last, shortcut=SHORTCUTS["undo"],
-                key="review_undo", use_container_width=True,
+                key="review_undo", width="stretch",
                 help=None if not last else f"Undo your last decision (item {last['item_id']})")
     c[2].caption("Keys: " + " · ".join(f"{k} {v}" for v, k in SHORTCUTS.items()) + " · Enter in the form = accept")
 
