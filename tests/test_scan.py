@@ -374,3 +374,14 @@ def test_real_model_and_umap(small_dataset, tmp_path, monkeypatch):
     assert len(found) >= 2
     assert (found["purity"] * found["size"]).sum() / found["size"].sum() >= 0.7
     json.dumps(res.params)
+
+
+@pytest.mark.slow
+def test_cli_unknown_model_name_is_a_usage_error(tmp_path, capsys):
+    from labelaudit.cli import main
+
+    data = _write_topics(tmp_path)
+    code = main(["scan", str(data), "--workspace", str(tmp_path / "ws"), "--model", "no-such-org/no-such-model",
+                 "--out", str(tmp_path / "o.csv")])
+    assert code == 2
+    assert "cannot load the embedding model 'no-such-org/no-such-model'" in capsys.readouterr().err

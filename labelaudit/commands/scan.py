@@ -16,7 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("scan", help="embed, map and cluster the texts and score every row; write one row per item")
     add_data_options(p)
     p.add_argument("--workspace", help="folder for cached artifacts (default .labelaudit or $LABELAUDIT_WORKSPACE)")
-    p.add_argument("--model", help="sentence-transformers model folder (default: the bundled all-MiniLM-L6-v2)")
+    p.add_argument("--model", help="sentence-transformers model folder, or a hub name already in the local cache "
+                   "(offline; default: the bundled all-MiniLM-L6-v2)")
     p.add_argument("--cluster", choices=["hdbscan", "kmeans"], default="hdbscan", help="clustering method")
     p.add_argument("--n-clusters", type=int, help="number of clusters for kmeans (default: number of classes)")
     p.add_argument("--seed", type=int, default=0, help="random seed (UMAP, KMeans, detectors)")
@@ -53,8 +54,8 @@ def run(args: argparse.Namespace) -> int:
 
     out = _check_out(args.out, "--out")
     clusters_out = _check_out(args.clusters_out, "--clusters-out") if args.clusters_out else None
-    if args.model and not Path(args.model).expanduser().exists():
-        raise UsageError(f"--model {args.model}: no such folder (models are loaded offline from local folders)")
+    if args.model and args.model.startswith(("/", ".", "~")) and not Path(args.model).expanduser().exists():
+        raise UsageError(f"--model {args.model}: no such folder")
     if args.n_clusters is not None and args.cluster != "kmeans":
         raise UsageError("--n-clusters applies to --cluster kmeans only")
     ds = load_from_args(args)
