@@ -211,7 +211,8 @@ def pick_item(queue: list[str]) -> str | None:
 
 # --------------------------------------------------------------------------- drawing
 def render_item_card(ev: ItemEvidence, *, current: pd.Series | None = None) -> None:
-    """The item: text, given label, suggestions, evidence. Dataset text is drawn only as plain text."""
+    """The item: text, given label, split, class descriptions, suggestions. Dataset text is drawn only as
+    plain text (st.code / st.text / st.dataframe), never as Markdown."""
     top = st.columns([3, 2])
     with top[0]:
         st.markdown("**Text**")
@@ -236,6 +237,10 @@ def render_item_card(ev: ItemEvidence, *, current: pd.Series | None = None) -> N
             st.caption("No model probabilities: run the scan, or load predicted probabilities with the data.")
         if ev.label_issue_score is not None:
             st.text(f"Label-issue score {ev.label_issue_score:.3f}" + (" · flagged" if ev.is_label_issue else ""))
+
+
+def render_item_evidence(ev: ItemEvidence) -> None:
+    """Tabs: each detector's score and evidence, nearest neighbours with labels, annotators' votes."""
     ev_tabs = st.tabs(["Detectors", "Nearest neighbours", "Annotators"])
     with ev_tabs[0]:
         if ev.detectors.empty:

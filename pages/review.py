@@ -15,6 +15,7 @@ from components.review import (
     render_export,
     render_flash,
     render_item_card,
+    render_item_evidence,
     render_progress,
     render_reviewer_identity,
 )
@@ -72,7 +73,8 @@ else:
     note_shown(store, ds, ev, source)
     done = current[current["item_id"] == item]
     render_item_card(ev, current=done.iloc[0] if len(done) else None)
-    render_action_bar(store, ds, ev, reviewer)
+    render_action_bar(store, ds, ev, reviewer)  # above the evidence: no scrolling to decide
+    render_item_evidence(ev)
 
 render_bulk(store, ds, reviewer, queue_ids=build_queue(ds, include_decided=True, **queue_args), source=source,
             scan_table=table)
