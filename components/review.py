@@ -33,6 +33,16 @@ SHORTCUTS = {"accept": "A", "change": "L", "keep": "K", "ambiguous": "M", "remov
 BULK_ACTIONS = ("change", "keep", "ambiguous", "remove")
 
 
+#: Characters Streamlit's Markdown (alerts, button and radio labels) would interpret.
+_MD_SPECIAL = set("\\`*_{}[]()#+-.!|<>~$:")
+
+
+def md_escape(text: object) -> str:
+    """Backslash-escape Markdown so dataset text, labels and comments show literally in an alert or a
+    widget label: no links, images, emphasis, colour or icon directives. ``"**b**"`` -> ``"\\*\\*b\\*\\*"``."""
+    return "".join("\\" + ch if ch in _MD_SPECIAL else ch for ch in str(text))
+
+
 # --------------------------------------------------------------------------- caches
 @st.cache_resource(show_spinner=False)
 def get_store(url: str) -> ReviewStore:
@@ -119,6 +129,7 @@ def render_flash() -> None:
     if not msg:
         return
     kind, text = msg
+    text = md_escape(text)  # carries ids, labels, names and comments typed by people
     if kind == "saved":
         st.toast("Saved", icon=":material/check:")
         st.success(text, icon=":material/check:")
@@ -274,7 +285,7 @@ def render_action_bar(store: ReviewStore, ds: Dataset, ev: ItemEvidence, reviewe
         # Order matters: Enter in the form presses the first button.
         with b[0]:
             same = suggested == ev.given_label
-            st.form_submit_button(f"Accept: {suggested}" + (" (= given)" if same else "") if suggested
+            st.form_submit_button(f"Accept: {md_escape(suggested)}" + (" (= given)" if same else "") if suggested
                                   else "Accept suggestion", type="primary",
                                   disabled=suggested is None, on_click=_decide, args=(*args, "accept"),
                                   shortcut=SHORTCUTS["accept"], key="review_accept", width="stretch")
@@ -316,7 +327,7 @@ def render_bulk(store: ReviewStore, ds: Dataset, reviewer: str, *, queue_ids: li
     """Apply one decision to a selection, after a confirmation that shows the count and the protected rows."""
     ss = st.session_state
     with st.expander("Bulk decision on a selection"):
-        targets = ["the current queue (" + source + ")"]
+        targets = ["the current queue (" + md_escape(source) + ")"]
         if scan_table is not None and "cluster" in scan_table:
             targets.append("a cluster slice")
         target = st.radio("Apply to", targets, horizontal=True, key="bulk_target")
@@ -346,7 +357,7 @@ def render_bulk(store: ReviewStore, ds: Dataset, reviewer: str, *, queue_ids: li
         if pending:
             n_ok, n_prot = (len(x) for x in bulk_targets(ds, pending["ids"]))
             what = pending["action"] + (f" → {pending['new_label']}" if pending["new_label"] else "")
-            st.warning(f"Apply '{what}' to {n_ok:,} rows of {pending['source']}? "
+            st.warning(md_escape(f"Apply '{what}' to {n_ok:,} rows of {pending['source']}? ") +
                        f"{n_prot:,} rows in the protected test split will be skipped.", icon=":material/warning:")
             c1, c2 = st.columns(2)
             if c1.button(f"Confirm: apply to {n_ok:,} rows", type="primary", key="bulk_confirm"):

@@ -99,7 +99,7 @@ def test_conflict_warns_and_shows_item_again(setup):
                  old_label=ds.frame.set_index("id").loc[item, "label"], new_label=None, seen_decision_id=None)
     button(at, "review_accept").click().run()
     assert not at.exception
-    warning = " ".join(w.value for w in at.warning)
+    warning = " ".join(w.value for w in at.warning).replace("\\", "")  # Markdown escapes
     assert "Not saved" in warning and "bo: keep" in warning
     assert store.log(h)["reviewer"].tolist() == ["bo"]  # ana's decision was not written
     assert at.session_state["review_shown"]["item_id"] == item  # shown again
@@ -168,3 +168,15 @@ def test_show_decided_items_moves_on_after_each_decision(setup):
     # Both decided: the queue starts over with the decided items, showing their decisions.
     assert at.session_state["review_shown"]["item_id"] == "r2"
     assert "Decided already: keep" in texts(at)
+
+
+def test_comments_and_labels_are_escaped_in_alerts(setup):
+    ws, ds, h, store = setup
+    at = open_page(ws, h)
+    item = at.session_state["review_shown"]["item_id"]
+    store.record(dataset_version=h, item_id=item, reviewer="**mallory**", action="keep",
+                 old_label=ds.frame.set_index("id").loc[item, "label"], new_label=None,
+                 comment="![t](http://evil.example/t.png)", seen_decision_id=None)
+    button(at, "review_keep").click().run()
+    (warning,) = [w.value for w in at.warning]
+    assert "\\*\\*mallory\\*\\*" in warning and "\\!\\[t\\]\\(http" in warning
