@@ -113,3 +113,18 @@ def test_influence_page_tracin(stored):
 def test_search_rows(query, expected):
     frame = make_dataset().frame
     assert search_rows(frame, query)["id"].tolist() == expected
+
+
+def test_dynamics_page_uses_imported_logits(tmp_path):
+    ds = make_dataset()
+    logits = np.zeros((4, ds.n, ds.k), dtype=np.float32)
+    logits[:, :, 0] = 3.0  # every row confidently class_0 at every epoch
+    ds.dynamics = logits
+    ws = Workspace(tmp_path / "ws")
+    at = app("dynamics", (str(ws.root), ws.save_dataset(ds))).run()
+    at.button[0].click().run()
+    assert not at.exception
+    assert any("imported (4 epochs)" in c.value for c in at.caption)
+    table = at.dataframe[0].value
+    assert set(table.loc[table["given_label"] == "class_0", "region"]) == {"easy-to-learn"}
+    assert set(table.loc[table["given_label"] != "class_0", "region"]) == {"hard-to-learn"}
