@@ -205,6 +205,13 @@ def _undo(store: ReviewStore, ds: Dataset, reviewer: str) -> None:
     flash("saved", f"Undone: item {last['item_id']} is back to {u.new_label} (decision {u.id}).")
 
 
+def _pin(store: ReviewStore, ds: Dataset, reviewer: str, item_id: str) -> None:
+    """Button callback: pin the item as a finding (kind "item") for the ROI page and report."""
+    note = str(st.session_state.get(f"review_pin_note_{item_id}") or "").strip()
+    fid = store.add_finding(dataset_version=ds.content_hash, kind="item", target=item_id, note=note, author=reviewer)
+    flash("saved", f"Pinned item {item_id} as finding {fid}.")
+
+
 def pick_item(queue: list[str]) -> str | None:
     """The item to show: one forced back (conflict, undo), else the first not skipped this session,
     else the first skipped one (skipping moves an item to the end)."""
@@ -301,14 +308,18 @@ def render_action_bar(store: ReviewStore, ds: Dataset, ev: ItemEvidence, reviewe
         with b[4]:
             st.form_submit_button("Remove row", on_click=_decide, args=(*args, "remove"),
                                   shortcut=SHORTCUTS["remove"], key="review_remove", width="stretch")
-    c = st.columns([1, 1, 4])
+    c = st.columns([1, 1, 1, 3])
+    with c[2].popover("Pin finding", icon=":material/push_pin:", width="stretch"):
+        note = st.text_input("Note for the ROI report", key=f"review_pin_note_{ev.item_id}")
+        st.button("Pin this item", key="review_pin", on_click=_pin, args=(store, ds, reviewer, ev.item_id),
+                  disabled=not note.strip())
     c[0].button("Skip", on_click=_skip, args=(ev.item_id,), shortcut=SHORTCUTS["skip"], key="review_skip",
                 width="stretch")
     last = st.session_state.get(state.REVIEW_LAST)
     c[1].button("Undo last", on_click=_undo, args=args, disabled=not last, shortcut=SHORTCUTS["undo"],
                 key="review_undo", width="stretch",
                 help=None if not last else f"Undo your last decision (item {last['item_id']})")
-    c[2].caption("Keys: " + " · ".join(f"{k} {v}" for v, k in SHORTCUTS.items()) + " · Enter in the form = accept")
+    c[3].caption("Keys: " + " · ".join(f"{k} {v}" for v, k in SHORTCUTS.items()) + " · Enter in the form = accept")
 
 
 def render_progress(progress: Any) -> None:

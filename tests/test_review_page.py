@@ -180,3 +180,14 @@ def test_comments_and_labels_are_escaped_in_alerts(setup):
     button(at, "review_keep").click().run()
     (warning,) = [w.value for w in at.warning]
     assert "\\*\\*mallory\\*\\*" in warning and "\\!\\[t\\]\\(http" in warning
+
+
+def test_pin_item_as_finding(setup):
+    ws, ds, h, store = setup
+    at = open_page(ws, h)
+    item = at.session_state["review_shown"]["item_id"]
+    at.text_input(key=f"review_pin_note_{item}").set_value("refund vs card confusion").run()
+    button(at, "review_pin").click().run()
+    f = store.findings(h)
+    assert f[["kind", "target", "note", "author"]].values.tolist() == [["item", item, "refund vs card confusion", "ana"]]
+    assert at.session_state["review_shown"]["item_id"] == item  # pinning is not a decision
