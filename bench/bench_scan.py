@@ -39,9 +39,9 @@ ENV = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONPATH=
 
 
 def run_py(code: str, timeout: float = 3600) -> dict:
-    """Run ``code`` in a fresh Python; it prints one JSON object on its last stdout line."""
+    """Run PRELUDE + ``code`` in a fresh Python; it prints one JSON object on its last stdout line."""
     t = time.perf_counter()
-    out = subprocess.run([PY, "-c", textwrap.dedent(code)], capture_output=True, text=True, cwd=ROOT, env=ENV,
+    out = subprocess.run([PY, "-c", PRELUDE + textwrap.dedent(code)], capture_output=True, text=True, cwd=ROOT, env=ENV,
                          timeout=timeout)
     wall = time.perf_counter() - t
     if out.returncode != 0:
@@ -84,7 +84,7 @@ class StepMemory:
 
 
 def part_banking(ws: Path) -> dict:
-    cold = run_py(PRELUDE + f"""
+    cold = run_py(f"""
         from labelaudit.scan import scan
         ds = banking_train()
         mem = StepMemory()
@@ -98,7 +98,7 @@ def part_banking(ws: Path) -> dict:
                                                     * res.clusters.query("cluster >= 0")["size"]).sum()
                                                    / max(1, res.clusters.query("cluster >= 0")["size"].sum()))}}))
     """)
-    warm = run_py(PRELUDE + f"""
+    warm = run_py(f"""
         t0 = time.perf_counter()
         from labelaudit.scan import scan
         ds = banking_train()
@@ -116,7 +116,7 @@ def part_banking(ws: Path) -> dict:
 
 
 def part_embed() -> dict:
-    return run_py(PRELUDE + """
+    return run_py("""
         from labelaudit.embed import embed_texts, load_model
         texts = banking_train().texts
         model = load_model()
@@ -133,7 +133,7 @@ def part_embed() -> dict:
 
 
 def part_pca(ws: Path) -> dict:
-    return run_py(PRELUDE + f"""
+    return run_py(f"""
         from labelaudit.scan import get_embeddings
         from labelaudit import projection
         from sklearn.neighbors import NearestNeighbors
@@ -155,7 +155,7 @@ def part_pca(ws: Path) -> dict:
 
 
 def part_synthetic(ws: Path, n: int) -> dict:
-    return run_py(PRELUDE + f"""
+    return run_py(f"""
         import pandas as pd
         from labelaudit import detect
         from labelaudit.detect import Detection
