@@ -28,9 +28,9 @@ This notebook walks through the library on the bundled BANKING77 sample (online-
 5. ask which training rows drive one suspicious row (influence),
 6. open the dashboard on the same data, then stop it.
 
-Everything runs on CPU and offline. The scan of 2,000 rows takes about a minute on a 2-core
-machine the first time (most of it compiling UMAP); every result is cached in the workspace
-folder, so running the notebook again takes seconds."""),
+Everything runs on CPU and offline. The first scan is the slow part (embedding the texts,
+compiling and running UMAP, training the detectors' models); every result is cached in the
+workspace folder, so running the notebook again skips all of it."""),
     ("code", """import os
 from pathlib import Path
 
@@ -107,9 +107,10 @@ fig"""),
     ("md", """## 4. Agreement between raters
 
 The sample's `annotations_simulated.csv` holds labels from 12 simulated raters on 1,500 items
-(two of them spammers). `rater_agreement` gives chance-corrected agreement (Fleiss' kappa,
-Krippendorff's alpha), a consensus label per item (MACE by default; also majority vote,
-Dawid–Skene) and each rater's estimated competence."""),
+(two of them spammers), 3 to 5 raters per item. `rater_agreement` gives chance-corrected
+agreement (Krippendorff's alpha, Randolph's kappa, Cohen's kappa per pair of raters; Fleiss' kappa
+when every item has the same number of raters), a consensus label per item (MACE by default; also
+majority vote and Dawid–Skene) and each rater's estimated competence."""),
     ("code", """agreement = la.rater_agreement(ds, method="mace", seed=0)
 print("\\n".join(agreement.summary_lines()))"""),
     ("code", """agreement.annotators.sort_values("competence")[["annotator_id", "competence", "n_labels", "likely_spammer"]]"""),
