@@ -11,10 +11,18 @@ import streamlit as st
 
 from components import state
 from components.data import load_workspace_dataset
-from labelaudit import report as roi_report
 from labelaudit import roi
 from labelaudit.errors import DataError, UsageError
 from labelaudit.progress import eta_text
+from labelaudit.report import (
+    RoiReport,
+    compute_report,
+    figure_accuracy_curve,
+    figure_before_after,
+    figure_decisions,
+    figure_precision_by_detector,
+    render_html,
+)
 from labelaudit.review.store import FINDING_KINDS, ReviewStore
 from labelaudit.workspace import Workspace
 
@@ -34,7 +42,7 @@ def store_for(workspace_root: str) -> tuple[ReviewStore, str]:
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def cached_report(workspace_root: str, dataset_hash: str, db_url: str, log_digest: str, n_findings: int,
-                  options_json: str, next_n: int) -> roi_report.RoiReport:
+                  options_json: str, next_n: int) -> RoiReport:
     """The report numbers for these decisions (``log_digest``) and findings; uses a stored retraining
     only (never retrains here). The digest and the findings count key the cache, so a new decision or
     finding recomputes it."""
@@ -46,9 +54,17 @@ def cached_report(workspace_root: str, dataset_hash: str, db_url: str, log_diges
     res = load_scan(workspace_root, dataset_hash, options_json)
     store = get_store(db_url)
     details = res.detection.details if res.detection is not None else {}
-    return roi_report.compute_report(ds, store.log(dataset_hash), store.findings(dataset_hash), scan_table=res.table,
+    return compute_report(ds, store.log(dataset_hash), store.findings(dataset_hash), scan_table=res.table,
                                      details=details, embeddings=res.embeddings, workspace=Workspace(workspace_root),
                                      next_n=next_n, seed=int(json.loads(options_json).get("seed", 0)), retrain=False)
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def cached_report_html(workspace_root: str, dataset_hash: str, db_url: str, log_digest: str, n_findings: int,
+                       options_json: str, next_n: int) -> bytes:
+    """The HTML report (several MB with plotly.js inlined) for the same key as :func:`cached_report`."""
+    rep = cached_report(workspace_root, dataset_hash, db_url, log_digest, n_findings, options_json, next_n)
+    return render_html(rep).encode("utf-8")
 
 
 def run_retraining(ds, res, log: pd.DataFrame, workspace_root: str, seed: int) -> bool:
@@ -75,14 +91,14 @@ def _fmt_pct(v: float | None) -> str:
     return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.1%}"
 
 
-def render_simulation_notice(rep: roi_report.RoiReport) -> None:
+def render_simulation_notice(rep: RoiReport) -> None:
     if rep.simulated:
         st.warning(f"**Simulated demo.** These decisions were replayed by `{roi.SIMULATED_REVIEWER}` from an answer "
                    "key of planted label flips (scripts/simulate_review.py), not made by people. Every number below "
                    "is computed from them exactly as it would be from a real review.", icon=":material/science:")
 
 
-def render_headline(rep: roi_report.RoiReport) -> None:
+def render_headline(rep: RoiReport) -> None:
     s = rep.summary
     c = st.columns(4)
     c[0].metric("Items reviewed", f"{s.n_reviewed:,}")
@@ -95,7 +111,7 @@ def render_headline(rep: roi_report.RoiReport) -> None:
                      "are breaks and ignored.")
 
 
-def render_before_after(rep: roi_report.RoiReport) -> None:
+def render_before_after(rep: RoiReport) -> None:
     ba = rep.before_after
     if ba is None:
         return
@@ -109,19 +125,19 @@ def render_before_after(rep: roi_report.RoiReport) -> None:
     c[3].metric("95% CI of the accuracy change",
                 f"{m['accuracy_change'].low * 100:+.2f} to {m['accuracy_change'].high * 100:+.2f}")
     left, right = st.columns(2)
-    left.plotly_chart(roi_report.figure_before_after(ba), width="stretch", key="roi_before_after")
-    right.plotly_chart(roi_report.figure_accuracy_curve(ba), width="stretch", key="roi_curve")
+    left.plotly_chart(figure_before_after(ba), width="stretch", key="roi_before_after")
+    right.plotly_chart(figure_accuracy_curve(ba), width="stretch", key="roi_curve")
     st.caption(f"Trained on {ba.n_train_before:,} rows before and {ba.n_train_after:,} after "
                f"({ba.n_relabelled_train:,} relabelled, {ba.n_removed_train:,} removed); evaluated on {ba.n_eval:,} rows "
                f"of {ba.eval_source}, whose reviewed labels are the truth where they exist.")
 
 
-def render_review_so_far(rep: roi_report.RoiReport) -> None:
+def render_review_so_far(rep: RoiReport) -> None:
     s = rep.summary
     left, right = st.columns(2)
-    left.plotly_chart(roi_report.figure_decisions(s), width="stretch", key="roi_decisions")
+    left.plotly_chart(figure_decisions(s), width="stretch", key="roi_decisions")
     if len(s.by_detector):
-        right.plotly_chart(roi_report.figure_precision_by_detector(s), width="stretch", key="roi_precision_detector")
+        right.plotly_chart(figure_precision_by_detector(s), width="stretch", key="roi_precision_detector")
     else:
         right.info("No per-detector flags in the scan.")
     unflagged = s.precision_unflagged.iloc[0]
@@ -138,7 +154,7 @@ def render_review_so_far(rep: roi_report.RoiReport) -> None:
                                     "problem_rate": st.column_config.NumberColumn(format="percent")})
 
 
-def render_projection(rep: roi_report.RoiReport) -> None:
+def render_projection(rep: RoiReport) -> None:
     p = rep.projection
     c = st.columns(4)
     c[0].metric("Estimated label errors left", "n/a" if p.remaining_errors is None else f"{p.remaining_errors:,.0f}")
@@ -180,8 +196,8 @@ def render_findings(store: ReviewStore, dataset_hash: str, findings: pd.DataFram
         st.rerun()
 
 
-def render_download(rep: roi_report.RoiReport) -> None:
-    st.download_button("Download the report (HTML, opens offline)", data=roi_report.render_html(rep).encode("utf-8"),
+def render_download(rep: RoiReport, html_bytes: bytes) -> None:
+    st.download_button("Download the report (HTML, opens offline)", data=html_bytes,
                        file_name=f"roi_report_{rep.dataset_hash[:8]}.html", mime="text/html",
                        icon=":material/download:", key="roi_download")
     st.caption("Same numbers and charts as this page, plus findings and definitions; or run "

@@ -9,6 +9,7 @@ from components import state
 from components.data import require_dataset
 from components.scan import require_scan, scan_options
 from labelaudit import roi
+from labelaudit.errors import DataError, UsageError
 from labelaudit.report import definitions
 
 st.title("Data ROI")
@@ -20,8 +21,13 @@ options = scan_options()
 log = store.log(ds.content_hash)
 findings = store.findings(ds.content_hash)
 next_n = int(st.session_state.setdefault(state.ROI_NEXT_N, roi_ui.DEFAULT_NEXT_N))
-rep = roi_ui.cached_report(ws_root, ds.content_hash, db_url, roi.decisions_digest(log), len(findings),
-                           json.dumps(options, sort_keys=True), next_n)
+report_key = (ws_root, ds.content_hash, db_url, roi.decisions_digest(log), len(findings),
+              json.dumps(options, sort_keys=True), next_n)
+try:
+    rep = roi_ui.cached_report(*report_key)
+except (DataError, UsageError) as e:
+    st.error(str(e), icon=":material/error:")
+    st.stop()
 
 roi_ui.render_simulation_notice(rep)
 if not rep.summary.n_reviewed:
@@ -39,6 +45,7 @@ elif rep.summary.n_reviewed:
                         key="roi_retrain", icon=":material/model_training:")
     if clicked and roi_ui.run_retraining(ds, res, log, ws_root, int(options.get("seed", 0))):
         roi_ui.cached_report.clear()
+        roi_ui.cached_report_html.clear()
         st.rerun()
 
 if rep.summary.n_reviewed:
@@ -53,7 +60,7 @@ st.header("Findings")
 roi_ui.render_findings(store, ds.content_hash, findings)
 
 st.header("Report")
-roi_ui.render_download(rep)
+roi_ui.render_download(rep, roi_ui.cached_report_html(*report_key))
 with st.expander("How the numbers are computed"):
     for d in definitions():
         st.markdown(f"- {d}")

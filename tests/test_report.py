@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
+import importlib
 import re
+import shutil
+import tempfile
 from datetime import timedelta
 from html.parser import HTMLParser
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from labelaudit import report, roi
+from labelaudit import roi
 from labelaudit.review.store import ReviewStore
 from labelaudit.simulate_review import simulated_clock
 from tests.test_roi import T0, clustered
 
+# the module, not the labelaudit.report() facade of the same name
+report = importlib.import_module("labelaudit.report")
+
 EVIL = "<script>alert('x')</script>"
+#: reviewer -> a review database holding the fixture's decisions, written once per test session.
+_DECIDED: dict[str, Path] = {}
 
 
 class Collector(HTMLParser):
@@ -61,18 +70,27 @@ def reviewed_setup(tmp_path, *, reviewer: str = "ana"):
     noisy = ds_true.labels.copy()
     noisy[flip] = (noisy[flip] + 1) % 3
     ds = ds_true.with_labels(noisy)
-    store = ReviewStore(f"sqlite:///{tmp_path / 'review.sqlite'}")
     h = ds.content_hash
     keep_rows = np.setdiff1d(train_rows, flip)[:10]
-    times = iter([T0 + timedelta(seconds=12 * i) for i in range(len(flip) + len(keep_rows))])
-    with simulated_clock(times):
-        for r in flip:
-            store.record(dataset_version=h, item_id=f"r{r}", reviewer=reviewer, action="change",
-                         old_label=classes[noisy[r]], new_label=classes[ds_true.labels[r]])
-        for r in keep_rows:
-            store.record(dataset_version=h, item_id=f"r{r}", reviewer=reviewer, action="keep",
-                         old_label=classes[noisy[r]], new_label=None)
-    store.add_finding(dataset_version=h, kind="class_pair", target="c0 vs a<b>&c", note=EVIL, author="dee")
+    db = tmp_path / "review.sqlite"
+    if reviewer in _DECIDED:  # every decision is a durable (fsync'ed) commit: record them once per session
+        shutil.copyfile(_DECIDED[reviewer], db)
+        store = ReviewStore(f"sqlite:///{db}")
+    else:
+        store = ReviewStore(f"sqlite:///{db}")
+        times = iter([T0 + timedelta(seconds=12 * i) for i in range(len(flip) + len(keep_rows))])
+        with simulated_clock(times):
+            for r in flip:
+                store.record(dataset_version=h, item_id=f"r{r}", reviewer=reviewer, action="change",
+                             old_label=classes[noisy[r]], new_label=classes[ds_true.labels[r]])
+            for r in keep_rows:
+                store.record(dataset_version=h, item_id=f"r{r}", reviewer=reviewer, action="keep",
+                             old_label=classes[noisy[r]], new_label=None)
+        store.add_finding(dataset_version=h, kind="class_pair", target="c0 vs a<b>&c", note=EVIL, author="dee")
+        store.close()  # checkpoints the WAL into the file
+        _DECIDED[reviewer] = Path(tempfile.mkdtemp(prefix="roi-decided-")) / "review.sqlite"
+        shutil.copyfile(db, _DECIDED[reviewer])
+        store = ReviewStore(f"sqlite:///{db}")
     flagged = np.zeros(ds.n, dtype=bool)
     flagged[flip] = True
     flagged[keep_rows[:5]] = True

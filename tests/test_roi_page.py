@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -17,14 +18,9 @@ PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "roi.py")
 def open_page(workspace, tmp_path, *, reviewer: str = "ana", decide: bool = True) -> tuple[AppTest, str]:
     ds, _, store, scan_table, details = reviewed_setup(tmp_path, reviewer=reviewer)
     h = ds.content_hash
-    if decide:  # copy the decisions into the workspace's own database, where the page looks
-        target = ReviewStore(workspace.database_url)
-        for rec in store.log(h).itertuples():
-            target.record(dataset_version=h, item_id=rec.item_id, reviewer=rec.reviewer, action=rec.action,
-                          old_label=rec.old_label, new_label=rec.new_label,
-                          seen_decision_id=target.latest_decision_id(h, rec.item_id))
-        target.close()
     store.close()
+    if decide:  # the workspace's own database is where the page looks
+        shutil.copyfile(tmp_path / "review.sqlite", workspace.root / "review.sqlite")
     workspace.save_dataset(ds)
     store_fake_scan(ds, workspace, scan_table, details)
     at = AppTest.from_file(PAGE, default_timeout=120)
@@ -55,6 +51,8 @@ def test_page_shows_review_numbers_then_retrains_on_click(workspace, tmp_path):
     assert metric(at, "Accuracy after").endswith("%")
     assert not [b for b in at.button if b.key == "roi_retrain"]
     assert any("Trained on" in c.value for c in at.caption)
+    downloads = at.get("download_button")
+    assert len(downloads) == 1 and "report" in downloads[0].proto.label
 
 
 def test_simulated_decisions_show_the_notice(workspace, tmp_path):
