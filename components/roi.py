@@ -144,7 +144,8 @@ def render_review_so_far(rep: RoiReport) -> None:
     if unflagged["reviewed"]:
         st.caption(f"Rows reviewed that no detector flagged: {int(unflagged['reviewed']):,}, of which "
                    f"{_fmt_pct(unflagged['precision'])} had their label changed (the base rate without suggestions).")
-    st.caption(f"{s.n_log_rows:,} rows in the decision log ({s.n_undos:,} undos); reviewers: {', '.join(s.reviewers)}.")
+    # reviewer names are typed by users: plain text, never markdown
+    st.text(f"{s.n_log_rows:,} rows in the decision log ({s.n_undos:,} undos); reviewers: {', '.join(s.reviewers)}.")
     with st.expander("Precision by given label"):
         st.dataframe(s.by_class, hide_index=True, width="stretch",
                      column_config={"group": "given label",
