@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, wait_for_app
 
 PAGE = str(ROOT / "pages/annotators.py")
 
@@ -156,3 +156,30 @@ def test_majority_vote_tie_rules_are_offered_and_reported(workspace, with_probs,
         at.radio(key="annotators_tie_break").set_value(rule).run()
         assert not at.exception
         assert any(f"tie break: {rule}" in c.value and "ties:" in c.value for c in at.caption)
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_in_chromium_kappa_hover_and_send_to_review(streamlit_server, page):
+    server = streamlit_server(dataset=_dataset())
+    page.goto(server.url)
+    wait_for_app(page)
+    # Exact name: before the app's navigation renders, Streamlit briefly lists pages/ as "annotators".
+    page.get_by_role("link", name="Annotators", exact=True).first.click()
+    wait_for_app(page)
+    page.get_by_text("These annotations are").wait_for(timeout=90_000)
+    heatmap = page.locator(".js-plotly-plot").first
+    heatmap.wait_for(timeout=90_000)
+    box = heatmap.locator(".nsewdrag").first.bounding_box()
+    assert box is not None
+    # Hover a cell off the diagonal: the label names the pair, kappa and the items in common.
+    page.mouse.move(box["x"] + box["width"] * 0.7, box["y"] + box["height"] * 0.1)
+    hover = page.locator(".hoverlayer .hovertext").first
+    hover.wait_for(timeout=30_000)
+    assert "items in common" in (hover.text_content() or "")
+    assert page.locator("[data-testid='stException']").count() == 0, server.log()
+    page.get_by_role("tab", name="Disputed items").click()
+    page.get_by_role("button", name="most disputed items to review").click()
+    page.wait_for_url("**/review", timeout=60_000)
+    wait_for_app(page)
+    assert page.locator("[data-testid='stException']").count() == 0, server.log()
