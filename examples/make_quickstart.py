@@ -128,7 +128,8 @@ harmful. Rows that help a wrongly labelled row fit are often mislabelled the sam
     ("code", """query = issues["id"].iloc[0]
 print("query:", sub.frame.loc[sub.id_to_row[query], "text"], "| given label:", sub.frame.loc[sub.id_to_row[query], "label"])
 influence = la.influence_scores(sub, query, embeddings=res.embeddings, workspace=WORKSPACE)
-pd.concat([influence.head(5).assign(direction="helpful"), influence.tail(5).assign(direction="harmful")])"""),
+others = influence[influence["train_id"] != query]  # the row itself is always its own top helper
+pd.concat([others.head(5).assign(direction="helpful"), others.tail(5).assign(direction="harmful")])"""),
     ("md", """Training dynamics tell a similar story per row: `la.training_dynamics` returns the data-map
 coordinates (Swayamdipta et al. 2020), forgetting events (Toneva et al. 2019) and the area under
 the margin (Pleiss et al. 2020) for every row."""),
