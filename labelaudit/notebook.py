@@ -184,7 +184,7 @@ def show(
         raise UsageError(f"port must be between 1 and 65535, got {port}")
     ds = _as_dataset(df_or_dataset, text=text, label=label, id=id, split=split, pred_probs=pred_probs,
                      annotations=annotations, embeddings=embeddings)
-    ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
+    ws = workspace if isinstance(workspace, Workspace) else Workspace(None if workspace is None else Path(workspace))
     dataset_hash = ws.save_dataset(ds)
     server = _running_server(ws.root, port)
     if server is None:
