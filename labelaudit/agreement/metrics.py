@@ -68,7 +68,10 @@ def raw_agreement(ratings: Ratings) -> tuple[Statistic, Statistic]:
 
 
 def item_agreement(ratings: Ratings) -> np.ndarray:
-    """Share of agreeing rating pairs per item, float64 (I,) in [0, 1]; NaN for items with one rating."""
+    """Share of agreeing rating pairs per item, float64 (I,) in [0, 1]; NaN for items with one rating.
+
+    Example: an item rated (a, a, b) has 2 agreeing ordered pairs of 6, so 1/3.
+    """
     agree, pairs = _pair_terms(ratings.counts)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(pairs > 0, agree / np.maximum(pairs, 1), np.nan)
@@ -144,7 +147,11 @@ def cohen_kappa_pairs(ratings: Ratings, *, min_overlap: int = MIN_PAIR_OVERLAP) 
     item several times, their first rating is used.
 
     All pairs at once with sparse products (scikit-learn's ``cohen_kappa_score`` one pair at a time
-    took seconds for a few thousand pairs); the tests check every pair against it.
+    took seconds for a few thousand pairs, see bench/results/agreement.md); the tests check every
+    pair against it.
+
+    Example:
+        >>> cohen_kappa_pairs(ratings).sort_values("kappa").head(3)      # doctest: +SKIP
     """
     from scipy import sparse
 
@@ -183,6 +190,8 @@ def class_agreement(ratings: Ratings) -> pd.DataFrame:
     sum_i n_ik (n_ik - 1) / sum_i n_ik (n_i - 1). Low values mark classes raters disagree about.
     Columns ``label``, ``n_ratings``, ``agreement`` (NaN when the class was never used on an item with
     two or more ratings) and ``reason``.
+
+    Example: items rated (a, a, b), (a, a, a), (b, b) give a: 8/10 = 0.8 and b: 2/4 = 0.5.
     """
     counts = ratings.counts
     n = counts.sum(axis=1, keepdims=True)
@@ -202,6 +211,9 @@ def annotator_agreement(ratings: Ratings, consensus: np.ndarray) -> pd.DataFrame
     ``agreement`` (mean over their ratings of the share of the *other* ratings of the item that are
     the same class; NaN when none of their items has another rating) and ``agreement_with_consensus``
     (share of their ratings equal to the consensus, in [0, 1]).
+
+    Example:
+        >>> annotator_agreement(ratings, majority_vote(ratings).consensus)   # doctest: +SKIP
     """
     counts = ratings.counts
     same_others = counts[ratings.item, ratings.label] - 1  # the rating itself is not another rater
