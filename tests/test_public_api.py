@@ -52,6 +52,16 @@ def test_every_public_name_resolves_with_a_documented_example(name):
     assert ">>>" in doc or "Example" in doc, f"labelaudit.{name}'s docstring has no example"
 
 
+@pytest.mark.parametrize("name", ["get_embeddings", "Detection", "analyse_annotations"])
+def test_lower_level_names_outside_all_still_resolve(name):
+    assert name not in la.__all__
+    assert getattr(la, name).__doc__
+
+
+def test_dir_lists_every_public_name():
+    assert set(la.__all__) <= set(dir(la))
+
+
 def test_unknown_attribute_raises_attribute_error():
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         la.nope  # noqa: B018
