@@ -134,6 +134,12 @@ def test_servers_are_stopped_when_the_interpreter_exits(tmp_path):
     assert not _port_open(port)
 
 
+def test_show_and_the_app_agree_on_the_query_parameter():
+    from components.state import DATASET_QUERY_PARAM
+
+    assert notebook.DATASET_QUERY_PARAM == DATASET_QUERY_PARAM
+
+
 def test_the_app_opens_the_dataset_named_in_the_query_parameter(tmp_path, monkeypatch):
     from streamlit.testing.v1 import AppTest
 
