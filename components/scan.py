@@ -195,7 +195,9 @@ def build_map_figure(table: pd.DataFrame, texts: pd.Series, *, color_by: str = "
     if cats is not None:
         values = sorted(cats.unique().tolist())
         colors = palette()
-        lookup = {v: colors[i % len(colors)] for i, v in enumerate(values)}
+        # Past the palette, hues spaced by the golden angle keep every category distinct.
+        lookup = {v: colors[i] if i < len(colors) else f"hsl({(i * 137.508) % 360:.0f},65%,45%)"
+                  for i, v in enumerate(values)}
         marker = {"color": cats.map(lookup).to_numpy(dtype=object), "size": 5, "opacity": 0.8}
     else:
         marker = {"color": table[color_by].to_numpy(dtype=float), "colorscale": "Viridis", "size": 5,
