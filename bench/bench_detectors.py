@@ -153,7 +153,7 @@ def plant_flips(labels: np.ndarray, emb: np.ndarray, n_classes: int, *, rate: fl
     return noisy, rows
 
 
-def bench_banking(detectors: list[str] | None = None) -> str:
+def bench_banking(detectors: list[str] | None = None, *, configs: list[str] | None = None) -> str:
     from labelaudit.detect import detect_label_issues
     from labelaudit.workspace import Workspace
 
@@ -165,6 +165,8 @@ def bench_banking(detectors: list[str] | None = None) -> str:
              "rows, n = number of flips.", ""]
     for rate in (0.05, 0.10):
         for kind in ("uniform", "nearest-class"):
+            if configs and f"{rate:g}-{kind}" not in configs:
+                continue
             noisy, rows = plant_flips(ds.labels, emb, ds.k, rate=rate, kind=kind, seed=0)
             truth = np.zeros(ds.n, dtype=bool)
             truth[rows] = True
@@ -187,6 +189,7 @@ def bench_banking(detectors: list[str] | None = None) -> str:
                 lines.append(f"| {name} | {f['flagged']} | {f['precision']:.3f} | {f['recall']:.3f} | "
                              f"{m[f'P@{len(rows)}']:.3f} | {m['AP']:.3f} | {m['AUROC']:.3f} |")
             lines.append("")
+            print("\n".join(lines[-len(entries) - 4:]), flush=True)  # partial results as they come
     return "\n".join(lines)
 
 
@@ -248,6 +251,7 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--part", choices=["label_errors", "banking", "timing", "all"], default="all")
     p.add_argument("--detectors", nargs="*", help="detector names for parts 2 and 3 (default: every default one)")
+    p.add_argument("--configs", nargs="*", help="part 2 configurations, e.g. 0.05-uniform 0.1-nearest-class")
     p.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000])
     p.add_argument("--out", default=None, help="append the markdown here (default: print only)")
     args = p.parse_args(argv)
@@ -258,7 +262,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.part in ("label_errors", "all"):
         parts.append(bench_label_errors())
     if args.part in ("banking", "all"):
-        parts.append(bench_banking(args.detectors))
+        parts.append(bench_banking(args.detectors, configs=args.configs))
     if args.part in ("timing", "all"):
         parts.append(bench_timing(tuple(args.sizes), args.detectors))
     text = "\n".join(parts)

@@ -128,16 +128,17 @@ def render_issue_table(view: pd.DataFrame, detectors: list[str], *, key: str) ->
 def confusion_figure(counts: np.ndarray, classes: list[str]):
     """Squares on a grid (a scatter, so a click selects a cell); colour and size by row count.
 
-    Each point's customdata is (given index, predicted index). Row = given label, column = predicted.
+    Point i is cell ``confusion_cells(counts)[i]`` (also in its customdata). Row = given label, column = predicted.
     """
     import plotly.graph_objects as go
 
     k = len(classes)
-    gi, pi = np.nonzero(counts >= 0)
+    cells = confusion_cells(counts)
+    gi, pi = cells[:, 0], cells[:, 1]
     c = counts[gi, pi]
     names = [html.escape(str(x), quote=False) for x in classes]
-    nz = c > 0
-    hover = [f"given {names[g]}<br>predicted {names[p]}<br>{n:,} rows" for g, p, n in zip(gi[nz], pi[nz], c[nz], strict=True)]
+    nz = np.ones(len(c), dtype=bool)
+    hover = [f"given {names[g]}<br>predicted {names[p]}<br>{n:,} rows" for g, p, n in zip(gi, pi, c, strict=True)]
     size = max(4, min(28, int(560 / max(k, 1))))
     fig = go.Figure(go.Scatter(
         x=pi[nz], y=gi[nz], mode="markers", customdata=np.column_stack([gi[nz], pi[nz]]),
@@ -149,22 +150,27 @@ def confusion_figure(counts: np.ndarray, classes: list[str]):
     ticks = {"tickmode": "array", "tickvals": list(range(k)), "ticktext": names}
     fig.update_layout(xaxis={"title": "predicted label", **ticks, "range": [-0.5, k - 0.5]},
                       yaxis={"title": "given label", **ticks, "autorange": "reversed"},
-                      height=max(380, min(1200, 18 * k + 160)), margin={"l": 10, "r": 10, "t": 10, "b": 10},
-                      dragmode="select")
+                      height=max(380, min(1200, 18 * k + 180)), margin={"l": 10, "r": 10, "t": 40, "b": 10},
+                      dragmode="select", clickmode="event+select")  # top margin: room for the modebar
     return fig
 
 
-def selected_cells(event) -> list[tuple[int, int]]:
-    """(given, predicted) pairs of the points selected on the confusion figure."""
+def confusion_cells(counts: np.ndarray) -> np.ndarray:
+    """(given, predicted) of every non-empty cell, int64 (M, 2), in the order :func:`confusion_figure` draws them."""
+    return np.argwhere(counts > 0).astype(np.int64)
+
+
+def selected_cells(event, cells: np.ndarray) -> list[tuple[int, int]]:
+    """(given, predicted) pairs of the squares selected on the confusion figure (``cells`` from :func:`confusion_cells`)."""
     try:
         points = event.selection.points  # type: ignore[union-attr]
     except AttributeError:
         points = (event or {}).get("selection", {}).get("points", []) if isinstance(event, dict) else []
     out = []
     for p in points:
-        cd = p.get("customdata")
-        if cd is not None and len(cd) == 2:
-            out.append((int(cd[0]), int(cd[1])))
+        i = p.get("point_index", p.get("point_number"))
+        if i is not None and 0 <= int(i) < len(cells):
+            out.append((int(cells[int(i)][0]), int(cells[int(i)][1])))
     return out
 
 

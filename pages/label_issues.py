@@ -7,6 +7,7 @@ from components import state
 from components.data import require_dataset
 from components.label_issues import (
     cached_issue_table,
+    confusion_cells,
     confusion_counts,
     confusion_figure,
     detector_names,
@@ -45,7 +46,8 @@ except (DataError, UsageError) as e:
 detectors = detector_names(res.table)
 n_flagged = int(table["needs review"].sum())
 m1, m2, m3, m4 = st.columns(4)
-m1.metric("Rows needing review", f"{n_flagged:,}", f"{n_flagged / max(ds.n, 1):.1%} of rows", delta_color="off")
+m1.metric("Rows needing review", f"{n_flagged:,} ({n_flagged / max(ds.n, 1):.1%})",
+          help="flagged by at least two detectors; a reason to look again, not a verdict")
 m2.metric("Detectors", len(detectors))
 noise = details.get("detector_details", {}).get("confident_learning", {}).get("estimated_noise_rate")
 m3.metric("Estimated noise rate", "n/a" if noise is None else f"{noise:.1%}", help="confident learning's joint")
@@ -93,7 +95,7 @@ with tab_confusion:
         predicted = np.asarray(det.pred_probs).argmax(axis=1)
         counts = confusion_counts(ds.labels, predicted, ds.k)
         st.caption("Rows: given label; columns: predicted label (out-of-sample). Red-edged squares are "
-                   "disagreements; click or box-select squares to list their rows.")
+                   "disagreements; drag a box around squares to list their rows.")
         event = st.plotly_chart(confusion_figure(counts, ds.classes), on_select="rerun", selection_mode=("points", "box"),
                                 key=CONFUSION_KEY, width="stretch")
         off = [(int(g), int(p)) for g, p in zip(*np.nonzero(counts), strict=True) if g != p]
@@ -101,7 +103,7 @@ with tab_confusion:
         labels = {f"{ds.classes[g]} → {ds.classes[p]} ({counts[g, p]:,})": (g, p) for g, p in off}
         choice = st.selectbox("Or pick a disagreement", [""] + list(labels), key=state.ISSUES_CELL,
                               format_func=lambda s: s or "(none)")
-        cells = selected_cells(event) or ([labels[choice]] if choice else [])
+        cells = selected_cells(event, confusion_cells(counts)) or ([labels[choice]] if choice else [])
         if cells:
             mask = np.zeros(ds.n, dtype=bool)
             for g, p in cells:

@@ -9,7 +9,13 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from components.label_issues import confusion_counts, filter_issues, issue_table, selected_cells
+from components.label_issues import (
+    confusion_cells,
+    confusion_counts,
+    filter_issues,
+    issue_table,
+    selected_cells,
+)
 from labelaudit.dataset import Dataset
 
 N, K, D = 180, 3, 12
@@ -71,7 +77,7 @@ def test_page_ranks_planted_flips_and_says_where_probabilities_come_from(scanned
     top = ranked["id"].head(12).tolist()
     assert len(flipped_ids.intersection(top)) >= 10
     assert ranked["combined score"].is_monotonic_decreasing
-    assert at.metric[0].value == str(len(ranked))
+    assert at.metric[0].value.startswith(f"{len(ranked):,} (")
 
 
 def test_filters_narrow_the_table_and_a_cell_lists_its_rows(scanned):
@@ -126,5 +132,7 @@ def test_issue_table_and_filters():
 def test_confusion_counts_and_selected_cells():
     m = confusion_counts(np.array([0, 0, 1, 2]), np.array([0, 1, 1, 0]), 3)
     assert m.tolist() == [[1, 1, 0], [0, 1, 0], [1, 0, 0]]
-    event = {"selection": {"points": [{"customdata": [2, 0]}, {"x": 1}]}}
-    assert selected_cells(event) == [(2, 0)] and selected_cells(None) == []
+    cells = confusion_cells(m)
+    assert cells.tolist() == [[0, 0], [0, 1], [1, 1], [2, 0]]
+    event = {"selection": {"points": [{"point_index": 3}, {"x": 1}, {"point_index": 99}]}}
+    assert selected_cells(event, cells) == [(2, 0)] and selected_cells(None, cells) == []

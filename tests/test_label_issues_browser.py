@@ -1,0 +1,58 @@
+"""The Label issues page in a real Chromium: a click on a confusion-matrix square lists that cell's rows."""
+
+from __future__ import annotations
+
+import importlib
+
+import numpy as np
+import pytest
+
+from tests.conftest import wait_for_app
+from tests.test_label_issues_page import planted_dataset
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_click_on_confusion_cell_lists_its_rows(streamlit_server, page, tmp_path):
+    from labelaudit.workspace import Workspace
+
+    scan_mod = importlib.import_module("labelaudit.scan")
+    ds, _ = planted_dataset()
+    ws = Workspace(tmp_path / "ws")
+    h = ws.save_dataset(ds)
+    orig = scan_mod._map_and_space
+    scan_mod._map_and_space = lambda ds, emb, params, ws, progress: (emb[:, :2].copy(), emb[:, :5].copy())
+    try:  # the app's default scan options: every default detector
+        res = scan_mod.scan(ws.load_dataset(h), workspace=ws, seed=0)
+    finally:
+        scan_mod._map_and_space = orig
+    predicted = np.asarray(res.detection.pred_probs).argmax(axis=1)
+    counts = np.zeros((ds.k, ds.k), dtype=int)
+    np.add.at(counts, (ds.labels, predicted), 1)
+    cells = [tuple(c) for c in np.argwhere(counts > 0)]  # the figure's point order
+    point = max((i for i, (g, p) in enumerate(cells) if g != p), key=lambda i: cells[i][0])  # away from the modebar
+    g, p = cells[point]
+
+    server = streamlit_server(workspace=ws.root, dataset=h)
+    page.goto(server.url)  # the entry script first: it sets up the session state
+    wait_for_app(page)
+    page.get_by_role("link", name="Label issues", exact=True).first.click()
+    page.locator(".js-plotly-plot .scatterlayer path.point").first.wait_for(timeout=120_000)
+    wait_for_app(page)
+    assert page.locator("[data-testid='stException']").count() == 0, server.log()
+    page.screenshot(path=str(tmp_path / "label_issues.png"), full_page=True)  # kept for a failing run
+    frames_before = page.locator("[data-testid='stDataFrame']").count()
+    square = page.locator(".js-plotly-plot .scatterlayer path.point").nth(point)
+    square.scroll_into_view_if_needed()
+    box = square.bounding_box()
+    # Box-select the square: drag on Plotly's drag layer from just outside one corner to the other.
+    page.mouse.move(box["x"] - 6, box["y"] - 6)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] + 6, box["y"] + box["height"] + 6, steps=5)
+    page.mouse.up()
+    page.wait_for_function(f"() => document.querySelectorAll(\"[data-testid='stDataFrame']\").length > {frames_before}",
+                           timeout=60_000)
+    wait_for_app(page)
+    assert page.locator("[data-testid='stException']").count() == 0, server.log()
+    assert page.locator("[data-testid='stDataFrame']").count() == frames_before + 1
+    assert page.get_by_text("question number").count() > 0
