@@ -186,16 +186,21 @@ def part_loo(ds, emb, lines: list[str]) -> None:
 
 
 def part_flips(ds, emb, lines: list[str]) -> None:
+    import tempfile
+
     from cleanlab.filter import find_label_issues
     from sklearn.metrics import roc_auc_score
 
     from labelaudit.detectors import registry
     from labelaudit.detectors.base import DetectionContext
     from labelaudit.detectors.oof import out_of_fold_probs
+    from labelaudit.dynamics import _MEMO
     from labelaudit.workspace import Workspace
 
     noisy, truth = planted_flips(ds.labels, ds.k)
-    ws = Workspace(BENCH_WS)
+    # A fresh workspace and memo: the times below include training, as the peer's include its folds.
+    ws = Workspace(tempfile.mkdtemp(prefix="bench-influence-"))
+    _MEMO.clear()
     ctx = DetectionContext(labels=noisy, n_classes=ds.k, embeddings=emb, seed=0, extra={"workspace": ws})
     n_flips = int(truth.sum())
     rows_out = []

@@ -133,15 +133,20 @@ def test_cached_dynamics_round_trips_through_the_workspace(workspace):
     np.testing.assert_array_equal(aum1.is_mislabeled, aum2.is_mislabeled)
 
 
-@pytest.mark.parametrize("name, min_precision", [
-    ("datamap", 0.8), ("forgetting", 0.6), ("aum", 0.8), ("self_influence", 0.6),
+@pytest.mark.parametrize("name, min_precision, min_flag_precision, min_flag_recall", [
+    ("datamap", 0.8, 0.7, 0.8), ("forgetting", 0.6, 0.5, 0.5), ("aum", 0.8, 0.7, 0.8),
+    ("self_influence", 0.6, 0.6, 0.5),
 ])
-def test_detectors_find_planted_flips(name, min_precision):
+def test_detectors_find_planted_flips(name, min_precision, min_flag_precision, min_flag_recall):
     x, y, flips, clean = blobs()
     ctx = DetectionContext(labels=y, n_classes=3, embeddings=x, seed=0)
     r = registry.all_detectors()[name].fn(ctx)
     top = np.argsort(-r.score, kind="stable")[: len(flips)]
     assert np.isin(top, flips).mean() >= min_precision, "precision at the number of flips"
+    truth = np.zeros(len(y), bool)
+    truth[flips] = True
+    assert truth[r.is_issue].mean() >= min_flag_precision, "precision of the flag"
+    assert r.is_issue[truth].mean() >= min_flag_recall, "recall of the flag"
     assert (r.suggested_label[flips] == clean[flips]).mean() >= 0.7
 
 
