@@ -182,7 +182,13 @@ def _process_worker(url: str, version: str, barrier, queue) -> None:
     s.close()
 
 
-def test_concurrent_processes_exactly_one_wins(db_url, version):
+def test_concurrent_processes_exactly_one_wins(db_url, version, monkeypatch):
+    # A spawned child re-imports the parent's __main__; after an AppTest in the same session that is a page
+    # script. Give the children an empty __main__ so they run only the worker.
+    import sys
+    import types
+
+    monkeypatch.setitem(sys.modules, "__main__", types.ModuleType("__main__"))
     ctx = mp.get_context("spawn")
     n = 4
     barrier, queue = ctx.Barrier(n), ctx.Queue()
