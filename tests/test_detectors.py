@@ -5,6 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 
 from labelaudit.dataset import Dataset
 from labelaudit.detect import detect_label_issues
@@ -293,3 +296,17 @@ def test_unknown_detector_and_wrong_shape_are_usage_errors():
         detect_label_issues(make_dataset(y, 3), x, detectors=["nope"])
     with pytest.raises(UsageError, match="rows"):
         detect_label_issues(make_dataset(y, 3), x[:10])
+
+
+# ----------------------------------------------------------------------------- properties
+@settings(max_examples=40, deadline=None)
+@given(scores=arrays(np.float64, st.tuples(st.integers(1, 4), st.integers(2, 30)),
+                     elements=st.floats(0, 1, allow_nan=False)))
+def test_rank_average_is_in_range_and_follows_a_lone_detector(scores):
+    results = {f"d{i}": DetectorResult(f"d{i}", s, s > 0.5, np.zeros(len(s), int), np.zeros(len(s)), [""] * len(s))
+               for i, s in enumerate(scores)}
+    combined = rank_average(results)
+    assert combined.shape == (scores.shape[1],) and combined.min() >= 0 and combined.max() <= 1
+    lone = rank_average({"d0": results["d0"]})
+    order = np.argsort(scores[0], kind="stable")
+    assert np.all(np.diff(lone[order]) >= -1e-12)  # monotone in the detector's own score
