@@ -258,6 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--parts", default="banking,embed,pca,synthetic,page")
     ap.add_argument("--synthetic-rows", type=int, default=100_000)
     ap.add_argument("--embed-rows", type=int, default=10_003, help="BANKING77 train texts in the embedding part")
+    ap.add_argument("--banking-workspace", help="reuse this workspace for the BANKING77 parts (default: a temporary one)")
     ap.add_argument("--json", default=str(ROOT / "bench" / "results" / "scan.json"), help="raw figures")
     args = ap.parse_args(argv)
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
@@ -265,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     raw["machine"] = machine()
     raw["date"] = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     with tempfile.TemporaryDirectory(prefix="bench_scan_") as tmp:
-        ws_bank, ws_syn = Path(tmp) / "banking", Path(tmp) / "synthetic"
+        ws_bank, ws_syn = Path(args.banking_workspace or Path(tmp) / "banking"), Path(tmp) / "synthetic"
         for part in parts:
             t = time.perf_counter()
             print(f"[bench_scan] {part} …", file=sys.stderr, flush=True)
