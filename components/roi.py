@@ -122,7 +122,7 @@ def render_before_after(rep: RoiReport) -> None:
     c[1].metric("Macro-F1 after", _fmt_pct(m["macro_f1_after"].value),
                 delta=f"{m['macro_f1_change'].value * 100:+.2f} points")
     c[2].metric("Accuracy change per 100 reviewed", f"{ba.change_per_100('accuracy') * 100:+.2f} points")
-    c[3].metric("95% CI of the accuracy change",
+    c[3].metric("95% CI of the accuracy change (points)",
                 f"{m['accuracy_change'].low * 100:+.2f} to {m['accuracy_change'].high * 100:+.2f}")
     left, right = st.columns(2)
     left.plotly_chart(figure_before_after(ba), width="stretch", key="roi_before_after")

@@ -114,7 +114,7 @@ def figure_before_after(ba: roi.BeforeAfter) -> Any:
     lows = [ba.metrics[f"{m}_{w}"].low for m in ("accuracy", "macro_f1") for w in ("before", "after")]
     fig.update_yaxes(tickformat=".1%", range=[max(0.0, min(lows) - 0.05), 1.0])
     fig.update_layout(barmode="group")
-    return _layout(fig, "Before / after: the same head retrained, 95% paired-bootstrap intervals")
+    return _layout(fig, "Before / after (95% paired-bootstrap intervals)")
 
 
 # --------------------------------------------------------------------------- the report
@@ -165,7 +165,7 @@ def compute_report(ds: Dataset, log: pd.DataFrame, findings: pd.DataFrame, *, sc
         note = "No review decisions yet: the before/after needs at least one."
     else:
         note = "No embeddings (run the scan) for the before/after retraining."
-    est, source = roi.estimated_label_errors(details, scan_table)
+    est, source = roi.estimated_label_errors(details, scan_table, n_rows=ds.n)
     proj = roi.project(summary, estimated_errors=est, estimate_source=source, before_after_result=ba, next_n=next_n)
     return RoiReport(dataset_source=ds.source, dataset_hash=ds.content_hash, n_rows=ds.n, summary=summary,
                      projection=proj, before_after=ba, findings=findings, before_after_note=note)

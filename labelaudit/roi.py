@@ -569,18 +569,26 @@ def _before_after(ds: Dataset, x: np.ndarray, log: pd.DataFrame, *, params: dict
 
 
 # --------------------------------------------------------------------------- projection
-def estimated_label_errors(details: dict[str, Any] | None, scan_table: pd.DataFrame | None) -> tuple[float | None, str]:
+def estimated_label_errors(details: dict[str, Any] | None, scan_table: pd.DataFrame | None, *,
+                           n_rows: int | None = None) -> tuple[float | None, str]:
     """The detection's estimate of how many rows carry a wrong label, and where it comes from.
 
-    Confident learning's calibrated confident joint (Northcutt, Jiang & Chuang 2021): the sum of
-    its off-diagonal entries estimates the number of label errors. Without it, the number of rows
-    the ensemble flagged. ``(None, reason)`` when neither is available.
+    Confident learning's calibrated confident joint (Northcutt, Jiang & Chuang 2021): its
+    off-diagonal mass estimates the label errors. Given as counts it is used as is; normalised to
+    a joint distribution (summing to 1, as the scan stores it) it is scaled by the number of rows
+    (``n_rows``, default the scan table's length). Without it, the number of rows the ensemble
+    flagged. ``(None, reason)`` when neither is available.
     """
     cj = (details or {}).get("confident_joint")
     if cj is not None:
         m = np.asarray(cj, dtype=np.float64)
-        if m.ndim == 2 and m.shape[0] == m.shape[1]:
-            return float(m.sum() - np.trace(m)), "confident learning (off-diagonal of the confident joint)"
+        n = n_rows if n_rows is not None else (len(scan_table) if scan_table is not None else None)
+        if m.ndim == 2 and m.shape[0] == m.shape[1] and np.isfinite(m).all():
+            off = float(m.sum() - np.trace(m))
+            if abs(m.sum() - 1.0) > 1e-6:  # counts
+                return off, "confident learning (off-diagonal of the confident joint)"
+            if n:
+                return off * n, f"confident learning (off-diagonal share {off:.2%} of the joint x {n:,} rows)"
     if scan_table is not None and "is_label_issue" in scan_table:
         return float(scan_table["is_label_issue"].fillna(False).astype(bool).sum()), "rows flagged by the detectors"
     return None, "no scan: run the scan for a noise estimate"

@@ -276,6 +276,14 @@ def test_projection_by_hand(reviewed):
     assert capped.remaining_errors == 1.0 and capped.expected_fixes == 1.0
 
 
+def test_estimate_from_a_normalised_joint_scales_by_rows():
+    joint = np.array([[0.45, 0.05], [0.02, 0.48]])  # 7% of the mass off the diagonal
+    est, source = roi.estimated_label_errors({"confident_joint": joint.tolist()}, None, n_rows=1000)
+    assert est == pytest.approx(70.0) and "1,000 rows" in source
+    table = pd.DataFrame({"is_label_issue": [False] * 200})
+    assert roi.estimated_label_errors({"confident_joint": joint}, table)[0] == pytest.approx(14.0)
+
+
 def test_estimate_falls_back_to_flagged_rows():
     table = pd.DataFrame({"is_label_issue": [True, False, True]})
     assert roi.estimated_label_errors({}, table) == (2.0, "rows flagged by the detectors")
