@@ -181,6 +181,9 @@ def bench_banking(detectors: list[str] | None = None, *, configs: list[str] | No
                       "| detector | flagged | precision | recall | P@n | AP | AUROC |", "|---|---|---|---|---|---|---|"]
             entries = [(f"**ensemble** ({d['issue_rule']})", det.table["label_issue_score"].to_numpy(),
                         det.table["is_label_issue"].to_numpy())]
+            n_flags = det.table["n_flags"].to_numpy()
+            for need in range(3, len(d["detectors"]) + 1):  # stricter alternatives to the default rule
+                entries.append((f"ensemble, flagged by >= {need}", det.table["label_issue_score"].to_numpy(), n_flags >= need))
             for name in d["detectors"]:
                 entries.append((name, det.table[f"score_{name}"].to_numpy(), np.asarray(d["flags"][name], dtype=bool)))
             for name, score, flags in entries:
@@ -189,7 +192,7 @@ def bench_banking(detectors: list[str] | None = None, *, configs: list[str] | No
                 lines.append(f"| {name} | {f['flagged']} | {f['precision']:.3f} | {f['recall']:.3f} | "
                              f"{m[f'P@{len(rows)}']:.3f} | {m['AP']:.3f} | {m['AUROC']:.3f} |")
             lines.append("")
-            print("\n".join(lines[-len(entries) - 4:]), flush=True)  # partial results as they come
+            print("\n".join(lines[-len(entries) - 5:]), flush=True)  # partial results as they come
     return "\n".join(lines)
 
 
@@ -233,6 +236,7 @@ def bench_timing(sizes: tuple[int, ...] = (10_000, 100_000), detectors: list[str
         steps = ", ".join(f"{a.removeprefix('detector: ')} {b2 - b1:.1f}" for (a, b1), (_, b2) in zip(marks, marks[1:], strict=False)
                           if a != "detectors")
         lines.append(f"| {n:,} | {', '.join(det.details['detectors'])} | {total:.1f} | {steps} |")
+        print(lines[-1], flush=True)  # each size as soon as it is measured
     return "\n".join(lines) + "\n"
 
 
