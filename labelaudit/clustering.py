@@ -100,7 +100,8 @@ def ctfidf_keywords(texts: Sequence[str], cluster: np.ndarray, *, n_keywords: in
     return out
 
 
-def summarise_clusters(cluster: np.ndarray, *, texts: Sequence[str], labels: Sequence[str], ids: Sequence[str],
+def summarise_clusters(cluster: np.ndarray, *, texts: Sequence[str], labels: Sequence[str] | np.ndarray,
+                       ids: Sequence[str] | np.ndarray,
                        vectors: np.ndarray | None = None, n_keywords: int = 8,
                        n_representatives: int = 3, top_labels: int = 3) -> pd.DataFrame:
     """One row per cluster (noise last, as cluster -1), sorted by cluster id.
@@ -112,14 +113,14 @@ def summarise_clusters(cluster: np.ndarray, *, texts: Sequence[str], labels: Seq
     cluster centroid in ``vectors`` (N, D) when given, else the first rows).
     """
     cluster = np.asarray(cluster, dtype=np.int64)
-    labels = np.asarray(labels, dtype=object)
-    ids = np.asarray(ids, dtype=object)
+    label_arr = np.asarray(labels, dtype=object)
+    id_arr = np.asarray(ids, dtype=object)
     keywords = ctfidf_keywords(texts, cluster, n_keywords=n_keywords) if len(cluster) else {}
     rows = []
     present = sorted(set(cluster.tolist()), key=lambda c: (c == NOISE, c))
     for k in present:
         members = np.flatnonzero(cluster == k)
-        dist = pd.Series(labels[members]).value_counts()
+        dist = pd.Series(label_arr[members]).value_counts()
         shares = dist / len(members)
         if vectors is not None and len(members):
             v = np.asarray(vectors[members], dtype=np.float64)
@@ -135,7 +136,7 @@ def summarise_clusters(cluster: np.ndarray, *, texts: Sequence[str], labels: Seq
             "purity": float(shares.iloc[0]),
             "labels": " · ".join(f"{lab} {s:.0%}" for lab, s in shares.head(top_labels).items()),
             "n_labels": int(len(dist)),
-            "representative_ids": [str(i) for i in ids[nearest]],
+            "representative_ids": [str(i) for i in id_arr[nearest]],
         })
     cols = ["cluster", "size", "keywords", "top_label", "purity", "labels", "n_labels", "representative_ids"]
     return pd.DataFrame(rows, columns=cols)

@@ -70,7 +70,7 @@ class ScanResult:
 def _as_workspace(workspace: Workspace | str | os.PathLike | None) -> Workspace | None:
     if workspace is None or isinstance(workspace, Workspace):
         return workspace
-    return Workspace(workspace)
+    return Workspace(os.fspath(workspace))
 
 
 def embeddings_key(ds: Dataset, model: str | os.PathLike | None = None) -> str:
