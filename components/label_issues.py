@@ -115,7 +115,7 @@ def render_issue_table(view: pd.DataFrame, detectors: list[str], *, key: str) ->
     config = {
         "text": st.column_config.TextColumn("text", width="large"),
         "combined score": st.column_config.ProgressColumn("combined score", min_value=0.0, max_value=1.0, format="%.2f"),
-        "needs review": st.column_config.CheckboxColumn("needs review", help="flagged by at least two detectors"),
+        "needs review": st.column_config.CheckboxColumn("needs review", help="flagged by at least half of the detectors, and at least two"),
         **{f"p {j}": st.column_config.NumberColumn(f"p {j}", format="%.2f") for j in (1, 2, 3)},
         **{d: st.column_config.NumberColumn(d, format="%.2f") for d in detectors},
     }

@@ -26,7 +26,7 @@ __all__ = ["Detection", "detect_label_issues", "nearest_neighbours"]
 
 PROBS_GIVEN, PROBS_OOF = "given", "out-of-fold"
 #: Bump when detection output changes for the same inputs (the scan keys its cache on it).
-VERSION = 1
+VERSION = 2
 
 
 @dataclass

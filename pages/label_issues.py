@@ -35,7 +35,7 @@ if det is None or "label_issue_score" not in res.table:
     st.stop()
 details = det.details
 st.caption("Flags mean **needs review**, not *is wrong*: each detector is a reason to look again, and a row "
-           "needs review when at least two detectors flag it. Rank first, then decide in the Review page.")
+           "needs review when at least half of the detectors (and at least two) flag it. Rank first, then decide in the Review page.")
 render_probability_source(details)
 
 try:
@@ -47,7 +47,7 @@ detectors = detector_names(res.table)
 n_flagged = int(table["needs review"].sum())
 m1, m2, m3, m4 = st.columns(4)
 m1.metric("Rows needing review", f"{n_flagged:,} ({n_flagged / max(ds.n, 1):.1%})",
-          help="flagged by at least two detectors; a reason to look again, not a verdict")
+          help="flagged by at least half of the detectors (and at least two); a reason to look again, not a verdict")
 m2.metric("Detectors", len(detectors))
 noise = details.get("detector_details", {}).get("confident_learning", {}).get("estimated_noise_rate")
 m3.metric("Estimated noise rate", "n/a" if noise is None else f"{noise:.1%}", help="confident learning's joint")

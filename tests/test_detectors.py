@@ -13,7 +13,7 @@ from labelaudit.dataset import Dataset
 from labelaudit.detect import detect_label_issues
 from labelaudit.detectors import registry
 from labelaudit.detectors.base import DetectionContext, DetectorResult
-from labelaudit.detectors.ensemble import combine, rank_average
+from labelaudit.detectors.ensemble import combine, min_flags_for, rank_average
 from labelaudit.detectors.incv import noise_rate_from_accuracy
 from labelaudit.detectors.knn import nearest_neighbours, neighbour_graph, normalise_rows
 from labelaudit.detectors.oof import SmallClassWarning, out_of_fold_probs
@@ -172,6 +172,16 @@ def test_rank_average_and_issue_rule():
     # A replaceable combiner: maximum instead of the rank average.
     e_max = combine({"a": a, "b": b}, pred_probs=probs, combiner=lambda rs: np.max([r.score for r in rs.values()], axis=0))
     np.testing.assert_allclose(e_max.score, [0.1, 0.7, 0.9, 0.5])
+
+
+@pytest.mark.parametrize("n_detectors, needed", [(1, 1), (2, 2), (3, 2), (4, 2), (5, 3), (9, 5), (10, 5)])
+def test_needs_review_takes_half_the_detectors_and_at_least_two(n_detectors, needed):
+    n = 4
+    results = {f"d{i}": DetectorResult(f"d{i}", np.linspace(0, 1, n), np.arange(n) < (i % n) + 1,
+                                       np.zeros(n, int), np.zeros(n), [""] * n) for i in range(n_detectors)}
+    e = combine(results, pred_probs=np.full((n, 2), 0.5))
+    assert min_flags_for(n_detectors) == needed
+    np.testing.assert_array_equal(e.is_issue, e.n_flags >= needed)
 
 
 def test_noise_rate_inverts_the_symmetric_noise_relation():

@@ -3,8 +3,10 @@
 The combiner is replaceable: any callable taking ``{name: DetectorResult}`` and returning scores in
 [0, 1]. The default, :func:`rank_average`, maps each detector's scores to ranks in [0, 1] and averages
 them, so detectors on different scales weigh the same. A row **needs review** (``is_issue``) when
-at least ``min(2, number of detectors)`` detectors flag it, i.e. two independent signals agree, or
-the only detector does. Flags mean "needs review", never "is wrong".
+at least half of the m detectors that ran flag it, and at least two (``min(m, max(2, ceil(m / 2)))``):
+a fixed "two flags" rule grows loose as detectors are added (BANKING77, 5 % planted flips, 9
+detectors: precision 0.38 at two flags, 0.57 at five, recall 1.00 and 0.996; bench/results/detectors.md).
+Flags mean "needs review", never "is wrong".
 
 Not a detector module: it registers nothing (the registry imports it harmlessly).
 """
@@ -20,7 +22,16 @@ from labelaudit.detectors.base import DetectorResult, rank_normalise
 
 Combiner = Callable[[Mapping[str, DetectorResult]], np.ndarray]
 #: Documented rule for the combined flag.
-ISSUE_RULE = "flagged by at least min(2, number of detectors run) detectors"
+ISSUE_RULE = "flagged by at least half of the detectors run, and at least two"
+
+
+def min_flags_for(n_detectors: int) -> int:
+    """Flags a row needs to be "needs review" when ``n_detectors`` ran: min(m, max(2, ceil(m / 2))).
+
+    >>> [min_flags_for(m) for m in (1, 2, 3, 5, 9)]
+    [1, 2, 2, 3, 5]
+    """
+    return min(n_detectors, max(2, -(-n_detectors // 2)))
 
 
 def rank_average(results: Mapping[str, DetectorResult], *, weights: Mapping[str, float] | None = None) -> np.ndarray:
@@ -73,7 +84,7 @@ def combine(results: Mapping[str, DetectorResult], *, pred_probs: np.ndarray, co
     """
     score = np.asarray(combiner(results), dtype=np.float64)
     n_flags = count_flags(results)
-    need = min(2, len(results)) if min_flags is None else min_flags
+    need = min_flags_for(len(results)) if min_flags is None else min_flags
     labels, probs = top_labels(pred_probs)
     return EnsembleResult(score=score, is_issue=n_flags >= need, n_flags=n_flags, suggested_label=labels[:, 0],
                           suggested_prob=probs[:, 0], top_labels=labels, top_probs=probs)
