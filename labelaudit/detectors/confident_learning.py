@@ -23,6 +23,7 @@ def confident_learning(ctx: DetectionContext) -> DetectorResult:
     from cleanlab.rank import get_label_quality_scores
 
     p, labels, k = ctx.pred_probs, ctx.labels, ctx.n_classes
+    assert p is not None  # required by the registration
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # cleanlab warns about classes without rows; handled below
         cj = compute_confident_joint(labels, p)

@@ -43,11 +43,10 @@ def rank_average(results: Mapping[str, DetectorResult], *, weights: Mapping[str,
     """
     if not results:
         raise ValueError("no detector results to combine")
-    total, weight_sum = None, 0.0
+    total, weight_sum = np.zeros(len(next(iter(results.values())).score)), 0.0
     for name, r in results.items():
         w = 1.0 if weights is None else float(weights.get(name, 1.0))
-        part = w * rank_normalise(r.score)
-        total = part if total is None else total + part
+        total = total + w * rank_normalise(r.score)
         weight_sum += w
     return np.clip(total / weight_sum, 0.0, 1.0)
 

@@ -112,6 +112,7 @@ def incv(embeddings: np.ndarray, labels: np.ndarray, *, n_classes: int, rounds: 
 @register("incv", requires=("embeddings",), cost=4,
           description="iterative noisy cross-validation (Chen et al. 2019): rows never selected as clean")
 def incv_detector(ctx: DetectionContext) -> DetectorResult:
+    assert ctx.embeddings is not None  # required by the registration
     out = incv(ctx.embeddings, ctx.labels, n_classes=ctx.n_classes,
                rounds=int(ctx.extra.get("incv_rounds", DEFAULT_ROUNDS)), seed=ctx.seed)
     p = out["heldout_probs"]

@@ -71,6 +71,7 @@ def nearest_neighbours(embeddings: np.ndarray, row: int, *, k: int = 10) -> tupl
 
 def shared_graph(ctx: DetectionContext, k: int) -> tuple[np.ndarray, np.ndarray]:
     """The context's neighbour graph with at least ``k`` neighbours, computed once per detection run."""
+    assert ctx.embeddings is not None  # the registry runs these detectors only with embeddings
     have = ctx.extra.get("_neighbour_graph")
     if have is None or have[0].shape[1] < min(k, ctx.n - 1):
         have = neighbour_graph(ctx.embeddings, k=k)

@@ -35,10 +35,10 @@ def duplicate_partners(ctx: DetectionContext, *, threshold: float = NEAR_DUPLICA
         by_text: dict[str, list[int]] = {}
         for r, t in enumerate(ctx.texts):
             by_text.setdefault(_normalise_text(t), []).append(r)
-        for rows in by_text.values():
-            if len(rows) > 1:
-                for r in rows:
-                    partners.setdefault(r, set()).update(rows)
+        for same in by_text.values():
+            if len(same) > 1:
+                for r in same:
+                    partners.setdefault(r, set()).update(same)
     if ctx.embeddings is not None and ctx.n > 1:
         rows, sims = shared_graph(ctx, SEARCH_K)
         src, col = np.nonzero(sims >= threshold)

@@ -139,6 +139,7 @@ def cached_out_of_fold_probs(embeddings: np.ndarray, labels: np.ndarray, *, n_cl
 def self_confidence(ctx: DetectionContext) -> DetectorResult:
     """The plain baseline: how little probability the model gives the given label."""
     p = ctx.pred_probs
+    assert p is not None  # required by the registration
     rows = np.arange(ctx.n)
     given = p[rows, ctx.labels]
     top = p.argmax(axis=1)
