@@ -291,7 +291,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--synthetic-rows", type=int, default=100_000)
     ap.add_argument("--embed-rows", type=int, default=10_003, help="BANKING77 train texts in the embedding part")
     ap.add_argument("--banking-workspace", help="reuse this workspace for the BANKING77 parts (default: a temporary one)")
-    ap.add_argument("--json", default=str(ROOT / "bench" / "results" / "scan.json"), help="raw figures")
+    ap.add_argument("--json", default=str(ROOT / "bench" / "results" / "scan_latest.json"),
+                    help="raw figures of this run (merged into an existing file); scan.json holds the quoted runs")
     args = ap.parse_args(argv)
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
     raw: dict = json.loads(Path(args.json).read_text()) if Path(args.json).exists() else {}
