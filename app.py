@@ -8,18 +8,18 @@ st.set_page_config(page_title="labelaudit", page_icon=":material/fact_check:", l
 init_state()
 st.navigation(
     {
-        "Data": [st.Page("pages/data.py", title="Data", icon=":material/database:", default=True)],
+        "Data": [st.Page("views/data.py", title="Data", icon=":material/database:", default=True)],
         "Find": [
-            st.Page("pages/explore.py", title="Explore", icon=":material/scatter_plot:"),
-            st.Page("pages/label_issues.py", title="Label issues", icon=":material/report:"),
-            st.Page("pages/annotators.py", title="Annotators", icon=":material/groups:"),
-            st.Page("pages/dynamics.py", title="Training dynamics", icon=":material/timeline:"),
-            st.Page("pages/influence.py", title="Influence", icon=":material/hub:"),
+            st.Page("views/explore.py", title="Explore", icon=":material/scatter_plot:"),
+            st.Page("views/label_issues.py", title="Label issues", icon=":material/report:"),
+            st.Page("views/annotators.py", title="Annotators", icon=":material/groups:"),
+            st.Page("views/dynamics.py", title="Training dynamics", icon=":material/timeline:"),
+            st.Page("views/influence.py", title="Influence", icon=":material/hub:"),
         ],
         "Fix": [
-            st.Page("pages/review.py", title="Review", icon=":material/rule:"),
-            st.Page("pages/roi.py", title="ROI", icon=":material/trending_up:"),
+            st.Page("views/review.py", title="Review", icon=":material/rule:"),
+            st.Page("views/roi.py", title="ROI", icon=":material/trending_up:"),
         ],
-        "Help": [st.Page("pages/about.py", title="About", icon=":material/info:")],
+        "Help": [st.Page("views/about.py", title="About", icon=":material/info:")],
     }
 ).run()

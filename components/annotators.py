@@ -212,7 +212,7 @@ def items_with_text(report: AgreementReport, ds: Dataset) -> pd.DataFrame:
 def send_to_review(ids: list[str], source: str) -> None:
     st.session_state[state.QUEUE] = [str(i) for i in ids]
     st.session_state[state.QUEUE_SOURCE] = source
-    st.switch_page("pages/review.py")
+    st.switch_page("views/review.py")
 
 
 def disputed_order(items: pd.DataFrame) -> pd.DataFrame:

@@ -30,7 +30,7 @@ def current_dataset() -> Dataset | None:
 
 def render_data_page_link() -> None:
     try:
-        st.page_link("pages/data.py", label="Go to the Data page", icon=":material/database:")
+        st.page_link("views/data.py", label="Go to the Data page", icon=":material/database:")
     except st.errors.StreamlitAPIException:  # a page run on its own (tests) has no navigation to link into
         st.caption("Open the Data page from the sidebar.")
 

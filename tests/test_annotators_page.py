@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from tests.conftest import ROOT, wait_for_app
 
-PAGE = str(ROOT / "pages/annotators.py")
+PAGE = str(ROOT / "views/annotators.py")
 
 
 def _dataset(with_annotations: bool = True, with_probs: bool = False, annotator_prefix: str = "sim_"):
@@ -105,7 +105,7 @@ def _in_app(workspace, ds) -> AppTest:
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
     at.session_state["workspace"] = str(workspace.root)
     at.session_state["dataset_hash"] = workspace.save_dataset(ds)
-    return at.switch_page("pages/annotators.py").run()
+    return at.switch_page("views/annotators.py").run()
 
 
 def test_send_disputed_items_to_review(workspace):

@@ -42,7 +42,7 @@ def stored(tmp_path):
 
 
 def app(page: str, stored, **state) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "pages" / f"{page}.py"), default_timeout=120)
+    at = AppTest.from_file(str(ROOT / "views" / f"{page}.py"), default_timeout=120)
     at.session_state["workspace"], at.session_state["dataset_hash"] = stored
     for k, v in state.items():
         at.session_state[k] = v

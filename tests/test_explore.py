@@ -15,7 +15,7 @@ from tests.test_scan import fakes, topic_dataset  # noqa: F401  (fixture)
 
 
 def _page(workspace, ds) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "pages/explore.py"), default_timeout=120)
+    at = AppTest.from_file(str(ROOT / "views/explore.py"), default_timeout=120)
     at.session_state["workspace"] = str(workspace.root)
     at.session_state["dataset_hash"] = workspace.save_dataset(ds)
     return at
@@ -76,7 +76,7 @@ def test_send_selection_to_review(scanned, workspace):
     at.session_state["workspace"] = str(workspace.root)
     at.session_state["dataset_hash"] = workspace.save_dataset(ds)
     at.session_state["selection"] = ["r3", "r10", "r50"]
-    at.switch_page("pages/explore.py").run()
+    at.switch_page("views/explore.py").run()
     assert not at.exception
     at.button(key="explore_send").click().run()
     assert not at.exception

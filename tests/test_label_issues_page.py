@@ -19,7 +19,7 @@ from components.label_issues import (
 from labelaudit.dataset import Dataset
 
 N, K, D = 180, 3, 12
-PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "label_issues.py")
+PAGE = str(Path(__file__).resolve().parents[1] / "views" / "label_issues.py")
 
 
 def planted_dataset() -> tuple[Dataset, np.ndarray]:

@@ -96,7 +96,7 @@ def test_app_data_page_shows_each_problem(case, data, options, needles, workspac
     from streamlit.testing.v1 import AppTest
 
     path, opts = _resolve(data, options)
-    at = AppTest.from_file(str(ROOT / "pages/data.py"), default_timeout=60)
+    at = AppTest.from_file(str(ROOT / "views/data.py"), default_timeout=60)
     at.session_state["workspace"] = str(workspace.root)
     at.run()
     at.radio(key="data_source").set_value("Path on the server").run()

@@ -8,7 +8,7 @@ from tests.conftest import BAD, ROOT
 
 
 def _page(workspace) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "pages/data.py"), default_timeout=120)
+    at = AppTest.from_file(str(ROOT / "views/data.py"), default_timeout=120)
     at.session_state["workspace"] = str(workspace.root)
     return at
 
@@ -38,7 +38,7 @@ def test_a_bad_server_path_shows_the_problem_not_a_traceback(workspace):
 
 def test_every_other_page_guards_without_a_dataset(workspace):
     for page in ["explore", "label_issues", "annotators", "dynamics", "influence", "review", "roi"]:
-        at = AppTest.from_file(str(ROOT / f"pages/{page}.py"), default_timeout=60)
+        at = AppTest.from_file(str(ROOT / f"views/{page}.py"), default_timeout=60)
         at.session_state["workspace"] = str(workspace.root)
         at.run()
         assert not at.exception, page

@@ -11,7 +11,7 @@ from labelaudit.review.store import ReviewStore
 from labelaudit.workspace import Workspace
 from tests.test_review_data import toy_dataset
 
-PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "review.py")
+PAGE = str(Path(__file__).resolve().parents[1] / "views" / "review.py")
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from labelaudit import roi
 from labelaudit.review.store import ReviewStore
 from tests.test_report import reviewed_setup, store_fake_scan
 
-PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "roi.py")
+PAGE = str(Path(__file__).resolve().parents[1] / "views" / "roi.py")
 
 
 def open_page(workspace, tmp_path, *, reviewer: str = "ana", decide: bool = True) -> tuple[AppTest, str]:

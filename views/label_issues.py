@@ -78,7 +78,7 @@ if right.button(f"Send {len(view):,} rows to review", type="primary", disabled=v
              f"flagged by {', '.join(chosen_detectors)}" if chosen_detectors else "",
              "needing review" if only_flagged else "all rows"]
     ss[state.QUEUE_SOURCE] = "Label issues: " + "; ".join(p for p in parts if p)
-    st.switch_page("pages/review.py")
+    st.switch_page("views/review.py")
 picked_row = render_issue_table(view, detectors, key=TABLE_KEY)
 if picked_row is not None:
     with st.container(border=True):

@@ -101,7 +101,7 @@ if selection:
     if b1.button("Send selection to review", type="primary", icon=":material/rule:", key="explore_send"):
         ss[state.QUEUE] = selected["id"].astype(str).tolist()  # most suspicious first
         ss[state.QUEUE_SOURCE] = f"Explore: {len(selected):,} rows selected on the map"
-        st.switch_page("pages/review.py")
+        st.switch_page("views/review.py")
     if b2.button("Clear selection", key="explore_clear_selection"):
         ss[state.SELECTION] = []
         st.rerun()

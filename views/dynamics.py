@@ -75,7 +75,7 @@ b1, b2 = st.columns(2)
 if b1.button(f"Send these {len(shown):,} rows to review", icon=":material/rule:", key="dynamics_send"):
     ss[state.QUEUE] = shown["id"].astype(str).tolist()
     ss[state.QUEUE_SOURCE] = f"Training dynamics: {len(shown):,} rows, least confident first"
-    st.switch_page("pages/review.py")
+    st.switch_page("views/review.py")
 if picked and b2.button("Use as the app's selection", key="dynamics_select"):
     ss[state.SELECTION] = shown["id"].astype(str).tolist()
 
