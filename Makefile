@@ -11,10 +11,18 @@ APT_PACKAGES := chromium postgresql
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: run test test-fast install system-deps lint bench clean
+.PHONY: run demo test test-fast install system-deps lint bench clean
 
 run: install
 	$(BIN)/labelaudit app sample_data/banking77 --port $(PORT)
+
+# The leaders' demo: plant seeded label flips in the sample, scan, replay a simulated reviewer, then open
+# the app on that dataset (the ROI page says the decisions are simulated). The first run takes minutes.
+DEMO_WS := .labelaudit-demo
+demo: install
+	$(BIN)/python scripts/simulate_review.py --workspace $(DEMO_WS) | tee $(DEMO_WS).log
+	LABELAUDIT_DATASET=$$(awk '/^flipped dataset:/ {print $$3}' $(DEMO_WS).log) \
+		$(BIN)/labelaudit app --workspace $(DEMO_WS) --port $(PORT)
 
 # A throwaway PostgreSQL on loopback for the review-store tests; stopped and deleted afterwards, also on failure.
 test: install system-deps
