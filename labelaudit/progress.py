@@ -21,20 +21,25 @@ def no_progress(step: str, done: int, total: int) -> None:
 
 
 class TqdmProgress:
-    """One tqdm bar per step, on stderr."""
+    """One tqdm bar per step, on stderr. Steps named ``"group: item"`` (``"detector: knn"``) share the
+    bar of their group, whose label follows the current item."""
 
     def __init__(self) -> None:
         self._bar = None
-        self._step: str | None = None
+        self._group: str | None = None
 
     def __call__(self, step: str, done: int, total: int) -> None:
         from tqdm import tqdm
 
-        if step != self._step:
+        group = step.split(":", 1)[0].rstrip("s")  # "detector: knn" and "detectors" share one bar
+        if group != self._group:
             self.close()
             self._bar = tqdm(total=total or None, desc=step, unit="it", leave=True, dynamic_ncols=True)
-            self._step = step
+            self._group = group
         assert self._bar is not None
+        if total and self._bar.total != total:
+            self._bar.total = total
+        self._bar.set_description_str(step, refresh=False)
         self._bar.n = done
         self._bar.refresh()
         if total and done >= total:
@@ -44,7 +49,7 @@ class TqdmProgress:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
-            self._step = None
+            self._group = None
 
 
 def eta_text(started: float, done: int, total: int) -> str:
