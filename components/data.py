@@ -7,6 +7,7 @@ from pathlib import Path
 import streamlit as st
 
 from components import state
+from components.text import md_escape
 from labelaudit.dataset import Dataset
 from labelaudit.workspace import Workspace
 
@@ -126,7 +127,7 @@ def render_dataset_summary(ds: Dataset) -> None:
         st.caption("Splits: " + " · ".join(f"{k}: {v:,} rows" for k, v in splits.items())
                    + ("  — the test split is protected: evaluation only, never changed by bulk actions."
                       if ds.has_test_split else ""))
-    st.caption(f"Source: {ds.source} · dataset version {ds.content_hash}")
+    st.caption(f"Source: {md_escape(ds.source)} · dataset version {ds.content_hash}")
 
     left, right = st.columns(2)
     counts = ds.class_counts().sort_values(ascending=False).rename_axis("class").reset_index(name="rows")

@@ -15,6 +15,7 @@ import pandas as pd
 import streamlit as st
 
 from components import state
+from components.text import md_escape
 from labelaudit.dataset import LABEL, Dataset
 from labelaudit.errors import DataError, UsageError
 from labelaudit.review.export import cleaned_dataset, decision_log, to_csv_bytes, to_parquet_bytes
@@ -31,16 +32,6 @@ from labelaudit.review.store import ConflictError, ReviewStore
 #: Keyboard shortcuts of the action bar (Streamlit reserves C and R).
 SHORTCUTS = {"accept": "A", "change": "L", "keep": "K", "ambiguous": "M", "remove": "X", "skip": "S", "undo": "U"}
 BULK_ACTIONS = ("change", "keep", "ambiguous", "remove")
-
-
-#: Characters Streamlit's Markdown (alerts, button and radio labels) would interpret.
-_MD_SPECIAL = set("\\`*_{}[]()#+-.!|<>~$:")
-
-
-def md_escape(text: object) -> str:
-    """Backslash-escape Markdown so dataset text, labels and comments show literally in an alert or a
-    widget label: no links, images, emphasis, colour or icon directives. ``"**b**"`` -> ``"\\*\\*b\\*\\*"``."""
-    return "".join("\\" + ch if ch in _MD_SPECIAL else ch for ch in str(text))
 
 
 # --------------------------------------------------------------------------- caches

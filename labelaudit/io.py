@@ -636,10 +636,7 @@ def _read_dynamics(dyn: str | Path | np.ndarray, ds: Dataset, rep: Report) -> np
     else:
         p = Path(dyn)
         file = p.name
-        if p.suffix.lower() == ".npy":
-            arr = _load_npy(p, rep)
-        else:
-            arr = _read_cartography(p, ds, rep)
+        arr = _load_npy(p, rep) if p.suffix.lower() == ".npy" else _read_cartography(p, ds, rep)
         if arr is None:
             return None
     if arr.ndim != 3 or arr.shape[1] != ds.n or arr.shape[2] != ds.k:

@@ -77,7 +77,7 @@ class StreamlitServer:
                         TRANSFORMERS_OFFLINE="1", **(env or {}))
         if dataset_hash:
             full_env["LABELAUDIT_DATASET"] = dataset_hash
-        self._log = open(self.log_path, "w")
+        self._log = open(self.log_path, "w")  # noqa: SIM115 (open for the server's lifetime; closed in stop)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
              "--browser.gatherUsageStats", "false", "--server.port", str(self.port), "--server.address", "127.0.0.1",

@@ -223,3 +223,64 @@ def test_core_never_imports_streamlit():
             "assert 'streamlit' not in sys.modules, 'streamlit imported by the core'")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stderr
+
+
+def _write_cartography(folder, ids, logits_by_epoch):
+    import json
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for e, logits in enumerate(logits_by_epoch):
+        with open(folder / f"dynamics_epoch_{e}.jsonl", "w") as f:
+            for guid, row in zip(ids, logits, strict=True):
+                f.write(json.dumps({"guid": guid, f"logits_epoch_{e}": row.tolist(), "gold": 0}) + "\n")
+
+
+def test_cartography_dynamics_are_read_in_dataset_order(tmp_path):
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(3, 6, 3)).astype(np.float32)
+    ids = ["a1", "a2", "a3", "a4", "a5", "a6"]
+    order = [5, 0, 3, 1, 4, 2]  # files list rows in another order than the dataset
+    _write_cartography(tmp_path / "td", [ids[i] for i in order], [lg[order] for lg in logits])
+    ds = load_dataset(GOOD, dynamics=tmp_path / "td")
+    assert ds.dynamics.shape == (3, 6, 3)
+    assert np.allclose(ds.dynamics, logits)
+
+
+def test_cartography_with_an_unknown_guid_is_refused(tmp_path):
+    logits = np.zeros((2, 6, 3), dtype=np.float32)
+    _write_cartography(tmp_path / "td", ["a1", "a2", "a3", "a4", "a5", "zz"], logits)
+    with pytest.raises(DataError) as err:
+        load_dataset(GOOD, dynamics=tmp_path / "td")
+    assert "dynamics_epoch_0.jsonl" in str(err.value) and "row 6" in str(err.value) and "guid" in str(err.value)
+
+
+def test_external_scores_per_row_and_per_pair(tmp_path):
+    rows = pd.DataFrame({"id": ["a1", "a3"], "my_score": [0.2, 0.9]})
+    ds = load_dataset(GOOD, scores=rows)
+    assert ds.row_scores["my_score"].tolist() == [0.2, 0.9] and ds.pair_scores is None
+    pairs = tmp_path / "influence.csv"
+    pd.DataFrame({"train_id": ["a1", "a2"], "query_id": ["a5", "a5"], "score": [0.5, -0.1]}).to_csv(pairs, index=False)
+    ds2 = load_dataset(GOOD, scores=pairs)
+    assert ds2.pair_scores["score"].tolist() == [0.5, -0.1] and ds2.row_scores is None
+    bad = tmp_path / "bad_pairs.csv"
+    pd.DataFrame({"train_id": ["a1", "nope"], "query_id": ["a5", "a5"], "score": [0.5, "x"]}).to_csv(bad, index=False)
+    with pytest.raises(DataError) as err:
+        load_dataset(GOOD, scores=bad)
+    text = str(err.value)
+    assert "bad_pairs.csv" in text and "column 'score'" in text and "column 'train_id'" in text and "row 2" in text
+
+
+def test_annotations_with_timestamps_and_folder_companions(tmp_path):
+    import shutil
+
+    folder = tmp_path / "data"
+    folder.mkdir()
+    shutil.copy(GOOD, folder / "train.csv")
+    pd.DataFrame({"item_id": ["a1", "a1", "a3"], "annotator_id": ["w1", "w2", "w1"],
+                  "label": ["card_arrival", "exchange_rate", "exchange_rate"],
+                  "timestamp": ["2024-05-01T12:00:00Z", "2024-05-01T12:01:00Z", "2024-05-02T08:00:00Z"]}
+                 ).to_csv(folder / "annotations_team.csv", index=False)
+    ds = load_dataset(folder)
+    assert ds.n == 6 and ds.annotations is not None and len(ds.annotations) == 3
+    assert str(ds.annotations["timestamp"].dt.tz) == "UTC"
+    assert set(ds.frame["split"]) == {"train"}

@@ -12,6 +12,7 @@ from components.dynamics import (
     search_rows,
     self_influence_ranking,
 )
+from components.text import md_escape
 from labelaudit.dataset import ID, LABEL, SPLIT, TEXT
 from labelaudit.errors import DataError, UsageError
 
@@ -105,4 +106,4 @@ st.dataframe(ranking.head(2000), hide_index=True, width="stretch", on_select="re
              key=RANKING_KEY, column_config={"self_influence": st.column_config.NumberColumn(format="%.3e")})
 if ds.pair_scores is not None:
     queries = ds.pair_scores["query_id"].astype(str).unique().tolist()
-    st.caption(f"Imported influence covers {len(queries):,} query rows, e.g. {', '.join(queries[:5])}.")
+    st.caption(f"Imported influence covers {len(queries):,} query rows, e.g. {md_escape(', '.join(queries[:5]))}.")
