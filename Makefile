@@ -55,7 +55,7 @@ system-deps:
 	fi
 
 lint: install
-	$(BIN)/ruff check labelaudit components pages tests bench app.py
+	$(BIN)/ruff check labelaudit components views tests bench app.py
 	$(BIN)/mypy
 
 bench: install

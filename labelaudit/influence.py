@@ -205,12 +205,12 @@ class InfluenceModel:
         """The (P, P) Hessian, P = K*(D+1), parameters ordered as ``weights.ravel()``."""
         n, d1 = self.xa.shape
         k = self.k
-        h = np.empty((k, d1, k, d1))
+        blocks = np.empty((k, d1, k, d1))
         for a in range(k):
             coef = -self.probs[:, a:a + 1] * self.probs  # A_i[a, :] = p_a (e_a - p)
             coef[:, a] += self.probs[:, a]
-            h[a] = np.einsum("nd,nl,ne->dle", self.xa, coef, self.xa, optimize=True) / n
-        h = h.reshape(k * d1, k * d1)
+            blocks[a] = np.einsum("nd,nl,ne->dle", self.xa, coef, self.xa, optimize=True) / n
+        h = blocks.reshape(k * d1, k * d1)
         h[np.diag_indices_from(h)] += self.l2
         return h
 
@@ -268,7 +268,7 @@ class InfluenceModel:
         >>> m.influence_on(np.eye(4)[0], 0).shape
         (4,)
         """
-        g = self.gradients(query_embedding, [int(query_label)])
+        g = self.gradients(query_embedding, np.array([int(query_label)]))
         u = self.solve(g)[0]  # (K, D+1)
         return np.einsum("nk,nk->n", self.residuals, self.xa @ u.T) / self.n
 

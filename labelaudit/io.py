@@ -186,10 +186,10 @@ def _parse_text(path: Path, content: str, suffix: str) -> pd.DataFrame:
                            skip_blank_lines=True)
     except pd.errors.ParserError as e:
         m = re.search(r"line (\d+)", str(e))
-        line = int(m.group(1)) if m else None
+        bad_line = int(m.group(1)) if m else None
         raise DataError(Problem(f"malformed {'TSV' if sep == chr(9) else 'CSV'}: {e}".rstrip(),
                                 "the same number of fields on every line", file=path.name,
-                                row=(line - 1) if line else None,
+                                row=(bad_line - 1) if bad_line else None,
                                 fix="quote fields that contain the separator or a line break")) from None
     except pd.errors.EmptyDataError:
         raise DataError(Problem("the file has no columns", "a header row", file=path.name)) from None
@@ -219,7 +219,7 @@ def _pick_column(df: pd.DataFrame, given: str | None, names: Iterable[str], role
         obj = [c for c in cols if df[c].dtype == object]
         if obj:
             mean_len = {c: df[c].astype(str).str.len().mean() for c in obj}
-            ranked = sorted(mean_len, key=mean_len.get, reverse=True)
+            ranked = sorted(mean_len, key=lambda c: mean_len[c], reverse=True)
             if len(ranked) == 1 or mean_len[ranked[0]] >= 2 * mean_len[ranked[1]]:
                 return ranked[0], "detected as the column with the longest texts"
     if required:
@@ -631,6 +631,7 @@ def _read_annotations(ann: str | Path | pd.DataFrame, ds: Dataset, rep: Report) 
 
 
 def _read_dynamics(dyn: str | Path | np.ndarray, ds: Dataset, rep: Report) -> np.ndarray | None:
+    arr: np.ndarray | None
     if isinstance(dyn, np.ndarray):
         arr, file = dyn, "<dynamics>"
     else:

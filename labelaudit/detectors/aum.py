@@ -17,6 +17,7 @@ from labelaudit.dynamics import cached_aum, data_map
 @register("aum", requires=("embeddings",), cost=4,
           description="Area under the margin (Pleiss et al. 2020), cut-off from fake-class threshold samples")
 def detect_aum(ctx: DetectionContext) -> DetectorResult:
+    assert ctx.embeddings is not None  # the registry runs this detector only with embeddings
     res = cached_aum(ctx.embeddings, ctx.labels, n_classes=ctx.n_classes, seed=ctx.seed,
                      workspace=ctx.extra.get("workspace"))
     dm = data_map(context_logits(ctx), ctx.labels)

@@ -24,6 +24,7 @@ def context_logits(ctx: DetectionContext) -> np.ndarray:
     """(E, N, K) logits: imported dynamics, or a run trained on the embeddings (cached)."""
     if ctx.dynamics is not None:
         return np.asarray(ctx.dynamics)
+    assert ctx.embeddings is not None  # the registry runs this detector only with embeddings
     run = cached_dynamics(ctx.embeddings, ctx.labels, n_classes=ctx.n_classes, seed=ctx.seed,
                           workspace=ctx.extra.get("workspace"))
     return run.logits
