@@ -56,6 +56,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs only; at run time the names load
     from labelaudit.influence import InfluenceModel
     from labelaudit.io import load_dataset
     from labelaudit.notebook import Dashboard, show
+    from labelaudit.plots import build_map_figure  # noqa: F401
     from labelaudit.review.store import ReviewStore
     from labelaudit.scan import ScanResult, get_embeddings, scan  # noqa: F401
     from labelaudit.workspace import Workspace
@@ -72,6 +73,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "Workspace": ("labelaudit.workspace", "Workspace"),
     "scan": ("labelaudit.scan", "scan"),
     "ScanResult": ("labelaudit.scan", "ScanResult"),
+    "build_map_figure": ("labelaudit.plots", "build_map_figure"),
     "get_embeddings": ("labelaudit.scan", "get_embeddings"),
     "detect_label_issues": ("labelaudit.detect", "detect_label_issues"),
     "Detection": ("labelaudit.detect", "Detection"),
@@ -90,7 +92,7 @@ __all__ = [
     # load and check
     "load_dataset", "validate", "Dataset", "DataError", "Problem", "UsageError", "Workspace",
     # scan and detect
-    "scan", "ScanResult", "detect_label_issues", "list_detectors",
+    "scan", "ScanResult", "build_map_figure", "detect_label_issues", "list_detectors",
     # several annotators
     "rater_agreement", "Ratings", "AgreementReport",
     # training dynamics and influence
