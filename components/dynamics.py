@@ -10,7 +10,6 @@ frames and arrays so they are testable without a running app.
 from __future__ import annotations
 
 import html
-import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,6 +17,7 @@ import pandas as pd
 import streamlit as st
 
 from components.data import load_workspace_dataset
+from components.progress import StatusProgress
 from labelaudit.dataset import ID, LABEL, TEXT, Dataset
 from labelaudit.dynamics import (
     DEFAULT_EPOCHS,
@@ -37,7 +37,8 @@ from labelaudit.influence import (
     influence_table,
     training_mask,
 )
-from labelaudit.progress import ProgressFn, eta_text, no_progress
+from labelaudit.plots import hover_text
+from labelaudit.progress import ProgressFn, no_progress
 from labelaudit.workspace import Workspace
 
 #: Colours of the data-map regions (colour-blind-safe Okabe-Ito hues).
@@ -115,16 +116,8 @@ def require_prepared(ds: Dataset, workspace_root: str, *, influence: bool) -> No
     st.info(f"This dataset ({ds.n:,} rows) has not been prepared for this page yet. Preparing {what}. "
             "Results are stored in the workspace, so this runs once.")
     if st.button("Prepare", type="primary", icon=":material/play_arrow:", key="dynamics_prepare"):
-        started: dict[str, float] = {}
         with st.status("Preparing…", expanded=True) as status:
-            bar = st.progress(0.0, text="starting")
-
-            def progress(step: str, done: int, total: int) -> None:
-                if step not in started:
-                    started[step] = time.monotonic()
-                    status.update(label=f"Preparing: {step}…")
-                bar.progress(min(done / total, 1.0) if total else 0.0, text=f"{step}: {eta_text(started[step], done, total)}")
-
+            progress = StatusProgress(status, "Preparing")
             try:
                 prepare(ds, ws, influence=influence, progress=progress)
             except (DataError, UsageError) as e:
@@ -201,15 +194,6 @@ def colour_options(table: pd.DataFrame, scan_table: pd.DataFrame | None) -> list
     return [o for o in opts if o in table.columns or (scan_table is not None and o in scan_table.columns)]
 
 
-def _hover(texts) -> np.ndarray:
-    out = []
-    for t in texts:
-        t = str(t)
-        t = t if len(t) <= HOVER_CHARS else t[: HOVER_CHARS - 1] + "…"
-        out.append(html.escape(t, quote=False))
-    return np.asarray(out, dtype=object)
-
-
 def build_data_map_figure(table: pd.DataFrame, colour: pd.Series, colour_name: str):
     """Scattergl of variability (x) against confidence (y); row id in customdata[0]; escaped hover."""
     import plotly.graph_objects as go
@@ -218,7 +202,7 @@ def build_data_map_figure(table: pd.DataFrame, colour: pd.Series, colour_name: s
     custom = np.column_stack([table["id"].astype(str).to_numpy(dtype=object),
                               table["id"].map(esc).to_numpy(dtype=object),
                               table["given_label"].map(esc).to_numpy(dtype=object),
-                              _hover(table["text"]),
+                              hover_text(table["text"]),
                               colour.map(lambda v: esc(v) if isinstance(v, str) else f"{v:.3g}").to_numpy(dtype=object)])
     if not pd.api.types.is_numeric_dtype(colour) or pd.api.types.is_bool_dtype(colour):
         marker = {"color": colour.map(lambda r: REGION_COLOURS.get(r, "#999999")).to_numpy(dtype=object),

@@ -11,9 +11,9 @@ import streamlit as st
 
 from components import state
 from components.data import load_workspace_dataset
+from components.progress import StatusProgress
 from labelaudit import roi
 from labelaudit.errors import DataError, UsageError
-from labelaudit.progress import eta_text
 from labelaudit.report import (
     RoiReport,
     compute_report,
@@ -71,11 +71,7 @@ def run_retraining(ds, res, log: pd.DataFrame, workspace_root: str, seed: int) -
     """Retrain the head at every checkpoint inside st.status with a progress bar; True when done."""
     started = time.monotonic()
     with st.status("Retraining the head on the labels before and after the review…", expanded=True) as status:
-        bar = st.progress(0.0, text="starting")
-
-        def progress(step: str, done: int, total: int) -> None:
-            bar.progress(min(done / total, 1.0) if total else 0.0, text=f"{step}: {eta_text(started, done, total)}")
-
+        progress = StatusProgress(status, "Retraining")
         try:
             roi.before_after(ds, res.embeddings, log, workspace=Workspace(workspace_root), seed=seed, progress=progress)
         except (DataError, UsageError) as e:

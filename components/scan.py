@@ -7,17 +7,16 @@ the scan itself runs only when the user presses "Run scan".
 from __future__ import annotations
 
 import json
-import time
 
 import numpy as np
 import streamlit as st
 
 from components import state
 from components.data import load_workspace_dataset
+from components.progress import StatusProgress
 from labelaudit.dataset import Dataset
 from labelaudit.errors import DataError, UsageError
 from labelaudit.plots import HOVER_CHARS, build_map_figure, color_options, hover_text, palette  # noqa: F401
-from labelaudit.progress import eta_text
 from labelaudit.scan import MAX_MAP_POINTS, ScanResult, load_cached_scan, map_sample, scan
 
 DEFAULT_OPTIONS = {"cluster_method": "hdbscan", "n_clusters": None, "seed": 0}
@@ -53,17 +52,8 @@ def cached_scan(ds: Dataset, options: dict | None = None) -> ScanResult | None:
 
 def run_scan_with_progress(ds: Dataset, options: dict) -> ScanResult | None:
     """Run the scan inside st.status with a progress bar per step (counts and time left)."""
-    started: dict[str, float] = {}
     with st.status("Scanning: embedding, map, clusters, detectors…", expanded=True) as status:
-        bar = st.progress(0.0, text="starting")
-
-        def progress(step: str, done: int, total: int) -> None:
-            if step not in started:
-                started[step] = time.monotonic()
-                status.update(label=f"Scanning: {step}…")
-            frac = min(done / total, 1.0) if total else 0.0
-            bar.progress(frac, text=f"{step}: {eta_text(started[step], done, total)}")
-
+        progress = StatusProgress(status, "Scanning")
         try:
             res = scan(ds, workspace=st.session_state[state.WORKSPACE], progress=progress, **options)
         except (DataError, UsageError) as e:
