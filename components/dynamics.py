@@ -43,7 +43,6 @@ from labelaudit.workspace import Workspace
 
 #: Colours of the data-map regions (colour-blind-safe Okabe-Ito hues).
 REGION_COLOURS = {"easy-to-learn": "#009E73", "ambiguous": "#E69F00", "hard-to-learn": "#D55E00"}
-HOVER_CHARS = 160
 SIGN_CONVENTION = ("Sign convention: **positive = helpful**: the training row lowers the chosen row's loss "
                    "(removing it would raise the loss); negative = harmful.")
 
