@@ -164,7 +164,6 @@ def test_in_chromium_kappa_hover_and_send_to_review(streamlit_server, page):
     server = streamlit_server(dataset=_dataset())
     page.goto(server.url)
     wait_for_app(page)
-    # Exact name: before the app's navigation renders, Streamlit briefly lists pages/ as "annotators".
     page.get_by_role("link", name="Annotators", exact=True).first.click()
     wait_for_app(page)
     page.get_by_text("These annotations are").wait_for(timeout=90_000)

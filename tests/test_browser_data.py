@@ -29,3 +29,15 @@ def test_cli_preloaded_dataset_is_shown_on_open(streamlit_server, page, sample_d
     page.goto(server.url)
     wait_for_app(page)
     page.get_by_text("train: 10,003 rows").wait_for(timeout=90_000)
+
+
+def test_a_page_url_opened_directly_runs_through_the_app_navigation(streamlit_server, page, sample_dataset):
+    # Regression: with the pages in a folder named pages/, Streamlit ran /review without app.py (no dataset,
+    # a raw file list in the sidebar).
+    server = streamlit_server(dataset=sample_dataset)
+    page.goto(f"{server.url}/review")
+    wait_for_app(page)
+    page.get_by_text("Your name (recorded with every decision)").wait_for(timeout=90_000)
+    nav = page.locator("[data-testid='stSidebarNav']").inner_text()
+    assert "Label issues" in nav and "Training dynamics" in nav and "app" not in nav.split()
+    assert page.get_by_text("Load a dataset first").count() == 0

@@ -15,11 +15,7 @@ def test_box_selection_fills_the_table_and_the_url(fakes, workspace, streamlit_s
     ds = topic_dataset()
     scan(ds, workspace=workspace)  # stored: the server only loads it (its fakes are not needed there)
     server = streamlit_server(workspace=workspace.root, dataset=ds)
-    # The root first: on a fresh server, a first session opened directly on /explore runs the page
-    # without app.py's navigation (Streamlit's pages/ folder fallback); later sessions are fine.
-    page.goto(server.url)
-    page.get_by_role("heading", name="Data").first.wait_for(timeout=90_000)
-    page.goto(f"{server.url}/explore")
+    page.goto(f"{server.url}/explore")  # directly, as a shared URL would
     wait_for_app(page)
     drag = page.locator("[data-testid='stPlotlyChart'] .nsewdrag").first
     drag.wait_for(timeout=60_000)

@@ -19,7 +19,6 @@ def test_accept_in_browser_then_export(streamlit_server, page, tmp_path, monkeyp
     server = streamlit_server(workspace=tmp_path / "ws", dataset=ds)
     page.goto(server.url)
     wait_for_app(page)
-    # app.py must have run st.navigation before we navigate (the first paint lists the raw pages/ folder).
     page.get_by_role("heading", name="Data").first.wait_for()
     page.get_by_role("link", name="Review").first.click()  # through the navigation: app.py sets up the session
     wait_for_app(page)
