@@ -31,7 +31,7 @@ from labelaudit.review.store import ConflictError, ReviewStore
 
 #: Keyboard shortcuts of the action bar (Streamlit reserves C and R).
 SHORTCUTS = {"accept": "A", "change": "L", "keep": "K", "ambiguous": "M", "remove": "X", "skip": "S", "undo": "U"}
-BULK_ACTIONS = ("change", "keep", "ambiguous", "remove")
+BULK_ACTIONS = ("accept", "change", "keep", "ambiguous", "remove")
 
 
 # --------------------------------------------------------------------------- caches
@@ -346,13 +346,19 @@ def render_bulk(store: ReviewStore, ds: Dataset, reviewer: str, *, queue_ids: li
         else:
             ids, source_name = list(queue_ids), source
         c1, c2, c3 = st.columns(3)
-        action = c1.selectbox("Decision", BULK_ACTIONS, key="bulk_action")
+        action = c1.selectbox("Decision", BULK_ACTIONS, key="bulk_action",
+                              format_func=lambda a: "accept each row's suggestion" if a == "accept" else a)
         new_label = c2.selectbox("New label", list(ds.classes), key="bulk_label") if action == "change" else None
         comment = c3.text_input("Comment", key="bulk_comment")
         ok, protected = bulk_targets(ds, ids)
         st.text(f"{len(ok):,} rows would change · {len(protected):,} in the protected test split are skipped")
         if st.button("Review bulk decision…", disabled=not ok, key="bulk_prepare"):
+            suggestions = None
+            if action == "accept" and scan_table is not None and "suggested_label" in scan_table:
+                suggestions = dict(zip(scan_table["id"].astype(str), scan_table["suggested_label"].astype(str),
+                                       strict=True))
             ss[state.REVIEW_BULK] = {"ids": ok + protected, "action": action, "new_label": new_label,
+                                     "suggestions": suggestions,
                                      "comment": comment, "source": source_name,
                                      "seen": store.latest_decision_ids(ds.content_hash)}
         pending = ss.get(state.REVIEW_BULK)
@@ -366,7 +372,8 @@ def render_bulk(store: ReviewStore, ds: Dataset, reviewer: str, *, queue_ids: li
                 try:
                     res = apply_bulk(store, ds, item_ids=pending["ids"], action=pending["action"],
                                      reviewer=reviewer, seen=pending["seen"], new_label=pending["new_label"],
-                                     comment=pending["comment"], source=pending["source"])
+                                     comment=pending["comment"], source=pending["source"],
+                                     suggestions=pending.get("suggestions"))
                 except UsageError as e:
                     flash("error", str(e))
                 else:

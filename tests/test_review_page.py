@@ -191,3 +191,14 @@ def test_pin_item_as_finding(setup):
     f = store.findings(h)
     assert f[["kind", "target", "note", "author"]].values.tolist() == [["item", item, "refund vs card confusion", "ana"]]
     assert at.session_state["review_shown"]["item_id"] == item  # pinning is not a decision
+
+
+def test_bulk_accept_without_a_scan_says_why(setup):
+    ws, ds, h, store = setup
+    at = open_page(ws, h, review_queue=["r2", "r3"], review_queue_source="selection")
+    at.selectbox(key="bulk_action").set_value("accept").run()
+    button(at, "bulk_prepare").click().run()
+    button(at, "bulk_confirm").click().run()
+    assert not at.exception
+    assert any("run the scan first" in e.value for e in at.error)
+    assert len(store.log(h)) == 0

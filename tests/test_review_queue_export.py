@@ -125,7 +125,21 @@ def test_bulk_reports_conflicts_and_unchanged(ds, store):
     assert r.unchanged == ["r5"]  # r5 is already refund_not_showing_up
     assert [d.item_id for d in r.saved] == ["r3"]
     with pytest.raises(UsageError):
-        apply_bulk(store, ds, item_ids=["r1"], action="accept", reviewer="ana", seen={})
+        apply_bulk(store, ds, item_ids=["r1"], action="accept", reviewer="ana", seen={})  # no suggestions
+
+
+def test_bulk_accept_applies_each_rows_own_suggestion(ds, store):
+    given = dict(zip(ds.frame["id"], ds.frame["label"], strict=True))
+    other = next(c for c in ds.classes if c != given["r1"])
+    suggestions = {"r1": other, "r3": given["r3"], "r33": other}  # r3: suggestion equals its label; r33: test split
+    r = apply_bulk(store, ds, item_ids=["r1", "r3", "r2", "r33"], action="accept", reviewer="ana",
+                   seen=store.latest_decision_ids(ds.content_hash), suggestions=suggestions)
+    assert [d.item_id for d in r.saved] == ["r1"]
+    assert r.saved[0].new_label == other and r.saved[0].action == "accept"
+    assert sorted(r.unchanged) == ["r2", "r3"]  # r2 has no suggestion
+    assert r.skipped_test == ["r33"]
+    cur = store.current(ds.content_hash).set_index("item_id")
+    assert cur.loc["r1", "final_label"] == other
 
 
 # --------------------------------------------------------------------------- export

@@ -9,7 +9,7 @@ which goes through :class:`~labelaudit.review.store.ReviewStore`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -284,10 +284,11 @@ def bulk_targets(ds: Dataset, item_ids: Sequence[str]) -> tuple[list[str], list[
 
 def apply_bulk(store: ReviewStore, ds: Dataset, *, item_ids: Sequence[str], action: str, reviewer: str,
                seen: dict[str, int], new_label: str | None = None, comment: str = "",
-               source: str = "bulk") -> BulkResult:
+               source: str = "bulk", suggestions: Mapping[str, str] | None = None) -> BulkResult:
     """Apply one decision to many rows, never touching the protected test split.
 
-    ``action``: change (to ``new_label``), keep, ambiguous or remove. ``seen``: the latest decision id
+    ``action``: accept (each row's own suggested label, from ``suggestions`` {item id: class name}),
+    change (to ``new_label``), keep, ambiguous or remove. ``seen``: the latest decision id
     of every decided item when the confirmation was shown (:meth:`ReviewStore.latest_decision_ids`;
     items absent had none); an item decided since is reported in ``conflicts`` and not written.
 
@@ -296,8 +297,10 @@ def apply_bulk(store: ReviewStore, ds: Dataset, *, item_ids: Sequence[str], acti
     >>> r.summary()                                                                      # doctest: +SKIP
     'saved 4, skipped 1 in the protected test split'
     """
-    if action not in ("change", "keep", "ambiguous", "remove"):
-        raise UsageError(f"bulk '{action}' is not supported; use change, keep, ambiguous or remove")
+    if action not in ("accept", "change", "keep", "ambiguous", "remove"):
+        raise UsageError(f"bulk '{action}' is not supported; use accept, change, keep, ambiguous or remove")
+    if action == "accept" and not suggestions:
+        raise UsageError("bulk accept needs the suggested labels (run the scan first)")
     if action == "change" and new_label not in ds.classes:
         raise UsageError(f"bulk change needs a class name as the new label, got {new_label!r}")
     ok, protected = bulk_targets(ds, item_ids)
@@ -305,13 +308,21 @@ def apply_bulk(store: ReviewStore, ds: Dataset, *, item_ids: Sequence[str], acti
     labels_now = current_labels(ds, store.current(ds.content_hash))
     for item in ok:
         old = label_before(ds, labels_now, item)
-        if action == "change" and labels_now.get(item) == new_label:
+        target = new_label
+        if action == "accept":
+            target = (suggestions or {}).get(item)
+            if target not in ds.classes:
+                result.unchanged.append(item)  # no usable suggestion for this row
+                continue
+        if action in ("accept", "change") and labels_now.get(item) == target:
             result.unchanged.append(item)
             continue
+        shown: dict = {"queue": source, "bulk": True, "bulk_size": len(ok)}
+        if action == "accept":
+            shown["suggested_label"] = target
         try:
             d = store.record(dataset_version=ds.content_hash, item_id=item, reviewer=reviewer, action=action,
-                             old_label=old, new_label=new_label, comment=comment,
-                             shown={"queue": source, "bulk": True, "bulk_size": len(ok)},
+                             old_label=old, new_label=target, comment=comment, shown=shown,
                              seen_decision_id=seen.get(item))
             result.saved.append(d)
         except ConflictError:
