@@ -37,6 +37,14 @@ def add_data_options(p: argparse.ArgumentParser, *, data_required: bool = True) 
     p.add_argument("--encoding", help="text encoding of the data file (default UTF-8)")
 
 
+def add_reviewed_dataset_options(p: argparse.ArgumentParser) -> None:
+    """The options of commands that read a stored dataset and its review decisions (export, report)."""
+    p.add_argument("--workspace", help="workspace folder (default: LABELAUDIT_WORKSPACE or .labelaudit)")
+    p.add_argument("--dataset", help="content hash (or a unique prefix) of the dataset; default: the only one "
+                                     "in the workspace, or the only one with review decisions")
+    p.add_argument("--db", help="review database URL (default: LABELAUDIT_DB_URL or review.sqlite in the workspace)")
+
+
 def data_kwargs(args: argparse.Namespace) -> dict:
     return {k: getattr(args, k) for k in ("text_col", "label_col", "id_col", "split_col", "probs", "annotations",
                                           "dynamics", "embeddings", "scores", "classes", "encoding")

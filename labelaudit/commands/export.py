@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import argparse
 
+from labelaudit.cli import add_reviewed_dataset_options
 from labelaudit.errors import UsageError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="write the reviewed dataset (final labels, decisions) as CSV or Parquet")
-    p.add_argument("--workspace", help="workspace folder (default: LABELAUDIT_WORKSPACE or .labelaudit)")
-    p.add_argument("--dataset", help="content hash (or a unique prefix) of the dataset; default: the only one "
-                                     "in the workspace, or the only one with review decisions")
-    p.add_argument("--db", help="review database URL (default: LABELAUDIT_DB_URL or review.sqlite in the workspace)")
+    add_reviewed_dataset_options(p)
     p.add_argument("--removed", choices=("drop", "flag"), default="drop",
                    help="removed rows: leave out (default) or keep with removed=True")
     p.add_argument("--log", action="store_true", help="also write the decision log next to FILE (NAME.decisions.EXT)")

@@ -11,15 +11,13 @@ import argparse
 import sys
 from pathlib import Path
 
+from labelaudit.cli import add_reviewed_dataset_options
 from labelaudit.errors import UsageError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("report", help="write the data-ROI report (self-contained HTML) for a reviewed dataset")
-    p.add_argument("--workspace", help="workspace folder (default: LABELAUDIT_WORKSPACE or .labelaudit)")
-    p.add_argument("--dataset", help="content hash (or a unique prefix) of the dataset; default: the only one "
-                                     "in the workspace, or the only one with review decisions")
-    p.add_argument("--db", help="review database URL (default: LABELAUDIT_DB_URL or review.sqlite in the workspace)")
+    add_reviewed_dataset_options(p)
     p.add_argument("--next", type=int, default=100, dest="next_n",
                    help="projection: the next N items to review (default 100)")
     p.add_argument("--seed", type=int, default=0, help="seed of the retraining and the bootstrap (default 0)")
