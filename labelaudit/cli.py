@@ -13,6 +13,7 @@ import os
 import pkgutil
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from labelaudit.errors import DataError, UsageError
 
@@ -43,6 +44,16 @@ def add_reviewed_dataset_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", help="content hash (or a unique prefix) of the dataset; default: the only one "
                                      "in the workspace, or the only one with review decisions")
     p.add_argument("--db", help="review database URL (default: LABELAUDIT_DB_URL or review.sqlite in the workspace)")
+
+
+def check_output_path(path: str, flag: str, suffixes: tuple[str, ...]) -> Path:
+    """An output file the command can write: a known extension and an existing folder, else UsageError."""
+    out = Path(path)
+    if out.suffix.lower() not in suffixes:
+        raise UsageError(f"{flag} {path}: unsupported extension '{out.suffix or '(none)'}'; use {' or '.join(suffixes)}")
+    if not out.parent.exists():
+        raise UsageError(f"{flag} {path}: the folder {out.parent} does not exist")
+    return out
 
 
 def data_kwargs(args: argparse.Namespace) -> dict:

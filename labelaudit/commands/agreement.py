@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from labelaudit.cli import check_output_path
 from labelaudit.errors import DataError, Problem, UsageError
 
 ITEM_COLUMNS = ["item_id", "consensus_label", "consensus_confidence", "n_ratings", "agreement"]
@@ -36,13 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _check_out(path: str) -> Path:
-    p = Path(path)
-    if p.suffix.lower() not in OUT_SUFFIXES:
-        raise UsageError(f"cannot write '{p.name}': use a .csv or .parquet file name")
-    if not p.parent.exists():
-        raise UsageError(f"the folder {p.parent} does not exist")
-    return p
+def _check_out(path: str, flag: str) -> Path:
+    return check_output_path(path, flag, OUT_SUFFIXES)
 
 
 def _write(df: pd.DataFrame, p: Path) -> None:
@@ -57,8 +53,8 @@ def run(args: argparse.Namespace) -> int:
     from labelaudit.io import read_table
     from labelaudit.progress import TqdmProgress
 
-    out = _check_out(args.out)
-    ann_out = _check_out(args.annotators_out) if args.annotators_out else None
+    out = _check_out(args.out, "--out")
+    ann_out = _check_out(args.annotators_out, "--annotators-out") if args.annotators_out else None
     if args.min_overlap < 1:
         raise UsageError("--min-overlap must be at least 1")
     table = read_table(args.annotations, encoding=args.encoding, what="annotations")

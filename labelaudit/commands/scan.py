@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from labelaudit.cli import add_data_options, load_from_args
+from labelaudit.cli import add_data_options, check_output_path, load_from_args
 from labelaudit.errors import UsageError
 
 OUT_SUFFIXES = (".parquet", ".csv")
@@ -28,12 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _check_out(path: str, flag: str) -> Path:
-    out = Path(path)
-    if out.suffix.lower() not in OUT_SUFFIXES:
-        raise UsageError(f"{flag} {path}: unsupported extension '{out.suffix or '(none)'}'; use .parquet or .csv")
-    if not out.parent.exists():
-        raise UsageError(f"{flag} {path}: the folder {out.parent} does not exist")
-    return out
+    return check_output_path(path, flag, OUT_SUFFIXES)
 
 
 def _write(df, out: Path) -> None:
