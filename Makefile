@@ -55,7 +55,8 @@ system-deps:
 	fi
 
 lint: install
-	$(BIN)/ruff check labelaudit components views tests bench app.py
+	$(BIN)/ruff check labelaudit components views tests bench scripts app.py
+	$(BIN)/ruff format --check labelaudit components views tests bench scripts app.py
 	$(BIN)/mypy
 
 bench: install

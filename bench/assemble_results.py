@@ -1,6 +1,6 @@
 """Rebuild bench/RESULTS.md from the per-part files in bench/results/ (each written by its benchmark).
 
-    .venv/bin/python -m bench.assemble_results
+.venv/bin/python -m bench.assemble_results
 """
 
 from __future__ import annotations

@@ -45,13 +45,19 @@ def ranking_metrics(score: np.ndarray, truth: np.ndarray, ks: tuple[int, ...]) -
 
     out = {f"P@{k}": precision_at(score, truth, k) for k in ks if k <= len(score)}
     out["AP"] = float(average_precision_score(truth, score))
-    out["AUROC"] = float(roc_auc_score(truth, score)) if 0 < truth.sum() < len(truth) else float("nan")
+    out["AUROC"] = (
+        float(roc_auc_score(truth, score)) if 0 < truth.sum() < len(truth) else float("nan")
+    )
     return out
 
 
 def flag_metrics(flags: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     tp = int((flags & truth).sum())
-    return {"flagged": int(flags.sum()), "precision": tp / max(int(flags.sum()), 1), "recall": tp / max(int(truth.sum()), 1)}
+    return {
+        "flagged": int(flags.sum()),
+        "precision": tp / max(int(flags.sum()), 1),
+        "recall": tp / max(int(truth.sum()), 1),
+    }
 
 
 # ----------------------------------------------------------------------------- 1. label errors
@@ -65,7 +71,9 @@ def load_label_errors(name: str):
     return labels, probs, candidates, confirmed
 
 
-def rankings_from_probs(labels: np.ndarray, probs: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def rankings_from_probs(
+    labels: np.ndarray, probs: np.ndarray
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """{method: (score, flags)} for ours, cleanlab's defaults and plain self-confidence."""
     from cleanlab.filter import find_label_issues
     from cleanlab.rank import get_label_quality_scores
@@ -83,16 +91,23 @@ def rankings_from_probs(labels: np.ndarray, probs: np.ndarray) -> dict[str, tupl
     cl_flags = find_label_issues(labels, probs)  # cleanlab defaults: prune_by_noise_rate
     cl_quality = get_label_quality_scores(labels, probs)  # default method: self_confidence
     # cleanlab's default ranked output: the flagged rows by quality, then the rest by quality.
-    out["cleanlab defaults (find_label_issues, then label quality)"] = (cl_flags + (1 - cl_quality) / 2, cl_flags)
+    out["cleanlab defaults (find_label_issues, then label quality)"] = (
+        cl_flags + (1 - cl_quality) / 2,
+        cl_flags,
+    )
     self_conf = 1 - probs[np.arange(len(labels)), labels]
     out["plain self-confidence (1 - p[given])"] = (self_conf, probs.argmax(axis=1) != labels)
     return out
 
 
 def bench_label_errors() -> str:
-    lines = ["## 1. Human-verified label errors (Northcutt et al. 2021)", "",
-             "Confirmed error: fewer than 3 of 5 MTurk workers chose the given label. Over all rows, unreviewed rows count",
-             "as clean, so precision there is a lower bound; within the candidates every row is verified.", ""]
+    lines = [
+        "## 1. Human-verified label errors (Northcutt et al. 2021)",
+        "",
+        "Confirmed error: fewer than 3 of 5 MTurk workers chose the given label. Over all rows, unreviewed rows count",
+        "as clean, so precision there is a lower bound; within the candidates every row is verified.",
+        "",
+    ]
     for name in DATASETS:
         labels, probs, cand, confirmed = load_label_errors(name)
         truth = np.zeros(len(labels), dtype=bool)
@@ -100,25 +115,35 @@ def bench_label_errors() -> str:
         t = time.perf_counter()
         ranks = rankings_from_probs(labels, probs)
         secs = time.perf_counter() - t
-        lines += [f"### {name}: N={len(labels):,}, K={probs.shape[1]}, {len(cand)} candidates, {len(confirmed)} confirmed "
-                  f"(all methods computed in {secs:.1f} s)", "",
-                  "| method | scope | P@10 | P@50 | P@100 | AP | AUROC | flagged | flag precision | flag recall |",
-                  "|---|---|---|---|---|---|---|---|---|---|"]
+        lines += [
+            f"### {name}: N={len(labels):,}, K={probs.shape[1]}, {len(cand)} candidates, {len(confirmed)} confirmed "
+            f"(all methods computed in {secs:.1f} s)",
+            "",
+            "| method | scope | P@10 | P@50 | P@100 | AP | AUROC | flagged | flag precision | flag recall |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
         base_ap = {}
         for method, (score, flags) in ranks.items():
             for scope, rows in (("all rows", np.arange(len(labels))), ("candidates", cand)):
                 m = ranking_metrics(score[rows], truth[rows], (10, 50, 100))
                 f = flag_metrics(flags[rows], truth[rows])
                 base_ap[(method, scope)] = m["AP"]
-                lines.append(f"| {method} | {scope} | {m.get('P@10', float('nan')):.2f} | {m.get('P@50', float('nan')):.2f} | "
-                             f"{m.get('P@100', float('nan')):.2f} | {m['AP']:.3f} | {m['AUROC']:.3f} | {f['flagged']} | "
-                             f"{f['precision']:.3f} | {f['recall']:.3f} |")
+                lines.append(
+                    f"| {method} | {scope} | {m.get('P@10', float('nan')):.2f} | {m.get('P@50', float('nan')):.2f} | "
+                    f"{m.get('P@100', float('nan')):.2f} | {m['AP']:.3f} | {m['AUROC']:.3f} | {f['flagged']} | "
+                    f"{f['precision']:.3f} | {f['recall']:.3f} |"
+                )
         ours = next(k for k in ranks if k.startswith("ours (rank"))
         ratios = []
-        for peer in ("cleanlab defaults (find_label_issues, then label quality)", "plain self-confidence (1 - p[given])"):
+        for peer in (
+            "cleanlab defaults (find_label_issues, then label quality)",
+            "plain self-confidence (1 - p[given])",
+        ):
             for scope in ("all rows", "candidates"):
-                ratios.append(f"AP ours / {peer.split(' (')[0]} ({scope}) = "
-                              f"{base_ap[(ours, scope)] / max(base_ap[(peer, scope)], 1e-12):.2f}")
+                ratios.append(
+                    f"AP ours / {peer.split(' (')[0]} ({scope}) = "
+                    f"{base_ap[(ours, scope)] / max(base_ap[(peer, scope)], 1e-12):.2f}"
+                )
         lines += ["", "Ratios: " + "; ".join(ratios) + ".", ""]
     return "\n".join(lines)
 
@@ -136,7 +161,9 @@ def banking_embeddings():
     return ds, emb, ws, time.perf_counter() - t
 
 
-def plant_flips(labels: np.ndarray, emb: np.ndarray, n_classes: int, *, rate: float, kind: str, seed: int):
+def plant_flips(
+    labels: np.ndarray, emb: np.ndarray, n_classes: int, *, rate: float, kind: str, seed: int
+):
     """Flip ``rate`` of the rows: to a uniformly random other class, or to the nearest-centroid other class."""
     rng = np.random.default_rng(seed)
     rows = np.sort(rng.choice(len(labels), int(round(rate * len(labels))), replace=False))
@@ -158,11 +185,15 @@ def bench_banking(detectors: list[str] | None = None, *, configs: list[str] | No
     from labelaudit.workspace import Workspace
 
     ds, emb, ws, emb_secs = banking_embeddings()
-    lines = ["## 2. BANKING77 train with planted flips", "",
-             f"{ds.n:,} rows, {ds.k} intents; embeddings: all-MiniLM-L6-v2 ({emb_secs:.1f} s, cached in "
-             "`.labelaudit-bench/`). The dataset also has natural errors (Ying & Thomas 2022), so precision",
-             "against planted flips is a lower bound. Flag = the detector's own is_issue; P@n = precision in the top n",
-             "rows, n = number of flips.", ""]
+    lines = [
+        "## 2. BANKING77 train with planted flips",
+        "",
+        f"{ds.n:,} rows, {ds.k} intents; embeddings: all-MiniLM-L6-v2 ({emb_secs:.1f} s, cached in "
+        "`.labelaudit-bench/`). The dataset also has natural errors (Ying & Thomas 2022), so precision",
+        "against planted flips is a lower bound. Flag = the detector's own is_issue; P@n = precision in the top n",
+        "rows, n = number of flips.",
+        "",
+    ]
     for rate in (0.05, 0.10):
         for kind in ("uniform", "nearest-class"):
             if configs and f"{rate:g}-{kind}" not in configs:
@@ -176,23 +207,48 @@ def bench_banking(detectors: list[str] | None = None, *, configs: list[str] | No
             det = detect_label_issues(nds, emb, workspace=scratch, seed=0, detectors=detectors)
             secs = time.perf_counter() - t
             d = det.details
-            lines += [f"### {rate:.0%} flips, {kind} ({len(rows)} rows); detection {secs:.1f} s; "
-                      f"OOF accuracy {d['oof_accuracy']:.3f}", "",
-                      "| detector | flagged | precision | recall | P@n | AP | AUROC |", "|---|---|---|---|---|---|---|"]
-            entries = [(f"**ensemble** ({d['issue_rule']})", det.table["label_issue_score"].to_numpy(),
-                        det.table["is_label_issue"].to_numpy())]
+            lines += [
+                f"### {rate:.0%} flips, {kind} ({len(rows)} rows); detection {secs:.1f} s; "
+                f"OOF accuracy {d['oof_accuracy']:.3f}",
+                "",
+                "| detector | flagged | precision | recall | P@n | AP | AUROC |",
+                "|---|---|---|---|---|---|---|",
+            ]
+            entries = [
+                (
+                    f"**ensemble** ({d['issue_rule']})",
+                    det.table["label_issue_score"].to_numpy(),
+                    det.table["is_label_issue"].to_numpy(),
+                )
+            ]
             n_flags = det.table["n_flags"].to_numpy()
-            for need in range(3, len(d["detectors"]) + 1):  # stricter alternatives to the default rule
-                entries.append((f"ensemble, flagged by >= {need}", det.table["label_issue_score"].to_numpy(), n_flags >= need))
+            for need in range(
+                3, len(d["detectors"]) + 1
+            ):  # stricter alternatives to the default rule
+                entries.append(
+                    (
+                        f"ensemble, flagged by >= {need}",
+                        det.table["label_issue_score"].to_numpy(),
+                        n_flags >= need,
+                    )
+                )
             for name in d["detectors"]:
-                entries.append((name, det.table[f"score_{name}"].to_numpy(), np.asarray(d["flags"][name], dtype=bool)))
+                entries.append(
+                    (
+                        name,
+                        det.table[f"score_{name}"].to_numpy(),
+                        np.asarray(d["flags"][name], dtype=bool),
+                    )
+                )
             for name, score, flags in entries:
                 f = flag_metrics(flags, truth)
                 m = ranking_metrics(score, truth, (len(rows),))
-                lines.append(f"| {name} | {f['flagged']} | {f['precision']:.3f} | {f['recall']:.3f} | "
-                             f"{m[f'P@{len(rows)}']:.3f} | {m['AP']:.3f} | {m['AUROC']:.3f} |")
+                lines.append(
+                    f"| {name} | {f['flagged']} | {f['precision']:.3f} | {f['recall']:.3f} | "
+                    f"{m[f'P@{len(rows)}']:.3f} | {m['AP']:.3f} | {m['AUROC']:.3f} |"
+                )
             lines.append("")
-            print("\n".join(lines[-len(entries) - 5:]), flush=True)  # partial results as they come
+            print("\n".join(lines[-len(entries) - 5 :]), flush=True)  # partial results as they come
     return "\n".join(lines)
 
 
@@ -209,18 +265,31 @@ def synthetic(n: int, *, d: int = 384, k: int = 20, rate: float = 0.05, seed: in
     flips = rng.choice(n, int(rate * n), replace=False)
     y[flips] = (y[flips] + 1) % k
     classes = [f"c{i}" for i in range(k)]
-    frame = pd.DataFrame({"id": np.arange(n).astype(str), "text": [f"t{i}" for i in range(n)],
-                          "label": np.asarray(classes, dtype=object)[y], "split": ""})
+    frame = pd.DataFrame(
+        {
+            "id": np.arange(n).astype(str),
+            "text": [f"t{i}" for i in range(n)],
+            "label": np.asarray(classes, dtype=object)[y],
+            "split": "",
+        }
+    )
     return Dataset(frame=frame, classes=classes), x
 
 
-def bench_timing(sizes: tuple[int, ...] = (10_000, 100_000), detectors: list[str] | None = None) -> str:
+def bench_timing(
+    sizes: tuple[int, ...] = (10_000, 100_000), detectors: list[str] | None = None
+) -> str:
     from labelaudit.detect import detect_label_issues
 
-    lines = ["## 3. Time of the whole detection step", "",
-             "Synthetic 384-d embeddings, 20 classes, 5 % flips; no workspace (nothing cached); every default detector",
-             "unless listed. Step times from the progress callback.", "",
-             "| rows | detectors | total s | steps (s) |", "|---|---|---|---|"]
+    lines = [
+        "## 3. Time of the whole detection step",
+        "",
+        "Synthetic 384-d embeddings, 20 classes, 5 % flips; no workspace (nothing cached); every default detector",
+        "unless listed. Step times from the progress callback.",
+        "",
+        "| rows | detectors | total s | steps (s) |",
+        "|---|---|---|---|",
+    ]
     for n in sizes:
         ds, x = synthetic(n)
         marks: list[tuple[str, float]] = []
@@ -233,8 +302,11 @@ def bench_timing(sizes: tuple[int, ...] = (10_000, 100_000), detectors: list[str
         det = detect_label_issues(ds, x, seed=0, detectors=detectors, progress=progress)
         total = time.perf_counter() - t
         marks.append(("end", time.perf_counter()))
-        steps = ", ".join(f"{a.removeprefix('detector: ')} {b2 - b1:.1f}" for (a, b1), (_, b2) in zip(marks, marks[1:], strict=False)
-                          if a != "detectors")
+        steps = ", ".join(
+            f"{a.removeprefix('detector: ')} {b2 - b1:.1f}"
+            for (a, b1), (_, b2) in zip(marks, marks[1:], strict=False)
+            if a != "detectors"
+        )
         lines.append(f"| {n:,} | {', '.join(det.details['detectors'])} | {total:.1f} | {steps} |")
         print(lines[-1], flush=True)  # each size as soon as it is measured
     return "\n".join(lines) + "\n"
@@ -244,24 +316,38 @@ def header(command: str) -> str:
     import cleanlab
     import sklearn
 
-    return "\n".join([
-        "# Detectors benchmark", "",
-        f"Command: `{command}`  ", f"Date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}  ",
-        f"Machine: {platform.machine()}, {os.cpu_count()} cores, 24 GiB, no GPU, CPU torch; Python {platform.python_version()}, "
-        f"cleanlab {cleanlab.__version__}, scikit-learn {sklearn.__version__}", ""])
+    return "\n".join(
+        [
+            "# Detectors benchmark",
+            "",
+            f"Command: `{command}`  ",
+            f"Date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}  ",
+            f"Machine: {platform.machine()}, {os.cpu_count()} cores, 24 GiB, no GPU, CPU torch; Python {platform.python_version()}, "
+            f"cleanlab {cleanlab.__version__}, scikit-learn {sklearn.__version__}",
+            "",
+        ]
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--part", choices=["label_errors", "banking", "timing", "all"], default="all")
-    p.add_argument("--detectors", nargs="*", help="detector names for parts 2 and 3 (default: every default one)")
-    p.add_argument("--configs", nargs="*", help="part 2 configurations, e.g. 0.05-uniform 0.1-nearest-class")
+    p.add_argument(
+        "--detectors",
+        nargs="*",
+        help="detector names for parts 2 and 3 (default: every default one)",
+    )
+    p.add_argument(
+        "--configs", nargs="*", help="part 2 configurations, e.g. 0.05-uniform 0.1-nearest-class"
+    )
     p.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000])
     p.add_argument("--out", default=None, help="append the markdown here (default: print only)")
     args = p.parse_args(argv)
     import sys
 
-    command = ".venv/bin/python -m bench.bench_detectors " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = ".venv/bin/python -m bench.bench_detectors " + " ".join(
+        sys.argv[1:] if argv is None else argv
+    )
     parts = [header(command.strip())]
     if args.part in ("label_errors", "all"):
         parts.append(bench_label_errors())

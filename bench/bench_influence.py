@@ -45,7 +45,9 @@ def load_banking():
     return ds, np.asarray(emb, dtype=np.float32)
 
 
-def planted_flips(labels: np.ndarray, k: int, rate: float = 0.10, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def planted_flips(
+    labels: np.ndarray, k: int, rate: float = 0.10, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     rows = np.sort(rng.choice(len(labels), int(round(rate * len(labels))), replace=False))
     noisy = labels.copy()
@@ -124,9 +126,9 @@ def part_accuracy(ds, emb, lines: list[str], model=None, values=None) -> None:
     exact = np.empty(len(rows))
     t0 = time.monotonic()
     for s in range(0, len(rows), 32):
-        r = rows[s:s + 32]
+        r = rows[s : s + 32]
         g = model.gradients(emb[r], y[r])
-        exact[s:s + 32] = (model.solve(g) * g).sum(axis=(1, 2)) / model.n
+        exact[s : s + 32] = (model.solve(g) * g).sum(axis=(1, 2)) / model.n
     t = time.monotonic() - t0
     approx = values[rows]
     rel = np.abs(approx - exact) / exact
@@ -158,17 +160,21 @@ def part_loo(ds, emb, lines: list[str]) -> None:
     l2 = 1e-3
     t0 = time.monotonic()
     model = inf.InfluenceModel.fit(x[train], y[train], n_classes=5, l2=l2)
-    w_full = inf.fit_softmax_head(x[train], y[train], n_classes=5, l2=l2, init=model.weights, gtol=1e-12)
+    w_full = inf.fit_softmax_head(
+        x[train], y[train], n_classes=5, l2=l2, init=model.weights, gtol=1e-12
+    )
     model = inf.InfluenceModel.fit(x[train], y[train], n_classes=5, l2=l2, weights=w_full)
     pred = model.influence_on(x[q], int(y[q]))
-    base = inf.per_row_loss(w_full, x[q:q + 1], y[q:q + 1])[0]
+    base = inf.per_row_loss(w_full, x[q : q + 1], y[q : q + 1])[0]
     pick = np.argsort(-np.abs(pred))[:40]
     actual = []
     for j in pick:
         w = np.ones(len(train))
         w[j] = 0.0
-        wj = inf.fit_softmax_head(x[train], y[train], n_classes=5, l2=l2, sample_weight=w, init=w_full, gtol=1e-12)
-        actual.append(inf.per_row_loss(wj, x[q:q + 1], y[q:q + 1])[0] - base)
+        wj = inf.fit_softmax_head(
+            x[train], y[train], n_classes=5, l2=l2, sample_weight=w, init=w_full, gtol=1e-12
+        )
+        actual.append(inf.per_row_loss(wj, x[q : q + 1], y[q : q + 1])[0] - base)
     actual = np.array(actual)
     t = time.monotonic() - t0
     lines += [
@@ -201,15 +207,26 @@ def part_flips(ds, emb, lines: list[str]) -> None:
     # A fresh workspace and memo: the times below include training, as the peer's include its folds.
     ws = Workspace(tempfile.mkdtemp(prefix="bench-influence-"))
     _MEMO.clear()
-    ctx = DetectionContext(labels=noisy, n_classes=ds.k, embeddings=emb, seed=0, extra={"workspace": ws})
+    ctx = DetectionContext(
+        labels=noisy, n_classes=ds.k, embeddings=emb, seed=0, extra={"workspace": ws}
+    )
     n_flips = int(truth.sum())
     rows_out = []
 
     def metrics(name, score, flags, seconds):
         tp = int((flags & truth).sum())
         top = np.argsort(-score, kind="stable")[:n_flips]
-        rows_out.append((name, int(flags.sum()), tp / max(int(flags.sum()), 1), tp / n_flips,
-                         float(truth[top].mean()), float(roc_auc_score(truth, score)), seconds))
+        rows_out.append(
+            (
+                name,
+                int(flags.sum()),
+                tp / max(int(flags.sum()), 1),
+                tp / n_flips,
+                float(truth[top].mean()),
+                float(roc_auc_score(truth, score)),
+                seconds,
+            )
+        )
 
     for name in ("datamap", "forgetting", "aum", "self_influence"):
         t0 = time.monotonic()
@@ -219,7 +236,12 @@ def part_flips(ds, emb, lines: list[str]) -> None:
     probs, _ = out_of_fold_probs(emb, noisy, n_classes=ds.k, seed=0)
     flags = find_label_issues(noisy, probs)
     peer_score = 1 - probs[np.arange(len(noisy)), noisy]
-    metrics("peer: cleanlab find_label_issues on 5-fold OOF probs", peer_score, flags, time.monotonic() - t0)
+    metrics(
+        "peer: cleanlab find_label_issues on 5-fold OOF probs",
+        peer_score,
+        flags,
+        time.monotonic() - t0,
+    )
     peer = rows_out[-1]
     lines += [
         f"## Planted flips: BANKING77 train, 10 % of labels ({n_flips:,}) moved uniformly to another class (seed 0)",
@@ -231,8 +253,10 @@ def part_flips(ds, emb, lines: list[str]) -> None:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, nflag, prec, rec, patk, auc, secs in rows_out:
-        lines.append(f"| {name} | {nflag:,} | {prec:.3f} | {rec:.3f} | {patk:.3f} | {auc:.3f} | "
-                     f"{prec / peer[2]:.2f} | {rec / peer[3]:.2f} | {secs:.1f} |")
+        lines.append(
+            f"| {name} | {nflag:,} | {prec:.3f} | {rec:.3f} | {patk:.3f} | {auc:.3f} | "
+            f"{prec / peer[2]:.2f} | {rec / peer[3]:.2f} | {secs:.1f} |"
+        )
     lines.append("")
 
 
@@ -253,7 +277,7 @@ def part_torch(ds, emb, lines: list[str]) -> None:
     for _ in range(3):
         perm = torch.randperm(len(x))
         for s in range(0, len(x), DEFAULT_BATCH_SIZE):
-            b = perm[s:s + DEFAULT_BATCH_SIZE]
+            b = perm[s : s + DEFAULT_BATCH_SIZE]
             opt.zero_grad()
             torch.nn.functional.cross_entropy(x[b] @ w.T, y[b]).backward()
             opt.step()
@@ -272,15 +296,22 @@ def part_torch(ds, emb, lines: list[str]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--part", default="all", choices=["speed", "accuracy", "loo", "flips", "torch", "all"])
+    ap.add_argument(
+        "--part", default="all", choices=["speed", "accuracy", "loo", "flips", "torch", "all"]
+    )
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "influence.md"))
     args = ap.parse_args(argv)
     ds, emb = load_banking()
     cmd = f".venv/bin/python -m bench.bench_influence --part {args.part}"
-    lines = ["# Influence and training dynamics: benchmark", "",
-             f"Command: `{cmd}`  ", f"Date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC  ",
-             f"Machine: {platform.machine()}, {os.cpu_count()} cores, 24 GiB, no GPU, CPU torch; "
-             f"Python {platform.python_version()}  ", ""]
+    lines = [
+        "# Influence and training dynamics: benchmark",
+        "",
+        f"Command: `{cmd}`  ",
+        f"Date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC  ",
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, 24 GiB, no GPU, CPU torch; "
+        f"Python {platform.python_version()}  ",
+        "",
+    ]
     cache: dict = {}
     if args.part in ("speed", "all"):
         cache = part_speed(ds, emb, lines)

@@ -74,8 +74,15 @@ def main(argv: list[str] | None = None) -> int:
     h = find_simulation(ws)
     if h is None:
         t = time.perf_counter()
-        r = run_simulation(workspace=ws, data=str(ROOT / "sample_data" / "banking77"), rate=args.rate,
-                           n_items=args.items, seed=args.seed, warm_roi=False, progress=TqdmProgress())
+        r = run_simulation(
+            workspace=ws,
+            data=str(ROOT / "sample_data" / "banking77"),
+            rate=args.rate,
+            n_items=args.items,
+            seed=args.seed,
+            warm_roi=False,
+            progress=TqdmProgress(),
+        )
         sim_seconds = time.perf_counter() - t
         h = r.dataset_hash
     ds = ws.load_dataset(h)
@@ -85,10 +92,17 @@ def main(argv: list[str] | None = None) -> int:
     log = store.log(h)
     details = res.detection.details if res.detection is not None else {}
 
-    t_summary, summary = timed(lambda: roi.summarise_review(ds, log, scan_table=res.table, details=details), repeat=5)
+    t_summary, summary = timed(
+        lambda: roi.summarise_review(ds, log, scan_table=res.table, details=details), repeat=5
+    )
     # the full before/after (11 fits) is stored by the simulation, or computed and stored here
-    t_full, ba = timed(lambda: roi.before_after(ds, res.embeddings, log, workspace=ws, seed=args.seed))
-    t_read, _ = timed(lambda: roi.stored_before_after(ds, res.embeddings, log, workspace=ws, seed=args.seed), repeat=5)
+    t_full, ba = timed(
+        lambda: roi.before_after(ds, res.embeddings, log, workspace=ws, seed=args.seed)
+    )
+    t_read, _ = timed(
+        lambda: roi.stored_before_after(ds, res.embeddings, log, workspace=ws, seed=args.seed),
+        repeat=5,
+    )
 
     # ranked queue vs random order: planted flips among the first R reviewed items
     reviewed = set(summary.decisions["item_id"])
@@ -105,19 +119,33 @@ def main(argv: list[str] | None = None) -> int:
     rows = np.flatnonzero(held & (after >= 0))
     truth = after[rows]
     tr = np.flatnonzero(train)
-    t_fit_before, pb = timed(lambda: roi._fit_predict(res.embeddings[tr], ds.labels[tr], res.embeddings[rows], seed=0,
-                                                       C=10.0, max_iter=300))
+    t_fit_before, pb = timed(
+        lambda: roi._fit_predict(
+            res.embeddings[tr], ds.labels[tr], res.embeddings[rows], seed=0, C=10.0, max_iter=300
+        )
+    )
     keep = tr[after[tr] >= 0]
-    t_fit_after, pa = timed(lambda: roi._fit_predict(res.embeddings[keep], after[keep], res.embeddings[rows], seed=0,
-                                                     C=10.0, max_iter=300))
-    reproduced = float((pa == truth).mean()) == ba.metrics["accuracy_after"].value  # same seed, same fit
+    t_fit_after, pa = timed(
+        lambda: roi._fit_predict(
+            res.embeddings[keep], after[keep], res.embeddings[rows], seed=0, C=10.0, max_iter=300
+        )
+    )
+    reproduced = (
+        float((pa == truth).mean()) == ba.metrics["accuracy_after"].value
+    )  # same seed, same fit
     n_res = 1000
-    t_ours, ours = timed(lambda: roi.paired_bootstrap(truth, pb, pa, n_classes=ds.k, n_resamples=n_res, seed=0), repeat=3)
+    t_ours, ours = timed(
+        lambda: roi.paired_bootstrap(truth, pb, pa, n_classes=ds.k, n_resamples=n_res, seed=0),
+        repeat=3,
+    )
     rng = np.random.default_rng(0)
     idx = rng.integers(0, len(truth), size=(n_res, len(truth)))
 
     def sklearn_loop():
-        return [(f1_score(truth[i], pb[i], average="macro"), f1_score(truth[i], pa[i], average="macro")) for i in idx]
+        return [
+            (f1_score(truth[i], pb[i], average="macro"), f1_score(truth[i], pa[i], average="macro"))
+            for i in idx
+        ]
 
     t_sk, sk = timed(sklearn_loop)
     sk_before = np.array([a for a, _ in sk])
@@ -163,7 +191,8 @@ def main(argv: list[str] | None = None) -> int:
         f"| review summary (counts, precision by class and detector, time), median of 5 | {t_summary:.3f} |",
         f"| one fit of the head ({ba.n_train_before:,} rows x {res.embeddings.shape[1]} dims, {ds.k} classes), before labels / after labels | {t_fit_before:.1f} / {t_fit_after:.1f} |",
         f"| the page's before/after needs {len(ba.curve)} such fits (checkpoints) + the bootstrap; this run: "
-        + ("read back from the workspace" if t_full < 5 else "computed") + f" | {t_full:.1f} |",
+        + ("read back from the workspace" if t_full < 5 else "computed")
+        + f" | {t_full:.1f} |",
         f"| before/after read back from the workspace, median of 5 | {t_read:.3f} |",
         "",
         "## Paired bootstrap: vectorised macro-F1 vs scikit-learn (peer), same 1,000 resamples",

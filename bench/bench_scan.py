@@ -41,8 +41,14 @@ ENV = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONPATH=
 def run_py(code: str, timeout: float = 3600) -> dict:
     """Run PRELUDE + ``code`` in a fresh Python; it prints one JSON object on its last stdout line."""
     t = time.perf_counter()
-    out = subprocess.run([PY, "-c", PRELUDE + textwrap.dedent(code)], capture_output=True, text=True, cwd=ROOT, env=ENV,
-                         timeout=timeout)
+    out = subprocess.run(
+        [PY, "-c", PRELUDE + textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=ENV,
+        timeout=timeout,
+    )
     wall = time.perf_counter() - t
     if out.returncode != 0:
         raise RuntimeError(f"benchmark subprocess failed:\n{out.stderr[-4000:]}")
@@ -158,7 +164,8 @@ def part_pca(ws: Path) -> dict:
 
 
 def part_synthetic(ws: Path, n: int) -> dict:
-    return run_py(f"""
+    return run_py(
+        f"""
         import pandas as pd
         from labelaudit import detect
         from labelaudit.detect import Detection
@@ -186,7 +193,9 @@ def part_synthetic(ws: Path, n: int) -> dict:
                           "baseline_rss_mib": mem.base, "dataset_hash": ds.content_hash,
                           "clusters": int((res.clusters["cluster"] >= 0).sum()),
                           "noise_rows": int((res.table["cluster"] < 0).sum())}}))
-    """, timeout=7200)
+    """,
+        timeout=7200,
+    )
 
 
 def part_page_setup(ws: Path, n: int) -> str:
@@ -237,7 +246,10 @@ def part_page(ws: Path, dataset_hash: str) -> dict:
     texts = ds.frame["text"]
     tmp = Path(tempfile.mkdtemp())
     pages = {}
-    for name, idx in (("bare_plotly_same_points", rows), ("bare_plotly_all_points", np.arange(ds.n))):
+    for name, idx in (
+        ("bare_plotly_same_points", rows),
+        ("bare_plotly_all_points", np.arange(ds.n)),
+    ):
         fig: go.Figure = build_map_figure(res.table.iloc[idx], texts.iloc[idx])
         p = tmp / f"{name}.html"
         fig.write_html(p, include_plotlyjs=True, full_html=True)
@@ -271,9 +283,15 @@ def part_page(ws: Path, dataset_hash: str) -> dict:
         server.stop()
     best = {k: min(v) for k, v in out.items() if isinstance(v, list)}
     out["best_s"] = best
-    out["ratio_app_repeat_over_bare_same_points"] = best["app_explore_repeat_view_s"] / best["bare_plotly_same_points_s"]
-    out["ratio_app_first_over_bare_same_points"] = best["app_explore_first_view_s"] / best["bare_plotly_same_points_s"]
-    out["ratio_app_repeat_over_bare_all_points"] = best["app_explore_repeat_view_s"] / best["bare_plotly_all_points_s"]
+    out["ratio_app_repeat_over_bare_same_points"] = (
+        best["app_explore_repeat_view_s"] / best["bare_plotly_same_points_s"]
+    )
+    out["ratio_app_first_over_bare_same_points"] = (
+        best["app_explore_first_view_s"] / best["bare_plotly_same_points_s"]
+    )
+    out["ratio_app_repeat_over_bare_all_points"] = (
+        best["app_explore_repeat_view_s"] / best["bare_plotly_all_points_s"]
+    )
     return out
 
 
@@ -281,25 +299,40 @@ def machine() -> str:
     import torch
 
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return (f"{os.cpu_count()}-core {platform.machine()}, {mem:.0f} GiB, no GPU "
-            f"(torch {torch.__version__}, CUDA available: {torch.cuda.is_available()}), Python {platform.python_version()}")
+    return (
+        f"{os.cpu_count()}-core {platform.machine()}, {mem:.0f} GiB, no GPU "
+        f"(torch {torch.__version__}, CUDA available: {torch.cuda.is_available()}), Python {platform.python_version()}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--parts", default="banking,embed,pca,synthetic,page")
     ap.add_argument("--synthetic-rows", type=int, default=100_000)
-    ap.add_argument("--embed-rows", type=int, default=10_003, help="BANKING77 train texts in the embedding part")
-    ap.add_argument("--banking-workspace", help="reuse this workspace for the BANKING77 parts (default: a temporary one)")
-    ap.add_argument("--json", default=str(ROOT / "bench" / "results" / "scan_latest.json"),
-                    help="raw figures of this run (merged into an existing file); scan.json holds the quoted runs")
+    ap.add_argument(
+        "--embed-rows", type=int, default=10_003, help="BANKING77 train texts in the embedding part"
+    )
+    ap.add_argument(
+        "--banking-workspace",
+        help="reuse this workspace for the BANKING77 parts (default: a temporary one)",
+    )
+    ap.add_argument(
+        "--json",
+        default=str(ROOT / "bench" / "results" / "scan_latest.json"),
+        help="raw figures of this run (merged into an existing file); scan.json holds the quoted runs",
+    )
     args = ap.parse_args(argv)
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
     raw: dict = json.loads(Path(args.json).read_text()) if Path(args.json).exists() else {}
     raw["machine"] = machine()
     raw["date"] = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     with tempfile.TemporaryDirectory(prefix="bench_scan_") as tmp:
-        ws_bank, ws_syn = Path(args.banking_workspace or Path(tmp) / "banking"), Path(tmp) / "synthetic"
+        ws_bank, ws_syn = (
+            Path(args.banking_workspace or Path(tmp) / "banking"),
+            Path(tmp) / "synthetic",
+        )
         for part in parts:
             t = time.perf_counter()
             print(f"[bench_scan] {part} …", file=sys.stderr, flush=True)
@@ -316,12 +349,18 @@ def main(argv: list[str] | None = None) -> int:
                     h = raw["synthetic"]["dataset_hash"]
                 else:
                     h = part_page_setup(ws_syn, args.synthetic_rows)
-                    raw["page_setup"] = "2-D PCA of the synthetic rows as the map (no UMAP); see part_page_setup"
+                    raw["page_setup"] = (
+                        "2-D PCA of the synthetic rows as the map (no UMAP); see part_page_setup"
+                    )
                 raw["page"] = part_page(ws_syn, h)
             else:
                 raise SystemExit(f"unknown part {part}")
             raw.setdefault("load_average_1min_at_end", {})[part] = os.getloadavg()[0]
-            print(f"[bench_scan] {part} done in {time.perf_counter() - t:.0f} s", file=sys.stderr, flush=True)
+            print(
+                f"[bench_scan] {part} done in {time.perf_counter() - t:.0f} s",
+                file=sys.stderr,
+                flush=True,
+            )
             Path(args.json).write_text(json.dumps(raw, indent=1))
     print(json.dumps(raw, indent=1))
     return 0

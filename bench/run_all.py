@@ -1,6 +1,6 @@
 """Run every benchmark in bench/ in turn (``make bench``); each writes its figures to bench/results/<name>.md.
 
-    .venv/bin/python -m bench.run_all [name ...]
+.venv/bin/python -m bench.run_all [name ...]
 """
 
 from __future__ import annotations

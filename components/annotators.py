@@ -38,12 +38,15 @@ def _esc(value: object) -> str:
 
 def available_methods(ds: Dataset) -> list[str]:
     """Methods the dataset can feed: CROWDLAB only with predicted probabilities."""
-    return [m for m in ("mace", "ds", "mv", "crowdlab") if m != "crowdlab" or ds.pred_probs is not None]
+    return [
+        m for m in ("mace", "ds", "mv", "crowdlab") if m != "crowdlab" or ds.pred_probs is not None
+    ]
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
-def load_agreement_report(workspace_root: str, dataset_hash: str, method: str, seed: int,
-                          tie_break: str = "random") -> AgreementReport:
+def load_agreement_report(
+    workspace_root: str, dataset_hash: str, method: str, seed: int, tie_break: str = "random"
+) -> AgreementReport:
     """Agreement, consensus and annotator profiles of the stored dataset; shared, treat as read-only.
 
     The per-item table is also stored in the workspace as ``agreement_items`` (keyed by the content
@@ -54,10 +57,20 @@ def load_agreement_report(workspace_root: str, dataset_hash: str, method: str, s
     probs = None
     if ds.pred_probs is not None:
         probs = ds.pred_probs[[ds.id_to_row[i] for i in ratings.item_ids]]
-    report = analyse_annotations(ratings, method=method, seed=seed, tie_break=tie_break,  # type: ignore[arg-type]
-                                 pred_probs=probs)
-    Workspace(workspace_root).save(dataset_hash, "agreement_items", report.items, artifact_params(method, seed, tie_break),
-                                   ext="parquet")
+    report = analyse_annotations(
+        ratings,
+        method=method,
+        seed=seed,
+        tie_break=tie_break,  # type: ignore[arg-type]
+        pred_probs=probs,
+    )
+    Workspace(workspace_root).save(
+        dataset_hash,
+        "agreement_items",
+        report.items,
+        artifact_params(method, seed, tie_break),
+        ext="parquet",
+    )
     return report
 
 
@@ -75,20 +88,27 @@ def tie_breaks(ds: Dataset) -> dict[str, str]:
 
 
 def render_no_annotations_note() -> None:
-    st.info("This dataset has no annotations from several people, so there is no rater agreement to show. "
-            "Load a companion file in long format, one row per label given: `item_id` (an id of the dataset), "
-            "`annotator_id`, `label` (one of the dataset's classes) and optionally `timestamp`. Put it beside "
-            "the data as `annotations*.csv`, upload it on the Data page, or pass `--annotations FILE`.",
-            icon=":material/groups:")
-    st.code("item_id,annotator_id,label\n17,alice,card_arrival\n17,bob,card_delivery_estimate\n", language="csv")
+    st.info(
+        "This dataset has no annotations from several people, so there is no rater agreement to show. "
+        "Load a companion file in long format, one row per label given: `item_id` (an id of the dataset), "
+        "`annotator_id`, `label` (one of the dataset's classes) and optionally `timestamp`. Put it beside "
+        "the data as `annotations*.csv`, upload it on the Data page, or pass `--annotations FILE`.",
+        icon=":material/groups:",
+    )
+    st.code(
+        "item_id,annotator_id,label\n17,alice,card_arrival\n17,bob,card_delivery_estimate\n",
+        language="csv",
+    )
 
 
 def render_simulated_notice(report: AgreementReport) -> None:
     if is_simulated(report.ratings.annotator_ids):
-        st.warning("These annotations are **simulated** (annotator ids start with `sim_`): seeded raters of varied "
-                   "competence who confuse similar intents, plus two spammers — see docs/agreement.md. They show "
-                   "how the page works; they say nothing about the real labelling of this dataset.",
-                   icon=":material/science:")
+        st.warning(
+            "These annotations are **simulated** (annotator ids start with `sim_`): seeded raters of varied "
+            "competence who confuse similar intents, plus two spammers — see docs/agreement.md. They show "
+            "how the page works; they say nothing about the real labelling of this dataset.",
+            icon=":material/science:",
+        )
 
 
 def render_statistics(report: AgreementReport) -> None:
@@ -98,22 +118,41 @@ def render_statistics(report: AgreementReport) -> None:
     cols[1].metric("Items rated", f"{r.n_items:,}")
     cols[2].metric("Annotators", f"{r.n_annotators:,}")
     cols[3].metric("Likely spammers", f"{int(report.annotators['likely_spammer'].sum())}")
-    rows = [{"statistic": s.name, "value": s.value, "items": s.n, "undefined because": s.reason}
-            for s in report.statistics]
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
-                 column_config={"value": st.column_config.NumberColumn(format="%.4f")})
+    rows = [
+        {"statistic": s.name, "value": s.value, "items": s.n, "undefined because": s.reason}
+        for s in report.statistics
+    ]
+    st.dataframe(
+        pd.DataFrame(rows),
+        hide_index=True,
+        width="stretch",
+        column_config={"value": st.column_config.NumberColumn(format="%.4f")},
+    )
     details = report.truth.details
-    bits = [f"{k.replace('_', ' ')}: {details[k]:.2f}" if isinstance(details[k], float) else f"{k.replace('_', ' ')}: {details[k]}"
-            for k in ("ties", "tie_break", "iterations", "converged", "log_likelihood") if k in details]
-    st.caption(f"Consensus by {METHODS[report.method]}" + (f" — {', '.join(bits)}" if bits else "") + ". "
-               "Kappa and alpha: 1 = perfect agreement, 0 = what chance gives, below 0 = worse than chance.")
+    bits = [
+        f"{k.replace('_', ' ')}: {details[k]:.2f}"
+        if isinstance(details[k], float)
+        else f"{k.replace('_', ' ')}: {details[k]}"
+        for k in ("ties", "tie_break", "iterations", "converged", "log_likelihood")
+        if k in details
+    ]
+    st.caption(
+        f"Consensus by {METHODS[report.method]}" + (f" — {', '.join(bits)}" if bits else "") + ". "
+        "Kappa and alpha: 1 = perfect agreement, 0 = what chance gives, below 0 = worse than chance."
+    )
 
 
-def kappa_matrix(report: AgreementReport, annotators: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def kappa_matrix(
+    report: AgreementReport, annotators: list[str]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(kappa, overlap, raw agreement) square matrices over ``annotators``; NaN/0 where undefined."""
     pos = {a: i for i, a in enumerate(annotators)}
     n = len(annotators)
-    kappa, overlap, agree = np.full((n, n), np.nan), np.zeros((n, n), dtype=np.int64), np.full((n, n), np.nan)
+    kappa, overlap, agree = (
+        np.full((n, n), np.nan),
+        np.zeros((n, n), dtype=np.int64),
+        np.full((n, n), np.nan),
+    )
     for row in report.pairs.itertuples(index=False):
         if row.annotator_a in pos and row.annotator_b in pos:
             a, b = pos[row.annotator_a], pos[row.annotator_b]
@@ -130,44 +169,78 @@ def render_kappa_heatmap(report: AgreementReport) -> None:
     kappa, overlap, agree = kappa_matrix(report, names)
     labels = [_esc(a) for a in names]
     custom = np.dstack([overlap, np.nan_to_num(agree, nan=-1)])
-    fig = go.Figure(go.Heatmap(
-        z=kappa, x=labels, y=labels, customdata=custom, zmin=-1, zmax=1, colorscale="RdBu",
-        colorbar={"title": "Cohen's κ"},
-        hovertemplate="%{y} × %{x}<br>κ = %{z:.3f}<br>items in common: %{customdata[0]}"
-                      "<br>raw agreement: %{customdata[1]:.3f}<extra></extra>",
-        hoverongaps=False))
-    fig.update_layout(height=max(350, 22 * len(names) + 150), margin={"l": 10, "r": 10, "t": 10, "b": 10},
-                      yaxis={"autorange": "reversed"})
+    fig = go.Figure(
+        go.Heatmap(
+            z=kappa,
+            x=labels,
+            y=labels,
+            customdata=custom,
+            zmin=-1,
+            zmax=1,
+            colorscale="RdBu",
+            colorbar={"title": "Cohen's κ"},
+            hovertemplate="%{y} × %{x}<br>κ = %{z:.3f}<br>items in common: %{customdata[0]}"
+            "<br>raw agreement: %{customdata[1]:.3f}<extra></extra>",
+            hoverongaps=False,
+        )
+    )
+    fig.update_layout(
+        height=max(350, 22 * len(names) + 150),
+        margin={"l": 10, "r": 10, "t": 10, "b": 10},
+        yaxis={"autorange": "reversed"},
+    )
     st.plotly_chart(fig, width="stretch", key="kappa_heatmap")
     undefined = report.pairs["kappa"].isna().sum()
-    st.caption(f"Blank cells: pairs with fewer than the minimum items in common or undefined κ "
-               f"({int(undefined)} of {len(report.pairs):,} pairs that share any item).")
+    st.caption(
+        f"Blank cells: pairs with fewer than the minimum items in common or undefined κ "
+        f"({int(undefined)} of {len(report.pairs):,} pairs that share any item)."
+    )
 
 
 def render_competence_chart(report: AgreementReport) -> None:
     ann = report.annotators
     if len(ann) > MAX_CHART_ANNOTATORS:
-        st.caption(f"The {MAX_CHART_ANNOTATORS} annotators with the most labels of {len(ann):,}; all are in the table.")
+        st.caption(
+            f"The {MAX_CHART_ANNOTATORS} annotators with the most labels of {len(ann):,}; all are in the table."
+        )
         ann = ann.nlargest(MAX_CHART_ANNOTATORS, "n_labels")
     ann = ann.sort_values("competence")
     colors = np.where(ann["likely_spammer"], "#d62728", "#1f77b4")
-    fig = go.Figure(go.Bar(
-        x=ann["competence"], y=[_esc(a) for a in ann["annotator_id"]], orientation="h", marker_color=colors,
-        text=[f"{n:,} labels" for n in ann["n_labels"]], textposition="auto",
-        customdata=np.c_[ann["n_labels"], ann["agreement_with_consensus"]],
-        hovertemplate="%{y}<br>competence %{x:.3f}<br>%{customdata[0]} labels<br>"
-                      "agrees with consensus %{customdata[1]:.1%}<extra></extra>"))
-    fig.update_layout(height=max(300, 24 * len(ann) + 80), xaxis={"range": [0, 1], "title": "competence"},
-                      margin={"l": 10, "r": 10, "t": 10, "b": 10})
+    fig = go.Figure(
+        go.Bar(
+            x=ann["competence"],
+            y=[_esc(a) for a in ann["annotator_id"]],
+            orientation="h",
+            marker_color=colors,
+            text=[f"{n:,} labels" for n in ann["n_labels"]],
+            textposition="auto",
+            customdata=np.c_[ann["n_labels"], ann["agreement_with_consensus"]],
+            hovertemplate="%{y}<br>competence %{x:.3f}<br>%{customdata[0]} labels<br>"
+            "agrees with consensus %{customdata[1]:.1%}<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        height=max(300, 24 * len(ann) + 80),
+        xaxis={"range": [0, 1], "title": "competence"},
+        margin={"l": 10, "r": 10, "t": 10, "b": 10},
+    )
     st.plotly_chart(fig, width="stretch", key="competence_chart")
-    label = {"mace": "MACE's θ: the probability the annotator labels from knowledge rather than at random",
-             "ds": "Dawid–Skene: the prior-weighted diagonal of the annotator's confusion matrix",
-             "crowdlab": "CROWDLAB annotator quality (agreement with the model-aided consensus)",
-             "mv": "agreement with the majority-vote consensus"}[report.method]
+    label = {
+        "mace": "MACE's θ: the probability the annotator labels from knowledge rather than at random",
+        "ds": "Dawid–Skene: the prior-weighted diagonal of the annotator's confusion matrix",
+        "crowdlab": "CROWDLAB annotator quality (agreement with the model-aided consensus)",
+        "mv": "agreement with the majority-vote consensus",
+    }[report.method]
     st.caption(f"Competence = {label}. Red: likely spammer.")
-    st.dataframe(report.annotators, hide_index=True, width="stretch",
-                 column_config={c: st.column_config.NumberColumn(format="%.3f")
-                                for c in ("competence", "agreement", "agreement_with_consensus")})
+    st.dataframe(
+        report.annotators,
+        hide_index=True,
+        width="stretch",
+        column_config={
+            c: st.column_config.NumberColumn(format="%.3f")
+            for c in ("competence", "agreement", "agreement_with_consensus")
+        },
+    )
 
 
 def render_annotator_confusion(report: AgreementReport) -> None:
@@ -183,18 +256,35 @@ def render_annotator_confusion(report: AgreementReport) -> None:
     sub = conf[np.ix_(used, used)]
     right = int(np.trace(conf))
     total = int(conf.sum())
-    st.caption(f"{who}: {total:,} labels, {right:,} equal to the consensus ({right / max(total, 1):.1%}). "
-               f"Rows: consensus; columns: what {who} said. Only the {len(used)} classes involved are shown.")
+    st.caption(
+        f"{who}: {total:,} labels, {right:,} equal to the consensus ({right / max(total, 1):.1%}). "
+        f"Rows: consensus; columns: what {who} said. Only the {len(used)} classes involved are shown."
+    )
     ticks = [_esc(c) for c in classes[used]]
-    fig = go.Figure(go.Heatmap(z=sub, x=ticks, y=ticks, colorscale="Blues",
-                               hovertemplate="consensus %{y}<br>said %{x}<br>%{z} labels<extra></extra>"))
-    fig.update_layout(height=max(350, 16 * len(used) + 200), margin={"l": 10, "r": 10, "t": 10, "b": 10},
-                      yaxis={"autorange": "reversed"}, xaxis={"title": "annotator's label"})
+    fig = go.Figure(
+        go.Heatmap(
+            z=sub,
+            x=ticks,
+            y=ticks,
+            colorscale="Blues",
+            hovertemplate="consensus %{y}<br>said %{x}<br>%{z} labels<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        height=max(350, 16 * len(used) + 200),
+        margin={"l": 10, "r": 10, "t": 10, "b": 10},
+        yaxis={"autorange": "reversed"},
+        xaxis={"title": "annotator's label"},
+    )
     st.plotly_chart(fig, width="stretch", key="annotator_confusion")
     off = conf.copy()
     np.fill_diagonal(off, 0)
     top = np.dstack(np.unravel_index(np.argsort(off, axis=None)[::-1], off.shape))[0]
-    rows = [{"consensus": classes[t], "said": classes[s], "labels": int(off[t, s])} for t, s in top[:10] if off[t, s] > 0]
+    rows = [
+        {"consensus": classes[t], "said": classes[s], "labels": int(off[t, s])}
+        for t, s in top[:10]
+        if off[t, s] > 0
+    ]
     if rows:
         st.markdown("Most frequent confusions")
         st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
@@ -217,48 +307,106 @@ def send_to_review(ids: list[str], source: str) -> None:
 
 def disputed_order(items: pd.DataFrame) -> pd.DataFrame:
     """Most disputed first: lowest pairwise agreement, then least confident consensus, then most raters."""
-    return items.sort_values(["disagreement", "consensus_confidence", "n_ratings"], ascending=[False, True, False],
-                             kind="mergesort")
+    return items.sort_values(
+        ["disagreement", "consensus_confidence", "n_ratings"],
+        ascending=[False, True, False],
+        kind="mergesort",
+    )
 
 
 def render_disputed_items(report: AgreementReport, ds: Dataset) -> None:
     items = disputed_order(items_with_text(report, ds))
     disputed = items[items["disagreement"] > 0]
-    st.caption(f"{len(disputed):,} of {len(items):,} rated items have at least one disagreeing pair of ratings.")
-    cols = ["item_id", "text", "given_label", "consensus_label", "consensus_confidence", "agreement", "n_ratings",
-            "n_labels_used"]
-    st.dataframe(disputed[cols].head(500), hide_index=True, width="stretch",
-                 column_config={"consensus_confidence": st.column_config.ProgressColumn(min_value=0, max_value=1),
-                                "agreement": st.column_config.NumberColumn(format="%.2f")})
+    st.caption(
+        f"{len(disputed):,} of {len(items):,} rated items have at least one disagreeing pair of ratings."
+    )
+    cols = [
+        "item_id",
+        "text",
+        "given_label",
+        "consensus_label",
+        "consensus_confidence",
+        "agreement",
+        "n_ratings",
+        "n_labels_used",
+    ]
+    st.dataframe(
+        disputed[cols].head(500),
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "consensus_confidence": st.column_config.ProgressColumn(min_value=0, max_value=1),
+            "agreement": st.column_config.NumberColumn(format="%.2f"),
+        },
+    )
     if len(disputed):
-        n = st.number_input("Items to send", min_value=1, max_value=len(disputed),
-                            value=min(DEFAULT_QUEUE_SIZE, len(disputed)), step=10, key="annotators_queue_size")
-        if st.button(f"Send the {int(n)} most disputed items to review", icon=":material/rule:",
-                     key="send_disputed"):
+        n = st.number_input(
+            "Items to send",
+            min_value=1,
+            max_value=len(disputed),
+            value=min(DEFAULT_QUEUE_SIZE, len(disputed)),
+            step=10,
+            key="annotators_queue_size",
+        )
+        if st.button(
+            f"Send the {int(n)} most disputed items to review",
+            icon=":material/rule:",
+            key="send_disputed",
+        ):
             send_to_review(disputed["item_id"].head(int(n)).tolist(), DISPUTED_SOURCE)
 
 
 def render_consensus_vs_given(report: AgreementReport, ds: Dataset) -> None:
     items = items_with_text(report, ds)
-    differ = items[items["consensus_label"] != items["given_label"]].sort_values("consensus_confidence",
-                                                                                 ascending=False)
+    differ = items[items["consensus_label"] != items["given_label"]].sort_values(
+        "consensus_confidence", ascending=False
+    )
     n = len(items)
-    st.metric("Consensus differs from the given label", f"{len(differ):,} of {n:,} ({len(differ) / max(n, 1):.1%})")
-    st.dataframe(differ[["item_id", "text", "given_label", "consensus_label", "consensus_confidence", "n_ratings"]],
-                 hide_index=True, width="stretch",
-                 column_config={"consensus_confidence": st.column_config.ProgressColumn(min_value=0, max_value=1)})
-    if len(differ) and st.button(f"Send these {len(differ):,} items to review", icon=":material/rule:",
-                                 key="send_differing"):
+    st.metric(
+        "Consensus differs from the given label",
+        f"{len(differ):,} of {n:,} ({len(differ) / max(n, 1):.1%})",
+    )
+    st.dataframe(
+        differ[
+            [
+                "item_id",
+                "text",
+                "given_label",
+                "consensus_label",
+                "consensus_confidence",
+                "n_ratings",
+            ]
+        ],
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "consensus_confidence": st.column_config.ProgressColumn(min_value=0, max_value=1)
+        },
+    )
+    if len(differ) and st.button(
+        f"Send these {len(differ):,} items to review", icon=":material/rule:", key="send_differing"
+    ):
         send_to_review(differ["item_id"].tolist(), DIFFERING_SOURCE)
 
 
 def render_class_agreement(report: AgreementReport) -> None:
     per = report.per_class[report.per_class["n_ratings"] > 0].sort_values("agreement")
-    fig = go.Figure(go.Bar(x=per["agreement"], y=[_esc(c) for c in per["label"]], orientation="h",
-                           customdata=per["n_ratings"],
-                           hovertemplate="%{y}<br>specific agreement %{x:.3f}<br>%{customdata} ratings<extra></extra>"))
-    fig.update_layout(height=max(300, 16 * len(per) + 80), xaxis={"range": [0, 1], "title": "specific agreement"},
-                      margin={"l": 10, "r": 10, "t": 10, "b": 10})
+    fig = go.Figure(
+        go.Bar(
+            x=per["agreement"],
+            y=[_esc(c) for c in per["label"]],
+            orientation="h",
+            customdata=per["n_ratings"],
+            hovertemplate="%{y}<br>specific agreement %{x:.3f}<br>%{customdata} ratings<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        height=max(300, 16 * len(per) + 80),
+        xaxis={"range": [0, 1], "title": "specific agreement"},
+        margin={"l": 10, "r": 10, "t": 10, "b": 10},
+    )
     st.plotly_chart(fig, width="stretch", key="class_agreement")
-    st.caption("Specific agreement of a class: of the rating pairs that involve that class, the share in which "
-               "both raters chose it. Low values mark classes whose guidelines are unclear.")
+    st.caption(
+        "Specific agreement of a class: of the rating pairs that involve that class, the share in which "
+        "both raters chose it. Low values mark classes whose guidelines are unclear."
+    )

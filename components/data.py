@@ -32,7 +32,9 @@ def current_dataset() -> Dataset | None:
 def render_data_page_link() -> None:
     try:
         st.page_link("views/data.py", label="Go to the Data page", icon=":material/database:")
-    except st.errors.StreamlitAPIException:  # a page run on its own (tests) has no navigation to link into
+    except (
+        st.errors.StreamlitAPIException
+    ):  # a page run on its own (tests) has no navigation to link into
         st.caption("Open the Data page from the sidebar.")
 
 
@@ -40,7 +42,9 @@ def require_dataset() -> Dataset:
     """Page guard: the current dataset, or a pointer to the Data page and a stop."""
     ds = current_dataset()
     if ds is None:
-        st.info("Load a dataset first: the bundled BANKING77 sample, an upload, or a path on the server.")
+        st.info(
+            "Load a dataset first: the bundled BANKING77 sample, an upload, or a path on the server."
+        )
         render_data_page_link()
         st.stop()
     return ds
@@ -50,10 +54,16 @@ def require_dataset() -> Dataset:
 SAMPLE_DIR = Path(__file__).resolve().parents[1] / "sample_data" / "banking77"
 COMPANION_UPLOADS = {
     "probs": ("Predicted probabilities (N x K)", ["npy", "csv", "parquet"]),
-    "annotations": ("Annotations: item_id, annotator_id, label[, timestamp]", ["csv", "tsv", "parquet"]),
+    "annotations": (
+        "Annotations: item_id, annotator_id, label[, timestamp]",
+        ["csv", "tsv", "parquet"],
+    ),
     "dynamics": ("Per-epoch logits (E x N x K)", ["npy"]),
     "embeddings": ("Precomputed embeddings (N x D)", ["npy"]),
-    "scores": ("External scores: per row (id, ...) or per pair (train_id, query_id, score)", ["csv", "parquet"]),
+    "scores": (
+        "External scores: per row (id, ...) or per pair (train_id, query_id, score)",
+        ["csv", "parquet"],
+    ),
     "classes": ("Class list (JSON list, or {class: description})", ["json"]),
 }
 
@@ -124,13 +134,21 @@ def render_dataset_summary(ds: Dataset) -> None:
     cols[3].metric("Largest / smallest class", f"{s['imbalance_ratio']:.1f}x")
     splits = s["rows_per_split"]
     if list(splits) != ["(none)"]:
-        st.caption("Splits: " + " · ".join(f"{k}: {v:,} rows" for k, v in splits.items())
-                   + ("  — the test split is protected: evaluation only, never changed by bulk actions."
-                      if ds.has_test_split else ""))
+        st.caption(
+            "Splits: "
+            + " · ".join(f"{k}: {v:,} rows" for k, v in splits.items())
+            + (
+                "  — the test split is protected: evaluation only, never changed by bulk actions."
+                if ds.has_test_split
+                else ""
+            )
+        )
     st.caption(f"Source: {md_escape(ds.source)} · dataset version {ds.content_hash}")
 
     left, right = st.columns(2)
-    counts = ds.class_counts().sort_values(ascending=False).rename_axis("class").reset_index(name="rows")
+    counts = (
+        ds.class_counts().sort_values(ascending=False).rename_axis("class").reset_index(name="rows")
+    )
     fig = px.bar(counts, x="class", y="rows", title="Class balance")
     fig.update_layout(xaxis={"showticklabels": ds.k <= 40}, height=340, margin={"t": 40, "b": 10})
     left.plotly_chart(fig, width="stretch")
@@ -143,11 +161,14 @@ def render_dataset_summary(ds: Dataset) -> None:
         st.dataframe(
             [{"role": k, "source column": v} for k, v in s["mapping"].items()]
             + [{"role": k, "source column": v} for k, v in s["companions"].items()],
-            hide_index=True, width="stretch",
+            hide_index=True,
+            width="stretch",
         )
         if not s["companions"]:
-            st.caption("No companions: predicted probabilities are computed out-of-fold, embeddings with the "
-                       "bundled model, and training dynamics by training a head on the embeddings.")
+            st.caption(
+                "No companions: predicted probabilities are computed out-of-fold, embeddings with the "
+                "bundled model, and training dynamics by training a head on the embeddings."
+            )
     if ds.warnings:
         with st.expander(f"Validation warnings ({len(ds.warnings)})", expanded=True):
             for w in ds.warnings:

@@ -30,7 +30,15 @@ from labelaudit.review.queue import (
 from labelaudit.review.store import ConflictError, ReviewStore
 
 #: Keyboard shortcuts of the action bar (Streamlit reserves C and R).
-SHORTCUTS = {"accept": "A", "change": "L", "keep": "K", "ambiguous": "M", "remove": "X", "skip": "S", "undo": "U"}
+SHORTCUTS = {
+    "accept": "A",
+    "change": "L",
+    "keep": "K",
+    "ambiguous": "M",
+    "remove": "X",
+    "skip": "S",
+    "undo": "U",
+}
 BULK_ACTIONS = ("accept", "change", "keep", "ambiguous", "remove")
 
 
@@ -54,8 +62,9 @@ def current_scan(ds: Dataset) -> Any | None:
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def export_bytes(workspace_root: str, dataset_hash: str, db_url: str, log_version: int, removed: str
-                 ) -> dict[str, bytes]:
+def export_bytes(
+    workspace_root: str, dataset_hash: str, db_url: str, log_version: int, removed: str
+) -> dict[str, bytes]:
     """CSV / Parquet of the cleaned dataset and CSV of the log; ``log_version`` (newest decision id)
     keys the cache so a new decision invalidates it."""
     from components.data import load_workspace_dataset
@@ -64,7 +73,11 @@ def export_bytes(workspace_root: str, dataset_hash: str, db_url: str, log_versio
     store = get_store(db_url)
     clean = cleaned_dataset(ds, store.current(dataset_hash), removed=removed)  # type: ignore[arg-type]
     log = decision_log(store, dataset_hash)
-    return {"csv": to_csv_bytes(clean), "parquet": to_parquet_bytes(clean), "log_csv": to_csv_bytes(log)}
+    return {
+        "csv": to_csv_bytes(clean),
+        "parquet": to_parquet_bytes(clean),
+        "log_csv": to_csv_bytes(log),
+    }
 
 
 # --------------------------------------------------------------------------- identity
@@ -104,8 +117,12 @@ def note_shown(store: ReviewStore, ds: Dataset, ev: ItemEvidence, source: str) -
     ss = st.session_state
     shown = ss.get(state.REVIEW_SHOWN)
     if not shown or shown.get("item_id") != ev.item_id:
-        shown = {"item_id": ev.item_id, "seen": store.latest_decision_id(ds.content_hash, ev.item_id),
-                 "shown": ev.shown(source), "suggested": ev.suggested_label}
+        shown = {
+            "item_id": ev.item_id,
+            "seen": store.latest_decision_id(ds.content_hash, ev.item_id),
+            "shown": ev.shown(source),
+            "suggested": ev.suggested_label,
+        }
         ss[state.REVIEW_SHOWN] = shown
     return shown
 
@@ -146,15 +163,26 @@ def _decide(store: ReviewStore, ds: Dataset, reviewer: str, action: str) -> None
         new = ss.get(f"review_label_{item}")
     comment = str(ss.get(f"review_comment_{item}") or "").strip()
     try:
-        d = store.record(dataset_version=ds.content_hash, item_id=item, reviewer=reviewer, action=action,
-                         old_label=old, new_label=new, comment=comment, shown=shown["shown"],
-                         seen_decision_id=shown["seen"])
+        d = store.record(
+            dataset_version=ds.content_hash,
+            item_id=item,
+            reviewer=reviewer,
+            action=action,
+            old_label=old,
+            new_label=new,
+            comment=comment,
+            shown=shown["shown"],
+            seen_decision_id=shown["seen"],
+        )
     except ConflictError as e:
         # Show the item again with the other decision in view; the next decision is checked against it.
         ss[state.REVIEW_FORCE] = item
         ss[state.REVIEW_SHOWN] = dict(shown, seen=e.latest.id)
-        flash("conflict", f"Not saved: this item changed after it was shown to you. {e.latest.describe()}. "
-                          "Look again and decide.")
+        flash(
+            "conflict",
+            f"Not saved: this item changed after it was shown to you. {e.latest.describe()}. "
+            "Look again and decide.",
+        )
         return
     except UsageError as e:
         flash("error", str(e))
@@ -181,10 +209,16 @@ def _undo(store: ReviewStore, ds: Dataset, reviewer: str) -> None:
     if not last:
         return
     try:
-        u = store.undo(dataset_version=ds.content_hash, item_id=last["item_id"], reviewer=reviewer,
-                       seen_decision_id=last["decision_id"])
+        u = store.undo(
+            dataset_version=ds.content_hash,
+            item_id=last["item_id"],
+            reviewer=reviewer,
+            seen_decision_id=last["decision_id"],
+        )
     except ConflictError as e:
-        flash("conflict", f"Not undone: the item changed since your decision. {e.latest.describe()}.")
+        flash(
+            "conflict", f"Not undone: the item changed since your decision. {e.latest.describe()}."
+        )
         ss.pop(state.REVIEW_LAST, None)
         return
     except UsageError as e:
@@ -199,7 +233,9 @@ def _undo(store: ReviewStore, ds: Dataset, reviewer: str) -> None:
 def _pin(store: ReviewStore, ds: Dataset, reviewer: str, item_id: str) -> None:
     """Button callback: pin the item as a finding (kind "item") for the ROI page and report."""
     note = str(st.session_state.get(f"review_pin_note_{item_id}") or "").strip()
-    fid = store.add_finding(dataset_version=ds.content_hash, kind="item", target=item_id, note=note, author=reviewer)
+    fid = store.add_finding(
+        dataset_version=ds.content_hash, kind="item", target=item_id, note=note, author=reviewer
+    )
     flash("saved", f"Pinned item {item_id} as finding {fid}.")
 
 
@@ -226,26 +262,45 @@ def render_item_card(ev: ItemEvidence, *, current: pd.Series | None = None) -> N
     with top[0]:
         st.markdown("**Text**")
         st.code(ev.text, language=None, wrap_lines=True)
-        st.text(f"Item {ev.item_id} · given label: {ev.given_label}" + (f" · split: {ev.split}" if ev.split else ""))
+        st.text(
+            f"Item {ev.item_id} · given label: {ev.given_label}"
+            + (f" · split: {ev.split}" if ev.split else "")
+        )
         if current is not None:
-            final = current["final_label"] if isinstance(current["final_label"], str) else "(removed)"
+            final = (
+                current["final_label"] if isinstance(current["final_label"], str) else "(removed)"
+            )
             st.text(f"Decided already: {current['action']} → {final} by {current['reviewer']}")
         if ev.in_test_split:
-            st.info("This row is in the protected test split: bulk actions never change it.",
-                    icon=":material/shield:")
+            st.info(
+                "This row is in the protected test split: bulk actions never change it.",
+                icon=":material/shield:",
+            )
         for name, desc in ev.descriptions.items():
             st.text(f"{name}: {desc}")
     with top[1]:
         st.markdown("**Suggested labels**")
         if ev.suggestions:
             sug = pd.DataFrame(ev.suggestions, columns=["label", "probability"])
-            st.dataframe(sug, hide_index=True, width="stretch", column_config={
-                "probability": st.column_config.ProgressColumn("probability", min_value=0.0, max_value=1.0,
-                                                               format="%.2f")})
+            st.dataframe(
+                sug,
+                hide_index=True,
+                width="stretch",
+                column_config={
+                    "probability": st.column_config.ProgressColumn(
+                        "probability", min_value=0.0, max_value=1.0, format="%.2f"
+                    )
+                },
+            )
         else:
-            st.caption("No model probabilities: run the scan, or load predicted probabilities with the data.")
+            st.caption(
+                "No model probabilities: run the scan, or load predicted probabilities with the data."
+            )
         if ev.label_issue_score is not None:
-            st.text(f"Label-issue score {ev.label_issue_score:.3f}" + (" · flagged" if ev.is_label_issue else ""))
+            st.text(
+                f"Label-issue score {ev.label_issue_score:.3f}"
+                + (" · flagged" if ev.is_label_issue else "")
+            )
 
 
 def render_item_evidence(ev: ItemEvidence) -> None:
@@ -260,8 +315,12 @@ def render_item_evidence(ev: ItemEvidence) -> None:
         if ev.neighbours.empty:
             st.caption("No embeddings yet: run the scan to see the nearest neighbours.")
         else:
-            st.dataframe(ev.neighbours, hide_index=True, width="stretch",
-                         column_config={"similarity": st.column_config.NumberColumn(format="%.3f")})
+            st.dataframe(
+                ev.neighbours,
+                hide_index=True,
+                width="stretch",
+                column_config={"similarity": st.column_config.NumberColumn(format="%.3f")},
+            )
     with ev_tabs[2]:
         if ev.votes.empty:
             st.caption("No annotator labels for this item.")
@@ -277,40 +336,96 @@ def render_action_bar(store: ReviewStore, ds: Dataset, ev: ItemEvidence, reviewe
     args = (store, ds, reviewer)
     with st.form(f"review_form_{ev.item_id}", border=True):
         c1, c2 = st.columns([2, 3])
-        c1.selectbox("Label (type to search)", options, index=default, key=f"review_label_{ev.item_id}")
+        c1.selectbox(
+            "Label (type to search)", options, index=default, key=f"review_label_{ev.item_id}"
+        )
         c2.text_input("Comment (optional)", key=f"review_comment_{ev.item_id}")
         b = st.columns(5)
         # Order matters: Enter in the form presses the first button.
         with b[0]:
             same = suggested == ev.given_label
-            st.form_submit_button(f"Accept: {md_escape(suggested)}" + (" (= given)" if same else "") if suggested
-                                  else "Accept suggestion", type="primary",
-                                  disabled=suggested is None, on_click=_decide, args=(*args, "accept"),
-                                  shortcut=SHORTCUTS["accept"], key="review_accept", width="stretch")
+            st.form_submit_button(
+                f"Accept: {md_escape(suggested)}" + (" (= given)" if same else "")
+                if suggested
+                else "Accept suggestion",
+                type="primary",
+                disabled=suggested is None,
+                on_click=_decide,
+                args=(*args, "accept"),
+                shortcut=SHORTCUTS["accept"],
+                key="review_accept",
+                width="stretch",
+            )
         with b[1]:
-            st.form_submit_button("Set chosen label", on_click=_decide, args=(*args, "change"),
-                                  shortcut=SHORTCUTS["change"], key="review_change", width="stretch")
+            st.form_submit_button(
+                "Set chosen label",
+                on_click=_decide,
+                args=(*args, "change"),
+                shortcut=SHORTCUTS["change"],
+                key="review_change",
+                width="stretch",
+            )
         with b[2]:
-            st.form_submit_button("Keep given label", on_click=_decide, args=(*args, "keep"),
-                                  shortcut=SHORTCUTS["keep"], key="review_keep", width="stretch")
+            st.form_submit_button(
+                "Keep given label",
+                on_click=_decide,
+                args=(*args, "keep"),
+                shortcut=SHORTCUTS["keep"],
+                key="review_keep",
+                width="stretch",
+            )
         with b[3]:
-            st.form_submit_button("Ambiguous", on_click=_decide, args=(*args, "ambiguous"),
-                                  shortcut=SHORTCUTS["ambiguous"], key="review_ambiguous", width="stretch")
+            st.form_submit_button(
+                "Ambiguous",
+                on_click=_decide,
+                args=(*args, "ambiguous"),
+                shortcut=SHORTCUTS["ambiguous"],
+                key="review_ambiguous",
+                width="stretch",
+            )
         with b[4]:
-            st.form_submit_button("Remove row", on_click=_decide, args=(*args, "remove"),
-                                  shortcut=SHORTCUTS["remove"], key="review_remove", width="stretch")
+            st.form_submit_button(
+                "Remove row",
+                on_click=_decide,
+                args=(*args, "remove"),
+                shortcut=SHORTCUTS["remove"],
+                key="review_remove",
+                width="stretch",
+            )
     c = st.columns([1, 1, 1, 3])
     with c[2].popover("Pin finding", icon=":material/push_pin:", width="stretch"):
         note = st.text_input("Note for the ROI report", key=f"review_pin_note_{ev.item_id}")
-        st.button("Pin this item", key="review_pin", on_click=_pin, args=(store, ds, reviewer, ev.item_id),
-                  disabled=not note.strip())
-    c[0].button("Skip", on_click=_skip, args=(ev.item_id,), shortcut=SHORTCUTS["skip"], key="review_skip",
-                width="stretch")
+        st.button(
+            "Pin this item",
+            key="review_pin",
+            on_click=_pin,
+            args=(store, ds, reviewer, ev.item_id),
+            disabled=not note.strip(),
+        )
+    c[0].button(
+        "Skip",
+        on_click=_skip,
+        args=(ev.item_id,),
+        shortcut=SHORTCUTS["skip"],
+        key="review_skip",
+        width="stretch",
+    )
     last = st.session_state.get(state.REVIEW_LAST)
-    c[1].button("Undo last", on_click=_undo, args=args, disabled=not last, shortcut=SHORTCUTS["undo"],
-                key="review_undo", width="stretch",
-                help=None if not last else f"Undo your last decision (item {last['item_id']})")
-    c[3].caption("Keys: " + " · ".join(f"{k} {v}" for v, k in SHORTCUTS.items()) + " · Enter in the form = accept")
+    c[1].button(
+        "Undo last",
+        on_click=_undo,
+        args=args,
+        disabled=not last,
+        shortcut=SHORTCUTS["undo"],
+        key="review_undo",
+        width="stretch",
+        help=None if not last else f"Undo your last decision (item {last['item_id']})",
+    )
+    c[3].caption(
+        "Keys: "
+        + " · ".join(f"{k} {v}" for v, k in SHORTCUTS.items())
+        + " · Enter in the form = accept"
+    )
 
 
 def render_progress(progress: Any) -> None:
@@ -318,14 +433,24 @@ def render_progress(progress: Any) -> None:
     c[0].metric("Decided in this queue", f"{progress.done:,} of {progress.total:,}")
     c[1].metric("Remaining", f"{progress.remaining:,}")
     rate = progress.acceptance_rate
-    c[2].metric("Suggestions accepted", "–" if rate is None else f"{rate:.0%}",
-                help="Share of all decisions in force on this dataset that accepted the suggested label.")
+    c[2].metric(
+        "Suggestions accepted",
+        "–" if rate is None else f"{rate:.0%}",
+        help="Share of all decisions in force on this dataset that accepted the suggested label.",
+    )
     if progress.total:
         st.progress(progress.done / progress.total)
 
 
-def render_bulk(store: ReviewStore, ds: Dataset, reviewer: str, *, queue_ids: list[str], source: str,
-                scan_table: pd.DataFrame | None) -> None:
+def render_bulk(
+    store: ReviewStore,
+    ds: Dataset,
+    reviewer: str,
+    *,
+    queue_ids: list[str],
+    source: str,
+    scan_table: pd.DataFrame | None,
+) -> None:
     """Apply one decision to a selection, after a confirmation that shows the count and the protected rows."""
     ss = st.session_state
     with st.expander("Bulk decision on a selection"):
@@ -337,7 +462,9 @@ def render_bulk(store: ReviewStore, ds: Dataset, reviewer: str, *, queue_ids: li
             clusters = sorted(int(c) for c in scan_table["cluster"].unique() if c >= 0)  # type: ignore[index]
             c1, c2 = st.columns(2)
             cluster = c1.selectbox("Cluster", clusters, key="bulk_cluster")
-            given = c2.selectbox("Given label (optional)", ["(any)"] + list(ds.classes), key="bulk_given")
+            given = c2.selectbox(
+                "Given label (optional)", ["(any)"] + list(ds.classes), key="bulk_given"
+            )
             mask = (scan_table["cluster"] == cluster).to_numpy()  # type: ignore[index]
             if given != "(any)":
                 mask &= (ds.frame[LABEL] == given).to_numpy()
@@ -346,34 +473,67 @@ def render_bulk(store: ReviewStore, ds: Dataset, reviewer: str, *, queue_ids: li
         else:
             ids, source_name = list(queue_ids), source
         c1, c2, c3 = st.columns(3)
-        action = c1.selectbox("Decision", BULK_ACTIONS, key="bulk_action",
-                              format_func=lambda a: "accept each row's suggestion" if a == "accept" else a)
-        new_label = c2.selectbox("New label", list(ds.classes), key="bulk_label") if action == "change" else None
+        action = c1.selectbox(
+            "Decision",
+            BULK_ACTIONS,
+            key="bulk_action",
+            format_func=lambda a: "accept each row's suggestion" if a == "accept" else a,
+        )
+        new_label = (
+            c2.selectbox("New label", list(ds.classes), key="bulk_label")
+            if action == "change"
+            else None
+        )
         comment = c3.text_input("Comment", key="bulk_comment")
         ok, protected = bulk_targets(ds, ids)
-        st.text(f"{len(ok):,} rows would change · {len(protected):,} in the protected test split are skipped")
+        st.text(
+            f"{len(ok):,} rows would change · {len(protected):,} in the protected test split are skipped"
+        )
         if st.button("Review bulk decision…", disabled=not ok, key="bulk_prepare"):
             suggestions = None
             if action == "accept" and scan_table is not None and "suggested_label" in scan_table:
-                suggestions = dict(zip(scan_table["id"].astype(str), scan_table["suggested_label"].astype(str),
-                                       strict=True))
-            ss[state.REVIEW_BULK] = {"ids": ok + protected, "action": action, "new_label": new_label,
-                                     "suggestions": suggestions,
-                                     "comment": comment, "source": source_name,
-                                     "seen": store.latest_decision_ids(ds.content_hash)}
+                suggestions = dict(
+                    zip(
+                        scan_table["id"].astype(str),
+                        scan_table["suggested_label"].astype(str),
+                        strict=True,
+                    )
+                )
+            ss[state.REVIEW_BULK] = {
+                "ids": ok + protected,
+                "action": action,
+                "new_label": new_label,
+                "suggestions": suggestions,
+                "comment": comment,
+                "source": source_name,
+                "seen": store.latest_decision_ids(ds.content_hash),
+            }
         pending = ss.get(state.REVIEW_BULK)
         if pending:
             n_ok, n_prot = (len(x) for x in bulk_targets(ds, pending["ids"]))
-            what = pending["action"] + (f" → {pending['new_label']}" if pending["new_label"] else "")
-            st.warning(md_escape(f"Apply '{what}' to {n_ok:,} rows of {pending['source']}? ") +
-                       f"{n_prot:,} rows in the protected test split will be skipped.", icon=":material/warning:")
+            what = pending["action"] + (
+                f" → {pending['new_label']}" if pending["new_label"] else ""
+            )
+            st.warning(
+                md_escape(f"Apply '{what}' to {n_ok:,} rows of {pending['source']}? ")
+                + f"{n_prot:,} rows in the protected test split will be skipped.",
+                icon=":material/warning:",
+            )
             c1, c2 = st.columns(2)
             if c1.button(f"Confirm: apply to {n_ok:,} rows", type="primary", key="bulk_confirm"):
                 try:
-                    res = apply_bulk(store, ds, item_ids=pending["ids"], action=pending["action"],
-                                     reviewer=reviewer, seen=pending["seen"], new_label=pending["new_label"],
-                                     comment=pending["comment"], source=pending["source"],
-                                     suggestions=pending.get("suggestions"))
+                    res = apply_bulk(
+                        store,
+                        ds,
+                        item_ids=pending["ids"],
+                        action=pending["action"],
+                        reviewer=reviewer,
+                        seen=pending["seen"],
+                        new_label=pending["new_label"],
+                        comment=pending["comment"],
+                        source=pending["source"],
+                        suggestions=pending.get("suggestions"),
+                    )
                 except UsageError as e:
                     flash("error", str(e))
                 else:
@@ -388,20 +548,45 @@ def render_bulk(store: ReviewStore, ds: Dataset, reviewer: str, *, queue_ids: li
 def render_export(store: ReviewStore, ds: Dataset, workspace_root: str) -> None:
     """Download buttons: cleaned dataset (CSV, Parquet) and the decision log."""
     with st.expander("Export"):
-        removed = st.radio("Removed rows", ["drop", "flag"], horizontal=True, key="export_removed",
-                           help="drop: leave them out; flag: keep them with removed=True and no final label")
+        removed = st.radio(
+            "Removed rows",
+            ["drop", "flag"],
+            horizontal=True,
+            key="export_removed",
+            help="drop: leave them out; flag: keep them with removed=True and no final label",
+        )
         latest = max(store.latest_decision_ids(ds.content_hash).values(), default=0)
         data = export_bytes(workspace_root, ds.content_hash, store.url, latest, removed)
         stem = f"labelaudit-{ds.content_hash[:8]}"
         c = st.columns(3)
-        c[0].download_button("Cleaned dataset (CSV)", data["csv"], file_name=f"{stem}-reviewed.csv",
-                             mime="text/csv", key="download_csv", on_click="ignore")
-        c[1].download_button("Cleaned dataset (Parquet)", data["parquet"], file_name=f"{stem}-reviewed.parquet",
-                             mime="application/octet-stream", key="download_parquet", on_click="ignore")
-        c[2].download_button("Decision log (CSV)", data["log_csv"], file_name=f"{stem}-decisions.csv",
-                             mime="text/csv", key="download_log", on_click="ignore")
-        st.caption("CSV cells starting with =, +, -, @ are prefixed with ' so spreadsheets do not run them. "
-                   "Command line: labelaudit export --out FILE.")
+        c[0].download_button(
+            "Cleaned dataset (CSV)",
+            data["csv"],
+            file_name=f"{stem}-reviewed.csv",
+            mime="text/csv",
+            key="download_csv",
+            on_click="ignore",
+        )
+        c[1].download_button(
+            "Cleaned dataset (Parquet)",
+            data["parquet"],
+            file_name=f"{stem}-reviewed.parquet",
+            mime="application/octet-stream",
+            key="download_parquet",
+            on_click="ignore",
+        )
+        c[2].download_button(
+            "Decision log (CSV)",
+            data["log_csv"],
+            file_name=f"{stem}-decisions.csv",
+            mime="text/csv",
+            key="download_log",
+            on_click="ignore",
+        )
+        st.caption(
+            "CSV cells starting with =, +, -, @ are prefixed with ' so spreadsheets do not run them. "
+            "Command line: labelaudit export --out FILE."
+        )
 
 
 def queue_source() -> tuple[list[str] | None, str]:

@@ -41,8 +41,15 @@ def store_for(workspace_root: str) -> tuple[ReviewStore, str]:
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def cached_report(workspace_root: str, dataset_hash: str, db_url: str, log_digest: str, n_findings: int,
-                  options_json: str, next_n: int) -> RoiReport:
+def cached_report(
+    workspace_root: str,
+    dataset_hash: str,
+    db_url: str,
+    log_digest: str,
+    n_findings: int,
+    options_json: str,
+    next_n: int,
+) -> RoiReport:
     """The report numbers for these decisions (``log_digest``) and findings; uses a stored retraining
     only (never retrains here). The digest and the findings count key the cache, so a new decision or
     finding recomputes it."""
@@ -54,31 +61,62 @@ def cached_report(workspace_root: str, dataset_hash: str, db_url: str, log_diges
     res = load_scan(workspace_root, dataset_hash, options_json)
     store = get_store(db_url)
     details = res.detection.details if res.detection is not None else {}
-    return compute_report(ds, store.log(dataset_hash), store.findings(dataset_hash), scan_table=res.table,
-                                     details=details, embeddings=res.embeddings, workspace=Workspace(workspace_root),
-                                     next_n=next_n, seed=int(json.loads(options_json).get("seed", 0)), retrain=False)
+    return compute_report(
+        ds,
+        store.log(dataset_hash),
+        store.findings(dataset_hash),
+        scan_table=res.table,
+        details=details,
+        embeddings=res.embeddings,
+        workspace=Workspace(workspace_root),
+        next_n=next_n,
+        seed=int(json.loads(options_json).get("seed", 0)),
+        retrain=False,
+    )
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
-def cached_report_html(workspace_root: str, dataset_hash: str, db_url: str, log_digest: str, n_findings: int,
-                       options_json: str, next_n: int) -> bytes:
+def cached_report_html(
+    workspace_root: str,
+    dataset_hash: str,
+    db_url: str,
+    log_digest: str,
+    n_findings: int,
+    options_json: str,
+    next_n: int,
+) -> bytes:
     """The HTML report (several MB with plotly.js inlined) for the same key as :func:`cached_report`."""
-    rep = cached_report(workspace_root, dataset_hash, db_url, log_digest, n_findings, options_json, next_n)
+    rep = cached_report(
+        workspace_root, dataset_hash, db_url, log_digest, n_findings, options_json, next_n
+    )
     return render_html(rep).encode("utf-8")
 
 
 def run_retraining(ds, res, log: pd.DataFrame, workspace_root: str, seed: int) -> bool:
     """Retrain the head at every checkpoint inside st.status with a progress bar; True when done."""
     started = time.monotonic()
-    with st.status("Retraining the head on the labels before and after the review…", expanded=True) as status:
+    with st.status(
+        "Retraining the head on the labels before and after the review…", expanded=True
+    ) as status:
         progress = StatusProgress(status, "Retraining")
         try:
-            roi.before_after(ds, res.embeddings, log, workspace=Workspace(workspace_root), seed=seed, progress=progress)
+            roi.before_after(
+                ds,
+                res.embeddings,
+                log,
+                workspace=Workspace(workspace_root),
+                seed=seed,
+                progress=progress,
+            )
         except (DataError, UsageError) as e:
             status.update(label="Retraining failed", state="error")
             st.error(str(e), icon=":material/error:")
             return False
-        status.update(label=f"Retrained in {time.monotonic() - started:.0f} s", state="complete", expanded=False)
+        status.update(
+            label=f"Retrained in {time.monotonic() - started:.0f} s",
+            state="complete",
+            expanded=False,
+        )
     return True
 
 
@@ -89,9 +127,12 @@ def _fmt_pct(v: float | None) -> str:
 
 def render_simulation_notice(rep: RoiReport) -> None:
     if rep.simulated:
-        st.warning(f"**Simulated demo.** These decisions were replayed by `{roi.SIMULATED_REVIEWER}` from an answer "
-                   "key of planted label flips (scripts/simulate_review.py), not made by people. Every number below "
-                   "is computed from them exactly as it would be from a real review.", icon=":material/science:")
+        st.warning(
+            f"**Simulated demo.** These decisions were replayed by `{roi.SIMULATED_REVIEWER}` from an answer "
+            "key of planted label flips (scripts/simulate_review.py), not made by people. Every number below "
+            "is computed from them exactly as it would be from a real review.",
+            icon=":material/science:",
+        )
 
 
 def render_headline(rep: RoiReport) -> None:
@@ -99,12 +140,18 @@ def render_headline(rep: RoiReport) -> None:
     c = st.columns(4)
     c[0].metric("Items reviewed", f"{s.n_reviewed:,}")
     c[1].metric("Labels changed", f"{s.n_relabelled:,}", help="accept + change")
-    c[2].metric("Precision of suggestions", _fmt_pct(s.overall_precision),
-                help=f"Share of the {s.n_flagged_reviewed:,} reviewed flagged rows whose label was changed. "
-                     "Remove and ambiguous count as not changed.")
-    c[3].metric("Median time per item", "n/a" if math.isnan(s.time.median_seconds) else f"{s.time.median_seconds:.0f} s",
-                help=f"Gaps between consecutive decisions of a reviewer; gaps over {s.time.break_seconds / 60:.0f} min "
-                     "are breaks and ignored.")
+    c[2].metric(
+        "Precision of suggestions",
+        _fmt_pct(s.overall_precision),
+        help=f"Share of the {s.n_flagged_reviewed:,} reviewed flagged rows whose label was changed. "
+        "Remove and ambiguous count as not changed.",
+    )
+    c[3].metric(
+        "Median time per item",
+        "n/a" if math.isnan(s.time.median_seconds) else f"{s.time.median_seconds:.0f} s",
+        help=f"Gaps between consecutive decisions of a reviewer; gaps over {s.time.break_seconds / 60:.0f} min "
+        "are breaks and ignored.",
+    )
 
 
 def render_before_after(rep: RoiReport) -> None:
@@ -113,19 +160,31 @@ def render_before_after(rep: RoiReport) -> None:
         return
     m = ba.metrics
     c = st.columns(4)
-    c[0].metric("Accuracy after", _fmt_pct(m["accuracy_after"].value),
-                delta=f"{m['accuracy_change'].value * 100:+.2f} points")
-    c[1].metric("Macro-F1 after", _fmt_pct(m["macro_f1_after"].value),
-                delta=f"{m['macro_f1_change'].value * 100:+.2f} points")
-    c[2].metric("Accuracy change per 100 reviewed", f"{ba.change_per_100('accuracy') * 100:+.2f} points")
-    c[3].metric("95% CI of the accuracy change (points)",
-                f"{m['accuracy_change'].low * 100:+.2f} to {m['accuracy_change'].high * 100:+.2f}")
+    c[0].metric(
+        "Accuracy after",
+        _fmt_pct(m["accuracy_after"].value),
+        delta=f"{m['accuracy_change'].value * 100:+.2f} points",
+    )
+    c[1].metric(
+        "Macro-F1 after",
+        _fmt_pct(m["macro_f1_after"].value),
+        delta=f"{m['macro_f1_change'].value * 100:+.2f} points",
+    )
+    c[2].metric(
+        "Accuracy change per 100 reviewed", f"{ba.change_per_100('accuracy') * 100:+.2f} points"
+    )
+    c[3].metric(
+        "95% CI of the accuracy change (points)",
+        f"{m['accuracy_change'].low * 100:+.2f} to {m['accuracy_change'].high * 100:+.2f}",
+    )
     left, right = st.columns(2)
     left.plotly_chart(figure_before_after(ba), width="stretch", key="roi_before_after")
     right.plotly_chart(figure_accuracy_curve(ba), width="stretch", key="roi_curve")
-    st.caption(f"Trained on {ba.n_train_before:,} rows before and {ba.n_train_after:,} after "
-               f"({ba.n_relabelled_train:,} relabelled, {ba.n_removed_train:,} removed); evaluated on {ba.n_eval:,} rows "
-               f"of {ba.eval_source}, whose reviewed labels are the truth where they exist.")
+    st.caption(
+        f"Trained on {ba.n_train_before:,} rows before and {ba.n_train_after:,} after "
+        f"({ba.n_relabelled_train:,} relabelled, {ba.n_removed_train:,} removed); evaluated on {ba.n_eval:,} rows "
+        f"of {ba.eval_source}, whose reviewed labels are the truth where they exist."
+    )
 
 
 def render_review_so_far(rep: RoiReport) -> None:
@@ -133,33 +192,56 @@ def render_review_so_far(rep: RoiReport) -> None:
     left, right = st.columns(2)
     left.plotly_chart(figure_decisions(s), width="stretch", key="roi_decisions")
     if len(s.by_detector):
-        right.plotly_chart(figure_precision_by_detector(s), width="stretch", key="roi_precision_detector")
+        right.plotly_chart(
+            figure_precision_by_detector(s), width="stretch", key="roi_precision_detector"
+        )
     else:
         right.info("No per-detector flags in the scan.")
     unflagged = s.precision_unflagged.iloc[0]
     if unflagged["reviewed"]:
-        st.caption(f"Rows reviewed that no detector flagged: {int(unflagged['reviewed']):,}, of which "
-                   f"{_fmt_pct(unflagged['precision'])} had their label changed (the base rate without suggestions).")
+        st.caption(
+            f"Rows reviewed that no detector flagged: {int(unflagged['reviewed']):,}, of which "
+            f"{_fmt_pct(unflagged['precision'])} had their label changed (the base rate without suggestions)."
+        )
     # reviewer names are typed by users: plain text, never markdown
-    st.text(f"{s.n_log_rows:,} rows in the decision log ({s.n_undos:,} undos); reviewers: {', '.join(s.reviewers)}.")
+    st.text(
+        f"{s.n_log_rows:,} rows in the decision log ({s.n_undos:,} undos); reviewers: {', '.join(s.reviewers)}."
+    )
     with st.expander("Precision by given label"):
-        st.dataframe(s.by_class, hide_index=True, width="stretch",
-                     column_config={"group": "given label",
-                                    "precision": st.column_config.NumberColumn(format="percent"),
-                                    "precision_low": st.column_config.NumberColumn(format="percent"),
-                                    "precision_high": st.column_config.NumberColumn(format="percent"),
-                                    "problem_rate": st.column_config.NumberColumn(format="percent")})
+        st.dataframe(
+            s.by_class,
+            hide_index=True,
+            width="stretch",
+            column_config={
+                "group": "given label",
+                "precision": st.column_config.NumberColumn(format="percent"),
+                "precision_low": st.column_config.NumberColumn(format="percent"),
+                "precision_high": st.column_config.NumberColumn(format="percent"),
+                "problem_rate": st.column_config.NumberColumn(format="percent"),
+            },
+        )
 
 
 def render_projection(rep: RoiReport) -> None:
     p = rep.projection
     c = st.columns(4)
-    c[0].metric("Estimated label errors left", "n/a" if p.remaining_errors is None else f"{p.remaining_errors:,.0f}")
-    c[1].metric(f"Expected fixes in the next {p.next_n:,}",
-                "n/a" if math.isnan(p.expected_fixes) else f"{p.expected_fixes:,.1f}")
-    c[2].metric("Reviewer hours", "n/a" if math.isnan(p.expected_hours) else f"{p.expected_hours:,.1f}")
-    c[3].metric("Expected accuracy gain",
-                "n/a" if p.expected_accuracy_gain is None else f"{p.expected_accuracy_gain * 100:+.2f} points")
+    c[0].metric(
+        "Estimated label errors left",
+        "n/a" if p.remaining_errors is None else f"{p.remaining_errors:,.0f}",
+    )
+    c[1].metric(
+        f"Expected fixes in the next {p.next_n:,}",
+        "n/a" if math.isnan(p.expected_fixes) else f"{p.expected_fixes:,.1f}",
+    )
+    c[2].metric(
+        "Reviewer hours", "n/a" if math.isnan(p.expected_hours) else f"{p.expected_hours:,.1f}"
+    )
+    c[3].metric(
+        "Expected accuracy gain",
+        "n/a"
+        if p.expected_accuracy_gain is None
+        else f"{p.expected_accuracy_gain * 100:+.2f} points",
+    )
     st.markdown("**Assumptions**")
     for a in p.assumptions:  # our own sentences and numbers, no dataset text
         st.markdown(f"- {a}")
@@ -168,24 +250,40 @@ def render_projection(rep: RoiReport) -> None:
 def render_findings(store: ReviewStore, dataset_hash: str, findings: pd.DataFrame) -> None:
     """The pinned findings as a table (plain text) and a small form to pin one."""
     if len(findings):
-        st.dataframe(findings[["kind", "target", "note", "author", "created_at"]], hide_index=True, width="stretch")
+        st.dataframe(
+            findings[["kind", "target", "note", "author", "created_at"]],
+            hide_index=True,
+            width="stretch",
+        )
     else:
         st.caption("No findings pinned yet.")
     with st.form("roi_finding_form", clear_on_submit=True):
         c1, c2 = st.columns([1, 3])
         kind = c1.selectbox("Kind", FINDING_KINDS, key="roi_finding_kind")
-        target = c2.text_input("Cluster, item id or class pair", key="roi_finding_target",
-                               placeholder="card_arrival vs card_delivery_estimate")
-        note = st.text_area("Note", key="roi_finding_note", placeholder="the guideline is ambiguous")
-        author = st.text_input("Your name", value=st.session_state.get(state.REVIEWER, ""), key="roi_finding_author")
+        target = c2.text_input(
+            "Cluster, item id or class pair",
+            key="roi_finding_target",
+            placeholder="card_arrival vs card_delivery_estimate",
+        )
+        note = st.text_area(
+            "Note", key="roi_finding_note", placeholder="the guideline is ambiguous"
+        )
+        author = st.text_input(
+            "Your name", value=st.session_state.get(state.REVIEWER, ""), key="roi_finding_author"
+        )
         submitted = st.form_submit_button("Pin finding", icon=":material/push_pin:")
     if submitted:
         if not note.strip() or not author.strip():
             st.warning("A finding needs a note and your name.")
             return
         try:
-            store.add_finding(dataset_version=dataset_hash, kind=kind, target=target.strip() or "-", note=note.strip(),
-                              author=author.strip())
+            store.add_finding(
+                dataset_version=dataset_hash,
+                kind=kind,
+                target=target.strip() or "-",
+                note=note.strip(),
+                author=author.strip(),
+            )
         except UsageError as e:
             st.error(str(e))
             return
@@ -194,8 +292,15 @@ def render_findings(store: ReviewStore, dataset_hash: str, findings: pd.DataFram
 
 
 def render_download(rep: RoiReport, html_bytes: bytes) -> None:
-    st.download_button("Download the report (HTML, opens offline)", data=html_bytes,
-                       file_name=f"roi_report_{rep.dataset_hash[:8]}.html", mime="text/html",
-                       icon=":material/download:", key="roi_download")
-    st.caption("Same numbers and charts as this page, plus findings and definitions; or run "
-               f"`labelaudit report --dataset {html.escape(rep.dataset_hash)} --out roi.html`.")
+    st.download_button(
+        "Download the report (HTML, opens offline)",
+        data=html_bytes,
+        file_name=f"roi_report_{rep.dataset_hash[:8]}.html",
+        mime="text/html",
+        icon=":material/download:",
+        key="roi_download",
+    )
+    st.caption(
+        "Same numbers and charts as this page, plus findings and definitions; or run "
+        f"`labelaudit report --dataset {html.escape(rep.dataset_hash)} --out roi.html`."
+    )

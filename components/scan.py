@@ -55,7 +55,9 @@ def run_scan_with_progress(ds: Dataset, options: dict) -> ScanResult | None:
     with st.status("Scanning: embedding, map, clusters, detectors…", expanded=True) as status:
         progress = StatusProgress(status, "Scanning")
         try:
-            res = scan(ds, workspace=st.session_state[state.WORKSPACE], progress=progress, **options)
+            res = scan(
+                ds, workspace=st.session_state[state.WORKSPACE], progress=progress, **options
+            )
         except (DataError, UsageError) as e:
             status.update(label="Scan failed", state="error")
             st.error(str(e), icon=":material/error:")
@@ -70,8 +72,11 @@ def _options_from_widgets(key_prefix: str) -> dict:
     current = scan_options()
     method = ss.get(f"{key_prefix}_method", current["cluster_method"])
     k = ss.get(f"{key_prefix}_k", current.get("n_clusters") or 0) if method == "kmeans" else 0
-    return {"cluster_method": method, "n_clusters": int(k) or None,
-            "seed": int(ss.get(f"{key_prefix}_seed", current.get("seed", 0)))}
+    return {
+        "cluster_method": method,
+        "n_clusters": int(k) or None,
+        "seed": int(ss.get(f"{key_prefix}_seed", current.get("seed", 0))),
+    }
 
 
 def _sync_options(key_prefix: str) -> None:
@@ -84,14 +89,32 @@ def render_scan_options(*, key_prefix: str = "scan") -> dict:
     current = scan_options()
     sync = {"on_change": _sync_options, "args": (key_prefix,)}
     c1, c2, c3 = st.columns(3)
-    c1.selectbox("Clustering", ["hdbscan", "kmeans"], index=["hdbscan", "kmeans"].index(current["cluster_method"]),
-                 key=f"{key_prefix}_method", help="HDBSCAN finds the number of clusters and leaves outliers "
-                 "unclustered; KMeans makes exactly K clusters (default: one per class).", **sync)
+    c1.selectbox(
+        "Clustering",
+        ["hdbscan", "kmeans"],
+        index=["hdbscan", "kmeans"].index(current["cluster_method"]),
+        key=f"{key_prefix}_method",
+        help="HDBSCAN finds the number of clusters and leaves outliers "
+        "unclustered; KMeans makes exactly K clusters (default: one per class).",
+        **sync,
+    )
     if st.session_state.get(f"{key_prefix}_method", current["cluster_method"]) == "kmeans":
-        c2.number_input("Clusters (K; 0 = one per class)", min_value=0, max_value=1000,
-                        value=int(current.get("n_clusters") or 0), key=f"{key_prefix}_k", **sync)
-    c3.number_input("Seed", min_value=0, max_value=2**31 - 1, value=int(current.get("seed", 0)),
-                    key=f"{key_prefix}_seed", **sync)
+        c2.number_input(
+            "Clusters (K; 0 = one per class)",
+            min_value=0,
+            max_value=1000,
+            value=int(current.get("n_clusters") or 0),
+            key=f"{key_prefix}_k",
+            **sync,
+        )
+    c3.number_input(
+        "Seed",
+        min_value=0,
+        max_value=2**31 - 1,
+        value=int(current.get("seed", 0)),
+        key=f"{key_prefix}_seed",
+        **sync,
+    )
     options = _options_from_widgets(key_prefix)
     st.session_state[state.SCAN_OPTIONS] = options
     return options
@@ -105,9 +128,11 @@ def require_scan(ds: Dataset) -> ScanResult:
     res = cached_scan(ds)
     if res is not None:
         return res
-    st.info(f"This dataset ({ds.n:,} rows) has not been scanned with these options yet. The scan embeds every "
-            "text, draws a 2-D map, finds clusters and runs the label-issue detectors; it is stored in the "
-            "workspace, so it runs once.")
+    st.info(
+        f"This dataset ({ds.n:,} rows) has not been scanned with these options yet. The scan embeds every "
+        "text, draws a 2-D map, finds clusters and runs the label-issue detectors; it is stored in the "
+        "workspace, so it runs once."
+    )
     options = render_scan_options(key_prefix="require_scan")
     clicked = st.button("Run scan", type="primary", key="run_scan", icon=":material/play_arrow:")
     if clicked and run_scan_with_progress(ds, options) is not None:
@@ -117,8 +142,14 @@ def require_scan(ds: Dataset) -> ScanResult:
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def map_rows(workspace_root: str, dataset_hash: str, options_json: str, cluster: int | None,
-             classes: tuple[str, ...], max_points: int = MAX_MAP_POINTS) -> tuple[np.ndarray, int]:
+def map_rows(
+    workspace_root: str,
+    dataset_hash: str,
+    options_json: str,
+    cluster: int | None,
+    classes: tuple[str, ...],
+    max_points: int = MAX_MAP_POINTS,
+) -> tuple[np.ndarray, int]:
     """(row indices to draw, number of rows in view): the filtered rows, stratified by label when many."""
     res = load_scan(workspace_root, dataset_hash, options_json)
     t = res.table

@@ -90,17 +90,36 @@ _LAZY: dict[str, tuple[str, str]] = {
 
 __all__ = [
     # load and check
-    "load_dataset", "validate", "Dataset", "DataError", "Problem", "UsageError", "Workspace",
+    "load_dataset",
+    "validate",
+    "Dataset",
+    "DataError",
+    "Problem",
+    "UsageError",
+    "Workspace",
     # scan and detect
-    "scan", "ScanResult", "build_map_figure", "detect_label_issues", "list_detectors",
+    "scan",
+    "ScanResult",
+    "build_map_figure",
+    "detect_label_issues",
+    "list_detectors",
     # several annotators
-    "rater_agreement", "Ratings", "AgreementReport",
+    "rater_agreement",
+    "Ratings",
+    "AgreementReport",
     # training dynamics and influence
-    "training_dynamics", "influence_scores", "train_dynamics", "data_map", "InfluenceModel",
+    "training_dynamics",
+    "influence_scores",
+    "train_dynamics",
+    "data_map",
+    "InfluenceModel",
     # review, export and the return on the review
-    "ReviewStore", "export", "report",
+    "ReviewStore",
+    "export",
+    "report",
     # the dashboard
-    "show", "Dashboard",
+    "show",
+    "Dashboard",
 ]
 
 
@@ -173,13 +192,27 @@ def list_detectors() -> pd.DataFrame:
 
     from labelaudit.detectors import registry
 
-    rows = [{"name": s.name, "requires": ", ".join(s.requires), "default": s.default, "cost": s.cost,
-             "description": s.description} for s in registry.all_detectors().values()]
+    rows = [
+        {
+            "name": s.name,
+            "requires": ", ".join(s.requires),
+            "default": s.default,
+            "cost": s.cost,
+            "description": s.description,
+        }
+        for s in registry.all_detectors().values()
+    ]
     return pd.DataFrame(rows, columns=["name", "requires", "default", "cost", "description"])
 
 
-def rater_agreement(data: Dataset | pd.DataFrame, *, method: str = "mace", seed: int = 0,
-                    tie_break: str = "random", pred_probs: np.ndarray | None = None) -> AgreementReport:
+def rater_agreement(
+    data: Dataset | pd.DataFrame,
+    *,
+    method: str = "mace",
+    seed: int = 0,
+    tie_break: str = "random",
+    pred_probs: np.ndarray | None = None,
+) -> AgreementReport:
     """Agreement between several annotators, a consensus label per item and a profile per annotator.
 
     ``data``: a :class:`Dataset` loaded with annotations (items in dataset order, classes of the
@@ -211,9 +244,16 @@ def rater_agreement(data: Dataset | pd.DataFrame, *, method: str = "mace", seed:
     elif isinstance(data, pd.DataFrame):
         ratings = Ratings.from_frame(data)
     else:
-        raise UsageError(f"rater_agreement() takes a Dataset or a DataFrame of annotations, not {type(data).__name__}")
-    return analyse_annotations(ratings, method=method, seed=seed, tie_break=tie_break,  # type: ignore[arg-type]
-                               pred_probs=pred_probs)
+        raise UsageError(
+            f"rater_agreement() takes a Dataset or a DataFrame of annotations, not {type(data).__name__}"
+        )
+    return analyse_annotations(
+        ratings,
+        method=method,  # type: ignore[arg-type]
+        seed=seed,
+        tie_break=tie_break,  # type: ignore[arg-type]
+        pred_probs=pred_probs,
+    )
 
 
 def _embeddings_for(ds: Dataset, embeddings: np.ndarray | None, workspace: Any) -> np.ndarray:
@@ -239,8 +279,15 @@ def _as_ws(workspace: Any) -> Workspace | None:
     return Workspace(workspace)
 
 
-def training_dynamics(ds: Dataset, *, embeddings: np.ndarray | None = None, workspace: Any = None,
-                      epochs: int = 20, seed: int = 0, aum: bool = True) -> pd.DataFrame:
+def training_dynamics(
+    ds: Dataset,
+    *,
+    embeddings: np.ndarray | None = None,
+    workspace: Any = None,
+    epochs: int = 20,
+    seed: int = 0,
+    aum: bool = True,
+) -> pd.DataFrame:
     """Per-row training dynamics: data map, forgetting events and area under the margin.
 
     Uses the dataset's imported dynamics (``ds.dynamics``, (E, N, K) logits) when it has them;
@@ -272,14 +319,25 @@ def training_dynamics(ds: Dataset, *, embeddings: np.ndarray | None = None, work
             emb = _embeddings_for(ds, embeddings, ws)
     else:
         emb = _embeddings_for(ds, embeddings, ws)
-        logits = cached_dynamics(emb, ds.labels, n_classes=ds.k, workspace=ws, seed=seed, epochs=epochs).logits
+        logits = cached_dynamics(
+            emb, ds.labels, n_classes=ds.k, workspace=ws, seed=seed, epochs=epochs
+        ).logits
     dm = data_map(logits, ds.labels)
     events, never = forgetting_events(logits, ds.labels)
     classes = np.asarray(ds.classes, dtype=object)
-    out = pd.DataFrame({"id": ds.ids, "given_label": ds.label_names, "confidence": dm["confidence"].to_numpy(),
-                        "variability": dm["variability"].to_numpy(), "correctness": dm["correctness"].to_numpy(),
-                        "region": dm["region"].to_numpy(), "predicted_label": classes[dm["mean_pred"].to_numpy()],
-                        "forgetting_events": events, "never_learned": never})
+    out = pd.DataFrame(
+        {
+            "id": ds.ids,
+            "given_label": ds.label_names,
+            "confidence": dm["confidence"].to_numpy(),
+            "variability": dm["variability"].to_numpy(),
+            "correctness": dm["correctness"].to_numpy(),
+            "region": dm["region"].to_numpy(),
+            "predicted_label": classes[dm["mean_pred"].to_numpy()],
+            "forgetting_events": events,
+            "never_learned": never,
+        }
+    )
     if aum and emb is not None:
         res = cached_aum(emb, ds.labels, n_classes=ds.k, workspace=ws, seed=seed, epochs=epochs)
         out["aum"] = res.aum
@@ -288,8 +346,14 @@ def training_dynamics(ds: Dataset, *, embeddings: np.ndarray | None = None, work
     return out
 
 
-def influence_scores(ds: Dataset, query_id: str, *, embeddings: np.ndarray | None = None, workspace: Any = None,
-                     method: str = "influence") -> pd.DataFrame:
+def influence_scores(
+    ds: Dataset,
+    query_id: str,
+    *,
+    embeddings: np.ndarray | None = None,
+    workspace: Any = None,
+    method: str = "influence",
+) -> pd.DataFrame:
     """How much each training row helps or hurts the model's fit of one query row.
 
     ``method="influence"``: the influence function (Koh & Liang 2017) of an L2-regularised softmax
@@ -314,8 +378,15 @@ def influence_scores(ds: Dataset, query_id: str, *, embeddings: np.ndarray | Non
     return influence_table(ds, emb, query_id, method=method, workspace=ws)
 
 
-def export(ds: Dataset, *, out: str | Path, workspace: Any = None, store: ReviewStore | None = None,
-           removed: str = "drop", log: bool = False) -> list[Path]:
+def export(
+    ds: Dataset,
+    *,
+    out: str | Path,
+    workspace: Any = None,
+    store: ReviewStore | None = None,
+    removed: str = "drop",
+    log: bool = False,
+) -> list[Path]:
     """Write the reviewed dataset (final labels and decisions) to ``out``, a ``.csv`` or ``.parquet`` file.
 
     Decisions come from ``store`` (default: the review store of ``workspace``, i.e.
@@ -344,8 +415,17 @@ def export(ds: Dataset, *, out: str | Path, workspace: Any = None, store: Review
             store.close()
 
 
-def report(ds: Dataset, *, workspace: Any = None, store: ReviewStore | None = None, scan_result: ScanResult | None = None,
-           out: str | Path | None = None, retrain: bool = True, next_n: int = 100, seed: int = 0) -> Any:
+def report(
+    ds: Dataset,
+    *,
+    workspace: Any = None,
+    store: ReviewStore | None = None,
+    scan_result: ScanResult | None = None,
+    out: str | Path | None = None,
+    retrain: bool = True,
+    next_n: int = 100,
+    seed: int = 0,
+) -> Any:
     """The return on the review so far: decisions, precision, reviewer time, before/after, projection.
 
     Reads the decisions and findings for ``ds`` from ``store`` (default: the review store of
@@ -381,10 +461,18 @@ def report(ds: Dataset, *, workspace: Any = None, store: ReviewStore | None = No
             store.close()
     res = scan_result if scan_result is not None else find_scan(ds, ws)
     det = None if res is None else res.detection
-    rep = compute_report(ds, log, findings, scan_table=None if res is None else res.table,
-                         details=None if det is None else det.details,
-                         embeddings=None if res is None else res.embeddings, workspace=ws, next_n=next_n,
-                         seed=seed, retrain=retrain)
+    rep = compute_report(
+        ds,
+        log,
+        findings,
+        scan_table=None if res is None else res.table,
+        details=None if det is None else det.details,
+        embeddings=None if res is None else res.embeddings,
+        workspace=ws,
+        next_n=next_n,
+        seed=seed,
+        retrain=retrain,
+    )
     if out is not None:
         write_report(rep, out)
     return rep

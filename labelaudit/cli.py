@@ -23,43 +23,89 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 def add_data_options(p: argparse.ArgumentParser, *, data_required: bool = True) -> None:
     """The options every command that reads a dataset shares (those of ``validate``)."""
-    p.add_argument("data", nargs=None if data_required else "?",
-                   help="dataset: a CSV/TSV/Parquet/JSONL file or a folder of split files (train.csv, test.csv)")
+    p.add_argument(
+        "data",
+        nargs=None if data_required else "?",
+        help="dataset: a CSV/TSV/Parquet/JSONL file or a folder of split files (train.csv, test.csv)",
+    )
     p.add_argument("--text-col", help="column holding the text (default: detected by name)")
     p.add_argument("--label-col", help="column holding the given label (default: detected by name)")
-    p.add_argument("--id-col", help="column holding a unique id (default: detected; else the 0-based row number)")
-    p.add_argument("--split-col", help="column holding the split name, e.g. train/test (default: detected)")
-    p.add_argument("--probs", help="predicted probabilities, (N, K) .npy or a CSV/Parquet with K columns")
-    p.add_argument("--annotations", help="labels from several annotators: item_id, annotator_id, label[, timestamp]")
-    p.add_argument("--dynamics", help="per-epoch logits: (E, N, K) .npy, or a folder of cartography dynamics_epoch_*.jsonl")
+    p.add_argument(
+        "--id-col",
+        help="column holding a unique id (default: detected; else the 0-based row number)",
+    )
+    p.add_argument(
+        "--split-col", help="column holding the split name, e.g. train/test (default: detected)"
+    )
+    p.add_argument(
+        "--probs", help="predicted probabilities, (N, K) .npy or a CSV/Parquet with K columns"
+    )
+    p.add_argument(
+        "--annotations",
+        help="labels from several annotators: item_id, annotator_id, label[, timestamp]",
+    )
+    p.add_argument(
+        "--dynamics",
+        help="per-epoch logits: (E, N, K) .npy, or a folder of cartography dynamics_epoch_*.jsonl",
+    )
     p.add_argument("--embeddings", help="precomputed embeddings, (N, D) .npy")
-    p.add_argument("--scores", help="external scores: per row (id + numeric columns) or per pair (train_id, query_id, score)")
-    p.add_argument("--classes", help="JSON list of class names (column order of --probs), or {name: description}")
+    p.add_argument(
+        "--scores",
+        help="external scores: per row (id + numeric columns) or per pair (train_id, query_id, score)",
+    )
+    p.add_argument(
+        "--classes",
+        help="JSON list of class names (column order of --probs), or {name: description}",
+    )
     p.add_argument("--encoding", help="text encoding of the data file (default UTF-8)")
 
 
 def add_reviewed_dataset_options(p: argparse.ArgumentParser) -> None:
     """The options of commands that read a stored dataset and its review decisions (export, report)."""
-    p.add_argument("--workspace", help="workspace folder (default: LABELAUDIT_WORKSPACE or .labelaudit)")
-    p.add_argument("--dataset", help="content hash (or a unique prefix) of the dataset; default: the only one "
-                                     "in the workspace, or the only one with review decisions")
-    p.add_argument("--db", help="review database URL (default: LABELAUDIT_DB_URL or review.sqlite in the workspace)")
+    p.add_argument(
+        "--workspace", help="workspace folder (default: LABELAUDIT_WORKSPACE or .labelaudit)"
+    )
+    p.add_argument(
+        "--dataset",
+        help="content hash (or a unique prefix) of the dataset; default: the only one "
+        "in the workspace, or the only one with review decisions",
+    )
+    p.add_argument(
+        "--db",
+        help="review database URL (default: LABELAUDIT_DB_URL or review.sqlite in the workspace)",
+    )
 
 
 def check_output_path(path: str, flag: str, suffixes: tuple[str, ...]) -> Path:
     """An output file the command can write: a known extension and an existing folder, else UsageError."""
     out = Path(path)
     if out.suffix.lower() not in suffixes:
-        raise UsageError(f"{flag} {path}: unsupported extension '{out.suffix or '(none)'}'; use {' or '.join(suffixes)}")
+        raise UsageError(
+            f"{flag} {path}: unsupported extension '{out.suffix or '(none)'}'; use {' or '.join(suffixes)}"
+        )
     if not out.parent.exists():
         raise UsageError(f"{flag} {path}: the folder {out.parent} does not exist")
     return out
 
 
 def data_kwargs(args: argparse.Namespace) -> dict:
-    return {k: getattr(args, k) for k in ("text_col", "label_col", "id_col", "split_col", "probs", "annotations",
-                                          "dynamics", "embeddings", "scores", "classes", "encoding")
-            if getattr(args, k, None) is not None}
+    return {
+        k: getattr(args, k)
+        for k in (
+            "text_col",
+            "label_col",
+            "id_col",
+            "split_col",
+            "probs",
+            "annotations",
+            "dynamics",
+            "embeddings",
+            "scores",
+            "classes",
+            "encoding",
+        )
+        if getattr(args, k, None) is not None
+    }
 
 
 def load_from_args(args: argparse.Namespace):
@@ -69,7 +115,9 @@ def load_from_args(args: argparse.Namespace):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="labelaudit", description="Find and fix label errors in text-classification data.")
+    parser = argparse.ArgumentParser(
+        prog="labelaudit", description="Find and fix label errors in text-classification data."
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     import labelaudit.commands as cmds

@@ -25,8 +25,14 @@ def default_min_cluster_size(n: int) -> int:
     return int(max(10, min(100, n // 300)))
 
 
-def cluster_points(space: np.ndarray, *, method: str = "hdbscan", n_clusters: int | None = None,
-                   min_cluster_size: int | None = None, seed: int = 0) -> np.ndarray:
+def cluster_points(
+    space: np.ndarray,
+    *,
+    method: str = "hdbscan",
+    n_clusters: int | None = None,
+    min_cluster_size: int | None = None,
+    seed: int = 0,
+) -> np.ndarray:
     """Cluster ids, int64 (N,): 0..C-1, and :data:`NOISE` (-1) for HDBSCAN's unclustered rows.
 
     ``space``: float (N, d) with small d (the clustering space of
@@ -67,7 +73,9 @@ def _renumber_by_size(raw: np.ndarray) -> np.ndarray:
     return np.array([mapping.get(int(c), NOISE) for c in raw], dtype=np.int64)
 
 
-def ctfidf_keywords(texts: Sequence[str], cluster: np.ndarray, *, n_keywords: int = 8) -> dict[int, list[str]]:
+def ctfidf_keywords(
+    texts: Sequence[str], cluster: np.ndarray, *, n_keywords: int = 8
+) -> dict[int, list[str]]:
     """Top ``n_keywords`` words of each cluster by class-based TF-IDF.
 
     Each cluster's texts are one document; a word's weight is its frequency in the cluster times
@@ -100,10 +108,17 @@ def ctfidf_keywords(texts: Sequence[str], cluster: np.ndarray, *, n_keywords: in
     return out
 
 
-def summarise_clusters(cluster: np.ndarray, *, texts: Sequence[str], labels: Sequence[str] | np.ndarray,
-                       ids: Sequence[str] | np.ndarray,
-                       vectors: np.ndarray | None = None, n_keywords: int = 8,
-                       n_representatives: int = 3, top_labels: int = 3) -> pd.DataFrame:
+def summarise_clusters(
+    cluster: np.ndarray,
+    *,
+    texts: Sequence[str],
+    labels: Sequence[str] | np.ndarray,
+    ids: Sequence[str] | np.ndarray,
+    vectors: np.ndarray | None = None,
+    n_keywords: int = 8,
+    n_representatives: int = 3,
+    top_labels: int = 3,
+) -> pd.DataFrame:
     """One row per cluster (noise last, as cluster -1), sorted by cluster id.
 
     Columns: ``cluster`` (int), ``size`` (int), ``keywords`` (str, comma separated, c-TF-IDF),
@@ -125,18 +140,33 @@ def summarise_clusters(cluster: np.ndarray, *, texts: Sequence[str], labels: Seq
         if vectors is not None and len(members):
             v = np.asarray(vectors[members], dtype=np.float64)
             centre = v.mean(axis=0)
-            nearest = members[np.argsort(((v - centre) ** 2).sum(axis=1), kind="stable")[:n_representatives]]
+            nearest = members[
+                np.argsort(((v - centre) ** 2).sum(axis=1), kind="stable")[:n_representatives]
+            ]
         else:
             nearest = members[:n_representatives]
-        rows.append({
-            "cluster": int(k),
-            "size": int(len(members)),
-            "keywords": ", ".join(keywords.get(int(k), [])),
-            "top_label": str(dist.index[0]),
-            "purity": float(shares.iloc[0]),
-            "labels": " · ".join(f"{lab} {s:.0%}" for lab, s in shares.head(top_labels).items()),
-            "n_labels": int(len(dist)),
-            "representative_ids": [str(i) for i in id_arr[nearest]],
-        })
-    cols = ["cluster", "size", "keywords", "top_label", "purity", "labels", "n_labels", "representative_ids"]
+        rows.append(
+            {
+                "cluster": int(k),
+                "size": int(len(members)),
+                "keywords": ", ".join(keywords.get(int(k), [])),
+                "top_label": str(dist.index[0]),
+                "purity": float(shares.iloc[0]),
+                "labels": " · ".join(
+                    f"{lab} {s:.0%}" for lab, s in shares.head(top_labels).items()
+                ),
+                "n_labels": int(len(dist)),
+                "representative_ids": [str(i) for i in id_arr[nearest]],
+            }
+        )
+    cols = [
+        "cluster",
+        "size",
+        "keywords",
+        "top_label",
+        "purity",
+        "labels",
+        "n_labels",
+        "representative_ids",
+    ]
     return pd.DataFrame(rows, columns=cols)

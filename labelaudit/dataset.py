@@ -125,11 +125,19 @@ class Dataset:
         for col in (ID, LABEL, SPLIT):
             h.update("\x1f".join(self.frame[col].tolist()).encode("utf-8"))
         h.update("\x1f".join(self.classes).encode("utf-8"))
-        h.update(pd.util.hash_pandas_object(self.frame[self.metadata_columns].astype(str), index=False).to_numpy().tobytes())
+        h.update(
+            pd.util.hash_pandas_object(self.frame[self.metadata_columns].astype(str), index=False)
+            .to_numpy()
+            .tobytes()
+        )
         for arr in (self.pred_probs, self.dynamics, self.embeddings):
             h.update(b"|" if arr is None else _array_digest(arr))
         for df in (self.annotations, self.row_scores, self.pair_scores):
-            h.update(b"|" if df is None else pd.util.hash_pandas_object(df.astype(str), index=False).to_numpy().tobytes())
+            h.update(
+                b"|"
+                if df is None
+                else pd.util.hash_pandas_object(df.astype(str), index=False).to_numpy().tobytes()
+            )
         return h.hexdigest()[:20]
 
     # ----------------------------------------------------------------- summaries
@@ -144,7 +152,9 @@ class Dataset:
             "source": self.source,
             "rows": self.n,
             "classes": self.k,
-            "rows_per_split": {s or "(none)": int(c) for s, c in self.frame[SPLIT].value_counts().items()},
+            "rows_per_split": {
+                s or "(none)": int(c) for s, c in self.frame[SPLIT].value_counts().items()
+            },
             "smallest_class": (str(counts.idxmin()), int(counts.min())),
             "largest_class": (str(counts.idxmax()), int(counts.max())),
             "imbalance_ratio": float(counts.max() / max(counts.min(), 1)),
@@ -157,7 +167,9 @@ class Dataset:
     def companions(self) -> dict[str, str]:
         out = {}
         if self.pred_probs is not None:
-            out["pred_probs"] = f"{self.pred_probs.shape[0]} x {self.pred_probs.shape[1]} predicted probabilities"
+            out["pred_probs"] = (
+                f"{self.pred_probs.shape[0]} x {self.pred_probs.shape[1]} predicted probabilities"
+            )
         if self.annotations is not None:
             a = self.annotations
             out["annotations"] = (
@@ -167,9 +179,13 @@ class Dataset:
             e, n, k = self.dynamics.shape
             out["dynamics"] = f"{e} epochs x {n} rows x {k} classes of logits"
         if self.embeddings is not None:
-            out["embeddings"] = f"{self.embeddings.shape[0]} x {self.embeddings.shape[1]} embeddings"
+            out["embeddings"] = (
+                f"{self.embeddings.shape[0]} x {self.embeddings.shape[1]} embeddings"
+            )
         if self.row_scores is not None:
-            out["row_scores"] = f"external scores: {', '.join(c for c in self.row_scores.columns if c != ID)}"
+            out["row_scores"] = (
+                f"external scores: {', '.join(c for c in self.row_scores.columns if c != ID)}"
+            )
         if self.pair_scores is not None:
             out["pair_scores"] = f"{len(self.pair_scores)} external influence pairs"
         return out
@@ -177,14 +193,23 @@ class Dataset:
     def with_labels(self, labels: np.ndarray | list[str]) -> Dataset:
         """A copy whose given labels are replaced (class indices or names); companions are kept."""
         labels = np.asarray(labels)
-        names = np.asarray(self.classes, dtype=object)[labels] if labels.dtype.kind in "iu" else labels
+        names = (
+            np.asarray(self.classes, dtype=object)[labels] if labels.dtype.kind in "iu" else labels
+        )
         frame = self.frame.copy()
         frame[LABEL] = pd.Series(names, dtype=object).astype(str).to_numpy()
         return Dataset(
-            frame=frame, classes=list(self.classes), source=self.source, pred_probs=self.pred_probs,
-            annotations=self.annotations, dynamics=self.dynamics, embeddings=self.embeddings,
-            row_scores=self.row_scores, pair_scores=self.pair_scores,
-            class_descriptions=dict(self.class_descriptions), mapping=dict(self.mapping),
+            frame=frame,
+            classes=list(self.classes),
+            source=self.source,
+            pred_probs=self.pred_probs,
+            annotations=self.annotations,
+            dynamics=self.dynamics,
+            embeddings=self.embeddings,
+            row_scores=self.row_scores,
+            pair_scores=self.pair_scores,
+            class_descriptions=dict(self.class_descriptions),
+            mapping=dict(self.mapping),
             warnings=list(self.warnings),
         )
 
@@ -199,13 +224,18 @@ class Dataset:
         if rs is not None:
             rs = rs[rs[ID].isin(keep_ids)].reset_index(drop=True)
         return Dataset(
-            frame=self.frame.loc[mask].reset_index(drop=True), classes=list(self.classes), source=self.source,
+            frame=self.frame.loc[mask].reset_index(drop=True),
+            classes=list(self.classes),
+            source=self.source,
             pred_probs=None if self.pred_probs is None else self.pred_probs[mask],
             annotations=ann,
             dynamics=None if self.dynamics is None else self.dynamics[:, mask],
             embeddings=None if self.embeddings is None else self.embeddings[mask],
-            row_scores=rs, pair_scores=self.pair_scores, class_descriptions=dict(self.class_descriptions),
-            mapping=dict(self.mapping), warnings=list(self.warnings),
+            row_scores=rs,
+            pair_scores=self.pair_scores,
+            class_descriptions=dict(self.class_descriptions),
+            mapping=dict(self.mapping),
+            warnings=list(self.warnings),
         )
 
 

@@ -40,9 +40,17 @@ class Detection:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-def detect_label_issues(ds: Dataset, embeddings: np.ndarray, *, workspace: Any = None, seed: int = 0,
-                        detectors: list[str] | None = None, progress: ProgressFn = no_progress,
-                        n_splits: int = 5, combiner: Combiner = rank_average) -> Detection:
+def detect_label_issues(
+    ds: Dataset,
+    embeddings: np.ndarray,
+    *,
+    workspace: Any = None,
+    seed: int = 0,
+    detectors: list[str] | None = None,
+    progress: ProgressFn = no_progress,
+    n_splits: int = 5,
+    combiner: Combiner = rank_average,
+) -> Detection:
     """Run the label-issue detectors on ``ds`` (embeddings: float32 (N, D), L2-normalised).
 
     ``detectors``: names to run (default: every default detector whose inputs exist). Probabilities
@@ -65,31 +73,56 @@ def detect_label_issues(ds: Dataset, embeddings: np.ndarray, *, workspace: Any =
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         if ds.pred_probs is not None:
-            probs, source, oof_accuracy = np.asarray(ds.pred_probs, dtype=np.float64), PROBS_GIVEN, None
+            probs, source, oof_accuracy = (
+                np.asarray(ds.pred_probs, dtype=np.float64),
+                PROBS_GIVEN,
+                None,
+            )
         else:
             probs, oof_accuracy = cached_out_of_fold_probs(
-                emb, labels, n_classes=ds.k, key=ds.content_hash, workspace=workspace, n_splits=n_splits,
-                seed=seed, progress=progress)
+                emb,
+                labels,
+                n_classes=ds.k,
+                key=ds.content_hash,
+                workspace=workspace,
+                n_splits=n_splits,
+                seed=seed,
+                progress=progress,
+            )
             source = PROBS_OOF
     notes.extend(str(w.message) for w in caught if issubclass(w.category, UserWarning))
 
-    ctx = DetectionContext(labels=labels, n_classes=ds.k, embeddings=emb, pred_probs=probs, texts=ds.texts,
-                           dynamics=ds.dynamics, seed=seed,
-                           extra={"workspace": workspace, "ids": ds.ids, "classes": list(ds.classes),
-                                  "content_hash": ds.content_hash, "dataset": ds})
+    ctx = DetectionContext(
+        labels=labels,
+        n_classes=ds.k,
+        embeddings=emb,
+        pred_probs=probs,
+        texts=ds.texts,
+        dynamics=ds.dynamics,
+        seed=seed,
+        extra={
+            "workspace": workspace,
+            "ids": ds.ids,
+            "classes": list(ds.classes),
+            "content_hash": ds.content_hash,
+            "dataset": ds,
+        },
+    )
     results, skipped = run_available(ctx, detectors, progress=progress)
     if not results:
         raise UsageError("no detector could run on this dataset")
     ens = combine(results, pred_probs=probs, combiner=combiner)
 
     classes = np.asarray(ds.classes, dtype=object)
-    table = pd.DataFrame({
-        "label_issue_score": ens.score,
-        "is_label_issue": ens.is_issue,
-        "suggested_label": classes[ens.suggested_label],
-        "suggested_label_prob": ens.suggested_prob,
-        "n_flags": ens.n_flags,
-    })
+    table = pd.DataFrame(
+        {
+            "label_issue_score": ens.score,
+            "is_label_issue": ens.is_issue,
+            "suggested_label": classes[ens.suggested_label],
+            "suggested_label_prob": ens.suggested_prob,
+            "n_flags": ens.n_flags,
+        }
+    )
     for name, r in results.items():
         table[f"score_{name}"] = r.score
     details: dict[str, Any] = {
@@ -100,7 +133,12 @@ def detect_label_issues(ds: Dataset, embeddings: np.ndarray, *, workspace: Any =
         "skipped": skipped,
         "issue_rule": ISSUE_RULE,
         "combiner": getattr(combiner, "__name__", type(combiner).__name__),
-        "issues_per_class": {c: int(v) for c, v in zip(ds.classes, np.bincount(labels[ens.is_issue], minlength=ds.k), strict=True)},
+        "issues_per_class": {
+            c: int(v)
+            for c, v in zip(
+                ds.classes, np.bincount(labels[ens.is_issue], minlength=ds.k), strict=True
+            )
+        },
         "top3_labels": ens.top_labels,
         "top3_probs": ens.top_probs,
         "flags": {n: r.is_issue for n, r in results.items()},
@@ -116,8 +154,9 @@ def detect_label_issues(ds: Dataset, embeddings: np.ndarray, *, workspace: Any =
     return Detection(table=table, pred_probs=probs, details=details)
 
 
-def run_available(ctx: DetectionContext, names: list[str] | None = None, *,
-                  progress: ProgressFn = no_progress) -> tuple[dict[str, DetectorResult], dict[str, str]]:
+def run_available(
+    ctx: DetectionContext, names: list[str] | None = None, *, progress: ProgressFn = no_progress
+) -> tuple[dict[str, DetectorResult], dict[str, str]]:
     """Run the chosen (default: every default, runnable) detector; a detector that finds the data
     unusable (DataError) is skipped with its reason instead of failing the whole detection."""
     available = registry.all_detectors()
@@ -125,7 +164,9 @@ def run_available(ctx: DetectionContext, names: list[str] | None = None, *,
     if unknown:
         raise UsageError(f"unknown detector(s) {unknown}; available: {sorted(available)}")
     specs = registry.runnable(ctx, names)
-    skipped = {n: "its inputs are missing" for n in (names or []) if n not in {s.name for s in specs}}
+    skipped = {
+        n: "its inputs are missing" for n in (names or []) if n not in {s.name for s in specs}
+    }
     results: dict[str, DetectorResult] = {}
     for i, spec in enumerate(specs):
         progress(f"detector: {spec.name}", i, len(specs))

@@ -62,10 +62,19 @@ class DynamicsRun:
         return int(self.logits.shape[0])
 
 
-def train_dynamics(embeddings: np.ndarray, labels: np.ndarray, *, n_classes: int, epochs: int = DEFAULT_EPOCHS,
-                   batch_size: int = DEFAULT_BATCH_SIZE, lr: float = DEFAULT_LR, l2: float = DEFAULT_L2,
-                   seed: int = 0, train_mask: np.ndarray | None = None,
-                   progress: ProgressFn = no_progress) -> DynamicsRun:
+def train_dynamics(
+    embeddings: np.ndarray,
+    labels: np.ndarray,
+    *,
+    n_classes: int,
+    epochs: int = DEFAULT_EPOCHS,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    lr: float = DEFAULT_LR,
+    l2: float = DEFAULT_L2,
+    seed: int = 0,
+    train_mask: np.ndarray | None = None,
+    progress: ProgressFn = no_progress,
+) -> DynamicsRun:
     """Train a softmax head with mini-batch SGD and record every row's logits after each epoch.
 
     ``embeddings``: float (N, D); ``labels``: int (N,) in [0, K); ``train_mask``: (N,) bool, rows to
@@ -79,7 +88,9 @@ def train_dynamics(embeddings: np.ndarray, labels: np.ndarray, *, n_classes: int
     x = np.asarray(embeddings, dtype=np.float32)
     xa = np.hstack([x, np.ones((len(x), 1), dtype=np.float32)])
     labels = np.asarray(labels, dtype=np.int64)
-    rows = np.flatnonzero(np.ones(len(x), bool) if train_mask is None else np.asarray(train_mask, bool))
+    rows = np.flatnonzero(
+        np.ones(len(x), bool) if train_mask is None else np.asarray(train_mask, bool)
+    )
     rng = np.random.default_rng(seed)
     w = np.zeros((n_classes, xa.shape[1]), dtype=np.float32)
     onehot = np.eye(n_classes, dtype=np.float32)
@@ -88,7 +99,7 @@ def train_dynamics(embeddings: np.ndarray, labels: np.ndarray, *, n_classes: int
     for e in range(epochs):
         order = rng.permutation(rows)
         for s in range(0, len(order), batch_size):
-            b = order[s:s + batch_size]
+            b = order[s : s + batch_size]
             z = xa[b] @ w.T
             z -= z.max(axis=1, keepdims=True)
             p = np.exp(z)
@@ -113,8 +124,13 @@ def given_label_probs(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return p[:, np.arange(p.shape[1]), labels]
 
 
-def data_map(logits: np.ndarray, labels: np.ndarray, *, ambiguous_fraction: float = AMBIGUOUS_FRACTION,
-             hard_confidence: float = HARD_CONFIDENCE) -> pd.DataFrame:
+def data_map(
+    logits: np.ndarray,
+    labels: np.ndarray,
+    *,
+    ambiguous_fraction: float = AMBIGUOUS_FRACTION,
+    hard_confidence: float = HARD_CONFIDENCE,
+) -> pd.DataFrame:
     """Dataset-cartography coordinates for every row.
 
     ``logits``: (E, N, K); ``labels``: int (N,). Returns a DataFrame of N rows with ``confidence``,
@@ -135,9 +151,19 @@ def data_map(logits: np.ndarray, labels: np.ndarray, *, ambiguous_fraction: floa
     cut = np.quantile(var, 1 - ambiguous_fraction) if n else 0.0
     # Ties at the cut (e.g. all-constant variability) must not make every row ambiguous.
     ambiguous = (var >= cut) & (var > var.min()) if n else np.zeros(0, bool)
-    region = np.where(ambiguous, "ambiguous", np.where(conf < hard_confidence, "hard-to-learn", "easy-to-learn"))
-    return pd.DataFrame({"confidence": conf, "variability": var, "correctness": correct, "region": region,
-                         "mean_pred": mean_p.argmax(axis=1), "mean_pred_prob": mean_p.max(axis=1)})
+    region = np.where(
+        ambiguous, "ambiguous", np.where(conf < hard_confidence, "hard-to-learn", "easy-to-learn")
+    )
+    return pd.DataFrame(
+        {
+            "confidence": conf,
+            "variability": var,
+            "correctness": correct,
+            "region": region,
+            "mean_pred": mean_p.argmax(axis=1),
+            "mean_pred_prob": mean_p.max(axis=1),
+        }
+    )
 
 
 def forgetting_events(logits: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -183,9 +209,17 @@ class AUMResult:
     thresholds: tuple[float, float]
 
 
-def area_under_margin(embeddings: np.ndarray, labels: np.ndarray, *, n_classes: int, epochs: int = DEFAULT_EPOCHS,
-                      seed: int = 0, percentile: float = AUM_PERCENTILE, progress: ProgressFn = no_progress,
-                      **train_options) -> AUMResult:
+def area_under_margin(
+    embeddings: np.ndarray,
+    labels: np.ndarray,
+    *,
+    n_classes: int,
+    epochs: int = DEFAULT_EPOCHS,
+    seed: int = 0,
+    percentile: float = AUM_PERCENTILE,
+    progress: ProgressFn = no_progress,
+    **train_options,
+) -> AUMResult:
     """AUM with threshold samples (Pleiss et al. 2020) for every row: two runs, disjoint threshold sets.
 
     Each run relabels N/(K+1) random rows to a fake class K, trains a (K+1)-class head and records
@@ -200,18 +234,26 @@ def area_under_margin(embeddings: np.ndarray, labels: np.ndarray, *, n_classes: 
     rng = np.random.default_rng(seed)
     size = max(1, n // (n_classes + 1))
     perm = rng.permutation(n)
-    sets = (np.sort(perm[:size]), np.sort(perm[size:2 * size]))
+    sets = (np.sort(perm[:size]), np.sort(perm[size : 2 * size]))
     aum = np.full(n, np.nan)
     threshold = np.full(n, np.nan)
     cutoffs = []
     for r, rows in enumerate(sets):
         assigned = labels.copy()
         assigned[rows] = n_classes
+
         def report(step: str, done: int, total: int, r: int = r) -> None:
             progress(f"AUM run {r + 1} of 2", done, total)
 
-        run = train_dynamics(embeddings, assigned, n_classes=n_classes + 1, epochs=epochs, seed=seed + 1 + r,
-                             progress=report, **train_options)
+        run = train_dynamics(
+            embeddings,
+            assigned,
+            n_classes=n_classes + 1,
+            epochs=epochs,
+            seed=seed + 1 + r,
+            progress=report,
+            **train_options,
+        )
         run_aum = margins(run.logits, assigned).mean(axis=0)
         cut = float(np.percentile(run_aum[rows], percentile))
         cutoffs.append(cut)
@@ -257,46 +299,96 @@ def memoised(key: tuple, compute):
 
 
 def _dynamics_params(n_classes: int, seed: int, epochs: int) -> dict:
-    return {"seed": seed, "epochs": epochs, "lr": DEFAULT_LR, "l2": DEFAULT_L2, "batch": DEFAULT_BATCH_SIZE,
-            "k": n_classes}
+    return {
+        "seed": seed,
+        "epochs": epochs,
+        "lr": DEFAULT_LR,
+        "l2": DEFAULT_L2,
+        "batch": DEFAULT_BATCH_SIZE,
+        "k": n_classes,
+    }
 
 
 def _aum_params(n_classes: int, seed: int, epochs: int) -> dict:
-    return {"seed": seed, "epochs": epochs, "lr": DEFAULT_LR, "l2": DEFAULT_L2, "k": n_classes, "pct": AUM_PERCENTILE}
+    return {
+        "seed": seed,
+        "epochs": epochs,
+        "lr": DEFAULT_LR,
+        "l2": DEFAULT_L2,
+        "k": n_classes,
+        "pct": AUM_PERCENTILE,
+    }
 
 
-def dynamics_stored(embeddings: np.ndarray, labels: np.ndarray, *, n_classes: int, workspace, seed: int = 0,
-                    epochs: int = DEFAULT_EPOCHS, aum: bool = True) -> bool:
+def dynamics_stored(
+    embeddings: np.ndarray,
+    labels: np.ndarray,
+    *,
+    n_classes: int,
+    workspace,
+    seed: int = 0,
+    epochs: int = DEFAULT_EPOCHS,
+    aum: bool = True,
+) -> bool:
     """Whether :func:`cached_dynamics` (and, with ``aum``, :func:`cached_aum`) would load, not train."""
     key = array_key(np.asarray(embeddings, np.float32), np.asarray(labels, np.int64))
     p = _dynamics_params(n_classes, seed, epochs)
     ok = workspace.has(key, "dynamics-logits", p) and workspace.has(key, "dynamics-checkpoints", p)
-    return bool(ok and (not aum or workspace.has(key, "aum", _aum_params(n_classes, seed, epochs), "json")))
+    return bool(
+        ok and (not aum or workspace.has(key, "aum", _aum_params(n_classes, seed, epochs), "json"))
+    )
 
 
-def cached_dynamics(embeddings: np.ndarray, labels: np.ndarray, *, n_classes: int, workspace=None,
-                    seed: int = 0, epochs: int = DEFAULT_EPOCHS, progress: ProgressFn = no_progress) -> DynamicsRun:
+def cached_dynamics(
+    embeddings: np.ndarray,
+    labels: np.ndarray,
+    *,
+    n_classes: int,
+    workspace=None,
+    seed: int = 0,
+    epochs: int = DEFAULT_EPOCHS,
+    progress: ProgressFn = no_progress,
+) -> DynamicsRun:
     """:func:`train_dynamics` with default options, stored in ``workspace`` (if any) and memoised."""
     workspace = as_workspace(workspace)
     key = array_key(np.asarray(embeddings, np.float32), np.asarray(labels, np.int64))
     params = _dynamics_params(n_classes, seed, epochs)
 
     def compute() -> DynamicsRun:
-        if workspace is not None and workspace.has(key, "dynamics-logits", params) \
-                and workspace.has(key, "dynamics-checkpoints", params):
-            return DynamicsRun(workspace.load(key, "dynamics-logits", params),
-                               workspace.load(key, "dynamics-checkpoints", params), np.full(epochs, DEFAULT_LR))
-        run = train_dynamics(embeddings, labels, n_classes=n_classes, epochs=epochs, seed=seed, progress=progress)
+        if (
+            workspace is not None
+            and workspace.has(key, "dynamics-logits", params)
+            and workspace.has(key, "dynamics-checkpoints", params)
+        ):
+            return DynamicsRun(
+                workspace.load(key, "dynamics-logits", params),
+                workspace.load(key, "dynamics-checkpoints", params),
+                np.full(epochs, DEFAULT_LR),
+            )
+        run = train_dynamics(
+            embeddings, labels, n_classes=n_classes, epochs=epochs, seed=seed, progress=progress
+        )
         if workspace is not None:
             workspace.save(key, "dynamics-checkpoints", run.checkpoints, params)
             workspace.save(key, "dynamics-logits", run.logits, params)
         return run
 
-    return memoised(("dynamics", key, tuple(sorted(params.items())), str(getattr(workspace, "root", ""))), compute)
+    return memoised(
+        ("dynamics", key, tuple(sorted(params.items())), str(getattr(workspace, "root", ""))),
+        compute,
+    )
 
 
-def cached_aum(embeddings: np.ndarray, labels: np.ndarray, *, n_classes: int, workspace=None, seed: int = 0,
-               epochs: int = DEFAULT_EPOCHS, progress: ProgressFn = no_progress) -> AUMResult:
+def cached_aum(
+    embeddings: np.ndarray,
+    labels: np.ndarray,
+    *,
+    n_classes: int,
+    workspace=None,
+    seed: int = 0,
+    epochs: int = DEFAULT_EPOCHS,
+    progress: ProgressFn = no_progress,
+) -> AUMResult:
     """:func:`area_under_margin` stored in ``workspace`` (if any) and memoised."""
     workspace = as_workspace(workspace)
     key = array_key(np.asarray(embeddings, np.float32), np.asarray(labels, np.int64))
@@ -306,13 +398,32 @@ def cached_aum(embeddings: np.ndarray, labels: np.ndarray, *, n_classes: int, wo
         if workspace is not None and workspace.has(key, "aum", params, "json"):
             d = workspace.load(key, "aum", params, "json")
             aum, thr = np.asarray(d["aum"]), np.asarray(d["threshold"])
-            return AUMResult(aum, thr, aum < thr, (np.asarray(d["set1"], dtype=np.int64),
-                                                   np.asarray(d["set2"], dtype=np.int64)), tuple(d["thresholds"]))
-        res = area_under_margin(embeddings, labels, n_classes=n_classes, epochs=epochs, seed=seed, progress=progress)
+            return AUMResult(
+                aum,
+                thr,
+                aum < thr,
+                (np.asarray(d["set1"], dtype=np.int64), np.asarray(d["set2"], dtype=np.int64)),
+                tuple(d["thresholds"]),
+            )
+        res = area_under_margin(
+            embeddings, labels, n_classes=n_classes, epochs=epochs, seed=seed, progress=progress
+        )
         if workspace is not None:
-            workspace.save(key, "aum", {"aum": res.aum, "threshold": res.threshold, "set1": res.threshold_rows[0],
-                                        "set2": res.threshold_rows[1], "thresholds": list(res.thresholds)},
-                           params, "json")
+            workspace.save(
+                key,
+                "aum",
+                {
+                    "aum": res.aum,
+                    "threshold": res.threshold,
+                    "set1": res.threshold_rows[0],
+                    "set2": res.threshold_rows[1],
+                    "thresholds": list(res.thresholds),
+                },
+                params,
+                "json",
+            )
         return res
 
-    return memoised(("aum", key, tuple(sorted(params.items())), str(getattr(workspace, "root", ""))), compute)
+    return memoised(
+        ("aum", key, tuple(sorted(params.items())), str(getattr(workspace, "root", ""))), compute
+    )

@@ -68,14 +68,21 @@ def load_model(model: str | os.PathLike | None = None, *, device: str | None = N
             try:
                 _MODELS[key] = SentenceTransformer(mid, device=dev)
             except (OSError, ValueError) as e:
-                raise UsageError(f"cannot load the embedding model '{mid}' ({type(e).__name__}: {e}); "
-                                 "give a local sentence-transformers folder with --model") from None
+                raise UsageError(
+                    f"cannot load the embedding model '{mid}' ({type(e).__name__}: {e}); "
+                    "give a local sentence-transformers folder with --model"
+                ) from None
         return _MODELS[key]
 
 
-def embed_texts(texts: Sequence[str], *, model: str | os.PathLike | None = None,
-                batch_size: int = DEFAULT_BATCH_SIZE, device: str | None = None,
-                progress: ProgressFn = no_progress) -> np.ndarray:
+def embed_texts(
+    texts: Sequence[str],
+    *,
+    model: str | os.PathLike | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    device: str | None = None,
+    progress: ProgressFn = no_progress,
+) -> np.ndarray:
     """Embed ``texts`` into L2-normalised float32 vectors of shape (N, D).
 
     Texts are encoded longest first in chunks of :data:`CHUNK_SIZE` (so padding stays as low as in
@@ -87,7 +94,10 @@ def embed_texts(texts: Sequence[str], *, model: str | os.PathLike | None = None,
     """
     st_model = load_model(model, device=device)
     n = len(texts)
-    get_dim = getattr(st_model, "get_embedding_dimension", None) or st_model.get_sentence_embedding_dimension
+    get_dim = (
+        getattr(st_model, "get_embedding_dimension", None)
+        or st_model.get_sentence_embedding_dimension
+    )
     dim = int(get_dim() or 0)
     progress("embedding", 0, n)
     if n == 0:
@@ -96,9 +106,14 @@ def embed_texts(texts: Sequence[str], *, model: str | os.PathLike | None = None,
     order = np.argsort([-len(t) for t in texts], kind="stable")
     out = np.empty((n, dim), dtype=np.float32)
     for start in range(0, n, CHUNK_SIZE):
-        idx = order[start:start + CHUNK_SIZE]
-        vecs = st_model.encode([texts[i] for i in idx], batch_size=batch_size, convert_to_numpy=True,
-                               normalize_embeddings=True, show_progress_bar=False)
+        idx = order[start : start + CHUNK_SIZE]
+        vecs = st_model.encode(
+            [texts[i] for i in idx],
+            batch_size=batch_size,
+            convert_to_numpy=True,
+            normalize_embeddings=True,
+            show_progress_bar=False,
+        )
         out[idx] = vecs
         progress("embedding", min(start + CHUNK_SIZE, n), n)
     return out

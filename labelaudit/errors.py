@@ -53,7 +53,9 @@ class DataError(Exception):
     """Input that cannot be used. Carries every problem found, not only the first."""
 
     def __init__(self, problems: list[Problem] | Problem):
-        self.problems: list[Problem] = [problems] if isinstance(problems, Problem) else list(problems)
+        self.problems: list[Problem] = (
+            [problems] if isinstance(problems, Problem) else list(problems)
+        )
         super().__init__("\n".join(str(p) for p in self.problems))
 
 

@@ -57,8 +57,9 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return z
 
 
-def _loss_and_grad(w_flat: np.ndarray, xa: np.ndarray, onehot: np.ndarray, weights: np.ndarray,
-                   l2: float) -> tuple[float, np.ndarray]:
+def _loss_and_grad(
+    w_flat: np.ndarray, xa: np.ndarray, onehot: np.ndarray, weights: np.ndarray, l2: float
+) -> tuple[float, np.ndarray]:
     n, k = onehot.shape
     w = w_flat.reshape(k, xa.shape[1])
     logits = xa @ w.T
@@ -71,9 +72,17 @@ def _loss_and_grad(w_flat: np.ndarray, xa: np.ndarray, onehot: np.ndarray, weigh
     return loss, grad.ravel()
 
 
-def fit_softmax_head(embeddings: np.ndarray, labels: np.ndarray, *, n_classes: int, l2: float = DEFAULT_L2,
-                     sample_weight: np.ndarray | None = None, init: np.ndarray | None = None,
-                     gtol: float = 1e-9, max_iter: int = 2000) -> np.ndarray:
+def fit_softmax_head(
+    embeddings: np.ndarray,
+    labels: np.ndarray,
+    *,
+    n_classes: int,
+    l2: float = DEFAULT_L2,
+    sample_weight: np.ndarray | None = None,
+    init: np.ndarray | None = None,
+    gtol: float = 1e-9,
+    max_iter: int = 2000,
+) -> np.ndarray:
     """Weights (K, D+1) minimising the L2-regularised mean cross-entropy (L-BFGS, deterministic).
 
     ``embeddings``: (N, D); ``labels``: int (N,) in [0, K); ``sample_weight``: (N,) >= 0 (a weight of
@@ -86,10 +95,22 @@ def fit_softmax_head(embeddings: np.ndarray, labels: np.ndarray, *, n_classes: i
     xa = augment(embeddings)
     labels = np.asarray(labels, dtype=np.int64)
     onehot = np.eye(n_classes)[labels]
-    weights = np.ones(len(xa)) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
-    w0 = np.zeros(n_classes * xa.shape[1]) if init is None else np.asarray(init, dtype=np.float64).ravel()
-    res = optimize.minimize(_loss_and_grad, w0, args=(xa, onehot, weights, l2), jac=True, method="L-BFGS-B",
-                            options={"maxiter": max_iter, "gtol": gtol, "ftol": 0.0, "maxcor": 30})
+    weights = (
+        np.ones(len(xa)) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    )
+    w0 = (
+        np.zeros(n_classes * xa.shape[1])
+        if init is None
+        else np.asarray(init, dtype=np.float64).ravel()
+    )
+    res = optimize.minimize(
+        _loss_and_grad,
+        w0,
+        args=(xa, onehot, weights, l2),
+        jac=True,
+        method="L-BFGS-B",
+        options={"maxiter": max_iter, "gtol": gtol, "ftol": 0.0, "maxcor": 30},
+    )
     return res.x.reshape(n_classes, xa.shape[1])
 
 
@@ -99,8 +120,9 @@ def per_row_loss(weights: np.ndarray, embeddings: np.ndarray, labels: np.ndarray
     return -np.log(np.clip(p[np.arange(len(p)), labels], 1e-300, None))
 
 
-def conjugate_gradient(matvec, rhs: np.ndarray, *, precondition=None, rtol: float = CG_RTOL,
-                       max_iter: int = 500) -> tuple[np.ndarray, int]:
+def conjugate_gradient(
+    matvec, rhs: np.ndarray, *, precondition=None, rtol: float = CG_RTOL, max_iter: int = 500
+) -> tuple[np.ndarray, int]:
     """Solve ``A x = b`` for a batch of right-hand sides with (preconditioned) conjugate gradient.
 
     ``matvec`` and ``precondition`` map arrays shaped like ``rhs`` (B, …) to the same shape, one
@@ -159,12 +181,25 @@ class InfluenceModel:
         self.probs = softmax(self.xa @ self.weights.T)
 
     @classmethod
-    def fit(cls, embeddings: np.ndarray, labels: np.ndarray, *, n_classes: int, l2: float = DEFAULT_L2,
-            weights: np.ndarray | None = None) -> InfluenceModel:
+    def fit(
+        cls,
+        embeddings: np.ndarray,
+        labels: np.ndarray,
+        *,
+        n_classes: int,
+        l2: float = DEFAULT_L2,
+        weights: np.ndarray | None = None,
+    ) -> InfluenceModel:
         """Train the head on (embeddings (N, D), labels (N,)) — or take trained ``weights`` — and wrap it."""
         labels = np.asarray(labels, dtype=np.int64)
-        w = fit_softmax_head(embeddings, labels, n_classes=n_classes, l2=l2) if weights is None else weights
-        return cls(weights=np.asarray(w, dtype=np.float64), xa=augment(embeddings), labels=labels, l2=l2)
+        w = (
+            fit_softmax_head(embeddings, labels, n_classes=n_classes, l2=l2)
+            if weights is None
+            else weights
+        )
+        return cls(
+            weights=np.asarray(w, dtype=np.float64), xa=augment(embeddings), labels=labels, l2=l2
+        )
 
     # ------------------------------------------------------------------ shapes
     @property
@@ -207,7 +242,7 @@ class InfluenceModel:
         k = self.k
         blocks = np.empty((k, d1, k, d1))
         for a in range(k):
-            coef = -self.probs[:, a:a + 1] * self.probs  # A_i[a, :] = p_a (e_a - p)
+            coef = -self.probs[:, a : a + 1] * self.probs  # A_i[a, :] = p_a (e_a - p)
             coef[:, a] += self.probs[:, a]
             blocks[a] = np.einsum("nd,nl,ne->dle", self.xa, coef, self.xa, optimize=True) / n
         h = blocks.reshape(k * d1, k * d1)
@@ -225,7 +260,7 @@ class InfluenceModel:
         c = (self.probs * (1 - self.probs) / self.n).astype(np.float32)
         out = np.empty((self.k, d1, d1))
         for a in range(self.k):
-            out[a] = (x32 * c[:, a:a + 1]).T @ x32
+            out[a] = (x32 * c[:, a : a + 1]).T @ x32
             out[a][np.diag_indices(d1)] += self.l2
         return out
 
@@ -272,8 +307,14 @@ class InfluenceModel:
         u = self.solve(g)[0]  # (K, D+1)
         return np.einsum("nk,nk->n", self.residuals, self.xa @ u.T) / self.n
 
-    def self_influence(self, *, exact_top: int = 0, progress: ProgressFn = no_progress,
-                       batch: int = 64, time_budget: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def self_influence(
+        self,
+        *,
+        exact_top: int = 0,
+        progress: ProgressFn = no_progress,
+        batch: int = 64,
+        time_budget: float | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Self-influence ``(1/N) g_j^T H^{-1} g_j`` of every training row, float64 (N,) >= 0.
 
         Exact (dense) when the parameters fit :data:`MAX_DENSE_PARAMS`. Otherwise the exact per-class
@@ -290,9 +331,11 @@ class InfluenceModel:
             out = np.empty(self.n)
             step = max(1, 200_000 // self.n_params)
             for s in range(0, self.n, step):
-                g = (r[s:s + step, :, None] * self.xa[s:s + step, None, :]).reshape(-1, self.n_params)
+                g = (r[s : s + step, :, None] * self.xa[s : s + step, None, :]).reshape(
+                    -1, self.n_params
+                )
                 u = linalg.cho_solve(self._chol, g.T)
-                out[s:s + step] = np.einsum("pb,bp->b", u, g)
+                out[s : s + step] = np.einsum("pb,bp->b", u, g)
                 progress("self-influence", min(s + step, self.n), self.n)
             exact[:] = True
             return out / self.n, exact
@@ -303,7 +346,9 @@ class InfluenceModel:
         x32 = self.xa.astype(np.float32)
         out = np.zeros(self.n)
         for a in range(self.k):
-            y = x32 @ linalg.solve_triangular(chol[a], eye, lower=True).T.astype(np.float32)  # (N, D+1)
+            y = x32 @ linalg.solve_triangular(chol[a], eye, lower=True).T.astype(
+                np.float32
+            )  # (N, D+1)
             out += r[:, a] ** 2 * np.einsum("nd,nd->n", y, y, dtype=np.float64)
             progress("self-influence (block Hessian)", a + 1, self.k)
         out /= self.n
@@ -312,7 +357,7 @@ class InfluenceModel:
         for s in range(0, len(top), batch):
             if time_budget is not None and time.monotonic() - started > time_budget:
                 break
-            rows = top[s:s + batch]
+            rows = top[s : s + batch]
             g = r[rows, :, None] * self.xa[rows, None, :]
             u = self.solve(g)
             out[rows] = (u * g).sum(axis=(1, 2)) / self.n
@@ -321,8 +366,14 @@ class InfluenceModel:
         return out, exact
 
 
-def tracin(checkpoints: np.ndarray, learning_rates: np.ndarray, embeddings: np.ndarray, labels: np.ndarray,
-           query_embedding: np.ndarray, query_label: int) -> np.ndarray:
+def tracin(
+    checkpoints: np.ndarray,
+    learning_rates: np.ndarray,
+    embeddings: np.ndarray,
+    labels: np.ndarray,
+    query_embedding: np.ndarray,
+    query_label: int,
+) -> np.ndarray:
     """TracIn (Pruthi et al. 2020) of every row on one query over saved checkpoints: float64 (N,).
 
     ``checkpoints``: (E, K, D+1) weights after each epoch; ``learning_rates``: (E,). Score_j =
@@ -342,8 +393,9 @@ def tracin(checkpoints: np.ndarray, learning_rates: np.ndarray, embeddings: np.n
     return out
 
 
-def tracin_self(checkpoints: np.ndarray, learning_rates: np.ndarray, embeddings: np.ndarray,
-                labels: np.ndarray) -> np.ndarray:
+def tracin_self(
+    checkpoints: np.ndarray, learning_rates: np.ndarray, embeddings: np.ndarray, labels: np.ndarray
+) -> np.ndarray:
     """TracIn self-influence ``sum_t lr_t ||g_j(t)||^2`` of every row: float64 (N,) >= 0."""
     xa = augment(embeddings)
     xnorm = (xa * xa).sum(axis=1)
@@ -356,8 +408,14 @@ def tracin_self(checkpoints: np.ndarray, learning_rates: np.ndarray, embeddings:
 
 
 # ---------------------------------------------------------------------- caching shared by detectors and pages
-def cached_model(embeddings: np.ndarray, labels: np.ndarray, *, n_classes: int, l2: float = DEFAULT_L2,
-                 workspace=None) -> InfluenceModel:
+def cached_model(
+    embeddings: np.ndarray,
+    labels: np.ndarray,
+    *,
+    n_classes: int,
+    l2: float = DEFAULT_L2,
+    workspace=None,
+) -> InfluenceModel:
     """:meth:`InfluenceModel.fit` whose weights are stored in ``workspace`` (if any) and memoised."""
     from labelaudit.dynamics import array_key, as_workspace, memoised
 
@@ -372,26 +430,44 @@ def cached_model(embeddings: np.ndarray, labels: np.ndarray, *, n_classes: int, 
         w = workspace.cached(key, "influence-head", params, fit) if workspace is not None else fit()
         return InfluenceModel.fit(emb, labels, n_classes=n_classes, l2=l2, weights=w)
 
-    return memoised(("influence-model", key, l2, n_classes, str(getattr(workspace, "root", ""))), compute)
+    return memoised(
+        ("influence-model", key, l2, n_classes, str(getattr(workspace, "root", ""))), compute
+    )
 
 
-def influence_stored(embeddings: np.ndarray, labels: np.ndarray, *, n_classes: int, workspace,
-                     l2: float = DEFAULT_L2, exact_top: int = 0) -> bool:
+def influence_stored(
+    embeddings: np.ndarray,
+    labels: np.ndarray,
+    *,
+    n_classes: int,
+    workspace,
+    l2: float = DEFAULT_L2,
+    exact_top: int = 0,
+) -> bool:
     """Whether :func:`cached_model` and :func:`cached_self_influence` would load, not compute."""
     from labelaudit.dynamics import array_key
 
     key = array_key(np.asarray(embeddings, np.float32), np.asarray(labels, np.int64))
-    return bool(workspace.has(key, "influence-head", {"l2": l2, "k": n_classes})
-                and workspace.has(key, "self-influence", _self_influence_params(n_classes, l2, exact_top)))
+    return bool(
+        workspace.has(key, "influence-head", {"l2": l2, "k": n_classes})
+        and workspace.has(key, "self-influence", _self_influence_params(n_classes, l2, exact_top))
+    )
 
 
 def _self_influence_params(n_classes: int, l2: float, exact_top: int) -> dict:
     return {"l2": l2, "k": n_classes, "exact_top": exact_top, "dense_max": MAX_DENSE_PARAMS}
 
 
-def cached_self_influence(embeddings: np.ndarray, labels: np.ndarray, *, n_classes: int, l2: float = DEFAULT_L2,
-                          exact_top: int = 0, workspace=None,
-                          progress: ProgressFn = no_progress) -> tuple[np.ndarray, np.ndarray]:
+def cached_self_influence(
+    embeddings: np.ndarray,
+    labels: np.ndarray,
+    *,
+    n_classes: int,
+    l2: float = DEFAULT_L2,
+    exact_top: int = 0,
+    workspace=None,
+    progress: ProgressFn = no_progress,
+) -> tuple[np.ndarray, np.ndarray]:
     """:meth:`InfluenceModel.self_influence` stored in ``workspace`` (if any): ``(values, exact)``."""
     from labelaudit.dynamics import array_key, as_workspace, memoised
 
@@ -407,11 +483,15 @@ def cached_self_influence(embeddings: np.ndarray, labels: np.ndarray, *, n_class
             values, exact = model.self_influence(exact_top=exact_top, progress=progress)
             return np.stack([values, exact.astype(np.float64)])
 
-        both = workspace.cached(key, "self-influence", params, run) if workspace is not None else run()
+        both = (
+            workspace.cached(key, "self-influence", params, run) if workspace is not None else run()
+        )
         return both[0], both[1].astype(bool)
 
-    return memoised(("self-influence", key, tuple(sorted(params.items())), str(getattr(workspace, "root", ""))),
-                    compute)
+    return memoised(
+        ("self-influence", key, tuple(sorted(params.items())), str(getattr(workspace, "root", ""))),
+        compute,
+    )
 
 
 # ---------------------------------------------------------------------- dataset-level views (CLI and pages)
@@ -429,12 +509,21 @@ def query_row(ds, query_id: str) -> int:
 
     row = ds.id_to_row.get(str(query_id))
     if row is None:
-        raise UsageError(f"no row with id '{query_id}' in {ds.source} ({ds.n:,} rows); pass one of its ids")
+        raise UsageError(
+            f"no row with id '{query_id}' in {ds.source} ({ds.n:,} rows); pass one of its ids"
+        )
     return row
 
 
-def influence_table(ds, embeddings: np.ndarray, query_id: str, *, method: str = "influence",
-                    l2: float = DEFAULT_L2, workspace=None) -> pd.DataFrame:
+def influence_table(
+    ds,
+    embeddings: np.ndarray,
+    query_id: str,
+    *,
+    method: str = "influence",
+    l2: float = DEFAULT_L2,
+    workspace=None,
+) -> pd.DataFrame:
     """Influence of every training row on the row ``query_id``, most helpful first.
 
     ``embeddings``: (N, D) aligned with ``ds``. ``method``: ``"influence"`` (exact influence function
@@ -459,10 +548,18 @@ def influence_table(ds, embeddings: np.ndarray, query_id: str, *, method: str = 
         from labelaudit.dynamics import cached_dynamics
 
         run = cached_dynamics(emb[train], labels[train], n_classes=ds.k, workspace=workspace)
-        scores = tracin(run.checkpoints.astype(np.float64), run.learning_rates, emb[train], labels[train],
-                        emb[q], int(labels[q]))
+        scores = tracin(
+            run.checkpoints.astype(np.float64),
+            run.learning_rates,
+            emb[train],
+            labels[train],
+            emb[q],
+            int(labels[q]),
+        )
     frame = ds.frame.loc[train, [ID, TEXT, LABEL]].reset_index(drop=True)
-    out = pd.DataFrame({"train_id": frame[ID], "text": frame[TEXT], "label": frame[LABEL], "score": scores})
+    out = pd.DataFrame(
+        {"train_id": frame[ID], "text": frame[TEXT], "label": frame[LABEL], "score": scores}
+    )
     out = out.sort_values("score", ascending=False, kind="stable").reset_index(drop=True)
     out["rank"] = np.arange(1, len(out) + 1)
     return out
@@ -476,8 +573,14 @@ def external_influence_table(ds, query_id: str) -> pd.DataFrame | None:
         return None
     ps = ds.pair_scores[ds.pair_scores["query_id"] == str(query_id)]
     rows = ps["train_id"].map(ds.id_to_row)
-    out = pd.DataFrame({"train_id": ps["train_id"].to_numpy(), "text": ds.frame[TEXT].to_numpy()[rows],
-                        "label": ds.frame[LABEL].to_numpy()[rows], "score": ps["score"].to_numpy(dtype=float)})
+    out = pd.DataFrame(
+        {
+            "train_id": ps["train_id"].to_numpy(),
+            "text": ds.frame[TEXT].to_numpy()[rows],
+            "label": ds.frame[LABEL].to_numpy()[rows],
+            "score": ps["score"].to_numpy(dtype=float),
+        }
+    )
     out = out.sort_values("score", ascending=False, kind="stable").reset_index(drop=True)
     out["rank"] = np.arange(1, len(out) + 1)
     return out
@@ -487,7 +590,7 @@ def top_both_ways(table: pd.DataFrame, top: int) -> pd.DataFrame:
     """The ``top`` most helpful and ``top`` most harmful rows of a sorted influence table, with a
     ``direction`` column (helpful / harmful), still sorted by score."""
     helpful = table.head(top)
-    harmful = table.iloc[max(top, len(table) - top):]
+    harmful = table.iloc[max(top, len(table) - top) :]
     out = pd.concat([helpful, harmful]).drop_duplicates("train_id")
     out["direction"] = np.where(out["score"] > 0, "helpful", "harmful")
     return out.reset_index(drop=True)

@@ -137,9 +137,11 @@ class Dashboard:
         url = html.escape(self.url, quote=True)
         if not self.running:
             return f"<p>labelaudit dashboard stopped (was <code>{url}</code>).</p>"
-        return (f'<iframe src="{url}" width="100%" height="{FRAME_HEIGHT}" style="border:0" '
-                f'title="labelaudit dashboard"></iframe>'
-                f'<p><a href="{url}" target="_blank" rel="noopener">Open the labelaudit dashboard in a new tab</a></p>')
+        return (
+            f'<iframe src="{url}" width="100%" height="{FRAME_HEIGHT}" style="border:0" '
+            f'title="labelaudit dashboard"></iframe>'
+            f'<p><a href="{url}" target="_blank" rel="noopener">Open the labelaudit dashboard in a new tab</a></p>'
+        )
 
 
 def show(
@@ -182,9 +184,21 @@ def show(
     """
     if port is not None and not (0 < int(port) < 65536):
         raise UsageError(f"port must be between 1 and 65535, got {port}")
-    ds = _as_dataset(df_or_dataset, text=text, label=label, id=id, split=split, pred_probs=pred_probs,
-                     annotations=annotations, embeddings=embeddings)
-    ws = workspace if isinstance(workspace, Workspace) else Workspace(None if workspace is None else Path(workspace))
+    ds = _as_dataset(
+        df_or_dataset,
+        text=text,
+        label=label,
+        id=id,
+        split=split,
+        pred_probs=pred_probs,
+        annotations=annotations,
+        embeddings=embeddings,
+    )
+    ws = (
+        workspace
+        if isinstance(workspace, Workspace)
+        else Workspace(None if workspace is None else Path(workspace))
+    )
     dataset_hash = ws.save_dataset(ds)
     server = _running_server(ws.root, port)
     if server is None:
@@ -207,22 +221,50 @@ atexit.register(stop_all)
 
 
 # --------------------------------------------------------------------------- helpers
-def _as_dataset(data: Any, *, text: str | None, label: str | None, id: str | None, split: str | None,  # noqa: A002
-                pred_probs: Any, annotations: Any, embeddings: Any) -> Dataset:
+def _as_dataset(
+    data: Any,
+    *,
+    text: str | None,
+    label: str | None,
+    id: str | None,
+    split: str | None,  # noqa: A002
+    pred_probs: Any,
+    annotations: Any,
+    embeddings: Any,
+) -> Dataset:
     if isinstance(data, Dataset):
-        given = {"text": text, "label": label, "id": id, "split": split, "pred_probs": pred_probs,
-                 "annotations": annotations, "embeddings": embeddings}
+        given = {
+            "text": text,
+            "label": label,
+            "id": id,
+            "split": split,
+            "pred_probs": pred_probs,
+            "annotations": annotations,
+            "embeddings": embeddings,
+        }
         extra = [k for k, v in given.items() if v is not None]
         if extra:
-            raise UsageError(f"show() got a loaded Dataset and also {', '.join(extra)}: pass the options to "
-                             "load_dataset instead, or pass the DataFrame to show()")
+            raise UsageError(
+                f"show() got a loaded Dataset and also {', '.join(extra)}: pass the options to "
+                "load_dataset instead, or pass the DataFrame to show()"
+            )
         return data
     if not isinstance(data, (pd.DataFrame, str, os.PathLike)):
-        raise UsageError(f"show() takes a DataFrame, a Dataset or a path, not {type(data).__name__}")
+        raise UsageError(
+            f"show() takes a DataFrame, a Dataset or a path, not {type(data).__name__}"
+        )
     from labelaudit.io import load_dataset
 
-    return load_dataset(data, text_col=text, label_col=label, id_col=id, split_col=split, probs=pred_probs,
-                        annotations=annotations, embeddings=embeddings)
+    return load_dataset(
+        data,
+        text_col=text,
+        label_col=label,
+        id_col=id,
+        split_col=split,
+        probs=pred_probs,
+        annotations=annotations,
+        embeddings=embeddings,
+    )
 
 
 def _running_server(root: Path, port: int | None) -> _Server | None:
@@ -264,21 +306,37 @@ def _start_server(root: Path, dataset_hash: str, port: int | None) -> _Server:
     from labelaudit.commands.app import APP_SCRIPT, streamlit_command
 
     if not APP_SCRIPT.exists():
-        raise UsageError(f"the app script {APP_SCRIPT} is missing: show() needs a source checkout of labelaudit")
+        raise UsageError(
+            f"the app script {APP_SCRIPT} is missing: show() needs a source checkout of labelaudit"
+        )
     if port is None:
         port = _free_port()
     elif _port_in_use(port):
-        raise UsageError(f"port {port} is already in use; pass another port, or none to pick a free one")
-    env = dict(os.environ, LABELAUDIT_WORKSPACE=str(root), LABELAUDIT_DATASET=dataset_hash,
-               HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+        raise UsageError(
+            f"port {port} is already in use; pass another port, or none to pick a free one"
+        )
+    env = dict(
+        os.environ,
+        LABELAUDIT_WORKSPACE=str(root),
+        LABELAUDIT_DATASET=dataset_hash,
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+    )
     log_path = root / "logs" / f"dashboard-{port}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log_file = open(log_path, "w")  # noqa: SIM115 - closed by _Server.stop
     cmd = [*streamlit_command(port, HOST), "--server.fileWatcherType", "none"]
     # A new session: stop() can end streamlit and its children together, and Ctrl-C in the
     # notebook does not reach the server.
-    proc = subprocess.Popen(cmd, env=env, cwd=str(APP_SCRIPT.parent), stdout=log_file, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        cmd,
+        env=env,
+        cwd=str(APP_SCRIPT.parent),
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     server = _Server(proc=proc, port=port, workspace=root, log_path=log_path, log_file=log_file)
     deadline = time.monotonic() + START_TIMEOUT
     while not _healthy(server.base_url):
@@ -289,7 +347,9 @@ def _start_server(root: Path, dataset_hash: str, port: int | None) -> _Server:
         if time.monotonic() > deadline:
             tail = server.log_tail()
             server.stop()
-            raise RuntimeError(f"the dashboard did not answer within {START_TIMEOUT:.0f} s (log {log_path}):\n{tail}")
+            raise RuntimeError(
+                f"the dashboard did not answer within {START_TIMEOUT:.0f} s (log {log_path}):\n{tail}"
+            )
         time.sleep(0.25)
     _SERVERS[(str(root), port)] = server
     return server

@@ -21,8 +21,11 @@ def palette() -> list[str]:
     if not _PALETTE:
         import plotly.express as px
 
-        _PALETTE = list(px.colors.qualitative.Alphabet) + list(px.colors.qualitative.Dark24) + list(
-            px.colors.qualitative.Light24)
+        _PALETTE = (
+            list(px.colors.qualitative.Alphabet)
+            + list(px.colors.qualitative.Dark24)
+            + list(px.colors.qualitative.Light24)
+        )
     return _PALETTE
 
 
@@ -42,8 +45,13 @@ def color_options(table: pd.DataFrame) -> list[str]:
     if "suggested_label" in table:
         opts.append("suggested label")
     skip = {"x", "y", "cluster"}
-    opts += [c for c in table.columns if c not in skip and pd.api.types.is_numeric_dtype(table[c])
-             and not pd.api.types.is_bool_dtype(table[c])]
+    opts += [
+        c
+        for c in table.columns
+        if c not in skip
+        and pd.api.types.is_numeric_dtype(table[c])
+        and not pd.api.types.is_bool_dtype(table[c])
+    ]
     return opts
 
 
@@ -72,31 +80,59 @@ def build_map_figure(table: pd.DataFrame, texts: pd.Series, *, color_by: str = "
 
     cats = _category_column(table, color_by)
     label_col = table["given_label"].astype(str).map(lambda s: html.escape(s, quote=False))
-    custom = np.column_stack([
-        table["id"].astype(str).to_numpy(dtype=object),
-        label_col.to_numpy(dtype=object),
-        table["cluster"].to_numpy(dtype=object),
-        hover_text(texts),
-        (cats.map(lambda s: html.escape(s, quote=False)) if cats is not None
-         else table[color_by].map(lambda v: f"{v:.3g}")).to_numpy(dtype=object),
-        table["id"].astype(str).map(lambda s: html.escape(s, quote=False)).to_numpy(dtype=object),
-    ])
+    custom = np.column_stack(
+        [
+            table["id"].astype(str).to_numpy(dtype=object),
+            label_col.to_numpy(dtype=object),
+            table["cluster"].to_numpy(dtype=object),
+            hover_text(texts),
+            (
+                cats.map(lambda s: html.escape(s, quote=False))
+                if cats is not None
+                else table[color_by].map(lambda v: f"{v:.3g}")
+            ).to_numpy(dtype=object),
+            table["id"]
+            .astype(str)
+            .map(lambda s: html.escape(s, quote=False))
+            .to_numpy(dtype=object),
+        ]
+    )
     if cats is not None:
         values = sorted(cats.unique().tolist())
         colors = palette()
         # Past the palette, hues spaced by the golden angle keep every category distinct.
-        lookup = {v: colors[i] if i < len(colors) else f"hsl({(i * 137.508) % 360:.0f},65%,45%)"
-                  for i, v in enumerate(values)}
+        lookup = {
+            v: colors[i] if i < len(colors) else f"hsl({(i * 137.508) % 360:.0f},65%,45%)"
+            for i, v in enumerate(values)
+        }
         marker = {"color": cats.map(lookup).to_numpy(dtype=object), "size": 5, "opacity": 0.8}
     else:
-        marker = {"color": table[color_by].to_numpy(dtype=float), "colorscale": "Viridis", "size": 5,
-                  "opacity": 0.8, "showscale": True, "colorbar": {"title": {"text": color_by}}}
+        marker = {
+            "color": table[color_by].to_numpy(dtype=float),
+            "colorscale": "Viridis",
+            "size": 5,
+            "opacity": 0.8,
+            "showscale": True,
+            "colorbar": {"title": {"text": color_by}},
+        }
     trace = go.Scattergl(
-        x=table["x"].to_numpy(), y=table["y"].to_numpy(), mode="markers", marker=marker, customdata=custom,
-        hovertemplate=("<b>%{customdata[5]}</b> · %{customdata[1]} · cluster %{customdata[2]}<br>"
-                       f"{html.escape(color_by)}: %{{customdata[4]}}<br>%{{customdata[3]}}<extra></extra>"),
+        x=table["x"].to_numpy(),
+        y=table["y"].to_numpy(),
+        mode="markers",
+        marker=marker,
+        customdata=custom,
+        hovertemplate=(
+            "<b>%{customdata[5]}</b> · %{customdata[1]} · cluster %{customdata[2]}<br>"
+            f"{html.escape(color_by)}: %{{customdata[4]}}<br>%{{customdata[3]}}<extra></extra>"
+        ),
     )
     fig = go.Figure(trace)
-    fig.update_layout(height=620, margin={"l": 10, "r": 10, "t": 10, "b": 10}, dragmode="select",
-                      xaxis={"visible": False}, yaxis={"visible": False}, showlegend=False)
+    fig.update_layout(
+        height=620,
+        margin={"l": 10, "r": 10, "t": 10, "b": 10},
+        dragmode="select",
+        xaxis={"visible": False},
+        yaxis={"visible": False},
+        showlegend=False,
+    )
     return fig

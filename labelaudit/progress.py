@@ -34,7 +34,9 @@ class TqdmProgress:
         group = step.split(":", 1)[0].rstrip("s")  # "detector: knn" and "detectors" share one bar
         if group != self._group:
             self.close()
-            self._bar = tqdm(total=total or None, desc=step, unit="it", leave=True, dynamic_ncols=True)
+            self._bar = tqdm(
+                total=total or None, desc=step, unit="it", leave=True, dynamic_ncols=True
+            )
             self._group = group
         assert self._bar is not None
         if total and self._bar.total != total:

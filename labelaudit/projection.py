@@ -36,14 +36,23 @@ def pca_reduce(x: np.ndarray, n_components: int, *, seed: int = 0) -> np.ndarray
     if n < 2:
         out = np.zeros((n, k), dtype=np.float32)
     else:
-        out = PCA(n_components=k, random_state=seed, svd_solver="auto").fit_transform(x).astype(np.float32)
+        out = (
+            PCA(n_components=k, random_state=seed, svd_solver="auto")
+            .fit_transform(x)
+            .astype(np.float32)
+        )
     if k < n_components:
         out = np.hstack([out, np.zeros((n, n_components - k), dtype=np.float32)])
     return out
 
 
-def prepare_for_umap(embeddings: np.ndarray, *, seed: int = 0, pca_dims: int = PCA_DIMS,
-                     pca_min_rows: int = PCA_MIN_ROWS) -> np.ndarray:
+def prepare_for_umap(
+    embeddings: np.ndarray,
+    *,
+    seed: int = 0,
+    pca_dims: int = PCA_DIMS,
+    pca_min_rows: int = PCA_MIN_ROWS,
+) -> np.ndarray:
     """The input UMAP sees: PCA to ``pca_dims`` when D > pca_dims and N >= pca_min_rows, else as is."""
     x = np.asarray(embeddings, dtype=np.float32)
     if x.shape[1] > pca_dims and x.shape[0] >= pca_min_rows:
@@ -55,13 +64,21 @@ def shared_neighbours(x: np.ndarray, *, n_neighbors: int = N_NEIGHBORS, seed: in
     """The approximate k-NN graph of ``x`` (NN-descent), as UMAP's ``precomputed_knn`` tuple."""
     from umap.umap_ import nearest_neighbors
 
-    idx, dists, index = nearest_neighbors(x, n_neighbors, "euclidean", {}, False,
-                                          np.random.RandomState(seed), low_memory=True)
+    idx, dists, index = nearest_neighbors(
+        x, n_neighbors, "euclidean", {}, False, np.random.RandomState(seed), low_memory=True
+    )
     return idx, dists, index
 
 
-def umap_fit(x: np.ndarray, n_components: int, *, seed: int = 0, n_neighbors: int = N_NEIGHBORS,
-             min_dist: float = 0.1, knn=None) -> np.ndarray:
+def umap_fit(
+    x: np.ndarray,
+    n_components: int,
+    *,
+    seed: int = 0,
+    n_neighbors: int = N_NEIGHBORS,
+    min_dist: float = 0.1,
+    knn=None,
+) -> np.ndarray:
     """UMAP of ``x`` (N, D) to float32 (N, n_components); seeded, so deterministic (and single-threaded)."""
     import warnings
 
@@ -71,16 +88,28 @@ def umap_fit(x: np.ndarray, n_components: int, *, seed: int = 0, n_neighbors: in
     kw = {}
     if knn is not None:
         kw["precomputed_knn"] = knn
-    reducer = umap.UMAP(n_components=n_components, n_neighbors=min(n_neighbors, n - 1), min_dist=min_dist,
-                        metric="euclidean", random_state=seed, init="spectral" if n > 64 else "random", **kw)
+    reducer = umap.UMAP(
+        n_components=n_components,
+        n_neighbors=min(n_neighbors, n - 1),
+        min_dist=min_dist,
+        metric="euclidean",
+        random_state=seed,
+        init="spectral" if n > 64 else "random",
+        **kw,
+    )
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="n_jobs value", category=UserWarning)
         return np.asarray(reducer.fit_transform(x), dtype=np.float32)
 
 
-def map_and_cluster_space(embeddings: np.ndarray, *, seed: int = 0, cluster_dims: int = CLUSTER_DIMS,
-                          pca_min_rows: int = PCA_MIN_ROWS,
-                          progress: ProgressFn = no_progress) -> tuple[np.ndarray, np.ndarray]:
+def map_and_cluster_space(
+    embeddings: np.ndarray,
+    *,
+    seed: int = 0,
+    cluster_dims: int = CLUSTER_DIMS,
+    pca_min_rows: int = PCA_MIN_ROWS,
+    progress: ProgressFn = no_progress,
+) -> tuple[np.ndarray, np.ndarray]:
     """The 2-D map (N, 2) and the clustering space (N, <= cluster_dims), both float32.
 
     2-D input is returned as is for both. Fewer than :data:`MIN_UMAP_ROWS` rows get a PCA view.

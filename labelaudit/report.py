@@ -22,10 +22,21 @@ from labelaudit import roi
 from labelaudit.dataset import Dataset
 from labelaudit.progress import ProgressFn, no_progress
 
-ACTION_COLOURS = {"accept": "#2e7d32", "change": "#66bb6a", "keep": "#90a4ae", "ambiguous": "#ffb300",
-                  "remove": "#e53935"}
+ACTION_COLOURS = {
+    "accept": "#2e7d32",
+    "change": "#66bb6a",
+    "keep": "#90a4ae",
+    "ambiguous": "#ffb300",
+    "remove": "#e53935",
+}
 #: Figure ids in the report, in order.
-FIGURE_IDS = ("fig-decisions", "fig-before-after", "fig-curve", "fig-precision-detector", "fig-precision-class")
+FIGURE_IDS = (
+    "fig-decisions",
+    "fig-before-after",
+    "fig-curve",
+    "fig-precision-detector",
+    "fig-precision-class",
+)
 
 
 def chart_text(value: Any) -> str:
@@ -39,8 +50,13 @@ def chart_text(value: Any) -> str:
 
 # --------------------------------------------------------------------------- figures
 def _layout(fig: Any, title: str, height: int = 360) -> Any:
-    fig.update_layout(title=title, height=height, margin={"t": 50, "b": 40, "l": 50, "r": 20},
-                      template="plotly_white", legend={"orientation": "h", "y": -0.2})
+    fig.update_layout(
+        title=title,
+        height=height,
+        margin={"t": 50, "b": 40, "l": 50, "r": 20},
+        template="plotly_white",
+        legend={"orientation": "h", "y": -0.2},
+    )
     return fig
 
 
@@ -50,8 +66,16 @@ def figure_decisions(summary: roi.ReviewSummary) -> Any:
 
     actions = list(roi.DECISION_ACTIONS)
     counts = [summary.counts[a] for a in actions]
-    fig = go.Figure(go.Bar(x=actions, y=counts, marker_color=[ACTION_COLOURS[a] for a in actions],
-                           text=counts, textposition="outside", hovertemplate="%{x}: %{y} items<extra></extra>"))
+    fig = go.Figure(
+        go.Bar(
+            x=actions,
+            y=counts,
+            marker_color=[ACTION_COLOURS[a] for a in actions],
+            text=counts,
+            textposition="outside",
+            hovertemplate="%{x}: %{y} items<extra></extra>",
+        )
+    )
     fig.update_yaxes(title="items")
     return _layout(fig, f"Decisions in force ({summary.n_reviewed:,} items reviewed)")
 
@@ -61,13 +85,25 @@ def _precision_bars(table: pd.DataFrame, title: str, *, axis_title: str) -> Any:
 
     t = table[table["reviewed"] > 0]
     p = t["precision"].to_numpy(dtype=float)
-    fig = go.Figure(go.Bar(
-        x=[chart_text(g) for g in t["group"]], y=p,
-        error_y={"type": "data", "symmetric": False, "array": t["precision_high"].to_numpy(dtype=float) - p,
-                 "arrayminus": p - t["precision_low"].to_numpy(dtype=float)},
-        customdata=np.stack([t["reviewed"].to_numpy(), (t["accept"] + t["change"]).to_numpy()], axis=1) if len(t) else None,
-        hovertemplate="%{x}: %{y:.0%} (%{customdata[1]} of %{customdata[0]} changed)<extra></extra>",
-        marker_color="#1565c0"))
+    fig = go.Figure(
+        go.Bar(
+            x=[chart_text(g) for g in t["group"]],
+            y=p,
+            error_y={
+                "type": "data",
+                "symmetric": False,
+                "array": t["precision_high"].to_numpy(dtype=float) - p,
+                "arrayminus": p - t["precision_low"].to_numpy(dtype=float),
+            },
+            customdata=np.stack(
+                [t["reviewed"].to_numpy(), (t["accept"] + t["change"]).to_numpy()], axis=1
+            )
+            if len(t)
+            else None,
+            hovertemplate="%{x}: %{y:.0%} (%{customdata[1]} of %{customdata[0]} changed)<extra></extra>",
+            marker_color="#1565c0",
+        )
+    )
     fig.update_yaxes(title="precision (label changed)", range=[0, 1.05], tickformat=".0%")
     fig.update_xaxes(title=axis_title)
     return _layout(fig, title)
@@ -75,13 +111,20 @@ def _precision_bars(table: pd.DataFrame, title: str, *, axis_title: str) -> Any:
 
 def figure_precision_by_detector(summary: roi.ReviewSummary) -> Any:
     """Precision of each detector's flags among reviewed rows, with 95% Wilson intervals."""
-    return _precision_bars(summary.by_detector, "Precision by detector (reviewed rows it flagged)", axis_title="detector")
+    return _precision_bars(
+        summary.by_detector,
+        "Precision by detector (reviewed rows it flagged)",
+        axis_title="detector",
+    )
 
 
 def figure_precision_by_class(summary: roi.ReviewSummary, *, top: int = 20) -> Any:
     """Precision among reviewed flagged rows of the ``top`` most reviewed given labels."""
-    return _precision_bars(summary.by_class.head(top), f"Precision by given label (top {top} by items reviewed)",
-                           axis_title="given label")
+    return _precision_bars(
+        summary.by_class.head(top),
+        f"Precision by given label (top {top} by items reviewed)",
+        axis_title="given label",
+    )
 
 
 def figure_accuracy_curve(ba: roi.BeforeAfter) -> Any:
@@ -90,10 +133,24 @@ def figure_accuracy_curve(ba: roi.BeforeAfter) -> Any:
 
     c = ba.curve
     fig = go.Figure()
-    fig.add_trace(go.Scatter(x=c["n_reviewed"], y=c["accuracy"], mode="lines+markers", name="accuracy",
-                             hovertemplate="%{x} reviewed: accuracy %{y:.2%}<extra></extra>"))
-    fig.add_trace(go.Scatter(x=c["n_reviewed"], y=c["macro_f1"], mode="lines+markers", name="macro-F1",
-                             hovertemplate="%{x} reviewed: macro-F1 %{y:.2%}<extra></extra>"))
+    fig.add_trace(
+        go.Scatter(
+            x=c["n_reviewed"],
+            y=c["accuracy"],
+            mode="lines+markers",
+            name="accuracy",
+            hovertemplate="%{x} reviewed: accuracy %{y:.2%}<extra></extra>",
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=c["n_reviewed"],
+            y=c["macro_f1"],
+            mode="lines+markers",
+            name="macro-F1",
+            hovertemplate="%{x} reviewed: macro-F1 %{y:.2%}<extra></extra>",
+        )
+    )
     fig.update_xaxes(title="items reviewed (in review order)")
     fig.update_yaxes(title=f"on {ba.n_eval:,} evaluation rows", tickformat=".1%")
     return _layout(fig, "Accuracy of the retrained head as the review goes on")
@@ -106,12 +163,24 @@ def figure_before_after(ba: roi.BeforeAfter) -> Any:
     fig = go.Figure()
     for when, colour in (("before", "#90a4ae"), ("after", "#2e7d32")):
         vals = [ba.metrics[f"{m}_{when}"] for m in ("accuracy", "macro_f1")]
-        fig.add_trace(go.Bar(
-            name=f"{when} review", x=["accuracy", "macro-F1"], y=[v.value for v in vals], marker_color=colour,
-            error_y={"type": "data", "symmetric": False, "array": [v.high - v.value for v in vals],
-                     "arrayminus": [v.value - v.low for v in vals]},
-            hovertemplate="%{x} " + when + ": %{y:.2%}<extra></extra>"))
-    lows = [ba.metrics[f"{m}_{w}"].low for m in ("accuracy", "macro_f1") for w in ("before", "after")]
+        fig.add_trace(
+            go.Bar(
+                name=f"{when} review",
+                x=["accuracy", "macro-F1"],
+                y=[v.value for v in vals],
+                marker_color=colour,
+                error_y={
+                    "type": "data",
+                    "symmetric": False,
+                    "array": [v.high - v.value for v in vals],
+                    "arrayminus": [v.value - v.low for v in vals],
+                },
+                hovertemplate="%{x} " + when + ": %{y:.2%}<extra></extra>",
+            )
+        )
+    lows = [
+        ba.metrics[f"{m}_{w}"].low for m in ("accuracy", "macro_f1") for w in ("before", "after")
+    ]
     fig.update_yaxes(tickformat=".1%", range=[max(0.0, min(lows) - 0.05), 1.0])
     fig.update_layout(barmode="group")
     return _layout(fig, "Before / after (95% paired-bootstrap intervals)")
@@ -137,10 +206,20 @@ class RoiReport:
         return self.summary.simulated
 
 
-def compute_report(ds: Dataset, log: pd.DataFrame, findings: pd.DataFrame, *, scan_table: pd.DataFrame | None,
-                   details: dict[str, Any] | None, embeddings: np.ndarray | None, workspace: Any = None,
-                   next_n: int = 100, seed: int = 0, retrain: bool = True,
-                   progress: ProgressFn = no_progress) -> RoiReport:
+def compute_report(
+    ds: Dataset,
+    log: pd.DataFrame,
+    findings: pd.DataFrame,
+    *,
+    scan_table: pd.DataFrame | None,
+    details: dict[str, Any] | None,
+    embeddings: np.ndarray | None,
+    workspace: Any = None,
+    next_n: int = 100,
+    seed: int = 0,
+    retrain: bool = True,
+    progress: ProgressFn = no_progress,
+) -> RoiReport:
     """Summary, before/after (when there are decisions and embeddings), projection and findings.
 
     ``log``/``findings``: :meth:`ReviewStore.log` / :meth:`ReviewStore.findings` for
@@ -155,10 +234,16 @@ def compute_report(ds: Dataset, log: pd.DataFrame, findings: pd.DataFrame, *, sc
     if summary.n_reviewed and embeddings is not None:
         try:
             if retrain:
-                ba = roi.before_after(ds, embeddings, log, workspace=workspace, seed=seed, progress=progress)
+                ba = roi.before_after(
+                    ds, embeddings, log, workspace=workspace, seed=seed, progress=progress
+                )
             else:
                 ba = roi.stored_before_after(ds, embeddings, log, workspace=workspace, seed=seed)
-                note = "" if ba is not None else "The before/after retraining has not run for these decisions yet."
+                note = (
+                    ""
+                    if ba is not None
+                    else "The before/after retraining has not run for these decisions yet."
+                )
         except DataError as e:
             note = str(e)
     elif not summary.n_reviewed:
@@ -166,9 +251,19 @@ def compute_report(ds: Dataset, log: pd.DataFrame, findings: pd.DataFrame, *, sc
     else:
         note = "No embeddings (run the scan) for the before/after retraining."
     est, source = roi.estimated_label_errors(details, scan_table, n_rows=ds.n)
-    proj = roi.project(summary, estimated_errors=est, estimate_source=source, before_after_result=ba, next_n=next_n)
-    return RoiReport(dataset_source=ds.source, dataset_hash=ds.content_hash, n_rows=ds.n, summary=summary,
-                     projection=proj, before_after=ba, findings=findings, before_after_note=note)
+    proj = roi.project(
+        summary, estimated_errors=est, estimate_source=source, before_after_result=ba, next_n=next_n
+    )
+    return RoiReport(
+        dataset_source=ds.source,
+        dataset_hash=ds.content_hash,
+        n_rows=ds.n,
+        summary=summary,
+        projection=proj,
+        before_after=ba,
+        findings=findings,
+        before_after_note=note,
+    )
 
 
 def _pct(v: float | None, spec: str = ".1%") -> str:
@@ -185,17 +280,31 @@ def headline_numbers(rep: RoiReport) -> list[tuple[str, str]]:
     rows = [
         ("Items reviewed", f"{s.n_reviewed:,}"),
         ("Labels changed (accept + change)", f"{s.n_relabelled:,}"),
-        ("Precision of suggestions", f"{_pct(s.overall_precision)} of {s.n_flagged_reviewed:,} flagged rows reviewed"),
+        (
+            "Precision of suggestions",
+            f"{_pct(s.overall_precision)} of {s.n_flagged_reviewed:,} flagged rows reviewed",
+        ),
         ("Median time per item", f"{_num(s.time.median_seconds, '.0f')} s"),
     ]
     if ba is not None:
         a, f = ba.metrics["accuracy_change"], ba.metrics["macro_f1_change"]
         rows += [
-            ("Accuracy before → after",
-             f"{_pct(ba.metrics['accuracy_before'].value)} → {_pct(ba.metrics['accuracy_after'].value)}"),
-            ("Accuracy change (95% CI)", f"{a.value * 100:+.2f} points ({a.low * 100:+.2f} to {a.high * 100:+.2f})"),
-            ("Macro-F1 change (95% CI)", f"{f.value * 100:+.2f} points ({f.low * 100:+.2f} to {f.high * 100:+.2f})"),
-            ("Accuracy change per 100 items reviewed", f"{ba.change_per_100('accuracy') * 100:+.2f} points"),
+            (
+                "Accuracy before → after",
+                f"{_pct(ba.metrics['accuracy_before'].value)} → {_pct(ba.metrics['accuracy_after'].value)}",
+            ),
+            (
+                "Accuracy change (95% CI)",
+                f"{a.value * 100:+.2f} points ({a.low * 100:+.2f} to {a.high * 100:+.2f})",
+            ),
+            (
+                "Macro-F1 change (95% CI)",
+                f"{f.value * 100:+.2f} points ({f.low * 100:+.2f} to {f.high * 100:+.2f})",
+            ),
+            (
+                "Accuracy change per 100 items reviewed",
+                f"{ba.change_per_100('accuracy') * 100:+.2f} points",
+            ),
         ]
     rows += [
         ("Estimated label errors left", _num(p.remaining_errors)),
@@ -203,7 +312,12 @@ def headline_numbers(rep: RoiReport) -> list[tuple[str, str]]:
         (f"Next {p.next_n:,} reviews: reviewer hours", _num(p.expected_hours, ",.1f")),
     ]
     if p.expected_accuracy_gain is not None:
-        rows.append((f"Next {p.next_n:,} reviews: expected accuracy gain", f"{p.expected_accuracy_gain * 100:+.2f} points"))
+        rows.append(
+            (
+                f"Next {p.next_n:,} reviews: expected accuracy gain",
+                f"{p.expected_accuracy_gain * 100:+.2f} points",
+            )
+        )
     return rows
 
 
@@ -247,15 +361,20 @@ td,th{border-bottom:1px solid #ddd;padding:.35em .8em;text-align:left;vertical-a
 def render_html(rep: RoiReport) -> str:
     """The report as one self-contained HTML document (plotly.js inlined once; no network needed)."""
     e = html.escape
-    parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-             f"<title>Data ROI report: {e(rep.dataset_source)}</title><style>{_CSS}</style></head><body>",
-             "<h1>Data ROI report</h1>",
-             f'<p class="meta">Dataset: {e(rep.dataset_source)} · version {e(rep.dataset_hash)} · {rep.n_rows:,} rows · '
-             f"generated {e(rep.generated_at.strftime('%Y-%m-%d %H:%M UTC'))}</p>"]
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>Data ROI report: {e(rep.dataset_source)}</title><style>{_CSS}</style></head><body>",
+        "<h1>Data ROI report</h1>",
+        f'<p class="meta">Dataset: {e(rep.dataset_source)} · version {e(rep.dataset_hash)} · {rep.n_rows:,} rows · '
+        f"generated {e(rep.generated_at.strftime('%Y-%m-%d %H:%M UTC'))}</p>",
+    ]
     if rep.simulated:
-        parts.append('<p class="banner" id="simulated-banner">Simulated demo: these decisions were replayed by '
-                     f"{e(roi.SIMULATED_REVIEWER)} from an answer key of planted label flips, not made by people. "
-                     "Every number below is computed from them as it would be from a real review.</p>")
+        parts.append(
+            '<p class="banner" id="simulated-banner">Simulated demo: these decisions were replayed by '
+            f"{e(roi.SIMULATED_REVIEWER)} from an answer key of planted label flips, not made by people. "
+            "Every number below is computed from them as it would be from a real review.</p>"
+        )
     parts.append('<h2>Headline numbers</h2><table id="headline">')
     for label, value in headline_numbers(rep):
         parts.append(f'<tr><th>{e(label)}</th><td class="num">{e(value)}</td></tr>')
@@ -264,37 +383,62 @@ def render_html(rep: RoiReport) -> str:
         parts.append(f"<p>{e(rep.before_after_note)}</p>")
     if rep.before_after is not None:
         ba = rep.before_after
-        parts.append(f"<p>Trained on {ba.n_train_before:,} rows before and {ba.n_train_after:,} after "
-                     f"({ba.n_relabelled_train:,} relabelled, {ba.n_removed_train:,} removed); evaluated on "
-                     f"{ba.n_eval:,} rows of {e(ba.eval_source)}.</p>")
+        parts.append(
+            f"<p>Trained on {ba.n_train_before:,} rows before and {ba.n_train_after:,} after "
+            f"({ba.n_relabelled_train:,} relabelled, {ba.n_removed_train:,} removed); evaluated on "
+            f"{ba.n_eval:,} rows of {e(ba.eval_source)}.</p>"
+        )
     figs = report_figures(rep)
     first = True
     for fid in FIGURE_IDS:
         if fid not in figs:
             continue
-        parts.append('<div class="fig">' + figs[fid].to_html(full_html=False, include_plotlyjs=first, div_id=fid,
-                                                             config={"displaylogo": False, "responsive": True}) + "</div>")
+        parts.append(
+            '<div class="fig">'
+            + figs[fid].to_html(
+                full_html=False,
+                include_plotlyjs=first,
+                div_id=fid,
+                config={"displaylogo": False, "responsive": True},
+            )
+            + "</div>"
+        )
         first = False
     s = rep.summary
     parts.append("<h2>Decisions</h2><table><tr><th>action</th><th>items</th></tr>")
     for a in roi.DECISION_ACTIONS:
         parts.append(f"<tr><td>{e(a)}</td><td class='num'>{s.counts[a]:,}</td></tr>")
-    parts.append(f"</table><p>{s.n_log_rows:,} rows in the decision log, {s.n_undos:,} of them undos; reviewers: "
-                 f"{e(', '.join(s.reviewers) or 'none')}.</p>")
+    parts.append(
+        f"</table><p>{s.n_log_rows:,} rows in the decision log, {s.n_undos:,} of them undos; reviewers: "
+        f"{e(', '.join(s.reviewers) or 'none')}.</p>"
+    )
     if len(s.by_detector):
-        parts.append("<h2>Precision by detector</h2>" + _table(s.by_detector.rename(columns={"group": "detector"})))
-    parts.append("<h2>Projection</h2><ul>" + "".join(f"<li>{e(a)}</li>" for a in rep.projection.assumptions) + "</ul>")
-    parts.append('<h2>Findings</h2>')
+        parts.append(
+            "<h2>Precision by detector</h2>"
+            + _table(s.by_detector.rename(columns={"group": "detector"}))
+        )
+    parts.append(
+        "<h2>Projection</h2><ul>"
+        + "".join(f"<li>{e(a)}</li>" for a in rep.projection.assumptions)
+        + "</ul>"
+    )
+    parts.append("<h2>Findings</h2>")
     if len(rep.findings):
-        parts.append('<table id="findings"><tr><th>kind</th><th>target</th><th>note</th><th>by</th><th>when</th></tr>')
+        parts.append(
+            '<table id="findings"><tr><th>kind</th><th>target</th><th>note</th><th>by</th><th>when</th></tr>'
+        )
         for f in rep.findings.itertuples():
             when = pd.Timestamp(f.created_at).strftime("%Y-%m-%d %H:%M")
-            parts.append(f"<tr><td>{e(str(f.kind))}</td><td>{e(str(f.target))}</td><td>{e(str(f.note))}</td>"
-                         f"<td>{e(str(f.author))}</td><td>{e(when)}</td></tr>")
+            parts.append(
+                f"<tr><td>{e(str(f.kind))}</td><td>{e(str(f.target))}</td><td>{e(str(f.note))}</td>"
+                f"<td>{e(str(f.author))}</td><td>{e(when)}</td></tr>"
+            )
         parts.append("</table>")
     else:
         parts.append("<p>No findings pinned yet.</p>")
-    parts.append("<h2>Definitions</h2><ul>" + "".join(f"<li>{e(d)}</li>" for d in definitions()) + "</ul>")
+    parts.append(
+        "<h2>Definitions</h2><ul>" + "".join(f"<li>{e(d)}</li>" for d in definitions()) + "</ul>"
+    )
     parts.append("</body></html>")
     return "\n".join(parts)
 
@@ -329,14 +473,24 @@ def find_scan(ds: Dataset, workspace: Any) -> Any:
     from labelaudit.scan import load_cached_scan
 
     folder = Path(workspace.root) / "artifacts" / ds.content_hash
-    metas = sorted(folder.glob("scan_meta-*.json"), key=lambda p: p.stat().st_mtime, reverse=True) if folder.exists() else []
+    metas = (
+        sorted(folder.glob("scan_meta-*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
+        if folder.exists()
+        else []
+    )
     import json
 
     for meta in metas:
         try:
             params = json.loads(meta.read_text(encoding="utf-8"))["params"]
-            res = load_cached_scan(ds, workspace=workspace, seed=params["seed"], cluster_method=params["cluster_method"],
-                                   n_clusters=params["n_clusters"], detectors=params["detectors"])
+            res = load_cached_scan(
+                ds,
+                workspace=workspace,
+                seed=params["seed"],
+                cluster_method=params["cluster_method"],
+                n_clusters=params["n_clusters"],
+                detectors=params["detectors"],
+            )
         except (KeyError, ValueError, OSError):
             continue
         if res is not None:

@@ -51,8 +51,17 @@ N_CHECKPOINTS = 10
 #: Bump when before/after output changes for the same inputs (cached results are then ignored).
 VERSION = 1
 
-EFFECTIVE_COLUMNS = ["item_id", "action", "final_label", "old_label", "reviewer", "decided_at", "decision_id",
-                     "shown", "review_order"]
+EFFECTIVE_COLUMNS = [
+    "item_id",
+    "action",
+    "final_label",
+    "old_label",
+    "reviewer",
+    "decided_at",
+    "decision_id",
+    "shown",
+    "review_order",
+]
 
 
 # --------------------------------------------------------------------------- the decision log
@@ -101,8 +110,18 @@ def effective_decisions(log: pd.DataFrame) -> pd.DataFrame:
             continue
         top = stack[-1]
         final = None if top["action"] == "remove" else top["new_label"]
-        rows.append((item, top["action"], final, top["old_label"], top["reviewer"], top["decided_at"],
-                     int(top["decision_id"]), top["shown"]))
+        rows.append(
+            (
+                item,
+                top["action"],
+                final,
+                top["old_label"],
+                top["reviewer"],
+                top["decided_at"],
+                int(top["decision_id"]),
+                top["shown"],
+            )
+        )
     df = pd.DataFrame(rows, columns=EFFECTIVE_COLUMNS[:-1])
     df = df.sort_values("decision_id", kind="stable").reset_index(drop=True)
     df["final_label"] = df["final_label"].astype(object).where(df["final_label"].notna(), None)
@@ -114,7 +133,8 @@ def decisions_digest(log: pd.DataFrame) -> str:
     """A short hash of the decision log (ids, items, actions, labels): the cache key of retrained results."""
     h = hashlib.sha256()
     for rec in log.sort_values("decision_id", kind="stable")[
-            ["decision_id", "item_id", "action", "new_label", "shown"]].itertuples(index=False):
+        ["decision_id", "item_id", "action", "new_label", "shown"]
+    ].itertuples(index=False):
         h.update("\x1f".join("" if v is None else str(v) for v in rec).encode("utf-8"))
         h.update(b"\x1e")
     return h.hexdigest()[:20]
@@ -128,7 +148,9 @@ def labels_after_review(ds: Dataset, decisions: pd.DataFrame) -> np.ndarray:
     """
     labels = ds.labels.copy()
     index = {c: i for i, c in enumerate(ds.classes)}
-    for item, final, action in zip(decisions["item_id"], decisions["final_label"], decisions["action"], strict=True):
+    for item, final, action in zip(
+        decisions["item_id"], decisions["final_label"], decisions["action"], strict=True
+    ):
         row = ds.id_to_row.get(str(item))
         if row is None:
             continue
@@ -160,8 +182,19 @@ def wilson_interval(successes: int, n: int, *, z: float = 1.959964) -> tuple[flo
     return (max(0.0, centre - half), min(1.0, centre + half))
 
 
-PRECISION_COLUMNS = ["group", "reviewed", "accept", "change", "keep", "ambiguous", "remove", "precision",
-                     "precision_low", "precision_high", "problem_rate"]
+PRECISION_COLUMNS = [
+    "group",
+    "reviewed",
+    "accept",
+    "change",
+    "keep",
+    "ambiguous",
+    "remove",
+    "precision",
+    "precision_low",
+    "precision_high",
+    "problem_rate",
+]
 
 
 def _precision_row(group: str, actions: pd.Series) -> dict[str, Any]:
@@ -169,12 +202,20 @@ def _precision_row(group: str, actions: pd.Series) -> dict[str, Any]:
     n = int(len(actions))
     changed = counts["accept"] + counts["change"]
     low, high = wilson_interval(changed, n)
-    return {"group": group, "reviewed": n, **counts, "precision": changed / n if n else math.nan,
-            "precision_low": low, "precision_high": high,
-            "problem_rate": (n - counts["keep"]) / n if n else math.nan}
+    return {
+        "group": group,
+        "reviewed": n,
+        **counts,
+        "precision": changed / n if n else math.nan,
+        "precision_low": low,
+        "precision_high": high,
+        "problem_rate": (n - counts["keep"]) / n if n else math.nan,
+    }
 
 
-def precision_table(actions: pd.Series, groups: pd.Series | np.ndarray | None = None) -> pd.DataFrame:
+def precision_table(
+    actions: pd.Series, groups: pd.Series | np.ndarray | None = None
+) -> pd.DataFrame:
     """Precision of suggestions per group (one row per group, most reviewed first).
 
     ``actions``: effective actions of the reviewed suggestions; ``groups``: a label per action
@@ -189,10 +230,14 @@ def precision_table(actions: pd.Series, groups: pd.Series | np.ndarray | None = 
         g = pd.Series(np.asarray(groups, dtype=object))
         rows = [_precision_row(str(name), actions[g == name]) for name in pd.unique(g)]
     df = pd.DataFrame(rows, columns=PRECISION_COLUMNS)
-    return df.sort_values(["reviewed", "group"], ascending=[False, True], kind="stable").reset_index(drop=True)
+    return df.sort_values(
+        ["reviewed", "group"], ascending=[False, True], kind="stable"
+    ).reset_index(drop=True)
 
 
-def flagged_at_decision(ds: Dataset, decisions: pd.DataFrame, scan_table: pd.DataFrame | None) -> np.ndarray:
+def flagged_at_decision(
+    ds: Dataset, decisions: pd.DataFrame, scan_table: pd.DataFrame | None
+) -> np.ndarray:
     """bool (R,): was each reviewed item flagged when it was decided? ``shown["is_label_issue"]``
     when the decision stored it, else the scan table's ``is_label_issue`` for that row, else False."""
     scan_flags = None
@@ -208,7 +253,9 @@ def flagged_at_decision(ds: Dataset, decisions: pd.DataFrame, scan_table: pd.Dat
     return out
 
 
-def detector_flags(details: dict[str, Any] | None, scan_table: pd.DataFrame | None, n: int) -> dict[str, np.ndarray]:
+def detector_flags(
+    details: dict[str, Any] | None, scan_table: pd.DataFrame | None, n: int
+) -> dict[str, np.ndarray]:
     """Per-detector flags, bool (N,) each: the detection details' ``flags`` (as the scan stores them),
     else ``is_issue_<detector>`` columns of the scan table. Empty when neither is there."""
     out: dict[str, np.ndarray] = {}
@@ -219,7 +266,9 @@ def detector_flags(details: dict[str, Any] | None, scan_table: pd.DataFrame | No
     if not out and scan_table is not None and len(scan_table) == n:
         for col in scan_table.columns:
             if str(col).startswith("is_issue_"):
-                out[str(col)[len("is_issue_"):]] = scan_table[col].fillna(False).astype(bool).to_numpy()
+                out[str(col)[len("is_issue_") :]] = (
+                    scan_table[col].fillna(False).astype(bool).to_numpy()
+                )
     return out
 
 
@@ -236,7 +285,11 @@ class ReviewerTime:
 
     @property
     def items_per_hour(self) -> float:
-        return 3600.0 / self.median_seconds if self.median_seconds and self.median_seconds > 0 else math.nan
+        return (
+            3600.0 / self.median_seconds
+            if self.median_seconds and self.median_seconds > 0
+            else math.nan
+        )
 
 
 def reviewer_time(log: pd.DataFrame, *, break_seconds: float = BREAK_SECONDS) -> ReviewerTime:
@@ -253,7 +306,11 @@ def reviewer_time(log: pd.DataFrame, *, break_seconds: float = BREAK_SECONDS) ->
     """
     if not len(log):
         return ReviewerTime(math.nan, 0.0, 0, 0, break_seconds)
-    bulk = log["shown"].map(lambda s: bool(_shown(s).get("bulk"))) if "shown" in log else pd.Series(False, index=log.index)
+    bulk = (
+        log["shown"].map(lambda s: bool(_shown(s).get("bulk")))
+        if "shown" in log
+        else pd.Series(False, index=log.index)
+    )
     df = log.loc[~bulk.to_numpy(), ["reviewer", "decided_at"]].copy()
     df["decided_at"] = pd.to_datetime(df["decided_at"], utc=True)
     gaps: list[float] = []
@@ -264,7 +321,9 @@ def reviewer_time(log: pd.DataFrame, *, break_seconds: float = BREAK_SECONDS) ->
         gaps.extend(secs[secs <= break_seconds].tolist())
     if not gaps:
         return ReviewerTime(math.nan, 0.0, 0, breaks, break_seconds)
-    return ReviewerTime(float(np.median(gaps)), float(np.sum(gaps)), len(gaps), breaks, break_seconds)
+    return ReviewerTime(
+        float(np.median(gaps)), float(np.sum(gaps)), len(gaps), breaks, break_seconds
+    )
 
 
 # --------------------------------------------------------------------------- review summary
@@ -301,8 +360,14 @@ class ReviewSummary:
         return int(self.precision["reviewed"].iloc[0]) if len(self.precision) else 0
 
 
-def summarise_review(ds: Dataset, log: pd.DataFrame, *, scan_table: pd.DataFrame | None = None,
-                     details: dict[str, Any] | None = None, break_seconds: float = BREAK_SECONDS) -> ReviewSummary:
+def summarise_review(
+    ds: Dataset,
+    log: pd.DataFrame,
+    *,
+    scan_table: pd.DataFrame | None = None,
+    details: dict[str, Any] | None = None,
+    break_seconds: float = BREAK_SECONDS,
+) -> ReviewSummary:
     """Counts, precision (overall, by class, by detector) and reviewer time of one dataset's review.
 
     ``log``: :meth:`ReviewStore.log` for ``ds.content_hash``; ``scan_table``: the scan's N-row
@@ -318,28 +383,46 @@ def summarise_review(ds: Dataset, log: pd.DataFrame, *, scan_table: pd.DataFrame
     counts = {a: int((dec["action"] == a).sum()) for a in DECISION_ACTIONS}
     flagged = flagged_at_decision(ds, dec, scan_table)
     rows = np.array([ds.id_to_row[i] for i in dec["item_id"]], dtype=np.int64)
-    given = ds.frame[LABEL].to_numpy(dtype=object)[rows] if len(rows) else np.array([], dtype=object)
+    given = (
+        ds.frame[LABEL].to_numpy(dtype=object)[rows] if len(rows) else np.array([], dtype=object)
+    )
     sug = dec.loc[flagged, "action"]
-    by_class = precision_table(sug, given[flagged]) if flagged.any() else precision_table(sug.iloc[:0], np.array([], dtype=object))
+    by_class = (
+        precision_table(sug, given[flagged])
+        if flagged.any()
+        else precision_table(sug.iloc[:0], np.array([], dtype=object))
+    )
     det_rows = []
     for name, flags in detector_flags(details, scan_table, ds.n).items():
         hit = flags[rows] if len(rows) else np.zeros(0, dtype=bool)
         det_rows.append(_precision_row(name, dec.loc[hit, "action"]))
     by_detector = pd.DataFrame(det_rows, columns=PRECISION_COLUMNS)
-    by_detector = by_detector.sort_values("precision", ascending=False, kind="stable", na_position="last").reset_index(drop=True)
+    by_detector = by_detector.sort_values(
+        "precision", ascending=False, kind="stable", na_position="last"
+    ).reset_index(drop=True)
     return ReviewSummary(
-        n_reviewed=len(dec), counts=counts, n_log_rows=len(log), n_undos=int((log["action"] == "undo").sum()) if len(log) else 0,
-        reviewers=sorted(dec["reviewer"].unique().tolist()), simulated=is_simulated(dec),
-        precision=precision_table(sug), precision_unflagged=precision_table(dec.loc[~flagged, "action"]),
-        by_class=by_class, by_detector=by_detector, time=reviewer_time(log, break_seconds=break_seconds),
-        decisions=dec)
+        n_reviewed=len(dec),
+        counts=counts,
+        n_log_rows=len(log),
+        n_undos=int((log["action"] == "undo").sum()) if len(log) else 0,
+        reviewers=sorted(dec["reviewer"].unique().tolist()),
+        simulated=is_simulated(dec),
+        precision=precision_table(sug),
+        precision_unflagged=precision_table(dec.loc[~flagged, "action"]),
+        by_class=by_class,
+        by_detector=by_detector,
+        time=reviewer_time(log, break_seconds=break_seconds),
+        decisions=dec,
+    )
 
 
 # --------------------------------------------------------------------------- metrics
 def macro_f1(truth: np.ndarray, pred: np.ndarray, n_classes: int) -> float:
     """Macro-averaged F1 over the classes present in ``truth`` or ``pred`` (as scikit-learn's
     ``f1_score(average="macro")``): mean of 2·TP / (2·TP + FP + FN). ints in [0, K)."""
-    return float(_macro_f1_many(np.asarray(truth)[None, :], np.asarray(pred)[None, :], n_classes)[0])
+    return float(
+        _macro_f1_many(np.asarray(truth)[None, :], np.asarray(pred)[None, :], n_classes)[0]
+    )
 
 
 def _macro_f1_many(truth: np.ndarray, pred: np.ndarray, k: int) -> np.ndarray:
@@ -364,8 +447,15 @@ class Interval:
     high: float
 
 
-def paired_bootstrap(truth: np.ndarray, pred_before: np.ndarray, pred_after: np.ndarray, *, n_classes: int,
-                     n_resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> dict[str, Interval]:
+def paired_bootstrap(
+    truth: np.ndarray,
+    pred_before: np.ndarray,
+    pred_after: np.ndarray,
+    *,
+    n_classes: int,
+    n_resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = 0,
+) -> dict[str, Interval]:
     """Accuracy and macro-F1 of both predictions and their change, with paired bootstrap intervals.
 
     The same resampled evaluation rows score both models (Efron & Tibshirani 1993; the paired
@@ -378,8 +468,10 @@ def paired_bootstrap(truth: np.ndarray, pred_before: np.ndarray, pred_after: np.
     rng = np.random.default_rng(seed)
     out: dict[str, Interval] = {}
     point = {
-        "accuracy_before": float((pb == truth).mean()), "accuracy_after": float((pa == truth).mean()),
-        "macro_f1_before": macro_f1(truth, pb, n_classes), "macro_f1_after": macro_f1(truth, pa, n_classes),
+        "accuracy_before": float((pb == truth).mean()),
+        "accuracy_after": float((pa == truth).mean()),
+        "macro_f1_before": macro_f1(truth, pb, n_classes),
+        "macro_f1_after": macro_f1(truth, pa, n_classes),
     }
     samples: dict[str, list[np.ndarray]] = {k: [] for k in point}
     chunk = max(1, min(n_resamples, 2_000_000 // max(m, 1)))  # bound memory: chunk x M index matrix
@@ -400,12 +492,16 @@ def paired_bootstrap(truth: np.ndarray, pred_before: np.ndarray, pred_after: np.
     for metric in ("accuracy", "macro_f1"):
         diff = arr[f"{metric}_after"] - arr[f"{metric}_before"]
         lo, hi = np.percentile(diff, [2.5, 97.5])
-        out[f"{metric}_change"] = Interval(point[f"{metric}_after"] - point[f"{metric}_before"], float(lo), float(hi))
+        out[f"{metric}_change"] = Interval(
+            point[f"{metric}_after"] - point[f"{metric}_before"], float(lo), float(hi)
+        )
     return out
 
 
 # --------------------------------------------------------------------------- before / after
-def evaluation_split(ds: Dataset, *, seed: int = 0, holdout_fraction: float = HOLDOUT_FRACTION) -> tuple[np.ndarray, np.ndarray, str]:
+def evaluation_split(
+    ds: Dataset, *, seed: int = 0, holdout_fraction: float = HOLDOUT_FRACTION
+) -> tuple[np.ndarray, np.ndarray, str]:
     """``(train_mask, eval_mask, source)``: bool (N,) masks and a description.
 
     With a test split: train on every other row, evaluate on the test split (which bulk actions
@@ -415,19 +511,36 @@ def evaluation_split(ds: Dataset, *, seed: int = 0, holdout_fraction: float = HO
     if ds.has_test_split:
         test = ds.test_mask.copy()
         return ~test, test, "the dataset's test split"
-    digest = np.array([int(hashlib.sha256(f"{seed}\x00{i}".encode()).hexdigest()[:8], 16) for i in ds.frame[ID]],
-                      dtype=np.float64) / 16**8
+    digest = (
+        np.array(
+            [
+                int(hashlib.sha256(f"{seed}\x00{i}".encode()).hexdigest()[:8], 16)
+                for i in ds.frame[ID]
+            ],
+            dtype=np.float64,
+        )
+        / 16**8
+    )
     held = digest < holdout_fraction
     return ~held, held, f"a seeded held-out {holdout_fraction:.0%} of rows (no test split)"
 
 
-def _fit_predict(x_train: np.ndarray, y_train: np.ndarray, x_eval: np.ndarray, *, seed: int, C: float,
-                 max_iter: int) -> np.ndarray:
+def _fit_predict(
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_eval: np.ndarray,
+    *,
+    seed: int,
+    C: float,
+    max_iter: int,
+) -> np.ndarray:
     from sklearn.linear_model import LogisticRegression
 
     model = LogisticRegression(C=C, max_iter=max_iter, random_state=seed)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # ConvergenceWarning: same budget both times, so the comparison is fair
+        warnings.simplefilter(
+            "ignore"
+        )  # ConvergenceWarning: same budget both times, so the comparison is fair
         model.fit(x_train, y_train)
     return np.asarray(model.classes_)[model.predict_proba(x_eval).argmax(axis=1)].astype(np.int64)
 
@@ -467,9 +580,19 @@ class BeforeAfter:
         return cls(**d)
 
 
-def before_after(ds: Dataset, embeddings: np.ndarray, log: pd.DataFrame, *, workspace: Any = None, seed: int = 0,
-                 C: float | None = None, max_iter: int | None = None, n_checkpoints: int = N_CHECKPOINTS,
-                 n_resamples: int = BOOTSTRAP_RESAMPLES, progress: ProgressFn = no_progress) -> BeforeAfter:
+def before_after(
+    ds: Dataset,
+    embeddings: np.ndarray,
+    log: pd.DataFrame,
+    *,
+    workspace: Any = None,
+    seed: int = 0,
+    C: float | None = None,
+    max_iter: int | None = None,
+    n_checkpoints: int = N_CHECKPOINTS,
+    n_resamples: int = BOOTSTRAP_RESAMPLES,
+    progress: ProgressFn = no_progress,
+) -> BeforeAfter:
     """Retrain the head on the labels before and after the review; evaluate on the protected split.
 
     ``embeddings``: float (N, D) row-aligned with ``ds``; ``log``: :meth:`ReviewStore.log` for
@@ -482,45 +605,92 @@ def before_after(ds: Dataset, embeddings: np.ndarray, log: pd.DataFrame, *, work
     >>> ba = before_after(ds, res.embeddings, store.log(ds.content_hash), workspace=ws)  # doctest: +SKIP
     >>> ba.metrics["accuracy_change"].value, ba.change_per_100("accuracy")               # doctest: +SKIP
     """
-    x, params = _before_after_params(ds, embeddings, log, seed=seed, C=C, max_iter=max_iter,
-                                     n_checkpoints=n_checkpoints, n_resamples=n_resamples)
+    x, params = _before_after_params(
+        ds,
+        embeddings,
+        log,
+        seed=seed,
+        C=C,
+        max_iter=max_iter,
+        n_checkpoints=n_checkpoints,
+        n_resamples=n_resamples,
+    )
 
     def compute() -> dict[str, Any]:
         return _before_after(ds, x, log, params=params, progress=progress).to_json()
 
     if workspace is None:
         return BeforeAfter.from_json(compute())
-    return BeforeAfter.from_json(workspace.cached(ds.content_hash, "roi_before_after", params, compute, ext="json"))
+    return BeforeAfter.from_json(
+        workspace.cached(ds.content_hash, "roi_before_after", params, compute, ext="json")
+    )
 
 
-def stored_before_after(ds: Dataset, embeddings: np.ndarray, log: pd.DataFrame, *, workspace: Any, seed: int = 0,
-                        n_checkpoints: int = N_CHECKPOINTS, n_resamples: int = BOOTSTRAP_RESAMPLES) -> BeforeAfter | None:
+def stored_before_after(
+    ds: Dataset,
+    embeddings: np.ndarray,
+    log: pd.DataFrame,
+    *,
+    workspace: Any,
+    seed: int = 0,
+    n_checkpoints: int = N_CHECKPOINTS,
+    n_resamples: int = BOOTSTRAP_RESAMPLES,
+) -> BeforeAfter | None:
     """The :func:`before_after` result stored in ``workspace`` for exactly these decisions, or None
     (never retrains: what a page view calls)."""
-    _, params = _before_after_params(ds, embeddings, log, seed=seed, C=None, max_iter=None,
-                                     n_checkpoints=n_checkpoints, n_resamples=n_resamples)
-    if workspace is None or not workspace.has(ds.content_hash, "roi_before_after", params, ext="json"):
+    _, params = _before_after_params(
+        ds,
+        embeddings,
+        log,
+        seed=seed,
+        C=None,
+        max_iter=None,
+        n_checkpoints=n_checkpoints,
+        n_resamples=n_resamples,
+    )
+    if workspace is None or not workspace.has(
+        ds.content_hash, "roi_before_after", params, ext="json"
+    ):
         return None
-    return BeforeAfter.from_json(workspace.load(ds.content_hash, "roi_before_after", params, ext="json"))
+    return BeforeAfter.from_json(
+        workspace.load(ds.content_hash, "roi_before_after", params, ext="json")
+    )
 
 
-def _before_after_params(ds: Dataset, embeddings: np.ndarray, log: pd.DataFrame, *, seed: int, C: float | None,
-                         max_iter: int | None, n_checkpoints: int, n_resamples: int) -> tuple[np.ndarray, dict[str, Any]]:
+def _before_after_params(
+    ds: Dataset,
+    embeddings: np.ndarray,
+    log: pd.DataFrame,
+    *,
+    seed: int,
+    C: float | None,
+    max_iter: int | None,
+    n_checkpoints: int,
+    n_resamples: int,
+) -> tuple[np.ndarray, dict[str, Any]]:
     from labelaudit.detectors.oof import DEFAULT_C, DEFAULT_MAX_ITER
     from labelaudit.errors import UsageError
 
     x = np.asarray(embeddings, dtype=np.float32)
     if len(x) != ds.n:
         raise UsageError(f"embeddings have {len(x)} rows but the dataset has {ds.n}")
-    params = {"decisions": decisions_digest(log), "seed": seed, "C": DEFAULT_C if C is None else C,
-              "max_iter": DEFAULT_MAX_ITER if max_iter is None else max_iter,
-              "n_checkpoints": n_checkpoints, "n_resamples": n_resamples, "holdout": HOLDOUT_FRACTION,
-              "embeddings": hashlib.sha256(np.ascontiguousarray(x).tobytes()).hexdigest()[:16], "version": VERSION}
+    params = {
+        "decisions": decisions_digest(log),
+        "seed": seed,
+        "C": DEFAULT_C if C is None else C,
+        "max_iter": DEFAULT_MAX_ITER if max_iter is None else max_iter,
+        "n_checkpoints": n_checkpoints,
+        "n_resamples": n_resamples,
+        "holdout": HOLDOUT_FRACTION,
+        "embeddings": hashlib.sha256(np.ascontiguousarray(x).tobytes()).hexdigest()[:16],
+        "version": VERSION,
+    }
     return x, params
 
 
-def _before_after(ds: Dataset, x: np.ndarray, log: pd.DataFrame, *, params: dict[str, Any],
-                  progress: ProgressFn) -> BeforeAfter:
+def _before_after(
+    ds: Dataset, x: np.ndarray, log: pd.DataFrame, *, params: dict[str, Any], progress: ProgressFn
+) -> BeforeAfter:
     from labelaudit.errors import DataError, Problem
 
     seed, C, max_iter = params["seed"], params["C"], params["max_iter"]
@@ -531,19 +701,30 @@ def _before_after(ds: Dataset, x: np.ndarray, log: pd.DataFrame, *, params: dict
     truth_all = after
     eval_rows = np.flatnonzero(held & (truth_all >= 0))
     if not len(eval_rows):
-        raise DataError(Problem("no rows to evaluate on", "a test split or enough rows for a held-out part",
-                                fix="load a dataset with a 'test' split"))
+        raise DataError(
+            Problem(
+                "no rows to evaluate on",
+                "a test split or enough rows for a held-out part",
+                fix="load a dataset with a 'test' split",
+            )
+        )
     truth = truth_all[eval_rows]
     before_labels = ds.labels
     train_rows = np.flatnonzero(train)
     if len(np.unique(before_labels[train_rows])) < 2:
-        raise DataError(Problem("the training part has fewer than two classes", "at least two classes to train on"))
+        raise DataError(
+            Problem(
+                "the training part has fewer than two classes", "at least two classes to train on"
+            )
+        )
 
     rows_in_order = np.array([ds.id_to_row[i] for i in dec["item_id"]], dtype=np.int64)
     n = len(dec)
     # Always the start and the end (the before/after models); ~n_checkpoints points in between.
     n_points = max(int(params["n_checkpoints"]), 1)
-    checkpoints = sorted({0, n} | set(np.round(np.linspace(0, n, n_points + 1)).astype(int).tolist()))
+    checkpoints = sorted(
+        {0, n} | set(np.round(np.linspace(0, n, n_points + 1)).astype(int).tolist())
+    )
     total = len(checkpoints)
     preds: dict[int, np.ndarray] = {}
     curve = []
@@ -557,20 +738,33 @@ def _before_after(ds: Dataset, x: np.ndarray, log: pd.DataFrame, *, params: dict
         preds[c] = pred
         curve.append((c, float((pred == truth).mean()), macro_f1(truth, pred, ds.k)))
     progress("retraining the head", total, total)
-    metrics = paired_bootstrap(truth, preds[0], preds[checkpoints[-1]], n_classes=ds.k,
-                               n_resamples=params["n_resamples"], seed=seed)
+    metrics = paired_bootstrap(
+        truth,
+        preds[0],
+        preds[checkpoints[-1]],
+        n_classes=ds.k,
+        n_resamples=params["n_resamples"],
+        seed=seed,
+    )
     changed_train = train & (after != before_labels)
     return BeforeAfter(
-        n_reviewed=n, n_relabelled_train=int((changed_train & (after >= 0)).sum()),
-        n_removed_train=int((train & (after < 0)).sum()), n_train_before=len(train_rows),
-        n_train_after=int((after[train_rows] >= 0).sum()), n_eval=len(eval_rows), eval_source=source,
-        metrics=metrics, curve=pd.DataFrame(curve, columns=["n_reviewed", "accuracy", "macro_f1"]),
-        params=dict(params))
+        n_reviewed=n,
+        n_relabelled_train=int((changed_train & (after >= 0)).sum()),
+        n_removed_train=int((train & (after < 0)).sum()),
+        n_train_before=len(train_rows),
+        n_train_after=int((after[train_rows] >= 0).sum()),
+        n_eval=len(eval_rows),
+        eval_source=source,
+        metrics=metrics,
+        curve=pd.DataFrame(curve, columns=["n_reviewed", "accuracy", "macro_f1"]),
+        params=dict(params),
+    )
 
 
 # --------------------------------------------------------------------------- projection
-def estimated_label_errors(details: dict[str, Any] | None, scan_table: pd.DataFrame | None, *,
-                           n_rows: int | None = None) -> tuple[float | None, str]:
+def estimated_label_errors(
+    details: dict[str, Any] | None, scan_table: pd.DataFrame | None, *, n_rows: int | None = None
+) -> tuple[float | None, str]:
     """The detection's estimate of how many rows carry a wrong label, and where it comes from.
 
     Confident learning's calibrated confident joint (Northcutt, Jiang & Chuang 2021): its
@@ -588,9 +782,14 @@ def estimated_label_errors(details: dict[str, Any] | None, scan_table: pd.DataFr
             if abs(m.sum() - 1.0) > 1e-6:  # counts
                 return off, "confident learning (off-diagonal of the confident joint)"
             if n:
-                return off * n, f"confident learning (off-diagonal share {off:.2%} of the joint x {n:,} rows)"
+                return (
+                    off * n,
+                    f"confident learning (off-diagonal share {off:.2%} of the joint x {n:,} rows)",
+                )
     if scan_table is not None and "is_label_issue" in scan_table:
-        return float(scan_table["is_label_issue"].fillna(False).astype(bool).sum()), "rows flagged by the detectors"
+        return float(
+            scan_table["is_label_issue"].fillna(False).astype(bool).sum()
+        ), "rows flagged by the detectors"
     return None, "no scan: run the scan for a noise estimate"
 
 
@@ -614,8 +813,15 @@ class Projection:
     assumptions: list[str]
 
 
-def project(summary: ReviewSummary, *, estimated_errors: float | None, estimate_source: str = "",
-            before_after_result: BeforeAfter | None = None, next_n: int = 100, recent_window: int = 100) -> Projection:
+def project(
+    summary: ReviewSummary,
+    *,
+    estimated_errors: float | None,
+    estimate_source: str = "",
+    before_after_result: BeforeAfter | None = None,
+    next_n: int = 100,
+    recent_window: int = 100,
+) -> Projection:
     """Project the next ``next_n`` reviews from what the review so far observed.
 
     Remaining errors = estimated errors x overall precision (the share of flagged rows reviewers
@@ -649,17 +855,31 @@ def project(summary: ReviewSummary, *, estimated_errors: float | None, estimate_
         f"Labels fixed so far: {fixed:,} (accept + change); they are subtracted from the scaled estimate.",
         f"The next {next_n:,} items are assumed to be confirmed as often as the last {len(recent):,} reviewed "
         f"({_fmt_pct(p_recent)}); the ranked queue usually gets cleaner further down, so this is optimistic.",
-        ("Each fixed label is assumed to add the accuracy the fixes so far added on average "
-         f"({_fmt(None if gain_per_fix is None else gain_per_fix * 100, '+.4f')} points per fix); "
-         "returns usually diminish.") if gain_per_fix is not None else
-        "No accuracy gain per fix yet: it needs decisions that changed labels and the before/after retraining.",
+        (
+            "Each fixed label is assumed to add the accuracy the fixes so far added on average "
+            f"({_fmt(None if gain_per_fix is None else gain_per_fix * 100, '+.4f')} points per fix); "
+            "returns usually diminish."
+        )
+        if gain_per_fix is not None
+        else "No accuracy gain per fix yet: it needs decisions that changed labels and the before/after retraining.",
         f"Reviewer time: the median gap between consecutive decisions ({_fmt(secs, '.0f')} s per item; gaps over "
         f"{summary.time.break_seconds / 60:.0f} min are breaks and not counted).",
     ]
-    return Projection(next_n=next_n, estimated_errors=estimated_errors, estimate_source=estimate_source,
-                      fixed_so_far=fixed, confirmed_share=p, remaining_errors=remaining, recent_precision=p_recent,
-                      expected_fixes=fixes, accuracy_gain_per_fix=gain_per_fix, expected_accuracy_gain=exp_gain,
-                      seconds_per_item=secs, expected_hours=hours, assumptions=assumptions)
+    return Projection(
+        next_n=next_n,
+        estimated_errors=estimated_errors,
+        estimate_source=estimate_source,
+        fixed_so_far=fixed,
+        confirmed_share=p,
+        remaining_errors=remaining,
+        recent_precision=p_recent,
+        expected_fixes=fixes,
+        accuracy_gain_per_fix=gain_per_fix,
+        expected_accuracy_gain=exp_gain,
+        seconds_per_item=secs,
+        expected_hours=hours,
+        assumptions=assumptions,
+    )
 
 
 def _fmt(v: float | None, spec: str) -> str:

@@ -83,14 +83,22 @@ def embeddings_key(ds: Dataset, model: str | os.PathLike | None = None) -> str:
     return model_id(model)
 
 
-def scan_params(ds: Dataset, *, model: str | os.PathLike | None = None, seed: int = 0,
-                cluster_method: str = "hdbscan", n_clusters: int | None = None,
-                detectors: list[str] | None = None) -> dict[str, Any]:
+def scan_params(
+    ds: Dataset,
+    *,
+    model: str | os.PathLike | None = None,
+    seed: int = 0,
+    cluster_method: str = "hdbscan",
+    n_clusters: int | None = None,
+    detectors: list[str] | None = None,
+) -> dict[str, Any]:
     """The parameters a scan's cache entry is keyed by (with defaults resolved)."""
     from labelaudit.clustering import METHODS
 
     if cluster_method not in METHODS:
-        raise UsageError(f"unknown clustering method '{cluster_method}'; choose one of {list(METHODS)}")
+        raise UsageError(
+            f"unknown clustering method '{cluster_method}'; choose one of {list(METHODS)}"
+        )
     if n_clusters is not None and n_clusters < 1:
         raise UsageError(f"--n-clusters must be at least 1, got {n_clusters}")
     if cluster_method == "kmeans" and n_clusters is None:
@@ -107,8 +115,13 @@ def scan_params(ds: Dataset, *, model: str | os.PathLike | None = None, seed: in
 
 
 # --------------------------------------------------------------------------- steps
-def get_embeddings(ds: Dataset, *, workspace: Workspace | str | None = None, model: str | os.PathLike | None = None,
-                   progress: ProgressFn = no_progress) -> np.ndarray:
+def get_embeddings(
+    ds: Dataset,
+    *,
+    workspace: Workspace | str | None = None,
+    model: str | os.PathLike | None = None,
+    progress: ProgressFn = no_progress,
+) -> np.ndarray:
     """float32 (N, D) L2-normalised embeddings of ``ds.texts``.
 
     ``ds.embeddings`` when the dataset came with them; else computed with ``model`` (default: the
@@ -132,12 +145,17 @@ def get_embeddings(ds: Dataset, *, workspace: Workspace | str | None = None, mod
     return ws.cached(ds.text_hash, "embeddings", key, compute)
 
 
-def _map_and_space(ds: Dataset, emb: np.ndarray, params: dict, ws: Workspace | None,
-                   progress: ProgressFn) -> tuple[np.ndarray, np.ndarray]:
+def _map_and_space(
+    ds: Dataset, emb: np.ndarray, params: dict, ws: Workspace | None, progress: ProgressFn
+) -> tuple[np.ndarray, np.ndarray]:
     from labelaudit import projection
 
     key = {"embeddings": params["embeddings"], "seed": params["seed"], "version": SCAN_VERSION}
-    if ws is not None and ws.has(ds.text_hash, "map_xy", key) and ws.has(ds.text_hash, "cluster_space", key):
+    if (
+        ws is not None
+        and ws.has(ds.text_hash, "map_xy", key)
+        and ws.has(ds.text_hash, "cluster_space", key)
+    ):
         progress("projection", 3, 3)
         return ws.load(ds.text_hash, "map_xy", key), ws.load(ds.text_hash, "cluster_space", key)
     xy, space = projection.map_and_cluster_space(emb, seed=params["seed"], progress=progress)
@@ -147,15 +165,21 @@ def _map_and_space(ds: Dataset, emb: np.ndarray, params: dict, ws: Workspace | N
     return xy, space
 
 
-def _clusters(ds: Dataset, space: np.ndarray, params: dict, ws: Workspace | None, progress: ProgressFn) -> np.ndarray:
+def _clusters(
+    ds: Dataset, space: np.ndarray, params: dict, ws: Workspace | None, progress: ProgressFn
+) -> np.ndarray:
     from labelaudit.clustering import cluster_points
 
     key = {k: params[k] for k in ("embeddings", "seed", "cluster_method", "n_clusters", "version")}
     progress("clustering", 0, 1)
 
     def compute() -> np.ndarray:
-        return cluster_points(space, method=params["cluster_method"], n_clusters=params["n_clusters"],
-                              seed=params["seed"])
+        return cluster_points(
+            space,
+            method=params["cluster_method"],
+            n_clusters=params["n_clusters"],
+            seed=params["seed"],
+        )
 
     out = compute() if ws is None else ws.cached(ds.text_hash, "clusters", key, compute)
     progress("clustering", 1, 1)
@@ -166,16 +190,26 @@ def _add_issue_density(clusters: pd.DataFrame, table: pd.DataFrame) -> pd.DataFr
     """Per-cluster mean suspicion and flagged share: where the suspected errors concentrate."""
     g = table.groupby("cluster")
     if "label_issue_score" in table:
-        clusters["mean_issue_score"] = clusters["cluster"].map(g["label_issue_score"].mean()).astype(float)
+        clusters["mean_issue_score"] = (
+            clusters["cluster"].map(g["label_issue_score"].mean()).astype(float)
+        )
     if "is_label_issue" in table:
         clusters["issue_rate"] = clusters["cluster"].map(g["is_label_issue"].mean()).astype(float)
     return clusters
 
 
 # --------------------------------------------------------------------------- public
-def scan(ds: Dataset, *, workspace: Workspace | str | None = None, model: str | os.PathLike | None = None,
-         seed: int = 0, cluster_method: str = "hdbscan", n_clusters: int | None = None,
-         detectors: list[str] | None = None, progress: ProgressFn = no_progress) -> ScanResult:
+def scan(
+    ds: Dataset,
+    *,
+    workspace: Workspace | str | None = None,
+    model: str | os.PathLike | None = None,
+    seed: int = 0,
+    cluster_method: str = "hdbscan",
+    n_clusters: int | None = None,
+    detectors: list[str] | None = None,
+    progress: ProgressFn = no_progress,
+) -> ScanResult:
     """Embed, map, cluster and run label-issue detection on ``ds``; cached in ``workspace``.
 
     Progress steps: ``embedding`` (rows), ``projection`` (3 stages), ``clustering``, then those of
@@ -187,8 +221,14 @@ def scan(ds: Dataset, *, workspace: Workspace | str | None = None, model: str | 
     ['id', 'given_label', 'split', 'x', 'y', 'cluster']
     """
     ws = _as_workspace(workspace)
-    params = scan_params(ds, model=model, seed=seed, cluster_method=cluster_method, n_clusters=n_clusters,
-                         detectors=detectors)
+    params = scan_params(
+        ds,
+        model=model,
+        seed=seed,
+        cluster_method=cluster_method,
+        n_clusters=n_clusters,
+        detectors=detectors,
+    )
     if ws is not None:
         cached = _load(ds, ws, params)
         if cached is not None:
@@ -204,40 +244,65 @@ def scan(ds: Dataset, *, workspace: Workspace | str | None = None, model: str | 
     timings["projection"] = time.perf_counter() - t
     t = time.perf_counter()
     cluster = _clusters(ds, space, params, ws, progress)
-    clusters = summarise_clusters(cluster, texts=ds.texts, labels=ds.label_names, ids=ds.ids, vectors=emb)
+    clusters = summarise_clusters(
+        cluster, texts=ds.texts, labels=ds.label_names, ids=ds.ids, vectors=emb
+    )
     timings["clustering"] = time.perf_counter() - t
     t = time.perf_counter()
-    detection = detect.detect_label_issues(ds, emb, workspace=ws, seed=seed, detectors=detectors, progress=progress)
+    detection = detect.detect_label_issues(
+        ds, emb, workspace=ws, seed=seed, detectors=detectors, progress=progress
+    )
     timings["detection"] = time.perf_counter() - t
-    table = pd.DataFrame({
-        "id": ds.frame[ID].to_numpy(dtype=object),
-        "given_label": ds.frame[LABEL].to_numpy(dtype=object),
-        "split": ds.frame[SPLIT].to_numpy(dtype=object),
-        "x": xy[:, 0].astype(np.float32),
-        "y": xy[:, 1].astype(np.float32),
-        "cluster": cluster,
-    })
+    table = pd.DataFrame(
+        {
+            "id": ds.frame[ID].to_numpy(dtype=object),
+            "given_label": ds.frame[LABEL].to_numpy(dtype=object),
+            "split": ds.frame[SPLIT].to_numpy(dtype=object),
+            "x": xy[:, 0].astype(np.float32),
+            "y": xy[:, 1].astype(np.float32),
+            "cluster": cluster,
+        }
+    )
     det = detection.table.reset_index(drop=True)
     extra = [c for c in det.columns if c not in BASE_COLUMNS]
     if len(det) == ds.n and extra:
         table = pd.concat([table, det[extra]], axis=1)
     clusters = _add_issue_density(clusters, table)
     timings["total"] = time.perf_counter() - t0
-    result = ScanResult(table=table, embeddings=emb, clusters=clusters, detection=detection, params=params,
-                        timings=timings)
+    result = ScanResult(
+        table=table,
+        embeddings=emb,
+        clusters=clusters,
+        detection=detection,
+        params=params,
+        timings=timings,
+    )
     if ws is not None:
         _store(ds, ws, result)
     return result
 
 
-def load_cached_scan(ds: Dataset, *, workspace: Workspace | str, model: str | os.PathLike | None = None,
-                     seed: int = 0, cluster_method: str = "hdbscan", n_clusters: int | None = None,
-                     detectors: list[str] | None = None) -> ScanResult | None:
+def load_cached_scan(
+    ds: Dataset,
+    *,
+    workspace: Workspace | str,
+    model: str | os.PathLike | None = None,
+    seed: int = 0,
+    cluster_method: str = "hdbscan",
+    n_clusters: int | None = None,
+    detectors: list[str] | None = None,
+) -> ScanResult | None:
     """The stored scan of ``ds`` with these parameters, or None when it was never run. Fast: no umap."""
     ws = _as_workspace(workspace)
     assert ws is not None
-    params = scan_params(ds, model=model, seed=seed, cluster_method=cluster_method, n_clusters=n_clusters,
-                         detectors=detectors)
+    params = scan_params(
+        ds,
+        model=model,
+        seed=seed,
+        cluster_method=cluster_method,
+        n_clusters=n_clusters,
+        detectors=detectors,
+    )
     return _load(ds, ws, params)
 
 
@@ -293,11 +358,19 @@ def _load(ds: Dataset, ws: Workspace, params: dict[str, Any]) -> ScanResult | No
         emb = ws.load(ds.text_hash, "embeddings", emb_key)
     pred_probs = ws.load(key, "scan_pred_probs", params) if meta.get("has_pred_probs") else None
     cols = [c for c in meta.get("detection_columns", []) if c in table.columns]
-    detection = Detection(table=table[cols].copy(), pred_probs=pred_probs, details=meta.get("detection_details", {}))
+    detection = Detection(
+        table=table[cols].copy(), pred_probs=pred_probs, details=meta.get("detection_details", {})
+    )
     timings = dict(meta.get("timings", {}))
     timings["load"] = time.perf_counter() - t
-    return ScanResult(table=table, embeddings=emb, clusters=clusters, detection=detection, params=params,
-                      timings=timings)
+    return ScanResult(
+        table=table,
+        embeddings=emb,
+        clusters=clusters,
+        detection=detection,
+        params=params,
+        timings=timings,
+    )
 
 
 # --------------------------------------------------------------------------- map sampling
@@ -305,8 +378,13 @@ def _load(ds: Dataset, ws: Workspace, params: dict[str, Any]) -> ScanResult | No
 MAX_MAP_POINTS = 20_000
 
 
-def map_sample(strata: np.ndarray, *, max_points: int = MAX_MAP_POINTS, min_per_stratum: int = 20,
-               seed: int = 0) -> np.ndarray:
+def map_sample(
+    strata: np.ndarray,
+    *,
+    max_points: int = MAX_MAP_POINTS,
+    min_per_stratum: int = 20,
+    seed: int = 0,
+) -> np.ndarray:
     """Row indices to draw (sorted int64): every row when N <= max_points, else a stratified sample.
 
     Each stratum (e.g. given label) keeps its share of ``max_points`` but at least
@@ -331,8 +409,15 @@ def map_sample(strata: np.ndarray, *, max_points: int = MAX_MAP_POINTS, min_per_
     for s in np.argsort(-counts, kind="stable"):
         if diff == 0:
             break
-        step = min(diff, int(counts[s] - quota[s])) if diff > 0 else -min(-diff, int(quota[s] - floor[s]))
+        step = (
+            min(diff, int(counts[s] - quota[s]))
+            if diff > 0
+            else -min(-diff, int(quota[s] - floor[s]))
+        )
         quota[s] += step
         diff -= step
-    picked = [rng.choice(np.flatnonzero(inverse == s), size=int(quota[s]), replace=False) for s in range(len(values))]
+    picked = [
+        rng.choice(np.flatnonzero(inverse == s), size=int(quota[s]), replace=False)
+        for s in range(len(values))
+    ]
     return np.sort(np.concatenate(picked)).astype(np.int64)

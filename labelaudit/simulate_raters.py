@@ -62,10 +62,20 @@ def class_closeness(texts: list[str], labels: np.ndarray, n_classes: int) -> np.
     return sim
 
 
-def simulate_ratings(texts: list[str], labels: np.ndarray, classes: list[str], *, ids: list[str] | None = None,
-                     n_items: int = 1500, n_raters: int = 10, n_spammers: int = 2,
-                     raters_per_item: tuple[int, int] = (3, 5), accuracy_range: tuple[float, float] = (0.95, 0.65),
-                     temperature: float = 0.05, seed: int = 0) -> tuple[pd.DataFrame, list[RaterProfile]]:
+def simulate_ratings(
+    texts: list[str],
+    labels: np.ndarray,
+    classes: list[str],
+    *,
+    ids: list[str] | None = None,
+    n_items: int = 1500,
+    n_raters: int = 10,
+    n_spammers: int = 2,
+    raters_per_item: tuple[int, int] = (3, 5),
+    accuracy_range: tuple[float, float] = (0.95, 0.65),
+    temperature: float = 0.05,
+    seed: int = 0,
+) -> tuple[pd.DataFrame, list[RaterProfile]]:
     """Simulated ratings in long format for ``n_items`` of the rows.
 
     ``texts`` (N,), ``labels`` int (N,) class indices, ``classes`` (K,) names, ``ids`` (N,) item ids
@@ -82,14 +92,27 @@ def simulate_ratings(texts: list[str], labels: np.ndarray, classes: list[str], *
     ids = [str(i) for i in range(n)] if ids is None else [str(i) for i in ids]
     rng = np.random.default_rng(seed)
     closeness = class_closeness(texts, labels, k)
-    confuse = np.exp((closeness - np.nanmax(np.where(np.isinf(closeness), np.nan, closeness), axis=1, keepdims=True))
-                     / temperature)
-    confuse /= confuse.sum(axis=1, keepdims=True)  # (K, K) which wrong class a rater picks for truth k
+    confuse = np.exp(
+        (
+            closeness
+            - np.nanmax(np.where(np.isinf(closeness), np.nan, closeness), axis=1, keepdims=True)
+        )
+        / temperature
+    )
+    confuse /= confuse.sum(
+        axis=1, keepdims=True
+    )  # (K, K) which wrong class a rater picks for truth k
 
     accuracies = np.linspace(accuracy_range[0], accuracy_range[1], n_raters)
-    profiles = [RaterProfile(f"{SIMULATED_PREFIX}rater{r + 1:02d}", "honest", float(a)) for r, a in enumerate(accuracies)]
+    profiles = [
+        RaterProfile(f"{SIMULATED_PREFIX}rater{r + 1:02d}", "honest", float(a))
+        for r, a in enumerate(accuracies)
+    ]
     spam_kinds = ["random spammer", "lazy spammer"]
-    profiles += [RaterProfile(f"{SIMULATED_PREFIX}spammer{s + 1}", spam_kinds[s % 2], float("nan")) for s in range(n_spammers)]
+    profiles += [
+        RaterProfile(f"{SIMULATED_PREFIX}spammer{s + 1}", spam_kinds[s % 2], float("nan"))
+        for s in range(n_spammers)
+    ]
     favourite = rng.integers(0, k, size=n_spammers)
 
     rows = np.sort(rng.choice(n, size=min(n_items, n), replace=False))

@@ -49,7 +49,9 @@ ANSWER_KEY = "simulation_answer_key"
 SIMULATION_META = "simulation_meta"
 
 
-def plant_flips(ds: Dataset, embeddings: np.ndarray, *, rate: float = 0.05, seed: int = 0) -> tuple[Dataset, pd.DataFrame]:
+def plant_flips(
+    ds: Dataset, embeddings: np.ndarray, *, rate: float = 0.05, seed: int = 0
+) -> tuple[Dataset, pd.DataFrame]:
     """Flip a seeded ``rate`` of the train rows (or of all rows when there is no test split, never
     test rows) to a confusable class; returns ``(flipped dataset, answer key)``.
 
@@ -79,11 +81,13 @@ def plant_flips(ds: Dataset, embeddings: np.ndarray, *, rate: float = 0.05, seed
     chosen = np.sort(rng.choice(eligible, size=n_flip, replace=False))
     new = labels.copy()
     new[chosen] = nearest[labels[chosen], rng.integers(0, nearest.shape[1], size=n_flip)]
-    key = pd.DataFrame({
-        "id": ds.frame[ID].to_numpy(dtype=object)[chosen],
-        "original_label": np.asarray(ds.classes, dtype=object)[labels[chosen]],
-        "planted_label": np.asarray(ds.classes, dtype=object)[new[chosen]],
-    })
+    key = pd.DataFrame(
+        {
+            "id": ds.frame[ID].to_numpy(dtype=object)[chosen],
+            "original_label": np.asarray(ds.classes, dtype=object)[labels[chosen]],
+            "planted_label": np.asarray(ds.classes, dtype=object)[new[chosen]],
+        }
+    )
     flipped = ds.with_labels(new)
     flipped.source = f"{ds.source} with {n_flip} planted label flips (seed {seed}, simulation)"
     return flipped, key
@@ -108,7 +112,9 @@ def simulated_clock(times: Iterator[datetime]) -> Iterator[None]:
         store_module.datetime = real  # type: ignore[misc]
 
 
-def decision_times(n: int, *, seed: int = 0, start: datetime = START, median_seconds: float = MEDIAN_SECONDS) -> list[datetime]:
+def decision_times(
+    n: int, *, seed: int = 0, start: datetime = START, median_seconds: float = MEDIAN_SECONDS
+) -> list[datetime]:
     """``n`` increasing timestamps: log-normal gaps (median ``median_seconds``), a 15-40 min break
     every 60-120 decisions."""
     rng = np.random.default_rng(seed + 1)
@@ -133,9 +139,19 @@ class SimulationResult:
     flips_found: int
 
 
-def replay_review(store: Any, ds: Dataset, answer_key: pd.DataFrame, scan_table: pd.DataFrame, *, n_items: int = 500,
-                  seed: int = 0, ambiguous_rate: float = 0.03, remove_rate: float = 0.01, mistake_rate: float = 0.01,
-                  progress: ProgressFn = no_progress) -> dict[str, int]:
+def replay_review(
+    store: Any,
+    ds: Dataset,
+    answer_key: pd.DataFrame,
+    scan_table: pd.DataFrame,
+    *,
+    n_items: int = 500,
+    seed: int = 0,
+    ambiguous_rate: float = 0.03,
+    remove_rate: float = 0.01,
+    mistake_rate: float = 0.01,
+    progress: ProgressFn = no_progress,
+) -> dict[str, int]:
     """Replay a reviewer over the first ``n_items`` of the ranked queue; returns action counts.
 
     ``ds``: the flipped dataset; ``answer_key``: :func:`plant_flips`' key; ``scan_table``: the
@@ -146,7 +162,9 @@ def replay_review(store: Any, ds: Dataset, answer_key: pd.DataFrame, scan_table:
 
     h = ds.content_hash
     if store.latest_decision_ids(h):
-        raise UsageError(f"dataset {h} already has review decisions; simulate into a fresh workspace")
+        raise UsageError(
+            f"dataset {h} already has review decisions; simulate into a fresh workspace"
+        )
     rng = np.random.default_rng(seed + 2)
     original = dict(zip(answer_key["id"], answer_key["original_label"], strict=True))
     queue = build_queue(ds, scan_table=scan_table)[:n_items]
@@ -172,21 +190,51 @@ def replay_review(store: Any, ds: Dataset, answer_key: pd.DataFrame, scan_table:
             seen = None
             if rng.random() < mistake_rate:  # decide wrongly first, notice, undo
                 wrong = "keep" if action != "keep" else "ambiguous"
-                d = store.record(dataset_version=h, item_id=item, reviewer=SIMULATED_REVIEWER, action=wrong,
-                                 old_label=given, new_label=given, shown=shown, seen_decision_id=None)
-                u_ = store.undo(dataset_version=h, item_id=item, reviewer=SIMULATED_REVIEWER, seen_decision_id=d.id)
+                d = store.record(
+                    dataset_version=h,
+                    item_id=item,
+                    reviewer=SIMULATED_REVIEWER,
+                    action=wrong,
+                    old_label=given,
+                    new_label=given,
+                    shown=shown,
+                    seen_decision_id=None,
+                )
+                u_ = store.undo(
+                    dataset_version=h,
+                    item_id=item,
+                    reviewer=SIMULATED_REVIEWER,
+                    seen_decision_id=d.id,
+                )
                 seen = u_.id
                 counts["undo"] = counts.get("undo", 0) + 1
-            store.record(dataset_version=h, item_id=item, reviewer=SIMULATED_REVIEWER, action=action,
-                         old_label=given, new_label=new_label, shown=shown, seen_decision_id=seen,
-                         comment="simulated from the answer key")
+            store.record(
+                dataset_version=h,
+                item_id=item,
+                reviewer=SIMULATED_REVIEWER,
+                action=action,
+                old_label=given,
+                new_label=new_label,
+                shown=shown,
+                seen_decision_id=seen,
+                comment="simulated from the answer key",
+            )
             counts[action] = counts.get(action, 0) + 1
     progress("simulated review", len(queue), len(queue))
     return counts
 
 
-def run_simulation(*, workspace: Any, data: str, db_url: str | None = None, rate: float = 0.05, n_items: int = 500,
-                   seed: int = 0, warm_roi: bool = True, progress: ProgressFn = no_progress) -> SimulationResult:
+def run_simulation(
+    *,
+    workspace: Any,
+    data: str,
+    db_url: str | None = None,
+    rate: float = 0.05,
+    n_items: int = 500,
+    seed: int = 0,
+    warm_roi: bool = True,
+    progress: ProgressFn = no_progress,
+) -> SimulationResult:
     """Plant flips in ``data``, save and scan the flipped dataset, replay the review, and (with
     ``warm_roi``) compute the ROI retraining so the page opens fast. Returns what was done."""
     from labelaudit.io import load_dataset
@@ -198,27 +246,52 @@ def run_simulation(*, workspace: Any, data: str, db_url: str | None = None, rate
     flipped, key = plant_flips(ds, emb, rate=rate, seed=seed)
     h = workspace.save_dataset(flipped)
     workspace.save(h, ANSWER_KEY, key, ext="parquet")
-    workspace.save(h, SIMULATION_META, {"source": ds.source, "rate": rate, "seed": seed, "n_items": n_items,
-                                        "n_flipped": len(key), "reviewer": SIMULATED_REVIEWER}, ext="json")
+    workspace.save(
+        h,
+        SIMULATION_META,
+        {
+            "source": ds.source,
+            "rate": rate,
+            "seed": seed,
+            "n_items": n_items,
+            "n_flipped": len(key),
+            "reviewer": SIMULATED_REVIEWER,
+        },
+        ext="json",
+    )
     flipped = workspace.load_dataset(h)
     res = scan(flipped, workspace=workspace, seed=seed, progress=progress)
     store = ReviewStore(db_url or workspace.database_url)
     try:
-        counts = replay_review(store, flipped, key, res.table, n_items=n_items, seed=seed, progress=progress)
-        store.add_finding(dataset_version=h, kind="note", target="simulation",
-                          note=f"Decisions replayed from an answer key of {len(key)} planted flips "
-                               f"(seed {seed}); not a human review.", author=SIMULATED_REVIEWER)
+        counts = replay_review(
+            store, flipped, key, res.table, n_items=n_items, seed=seed, progress=progress
+        )
+        store.add_finding(
+            dataset_version=h,
+            kind="note",
+            target="simulation",
+            note=f"Decisions replayed from an answer key of {len(key)} planted flips "
+            f"(seed {seed}); not a human review.",
+            author=SIMULATED_REVIEWER,
+        )
         log = store.log(h)
     finally:
         store.close()
     if warm_roi:
         from labelaudit import roi
 
-        roi.before_after(flipped, res.embeddings, log, workspace=workspace, seed=seed, progress=progress)
+        roi.before_after(
+            flipped, res.embeddings, log, workspace=workspace, seed=seed, progress=progress
+        )
     queue_ids = set(log["item_id"])
     found = int(sum(1 for i in key["id"] if i in queue_ids))
-    return SimulationResult(dataset_hash=h, n_flipped=len(key), n_reviewed=len(queue_ids), actions=counts,
-                            flips_found=found)
+    return SimulationResult(
+        dataset_hash=h,
+        n_flipped=len(key),
+        n_reviewed=len(queue_ids),
+        actions=counts,
+        flips_found=found,
+    )
 
 
 def load_answer_key(workspace: Any, dataset_hash: str) -> pd.DataFrame | None:
@@ -241,28 +314,52 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     sample = Path(__file__).resolve().parents[1] / "sample_data" / "banking77"
     p = argparse.ArgumentParser(prog="simulate_review", description=__doc__.split("\n\n")[0])
-    p.add_argument("--workspace", help="workspace folder (default: LABELAUDIT_WORKSPACE or .labelaudit)")
-    p.add_argument("--data", default=str(sample), help="dataset to plant flips in (default: the BANKING77 sample)")
+    p.add_argument(
+        "--workspace", help="workspace folder (default: LABELAUDIT_WORKSPACE or .labelaudit)"
+    )
+    p.add_argument(
+        "--data",
+        default=str(sample),
+        help="dataset to plant flips in (default: the BANKING77 sample)",
+    )
     p.add_argument("--db", help="review database URL (default: the workspace's)")
-    p.add_argument("--rate", type=float, default=0.05, help="share of train rows to flip (default 0.05)")
-    p.add_argument("--items", type=int, default=500, help="items the simulated reviewer decides (default 500)")
+    p.add_argument(
+        "--rate", type=float, default=0.05, help="share of train rows to flip (default 0.05)"
+    )
+    p.add_argument(
+        "--items", type=int, default=500, help="items the simulated reviewer decides (default 500)"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-roi", action="store_true", help="do not precompute the ROI retraining")
     args = p.parse_args(argv)
     ws = Workspace(args.workspace)
     bar = TqdmProgress()
     try:
-        r = run_simulation(workspace=ws, data=args.data, db_url=args.db, rate=args.rate, n_items=args.items,
-                           seed=args.seed, warm_roi=not args.no_roi, progress=bar)
+        r = run_simulation(
+            workspace=ws,
+            data=args.data,
+            db_url=args.db,
+            rate=args.rate,
+            n_items=args.items,
+            seed=args.seed,
+            warm_roi=not args.no_roi,
+            progress=bar,
+        )
     except UsageError as e:
         print(f"usage error: {e}", file=sys.stderr)
         return 2
     finally:
         bar.close()
-    print(f"planted {r.n_flipped} flips; simulated reviewer decided {r.n_reviewed} items "
-          f"({', '.join(f'{k} {v}' for k, v in sorted(r.actions.items()))}); {r.flips_found} of the flips were in the "
-          f"reviewed part of the queue")
+    print(
+        f"planted {r.n_flipped} flips; simulated reviewer decided {r.n_reviewed} items "
+        f"({', '.join(f'{k} {v}' for k, v in sorted(r.actions.items()))}); {r.flips_found} of the flips were in the "
+        f"reviewed part of the queue"
+    )
     print(f"flipped dataset: {r.dataset_hash} in {ws.root}")
-    print(f"open it:  LABELAUDIT_DATASET={r.dataset_hash} labelaudit app --workspace {ws.root}   (then the ROI page)")
-    print(f"report:   labelaudit report --workspace {ws.root} --dataset {r.dataset_hash} --out roi_report.html")
+    print(
+        f"open it:  LABELAUDIT_DATASET={r.dataset_hash} labelaudit app --workspace {ws.root}   (then the ROI page)"
+    )
+    print(
+        f"report:   labelaudit report --workspace {ws.root} --dataset {r.dataset_hash} --out roi_report.html"
+    )
     return 0

@@ -53,23 +53,43 @@ class Workspace:
         return os.environ.get("LABELAUDIT_DB_URL") or f"sqlite:///{self.root / 'review.sqlite'}"
 
     # ------------------------------------------------------------------ artifacts
-    def path(self, key: str, name: str, params: dict[str, Any] | None = None, ext: str = "npy") -> Path:
+    def path(
+        self, key: str, name: str, params: dict[str, Any] | None = None, ext: str = "npy"
+    ) -> Path:
         d = self.root / "artifacts" / key
         d.mkdir(parents=True, exist_ok=True)
         return d / f"{name}-{params_hash(params or {})}.{ext}"
 
-    def has(self, key: str, name: str, params: dict[str, Any] | None = None, ext: str = "npy") -> bool:
+    def has(
+        self, key: str, name: str, params: dict[str, Any] | None = None, ext: str = "npy"
+    ) -> bool:
         return self.path(key, name, params, ext).exists()
 
-    def load(self, key: str, name: str, params: dict[str, Any] | None = None, ext: str = "npy") -> Any:
+    def load(
+        self, key: str, name: str, params: dict[str, Any] | None = None, ext: str = "npy"
+    ) -> Any:
         return _read(self.path(key, name, params, ext))
 
-    def save(self, key: str, name: str, value: Any, params: dict[str, Any] | None = None, ext: str = "npy") -> Path:
+    def save(
+        self,
+        key: str,
+        name: str,
+        value: Any,
+        params: dict[str, Any] | None = None,
+        ext: str = "npy",
+    ) -> Path:
         p = self.path(key, name, params, ext)
         _write_atomic(p, value)
         return p
 
-    def cached(self, key: str, name: str, params: dict[str, Any] | None, compute: Callable[[], T], ext: str = "npy") -> T:
+    def cached(
+        self,
+        key: str,
+        name: str,
+        params: dict[str, Any] | None,
+        compute: Callable[[], T],
+        ext: str = "npy",
+    ) -> T:
         """Return the stored artifact, or compute, store and return it."""
         p = self.path(key, name, params, ext)
         if p.exists():
@@ -98,8 +118,13 @@ class Workspace:
             df = getattr(ds, name)
             if df is not None:
                 _write_atomic(d / f"{name}.parquet", df)
-        meta = {"classes": ds.classes, "source": ds.source, "class_descriptions": ds.class_descriptions,
-                "mapping": ds.mapping, "warnings": [w.__dict__ for w in ds.warnings]}
+        meta = {
+            "classes": ds.classes,
+            "source": ds.source,
+            "class_descriptions": ds.class_descriptions,
+            "mapping": ds.mapping,
+            "warnings": [w.__dict__ for w in ds.warnings],
+        }
         _write_atomic(d / "meta.json", meta)  # written last: its presence marks a complete dataset
         return h
 
@@ -108,8 +133,12 @@ class Workspace:
 
         d = self.dataset_dir(content_hash)
         if not (d / "meta.json").exists():
-            raise DataError(Problem(f"no dataset {content_hash} in the workspace {self.root}",
-                                    "a dataset saved with Workspace.save_dataset"))
+            raise DataError(
+                Problem(
+                    f"no dataset {content_hash} in the workspace {self.root}",
+                    "a dataset saved with Workspace.save_dataset",
+                )
+            )
         meta = _read(d / "meta.json")
         kw: dict[str, Any] = {}
         for name in ("pred_probs", "dynamics", "embeddings"):
@@ -118,14 +147,26 @@ class Workspace:
         for name in ("annotations", "row_scores", "pair_scores"):
             if (d / f"{name}.parquet").exists():
                 kw[name] = _read(d / f"{name}.parquet")
-        ds = Dataset(frame=_read(d / "frame.parquet"), classes=meta["classes"], source=meta["source"],
-                     class_descriptions=meta["class_descriptions"], mapping=meta["mapping"], **kw)
-        ds.__dict__["content_hash"] = content_hash  # trust the folder name; avoids rehashing on every page
+        ds = Dataset(
+            frame=_read(d / "frame.parquet"),
+            classes=meta["classes"],
+            source=meta["source"],
+            class_descriptions=meta["class_descriptions"],
+            mapping=meta["mapping"],
+            **kw,
+        )
+        ds.__dict__["content_hash"] = (
+            content_hash  # trust the folder name; avoids rehashing on every page
+        )
         return ds
 
     def datasets(self) -> list[str]:
         base = self.root / "datasets"
-        return sorted(p.name for p in base.iterdir() if (p / "meta.json").exists()) if base.exists() else []
+        return (
+            sorted(p.name for p in base.iterdir() if (p / "meta.json").exists())
+            if base.exists()
+            else []
+        )
 
 
 def _read(p: Path) -> Any:

@@ -32,12 +32,19 @@ def main() -> None:
     classes = list(json.loads((SAMPLE / "categories.json").read_text(encoding="utf-8")))
     index = {c: i for i, c in enumerate(classes)}
     labels = train["category"].map(index).to_numpy()
-    ratings, profiles = simulate_ratings(train["text"].tolist(), labels, classes, n_items=args.items, seed=args.seed)
+    ratings, profiles = simulate_ratings(
+        train["text"].tolist(), labels, classes, n_items=args.items, seed=args.seed
+    )
     ratings.to_csv(args.out, index=False)
-    print(f"wrote {len(ratings):,} simulated ratings of {ratings['item_id'].nunique():,} items by "
-          f"{ratings['annotator_id'].nunique()} simulated annotators to {args.out}")
+    print(
+        f"wrote {len(ratings):,} simulated ratings of {ratings['item_id'].nunique():,} items by "
+        f"{ratings['annotator_id'].nunique()} simulated annotators to {args.out}"
+    )
     for p in profiles:
-        print(f"  {p.annotator_id}: {p.kind}" + (f", accuracy {p.accuracy:.2f}" if p.kind == "honest" else ""))
+        print(
+            f"  {p.annotator_id}: {p.kind}"
+            + (f", accuracy {p.accuracy:.2f}" if p.kind == "honest" else "")
+        )
 
 
 if __name__ == "__main__":

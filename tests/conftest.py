@@ -18,8 +18,16 @@ SAMPLE = ROOT / "sample_data" / "banking77"
 BAD = Path(__file__).resolve().parent / "data" / "bad"
 SHARED = ROOT.parent / "shared"
 CHROMIUM = os.environ.get("LABELAUDIT_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+    "--disable-quic",
+]
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -67,22 +75,47 @@ def free_port() -> int:
 class StreamlitServer:
     """The real app in a subprocess (``streamlit run app.py``) on a free loopback port."""
 
-    def __init__(self, workspace: Path, dataset_hash: str | None = None, env: dict[str, str] | None = None):
+    def __init__(
+        self, workspace: Path, dataset_hash: str | None = None, env: dict[str, str] | None = None
+    ):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.workspace = Path(workspace)
         self.log_path = self.workspace / f"streamlit-{self.port}.log"
         self.workspace.mkdir(parents=True, exist_ok=True)
-        full_env = dict(os.environ, LABELAUDIT_WORKSPACE=str(self.workspace), HF_HUB_OFFLINE="1",
-                        TRANSFORMERS_OFFLINE="1", **(env or {}))
+        full_env = dict(
+            os.environ,
+            LABELAUDIT_WORKSPACE=str(self.workspace),
+            HF_HUB_OFFLINE="1",
+            TRANSFORMERS_OFFLINE="1",
+            **(env or {}),
+        )
         if dataset_hash:
             full_env["LABELAUDIT_DATASET"] = dataset_hash
         self._log = open(self.log_path, "w")  # noqa: SIM115 (open for the server's lifetime; closed in stop)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
-             "--browser.gatherUsageStats", "false", "--server.port", str(self.port), "--server.address", "127.0.0.1",
-             "--server.fileWatcherType", "none"],
-            cwd=ROOT, env=full_env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "streamlit",
+                "run",
+                str(ROOT / "app.py"),
+                "--server.headless",
+                "true",
+                "--browser.gatherUsageStats",
+                "false",
+                "--server.port",
+                str(self.port),
+                "--server.address",
+                "127.0.0.1",
+                "--server.fileWatcherType",
+                "none",
+            ],
+            cwd=ROOT,
+            env=full_env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         self._wait_healthy()
 
@@ -125,11 +158,17 @@ def streamlit_server(tmp_path) -> Iterator[Callable[..., StreamlitServer]]:
     """
     started: list[StreamlitServer] = []
 
-    def start(workspace: Path | None = None, dataset=None, env: dict[str, str] | None = None) -> StreamlitServer:
+    def start(
+        workspace: Path | None = None, dataset=None, env: dict[str, str] | None = None
+    ) -> StreamlitServer:
         from labelaudit.workspace import Workspace
 
         ws = Workspace(workspace or tmp_path / "ws")
-        h = ws.save_dataset(dataset) if dataset is not None and not isinstance(dataset, str) else dataset
+        h = (
+            ws.save_dataset(dataset)
+            if dataset is not None and not isinstance(dataset, str)
+            else dataset
+        )
         server = StreamlitServer(ws.root, h, env)
         started.append(server)
         return server
@@ -144,7 +183,9 @@ def streamlit_server(tmp_path) -> Iterator[Callable[..., StreamlitServer]]:
 def browser():
     """A real headless Chromium (Debian's), driven by Playwright. Never downloads a browser."""
     if not Path(CHROMIUM).exists():
-        pytest.fail(f"Chromium not found at {CHROMIUM}: `make test` installs it (apt package chromium)")
+        pytest.fail(
+            f"Chromium not found at {CHROMIUM}: `make test` installs it (apt package chromium)"
+        )
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
@@ -167,4 +208,5 @@ def wait_for_app(page, timeout: float = 90_000) -> None:
     """Wait until Streamlit has finished running the script (no 'running' indicator)."""
     page.wait_for_selector("[data-testid='stApp']", timeout=timeout)
     page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout)
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout
+    )

@@ -43,23 +43,42 @@ def ratings_from_counts(counts: list[list[int]]) -> Ratings:
 
 
 # Fleiss (1971) as tabulated on Wikipedia's "Fleiss' kappa" page: 10 items, 14 raters, 5 classes.
-FLEISS_TABLE = [[0, 0, 0, 0, 14], [0, 2, 6, 4, 2], [0, 0, 3, 5, 6], [0, 3, 9, 2, 0], [2, 2, 8, 1, 1],
-                [7, 7, 0, 0, 0], [3, 2, 6, 3, 0], [2, 5, 3, 2, 2], [6, 5, 2, 1, 0], [0, 2, 2, 3, 7]]
+FLEISS_TABLE = [
+    [0, 0, 0, 0, 14],
+    [0, 2, 6, 4, 2],
+    [0, 0, 3, 5, 6],
+    [0, 3, 9, 2, 0],
+    [2, 2, 8, 1, 1],
+    [7, 7, 0, 0, 0],
+    [3, 2, 6, 3, 0],
+    [2, 5, 3, 2, 2],
+    [6, 5, 2, 1, 0],
+    [0, 2, 2, 3, 7],
+]
 # Krippendorff (2011), "Computing Krippendorff's alpha-reliability", nominal example: 4 coders x 12 units.
-KRIPP = {"A": [1, 2, 3, 3, 2, 1, 4, 1, 2, None, None, None],
-         "B": [1, 2, 3, 3, 2, 2, 4, 1, 2, 5, None, 3],
-         "C": [None, 3, 3, 3, 2, 3, 4, 2, 2, 5, 1, None],
-         "D": [1, 2, 3, 3, 2, 4, 4, 1, 2, 5, 1, None]}
+KRIPP = {
+    "A": [1, 2, 3, 3, 2, 1, 4, 1, 2, None, None, None],
+    "B": [1, 2, 3, 3, 2, 2, 4, 1, 2, 5, None, 3],
+    "C": [None, 3, 3, 3, 2, 3, 4, 2, 2, 5, 1, None],
+    "D": [1, 2, 3, 3, 2, 4, 4, 1, 2, 5, 1, None],
+}
 
 
 def kripp_ratings() -> Ratings:
-    rows = [(f"u{u}", coder, str(v)) for coder, vals in KRIPP.items() for u, v in enumerate(vals) if v is not None]
+    rows = [
+        (f"u{u}", coder, str(v))
+        for coder, vals in KRIPP.items()
+        for u, v in enumerate(vals)
+        if v is not None
+    ]
     return Ratings.from_frame(pd.DataFrame(rows, columns=["item_id", "annotator_id", "label"]))
 
 
 def load_snow(name: str) -> tuple[Ratings, np.ndarray, pd.DataFrame]:
     df = pd.read_csv(SHARED / f"{name}.standardized.tsv", sep="\t", dtype=str)
-    long = df.rename(columns={"orig_id": "item_id", "!amt_worker_ids": "annotator_id", "response": "label"})
+    long = df.rename(
+        columns={"orig_id": "item_id", "!amt_worker_ids": "annotator_id", "response": "label"}
+    )
     r = Ratings.from_frame(long[["item_id", "annotator_id", "label"]])
     gold = df.groupby("orig_id")["gold"].first().loc[r.item_ids].to_numpy()
     return r, gold, long
@@ -97,14 +116,17 @@ def test_raw_agreement_per_item_vs_per_pair():
     assert per_pair.value == pytest.approx(4 / 8)  # ordered pairs: 2 of 6 agree, 2 of 2 agree
 
 
-@pytest.mark.parametrize("counts, stat, reason_part", [
-    ([[3, 0], [2, 0]], fleiss_kappa, "different numbers"),
-    ([[3, 0], [3, 0]], fleiss_kappa, "expected agreement is 1"),
-    ([[1, 0], [0, 1]], fleiss_kappa, "single rating"),
-    ([[3, 0], [2, 0]], krippendorff_alpha, "only one class"),
-    ([[1, 0], [0, 1]], krippendorff_alpha, "no item has two"),
-    ([[1, 0], [0, 1]], randolph_kappa, "no item has two"),
-])
+@pytest.mark.parametrize(
+    "counts, stat, reason_part",
+    [
+        ([[3, 0], [2, 0]], fleiss_kappa, "different numbers"),
+        ([[3, 0], [3, 0]], fleiss_kappa, "expected agreement is 1"),
+        ([[1, 0], [0, 1]], fleiss_kappa, "single rating"),
+        ([[3, 0], [2, 0]], krippendorff_alpha, "only one class"),
+        ([[1, 0], [0, 1]], krippendorff_alpha, "no item has two"),
+        ([[1, 0], [0, 1]], randolph_kappa, "no item has two"),
+    ],
+)
 def test_undefined_statistics_say_why(counts, stat, reason_part):
     s = stat(ratings_from_counts(counts))
     assert s.value is None and reason_part in s.reason
@@ -112,14 +134,23 @@ def test_undefined_statistics_say_why(counts, stat, reason_part):
 
 
 def test_cohen_kappa_pairs_overlap_and_undefined():
-    rows = [(f"i{i}", a, lab) for i in range(12) for a, lab in (("x", "p" if i % 3 else "q"), ("y", "p"), ("z", "p"))]
+    rows = [
+        (f"i{i}", a, lab)
+        for i in range(12)
+        for a, lab in (("x", "p" if i % 3 else "q"), ("y", "p"), ("z", "p"))
+    ]
     rows += [("only", "w", "q")]
     r = Ratings.from_frame(pd.DataFrame(rows, columns=["item_id", "annotator_id", "label"]))
     pairs = cohen_kappa_pairs(r, min_overlap=10).set_index(["annotator_a", "annotator_b"])
     assert pairs.loc[("x", "y"), "overlap"] == 12
     assert pairs.loc[("x", "y"), "kappa"] == pytest.approx(0.0)  # y never varies: kappa 0, defined
-    assert np.isnan(pairs.loc[("y", "z"), "kappa"]) and "expected agreement is 1" in pairs.loc[("y", "z"), "reason"]
-    assert "w" not in set(pairs.reset_index()[["annotator_a", "annotator_b"]].to_numpy().ravel())  # no overlap, no row
+    assert (
+        np.isnan(pairs.loc[("y", "z"), "kappa"])
+        and "expected agreement is 1" in pairs.loc[("y", "z"), "reason"]
+    )
+    assert "w" not in set(
+        pairs.reset_index()[["annotator_a", "annotator_b"]].to_numpy().ravel()
+    )  # no overlap, no row
     few = cohen_kappa_pairs(r, min_overlap=20)
     assert few["kappa"].isna().all() and few["reason"].str.contains("only 12").all()
 
@@ -179,13 +210,19 @@ def test_accuracy_at_least_crowdkit(name):
     from crowdkit.aggregation import MACE, DawidSkene
 
     r, gold, long = load_snow(name)
-    crowd = long.rename(columns={"item_id": "task", "annotator_id": "worker"})[["task", "worker", "label"]]
+    crowd = long.rename(columns={"item_id": "task", "annotator_id": "worker"})[
+        ["task", "worker", "label"]
+    ]
     classes = np.asarray(r.classes)
     ours_ds = np.mean(classes[dawid_skene(r).consensus] == gold)
     ours_mace = np.mean(classes[mace(r, seed=0).consensus] == gold)
-    theirs_ds = np.mean(DawidSkene(n_iter=100).fit_predict(crowd).loc[r.item_ids].to_numpy() == gold)
+    theirs_ds = np.mean(
+        DawidSkene(n_iter=100).fit_predict(crowd).loc[r.item_ids].to_numpy() == gold
+    )
     # crowd-kit restarts from the same random state each time, so one restart is its full answer.
-    theirs_mace = np.mean(MACE(n_restarts=1, random_state=0).fit_predict(crowd).loc[r.item_ids].to_numpy() == gold)
+    theirs_mace = np.mean(
+        MACE(n_restarts=1, random_state=0).fit_predict(crowd).loc[r.item_ids].to_numpy() == gold
+    )
     assert ours_ds >= theirs_ds - 1e-9
     assert ours_mace >= theirs_mace - 1e-9
     assert ours_mace >= 0.93
@@ -223,11 +260,17 @@ def test_crowdlab_combines_with_model():
         infer_truth(r, method="crowdlab")
 
 
-@pytest.mark.parametrize("frame, found", [
-    (pd.DataFrame({"item_id": ["a"], "label": ["x"]}), "missing column"),
-    (pd.DataFrame({"item_id": ["a", ""], "annotator_id": ["u", "v"], "label": ["x", "y"]}), "empty value"),
-    (pd.DataFrame(columns=["item_id", "annotator_id", "label"]), "no ratings"),
-])
+@pytest.mark.parametrize(
+    "frame, found",
+    [
+        (pd.DataFrame({"item_id": ["a"], "label": ["x"]}), "missing column"),
+        (
+            pd.DataFrame({"item_id": ["a", ""], "annotator_id": ["u", "v"], "label": ["x", "y"]}),
+            "empty value",
+        ),
+        (pd.DataFrame(columns=["item_id", "annotator_id", "label"]), "no ratings"),
+    ],
+)
 def test_bad_annotations_raise_data_error(frame, found):
     with pytest.raises(DataError) as e:
         Ratings.from_frame(frame)
@@ -235,18 +278,25 @@ def test_bad_annotations_raise_data_error(frame, found):
 
 
 def test_unknown_labels_against_class_list():
-    df = pd.DataFrame({"worker": ["u", "v"], "task": ["1", "1"], "label": ["x", "zzz"]})  # aliases accepted
+    df = pd.DataFrame(
+        {"worker": ["u", "v"], "task": ["1", "1"], "label": ["x", "zzz"]}
+    )  # aliases accepted
     with pytest.raises(DataError, match="zzz"):
         Ratings.from_frame(df, classes=["x", "y"])
 
 
-ratings_strategy = st.lists(st.tuples(st.integers(0, 7), st.integers(0, 4), st.integers(0, 2)), min_size=1, max_size=60)
+ratings_strategy = st.lists(
+    st.tuples(st.integers(0, 7), st.integers(0, 4), st.integers(0, 2)), min_size=1, max_size=60
+)
 
 
 @settings(max_examples=40, deadline=None)
 @given(rows=ratings_strategy, seed=st.integers(0, 10))
 def test_properties_ranges_and_item_order_invariance(rows, seed):
-    df = pd.DataFrame([(f"i{i}", f"a{a}", f"c{c}") for i, a, c in rows], columns=["item_id", "annotator_id", "label"])
+    df = pd.DataFrame(
+        [(f"i{i}", f"a{a}", f"c{c}") for i, a, c in rows],
+        columns=["item_id", "annotator_id", "label"],
+    )
     r = Ratings.from_frame(df, classes=["c0", "c1", "c2"])
     report = analyse_annotations(r, method="ds", seed=seed)
     items = report.items
@@ -255,11 +305,19 @@ def test_properties_ranges_and_item_order_invariance(rows, seed):
     assert report.annotators["competence"].between(0, 1).all()
     for s in report.statistics:
         assert s.value is None or (-1 - 1e-9 <= s.value <= 1 + 1e-9) and np.isfinite(s.value)
-    shuffled = Ratings.from_frame(df.sample(frac=1.0, random_state=seed), classes=["c0", "c1", "c2"])
+    shuffled = Ratings.from_frame(
+        df.sample(frac=1.0, random_state=seed), classes=["c0", "c1", "c2"]
+    )
     post_a = pd.DataFrame(dawid_skene(r).posterior, index=r.item_ids).sort_index()
     post_b = pd.DataFrame(dawid_skene(shuffled).posterior, index=shuffled.item_ids).sort_index()
     assert np.allclose(post_a.to_numpy(), post_b.to_numpy(), atol=1e-6)
-    m_a = pd.DataFrame(mace(r, seed=seed, n_restarts=2, n_iter=10).posterior, index=r.item_ids).sort_index()
-    m_b = pd.DataFrame(mace(shuffled, seed=seed, n_restarts=2, n_iter=10).posterior, index=shuffled.item_ids).sort_index()
+    m_a = pd.DataFrame(
+        mace(r, seed=seed, n_restarts=2, n_iter=10).posterior, index=r.item_ids
+    ).sort_index()
+    m_b = pd.DataFrame(
+        mace(shuffled, seed=seed, n_restarts=2, n_iter=10).posterior, index=shuffled.item_ids
+    ).sort_index()
     assert np.allclose(m_a.sum(axis=1), 1)
-    assert np.allclose(m_a.to_numpy(), m_b.to_numpy(), atol=1e-6)  # seeded and independent of row order
+    assert np.allclose(
+        m_a.to_numpy(), m_b.to_numpy(), atol=1e-6
+    )  # seeded and independent of row order

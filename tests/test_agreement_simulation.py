@@ -49,13 +49,20 @@ def test_seeded_and_errors_go_to_close_classes():
     said = a["label"].map(index).to_numpy()
     honest_wrong = a["annotator_id"].str.contains("rater").to_numpy() & (said != truth)
     # The honest raters' wrong labels are among the 5 closest classes far more often than chance (5/76).
-    rank = (closeness[truth[honest_wrong]] > closeness[truth[honest_wrong], said[honest_wrong]][:, None]).sum(axis=1)
+    rank = (
+        closeness[truth[honest_wrong]] > closeness[truth[honest_wrong], said[honest_wrong]][:, None]
+    ).sum(axis=1)
     assert np.mean(rank < 5) > 0.8
 
 
 def test_mace_recovers_the_simulated_spammers_and_rater_order(sample_dataset):
     report = analyse_annotations(Ratings.from_dataset(sample_dataset), method="mace", seed=0)
     ann = report.annotators.set_index("annotator_id")
-    assert set(ann.index[ann["likely_spammer"]]) == {f"{SIMULATED_PREFIX}spammer1", f"{SIMULATED_PREFIX}spammer2"}
-    honest = ann.loc[[f"{SIMULATED_PREFIX}rater{r:02d}" for r in range(1, 11)], "competence"].to_numpy()
+    assert set(ann.index[ann["likely_spammer"]]) == {
+        f"{SIMULATED_PREFIX}spammer1",
+        f"{SIMULATED_PREFIX}spammer2",
+    }
+    honest = ann.loc[
+        [f"{SIMULATED_PREFIX}rater{r:02d}" for r in range(1, 11)], "competence"
+    ].to_numpy()
     assert np.corrcoef(honest, np.arange(10))[0, 1] < -0.9  # accuracy falls from rater01 to rater10

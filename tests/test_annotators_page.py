@@ -14,15 +14,22 @@ from tests.conftest import ROOT, wait_for_app
 PAGE = str(ROOT / "views/annotators.py")
 
 
-def _dataset(with_annotations: bool = True, with_probs: bool = False, annotator_prefix: str = "sim_"):
+def _dataset(
+    with_annotations: bool = True, with_probs: bool = False, annotator_prefix: str = "sim_"
+):
     from labelaudit.io import load_dataset
 
     rng = np.random.default_rng(0)
     classes = ["a<b>", "beta", "gamma"]
     n = 60
     labels = rng.integers(0, 3, n)
-    frame = pd.DataFrame({"id": [f"r{i}" for i in range(n)], "text": [f"text <i>{i}</i>" for i in range(n)],
-                          "label": [classes[k] for k in labels]})
+    frame = pd.DataFrame(
+        {
+            "id": [f"r{i}" for i in range(n)],
+            "text": [f"text <i>{i}</i>" for i in range(n)],
+            "label": [classes[k] for k in labels],
+        }
+    )
     ann = None
     if with_annotations:
         rows = []
@@ -132,8 +139,12 @@ def test_bundled_sample_page_renders(workspace, sample_dataset):
     assert any("simulated" in w.value for w in at.warning)
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Annotators"] == "12" and metrics["Likely spammers"] == "2"
-    items = workspace.load(at.session_state["dataset_hash"], "agreement_items", {"method": "mace", "seed": 0},
-                           ext="parquet")
+    items = workspace.load(
+        at.session_state["dataset_hash"],
+        "agreement_items",
+        {"method": "mace", "seed": 0},
+        ext="parquet",
+    )
     assert len(items) == 1500 and json.dumps(items.columns.tolist())
 
 
@@ -141,17 +152,26 @@ def test_send_differing_items_to_review(workspace):
     at = _in_app(workspace, _dataset())
     at.button(key="send_differing").click().run()
     assert not at.exception
-    assert at.session_state["review_queue_source"] == "consensus differs from the given label (Annotators)"
+    assert (
+        at.session_state["review_queue_source"]
+        == "consensus differs from the given label (Annotators)"
+    )
     assert len(at.session_state["review_queue"]) > 0
 
 
-@pytest.mark.parametrize("with_probs, rules", [(False, ["random", "rarer"]), (True, ["random", "rarer", "model"])])
+@pytest.mark.parametrize(
+    "with_probs, rules", [(False, ["random", "rarer"]), (True, ["random", "rarer", "model"])]
+)
 def test_majority_vote_tie_rules_are_offered_and_reported(workspace, with_probs, rules):
     at = _page(workspace, _dataset(with_probs=with_probs)).run()
     assert not at.radio  # only for majority vote
     at.selectbox(key="annotators_method").set_value("mv").run()
     assert at.radio(key="annotators_tie_break").options == [
-        {"random": "at random (seed 0)", "rarer": "the rarer class", "model": "the model's choice"}[r] for r in rules]
+        {"random": "at random (seed 0)", "rarer": "the rarer class", "model": "the model's choice"}[
+            r
+        ]
+        for r in rules
+    ]
     for rule in rules:
         at.radio(key="annotators_tie_break").set_value(rule).run()
         assert not at.exception

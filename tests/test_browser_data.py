@@ -31,7 +31,9 @@ def test_cli_preloaded_dataset_is_shown_on_open(streamlit_server, page, sample_d
     page.get_by_text("train: 10,003 rows").wait_for(timeout=90_000)
 
 
-def test_a_page_url_opened_directly_runs_through_the_app_navigation(streamlit_server, page, sample_dataset):
+def test_a_page_url_opened_directly_runs_through_the_app_navigation(
+    streamlit_server, page, sample_dataset
+):
     # Regression: with the pages in a folder named pages/, Streamlit ran /review without app.py (no dataset,
     # a raw file list in the sidebar).
     server = streamlit_server(dataset=sample_dataset)

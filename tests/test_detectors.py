@@ -23,7 +23,9 @@ from labelaudit.errors import DataError, UsageError
 PERMUTATION_EXACT = {"self_confidence", "confident_learning", "knn", "near_duplicates"}
 
 
-def blobs(n: int = 240, k: int = 3, d: int = 16, n_flips: int = 20, seed: int = 0, spread: float = 3.0):
+def blobs(
+    n: int = 240, k: int = 3, d: int = 16, n_flips: int = 20, seed: int = 0, spread: float = 3.0
+):
     """Separable gaussian blobs with ``n_flips`` labels moved to the next class. Returns X, noisy y, flipped rows."""
     rng = np.random.default_rng(seed)
     centers = rng.normal(size=(k, d)) * spread
@@ -35,12 +37,19 @@ def blobs(n: int = 240, k: int = 3, d: int = 16, n_flips: int = 20, seed: int = 
     return x, noisy, flips
 
 
-def make_dataset(labels: np.ndarray, k: int, texts: list[str] | None = None, pred_probs=None) -> Dataset:
+def make_dataset(
+    labels: np.ndarray, k: int, texts: list[str] | None = None, pred_probs=None
+) -> Dataset:
     n = len(labels)
     classes = [f"class_{c}" for c in range(k)]
-    frame = pd.DataFrame({"id": [f"r{i}" for i in range(n)],
-                          "text": texts or [f"text number {i}" for i in range(n)],
-                          "label": [classes[c] for c in labels], "split": ""})
+    frame = pd.DataFrame(
+        {
+            "id": [f"r{i}" for i in range(n)],
+            "text": texts or [f"text number {i}" for i in range(n)],
+            "label": [classes[c] for c in labels],
+            "split": "",
+        }
+    )
     return Dataset(frame=frame, classes=classes, pred_probs=pred_probs)
 
 
@@ -49,14 +58,24 @@ def contract_context() -> DetectionContext:
     x, y, _ = blobs()
     probs, _ = out_of_fold_probs(x, y, n_classes=3, seed=0)
     rng = np.random.default_rng(1)
-    dynamics = np.stack([np.log(probs + 1e-3) * (e + 1) / 4 + rng.normal(0, 0.1, probs.shape)
-                         for e in range(4)]).astype(np.float32)
+    dynamics = np.stack(
+        [np.log(probs + 1e-3) * (e + 1) / 4 + rng.normal(0, 0.1, probs.shape) for e in range(4)]
+    ).astype(np.float32)
     texts = [f"text {i}" for i in range(len(y))]
     texts[7] = texts[8]  # one exact duplicate pair
-    return DetectionContext(labels=y, n_classes=3, embeddings=normalise_rows(x), pred_probs=probs, texts=texts,
-                            dynamics=dynamics, seed=0,
-                            extra={"ids": np.array([f"r{i}" for i in range(len(y))], dtype=object),
-                                   "classes": ["a", "b", "c"]})
+    return DetectionContext(
+        labels=y,
+        n_classes=3,
+        embeddings=normalise_rows(x),
+        pred_probs=probs,
+        texts=texts,
+        dynamics=dynamics,
+        seed=0,
+        extra={
+            "ids": np.array([f"r{i}" for i in range(len(y))], dtype=object),
+            "classes": ["a", "b", "c"],
+        },
+    )
 
 
 def _run(name: str, ctx: DetectionContext) -> DetectorResult:
@@ -68,9 +87,15 @@ def _run(name: str, ctx: DetectionContext) -> DetectorResult:
 
 def _permuted(ctx: DetectionContext, perm: np.ndarray) -> DetectionContext:
     return DetectionContext(
-        labels=ctx.labels[perm], n_classes=ctx.n_classes, embeddings=ctx.embeddings[perm],
-        pred_probs=ctx.pred_probs[perm], texts=[ctx.texts[i] for i in perm], dynamics=ctx.dynamics[:, perm],
-        seed=ctx.seed, extra={"ids": ctx.extra["ids"][perm], "classes": ctx.extra["classes"]})
+        labels=ctx.labels[perm],
+        n_classes=ctx.n_classes,
+        embeddings=ctx.embeddings[perm],
+        pred_probs=ctx.pred_probs[perm],
+        texts=[ctx.texts[i] for i in perm],
+        dynamics=ctx.dynamics[:, perm],
+        seed=ctx.seed,
+        extra={"ids": ctx.extra["ids"][perm], "classes": ctx.extra["classes"]},
+    )
 
 
 @pytest.mark.parametrize("name", sorted(registry.all_detectors()))
@@ -107,7 +132,9 @@ def test_detector_finds_planted_flips(name):
     x, y, flips = blobs(n=300, n_flips=24, seed=2)
     x = normalise_rows(x)  # as detect_label_issues does
     probs, _ = out_of_fold_probs(x, y, n_classes=3, seed=0)
-    ctx = DetectionContext(labels=y, n_classes=3, embeddings=normalise_rows(x), pred_probs=probs, seed=0)
+    ctx = DetectionContext(
+        labels=y, n_classes=3, embeddings=normalise_rows(x), pred_probs=probs, seed=0
+    )
     r = registry.all_detectors()[name].fn(ctx)
     top = np.argsort(-r.score, kind="stable")[: len(flips)]
     assert np.isin(top, flips).mean() >= 0.85, "precision at the number of flips"
@@ -130,14 +157,21 @@ def test_near_duplicates_flags_conflicting_copies_and_names_partners():
     y[20], y[21], y[22] = 2, 0, 0
     x[22] = x[21]
     ids = np.array([f"id{i}" for i in range(len(y))], dtype=object)
-    ctx = DetectionContext(labels=y, n_classes=3, embeddings=normalise_rows(x), texts=texts,
-                           extra={"ids": ids, "classes": ["a", "b", "c"]})
+    ctx = DetectionContext(
+        labels=y,
+        n_classes=3,
+        embeddings=normalise_rows(x),
+        texts=texts,
+        extra={"ids": ids, "classes": ["a", "b", "c"]},
+    )
     r = registry.all_detectors()["near_duplicates"].fn(ctx)
     assert set(np.flatnonzero(r.is_issue)) == {10, 11, 20}
     assert "id11" in r.evidence[10] and "id10" in r.evidence[11]
     assert "id21" in r.evidence[20] and "'a'" in r.evidence[20]
     assert r.suggested_label[20] == 0 and r.score[20] == 1.0 and r.score[21] == 0.5
-    assert [10, 11] in r.details["conflicting_groups"] and [20, 21, 22] in r.details["conflicting_groups"]
+    assert [10, 11] in r.details["conflicting_groups"] and [20, 21, 22] in r.details[
+        "conflicting_groups"
+    ]
 
 
 def test_neighbour_graph_matches_sklearn():
@@ -170,15 +204,30 @@ def test_rank_average_and_issue_rule():
     assert combine({"a": a}, pred_probs=probs).is_issue.tolist() == [False, False, True, True]
     assert e.suggested_label.tolist() == [0, 1, 2, 0] and e.top_labels.shape == (4, 3)
     # A replaceable combiner: maximum instead of the rank average.
-    e_max = combine({"a": a, "b": b}, pred_probs=probs, combiner=lambda rs: np.max([r.score for r in rs.values()], axis=0))
+    e_max = combine(
+        {"a": a, "b": b},
+        pred_probs=probs,
+        combiner=lambda rs: np.max([r.score for r in rs.values()], axis=0),
+    )
     np.testing.assert_allclose(e_max.score, [0.1, 0.7, 0.9, 0.5])
 
 
-@pytest.mark.parametrize("n_detectors, needed", [(1, 1), (2, 2), (3, 2), (4, 2), (5, 3), (9, 5), (10, 5)])
+@pytest.mark.parametrize(
+    "n_detectors, needed", [(1, 1), (2, 2), (3, 2), (4, 2), (5, 3), (9, 5), (10, 5)]
+)
 def test_needs_review_takes_half_the_detectors_and_at_least_two(n_detectors, needed):
     n = 4
-    results = {f"d{i}": DetectorResult(f"d{i}", np.linspace(0, 1, n), np.arange(n) < (i % n) + 1,
-                                       np.zeros(n, int), np.zeros(n), [""] * n) for i in range(n_detectors)}
+    results = {
+        f"d{i}": DetectorResult(
+            f"d{i}",
+            np.linspace(0, 1, n),
+            np.arange(n) < (i % n) + 1,
+            np.zeros(n, int),
+            np.zeros(n),
+            [""] * n,
+        )
+        for i in range(n_detectors)
+    }
     e = combine(results, pred_probs=np.full((n, 2), 0.5))
     assert min_flags_for(n_detectors) == needed
     np.testing.assert_array_equal(e.is_issue, e.n_flags >= needed)
@@ -198,10 +247,18 @@ def test_detect_label_issues_end_to_end(workspace):
     ds = make_dataset(y, 3, texts)
     det = detect_label_issues(ds, x, workspace=workspace, seed=0)
     t = det.table
-    expected = {"label_issue_score", "is_label_issue", "suggested_label", "suggested_label_prob", "n_flags"}
+    expected = {
+        "label_issue_score",
+        "is_label_issue",
+        "suggested_label",
+        "suggested_label_prob",
+        "n_flags",
+    }
     assert expected <= set(t.columns) and len(t) == ds.n
     assert {f"score_{n}" for n in det.details["detectors"]} <= set(t.columns)
-    assert {"self_confidence", "confident_learning", "knn", "incv", "near_duplicates"} <= set(det.details["detectors"])
+    assert {"self_confidence", "confident_learning", "knn", "incv", "near_duplicates"} <= set(
+        det.details["detectors"]
+    )
     assert t["label_issue_score"].between(0, 1).all()
     assert set(t["suggested_label"]) <= set(ds.classes)
     assert det.details["probs_source"] == "out-of-fold" and 0.8 < det.details["oof_accuracy"] <= 1
@@ -250,10 +307,14 @@ def test_no_in_sample_predictions_reach_the_detectors(monkeypatch):
         seen["probs"] = ctx.pred_probs.copy()
         return registry.all_detectors()["self_confidence"].fn(ctx)
 
-    monkeypatch.setitem(registry._REGISTRY, "spy", registry.DetectorSpec("spy", spy, ("pred_probs",), "", 0))
+    monkeypatch.setitem(
+        registry._REGISTRY, "spy", registry.DetectorSpec("spy", spy, ("pred_probs",), "", 0)
+    )
     det = detect_label_issues(make_dataset(y, k), x, detectors=["spy"])
     given_prob = seen["probs"][np.arange(n), y]
-    assert given_prob.mean() < 0.5, f"detectors saw in-sample probabilities (mean p(given) {given_prob.mean():.2f})"
+    assert given_prob.mean() < 0.5, (
+        f"detectors saw in-sample probabilities (mean p(given) {given_prob.mean():.2f})"
+    )
     np.testing.assert_array_equal(seen["probs"], det.pred_probs)
     # The check has teeth: the same model scored in-sample is far above chance.
     from sklearn.linear_model import LogisticRegression
@@ -290,10 +351,13 @@ def test_single_row_class_gets_the_prior():
     assert (probs[:60, 2] == 0).all()
 
 
-@pytest.mark.parametrize("labels, match", [
-    (np.zeros(20, int), "same label"),
-    (np.array([0] * 19 + [1]), "fewer than two classes"),
-])
+@pytest.mark.parametrize(
+    "labels, match",
+    [
+        (np.zeros(20, int), "same label"),
+        (np.array([0] * 19 + [1]), "fewer than two classes"),
+    ],
+)
 def test_unusable_labels_give_a_clear_error(labels, match):
     x = np.random.default_rng(0).normal(size=(len(labels), 4))
     with pytest.raises(DataError, match=match):
@@ -310,11 +374,20 @@ def test_unknown_detector_and_wrong_shape_are_usage_errors():
 
 # ----------------------------------------------------------------------------- properties
 @settings(max_examples=40, deadline=None)
-@given(scores=arrays(np.float64, st.tuples(st.integers(1, 4), st.integers(2, 30)),
-                     elements=st.floats(0, 1, allow_nan=False)))
+@given(
+    scores=arrays(
+        np.float64,
+        st.tuples(st.integers(1, 4), st.integers(2, 30)),
+        elements=st.floats(0, 1, allow_nan=False),
+    )
+)
 def test_rank_average_is_in_range_and_follows_a_lone_detector(scores):
-    results = {f"d{i}": DetectorResult(f"d{i}", s, s > 0.5, np.zeros(len(s), int), np.zeros(len(s)), [""] * len(s))
-               for i, s in enumerate(scores)}
+    results = {
+        f"d{i}": DetectorResult(
+            f"d{i}", s, s > 0.5, np.zeros(len(s), int), np.zeros(len(s)), [""] * len(s)
+        )
+        for i, s in enumerate(scores)
+    }
     combined = rank_average(results)
     assert combined.shape == (scores.shape[1],) and combined.min() >= 0 and combined.max() <= 1
     lone = rank_average({"d0": results["d0"]})

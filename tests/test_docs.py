@@ -14,15 +14,21 @@ def test_every_cli_command_is_in_the_readme_and_every_mentioned_one_exists():
     sub = next(a for a in build_parser()._actions if a.dest == "command")
     commands = set(sub.choices)
     mentioned = set(re.findall(r"`labelaudit (\w+)", README))
-    assert commands - {"app"} <= mentioned | {"app"}, f"undocumented commands: {sorted(commands - mentioned)}"
-    assert mentioned <= commands, f"README mentions unknown commands: {sorted(mentioned - commands)}"
+    assert commands - {"app"} <= mentioned | {"app"}, (
+        f"undocumented commands: {sorted(commands - mentioned)}"
+    )
+    assert mentioned <= commands, (
+        f"README mentions unknown commands: {sorted(mentioned - commands)}"
+    )
 
 
 def test_every_page_in_the_navigation_is_in_the_readme_table():
     app = (ROOT / "app.py").read_text(encoding="utf-8")
     titles = set(re.findall(r"st\.Page\([^)]*title=\"([^\"]+)\"", app)) - {"About"}
     for title in titles:
-        assert re.search(rf"^\| [^|]*{re.escape(title.split()[0])}", README, re.M), f"page {title!r} not in README"
+        assert re.search(rf"^\| [^|]*{re.escape(title.split()[0])}", README, re.M), (
+            f"page {title!r} not in README"
+        )
 
 
 def test_linked_docs_exist():

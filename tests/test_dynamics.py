@@ -14,7 +14,9 @@ from labelaudit.detectors import registry
 from labelaudit.detectors.base import DetectionContext
 
 
-def blobs(n: int = 300, k: int = 3, d: int = 16, n_flips: int = 24, seed: int = 2, spread: float = 3.0):
+def blobs(
+    n: int = 300, k: int = 3, d: int = 16, n_flips: int = 24, seed: int = 2, spread: float = 3.0
+):
     rng = np.random.default_rng(seed)
     centers = rng.normal(size=(k, d)) * spread
     y = np.arange(n) % k
@@ -32,11 +34,14 @@ def logits_from_probs(p_given_per_epoch: list[float]) -> np.ndarray:
     return np.stack([np.log(p), np.log(1 - p)], axis=-1)[:, None, :]
 
 
-@pytest.mark.parametrize("probs, confidence, variability, correctness", [
-    ([0.9, 0.9, 0.9, 0.9], 0.9, 0.0, 1.0),
-    ([0.1, 0.3, 0.7, 0.9], 0.5, np.std([0.1, 0.3, 0.7, 0.9]), 0.5),
-    ([0.2, 0.2, 0.2, 0.2], 0.2, 0.0, 0.0),
-])
+@pytest.mark.parametrize(
+    "probs, confidence, variability, correctness",
+    [
+        ([0.9, 0.9, 0.9, 0.9], 0.9, 0.0, 1.0),
+        ([0.1, 0.3, 0.7, 0.9], 0.5, np.std([0.1, 0.3, 0.7, 0.9]), 0.5),
+        ([0.2, 0.2, 0.2, 0.2], 0.2, 0.0, 0.0),
+    ],
+)
 def test_data_map_coordinates(probs, confidence, variability, correctness):
     dm = dy.data_map(logits_from_probs(probs), np.array([0]))
     assert dm.loc[0, "confidence"] == pytest.approx(confidence)
@@ -45,20 +50,36 @@ def test_data_map_coordinates(probs, confidence, variability, correctness):
 
 
 def test_data_map_regions():
-    rows = [[0.95] * 4, [0.9] * 4, [0.1, 0.5, 0.9, 0.4], [0.05] * 4, [0.1] * 4, [0.8, 0.85, 0.9, 0.95]]
+    rows = [
+        [0.95] * 4,
+        [0.9] * 4,
+        [0.1, 0.5, 0.9, 0.4],
+        [0.05] * 4,
+        [0.1] * 4,
+        [0.8, 0.85, 0.9, 0.95],
+    ]
     logits = np.concatenate([logits_from_probs(r) for r in rows], axis=1)
     dm = dy.data_map(logits, np.zeros(len(rows), dtype=np.int64))
-    assert dm["region"].tolist() == ["easy-to-learn", "easy-to-learn", "ambiguous", "hard-to-learn",
-                                     "hard-to-learn", "ambiguous"]
+    assert dm["region"].tolist() == [
+        "easy-to-learn",
+        "easy-to-learn",
+        "ambiguous",
+        "hard-to-learn",
+        "hard-to-learn",
+        "ambiguous",
+    ]
 
 
-@pytest.mark.parametrize("correct_per_epoch, events, never", [
-    ([1, 1, 1, 1], 0, False),
-    ([0, 1, 1, 1], 0, False),
-    ([1, 0, 1, 0], 2, False),
-    ([0, 1, 0, 0], 1, False),
-    ([0, 0, 0, 0], 0, True),
-])
+@pytest.mark.parametrize(
+    "correct_per_epoch, events, never",
+    [
+        ([1, 1, 1, 1], 0, False),
+        ([0, 1, 1, 1], 0, False),
+        ([1, 0, 1, 0], 2, False),
+        ([0, 1, 0, 0], 1, False),
+        ([0, 0, 0, 0], 0, True),
+    ],
+)
 def test_forgetting_events(correct_per_epoch, events, never):
     probs = [0.9 if c else 0.1 for c in correct_per_epoch]
     ev, nl = dy.forgetting_events(logits_from_probs(probs), np.array([0]))
@@ -89,7 +110,9 @@ def test_train_dynamics_is_seeded_and_learns():
     assert not np.array_equal(a.logits, c.logits)
     assert (a.logits[-1].argmax(1) == y).mean() > 0.95
     # The checkpoint reproduces the recorded logits (bias is the last column).
-    np.testing.assert_allclose(np.hstack([x, np.ones((len(x), 1))]) @ a.checkpoints[-1].T, a.logits[-1], atol=1e-4)
+    np.testing.assert_allclose(
+        np.hstack([x, np.ones((len(x), 1))]) @ a.checkpoints[-1].T, a.logits[-1], atol=1e-4
+    )
 
 
 def test_train_mask_rows_are_recorded_but_not_trained():
@@ -133,10 +156,15 @@ def test_cached_dynamics_round_trips_through_the_workspace(workspace):
     np.testing.assert_array_equal(aum1.is_mislabeled, aum2.is_mislabeled)
 
 
-@pytest.mark.parametrize("name, min_precision, min_flag_precision, min_flag_recall", [
-    ("datamap", 0.8, 0.7, 0.8), ("forgetting", 0.6, 0.5, 0.5), ("aum", 0.8, 0.7, 0.8),
-    ("self_influence", 0.6, 0.6, 0.5),
-])
+@pytest.mark.parametrize(
+    "name, min_precision, min_flag_precision, min_flag_recall",
+    [
+        ("datamap", 0.8, 0.7, 0.8),
+        ("forgetting", 0.6, 0.5, 0.5),
+        ("aum", 0.8, 0.7, 0.8),
+        ("self_influence", 0.6, 0.6, 0.5),
+    ],
+)
 def test_detectors_find_planted_flips(name, min_precision, min_flag_precision, min_flag_recall):
     x, y, flips, clean = blobs()
     ctx = DetectionContext(labels=y, n_classes=3, embeddings=x, seed=0)
@@ -163,17 +191,30 @@ def test_imported_dynamics_are_used_when_given():
 def test_detectors_cache_in_a_workspace_given_as_a_path(tmp_path):
     x, y, _, _ = blobs(n=90)
     dy._MEMO.clear()
-    ctx = DetectionContext(labels=y, n_classes=3, embeddings=x, extra={"workspace": str(tmp_path / "ws")})
+    ctx = DetectionContext(
+        labels=y, n_classes=3, embeddings=x, extra={"workspace": str(tmp_path / "ws")}
+    )
     for name in ("datamap", "aum", "self_influence"):
         registry.all_detectors()[name].fn(ctx)
     stored = [p.name for p in (tmp_path / "ws" / "artifacts").rglob("*.*")]
-    for prefix in ("dynamics-logits-", "dynamics-checkpoints-", "aum-", "influence-head-", "self-influence-"):
+    for prefix in (
+        "dynamics-logits-",
+        "dynamics-checkpoints-",
+        "aum-",
+        "influence-head-",
+        "self-influence-",
+    ):
         assert any(n.startswith(prefix) for n in stored), prefix
 
 
 @settings(max_examples=40, deadline=None)
-@given(arrays(np.float32, st.tuples(st.integers(2, 6), st.integers(1, 12), st.integers(2, 5)),
-              elements=st.floats(-20, 20, width=32)))
+@given(
+    arrays(
+        np.float32,
+        st.tuples(st.integers(2, 6), st.integers(1, 12), st.integers(2, 5)),
+        elements=st.floats(-20, 20, width=32),
+    )
+)
 def test_data_map_and_forgetting_ranges(logits):
     e, n, k = logits.shape
     labels = np.arange(n) % k

@@ -23,13 +23,23 @@ def make_dataset(n: int = 120, k: int = 3, d: int = 12, with_pairs: bool = False
     x = centers[y] + rng.normal(size=(n, d))
     y[:6] = (y[:6] + 1) % k  # a few wrong labels
     classes = [f"class_{c}" for c in range(k)]
-    frame = pd.DataFrame({"id": [f"r{i}" for i in range(n)],
-                          "text": [f"<b>text</b> number {i}" for i in range(n)],
-                          "label": [classes[c] for c in y],
-                          "split": ["test" if i % 10 == 9 else "train" for i in range(n)]})
+    frame = pd.DataFrame(
+        {
+            "id": [f"r{i}" for i in range(n)],
+            "text": [f"<b>text</b> number {i}" for i in range(n)],
+            "label": [classes[c] for c in y],
+            "split": ["test" if i % 10 == 9 else "train" for i in range(n)],
+        }
+    )
     pairs = None
     if with_pairs:
-        pairs = pd.DataFrame({"train_id": ["r1", "r2", "r3"], "query_id": ["r9", "r9", "r19"], "score": [0.5, -0.2, 0.1]})
+        pairs = pd.DataFrame(
+            {
+                "train_id": ["r1", "r2", "r3"],
+                "query_id": ["r9", "r9", "r19"],
+                "score": [0.5, -0.2, 0.1],
+            }
+        )
     emb = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
     return Dataset(frame=frame, classes=classes, embeddings=emb, pair_scores=pairs)
 
@@ -56,10 +66,18 @@ def test_dynamics_page_prepares_then_draws_the_data_map(stored):
     at.button[0].click().run()
     assert not at.exception
     metrics = {m.label: m.value for m in at.metric}
-    assert sum(int(metrics[r].replace(",", "")) for r in ("easy-to-learn", "ambiguous", "hard-to-learn")) == 108
+    assert (
+        sum(
+            int(metrics[r].replace(",", ""))
+            for r in ("easy-to-learn", "ambiguous", "hard-to-learn")
+        )
+        == 108
+    )
     table = at.dataframe[0].value
     assert len(table) == 108 and table["confidence"].is_monotonic_increasing
-    assert not table["id"].isin([f"r{i}" for i in range(9, 120, 10)]).any(), "test rows are not training rows"
+    assert not table["id"].isin([f"r{i}" for i in range(9, 120, 10)]).any(), (
+        "test rows are not training rows"
+    )
     # Dataset text stays plain: no markdown element carries it.
     assert all("number" not in m.value for m in at.markdown)
 
@@ -103,13 +121,16 @@ def test_influence_page_tracin(stored):
     assert len(at.dataframe[0].value) == 20
 
 
-@pytest.mark.parametrize("query, expected", [
-    ("r7", ["r7"]),
-    ("NUMBER 11", ["r11"] + [f"r{i}" for i in range(110, 120)]),
-    ("r1", ["r1"]),  # an id matches exactly, not as a prefix of r10…
-    ("   ", []),
-    ("no such words", []),
-])
+@pytest.mark.parametrize(
+    "query, expected",
+    [
+        ("r7", ["r7"]),
+        ("NUMBER 11", ["r11"] + [f"r{i}" for i in range(110, 120)]),
+        ("r1", ["r1"]),  # an id matches exactly, not as a prefix of r10…
+        ("   ", []),
+        ("no such words", []),
+    ],
+)
 def test_search_rows(query, expected):
     frame = make_dataset().frame
     assert search_rows(frame, query)["id"].tolist() == expected

@@ -82,7 +82,11 @@ def test_send_selection_to_review(scanned, workspace):
     assert not at.exception
     assert [t.value for t in at.title] == ["Review"]
     queue = at.session_state["review_queue"]
-    by_score = res.table.set_index("id").loc[["r3", "r10", "r50"], "label_issue_score"].sort_values(ascending=False)
+    by_score = (
+        res.table.set_index("id")
+        .loc[["r3", "r10", "r50"], "label_issue_score"]
+        .sort_values(ascending=False)
+    )
     assert queue == by_score.index.tolist()
     assert "Explore" in at.session_state["review_queue_source"]
 
@@ -114,7 +118,9 @@ def test_class_filter_and_colour_by_score(scanned, workspace):
     at.selectbox(key="explore_color").set_value("label_issue_score").run()
     assert not at.exception
     marker = _figure(at)["data"][0]["marker"]
-    assert marker["showscale"] is True and marker["colorbar"]["title"]["text"] == "label_issue_score"
+    assert (
+        marker["showscale"] is True and marker["colorbar"]["title"]["text"] == "label_issue_score"
+    )
 
 
 def test_cluster_table_lists_every_cluster(scanned, workspace):
@@ -129,8 +135,16 @@ def test_cluster_table_lists_every_cluster(scanned, workspace):
 def test_map_figure_escapes_text_and_keeps_ids():
     from components.scan import build_map_figure
 
-    table = pd.DataFrame({"id": ["a", "b<"], "given_label": ["x&y", "z"], "cluster": [0, -1],
-                          "x": [0.0, 1.0], "y": [1.0, 0.0], "score": [0.1, 0.9]})
+    table = pd.DataFrame(
+        {
+            "id": ["a", "b<"],
+            "given_label": ["x&y", "z"],
+            "cluster": [0, -1],
+            "x": [0.0, 1.0],
+            "y": [1.0, 0.0],
+            "score": [0.1, 0.9],
+        }
+    )
     texts = pd.Series(["<script>alert(1)</script>", "long " * 100])
     fig = build_map_figure(table, texts, color_by="given label")
     assert len(fig.data) == 1 and fig.data[0].type == "scattergl"
@@ -154,5 +168,9 @@ def test_changing_scan_settings_offers_a_new_scan_reusing_the_map(scanned, works
     at.button(key="run_scan").click().run()
     assert not at.exception
     assert fakes.umap == umap_calls  # same texts and seed: the map is reused
-    assert at.session_state["scan_options"] == {"cluster_method": "kmeans", "n_clusters": 4, "seed": 0}
+    assert at.session_state["scan_options"] == {
+        "cluster_method": "kmeans",
+        "n_clusters": 4,
+        "seed": 0,
+    }
     assert at.dataframe[-1].value["cluster"].tolist() == [0, 1, 2, 3]

@@ -13,7 +13,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 def test_box_selection_fills_the_table_and_the_url(fakes, workspace, streamlit_server, page):  # noqa: F811
     ds = topic_dataset()
-    scan(ds, workspace=workspace)  # stored: the server only loads it (its fakes are not needed there)
+    scan(
+        ds, workspace=workspace
+    )  # stored: the server only loads it (its fakes are not needed there)
     server = streamlit_server(workspace=workspace.root, dataset=ds)
     page.goto(f"{server.url}/explore")  # directly, as a shared URL would
     wait_for_app(page)

@@ -12,7 +12,9 @@ from labelaudit import influence as inf
 from labelaudit.cli import main
 
 
-def blobs(n: int = 200, k: int = 3, d: int = 6, n_flips: int = 12, seed: int = 0, spread: float = 1.5):
+def blobs(
+    n: int = 200, k: int = 3, d: int = 6, n_flips: int = 12, seed: int = 0, spread: float = 1.5
+):
     rng = np.random.default_rng(seed)
     centers = rng.normal(size=(k, d)) * spread
     y = np.arange(n) % k
@@ -35,8 +37,14 @@ def test_gradient_matches_finite_differences():
     w = np.random.default_rng(0).normal(size=3 * 4)
     _, g = inf._loss_and_grad(w, xa, onehot, np.ones(len(x)), 0.1)
     eps = 1e-6
-    num = [(inf._loss_and_grad(w + eps * e, xa, onehot, np.ones(len(x)), 0.1)[0]
-            - inf._loss_and_grad(w - eps * e, xa, onehot, np.ones(len(x)), 0.1)[0]) / (2 * eps) for e in np.eye(len(w))]
+    num = [
+        (
+            inf._loss_and_grad(w + eps * e, xa, onehot, np.ones(len(x)), 0.1)[0]
+            - inf._loss_and_grad(w - eps * e, xa, onehot, np.ones(len(x)), 0.1)[0]
+        )
+        / (2 * eps)
+        for e in np.eye(len(w))
+    ]
     np.testing.assert_allclose(g, num, rtol=1e-5, atol=1e-8)
 
 
@@ -50,8 +58,10 @@ def test_hvp_dense_hessian_and_cg_agree(small_model):
     w0 = m.weights.ravel()
     onehot = np.eye(m.k)[y]
     eps = 1e-6
-    col = (inf._loss_and_grad(w0 + eps * np.eye(len(w0))[5], m.xa, onehot, np.ones(m.n), m.l2)[1]
-           - inf._loss_and_grad(w0 - eps * np.eye(len(w0))[5], m.xa, onehot, np.ones(m.n), m.l2)[1]) / (2 * eps)
+    col = (
+        inf._loss_and_grad(w0 + eps * np.eye(len(w0))[5], m.xa, onehot, np.ones(m.n), m.l2)[1]
+        - inf._loss_and_grad(w0 - eps * np.eye(len(w0))[5], m.xa, onehot, np.ones(m.n), m.l2)[1]
+    ) / (2 * eps)
     np.testing.assert_allclose(h[:, 5], col, atol=1e-6)
     g = m.gradients(x[:3], y[:3])
     dense = m.solve(g)
@@ -74,7 +84,9 @@ def test_leave_one_out_retraining_matches_predicted_influence():
     for j in rows:
         w = np.ones(m.n)
         w[j] = 0.0  # leave row j out, keeping the 1/N scaling of the objective
-        wj = inf.fit_softmax_head(x, y, n_classes=3, l2=l2, sample_weight=w, init=m.weights, gtol=1e-12)
+        wj = inf.fit_softmax_head(
+            x, y, n_classes=3, l2=l2, sample_weight=w, init=m.weights, gtol=1e-12
+        )
         actual.append(inf.per_row_loss(wj, xq[None], np.array([yq]))[0] - base)
     # Positive influence = helpful = removing the row increases the query's loss.
     assert pearsonr(predicted[rows], actual)[0] >= 0.95
@@ -98,7 +110,9 @@ def test_self_influence_is_exact_when_dense_and_high_for_flips(small_model):
     values, exact = m.self_influence()
     assert exact.all() and (values > 0).all()
     g = m.gradients(x[:4], y[:4])
-    direct = (np.linalg.solve(m.dense_hessian(), g.reshape(4, -1).T).T * g.reshape(4, -1)).sum(1) / m.n
+    direct = (np.linalg.solve(m.dense_hessian(), g.reshape(4, -1).T).T * g.reshape(4, -1)).sum(
+        1
+    ) / m.n
     np.testing.assert_allclose(values[:4], direct, rtol=1e-8)
     truth = np.zeros(m.n, bool)
     truth[flips] = True
@@ -144,8 +158,14 @@ def test_tracin_equals_explicit_gradient_dot_products():
 def cli_data(tmp_path):
     x, y, _, _ = blobs(n=90, k=3, d=8)
     n = len(y)
-    frame = pd.DataFrame({"id": [f"r{i}" for i in range(n)], "text": [f"row number {i}" for i in range(n)],
-                          "label": [f"c{c}" for c in y], "split": ["test" if i % 10 == 0 else "train" for i in range(n)]})
+    frame = pd.DataFrame(
+        {
+            "id": [f"r{i}" for i in range(n)],
+            "text": [f"row number {i}" for i in range(n)],
+            "label": [f"c{c}" for c in y],
+            "split": ["test" if i % 10 == 0 else "train" for i in range(n)],
+        }
+    )
     frame.to_csv(tmp_path / "data.csv", index=False)
     np.save(tmp_path / "emb.npy", (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32))
     return tmp_path
@@ -154,24 +174,55 @@ def cli_data(tmp_path):
 @pytest.mark.parametrize("method", ["influence", "tracin"])
 def test_influence_command_writes_ranked_training_rows(cli_data, method):
     out = cli_data / "out.csv"
-    code = main(["influence", str(cli_data / "data.csv"), "--embeddings", str(cli_data / "emb.npy"),
-                 "--workspace", str(cli_data / "ws"), "--query", "r10", "--top", "5", "--method", method,
-                 "--out", str(out)])
+    code = main(
+        [
+            "influence",
+            str(cli_data / "data.csv"),
+            "--embeddings",
+            str(cli_data / "emb.npy"),
+            "--workspace",
+            str(cli_data / "ws"),
+            "--query",
+            "r10",
+            "--top",
+            "5",
+            "--method",
+            method,
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     df = pd.read_csv(out)
     assert list(df.columns) == ["train_id", "text", "label", "score", "rank", "direction"]
     assert len(df) == 10 and set(df["direction"]) == {"helpful", "harmful"}
     assert df["score"].is_monotonic_decreasing and (df["score"].iloc[:5] > 0).all()
-    assert not df["train_id"].isin([f"r{i}" for i in range(0, 90, 10)]).any(), "test rows never train"
+    assert not df["train_id"].isin([f"r{i}" for i in range(0, 90, 10)]).any(), (
+        "test rows never train"
+    )
     assert df["rank"].iloc[0] == 1
 
 
-@pytest.mark.parametrize("args, code, message", [
-    (["--query", "nope"], 2, "no row with id 'nope'"),
-    (["--query", "r1", "--top", "0"], 2, "--top"),
-])
+@pytest.mark.parametrize(
+    "args, code, message",
+    [
+        (["--query", "nope"], 2, "no row with id 'nope'"),
+        (["--query", "r1", "--top", "0"], 2, "--top"),
+    ],
+)
 def test_influence_command_bad_usage(cli_data, capsys, args, code, message):
-    got = main(["influence", str(cli_data / "data.csv"), "--embeddings", str(cli_data / "emb.npy"),
-                "--workspace", str(cli_data / "ws"), "--out", str(cli_data / "o.csv"), *args])
+    got = main(
+        [
+            "influence",
+            str(cli_data / "data.csv"),
+            "--embeddings",
+            str(cli_data / "emb.npy"),
+            "--workspace",
+            str(cli_data / "ws"),
+            "--out",
+            str(cli_data / "o.csv"),
+            *args,
+        ]
+    )
     assert got == code
     assert message in capsys.readouterr().err

@@ -21,7 +21,10 @@ def test_click_on_confusion_cell_lists_its_rows(streamlit_server, page, tmp_path
     ws = Workspace(tmp_path / "ws")
     h = ws.save_dataset(ds)
     orig = scan_mod._map_and_space
-    scan_mod._map_and_space = lambda ds, emb, params, ws, progress: (emb[:, :2].copy(), emb[:, :5].copy())
+    scan_mod._map_and_space = lambda ds, emb, params, ws, progress: (
+        emb[:, :2].copy(),
+        emb[:, :5].copy(),
+    )
     try:  # the app's default scan options: every default detector
         res = scan_mod.scan(ws.load_dataset(h), workspace=ws, seed=0)
     finally:
@@ -30,7 +33,9 @@ def test_click_on_confusion_cell_lists_its_rows(streamlit_server, page, tmp_path
     counts = np.zeros((ds.k, ds.k), dtype=int)
     np.add.at(counts, (ds.labels, predicted), 1)
     cells = [tuple(c) for c in np.argwhere(counts > 0)]  # the figure's point order
-    point = max((i for i, (g, p) in enumerate(cells) if g != p), key=lambda i: cells[i][0])  # away from the modebar
+    point = max(
+        (i for i, (g, p) in enumerate(cells) if g != p), key=lambda i: cells[i][0]
+    )  # away from the modebar
     g, p = cells[point]
 
     server = streamlit_server(workspace=ws.root, dataset=h)
@@ -40,7 +45,9 @@ def test_click_on_confusion_cell_lists_its_rows(streamlit_server, page, tmp_path
     page.locator(".js-plotly-plot .scatterlayer path.point").first.wait_for(timeout=120_000)
     wait_for_app(page)
     assert page.locator("[data-testid='stException']").count() == 0, server.log()
-    page.screenshot(path=str(tmp_path / "label_issues.png"), full_page=True)  # kept for a failing run
+    page.screenshot(
+        path=str(tmp_path / "label_issues.png"), full_page=True
+    )  # kept for a failing run
     frames_before = page.locator("[data-testid='stDataFrame']").count()
     square = page.locator(".js-plotly-plot .scatterlayer path.point").nth(point)
     square.scroll_into_view_if_needed()
@@ -50,8 +57,10 @@ def test_click_on_confusion_cell_lists_its_rows(streamlit_server, page, tmp_path
     page.mouse.down()
     page.mouse.move(box["x"] + box["width"] + 6, box["y"] + box["height"] + 6, steps=5)
     page.mouse.up()
-    page.wait_for_function(f"() => document.querySelectorAll(\"[data-testid='stDataFrame']\").length > {frames_before}",
-                           timeout=60_000)
+    page.wait_for_function(
+        f"() => document.querySelectorAll(\"[data-testid='stDataFrame']\").length > {frames_before}",
+        timeout=60_000,
+    )
     wait_for_app(page)
     assert page.locator("[data-testid='stException']").count() == 0, server.log()
     assert page.locator("[data-testid='stDataFrame']").count() == frames_before + 1

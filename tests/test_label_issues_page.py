@@ -29,9 +29,19 @@ def planted_dataset() -> tuple[Dataset, np.ndarray]:
     emb = (centers[y] + rng.normal(size=(N, D))).astype(np.float32)
     flips = np.sort(rng.choice(N, 12, replace=False))
     y[flips] = (y[flips] + 1) % K
-    classes = ["card <b>lost</b>", "refund", "top up"]  # markup in a class name must stay plain text
-    frame = pd.DataFrame({"id": [f"q{i}" for i in range(N)], "text": [f"question number {i}" for i in range(N)],
-                          "label": [classes[c] for c in y], "split": ""})
+    classes = [
+        "card <b>lost</b>",
+        "refund",
+        "top up",
+    ]  # markup in a class name must stay plain text
+    frame = pd.DataFrame(
+        {
+            "id": [f"q{i}" for i in range(N)],
+            "text": [f"question number {i}" for i in range(N)],
+            "label": [classes[c] for c in y],
+            "split": "",
+        }
+    )
     return Dataset(frame=frame, classes=classes, embeddings=emb), flips
 
 
@@ -42,15 +52,24 @@ def scanned(tmp_path_factory):
 
     from labelaudit.workspace import Workspace
 
-    scan_mod = importlib.import_module("labelaudit.scan")  # the module (the package may re-export the function)
+    scan_mod = importlib.import_module(
+        "labelaudit.scan"
+    )  # the module (the package may re-export the function)
     ds, flips = planted_dataset()
     ws = Workspace(tmp_path_factory.mktemp("issues_ws"))
     orig = scan_mod._map_and_space
-    scan_mod._map_and_space = lambda ds, emb, params, ws, progress: (emb[:, :2].copy(), emb[:, :5].copy())
+    scan_mod._map_and_space = lambda ds, emb, params, ws, progress: (
+        emb[:, :2].copy(),
+        emb[:, :5].copy(),
+    )
     try:
         h = ws.save_dataset(ds)
-        scan_mod.scan(ws.load_dataset(h), workspace=ws, seed=0,
-                      detectors=["self_confidence", "confident_learning", "knn", "near_duplicates"])
+        scan_mod.scan(
+            ws.load_dataset(h),
+            workspace=ws,
+            seed=0,
+            detectors=["self_confidence", "confident_learning", "knn", "near_duplicates"],
+        )
     finally:
         scan_mod._map_and_space = orig
     return ws, h, flips
@@ -61,8 +80,12 @@ def page(scanned) -> AppTest:
     at = AppTest.from_file(PAGE, default_timeout=60)
     at.session_state["workspace"] = str(ws.root)
     at.session_state["dataset_hash"] = h
-    at.session_state["scan_options"] = {"cluster_method": "hdbscan", "n_clusters": None, "seed": 0,
-                                        "detectors": ["self_confidence", "confident_learning", "knn", "near_duplicates"]}
+    at.session_state["scan_options"] = {
+        "cluster_method": "hdbscan",
+        "n_clusters": None,
+        "seed": 0,
+        "detectors": ["self_confidence", "confident_learning", "knn", "near_duplicates"],
+    }
     return at
 
 
@@ -72,7 +95,16 @@ def test_page_ranks_planted_flips_and_says_where_probabilities_come_from(scanned
     assert any("out-of-fold" in c.value for c in at.caption)
     assert any("needs review" in c.value for c in at.caption)
     ranked = at.dataframe[0].value
-    assert {"text", "given label", "suggestion 1", "p 1", "suggestion 2", "combined score", "knn", "cluster"} <= set(ranked.columns)
+    assert {
+        "text",
+        "given label",
+        "suggestion 1",
+        "p 1",
+        "suggestion 2",
+        "combined score",
+        "knn",
+        "cluster",
+    } <= set(ranked.columns)
     flipped_ids = {f"q{i}" for i in scanned[2]}
     top = ranked["id"].head(12).tolist()
     assert len(flipped_ids.intersection(top)) >= 10
@@ -87,7 +119,9 @@ def test_filters_narrow_the_table_and_a_cell_lists_its_rows(scanned):
     by_class = at.dataframe[0].value
     assert 0 < len(by_class) < all_flagged and set(by_class["given label"]) == {"refund"}
     at.toggle(key="issues_only_flagged").set_value(False).run()
-    assert len(at.dataframe[0].value) == int((planted_dataset()[0].frame["label"] == "refund").sum())
+    assert len(at.dataframe[0].value) == int(
+        (planted_dataset()[0].frame["label"] == "refund").sum()
+    )
     cells = at.selectbox(key="issues_cell")
     assert len(cells.options) > 1
     n_frames = len(at.dataframe)
@@ -115,14 +149,30 @@ def test_page_without_a_dataset_points_to_the_data_page(tmp_path):
 
 # ----------------------------------------------------------------------------- helpers
 def test_issue_table_and_filters():
-    scan = pd.DataFrame({"id": ["a", "b", "c"], "given_label": ["x", "y", "x"], "cluster": [0, 1, 1],
-                         "label_issue_score": [0.2, 0.9, 0.5], "is_label_issue": [False, True, True],
-                         "n_flags": [0, 2, 1], "score_knn": [0.1, 0.8, 0.6], "score_cl": [0.3, 0.9, 0.2]})
-    details = {"top3_labels": [[0, 1], [0, 1], [1, 0]], "top3_probs": [[0.9, 0.1], [0.7, 0.3], [0.6, 0.4]],
-               "flags": {"knn": [False, True, True], "cl": [False, True, False]}}
+    scan = pd.DataFrame(
+        {
+            "id": ["a", "b", "c"],
+            "given_label": ["x", "y", "x"],
+            "cluster": [0, 1, 1],
+            "label_issue_score": [0.2, 0.9, 0.5],
+            "is_label_issue": [False, True, True],
+            "n_flags": [0, 2, 1],
+            "score_knn": [0.1, 0.8, 0.6],
+            "score_cl": [0.3, 0.9, 0.2],
+        }
+    )
+    details = {
+        "top3_labels": [[0, 1], [0, 1], [1, 0]],
+        "top3_probs": [[0.9, 0.1], [0.7, 0.3], [0.6, 0.4]],
+        "flags": {"knn": [False, True, True], "cl": [False, True, False]},
+    }
     t = issue_table(scan, ["t0", "t1", "t2"], details, ["x", "y"])
     assert t["id"].tolist() == ["b", "c", "a"] and t["suggestion 1"].tolist() == ["x", "y", "x"]
-    assert (t["suggestion 3"] == "").all() and t["flagged_by"].tolist() == [["knn", "cl"], ["knn"], []]
+    assert (t["suggestion 3"] == "").all() and t["flagged_by"].tolist() == [
+        ["knn", "cl"],
+        ["knn"],
+        [],
+    ]
     assert filter_issues(t)["id"].tolist() == ["b", "c"]
     assert filter_issues(t, detectors=["cl"])["id"].tolist() == ["b"]
     assert filter_issues(t, classes=["x"], only_flagged=False)["id"].tolist() == ["c", "a"]

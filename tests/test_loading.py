@@ -29,32 +29,121 @@ CASES = [
     ("unsupported type", "data.xlsx", {}, ["data.xlsx", "unsupported file type", ".csv"]),
     ("malformed csv", "ragged.csv", {}, ["ragged.csv", "malformed CSV", "row 2"]),
     ("bad jsonl", "bad.jsonl", {}, ["bad.jsonl", "row 2", "not valid JSON"]),
-    ("duplicate header", "duplicate_columns.csv", {}, ["duplicate_columns.csv", "repeats column names", "text"]),
-    ("missing label column", "no_label.csv", {}, ["no_label.csv", "no label column", "--label-col"]),
-    ("ambiguous label column", "ambiguous_label.csv", {}, ["ambiguous_label.csv", "'label'", "'category'", "--label-col"]),
-    ("named column absent", "good.csv", {"text_col": "body"}, ["good.csv", "column 'body'", "no column named"]),
-    ("empty text", "empty_text.csv", {}, ["empty_text.csv", "row 2", "column 'text'", "empty text"]),
-    ("missing label", "missing_label.csv", {}, ["missing_label.csv", "row 4", "column 'label'", "missing label"]),
-    ("duplicate ids", "duplicate_ids.csv", {}, ["duplicate_ids.csv", "column 'id'", "'a2'", "rows 2, 5"]),
-    ("single class", "single_class.csv", {}, ["single_class.csv", "same label", "at least two classes"]),
-    ("probs wrong width", "good.csv", {"probs": "probs_wrong_width.npy"}, ["probs_wrong_width.npy", "2 columns", "3 columns"]),
-    ("probs negative", "good.csv", {"probs": "probs_negative.npy"}, ["probs_negative.npy", "negative", "row 4"]),
-    ("probs bad sum", "good.csv", {"probs": "probs_bad_sum.npy"}, ["probs_bad_sum.npy", "row 2", "sum to 3"]),
+    (
+        "duplicate header",
+        "duplicate_columns.csv",
+        {},
+        ["duplicate_columns.csv", "repeats column names", "text"],
+    ),
+    (
+        "missing label column",
+        "no_label.csv",
+        {},
+        ["no_label.csv", "no label column", "--label-col"],
+    ),
+    (
+        "ambiguous label column",
+        "ambiguous_label.csv",
+        {},
+        ["ambiguous_label.csv", "'label'", "'category'", "--label-col"],
+    ),
+    (
+        "named column absent",
+        "good.csv",
+        {"text_col": "body"},
+        ["good.csv", "column 'body'", "no column named"],
+    ),
+    (
+        "empty text",
+        "empty_text.csv",
+        {},
+        ["empty_text.csv", "row 2", "column 'text'", "empty text"],
+    ),
+    (
+        "missing label",
+        "missing_label.csv",
+        {},
+        ["missing_label.csv", "row 4", "column 'label'", "missing label"],
+    ),
+    (
+        "duplicate ids",
+        "duplicate_ids.csv",
+        {},
+        ["duplicate_ids.csv", "column 'id'", "'a2'", "rows 2, 5"],
+    ),
+    (
+        "single class",
+        "single_class.csv",
+        {},
+        ["single_class.csv", "same label", "at least two classes"],
+    ),
+    (
+        "probs wrong width",
+        "good.csv",
+        {"probs": "probs_wrong_width.npy"},
+        ["probs_wrong_width.npy", "2 columns", "3 columns"],
+    ),
+    (
+        "probs negative",
+        "good.csv",
+        {"probs": "probs_negative.npy"},
+        ["probs_negative.npy", "negative", "row 4"],
+    ),
+    (
+        "probs bad sum",
+        "good.csv",
+        {"probs": "probs_bad_sum.npy"},
+        ["probs_bad_sum.npy", "row 2", "sum to 3"],
+    ),
     ("probs nan", "good.csv", {"probs": "probs_nan.npy"}, ["probs_nan.npy", "NaN", "row 3"]),
-    ("probs wrong length", "good.csv", {"probs": "probs_wrong_length.npy"}, ["probs_wrong_length.npy", "4 rows", "6 dataset rows"]),
-    ("embeddings wrong length", "good.csv", {"embeddings": "embeddings_wrong_length.npy"},
-     ["embeddings_wrong_length.npy", "(8, 8)", "(6, D)"]),
-    ("dynamics wrong shape", "good.csv", {"dynamics": "dynamics_wrong_shape.npy"},
-     ["dynamics_wrong_shape.npy", "(3, 6, 4)", "(E, 6, 3)"]),
-    ("pickled npy refused", "good.csv", {"embeddings": "pickled.npy"}, ["pickled.npy", "without pickling"]),
-    ("annotation unknown label", "good.csv", {"annotations": "annotations_unknown_label.csv"},
-     ["annotations_unknown_label.csv", "row 2", "column 'label'", "card_arival"]),
-    ("annotation unknown item", "good.csv", {"annotations": "annotations_unknown_item.csv"},
-     ["annotations_unknown_item.csv", "row 2", "column 'item_id'", "zz9"]),
-    ("annotation missing column", "good.csv", {"annotations": "annotations_missing_column.csv"},
-     ["annotations_missing_column.csv", "annotator_id"]),
-    ("label outside class list", "good.csv", {"classes": "classes_missing_one.json"},
-     ["good.csv", "card_payment_fee_charged", "not in the class list"]),
+    (
+        "probs wrong length",
+        "good.csv",
+        {"probs": "probs_wrong_length.npy"},
+        ["probs_wrong_length.npy", "4 rows", "6 dataset rows"],
+    ),
+    (
+        "embeddings wrong length",
+        "good.csv",
+        {"embeddings": "embeddings_wrong_length.npy"},
+        ["embeddings_wrong_length.npy", "(8, 8)", "(6, D)"],
+    ),
+    (
+        "dynamics wrong shape",
+        "good.csv",
+        {"dynamics": "dynamics_wrong_shape.npy"},
+        ["dynamics_wrong_shape.npy", "(3, 6, 4)", "(E, 6, 3)"],
+    ),
+    (
+        "pickled npy refused",
+        "good.csv",
+        {"embeddings": "pickled.npy"},
+        ["pickled.npy", "without pickling"],
+    ),
+    (
+        "annotation unknown label",
+        "good.csv",
+        {"annotations": "annotations_unknown_label.csv"},
+        ["annotations_unknown_label.csv", "row 2", "column 'label'", "card_arival"],
+    ),
+    (
+        "annotation unknown item",
+        "good.csv",
+        {"annotations": "annotations_unknown_item.csv"},
+        ["annotations_unknown_item.csv", "row 2", "column 'item_id'", "zz9"],
+    ),
+    (
+        "annotation missing column",
+        "good.csv",
+        {"annotations": "annotations_missing_column.csv"},
+        ["annotations_missing_column.csv", "annotator_id"],
+    ),
+    (
+        "label outside class list",
+        "good.csv",
+        {"classes": "classes_missing_one.json"},
+        ["good.csv", "card_payment_fee_charged", "not in the class list"],
+    ),
 ]
 FILE_OPTIONS = ("probs", "annotations", "dynamics", "embeddings", "classes")
 
@@ -91,7 +180,9 @@ def test_cli_validate_exits_1_with_one_line_per_problem(case, data, options, nee
 APP_CASES = [c for c in CASES if "text_col" not in c[2]]
 
 
-@pytest.mark.parametrize(("case", "data", "options", "needles"), APP_CASES, ids=[c[0] for c in APP_CASES])
+@pytest.mark.parametrize(
+    ("case", "data", "options", "needles"), APP_CASES, ids=[c[0] for c in APP_CASES]
+)
 def test_app_data_page_shows_each_problem(case, data, options, needles, workspace):
     from streamlit.testing.v1 import AppTest
 
@@ -117,7 +208,9 @@ def test_cli_entry_point_exit_codes():
     ok = subprocess.run([*exe, "validate", str(GOOD)], capture_output=True, text=True, cwd=ROOT)
     assert ok.returncode == 0, ok.stderr
     assert "6 rows, 3 classes" in ok.stdout and "valid" in ok.stdout
-    bad = subprocess.run([*exe, "validate", str(BAD / "empty_text.csv")], capture_output=True, text=True, cwd=ROOT)
+    bad = subprocess.run(
+        [*exe, "validate", str(BAD / "empty_text.csv")], capture_output=True, text=True, cwd=ROOT
+    )
     assert bad.returncode == 1 and "Traceback" not in bad.stderr
     usage = subprocess.run([*exe, "validate"], capture_output=True, text=True, cwd=ROOT)
     assert usage.returncode == 2
@@ -130,7 +223,11 @@ def test_file_far_larger_than_memory_is_refused_before_reading(tmp_path):
         f.truncate(2**40)  # 1 TiB, sparse: costs no disk, cannot fit in any memory
     with pytest.raises(DataError) as err:
         load_dataset(huge)
-    assert "huge.csv" in str(err.value) and "TiB" not in str(err.value) and "GiB of memory" in str(err.value)
+    assert (
+        "huge.csv" in str(err.value)
+        and "TiB" not in str(err.value)
+        and "GiB of memory" in str(err.value)
+    )
 
 
 def test_wrong_encoding_loads_when_the_encoding_is_given():
@@ -154,7 +251,9 @@ def test_sample_folder_loads_splits_in_order_and_ids_are_row_numbers():
 
 
 def test_column_mapping_detection_says_what_it_chose_and_explicit_mapping_wins():
-    df = pd.DataFrame({"utterance": ["a b c", "d e f"], "intent": ["x", "y"], "comment": ["1", "2"]})
+    df = pd.DataFrame(
+        {"utterance": ["a b c", "d e f"], "intent": ["x", "y"], "comment": ["1", "2"]}
+    )
     ds = load_dataset(df)
     assert ds.mapping["text"] == "utterance (detected by name)"
     assert ds.mapping["label"] == "intent (detected by name)"
@@ -169,7 +268,10 @@ def test_readers_agree_across_formats(tmp_path):
     df.to_parquet(tmp_path / "d.parquet")
     df.to_json(tmp_path / "d.jsonl", orient="records", lines=True)
     df.to_csv(tmp_path / "d.tsv", sep="\t", index=False)
-    hashes = {load_dataset(p).content_hash for p in [GOOD, tmp_path / "d.parquet", tmp_path / "d.jsonl", tmp_path / "d.tsv"]}
+    hashes = {
+        load_dataset(p).content_hash
+        for p in [GOOD, tmp_path / "d.parquet", tmp_path / "d.jsonl", tmp_path / "d.tsv"]
+    }
     hashes.add(load_dataset(df).content_hash)
     assert len(hashes) == 1
 
@@ -179,13 +281,20 @@ def test_validate_returns_problems_instead_of_raising():
     assert ds is None and problems and problems[0].column == "id"
 
 
-text_strategy = st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
-                        min_size=1, max_size=40).filter(lambda s: s.strip() != "")
+text_strategy = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
+    min_size=1,
+    max_size=40,
+).filter(lambda s: s.strip() != "")
 
 
-@given(texts=st.lists(text_strategy, min_size=2, max_size=30),
-       labels=st.lists(st.sampled_from(["a", "b", "c"]), min_size=2, max_size=30))
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    texts=st.lists(text_strategy, min_size=2, max_size=30),
+    labels=st.lists(st.sampled_from(["a", "b", "c"]), min_size=2, max_size=30),
+)
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 def test_any_texts_round_trip_through_csv_unchanged(tmp_path_factory, texts, labels):
     n = min(len(texts), len(labels))
     labels = labels[:n]
@@ -193,7 +302,9 @@ def test_any_texts_round_trip_through_csv_unchanged(tmp_path_factory, texts, lab
         labels = ["a", "b"] + labels[2:]
     df = pd.DataFrame({"text": texts[:n], "label": labels})
     path = tmp_path_factory.mktemp("rt") / "d.csv"
-    df.to_csv(path, index=False, quoting=csv.QUOTE_ALL)  # pandas leaves a lone CR unquoted otherwise
+    df.to_csv(
+        path, index=False, quoting=csv.QUOTE_ALL
+    )  # pandas leaves a lone CR unquoted otherwise
     ds = load_dataset(path)
     assert ds.texts == [t for t in df["text"]]
     assert sorted(ds.classes) == sorted(set(labels))
@@ -209,18 +320,22 @@ def test_content_hash_changes_with_any_label_and_not_with_reload(shuffle_seed):
     rng = np.random.default_rng(shuffle_seed)
     i = int(rng.integers(len(df)))
     changed = df.copy()
-    changed.loc[i, "label"] = "exchange_rate" if changed.loc[i, "label"] != "exchange_rate" else "card_arrival"
+    changed.loc[i, "label"] = (
+        "exchange_rate" if changed.loc[i, "label"] != "exchange_rate" else "card_arrival"
+    )
     assert load_dataset(changed).content_hash != a.content_hash
     assert load_dataset(changed).text_hash == a.text_hash
 
 
 def test_core_never_imports_streamlit():
-    code = ("import sys, labelaudit, labelaudit.io, labelaudit.cli, labelaudit.workspace;"
-            "import importlib, pkgutil;"
-            "[importlib.import_module('labelaudit.' + m.name) for m in pkgutil.walk_packages(labelaudit.__path__)"
-            " if not m.ispkg and m.name != '__main__'];"
-            "import labelaudit.detectors.registry as r; r.all_detectors();"
-            "assert 'streamlit' not in sys.modules, 'streamlit imported by the core'")
+    code = (
+        "import sys, labelaudit, labelaudit.io, labelaudit.cli, labelaudit.workspace;"
+        "import importlib, pkgutil;"
+        "[importlib.import_module('labelaudit.' + m.name) for m in pkgutil.walk_packages(labelaudit.__path__)"
+        " if not m.ispkg and m.name != '__main__'];"
+        "import labelaudit.detectors.registry as r; r.all_detectors();"
+        "assert 'streamlit' not in sys.modules, 'streamlit imported by the core'"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stderr
 
@@ -232,7 +347,9 @@ def _write_cartography(folder, ids, logits_by_epoch):
     for e, logits in enumerate(logits_by_epoch):
         with open(folder / f"dynamics_epoch_{e}.jsonl", "w") as f:
             for guid, row in zip(ids, logits, strict=True):
-                f.write(json.dumps({"guid": guid, f"logits_epoch_{e}": row.tolist(), "gold": 0}) + "\n")
+                f.write(
+                    json.dumps({"guid": guid, f"logits_epoch_{e}": row.tolist(), "gold": 0}) + "\n"
+                )
 
 
 def test_cartography_dynamics_are_read_in_dataset_order(tmp_path):
@@ -251,7 +368,11 @@ def test_cartography_with_an_unknown_guid_is_refused(tmp_path):
     _write_cartography(tmp_path / "td", ["a1", "a2", "a3", "a4", "a5", "zz"], logits)
     with pytest.raises(DataError) as err:
         load_dataset(GOOD, dynamics=tmp_path / "td")
-    assert "dynamics_epoch_0.jsonl" in str(err.value) and "row 6" in str(err.value) and "guid" in str(err.value)
+    assert (
+        "dynamics_epoch_0.jsonl" in str(err.value)
+        and "row 6" in str(err.value)
+        and "guid" in str(err.value)
+    )
 
 
 def test_external_scores_per_row_and_per_pair(tmp_path):
@@ -259,15 +380,24 @@ def test_external_scores_per_row_and_per_pair(tmp_path):
     ds = load_dataset(GOOD, scores=rows)
     assert ds.row_scores["my_score"].tolist() == [0.2, 0.9] and ds.pair_scores is None
     pairs = tmp_path / "influence.csv"
-    pd.DataFrame({"train_id": ["a1", "a2"], "query_id": ["a5", "a5"], "score": [0.5, -0.1]}).to_csv(pairs, index=False)
+    pd.DataFrame({"train_id": ["a1", "a2"], "query_id": ["a5", "a5"], "score": [0.5, -0.1]}).to_csv(
+        pairs, index=False
+    )
     ds2 = load_dataset(GOOD, scores=pairs)
     assert ds2.pair_scores["score"].tolist() == [0.5, -0.1] and ds2.row_scores is None
     bad = tmp_path / "bad_pairs.csv"
-    pd.DataFrame({"train_id": ["a1", "nope"], "query_id": ["a5", "a5"], "score": [0.5, "x"]}).to_csv(bad, index=False)
+    pd.DataFrame(
+        {"train_id": ["a1", "nope"], "query_id": ["a5", "a5"], "score": [0.5, "x"]}
+    ).to_csv(bad, index=False)
     with pytest.raises(DataError) as err:
         load_dataset(GOOD, scores=bad)
     text = str(err.value)
-    assert "bad_pairs.csv" in text and "column 'score'" in text and "column 'train_id'" in text and "row 2" in text
+    assert (
+        "bad_pairs.csv" in text
+        and "column 'score'" in text
+        and "column 'train_id'" in text
+        and "row 2" in text
+    )
 
 
 def test_annotations_with_timestamps_and_folder_companions(tmp_path):
@@ -276,10 +406,14 @@ def test_annotations_with_timestamps_and_folder_companions(tmp_path):
     folder = tmp_path / "data"
     folder.mkdir()
     shutil.copy(GOOD, folder / "train.csv")
-    pd.DataFrame({"item_id": ["a1", "a1", "a3"], "annotator_id": ["w1", "w2", "w1"],
-                  "label": ["card_arrival", "exchange_rate", "exchange_rate"],
-                  "timestamp": ["2024-05-01T12:00:00Z", "2024-05-01T12:01:00Z", "2024-05-02T08:00:00Z"]}
-                 ).to_csv(folder / "annotations_team.csv", index=False)
+    pd.DataFrame(
+        {
+            "item_id": ["a1", "a1", "a3"],
+            "annotator_id": ["w1", "w2", "w1"],
+            "label": ["card_arrival", "exchange_rate", "exchange_rate"],
+            "timestamp": ["2024-05-01T12:00:00Z", "2024-05-01T12:01:00Z", "2024-05-02T08:00:00Z"],
+        }
+    ).to_csv(folder / "annotations_team.csv", index=False)
     ds = load_dataset(folder)
     assert ds.n == 6 and ds.annotations is not None and len(ds.annotations) == 3
     assert str(ds.annotations["timestamp"].dt.tz) == "UTC"

@@ -18,10 +18,15 @@ from tests.conftest import ROOT
 
 
 def _frame(n: int = 40, offset: int = 0) -> pd.DataFrame:
-    return pd.DataFrame({
-        "utterance": [f"message number {i + offset} about {'cards' if i % 2 else 'transfers'}" for i in range(n)],
-        "intent": ["card" if i % 2 else "transfer" for i in range(n)],
-    })
+    return pd.DataFrame(
+        {
+            "utterance": [
+                f"message number {i + offset} about {'cards' if i % 2 else 'transfers'}"
+                for i in range(n)
+            ],
+            "intent": ["card" if i % 2 else "transfer" for i in range(n)],
+        }
+    )
 
 
 def _health(base_url: str) -> int | None:
@@ -99,11 +104,17 @@ def test_a_bad_dataframe_raises_before_any_server_starts(tmp_path):
     assert not (tmp_path / "ws" / "logs").exists()
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda ws: la.show(la.load_dataset(_frame()), text="utterance", workspace=ws), "also text"),
-    (lambda ws: la.show([1, 2, 3], workspace=ws), "not list"),
-    (lambda ws: la.show(_frame(), port=70000, workspace=ws), "between 1 and 65535"),
-])
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (
+            lambda ws: la.show(la.load_dataset(_frame()), text="utterance", workspace=ws),
+            "also text",
+        ),
+        (lambda ws: la.show([1, 2, 3], workspace=ws), "not list"),
+        (lambda ws: la.show(_frame(), port=70000, workspace=ws), "between 1 and 65535"),
+    ],
+)
 def test_bad_calls_are_usage_errors(tmp_path, call, message):
     with pytest.raises(UsageError, match=message):
         call(tmp_path / "ws")
@@ -115,8 +126,12 @@ class _RunningStub:
 
 
 def test_repr_html_escapes_the_url(tmp_path):
-    dash = la.Dashboard(url='http://127.0.0.1:1/?dataset="><script>alert(1)</script>', dataset_hash="x",
-                        workspace=tmp_path, _server=_RunningStub())  # type: ignore[arg-type]
+    dash = la.Dashboard(
+        url='http://127.0.0.1:1/?dataset="><script>alert(1)</script>',
+        dataset_hash="x",
+        workspace=tmp_path,
+        _server=_RunningStub(),
+    )  # type: ignore[arg-type]
     html = dash._repr_html_()
     assert "<script>" not in html
     assert 'src="http://127.0.0.1:1/?dataset=&quot;&gt;&lt;script&gt;' in html
@@ -126,9 +141,11 @@ def test_servers_are_stopped_when_the_interpreter_exits(tmp_path):
     code = textwrap.dedent(f"""
         import pandas as pd, labelaudit as la
         df = pd.DataFrame({{"text": ["a b", "c d", "e f"], "label": ["x", "y", "x"]}})
-        print(la.show(df, workspace={str(tmp_path / 'ws')!r}).port, flush=True)
+        print(la.show(df, workspace={str(tmp_path / "ws")!r}).port, flush=True)
     """)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180, cwd=ROOT)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=180, cwd=ROOT
+    )
     assert out.returncode == 0, out.stderr
     port = int(out.stdout.strip().splitlines()[-1])
     assert not _port_open(port)
@@ -160,9 +177,13 @@ def test_the_app_opens_the_dataset_named_in_the_query_parameter(tmp_path, monkey
 def test_the_notebook_frame_shows_the_second_dataset_in_a_browser(tmp_path, dashboards, page):
     ws = tmp_path / "ws"
     dashboards.append(la.show(_frame(), workspace=ws))
-    second = la.show(_frame(n=24, offset=500), workspace=ws)  # same server, started with the first dataset
+    second = la.show(
+        _frame(n=24, offset=500), workspace=ws
+    )  # same server, started with the first dataset
     dashboards.append(second)
     page.set_content(second._repr_html_())  # what Jupyter renders for the cell's output
     frame = page.frame_locator("iframe")
     frame.get_by_text(f"dataset version {second.dataset_hash}").wait_for(timeout=90_000)
-    assert frame.locator("[data-testid='stMetricValue']").first.inner_text() == "24"  # the Rows metric
+    assert (
+        frame.locator("[data-testid='stMetricValue']").first.inner_text() == "24"
+    )  # the Rows metric

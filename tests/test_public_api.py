@@ -16,23 +16,42 @@ from labelaudit.errors import DataError, UsageError
 
 HEAVY = ("torch", "sentence_transformers", "umap", "streamlit", "numba", "hdbscan")
 #: Classes whose docstrings (owned by other modules) carry no example yet: they still need a docstring.
-CLASSES_WITHOUT_EXAMPLE = {"Dataset", "DataError", "Problem", "UsageError", "Workspace", "ScanResult",
-                           "AgreementReport", "InfluenceModel"}
+CLASSES_WITHOUT_EXAMPLE = {
+    "Dataset",
+    "DataError",
+    "Problem",
+    "UsageError",
+    "Workspace",
+    "ScanResult",
+    "AgreementReport",
+    "InfluenceModel",
+}
 
 
 def _heavy_after(code: str) -> list[str]:
     out = subprocess.run(
-        [sys.executable, "-c", f"import sys\n{code}\nprint(','.join(m for m in {HEAVY!r} if m in sys.modules))"],
-        capture_output=True, text=True, timeout=120, check=True)
+        [
+            sys.executable,
+            "-c",
+            f"import sys\n{code}\nprint(','.join(m for m in {HEAVY!r} if m in sys.modules))",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     return [m for m in out.stdout.strip().split(",") if m]
 
 
-@pytest.mark.parametrize("code", [
-    "import labelaudit",
-    "import labelaudit; labelaudit.load_dataset; labelaudit.Workspace; labelaudit.DataError",
-    "import labelaudit; labelaudit.scan; labelaudit.show; labelaudit.rater_agreement",
-    "from labelaudit import scan, show, training_dynamics, influence_scores, export, report",
-])
+@pytest.mark.parametrize(
+    "code",
+    [
+        "import labelaudit",
+        "import labelaudit; labelaudit.load_dataset; labelaudit.Workspace; labelaudit.DataError",
+        "import labelaudit; labelaudit.scan; labelaudit.show; labelaudit.rater_agreement",
+        "from labelaudit import scan, show, training_dynamics, influence_scores, export, report",
+    ],
+)
 def test_import_does_not_load_heavy_libraries(code):
     assert _heavy_after(code) == []
 
@@ -69,20 +88,24 @@ def test_unknown_attribute_raises_attribute_error():
 
 def test_importing_a_same_named_submodule_keeps_the_function():
     # `import labelaudit.scan` (the module) must not replace labelaudit.scan (the function).
-    code = ("import labelaudit.scan, labelaudit, types\n"
-            "from labelaudit.scan import ScanResult\n"
-            "assert isinstance(labelaudit.scan, types.FunctionType), labelaudit.scan\n"
-            "assert labelaudit.scan.__module__ == 'labelaudit.scan'\n"
-            "assert ScanResult is labelaudit.ScanResult")
+    code = (
+        "import labelaudit.scan, labelaudit, types\n"
+        "from labelaudit.scan import ScanResult\n"
+        "assert isinstance(labelaudit.scan, types.FunctionType), labelaudit.scan\n"
+        "assert labelaudit.scan.__module__ == 'labelaudit.scan'\n"
+        "assert ScanResult is labelaudit.ScanResult"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
 
 def test_importing_the_report_module_keeps_the_report_facade():
-    code = ("import labelaudit, types\n"
-            "import labelaudit.report\n"
-            "from labelaudit.report import RoiReport\n"
-            "assert isinstance(labelaudit.report, types.FunctionType), labelaudit.report\n"
-            "assert labelaudit.report.__module__ == 'labelaudit'")
+    code = (
+        "import labelaudit, types\n"
+        "import labelaudit.report\n"
+        "from labelaudit.report import RoiReport\n"
+        "assert isinstance(labelaudit.report, types.FunctionType), labelaudit.report\n"
+        "assert labelaudit.report.__module__ == 'labelaudit'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
 
@@ -108,19 +131,23 @@ def test_list_detectors_names_every_registered_detector():
     assert table["description"].str.len().gt(0).all()
 
 
-ANNOTATIONS = pd.DataFrame({
-    "item_id": ["0", "0", "0", "1", "1", "1", "2", "2", "2"],
-    "annotator_id": ["a", "b", "c"] * 3,
-    "label": ["x", "x", "y", "y", "y", "y", "x", "y", "x"],
-})
+ANNOTATIONS = pd.DataFrame(
+    {
+        "item_id": ["0", "0", "0", "1", "1", "1", "2", "2", "2"],
+        "annotator_id": ["a", "b", "c"] * 3,
+        "label": ["x", "x", "y", "y", "y", "y", "x", "y", "x"],
+    }
+)
 
 
 @pytest.mark.parametrize("method", ["mv", "ds", "mace"])
 def test_rater_agreement_from_a_frame_and_from_a_dataset_agree(method):
     from_frame = la.rater_agreement(ANNOTATIONS, method=method, seed=0)
     assert from_frame.items["consensus_label"].tolist() == ["x", "y", "x"]
-    ds = la.load_dataset(pd.DataFrame({"text": ["t0", "t1", "t2"], "label": ["x", "y", "y"]}),
-                         annotations=ANNOTATIONS)
+    ds = la.load_dataset(
+        pd.DataFrame({"text": ["t0", "t1", "t2"], "label": ["x", "y", "y"]}),
+        annotations=ANNOTATIONS,
+    )
     from_ds = la.rater_agreement(ds, method=method, seed=0)
     assert from_ds.items["item_id"].tolist() == ["0", "1", "2"]
     assert from_ds.items["consensus_label"].tolist() == from_frame.items["consensus_label"].tolist()
@@ -135,21 +162,31 @@ def test_rater_agreement_refuses_other_inputs():
         la.rater_agreement(ds)
 
 
-def _clustered(n_per_class: int = 40, k: int = 3, d: int = 8, flip: int = 3, seed: int = 0, test_rows: int = 0):
+def _clustered(
+    n_per_class: int = 40, k: int = 3, d: int = 8, flip: int = 3, seed: int = 0, test_rows: int = 0
+):
     """Separable clusters with ``flip`` labels moved to the next class: (dataset, embeddings, flipped ids)."""
     rng = np.random.default_rng(seed)
     centres = rng.normal(size=(k, d)) * 4
     y = np.repeat(np.arange(k), n_per_class)
     emb = centres[y] + rng.normal(size=(len(y), d))
-    emb = (emb / np.linalg.norm(emb, axis=1, keepdims=True)).astype(np.float32)  # unit norm, like the scan's
+    emb = (emb / np.linalg.norm(emb, axis=1, keepdims=True)).astype(
+        np.float32
+    )  # unit norm, like the scan's
     given = y.copy()
     flipped = rng.choice(len(y), size=flip, replace=False)
     given[flipped] = (given[flipped] + 1) % k
     split = np.array(["train"] * len(y), dtype=object)
     if test_rows:
         split[rng.choice(len(y), size=test_rows, replace=False)] = "test"
-    df = pd.DataFrame({"id": [f"r{i}" for i in range(len(y))], "text": [f"text {i}" for i in range(len(y))],
-                       "label": [f"c{v}" for v in given], "split": split})
+    df = pd.DataFrame(
+        {
+            "id": [f"r{i}" for i in range(len(y))],
+            "text": [f"text {i}" for i in range(len(y))],
+            "label": [f"c{v}" for v in given],
+            "split": split,
+        }
+    )
     return la.load_dataset(df), emb, [f"r{i}" for i in flipped]
 
 
@@ -164,7 +201,9 @@ def test_training_dynamics_table_shape_ranges_and_flipped_rows(tmp_path):
     assert {"aum", "aum_threshold", "aum_flag"} <= set(dyn.columns)
     # Flipped labels are the hardest to learn: their mean given-label confidence is far below the rest.
     is_flipped = dyn["id"].isin(flipped)
-    assert dyn.loc[is_flipped, "confidence"].mean() < dyn.loc[~is_flipped, "confidence"].mean() - 0.3
+    assert (
+        dyn.loc[is_flipped, "confidence"].mean() < dyn.loc[~is_flipped, "confidence"].mean() - 0.3
+    )
     again = la.training_dynamics(ds, embeddings=emb, workspace=tmp_path / "ws", epochs=8, seed=0)
     pd.testing.assert_frame_equal(dyn, again)
 
@@ -187,7 +226,9 @@ def test_influence_scores_rank_training_rows_and_skip_the_test_split(tmp_path, m
     inf = la.influence_scores(ds, query, embeddings=emb, workspace=tmp_path / "ws", method=method)
     train = ~ds.test_mask
     assert len(inf) == int(train.sum()) and not set(inf["train_id"]) & set(ds.ids[ds.test_mask])
-    assert inf["score"].is_monotonic_decreasing and inf["rank"].tolist() == list(range(1, len(inf) + 1))
+    assert inf["score"].is_monotonic_decreasing and inf["rank"].tolist() == list(
+        range(1, len(inf) + 1)
+    )
     # Rows of the query's class help it more, on average, than rows of other classes.
     same = inf["label"] == ds.label_names[ds.id_to_row[query]]
     assert inf.loc[same, "score"].mean() > inf.loc[~same, "score"].mean()
@@ -213,10 +254,13 @@ def test_influence_of_a_training_row_on_itself_is_helpful():
     assert inf.set_index("train_id").loc["r5", "score"] > 0
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"query_id": "missing"}, "no row with id"),
-    ({"query_id": "r0", "method": "shapley"}, "unknown influence method"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"query_id": "missing"}, "no row with id"),
+        ({"query_id": "r0", "method": "shapley"}, "unknown influence method"),
+    ],
+)
 def test_influence_scores_bad_queries(kwargs, message):
     ds, emb, _ = _clustered(n_per_class=5, flip=0)
     with pytest.raises(UsageError, match=message):
@@ -231,15 +275,30 @@ def test_embeddings_of_the_wrong_length_are_refused():
 
 @pytest.mark.parametrize("removed, rows", [("drop", 2), ("flag", 3)])
 def test_export_writes_the_reviewed_dataset(tmp_path, removed, rows):
-    ds = la.load_dataset(pd.DataFrame({"id": ["a", "b", "c"], "text": ["=1+1", "two", "three"],
-                                       "label": ["x", "y", "y"]}))
+    ds = la.load_dataset(
+        pd.DataFrame(
+            {"id": ["a", "b", "c"], "text": ["=1+1", "two", "three"], "label": ["x", "y", "y"]}
+        )
+    )
     ws = la.Workspace(tmp_path / "ws")
     store = la.ReviewStore(ws.database_url)
     try:
-        store.record(dataset_version=ds.content_hash, item_id="b", reviewer="ana", action="change",
-                     old_label="y", new_label="x")
-        store.record(dataset_version=ds.content_hash, item_id="c", reviewer="ana", action="remove", old_label="y",
-                     new_label=None)
+        store.record(
+            dataset_version=ds.content_hash,
+            item_id="b",
+            reviewer="ana",
+            action="change",
+            old_label="y",
+            new_label="x",
+        )
+        store.record(
+            dataset_version=ds.content_hash,
+            item_id="c",
+            reviewer="ana",
+            action="remove",
+            old_label="y",
+            new_label=None,
+        )
     finally:
         store.close()
     written = la.export(ds, out=tmp_path / "clean.csv", workspace=ws, removed=removed, log=True)
@@ -251,15 +310,30 @@ def test_export_writes_the_reviewed_dataset(tmp_path, removed, rows):
 
 
 def test_report_summarises_the_review_and_writes_html(tmp_path):
-    ds = la.load_dataset(pd.DataFrame({"id": ["a", "b", "c"], "text": ["one <b>", "two", "three"],
-                                       "label": ["x", "y", "y"]}))
+    ds = la.load_dataset(
+        pd.DataFrame(
+            {"id": ["a", "b", "c"], "text": ["one <b>", "two", "three"], "label": ["x", "y", "y"]}
+        )
+    )
     ws = la.Workspace(tmp_path / "ws")
     store = la.ReviewStore(ws.database_url)
     try:
-        store.record(dataset_version=ds.content_hash, item_id="b", reviewer="ana", action="change",
-                     old_label="y", new_label="x")
-        store.record(dataset_version=ds.content_hash, item_id="c", reviewer="ana", action="keep", old_label="y",
-                     new_label=None)
+        store.record(
+            dataset_version=ds.content_hash,
+            item_id="b",
+            reviewer="ana",
+            action="change",
+            old_label="y",
+            new_label="x",
+        )
+        store.record(
+            dataset_version=ds.content_hash,
+            item_id="c",
+            reviewer="ana",
+            action="keep",
+            old_label="y",
+            new_label=None,
+        )
     finally:
         store.close()
     rep = la.report(ds, workspace=ws, out=tmp_path / "roi.html")

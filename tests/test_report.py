@@ -73,7 +73,9 @@ def reviewed_setup(tmp_path, *, reviewer: str = "ana"):
     h = ds.content_hash
     keep_rows = np.setdiff1d(train_rows, flip)[:10]
     db = tmp_path / "review.sqlite"
-    if reviewer in _DECIDED:  # every decision is a durable (fsync'ed) commit: record them once per session
+    if (
+        reviewer in _DECIDED
+    ):  # every decision is a durable (fsync'ed) commit: record them once per session
         shutil.copyfile(_DECIDED[reviewer], db)
         store = ReviewStore(f"sqlite:///{db}")
     else:
@@ -81,12 +83,26 @@ def reviewed_setup(tmp_path, *, reviewer: str = "ana"):
         times = iter([T0 + timedelta(seconds=12 * i) for i in range(len(flip) + len(keep_rows))])
         with simulated_clock(times):
             for r in flip:
-                store.record(dataset_version=h, item_id=f"r{r}", reviewer=reviewer, action="change",
-                             old_label=classes[noisy[r]], new_label=classes[ds_true.labels[r]])
+                store.record(
+                    dataset_version=h,
+                    item_id=f"r{r}",
+                    reviewer=reviewer,
+                    action="change",
+                    old_label=classes[noisy[r]],
+                    new_label=classes[ds_true.labels[r]],
+                )
             for r in keep_rows:
-                store.record(dataset_version=h, item_id=f"r{r}", reviewer=reviewer, action="keep",
-                             old_label=classes[noisy[r]], new_label=None)
-        store.add_finding(dataset_version=h, kind="class_pair", target="c0 vs a<b>&c", note=EVIL, author="dee")
+                store.record(
+                    dataset_version=h,
+                    item_id=f"r{r}",
+                    reviewer=reviewer,
+                    action="keep",
+                    old_label=classes[noisy[r]],
+                    new_label=None,
+                )
+        store.add_finding(
+            dataset_version=h, kind="class_pair", target="c0 vs a<b>&c", note=EVIL, author="dee"
+        )
         store.close()  # checkpoints the WAL into the file
         _DECIDED[reviewer] = Path(tempfile.mkdtemp(prefix="roi-decided-")) / "review.sqlite"
         shutil.copyfile(db, _DECIDED[reviewer])
@@ -94,10 +110,17 @@ def reviewed_setup(tmp_path, *, reviewer: str = "ana"):
     flagged = np.zeros(ds.n, dtype=bool)
     flagged[flip] = True
     flagged[keep_rows[:5]] = True
-    scan_table = pd.DataFrame({"id": ds.frame["id"], "is_label_issue": flagged,
-                               "label_issue_score": flagged.astype(float)})
-    details = {"flags": {"knn": flagged, "confident_learning": np.isin(np.arange(ds.n), flip)},
-               "confident_joint": [[40, 5, 0], [0, 40, 5], [5, 0, 40]]}
+    scan_table = pd.DataFrame(
+        {
+            "id": ds.frame["id"],
+            "is_label_issue": flagged,
+            "label_issue_score": flagged.astype(float),
+        }
+    )
+    details = {
+        "flags": {"knn": flagged, "confident_learning": np.isin(np.arange(ds.n), flip)},
+        "confident_joint": [[40, 5, 0], [0, 40, 5], [5, 0, 40]],
+    }
     return ds, x, store, scan_table, details
 
 
@@ -105,8 +128,15 @@ def reviewed_setup(tmp_path, *, reviewer: str = "ana"):
 def built(tmp_path, workspace):
     ds, x, store, scan_table, details = reviewed_setup(tmp_path)
     try:
-        rep = report.compute_report(ds, store.log(ds.content_hash), store.findings(ds.content_hash),
-                                    scan_table=scan_table, details=details, embeddings=x, workspace=workspace)
+        rep = report.compute_report(
+            ds,
+            store.log(ds.content_hash),
+            store.findings(ds.content_hash),
+            scan_table=scan_table,
+            details=details,
+            embeddings=x,
+            workspace=workspace,
+        )
     finally:
         store.close()
     return ds, rep
@@ -146,8 +176,15 @@ def test_report_escapes_dataset_and_user_text(built):
 def test_simulated_decisions_get_the_banner(tmp_path, workspace):
     ds, x, store, scan_table, details = reviewed_setup(tmp_path, reviewer=roi.SIMULATED_REVIEWER)
     try:
-        rep = report.compute_report(ds, store.log(ds.content_hash), store.findings(ds.content_hash),
-                                    scan_table=scan_table, details=details, embeddings=x, workspace=workspace)
+        rep = report.compute_report(
+            ds,
+            store.log(ds.content_hash),
+            store.findings(ds.content_hash),
+            scan_table=scan_table,
+            details=details,
+            embeddings=x,
+            workspace=workspace,
+        )
     finally:
         store.close()
     c = Collector()
@@ -159,8 +196,14 @@ def test_report_without_decisions(workspace):
     ds, x = clustered(seed=1)
     empty = ReviewStore(f"sqlite:///{workspace.root / 'r.sqlite'}")
     try:
-        rep = report.compute_report(ds, empty.log(ds.content_hash), empty.findings(ds.content_hash),
-                                    scan_table=None, details=None, embeddings=x)
+        rep = report.compute_report(
+            ds,
+            empty.log(ds.content_hash),
+            empty.findings(ds.content_hash),
+            scan_table=None,
+            details=None,
+            embeddings=x,
+        )
     finally:
         empty.close()
     text = report.render_html(rep)
@@ -174,10 +217,21 @@ def store_fake_scan(ds, ws, scan_table, details):
     from labelaudit.detect import Detection
     from labelaudit.scan import ScanResult, _store, scan_params
 
-    table = scan_table.assign(given_label=ds.frame["label"], split=ds.frame["split"], x=0.0, y=0.0, cluster=0)
+    table = scan_table.assign(
+        given_label=ds.frame["label"], split=ds.frame["split"], x=0.0, y=0.0, cluster=0
+    )
     det = Detection(table=scan_table[["is_label_issue", "label_issue_score"]], details=details)
-    _store(ds, ws, ScanResult(table=table, embeddings=ds.embeddings, clusters=pd.DataFrame({"cluster": [0]}),
-                              detection=det, params=scan_params(ds)))
+    _store(
+        ds,
+        ws,
+        ScanResult(
+            table=table,
+            embeddings=ds.embeddings,
+            clusters=pd.DataFrame({"cluster": [0]}),
+            detection=det,
+            params=scan_params(ds),
+        ),
+    )
 
 
 def test_cli_writes_the_report(tmp_path, workspace, capsys):
@@ -188,19 +242,31 @@ def test_cli_writes_the_report(tmp_path, workspace, capsys):
     workspace.save_dataset(ds)
     store_fake_scan(ds, workspace, scan_table, details)
     out = tmp_path / "roi.html"
-    code = main(["report", "--workspace", str(workspace.root), "--db", f"sqlite:///{tmp_path / 'review.sqlite'}",
-                 "--out", str(out)])
+    code = main(
+        [
+            "report",
+            "--workspace",
+            str(workspace.root),
+            "--db",
+            f"sqlite:///{tmp_path / 'review.sqlite'}",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     assert "items reviewed" in capsys.readouterr().out
     text = out.read_text(encoding="utf-8")
     assert "fig-before-after" in text and "fig-precision-detector" in text
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--out", "roi.pdf"], "use a .html"),
-    (["--out", "missing-folder/roi.html"], "does not exist"),
-    (["--out", "roi.html", "--dataset", "zzz"], "matches 0 datasets"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--out", "roi.pdf"], "use a .html"),
+        (["--out", "missing-folder/roi.html"], "does not exist"),
+        (["--out", "roi.html", "--dataset", "zzz"], "matches 0 datasets"),
+    ],
+)
 def test_cli_bad_usage_exits_2(tmp_path, workspace, capsys, monkeypatch, args, message):
     from labelaudit.cli import main
 

@@ -16,8 +16,15 @@ report = importlib.import_module("labelaudit.report")
 def test_report_draws_its_charts_offline(page, tmp_path, workspace):
     ds, x, store, scan_table, details = reviewed_setup(tmp_path)
     try:
-        rep = report.compute_report(ds, store.log(ds.content_hash), store.findings(ds.content_hash),
-                                    scan_table=scan_table, details=details, embeddings=x, workspace=workspace)
+        rep = report.compute_report(
+            ds,
+            store.log(ds.content_hash),
+            store.findings(ds.content_hash),
+            scan_table=scan_table,
+            details=details,
+            embeddings=x,
+            workspace=workspace,
+        )
     finally:
         store.close()
     path = report.write_report(rep, tmp_path / "roi.html")
@@ -37,7 +44,9 @@ def test_report_draws_its_charts_offline(page, tmp_path, workspace):
     assert page.locator("#fig-decisions .bars path").count() >= 2
     assert page.locator("#fig-curve .scatterlayer .trace").count() == 2
     assert "Items reviewed" in page.locator("#headline").inner_text()
-    assert page.locator("#findings").inner_text().count("<script>alert") == 1  # shown as text, never run
+    assert (
+        page.locator("#findings").inner_text().count("<script>alert") == 1
+    )  # shown as text, never run
     assert not requested and not errors
 
 
@@ -60,8 +69,12 @@ def test_download_the_report_from_the_roi_page(streamlit_server, page, tmp_path,
     shutil.copyfile(tmp_path / "review.sqlite", ws.root / "review.sqlite")
     ws.save_dataset(ds)
     store_fake_scan(ds, ws, scan_table, details)
-    res = report.find_scan(ws.load_dataset(ds.content_hash), ws)  # the page's embeddings (normalised on load)
-    report.roi.before_after(ds, res.embeddings, log, workspace=ws)  # stored: the page shows it, no retrain button
+    res = report.find_scan(
+        ws.load_dataset(ds.content_hash), ws
+    )  # the page's embeddings (normalised on load)
+    report.roi.before_after(
+        ds, res.embeddings, log, workspace=ws
+    )  # stored: the page shows it, no retrain button
     server = streamlit_server(workspace=ws.root, dataset=ds.content_hash)
     page.goto(server.url)
     wait_for_app(page)

@@ -20,14 +20,23 @@ def test_accept_in_browser_then_export(streamlit_server, page, tmp_path, monkeyp
     page.goto(server.url)
     wait_for_app(page)
     page.get_by_role("heading", name="Data").first.wait_for()
-    page.get_by_role("link", name="Review").first.click()  # through the navigation: app.py sets up the session
+    page.get_by_role(
+        "link", name="Review"
+    ).first.click()  # through the navigation: app.py sets up the session
     wait_for_app(page)
     page.get_by_label("Your name (recorded with every decision)").fill("Browser Bea")
     page.get_by_role("button", name="Start reviewing").click()
     wait_for_app(page)
     accept = page.get_by_role("button", name="Accept:")
     accept.wait_for()
-    suggested = accept.inner_text().split("Accept:", 1)[1].strip().splitlines()[0].replace("(= given)", "").strip()
+    suggested = (
+        accept.inner_text()
+        .split("Accept:", 1)[1]
+        .strip()
+        .splitlines()[0]
+        .replace("(= given)", "")
+        .strip()
+    )
     accept.click()
     page.get_by_text("Saved: accept").wait_for()
     wait_for_app(page)
@@ -46,6 +55,10 @@ def test_accept_in_browser_then_export(streamlit_server, page, tmp_path, monkeyp
     info.value.save_as(path)
     exported = pd.read_csv(path, keep_default_na=False).set_index("id")
     assert exported.loc[item, "final_label"] == suggested
-    assert exported.loc[item, "action"] == "accept" and exported.loc[item, "reviewer"] == "Browser Bea"
+    assert (
+        exported.loc[item, "action"] == "accept" and exported.loc[item, "reviewer"] == "Browser Bea"
+    )
     assert (exported["action"] != "").sum() == 1
-    assert exported.loc["r3", "text"].startswith("'=HYPERLINK")  # formula neutralised in the download
+    assert exported.loc["r3", "text"].startswith(
+        "'=HYPERLINK"
+    )  # formula neutralised in the download

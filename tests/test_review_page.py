@@ -48,7 +48,9 @@ def test_asks_reviewer_name_once(setup):
     ws, ds, h, _ = setup
     at = open_page(ws, h, reviewer=None)
     assert not at.exception
-    assert at.text_input(key="reviewer_name_input") is not None and not at.code  # no item before a name
+    assert (
+        at.text_input(key="reviewer_name_input") is not None and not at.code
+    )  # no item before a name
     at.text_input(key="reviewer_name_input").set_value("Bea")
     button(at, "FormSubmitter:reviewer_form-Start reviewing").click().run()
     assert at.session_state["reviewer"] == "Bea"
@@ -66,7 +68,9 @@ def test_accept_suggestion_is_saved_with_what_was_shown(setup):
     button(at, "review_accept").click().run()
     assert not at.exception
     log = store.log(h)
-    assert log[["item_id", "action", "new_label", "reviewer"]].values.tolist() == [[first, "accept", suggested, "ana"]]
+    assert log[["item_id", "action", "new_label", "reviewer"]].values.tolist() == [
+        [first, "accept", suggested, "ana"]
+    ]
     assert '"queue": "ranking"' in log.loc[0, "shown"]
     assert any("Saved" in s.value for s in at.success)
     assert at.session_state["review_shown"]["item_id"] != first  # next item
@@ -83,8 +87,12 @@ def test_change_with_comment_keep_remove(setup):
     at.text_input(key=f"review_comment_{item}").set_value("looks like a refund")
     button(at, "review_change").click().run()
     d = store.log(h).iloc[-1]
-    assert (d.item_id, d.action, d.new_label, d.comment) == (item, "change", "refund_not_showing_up",
-                                                            "looks like a refund")
+    assert (d.item_id, d.action, d.new_label, d.comment) == (
+        item,
+        "change",
+        "refund_not_showing_up",
+        "looks like a refund",
+    )
     second = at.session_state["review_shown"]["item_id"]
     button(at, "review_remove").click().run()
     assert store.current(h).set_index("item_id").loc[second, "action"] == "remove"
@@ -95,8 +103,15 @@ def test_conflict_warns_and_shows_item_again(setup):
     at = open_page(ws, h)
     item = at.session_state["review_shown"]["item_id"]
     # Another reviewer decides the same item while ana looks at it.
-    store.record(dataset_version=h, item_id=item, reviewer="bo", action="keep",
-                 old_label=ds.frame.set_index("id").loc[item, "label"], new_label=None, seen_decision_id=None)
+    store.record(
+        dataset_version=h,
+        item_id=item,
+        reviewer="bo",
+        action="keep",
+        old_label=ds.frame.set_index("id").loc[item, "label"],
+        new_label=None,
+        seen_decision_id=None,
+    )
     button(at, "review_accept").click().run()
     assert not at.exception
     warning = " ".join(w.value for w in at.warning).replace("\\", "")  # Markdown escapes
@@ -152,7 +167,9 @@ def test_dataset_text_is_never_markdown(setup):
 
 def test_bad_database_url_is_an_error_not_a_traceback(setup, monkeypatch):
     ws, ds, h, _ = setup
-    monkeypatch.setenv("LABELAUDIT_DB_URL", "postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=2")
+    monkeypatch.setenv(
+        "LABELAUDIT_DB_URL", "postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=2"
+    )
     at = open_page(ws, h)
     assert not at.exception
     assert any("Cannot open the review database" in e.value for e in at.error)
@@ -174,9 +191,16 @@ def test_comments_and_labels_are_escaped_in_alerts(setup):
     ws, ds, h, store = setup
     at = open_page(ws, h)
     item = at.session_state["review_shown"]["item_id"]
-    store.record(dataset_version=h, item_id=item, reviewer="**mallory**", action="keep",
-                 old_label=ds.frame.set_index("id").loc[item, "label"], new_label=None,
-                 comment="![t](http://evil.example/t.png)", seen_decision_id=None)
+    store.record(
+        dataset_version=h,
+        item_id=item,
+        reviewer="**mallory**",
+        action="keep",
+        old_label=ds.frame.set_index("id").loc[item, "label"],
+        new_label=None,
+        comment="![t](http://evil.example/t.png)",
+        seen_decision_id=None,
+    )
     button(at, "review_keep").click().run()
     (warning,) = [w.value for w in at.warning]
     assert "\\*\\*mallory\\*\\*" in warning and "\\!\\[t\\]\\(http" in warning
@@ -189,7 +213,9 @@ def test_pin_item_as_finding(setup):
     at.text_input(key=f"review_pin_note_{item}").set_value("refund vs card confusion").run()
     button(at, "review_pin").click().run()
     f = store.findings(h)
-    assert f[["kind", "target", "note", "author"]].values.tolist() == [["item", item, "refund vs card confusion", "ana"]]
+    assert f[["kind", "target", "note", "author"]].values.tolist() == [
+        ["item", item, "refund vs card confusion", "ana"]
+    ]
     assert at.session_state["review_shown"]["item_id"] == item  # pinning is not a decision
 
 

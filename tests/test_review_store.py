@@ -45,33 +45,57 @@ def version() -> str:
 def decide(store, version, item, action, *, old="a", new=None, reviewer="ana", seen="latest", **kw):
     if seen == "latest":
         seen = store.latest_decision_id(version, item)
-    return store.record(dataset_version=version, item_id=item, reviewer=reviewer, action=action, old_label=old,
-                        new_label=new, seen_decision_id=seen, **kw)
+    return store.record(
+        dataset_version=version,
+        item_id=item,
+        reviewer=reviewer,
+        action=action,
+        old_label=old,
+        new_label=new,
+        seen_decision_id=seen,
+        **kw,
+    )
 
 
 def test_record_returns_committed_decision_and_log_has_every_field(store, version):
-    d = decide(store, version, "7", "change", new="b", comment="=cmd|' /C calc'!A0",
-               shown={"score_cl": 0.93, "suggested": "b", "queue": "ranking"})
+    d = decide(
+        store,
+        version,
+        "7",
+        "change",
+        new="b",
+        comment="=cmd|' /C calc'!A0",
+        shown={"score_cl": 0.93, "suggested": "b", "queue": "ranking"},
+    )
     assert d.id > 0 and d.decided_at.tzinfo is not None
     assert d.new_label == "b" and d.shown["score_cl"] == 0.93
     log = store.log(version)
     assert list(log.columns) == LOG_COLUMNS
     row = log.iloc[0]
-    assert (row.decision_id, row.item_id, row.reviewer, row.action, row.old_label, row.new_label) == \
-        (d.id, "7", "ana", "change", "a", "b")
+    assert (
+        row.decision_id,
+        row.item_id,
+        row.reviewer,
+        row.action,
+        row.old_label,
+        row.new_label,
+    ) == (d.id, "7", "ana", "change", "a", "b")
     assert '"score_cl": 0.93' in row.shown and row.comment.startswith("=cmd")
     assert str(log["decided_at"].dt.tz) == "UTC"
     # Another version's decisions stay out of this version's log.
     assert len(store.log(uuid.uuid4().hex)) == 0
 
 
-@pytest.mark.parametrize(("action", "new", "final"), [
-    ("accept", "b", "b"),
-    ("change", "c", "c"),
-    ("keep", None, "a"),
-    ("ambiguous", None, "a"),
-    ("remove", "ignored", None),
-])
+@pytest.mark.parametrize(
+    ("action", "new", "final"),
+    [
+        ("accept", "b", "b"),
+        ("change", "c", "c"),
+        ("keep", None, "a"),
+        ("ambiguous", None, "a"),
+        ("remove", "ignored", None),
+    ],
+)
 def test_current_final_label_per_action(store, version, action, new, final):
     decide(store, version, "1", action, new=new)
     cur = store.current(version)
@@ -82,11 +106,14 @@ def test_current_final_label_per_action(store, version, action, new, final):
         assert cur.loc[0, "final_label"] is None
 
 
-@pytest.mark.parametrize(("action", "new", "message"), [
-    ("delete", None, "unknown review action"),
-    ("accept", None, "needs the new label"),
-    ("change", "", "needs the new label"),
-])
+@pytest.mark.parametrize(
+    ("action", "new", "message"),
+    [
+        ("delete", None, "unknown review action"),
+        ("accept", None, "needs the new label"),
+        ("change", "", "needs the new label"),
+    ],
+)
 def test_bad_calls_raise_usage_error_and_write_nothing(store, version, action, new, message):
     with pytest.raises(UsageError, match=message):
         decide(store, version, "1", action, new=new)
@@ -105,10 +132,16 @@ def test_undo_appends_and_restores_previous_state(store, version):
     first = decide(store, version, "1", "change", new="b")
     second = decide(store, version, "1", "remove", old="b")
     assert store.current(version).loc[0, "final_label"] is None
-    u1 = store.undo(dataset_version=version, item_id="1", reviewer="ana", seen_decision_id=second.id)
+    u1 = store.undo(
+        dataset_version=version, item_id="1", reviewer="ana", seen_decision_id=second.id
+    )
     assert (u1.action, u1.undoes_id, u1.old_label, u1.new_label) == ("undo", second.id, None, "b")
     cur = store.current(version)
-    assert (cur.loc[0, "action"], cur.loc[0, "final_label"], cur.loc[0, "decision_id"]) == ("change", "b", first.id)
+    assert (cur.loc[0, "action"], cur.loc[0, "final_label"], cur.loc[0, "decision_id"]) == (
+        "change",
+        "b",
+        first.id,
+    )
     assert cur.loc[0, "latest_decision_id"] == u1.id
     # A second undo cancels the first decision: the item is undecided again.
     u2 = store.undo(dataset_version=version, item_id="1", reviewer="ana", seen_decision_id=u1.id)
@@ -116,13 +149,25 @@ def test_undo_appends_and_restores_previous_state(store, version):
     assert len(store.current(version)) == 0
     with pytest.raises(UsageError, match="no decision to undo"):
         store.undo(dataset_version=version, item_id="1", reviewer="ana", seen_decision_id=u2.id)
-    assert store.log(version)["action"].tolist() == ["change", "remove", "undo", "undo"]  # nothing deleted
+    assert store.log(version)["action"].tolist() == [
+        "change",
+        "remove",
+        "undo",
+        "undo",
+    ]  # nothing deleted
 
 
 def test_undo_through_record(store, version):
     d = decide(store, version, "1", "keep")
-    u = store.record(dataset_version=version, item_id="1", reviewer="ana", action="undo", old_label="a",
-                     new_label=None, seen_decision_id=d.id)
+    u = store.record(
+        dataset_version=version,
+        item_id="1",
+        reviewer="ana",
+        action="undo",
+        old_label="a",
+        new_label=None,
+        seen_decision_id=d.id,
+    )
     assert u.undoes_id == d.id and len(store.current(version)) == 0
 
 
@@ -174,8 +219,15 @@ def _process_worker(url: str, version: str, barrier, queue) -> None:
     s = ReviewStore(url)
     barrier.wait()
     try:
-        d = s.record(dataset_version=version, item_id="x", reviewer=f"p{os.getpid()}", action="keep",
-                     old_label="a", new_label=None, seen_decision_id=None)
+        d = s.record(
+            dataset_version=version,
+            item_id="x",
+            reviewer=f"p{os.getpid()}",
+            action="keep",
+            old_label="a",
+            new_label=None,
+            seen_decision_id=None,
+        )
         queue.put(("won", d.id))
     except ConflictError as e:
         queue.put(("conflict", e.latest.id))
@@ -192,7 +244,10 @@ def test_concurrent_processes_exactly_one_wins(db_url, version, monkeypatch):
     ctx = mp.get_context("spawn")
     n = 4
     barrier, queue = ctx.Barrier(n), ctx.Queue()
-    procs = [ctx.Process(target=_process_worker, args=(db_url, version, barrier, queue)) for _ in range(n)]
+    procs = [
+        ctx.Process(target=_process_worker, args=(db_url, version, barrier, queue))
+        for _ in range(n)
+    ]
     for p in procs:
         p.start()
     results = [queue.get(timeout=120) for _ in range(n)]
@@ -219,8 +274,13 @@ for i in range(start, start + 100000):
 
 
 def _stream_then_kill(url: str, version: str, start: int, n_acks: int) -> list[int]:
-    proc = subprocess.Popen([sys.executable, "-c", WRITER, url, version, str(start)], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WRITER, url, version, str(start)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     acked: list[int] = []
     assert proc.stdout is not None
     for line in proc.stdout:
@@ -245,8 +305,13 @@ def test_sigkill_mid_stream_loses_no_acknowledged_decision(db_url, version):
 
 
 def test_findings_roundtrip(store, version):
-    fid = store.add_finding(dataset_version=version, kind="class_pair", target="card_arrival|card_delivery_estimate",
-                            note="these two classes overlap", author="ana")
+    fid = store.add_finding(
+        dataset_version=version,
+        kind="class_pair",
+        target="card_arrival|card_delivery_estimate",
+        note="these two classes overlap",
+        author="ana",
+    )
     f = store.findings(version)
     assert f.loc[0, "finding_id"] == fid and f.loc[0, "kind"] == "class_pair"
     assert f.loc[0, "created_at"].tzinfo is not None

@@ -17,10 +17,18 @@ from labelaudit.simulate_review import simulated_clock
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
 
-def make_dataset(labels: list[str], splits: list[str] | None = None, classes: list[str] | None = None) -> Dataset:
+def make_dataset(
+    labels: list[str], splits: list[str] | None = None, classes: list[str] | None = None
+) -> Dataset:
     n = len(labels)
-    frame = pd.DataFrame({"id": [f"r{i}" for i in range(n)], "text": [f"text {i}" for i in range(n)],
-                          "label": labels, "split": splits or [""] * n})
+    frame = pd.DataFrame(
+        {
+            "id": [f"r{i}" for i in range(n)],
+            "text": [f"text {i}" for i in range(n)],
+            "label": labels,
+            "split": splits or [""] * n,
+        }
+    )
     return Dataset(frame=frame, classes=classes or sorted(set(labels)))
 
 
@@ -61,9 +69,18 @@ def reviewed(store):
     with simulated_clock(iter([T0 + timedelta(seconds=115)])):
         store.undo(dataset_version=h, item_id="r5", reviewer="ana", seen_decision_id=d.id)
     record_at(store, 2000, item_id="r6", action="change", old_label="b", new_label="a", **common)
-    scan_table = pd.DataFrame({"id": ds.frame["id"], "is_label_issue": [True, True, True, True, False, False, False, False]})
-    details = {"flags": {"d1": [True, False, True, False, False, False, False, False],
-                         "d2": [False, True, False, False, False, False, True, False]}}
+    scan_table = pd.DataFrame(
+        {
+            "id": ds.frame["id"],
+            "is_label_issue": [True, True, True, True, False, False, False, False],
+        }
+    )
+    details = {
+        "flags": {
+            "d1": [True, False, True, False, False, False, False, False],
+            "d2": [False, True, False, False, False, False, True, False],
+        }
+    }
     return ds, store.log(h), scan_table, details
 
 
@@ -71,7 +88,9 @@ def test_effective_decisions_match_the_store(store, reviewed):
     ds, log, _, _ = reviewed
     dec = roi.effective_decisions(log)
     cur = store.current(ds.content_hash)
-    assert dec["item_id"].tolist() == cur["item_id"].tolist() == ["r0", "r1", "r2", "r3", "r4", "r6"]
+    assert (
+        dec["item_id"].tolist() == cur["item_id"].tolist() == ["r0", "r1", "r2", "r3", "r4", "r6"]
+    )
     assert dec["action"].tolist() == cur["action"].tolist()
     assert dec["final_label"].tolist() == ["b", "c", "b", "c", None, "a"]
     assert dec["review_order"].tolist() == list(range(6))
@@ -102,22 +121,36 @@ def test_review_summary_by_hand(reviewed):
 
 def test_flags_stored_with_the_decision_win_over_the_scan(store):
     ds = make_dataset(["a", "b", "a"])
-    record_at(store, 0, dataset_version=ds.content_hash, item_id="r0", reviewer="ana", action="keep",
-              old_label="a", new_label=None, shown={"is_label_issue": True})
+    record_at(
+        store,
+        0,
+        dataset_version=ds.content_hash,
+        item_id="r0",
+        reviewer="ana",
+        action="keep",
+        old_label="a",
+        new_label=None,
+        shown={"is_label_issue": True},
+    )
     dec = roi.effective_decisions(store.log(ds.content_hash))
     scan_table = pd.DataFrame({"is_label_issue": [False, False, False]})
     assert roi.flagged_at_decision(ds, dec, scan_table).tolist() == [True]
 
 
-@pytest.mark.parametrize(("gaps", "cutoff", "median", "breaks"), [
-    ([10, 20, 30], 600, 20.0, 0),
-    ([10, 20, 3000], 600, 15.0, 1),
-    ([700, 800], 600, math.nan, 2),
-    ([5, 700], 1000, 352.5, 0),
-])
+@pytest.mark.parametrize(
+    ("gaps", "cutoff", "median", "breaks"),
+    [
+        ([10, 20, 30], 600, 20.0, 0),
+        ([10, 20, 3000], 600, 15.0, 1),
+        ([700, 800], 600, math.nan, 2),
+        ([5, 700], 1000, 352.5, 0),
+    ],
+)
 def test_reviewer_time_table(gaps, cutoff, median, breaks):
     t = T0 + pd.to_timedelta(np.concatenate([[0], np.cumsum(gaps)]), unit="s")
-    log = pd.DataFrame({"reviewer": "ana", "decided_at": t, "shown": "{}", "decision_id": range(len(t))})
+    log = pd.DataFrame(
+        {"reviewer": "ana", "decided_at": t, "shown": "{}", "decision_id": range(len(t))}
+    )
     rt = roi.reviewer_time(log, break_seconds=cutoff)
     assert (math.isnan(median) and math.isnan(rt.median_seconds)) or rt.median_seconds == median
     assert rt.n_breaks == breaks
@@ -125,9 +158,14 @@ def test_reviewer_time_table(gaps, cutoff, median, breaks):
 
 def test_reviewer_time_per_reviewer_and_without_bulk():
     times = T0 + pd.to_timedelta([0, 5, 10, 40, 41, 42], unit="s")
-    log = pd.DataFrame({"reviewer": ["ana", "bo", "ana", "bo", "ana", "ana"], "decided_at": times,
-                        "shown": ["{}", "{}", "{}", "{}", '{"bulk": true}', '{"bulk": true}'],
-                        "decision_id": range(6)})
+    log = pd.DataFrame(
+        {
+            "reviewer": ["ana", "bo", "ana", "bo", "ana", "ana"],
+            "decided_at": times,
+            "shown": ["{}", "{}", "{}", "{}", '{"bulk": true}', '{"bulk": true}'],
+            "decision_id": range(6),
+        }
+    )
     rt = roi.reviewer_time(log)
     assert rt.n_gaps == 2 and rt.median_seconds == 22.5  # ana 0->10, bo 5->40; bulk rows left out
 
@@ -138,7 +176,9 @@ def test_macro_f1_matches_sklearn(seed):
 
     rng = np.random.default_rng(seed)
     truth = rng.integers(0, 6, size=200)
-    pred = np.where(rng.random(200) < 0.7, truth, rng.integers(0, 7, size=200))  # class 6 only predicted
+    pred = np.where(
+        rng.random(200) < 0.7, truth, rng.integers(0, 7, size=200)
+    )  # class 6 only predicted
     assert roi.macro_f1(truth, pred, 7) == pytest.approx(f1_score(truth, pred, average="macro"))
 
 
@@ -147,7 +187,9 @@ def test_paired_bootstrap_same_predictions_zero_change():
     truth = rng.integers(0, 3, 300)
     pred = np.where(rng.random(300) < 0.8, truth, (truth + 1) % 3)
     m = roi.paired_bootstrap(truth, pred, pred, n_classes=3, n_resamples=200, seed=0)
-    assert m["accuracy_change"].value == m["accuracy_change"].low == m["accuracy_change"].high == 0.0
+    assert (
+        m["accuracy_change"].value == m["accuracy_change"].low == m["accuracy_change"].high == 0.0
+    )
     acc = m["accuracy_before"]
     assert acc.low < acc.value < acc.high
     again = roi.paired_bootstrap(truth, pred, pred, n_classes=3, n_resamples=200, seed=0)
@@ -171,7 +213,9 @@ def test_wilson_interval_known_value():
 
 
 # --------------------------------------------------------------------------- before / after
-def clustered(n_per_class: int = 60, k: int = 3, dim: int = 8, seed: int = 0, test_share: float = 0.3):
+def clustered(
+    n_per_class: int = 60, k: int = 3, dim: int = 8, seed: int = 0, test_share: float = 0.3
+):
     rng = np.random.default_rng(seed)
     centres = rng.normal(size=(k, dim)) * 3
     y = np.repeat(np.arange(k), n_per_class)
@@ -192,8 +236,16 @@ def test_before_after_recovers_from_planted_flips(store, workspace):
     ds = ds_true.with_labels(noisy)
     h = ds.content_hash
     for j, r in enumerate(flip):
-        record_at(store, 10 * j, dataset_version=h, item_id=f"r{r}", reviewer="ana", action="change",
-                  old_label=ds.classes[noisy[r]], new_label=ds.classes[ds_true.labels[r]])
+        record_at(
+            store,
+            10 * j,
+            dataset_version=h,
+            item_id=f"r{r}",
+            reviewer="ana",
+            action="change",
+            old_label=ds.classes[noisy[r]],
+            new_label=ds.classes[ds_true.labels[r]],
+        )
     log = store.log(h)
     ba = roi.before_after(ds, x, log, workspace=workspace, n_checkpoints=4, n_resamples=200)
     assert ba.n_reviewed == len(flip) and ba.n_relabelled_train == len(flip)
@@ -203,15 +255,32 @@ def test_before_after_recovers_from_planted_flips(store, workspace):
     assert len(ba.curve) == 5
     assert ba.curve["accuracy"].iloc[0] == ba.metrics["accuracy_before"].value
     assert ba.curve["accuracy"].iloc[-1] == ba.metrics["accuracy_after"].value
-    assert ba.change_per_100() == pytest.approx(ba.metrics["accuracy_change"].value / len(flip) * 100)
+    assert ba.change_per_100() == pytest.approx(
+        ba.metrics["accuracy_change"].value / len(flip) * 100
+    )
     # cached under the decisions' digest: a second call reads it back, a new decision recomputes
     stored = list((workspace.root / "artifacts" / h).glob("roi_before_after-*.json"))
     assert len(stored) == 1
-    assert roi.before_after(ds, x, log, workspace=workspace, n_checkpoints=4, n_resamples=200).to_json() == ba.to_json()
+    assert (
+        roi.before_after(
+            ds, x, log, workspace=workspace, n_checkpoints=4, n_resamples=200
+        ).to_json()
+        == ba.to_json()
+    )
     spare = int(np.setdiff1d(train_rows, flip)[0])
-    record_at(store, 99999, dataset_version=h, item_id=f"r{spare}", reviewer="ana", action="remove",
-              old_label=ds.frame["label"][spare], new_label=None)
-    ba2 = roi.before_after(ds, x, store.log(h), workspace=workspace, n_checkpoints=4, n_resamples=200)
+    record_at(
+        store,
+        99999,
+        dataset_version=h,
+        item_id=f"r{spare}",
+        reviewer="ana",
+        action="remove",
+        old_label=ds.frame["label"][spare],
+        new_label=None,
+    )
+    ba2 = roi.before_after(
+        ds, x, store.log(h), workspace=workspace, n_checkpoints=4, n_resamples=200
+    )
     assert len(list((workspace.root / "artifacts" / h).glob("roi_before_after-*.json"))) == 2
     assert ba2.n_reviewed == len(flip) + 1 and ba2.n_removed_train == 1
     assert ba2.n_train_after == ba.n_train_after - 1
@@ -221,8 +290,16 @@ def test_reviewed_test_labels_are_the_truth_and_never_trained_on(store):
     ds, x = clustered(seed=4)
     test_row = int(np.flatnonzero(ds.test_mask)[0])
     other = ds.classes[(ds.labels[test_row] + 1) % ds.k]
-    record_at(store, 0, dataset_version=ds.content_hash, item_id=f"r{test_row}", reviewer="ana", action="change",
-              old_label=ds.frame["label"][test_row], new_label=other)
+    record_at(
+        store,
+        0,
+        dataset_version=ds.content_hash,
+        item_id=f"r{test_row}",
+        reviewer="ana",
+        action="change",
+        old_label=ds.frame["label"][test_row],
+        new_label=other,
+    )
     ba = roi.before_after(ds, x, store.log(ds.content_hash), n_checkpoints=1, n_resamples=50)
     assert ba.n_train_before == ba.n_train_after == int((~ds.test_mask).sum())
     assert ba.n_relabelled_train == 0
@@ -238,8 +315,15 @@ def test_protected_split_is_never_changed_by_bulk_actions(store):
     ds, _ = clustered(seed=5)
     test_ids = ds.frame.loc[ds.test_mask, "id"].tolist()[:5]
     train_ids = ds.frame.loc[~ds.test_mask, "id"].tolist()[:5]
-    res = apply_bulk(store, ds, item_ids=test_ids + train_ids, action="change", new_label=ds.classes[0],
-                     reviewer="ana", seen={})
+    res = apply_bulk(
+        store,
+        ds,
+        item_ids=test_ids + train_ids,
+        action="change",
+        new_label=ds.classes[0],
+        reviewer="ana",
+        seen={},
+    )
     assert sorted(res.skipped_test) == sorted(test_ids)
     after = roi.labels_after_review(ds, roi.effective_decisions(store.log(ds.content_hash)))
     assert (after[ds.test_mask] == ds.labels[ds.test_mask]).all()
@@ -263,7 +347,9 @@ def test_holdout_without_test_split_is_stable_and_seeded():
 def test_projection_by_hand(reviewed):
     ds, log, scan_table, details = reviewed
     s = roi.summarise_review(ds, log, scan_table=scan_table, details=details)
-    est, source = roi.estimated_label_errors({"confident_joint": [[50, 3, 1], [2, 40, 4], [0, 10, 30]]}, None)
+    est, source = roi.estimated_label_errors(
+        {"confident_joint": [[50, 3, 1], [2, 40, 4], [0, 10, 30]]}, None
+    )
     assert est == 20.0 and "confident" in source
     p = roi.project(s, estimated_errors=est, estimate_source=source, next_n=10)
     # 20 estimated x 0.5 confirmed - 3 fixed = 7 remaining; recent precision 3/6 -> 5 fixes in 10 reviews
@@ -292,9 +378,23 @@ def test_estimate_falls_back_to_flagged_rows():
 
 def test_summary_of_an_empty_log():
     ds = make_dataset(["a", "b"])
-    log = pd.DataFrame(columns=["decision_id", "dataset_version", "item_id", "reviewer", "decided_at", "action",
-                                "old_label", "new_label", "comment", "shown"])
+    log = pd.DataFrame(
+        columns=[
+            "decision_id",
+            "dataset_version",
+            "item_id",
+            "reviewer",
+            "decided_at",
+            "action",
+            "old_label",
+            "new_label",
+            "comment",
+            "shown",
+        ]
+    )
     s = roi.summarise_review(ds, log)
-    assert s.n_reviewed == 0 and math.isnan(s.overall_precision) and math.isnan(s.time.median_seconds)
+    assert (
+        s.n_reviewed == 0 and math.isnan(s.overall_precision) and math.isnan(s.time.median_seconds)
+    )
     p = roi.project(s, estimated_errors=None)
     assert p.remaining_errors is None

@@ -15,7 +15,9 @@ from tests.test_report import reviewed_setup, store_fake_scan
 PAGE = str(Path(__file__).resolve().parents[1] / "views" / "roi.py")
 
 
-def open_page(workspace, tmp_path, *, reviewer: str = "ana", decide: bool = True) -> tuple[AppTest, str]:
+def open_page(
+    workspace, tmp_path, *, reviewer: str = "ana", decide: bool = True
+) -> tuple[AppTest, str]:
     ds, _, store, scan_table, details = reviewed_setup(tmp_path, reviewer=reviewer)
     h = ds.content_hash
     store.close()
@@ -70,7 +72,9 @@ def test_no_decisions_yet(workspace, tmp_path):
     assert metric(at, "Items reviewed") == "0"
 
 
-@pytest.mark.parametrize("note", ["card_arrival vs card_delivery_estimate: the guideline is ambiguous"])
+@pytest.mark.parametrize(
+    "note", ["card_arrival vs card_delivery_estimate: the guideline is ambiguous"]
+)
 def test_pin_a_finding(workspace, tmp_path, note):
     at, h = open_page(workspace, tmp_path, decide=False)
     at.run()

@@ -48,13 +48,29 @@ def test_replay_restores_the_answer_key(tmp_path):
     for i, item in enumerate(flipped.frame["id"]):
         if item in original and i % 2 == 0:
             suggested[i] = original[item]
-    table = pd.DataFrame({"id": flipped.frame["id"], "label_issue_score": score, "is_label_issue": is_flip,
-                          "suggested_label": suggested, "suggested_label_prob": 0.9})
+    table = pd.DataFrame(
+        {
+            "id": flipped.frame["id"],
+            "label_issue_score": score,
+            "is_label_issue": is_flip,
+            "suggested_label": suggested,
+            "suggested_label_prob": 0.9,
+        }
+    )
     store = ReviewStore(f"sqlite:///{tmp_path / 'r.sqlite'}")
     try:
         n_items = len(key) + 10
-        counts = replay_review(store, flipped, key, table, n_items=n_items, seed=0, ambiguous_rate=0.0,
-                               remove_rate=0.0, mistake_rate=0.0)
+        counts = replay_review(
+            store,
+            flipped,
+            key,
+            table,
+            n_items=n_items,
+            seed=0,
+            ambiguous_rate=0.0,
+            remove_rate=0.0,
+            mistake_rate=0.0,
+        )
         assert counts.get("accept", 0) + counts.get("change", 0) == len(key)
         assert counts.get("accept", 0) > 0 and counts.get("change", 0) > 0 and counts["keep"] == 10
         log = store.log(flipped.content_hash)
@@ -73,7 +89,9 @@ def test_replay_restores_the_answer_key(tmp_path):
 def test_replay_with_mistakes_undoes_them(tmp_path):
     ds, x = clustered(n_per_class=40, seed=6)
     flipped, key = plant_flips(ds, x, rate=0.2, seed=0)
-    table = pd.DataFrame({"id": flipped.frame["id"], "label_issue_score": 0.5, "is_label_issue": False})
+    table = pd.DataFrame(
+        {"id": flipped.frame["id"], "label_issue_score": 0.5, "is_label_issue": False}
+    )
     store = ReviewStore(f"sqlite:///{tmp_path / 'r.sqlite'}")
     try:
         counts = replay_review(store, flipped, key, table, n_items=40, seed=0, mistake_rate=0.3)

@@ -39,7 +39,9 @@ def topic_dataset(n_per_topic: int = 40, seed: int = 0):
     rows = []
     for topic, words in TOPICS.items():
         for _ in range(n_per_topic):
-            picked = list(rng.choice(words, size=3, replace=False)) + list(rng.choice(FILLER, size=1))
+            picked = list(rng.choice(words, size=3, replace=False)) + list(
+                rng.choice(FILLER, size=1)
+            )
             rows.append({"text": " ".join(picked), "label": topic})
     df = pd.DataFrame(rows)
     df.insert(0, "id", [f"r{i}" for i in range(len(df))])
@@ -90,13 +92,19 @@ def fakes(monkeypatch) -> Calls:
         sims = embeddings @ cents.T
         score = np.clip((1 - sims[np.arange(ds.n), ds.labels]) / 2, 0, 1)
         probs = np.exp(5 * sims) / np.exp(5 * sims).sum(axis=1, keepdims=True)
-        table = pd.DataFrame({
-            "label_issue_score": score,
-            "is_label_issue": score > np.quantile(score, 0.95),
-            "suggested_label": np.asarray(ds.classes, dtype=object)[probs.argmax(axis=1)],
-            "suggested_label_prob": probs.max(axis=1),
-        })
-        return Detection(table=table, pred_probs=probs, details={"noise_matrix": np.eye(ds.k), "opaque": object()})
+        table = pd.DataFrame(
+            {
+                "label_issue_score": score,
+                "is_label_issue": score > np.quantile(score, 0.95),
+                "suggested_label": np.asarray(ds.classes, dtype=object)[probs.argmax(axis=1)],
+                "suggested_label_prob": probs.max(axis=1),
+            }
+        )
+        return Detection(
+            table=table,
+            pred_probs=probs,
+            details={"noise_matrix": np.eye(ds.k), "opaque": object()},
+        )
 
     monkeypatch.setattr(embed, "embed_texts", fake_embed)
     monkeypatch.setattr(projection, "umap_fit", fake_umap)
@@ -187,8 +195,12 @@ def test_two_dimensional_input_is_the_map(fakes, workspace):
     base = topic_dataset()
     xy = np.random.default_rng(0).standard_normal((base.n, 2)).astype(np.float32)
     xy /= np.linalg.norm(xy, axis=1, keepdims=True)
-    res = scan(load_dataset(base.frame[["id", "text", "label"]], embeddings=xy), workspace=workspace,
-               cluster_method="kmeans", n_clusters=3)
+    res = scan(
+        load_dataset(base.frame[["id", "text", "label"]], embeddings=xy),
+        workspace=workspace,
+        cluster_method="kmeans",
+        n_clusters=3,
+    )
     assert fakes.umap == 0
     np.testing.assert_allclose(res.table[["x", "y"]].to_numpy(), xy, atol=1e-6)
 
@@ -220,7 +232,9 @@ def test_page_view_path_never_imports_umap_or_torch(fakes, workspace):
         "heavy = [m for m in ('umap', 'numba', 'torch', 'sentence_transformers', 'hdbscan', 'streamlit') if m in sys.modules]\n"
         "print(heavy)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
 
@@ -256,13 +270,23 @@ def test_summarise_clusters_by_hand():
     labels = ["a", "a", "b", "c", "c", "a"]
     texts = ["apple pie", "apple tart", "apple cake", "car wheel", "car engine", "misc"]
     vectors = np.array([[0.0], [1.0], [2.0], [10.0], [12.0], [5.0]])
-    s = summarise_clusters(cluster, texts=texts, labels=labels, ids=list("uvwxyz"), vectors=vectors,
-                           n_representatives=1)
+    s = summarise_clusters(
+        cluster,
+        texts=texts,
+        labels=labels,
+        ids=list("uvwxyz"),
+        vectors=vectors,
+        n_representatives=1,
+    )
     assert s["cluster"].tolist() == [0, 1, NOISE]  # noise last
     assert s["size"].tolist() == [3, 2, 1]
     assert s["purity"].round(4).tolist() == [round(2 / 3, 4), 1.0, 1.0]
     assert s.loc[0, "labels"] == "a 67% · b 33%"
-    assert s["representative_ids"].tolist() == [["v"], ["x"], ["z"]]  # nearest to the centroid (tie: first)
+    assert s["representative_ids"].tolist() == [
+        ["v"],
+        ["x"],
+        ["z"],
+    ]  # nearest to the centroid (tie: first)
     assert s.loc[0, "keywords"].split(", ")[0] == "apple"
     assert s.loc[1, "keywords"].split(", ")[0] == "car"
 
@@ -271,17 +295,20 @@ def test_ctfidf_ranks_cluster_words_above_shared_ones():
     texts = ["please refund refund", "please refund", "please card", "please card card"]
     kw = ctfidf_keywords(texts, np.array([0, 0, 1, 1]), n_keywords=2)
     assert kw[0][0] == "refund" and kw[1][0] == "card"
-    assert ctfidf_keywords(["the and", "of the"], np.array([0, 1])) == {0: [], 1: []}  # only stop words
+    assert ctfidf_keywords(["the and", "of the"], np.array([0, 1])) == {
+        0: [],
+        1: [],
+    }  # only stop words
 
 
 @pytest.mark.parametrize(
     ("counts", "max_points", "expected_total", "min_kept"),
     [
-        ([50, 50], 1000, 100, 50),          # small: every row
-        ([30_000, 100], 1000, 1000, 20),    # large: small class keeps 20
+        ([50, 50], 1000, 100, 50),  # small: every row
+        ([30_000, 100], 1000, 1000, 20),  # large: small class keeps 20
         ([5000, 5000, 5000], 3000, 3000, 1000),
-        ([10_000, 3], 500, 500, 3),         # a class smaller than the floor keeps all it has
-        ([5] * 100, 400, 500, 5),           # the floors alone exceed max_points: every row
+        ([10_000, 3], 500, 500, 3),  # a class smaller than the floor keeps all it has
+        ([5] * 100, 400, 500, 5),  # the floors alone exceed max_points: every row
     ],
 )
 def test_map_sample_is_stratified(counts, max_points, expected_total, min_kept):
@@ -315,8 +342,22 @@ def test_cli_scan_writes_one_row_per_item(fakes, tmp_path, suffix, capsys):
     data = _write_topics(tmp_path)
     out = tmp_path / f"scan{suffix}"
     clusters_out = tmp_path / f"clusters{suffix}"
-    code = main(["scan", str(data), "--workspace", str(tmp_path / "ws"), "--cluster", "kmeans", "--n-clusters", "3",
-                 "--out", str(out), "--clusters-out", str(clusters_out)])
+    code = main(
+        [
+            "scan",
+            str(data),
+            "--workspace",
+            str(tmp_path / "ws"),
+            "--cluster",
+            "kmeans",
+            "--n-clusters",
+            "3",
+            "--out",
+            str(out),
+            "--clusters-out",
+            str(clusters_out),
+        ]
+    )
     assert code == 0
     df = pd.read_csv(out, dtype={"id": str}) if suffix == ".csv" else pd.read_parquet(out)
     assert len(df) == 120 and df.columns[:6].tolist() == BASE_COLUMNS
@@ -349,7 +390,12 @@ def test_cli_scan_bad_data_exits_1(tmp_path, capsys):
 
     p = tmp_path / "bad.csv"
     p.write_text("text,label\nhello,\n")
-    assert main(["scan", str(p), "--out", str(tmp_path / "o.csv"), "--workspace", str(tmp_path / "ws")]) == 1
+    assert (
+        main(
+            ["scan", str(p), "--out", str(tmp_path / "o.csv"), "--workspace", str(tmp_path / "ws")]
+        )
+        == 1
+    )
     assert "error:" in capsys.readouterr().err
 
 
@@ -357,8 +403,11 @@ def test_cli_scan_bad_data_exits_1(tmp_path, capsys):
 @pytest.mark.slow
 def test_real_model_and_umap(small_dataset, tmp_path, monkeypatch):
     """The bundled MiniLM and real UMAP + HDBSCAN on 200 BANKING77 texts (detectors faked for speed)."""
-    monkeypatch.setattr(detect, "detect_label_issues",
-                        lambda ds, emb, **kw: Detection(table=pd.DataFrame(index=range(ds.n))))
+    monkeypatch.setattr(
+        detect,
+        "detect_label_issues",
+        lambda ds, emb, **kw: Detection(table=pd.DataFrame(index=range(ds.n))),
+    )
     ds = small_dataset.subset(np.arange(small_dataset.n) < 200)
     res = scan(ds, workspace=Workspace(tmp_path / "a"), seed=0)
     assert res.embeddings.shape == (200, 384) and res.embeddings.dtype == np.float32
@@ -367,7 +416,9 @@ def test_real_model_and_umap(small_dataset, tmp_path, monkeypatch):
     alone = embed.embed_texts([ds.texts[5]])
     np.testing.assert_allclose(alone[0], res.embeddings[5], atol=1e-4)
     again = scan(ds, workspace=Workspace(tmp_path / "b"), seed=0)
-    np.testing.assert_allclose(again.table[["x", "y"]].to_numpy(), res.table[["x", "y"]].to_numpy(), atol=1e-4)
+    np.testing.assert_allclose(
+        again.table[["x", "y"]].to_numpy(), res.table[["x", "y"]].to_numpy(), atol=1e-4
+    )
     assert again.table["cluster"].tolist() == res.table["cluster"].tolist()
     # 5 intents: the clusters found are mostly pure.
     found = res.clusters[res.clusters["cluster"] >= 0]
@@ -381,7 +432,17 @@ def test_cli_unknown_model_name_is_a_usage_error(tmp_path, capsys):
     from labelaudit.cli import main
 
     data = _write_topics(tmp_path)
-    code = main(["scan", str(data), "--workspace", str(tmp_path / "ws"), "--model", "no-such-org/no-such-model",
-                 "--out", str(tmp_path / "o.csv")])
+    code = main(
+        [
+            "scan",
+            str(data),
+            "--workspace",
+            str(tmp_path / "ws"),
+            "--model",
+            "no-such-org/no-such-model",
+            "--out",
+            str(tmp_path / "o.csv"),
+        ]
+    )
     assert code == 2
     assert "cannot load the embedding model 'no-such-org/no-such-model'" in capsys.readouterr().err

@@ -17,27 +17,47 @@ if ds.annotations is None or ds.annotations.empty:
 methods = ui.available_methods(ds)
 if st.session_state.get(state.ANNOTATORS_METHOD) not in methods:
     st.session_state[state.ANNOTATORS_METHOD] = methods[0]
-method = st.selectbox("Consensus method", methods, format_func=METHODS.get, key=state.ANNOTATORS_METHOD,
-                      help="MACE and Dawid–Skene weigh annotators by their estimated competence; CROWDLAB also "
-                           "uses the model's predicted probabilities.")
+method = st.selectbox(
+    "Consensus method",
+    methods,
+    format_func=METHODS.get,
+    key=state.ANNOTATORS_METHOD,
+    help="MACE and Dawid–Skene weigh annotators by their estimated competence; CROWDLAB also "
+    "uses the model's predicted probabilities.",
+)
 tie_break = "random"
 if method == "mv":
     rules = ui.tie_breaks(ds)
     if st.session_state.get(state.ANNOTATORS_TIE_BREAK) not in rules:
         st.session_state[state.ANNOTATORS_TIE_BREAK] = "random"
-    tie_break = st.radio("Break ties", list(rules), format_func=rules.get, horizontal=True,
-                         key=state.ANNOTATORS_TIE_BREAK)
+    tie_break = st.radio(
+        "Break ties",
+        list(rules),
+        format_func=rules.get,
+        horizontal=True,
+        key=state.ANNOTATORS_TIE_BREAK,
+    )
 try:
     with st.spinner("Computing agreement and consensus…"):
-        report = ui.load_agreement_report(st.session_state[state.WORKSPACE], ds.content_hash, method, 0, tie_break)
+        report = ui.load_agreement_report(
+            st.session_state[state.WORKSPACE], ds.content_hash, method, 0, tie_break
+        )
 except (DataError, UsageError) as e:
     st.error(str(e), icon=":material/error:")
     st.stop()
 
 ui.render_simulated_notice(report)
 ui.render_statistics(report)
-tabs = st.tabs(["Pairwise agreement", "Competence", "Confusion per annotator", "Disputed items",
-                "Consensus vs given label", "Agreement per class"])
+tabs = st.tabs(
+    [
+        "Pairwise agreement",
+        "Competence",
+        "Confusion per annotator",
+        "Disputed items",
+        "Consensus vs given label",
+        "Agreement per class",
+    ]
+)
 with tabs[0]:
     ui.render_kappa_heatmap(report)
 with tabs[1]:

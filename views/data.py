@@ -19,18 +19,26 @@ st.title("Data")
 
 AUTO = "(detect)"
 NONE = "(none)"
-source = st.radio("Source", ["Bundled sample: BANKING77", "Upload files", "Path on the server"], horizontal=True,
-                  key="data_source")
+source = st.radio(
+    "Source",
+    ["Bundled sample: BANKING77", "Upload files", "Path on the server"],
+    horizontal=True,
+    key="data_source",
+)
 
 data_path: Path | None = None
 companions: dict[str, str] = {}
 encoding = None
 if source.startswith("Bundled"):
-    st.caption("13,083 online-banking queries in 77 intents (train 10,003 · test 3,080), with simulated "
-               "multi-rater annotations when present. CC BY 4.0, PolyAI (Casanueva et al. 2020).")
+    st.caption(
+        "13,083 online-banking queries in 77 intents (train 10,003 · test 3,080), with simulated "
+        "multi-rater annotations when present. CC BY 4.0, PolyAI (Casanueva et al. 2020)."
+    )
     data_path = SAMPLE_DIR
 elif source == "Upload files":
-    up = st.file_uploader("Dataset (CSV, TSV, Parquet or JSONL)", type=["csv", "tsv", "txt", "parquet", "jsonl"])
+    up = st.file_uploader(
+        "Dataset (CSV, TSV, Parquet or JSONL)", type=["csv", "tsv", "txt", "parquet", "jsonl"]
+    )
     with st.expander("Optional companions"):
         for key, (label, types) in COMPANION_UPLOADS.items():
             f = st.file_uploader(label, type=types, key=f"upload_{key}")
@@ -56,10 +64,13 @@ if data_path is not None and not source.startswith("Bundled"):
         if problem:
             st.error(problem, icon=":material/error:")
         elif columns:
-            st.markdown("**Columns** — leave on *(detect)* to let labelaudit choose; it says what it chose.")
+            st.markdown(
+                "**Columns** — leave on *(detect)* to let labelaudit choose; it says what it chose."
+            )
             c = st.columns(4)
-            for col, (role, optional) in zip(c, [("text", False), ("label", False), ("id", True), ("split", True)],
-                                             strict=True):
+            for col, (role, optional) in zip(
+                c, [("text", False), ("label", False), ("id", True), ("split", True)], strict=True
+            ):
                 opts = [AUTO] + ([NONE] if optional else []) + columns
                 choice = col.selectbox(f"{role} column", opts, key=f"map_{role}")
                 mapping[f"{role}_col"] = None if choice == AUTO else choice

@@ -29,50 +29,84 @@ scan_table = None
 if scan is not None:  # detector scores of the stored scan, aligned to the training rows by id
     scan_table = scan.table.set_index(scan.table["id"].astype(str)).reindex(table["id"].astype(str))
 
-st.caption(f"Logits: {view.source}. Data maps after Swayamdipta et al. (2020): confidence = mean probability of "
-           f"the given label over epochs, variability = its standard deviation. Regions: ambiguous = top "
-           f"{AMBIGUOUS_FRACTION:.0%} by variability; of the rest, hard-to-learn = confidence < {HARD_CONFIDENCE}, "
-           "else easy-to-learn. Mislabelled rows gather in hard-to-learn.")
+st.caption(
+    f"Logits: {view.source}. Data maps after Swayamdipta et al. (2020): confidence = mean probability of "
+    f"the given label over epochs, variability = its standard deviation. Regions: ambiguous = top "
+    f"{AMBIGUOUS_FRACTION:.0%} by variability; of the rest, hard-to-learn = confidence < {HARD_CONFIDENCE}, "
+    "else easy-to-learn. Mislabelled rows gather in hard-to-learn."
+)
 counts = table["region"].value_counts()
 m1, m2, m3, m4 = st.columns(4)
 m1.metric("easy-to-learn", f"{counts.get('easy-to-learn', 0):,}")
 m2.metric("ambiguous", f"{counts.get('ambiguous', 0):,}")
 m3.metric("hard-to-learn", f"{counts.get('hard-to-learn', 0):,}")
-m4.metric("AUM below cut-off", f"{int(table['aum_flag'].sum()):,}",
-          help="Area under the margin (Pleiss et al. 2020) below the 99th percentile of fake-class threshold samples")
+m4.metric(
+    "AUM below cut-off",
+    f"{int(table['aum_flag'].sum()):,}",
+    help="Area under the margin (Pleiss et al. 2020) below the 99th percentile of fake-class threshold samples",
+)
 
 c1, c2 = st.columns([1, 2])
 colour_by = c1.selectbox("Colour by", colour_options(table, scan_table), key=state.DYNAMICS_COLOUR)
-regions = c2.multiselect("Regions", list(REGIONS), default=list(REGIONS), key=state.DYNAMICS_REGIONS)
+regions = c2.multiselect(
+    "Regions", list(REGIONS), default=list(REGIONS), key=state.DYNAMICS_REGIONS
+)
 in_view = np.flatnonzero(table["region"].isin(regions).to_numpy())
 colour = table[colour_by] if colour_by in table else scan_table[colour_by].reset_index(drop=True)
 
 if len(in_view) == 0:
     st.warning("No rows in the chosen regions.")
     st.stop()
-fig = build_data_map_figure(table.iloc[in_view], colour.iloc[in_view].reset_index(drop=True), colour_by)
-st.plotly_chart(fig, on_select="rerun", selection_mode=("box", "lasso", "points"), key=MAP_KEY,
-                width="stretch")
+fig = build_data_map_figure(
+    table.iloc[in_view], colour.iloc[in_view].reset_index(drop=True), colour_by
+)
+st.plotly_chart(
+    fig, on_select="rerun", selection_mode=("box", "lasso", "points"), key=MAP_KEY, width="stretch"
+)
 picked = set(selection_ids(ss.get(MAP_KEY)))
-st.caption(f"{len(in_view):,} training rows. Drag a box or lasso to list rows below; click a row in the table "
-           "to draw its trajectory.")
+st.caption(
+    f"{len(in_view):,} training rows. Drag a box or lasso to list rows below; click a row in the table "
+    "to draw its trajectory."
+)
 
 rows = in_view[table["id"].iloc[in_view].astype(str).isin(picked).to_numpy()] if picked else in_view
-cols = ["id", "text", "given_label", "predicted", "confidence", "variability", "correctness", "region", "forgetting",
-        "never_learned", "aum", "aum_flag"]
+cols = [
+    "id",
+    "text",
+    "given_label",
+    "predicted",
+    "confidence",
+    "variability",
+    "correctness",
+    "region",
+    "forgetting",
+    "never_learned",
+    "aum",
+    "aum_flag",
+]
 shown = table.iloc[rows][cols].sort_values("confidence", kind="stable")
 st.subheader(f"{'Selected' if picked else 'Rows in view'} ({len(shown):,}, least confident first)")
-pick = st.dataframe(shown, hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row",
-                    key=TABLE_KEY,
-                    column_config={"confidence": st.column_config.NumberColumn(format="%.3f"),
-                                   "variability": st.column_config.NumberColumn(format="%.3f"),
-                                   "correctness": st.column_config.NumberColumn(format="%.2f"),
-                                   "aum": st.column_config.NumberColumn("AUM", format="%.2f")})
+pick = st.dataframe(
+    shown,
+    hide_index=True,
+    width="stretch",
+    on_select="rerun",
+    selection_mode="single-row",
+    key=TABLE_KEY,
+    column_config={
+        "confidence": st.column_config.NumberColumn(format="%.3f"),
+        "variability": st.column_config.NumberColumn(format="%.3f"),
+        "correctness": st.column_config.NumberColumn(format="%.2f"),
+        "aum": st.column_config.NumberColumn("AUM", format="%.2f"),
+    },
+)
 chosen = pick.selection.rows if pick is not None and hasattr(pick, "selection") else []
 if chosen:
     ss[state.DYNAMICS_ROW] = str(shown["id"].iloc[chosen[0]])
 b1, b2 = st.columns(2)
-if b1.button(f"Send these {len(shown):,} rows to review", icon=":material/rule:", key="dynamics_send"):
+if b1.button(
+    f"Send these {len(shown):,} rows to review", icon=":material/rule:", key="dynamics_send"
+):
     ss[state.QUEUE] = shown["id"].astype(str).tolist()
     ss[state.QUEUE_SOURCE] = f"Training dynamics: {len(shown):,} rows, least confident first"
     st.switch_page("views/review.py")
@@ -84,9 +118,16 @@ position = {i: p for p, i in enumerate(table["id"].astype(str))}
 if row_id in position:
     p = position[row_id]
     st.subheader("Trajectory")
-    st.text(f"{row_id} · given label: {table['given_label'].iloc[p]} · region: {table['region'].iloc[p]}")
+    st.text(
+        f"{row_id} · given label: {table['given_label'].iloc[p]} · region: {table['region'].iloc[p]}"
+    )
     st.text(str(table["text"].iloc[p]))
-    st.plotly_chart(build_trajectory_figure(view.trajectories[:, p], str(table["given_label"].iloc[p])),
-                    width="stretch", key="dynamics_trajectory")
+    st.plotly_chart(
+        build_trajectory_figure(view.trajectories[:, p], str(table["given_label"].iloc[p])),
+        width="stretch",
+        key="dynamics_trajectory",
+    )
 else:
-    st.caption("Click a row of the table to see its probability of the given label over the epochs.")
+    st.caption(
+        "Click a row of the table to see its probability of the given label over the epochs."
+    )

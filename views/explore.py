@@ -36,7 +36,9 @@ known = set(table["id"].astype(str))
 if not ss.get("explore_url_read"):
     ss["explore_url_read"] = True
     qp = st.query_params
-    if qp.get("cluster", "").lstrip("-").isdigit() and int(qp["cluster"]) in set(res.clusters["cluster"]):
+    if qp.get("cluster", "").lstrip("-").isdigit() and int(qp["cluster"]) in set(
+        res.clusters["cluster"]
+    ):
         ss[state.EXPLORE_CLUSTER] = int(qp["cluster"])
     if qp.get_all("ids"):
         ss[state.SELECTION] = [i for i in qp.get_all("ids") if i in known]
@@ -72,15 +74,21 @@ if n_in_view == 0:
     st.warning("No rows match these filters.")
 else:
     fig = build_map_figure(table.iloc[rows], texts.iloc[rows], color_by=color_by)
-    st.plotly_chart(fig, on_select="rerun", selection_mode=("box", "lasso"), key=MAP_KEY, width="stretch")
+    st.plotly_chart(
+        fig, on_select="rerun", selection_mode=("box", "lasso"), key=MAP_KEY, width="stretch"
+    )
     if len(rows) < n_in_view:
-        st.caption(f"The map draws a sample of {len(rows):,} of the {n_in_view:,} rows in view, stratified by "
-                   "given label so small classes stay visible. Tables and scores below use every row.")
+        st.caption(
+            f"The map draws a sample of {len(rows):,} of the {n_in_view:,} rows in view, stratified by "
+            "given label so small classes stay visible. Tables and scores below use every row."
+        )
     else:
         st.caption(f"{n_in_view:,} rows. Drag a box or lasso on the map to select rows.")
 
 # ------------------------------------------------------------------ selected rows
-score_cols = [c for c in ("label_issue_score", "suggested_label", "suggested_label_prob") if c in table]
+score_cols = [
+    c for c in ("label_issue_score", "suggested_label", "suggested_label_prob") if c in table
+]
 shown = ["id", "given_label", "cluster"] + score_cols
 
 
@@ -98,7 +106,9 @@ if selection:
     selected = rows_frame(sel_rows)
     st.dataframe(selected, hide_index=True, width="stretch", key="explore_selected_rows")
     b1, b2 = st.columns(2)
-    if b1.button("Send selection to review", type="primary", icon=":material/rule:", key="explore_send"):
+    if b1.button(
+        "Send selection to review", type="primary", icon=":material/rule:", key="explore_send"
+    ):
         ss[state.QUEUE] = selected["id"].astype(str).tolist()  # most suspicious first
         ss[state.QUEUE_SOURCE] = f"Explore: {len(selected):,} rows selected on the map"
         st.switch_page("views/review.py")
@@ -106,8 +116,11 @@ if selection:
         ss[state.SELECTION] = []
         st.rerun()
 elif n_in_view:
-    in_view = np.flatnonzero((table["cluster"] == cluster).to_numpy() if cluster is not None
-                             else np.ones(len(table), dtype=bool))
+    in_view = np.flatnonzero(
+        (table["cluster"] == cluster).to_numpy()
+        if cluster is not None
+        else np.ones(len(table), dtype=bool)
+    )
     if classes:
         in_view = in_view[table["given_label"].iloc[in_view].isin(classes).to_numpy()]
     st.subheader(f"Rows in view ({len(in_view):,})")
@@ -118,18 +131,41 @@ elif n_in_view:
 
 # ------------------------------------------------------------------ clusters
 st.subheader("Clusters")
-st.caption("Click a row to show only that cluster. Keywords by class-based TF-IDF; purity is the share of the "
-           "most common given label; cluster -1 holds the rows HDBSCAN left unclustered.")
+st.caption(
+    "Click a row to show only that cluster. Keywords by class-based TF-IDF; purity is the share of the "
+    "most common given label; cluster -1 holds the rows HDBSCAN left unclustered."
+)
 cl = res.clusters.copy()
 id_text = dict(zip(table["id"].astype(str), texts, strict=True))
-cl["representatives"] = cl["representative_ids"].map(lambda ids: " | ".join(id_text.get(str(i), "") for i in ids))
-cols = [c for c in ("cluster", "size", "keywords", "top_label", "purity", "labels", "mean_issue_score",
-                    "issue_rate", "representatives") if c in cl]
+cl["representatives"] = cl["representative_ids"].map(
+    lambda ids: " | ".join(id_text.get(str(i), "") for i in ids)
+)
+cols = [
+    c
+    for c in (
+        "cluster",
+        "size",
+        "keywords",
+        "top_label",
+        "purity",
+        "labels",
+        "mean_issue_score",
+        "issue_rate",
+        "representatives",
+    )
+    if c in cl
+]
 st.dataframe(
-    cl[cols], hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row",
+    cl[cols],
+    hide_index=True,
+    width="stretch",
+    on_select="rerun",
+    selection_mode="single-row",
     key=CLUSTER_TABLE_KEY,
     column_config={
-        "purity": st.column_config.ProgressColumn("purity", min_value=0.0, max_value=1.0, format="%.2f"),
+        "purity": st.column_config.ProgressColumn(
+            "purity", min_value=0.0, max_value=1.0, format="%.2f"
+        ),
         "mean_issue_score": st.column_config.NumberColumn("mean issue score", format="%.2f"),
         "issue_rate": st.column_config.NumberColumn("flagged share", format="%.2f"),
     },
@@ -146,4 +182,6 @@ else:
     if "ids" in st.query_params:
         del st.query_params["ids"]
     if len(selection) > MAX_URL_IDS:
-        st.caption(f"Selections of more than {MAX_URL_IDS} rows are not put in the page URL; share a cluster instead.")
+        st.caption(
+            f"Selections of more than {MAX_URL_IDS} rows are not put in the page URL; share a cluster instead."
+        )

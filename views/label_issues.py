@@ -34,8 +34,10 @@ if det is None or "label_issue_score" not in res.table:
     st.warning("This scan has no label-issue detection. Run the scan again from the Explore page.")
     st.stop()
 details = det.details
-st.caption("Flags mean **needs review**, not *is wrong*: each detector is a reason to look again, and a row "
-           "needs review when at least half of the detectors (and at least two) flag it. Rank first, then decide in the Review page.")
+st.caption(
+    "Flags mean **needs review**, not *is wrong*: each detector is a reason to look again, and a row "
+    "needs review when at least half of the detectors (and at least two) flag it. Rank first, then decide in the Review page."
+)
 render_probability_source(details)
 
 try:
@@ -46,11 +48,20 @@ except (DataError, UsageError) as e:
 detectors = detector_names(res.table)
 n_flagged = int(table["needs review"].sum())
 m1, m2, m3, m4 = st.columns(4)
-m1.metric("Rows needing review", f"{n_flagged:,} ({n_flagged / max(ds.n, 1):.1%})",
-          help="flagged by at least half of the detectors (and at least two); a reason to look again, not a verdict")
+m1.metric(
+    "Rows needing review",
+    f"{n_flagged:,} ({n_flagged / max(ds.n, 1):.1%})",
+    help="flagged by at least half of the detectors (and at least two); a reason to look again, not a verdict",
+)
 m2.metric("Detectors", len(detectors))
-noise = details.get("detector_details", {}).get("confident_learning", {}).get("estimated_noise_rate")
-m3.metric("Estimated noise rate", "n/a" if noise is None else f"{noise:.1%}", help="confident learning's joint")
+noise = (
+    details.get("detector_details", {}).get("confident_learning", {}).get("estimated_noise_rate")
+)
+m3.metric(
+    "Estimated noise rate",
+    "n/a" if noise is None else f"{noise:.1%}",
+    help="confident learning's joint",
+)
 m4.metric("Rows", f"{ds.n:,}")
 for w in details.get("warnings", []):
     st.warning(w)
@@ -60,57 +71,106 @@ if skipped:
 
 # ----------------------------------------------------------------------------- filters
 f1, f2, f3, f4 = st.columns([2, 1, 2, 1])
-classes = f1.multiselect("Given label", ds.classes, key=state.ISSUES_CLASSES, placeholder="all classes")
+classes = f1.multiselect(
+    "Given label", ds.classes, key=state.ISSUES_CLASSES, placeholder="all classes"
+)
 clusters = []
 if "cluster" in table:
-    clusters = f2.multiselect("Cluster", sorted(int(c) for c in table["cluster"].unique()), key=state.ISSUES_CLUSTERS,
-                              placeholder="all", help="-1 = rows in no cluster")
-chosen_detectors = f3.multiselect("Flagged by", detectors, key=state.ISSUES_DETECTORS, placeholder="any detector")
+    clusters = f2.multiselect(
+        "Cluster",
+        sorted(int(c) for c in table["cluster"].unique()),
+        key=state.ISSUES_CLUSTERS,
+        placeholder="all",
+        help="-1 = rows in no cluster",
+    )
+chosen_detectors = f3.multiselect(
+    "Flagged by", detectors, key=state.ISSUES_DETECTORS, placeholder="any detector"
+)
 only_flagged = f4.toggle("Only rows needing review", value=True, key=state.ISSUES_ONLY_FLAGGED)
-view = filter_issues(table, classes=classes, clusters=clusters, detectors=chosen_detectors,
-                     only_flagged=only_flagged)
+view = filter_issues(
+    table, classes=classes, clusters=clusters, detectors=chosen_detectors, only_flagged=only_flagged
+)
 
 left, right = st.columns([3, 1])
 left.subheader(f"Ranked rows ({len(view):,})")
-if right.button(f"Send {len(view):,} rows to review", type="primary", disabled=view.empty, icon=":material/rule:"):
+if right.button(
+    f"Send {len(view):,} rows to review",
+    type="primary",
+    disabled=view.empty,
+    icon=":material/rule:",
+):
     ss[state.QUEUE] = view["id"].astype(str).tolist()
-    parts = [f"classes {', '.join(classes)}" if classes else "", f"clusters {clusters}" if clusters else "",
-             f"flagged by {', '.join(chosen_detectors)}" if chosen_detectors else "",
-             "needing review" if only_flagged else "all rows"]
+    parts = [
+        f"classes {', '.join(classes)}" if classes else "",
+        f"clusters {clusters}" if clusters else "",
+        f"flagged by {', '.join(chosen_detectors)}" if chosen_detectors else "",
+        "needing review" if only_flagged else "all rows",
+    ]
     ss[state.QUEUE_SOURCE] = "Label issues: " + "; ".join(p for p in parts if p)
     st.switch_page("views/review.py")
 picked_row = render_issue_table(view, detectors, key=TABLE_KEY)
 if picked_row is not None:
     with st.container(border=True):
-        render_row_details(picked_row, table, details, res.embeddings, ds.texts, ds.label_names, ds.ids)
+        render_row_details(
+            picked_row, table, details, res.embeddings, ds.texts, ds.label_names, ds.ids
+        )
 else:
     st.caption("Select a row to see its evidence and nearest neighbours.")
 
 # ----------------------------------------------------------------------------- matrices
-tab_confusion, tab_noise, tab_classes = st.tabs(["Given vs predicted", "Estimated noise matrix", "Issues per class"])
+tab_confusion, tab_noise, tab_classes = st.tabs(
+    ["Given vs predicted", "Estimated noise matrix", "Issues per class"]
+)
 with tab_confusion:
     if det.pred_probs is None:
         st.info("This scan kept no predicted probabilities.")
     else:
         predicted = np.asarray(det.pred_probs).argmax(axis=1)
         counts = confusion_counts(ds.labels, predicted, ds.k)
-        st.caption("Rows: given label; columns: predicted label (out-of-sample). Red-edged squares are "
-                   "disagreements; drag a box around squares to list their rows.")
-        event = st.plotly_chart(confusion_figure(counts, ds.classes), on_select="rerun", selection_mode=("points", "box"),
-                                key=CONFUSION_KEY, width="stretch")
+        st.caption(
+            "Rows: given label; columns: predicted label (out-of-sample). Red-edged squares are "
+            "disagreements; drag a box around squares to list their rows."
+        )
+        event = st.plotly_chart(
+            confusion_figure(counts, ds.classes),
+            on_select="rerun",
+            selection_mode=("points", "box"),
+            key=CONFUSION_KEY,
+            width="stretch",
+        )
         off = [(int(g), int(p)) for g, p in zip(*np.nonzero(counts), strict=True) if g != p]
         off.sort(key=lambda gp: -counts[gp])
         labels = {f"{ds.classes[g]} → {ds.classes[p]} ({counts[g, p]:,})": (g, p) for g, p in off}
-        choice = st.selectbox("Or pick a disagreement", [""] + list(labels), key=state.ISSUES_CELL,
-                              format_func=lambda s: s or "(none)")
-        cells = selected_cells(event, confusion_cells(counts)) or ([labels[choice]] if choice else [])
+        choice = st.selectbox(
+            "Or pick a disagreement",
+            [""] + list(labels),
+            key=state.ISSUES_CELL,
+            format_func=lambda s: s or "(none)",
+        )
+        cells = selected_cells(event, confusion_cells(counts)) or (
+            [labels[choice]] if choice else []
+        )
         if cells:
             mask = np.zeros(ds.n, dtype=bool)
             for g, p in cells:
                 mask |= (ds.labels == g) & (predicted == p)
             rows = table[mask[table["row"].to_numpy()]]
-            st.dataframe(rows[["id", "text", "given label", "suggestion 1", "p 1", "combined score", "needs review"]],
-                         hide_index=True, width="stretch", key="issues_cell_rows")
+            st.dataframe(
+                rows[
+                    [
+                        "id",
+                        "text",
+                        "given label",
+                        "suggestion 1",
+                        "p 1",
+                        "combined score",
+                        "needs review",
+                    ]
+                ],
+                hide_index=True,
+                width="stretch",
+                key="issues_cell_rows",
+            )
 with tab_noise:
     render_noise_matrix(details.get("noise_matrix"), ds.classes)
 with tab_classes:

@@ -42,18 +42,29 @@ selection, source = queue_source()
 top = st.columns([3, 2, 2])
 top[0].text(f"Reviewer: {reviewer} · queue: {source}")
 include_decided = top[1].toggle("Show decided items", key=state.REVIEW_INCLUDE_DECIDED)
-flagged_only = top[2].toggle("Flagged only", value=False, key="review_flagged_only",
-                             disabled=table is None or selection is not None)
+flagged_only = top[2].toggle(
+    "Flagged only",
+    value=False,
+    key="review_flagged_only",
+    disabled=table is None or selection is not None,
+)
 if selection is not None and st.button("Back to the full ranking", key="review_clear_selection"):
     st.session_state.pop(state.QUEUE, None)
     st.session_state.pop(state.QUEUE_SOURCE, None)
     st.rerun()
 if scan is None:
-    st.info("No scan yet: the queue follows the model's probabilities when the data came with them, else the "
-            "data order. Run the scan on the Label issues page to rank by every detector.", icon=":material/info:")
+    st.info(
+        "No scan yet: the queue follows the model's probabilities when the data came with them, else the "
+        "data order. Run the scan on the Label issues page to rank by every detector.",
+        icon=":material/info:",
+    )
 
-queue_args = dict(scan_table=table, selection=selection, pred_probs=pred_probs if pred_probs is not None
-                  else ds.pred_probs, flagged_only=flagged_only)
+queue_args = dict(
+    scan_table=table,
+    selection=selection,
+    pred_probs=pred_probs if pred_probs is not None else ds.pred_probs,
+    flagged_only=flagged_only,
+)
 decided = set(current["item_id"])
 queue = build_queue(ds, decided_ids=decided, include_decided=include_decided, **queue_args)
 render_flash()
@@ -64,9 +75,16 @@ if item is None:
     st.success("Nothing left to review in this queue.", icon=":material/done_all:")
 else:
     try:
-        ev = item_evidence(ds, item, scan_table=table, pred_probs=queue_args["pred_probs"],
-                           embeddings=scan.embeddings if scan is not None else None,
-                           detection_details=scan.detection.details if scan is not None and scan.detection else None)
+        ev = item_evidence(
+            ds,
+            item,
+            scan_table=table,
+            pred_probs=queue_args["pred_probs"],
+            embeddings=scan.embeddings if scan is not None else None,
+            detection_details=scan.detection.details
+            if scan is not None and scan.detection
+            else None,
+        )
     except (DataError, UsageError) as e:
         st.error(str(e), icon=":material/error:")
         st.stop()
@@ -76,6 +94,12 @@ else:
     render_action_bar(store, ds, ev, reviewer)  # above the evidence: no scrolling to decide
     render_item_evidence(ev)
 
-render_bulk(store, ds, reviewer, queue_ids=build_queue(ds, include_decided=True, **queue_args), source=source,
-            scan_table=table)
+render_bulk(
+    store,
+    ds,
+    reviewer,
+    queue_ids=build_queue(ds, include_decided=True, **queue_args),
+    source=source,
+    scan_table=table,
+)
 render_export(store, ds, ws_root)

@@ -21,8 +21,15 @@ options = scan_options()
 log = store.log(ds.content_hash)
 findings = store.findings(ds.content_hash)
 next_n = int(st.session_state.setdefault(state.ROI_NEXT_N, roi_ui.DEFAULT_NEXT_N))
-report_key = (ws_root, ds.content_hash, db_url, roi.decisions_digest(log), len(findings),
-              json.dumps(options, sort_keys=True), next_n)
+report_key = (
+    ws_root,
+    ds.content_hash,
+    db_url,
+    roi.decisions_digest(log),
+    len(findings),
+    json.dumps(options, sort_keys=True),
+    next_n,
+)
 try:
     rep = roi_ui.cached_report(*report_key)
 except (DataError, UsageError) as e:
@@ -31,8 +38,10 @@ except (DataError, UsageError) as e:
 
 roi_ui.render_simulation_notice(rep)
 if not rep.summary.n_reviewed:
-    st.info("No review decisions yet for this dataset version. Decide some items on the Review page; this page "
-            "then shows what they changed. For a demo, `make demo` (or `scripts/simulate_review.py`) replays a seeded review on planted flips.")
+    st.info(
+        "No review decisions yet for this dataset version. Decide some items on the Review page; this page "
+        "then shows what they changed. For a demo, `make demo` (or `scripts/simulate_review.py`) replays a seeded review on planted flips."
+    )
 roi_ui.render_headline(rep)
 
 st.header("Before / after")
@@ -41,8 +50,12 @@ if rep.before_after is not None:
 elif rep.summary.n_reviewed:
     st.caption(rep.before_after_note or "The retraining has not run for these decisions yet.")
     n_fits = roi.N_CHECKPOINTS + 1
-    clicked = st.button(f"Retrain and compare ({n_fits} fits of the head on {ds.n:,} rows)", type="primary",
-                        key="roi_retrain", icon=":material/model_training:")
+    clicked = st.button(
+        f"Retrain and compare ({n_fits} fits of the head on {ds.n:,} rows)",
+        type="primary",
+        key="roi_retrain",
+        icon=":material/model_training:",
+    )
     if clicked and roi_ui.run_retraining(ds, res, log, ws_root, int(options.get("seed", 0))):
         roi_ui.cached_report.clear()
         roi_ui.cached_report_html.clear()
@@ -53,7 +66,9 @@ if rep.summary.n_reviewed:
     roi_ui.render_review_so_far(rep)
 
 st.header("Projection")
-st.number_input("Next N items to review", min_value=1, max_value=100_000, step=50, key=state.ROI_NEXT_N)
+st.number_input(
+    "Next N items to review", min_value=1, max_value=100_000, step=50, key=state.ROI_NEXT_N
+)
 roi_ui.render_projection(rep)
 
 st.header("Findings")

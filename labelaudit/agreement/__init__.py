@@ -34,14 +34,26 @@ from labelaudit.errors import UsageError
 from labelaudit.progress import ProgressFn, no_progress
 
 Method = Literal["mv", "ds", "mace", "crowdlab"]
-METHODS: dict[str, str] = {"mv": "majority vote", "ds": "Dawid–Skene", "mace": "MACE", "crowdlab": "CROWDLAB (with the model)"}
+METHODS: dict[str, str] = {
+    "mv": "majority vote",
+    "ds": "Dawid–Skene",
+    "mace": "MACE",
+    "crowdlab": "CROWDLAB (with the model)",
+}
 #: An annotator whose competence is below this (with enough labels) is flagged as a likely spammer.
 SPAMMER_COMPETENCE = 0.3
 #: Fewer labels than this are too few to call anyone a spammer.
 SPAMMER_MIN_LABELS = 10
 
-__all__ = ["METHODS", "AgreementReport", "Ratings", "Statistic", "TruthResult", "analyse_annotations",
-           "infer_truth"]
+__all__ = [
+    "METHODS",
+    "AgreementReport",
+    "Ratings",
+    "Statistic",
+    "TruthResult",
+    "analyse_annotations",
+    "infer_truth",
+]
 
 
 @dataclass
@@ -72,28 +84,47 @@ class AgreementReport:
 
     def summary_lines(self) -> list[str]:
         r = self.ratings
-        lines = [f"{r.n_ratings:,} ratings of {r.n_items:,} items by {r.n_annotators:,} annotators, {r.k} classes",
-                 *[f"  {s}" for s in self.statistics]]
+        lines = [
+            f"{r.n_ratings:,} ratings of {r.n_items:,} items by {r.n_annotators:,} annotators, {r.k} classes",
+            *[f"  {s}" for s in self.statistics],
+        ]
         kappas = self.pairs["kappa"].dropna()
         if len(kappas):
-            lines.append(f"  Cohen's kappa over {len(kappas):,} annotator pairs with >= {MIN_PAIR_OVERLAP} items in common: "
-                         f"median {kappas.median():.4f} (min {kappas.min():.4f}, max {kappas.max():.4f})")
+            lines.append(
+                f"  Cohen's kappa over {len(kappas):,} annotator pairs with >= {MIN_PAIR_OVERLAP} items in common: "
+                f"median {kappas.median():.4f} (min {kappas.min():.4f}, max {kappas.max():.4f})"
+            )
         else:
-            lines.append(f"  Cohen's kappa: undefined (no annotator pair shares {MIN_PAIR_OVERLAP} or more items)")
-        lines.append(f"consensus by {METHODS[self.method]}: "
-                     f"{int((self.items['consensus_label'] != self.items['vote_label']).sum()):,} items differ from the plain vote")
+            lines.append(
+                f"  Cohen's kappa: undefined (no annotator pair shares {MIN_PAIR_OVERLAP} or more items)"
+            )
+        lines.append(
+            f"consensus by {METHODS[self.method]}: "
+            f"{int((self.items['consensus_label'] != self.items['vote_label']).sum()):,} items differ from the plain vote"
+        )
         for key in ("ties", "iterations", "converged", "log_likelihood"):
             if key in self.truth.details:
                 v = self.truth.details[key]
-                lines.append(f"  {key.replace('_', ' ')}: {v:.4f}" if isinstance(v, float) else f"  {key}: {v}")
+                lines.append(
+                    f"  {key.replace('_', ' ')}: {v:.4f}"
+                    if isinstance(v, float)
+                    else f"  {key}: {v}"
+                )
         spammers = self.annotators.loc[self.annotators["likely_spammer"], "annotator_id"].tolist()
         lines.append(f"likely spammers: {', '.join(map(str, spammers)) if spammers else 'none'}")
         lines.extend(self.notes)
         return lines
 
 
-def infer_truth(ratings: Ratings, *, method: Method = "mace", seed: int = 0, tie_break: TieBreak = "random",
-                pred_probs: np.ndarray | None = None, progress: ProgressFn = no_progress) -> TruthResult:
+def infer_truth(
+    ratings: Ratings,
+    *,
+    method: Method = "mace",
+    seed: int = 0,
+    tie_break: TieBreak = "random",
+    pred_probs: np.ndarray | None = None,
+    progress: ProgressFn = no_progress,
+) -> TruthResult:
     """Run one truth-inference method. ``pred_probs`` float (I, K) in ``ratings.item_ids`` order is
     needed for ``method="crowdlab"`` and ``tie_break="model"``."""
     if method == "mv":
@@ -111,9 +142,16 @@ def infer_truth(ratings: Ratings, *, method: Method = "mace", seed: int = 0, tie
     raise UsageError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
 
 
-def analyse_annotations(ratings: Ratings, *, method: Method = "mace", seed: int = 0, tie_break: TieBreak = "random",
-                        pred_probs: np.ndarray | None = None, min_overlap: int = MIN_PAIR_OVERLAP,
-                        progress: ProgressFn = no_progress) -> AgreementReport:
+def analyse_annotations(
+    ratings: Ratings,
+    *,
+    method: Method = "mace",
+    seed: int = 0,
+    tie_break: TieBreak = "random",
+    pred_probs: np.ndarray | None = None,
+    min_overlap: int = MIN_PAIR_OVERLAP,
+    progress: ProgressFn = no_progress,
+) -> AgreementReport:
     """Agreement statistics, consensus per item and a profile per annotator.
 
     ``method``: ``mv``, ``ds``, ``mace`` (default) or ``crowdlab`` (needs ``pred_probs``). Competence
@@ -121,30 +159,54 @@ def analyse_annotations(ratings: Ratings, *, method: Method = "mace", seed: int 
     annotator's agreement with the consensus. Deterministic for a given ``seed``.
     """
     stats = agreement_statistics(ratings)
-    truth = infer_truth(ratings, method=method, seed=seed, tie_break=tie_break, pred_probs=pred_probs, progress=progress)
+    truth = infer_truth(
+        ratings,
+        method=method,
+        seed=seed,
+        tie_break=tie_break,
+        pred_probs=pred_probs,
+        progress=progress,
+    )
     vote = majority_vote(ratings, tie_break="random", seed=seed)
     names = np.asarray(ratings.classes, dtype=object)
     agree = item_agreement(ratings)
-    items = pd.DataFrame({
-        "item_id": ratings.item_ids,
-        "consensus_label": names[truth.consensus],
-        "consensus_confidence": truth.confidence,
-        "n_ratings": ratings.n_per_item,
-        "agreement": agree,
-        "entropy": truth.entropy,
-        "vote_label": names[vote.consensus],
-        "n_labels_used": (ratings.counts > 0).sum(axis=1),
-        "disagreement": np.nan_to_num(1.0 - agree, nan=0.0),
-    })
+    items = pd.DataFrame(
+        {
+            "item_id": ratings.item_ids,
+            "consensus_label": names[truth.consensus],
+            "consensus_confidence": truth.confidence,
+            "n_ratings": ratings.n_per_item,
+            "agreement": agree,
+            "entropy": truth.entropy,
+            "vote_label": names[vote.consensus],
+            "n_labels_used": (ratings.counts > 0).sum(axis=1),
+            "disagreement": np.nan_to_num(1.0 - agree, nan=0.0),
+        }
+    )
     annotators = annotator_agreement(ratings, truth.consensus)
-    competence = truth.competence if truth.competence is not None else annotators["agreement_with_consensus"].to_numpy()
+    competence = (
+        truth.competence
+        if truth.competence is not None
+        else annotators["agreement_with_consensus"].to_numpy()
+    )
     annotators.insert(1, "competence", competence)
     annotators["likely_spammer"] = (annotators["competence"] < SPAMMER_COMPETENCE) & (
-        annotators["n_labels"] >= SPAMMER_MIN_LABELS)
+        annotators["n_labels"] >= SPAMMER_MIN_LABELS
+    )
     notes = []
     if truth.competence is None:
-        notes.append("competence = agreement with the consensus (majority vote does not model annotators)")
-    return AgreementReport(ratings=ratings, method=method, statistics=stats, truth=truth, items=items,
-                           annotators=annotators, pairs=cohen_kappa_pairs(ratings, min_overlap=min_overlap),
-                           per_class=class_agreement(ratings), confusion=annotator_confusion(ratings, truth.consensus),
-                           notes=notes)
+        notes.append(
+            "competence = agreement with the consensus (majority vote does not model annotators)"
+        )
+    return AgreementReport(
+        ratings=ratings,
+        method=method,
+        statistics=stats,
+        truth=truth,
+        items=items,
+        annotators=annotators,
+        pairs=cohen_kappa_pairs(ratings, min_overlap=min_overlap),
+        per_class=class_agreement(ratings),
+        confusion=annotator_confusion(ratings, truth.consensus),
+        notes=notes,
+    )

@@ -29,8 +29,13 @@ def crowdlab(ratings: Ratings, pred_probs: np.ndarray) -> TruthResult:
 
     probs = np.asarray(pred_probs, dtype=np.float64)
     if probs.shape != (ratings.n_items, ratings.k):
-        raise DataError(Problem(f"predicted probabilities of shape {probs.shape}",
-                                f"({ratings.n_items}, {ratings.k}): one row per rated item", file="<pred_probs>"))
+        raise DataError(
+            Problem(
+                f"predicted probabilities of shape {probs.shape}",
+                f"({ratings.n_items}, {ratings.k}): one row per rated item",
+                file="<pred_probs>",
+            )
+        )
     wide = np.full((ratings.n_items, ratings.n_annotators), np.nan)
     wide[ratings.item, ratings.annotator] = ratings.label
     frame = pd.DataFrame(wide, columns=[str(a) for a in ratings.annotator_ids])
@@ -50,5 +55,10 @@ def crowdlab(ratings: Ratings, pred_probs: np.ndarray) -> TruthResult:
     posterior /= posterior.sum(axis=1, keepdims=True)
     stats = out["annotator_stats"].reindex([str(a) for a in ratings.annotator_ids])
     competence = np.clip(stats["annotator_quality"].to_numpy(dtype=np.float64), 0, 1)
-    return TruthResult("crowdlab", posterior, consensus, competence=competence,
-                       details={"consensus_quality_score": score})
+    return TruthResult(
+        "crowdlab",
+        posterior,
+        consensus,
+        competence=competence,
+        details={"consensus_quality_score": score},
+    )

@@ -26,9 +26,19 @@ from labelaudit.errors import UsageError
 from labelaudit.progress import ProgressFn, no_progress
 
 
-def mace(ratings: Ratings, *, method: Literal["vb", "em"] = "vb", n_restarts: int = 10, n_iter: int = 50,
-         alpha: float = 0.5, beta: float = 0.5, strategy_prior: float = 10.0, smoothing: float | None = None,
-         seed: int = 0, progress: ProgressFn = no_progress) -> TruthResult:
+def mace(
+    ratings: Ratings,
+    *,
+    method: Literal["vb", "em"] = "vb",
+    n_restarts: int = 10,
+    n_iter: int = 50,
+    alpha: float = 0.5,
+    beta: float = 0.5,
+    strategy_prior: float = 10.0,
+    smoothing: float | None = None,
+    seed: int = 0,
+    progress: ProgressFn = no_progress,
+) -> TruthResult:
     """Fit MACE and return a posterior over classes per item and a competence per annotator.
 
     ``method``: ``"vb"`` (variational Bayes with Beta(``alpha``, ``beta``) on theta and
@@ -63,8 +73,16 @@ def mace(ratings: Ratings, *, method: Literal["vb", "em"] = "vb", n_restarts: in
         for _ in range(n_iter):
             ll, post, know, strategy = _e_step(ratings, know_w, spam_w, xi)
             trace.append(ll)
-            know_w, spam_w, xi = _m_step(ratings, know, strategy, method=method, alpha=alpha, beta=beta,
-                                         strategy_prior=strategy_prior, smoothing=smooth)
+            know_w, spam_w, xi = _m_step(
+                ratings,
+                know,
+                strategy,
+                method=method,
+                alpha=alpha,
+                beta=beta,
+                strategy_prior=strategy_prior,
+                smoothing=smooth,
+            )
         ll, post, _, _ = _e_step(ratings, know_w, spam_w, xi)
         trace.append(ll)
         restart_ll.append(ll)
@@ -75,14 +93,27 @@ def mace(ratings: Ratings, *, method: Literal["vb", "em"] = "vb", n_restarts: in
     ll, post, know_w, spam_w, xi, trace = best
     # VB weights are sub-normalised (exp of expected logs); competence is their normalised share.
     competence = know_w / (know_w + spam_w)
-    return TruthResult("mace", post, np.argmax(post, axis=1).astype(np.int64), competence=np.clip(competence, 0, 1),
-                       details={"spamming": xi / xi.sum(axis=1, keepdims=True), "log_likelihood": ll,
-                                "restart_log_likelihoods": restart_ll, "trace": trace, "method": method,
-                                "n_restarts": n_restarts, "n_iter": n_iter, "seed": seed})
+    return TruthResult(
+        "mace",
+        post,
+        np.argmax(post, axis=1).astype(np.int64),
+        competence=np.clip(competence, 0, 1),
+        details={
+            "spamming": xi / xi.sum(axis=1, keepdims=True),
+            "log_likelihood": ll,
+            "restart_log_likelihoods": restart_ll,
+            "trace": trace,
+            "method": method,
+            "n_restarts": n_restarts,
+            "n_iter": n_iter,
+            "seed": seed,
+        },
+    )
 
 
-def _e_step(ratings: Ratings, know_w: np.ndarray, spam_w: np.ndarray, xi: np.ndarray
-            ) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
+def _e_step(
+    ratings: Ratings, know_w: np.ndarray, spam_w: np.ndarray, xi: np.ndarray
+) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
     """Posterior over true classes and expected counts of knowing / spamming per annotator.
 
     Every per-rating quantity depends only on (annotator, label), so it is computed once on a (J, K)
@@ -92,11 +123,15 @@ def _e_step(ratings: Ratings, know_w: np.ndarray, spam_w: np.ndarray, xi: np.nda
     ja = ratings.annotator * k + ratings.label  # flat (annotator, label) index of each rating
     ka = ratings.label * n_items + ratings.item  # flat (label, item) index of each rating
     spam = spam_w[:, None] * xi  # (J, K) P(spamming and saying a)
-    know = np.broadcast_to(know_w[:, None], spam.shape)  # P(knowing), which says a only when truth = a
+    know = np.broadcast_to(
+        know_w[:, None], spam.shape
+    )  # P(knowing), which says a only when truth = a
     # log P(ratings of i | t) = sum_m log(spam_m) + sum over i's ratings saying t of log(1 + know/spam):
     # the first term does not depend on t, so the posterior needs only the second.
     base = np.bincount(ratings.item, weights=np.log(spam).ravel()[ja], minlength=n_items)
-    bonus = np.bincount(ka, weights=np.log1p(know / spam).ravel()[ja], minlength=k * n_items).reshape(k, n_items)
+    bonus = np.bincount(
+        ka, weights=np.log1p(know / spam).ravel()[ja], minlength=k * n_items
+    ).reshape(k, n_items)
     top = bonus.max(axis=0)
     expd = np.exp(bonus - top)
     total = expd.sum(axis=0)
@@ -106,11 +141,25 @@ def _e_step(ratings: Ratings, know_w: np.ndarray, spam_w: np.ndarray, xi: np.nda
     know_exp = post_t.ravel()[ka] * (know / (know + spam)).ravel()[ja]
     know_counts = np.bincount(ratings.annotator, weights=know_exp, minlength=ratings.n_annotators)
     strategy = np.bincount(ja, weights=1.0 - know_exp, minlength=ratings.n_annotators * k)
-    return float(log_marginal.sum()), post_t.T, know_counts, strategy.reshape(ratings.n_annotators, k)
+    return (
+        float(log_marginal.sum()),
+        post_t.T,
+        know_counts,
+        strategy.reshape(ratings.n_annotators, k),
+    )
 
 
-def _m_step(ratings: Ratings, know: np.ndarray, strategy: np.ndarray, *, method: str, alpha: float, beta: float,
-            strategy_prior: float, smoothing: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _m_step(
+    ratings: Ratings,
+    know: np.ndarray,
+    strategy: np.ndarray,
+    *,
+    method: str,
+    alpha: float,
+    beta: float,
+    strategy_prior: float,
+    smoothing: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     n = ratings.n_per_annotator.astype(np.float64)
     spam_total = n - know
     if method == "em":
@@ -121,6 +170,8 @@ def _m_step(ratings: Ratings, know: np.ndarray, strategy: np.ndarray, *, method:
     total = digamma(n + alpha + beta)
     know_w = np.exp(digamma(know + alpha) - total)
     spam_w = np.exp(digamma(spam_total + beta) - total)
-    xi = np.exp(digamma(strategy + strategy_prior)
-                - digamma(strategy.sum(axis=1, keepdims=True) + strategy_prior * ratings.k))
+    xi = np.exp(
+        digamma(strategy + strategy_prior)
+        - digamma(strategy.sum(axis=1, keepdims=True) + strategy_prior * ratings.k)
+    )
     return know_w, spam_w, xi

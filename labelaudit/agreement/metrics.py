@@ -60,11 +60,15 @@ def raw_agreement(ratings: Ratings) -> tuple[Statistic, Statistic]:
     used = pairs > 0
     if not used.any():
         why = "no item has two or more ratings"
-        return Statistic("raw agreement (per item)", None, 0, why), Statistic("raw agreement (per pair)", None, 0, why)
+        return Statistic("raw agreement (per item)", None, 0, why), Statistic(
+            "raw agreement (per pair)", None, 0, why
+        )
     per_item = float(np.mean(agree[used] / pairs[used]))
     per_pair = float(agree.sum() / pairs.sum())
     n = int(used.sum())
-    return Statistic("raw agreement (per item)", per_item, n), Statistic("raw agreement (per pair)", per_pair, n)
+    return Statistic("raw agreement (per item)", per_item, n), Statistic(
+        "raw agreement (per pair)", per_pair, n
+    )
 
 
 def item_agreement(ratings: Ratings) -> np.ndarray:
@@ -88,15 +92,21 @@ def fleiss_kappa(ratings: Ratings) -> Statistic:
     if len(n) == 0:
         return Statistic("Fleiss' kappa", None, 0, "no ratings")
     if n.min() != n.max():
-        return Statistic("Fleiss' kappa", None, len(n),
-                         f"items have different numbers of ratings ({int(n.min())} to {int(n.max())})")
+        return Statistic(
+            "Fleiss' kappa",
+            None,
+            len(n),
+            f"items have different numbers of ratings ({int(n.min())} to {int(n.max())})",
+        )
     if n[0] < 2:
         return Statistic("Fleiss' kappa", None, len(n), "every item has a single rating")
     p_bar = float(np.mean((counts * (counts - 1)).sum(axis=1) / (n * (n - 1))))
     shares = counts.sum(axis=0) / counts.sum()
-    p_e = float((shares ** 2).sum())
+    p_e = float((shares**2).sum())
     if np.isclose(p_e, 1.0):
-        return Statistic("Fleiss' kappa", None, len(n), "expected agreement is 1 (only one class was used)")
+        return Statistic(
+            "Fleiss' kappa", None, len(n), "expected agreement is 1 (only one class was used)"
+        )
     return Statistic("Fleiss' kappa", (p_bar - p_e) / (1 - p_e), len(n))
 
 
@@ -128,13 +138,19 @@ def krippendorff_alpha(ratings: Ratings) -> Statistic:
         return Statistic("Krippendorff's alpha", None, 0, "no item has two or more ratings")
     used = counts[pairable]
     if (used.sum(axis=0) > 0).sum() < 2:
-        return Statistic("Krippendorff's alpha", None, int(pairable.sum()),
-                         "only one class among pairable ratings (expected disagreement is 0)")
+        return Statistic(
+            "Krippendorff's alpha",
+            None,
+            int(pairable.sum()),
+            "only one class among pairable ratings (expected disagreement is 0)",
+        )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         value = float(krippendorff.alpha(value_counts=used, level_of_measurement="nominal"))
     if not np.isfinite(value):
-        return Statistic("Krippendorff's alpha", None, int(pairable.sum()), "expected disagreement is 0")
+        return Statistic(
+            "Krippendorff's alpha", None, int(pairable.sum()), "expected disagreement is 0"
+        )
     return Statistic("Krippendorff's alpha", value, int(pairable.sum()))
 
 
@@ -155,32 +171,51 @@ def cohen_kappa_pairs(ratings: Ratings, *, min_overlap: int = MIN_PAIR_OVERLAP) 
     """
     from scipy import sparse
 
-    first = pd.DataFrame({"i": ratings.item, "j": ratings.annotator, "l": ratings.label}).drop_duplicates(["i", "j"])
+    first = pd.DataFrame(
+        {"i": ratings.item, "j": ratings.annotator, "l": ratings.label}
+    ).drop_duplicates(["i", "j"])
     i, j, lab = (first[c].to_numpy() for c in ("i", "j", "l"))
     n_items, n_ann, k = ratings.n_items, ratings.n_annotators, ratings.k
     ones = np.ones(len(i))
     rated = sparse.csr_matrix((ones, (i, j)), shape=(n_items, n_ann))
-    said = sparse.csr_matrix((ones, (i * k + lab, j)), shape=(n_items * k, n_ann))  # (item, class) x annotator
+    said = sparse.csr_matrix(
+        (ones, (i * k + lab, j)), shape=(n_items * k, n_ann)
+    )  # (item, class) x annotator
     overlap = (rated.T @ rated).toarray()
     agree = (said.T @ said).toarray()
     # marg[c][a, b]: items both rated where a said c. Expected agreement = sum_c marg[c] * marg[c].T / n^2.
     expected = np.zeros((n_ann, n_ann))
     for c in range(k):
-        in_class = sparse.csr_matrix((ones[lab == c], (i[lab == c], j[lab == c])), shape=(n_items, n_ann))
+        in_class = sparse.csr_matrix(
+            (ones[lab == c], (i[lab == c], j[lab == c])), shape=(n_items, n_ann)
+        )
         marg = (in_class.T @ rated).toarray()
         expected += marg * marg.T
     ja, jb = np.nonzero(np.triu(overlap, k=1) > 0)
     n = overlap[ja, jb]
     p_o = agree[ja, jb] / n
-    p_e = expected[ja, jb] / n ** 2
+    p_e = expected[ja, jb] / n**2
     enough = n >= min_overlap
     degenerate = np.isclose(p_e, 1.0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        kappa = np.where(enough & ~degenerate, (p_o - p_e) / np.where(degenerate, 1.0, 1 - p_e), np.nan)
-    reason = np.where(~enough, [f"only {int(x)} item(s) in common (need {min_overlap})" for x in n],
-                      np.where(degenerate, "expected agreement is 1 (both used a single class)", ""))
-    return pd.DataFrame({"annotator_a": ratings.annotator_ids[ja], "annotator_b": ratings.annotator_ids[jb],
-                         "overlap": n.astype(np.int64), "agreement": p_o, "kappa": kappa, "reason": reason})
+        kappa = np.where(
+            enough & ~degenerate, (p_o - p_e) / np.where(degenerate, 1.0, 1 - p_e), np.nan
+        )
+    reason = np.where(
+        ~enough,
+        [f"only {int(x)} item(s) in common (need {min_overlap})" for x in n],
+        np.where(degenerate, "expected agreement is 1 (both used a single class)", ""),
+    )
+    return pd.DataFrame(
+        {
+            "annotator_a": ratings.annotator_ids[ja],
+            "annotator_b": ratings.annotator_ids[jb],
+            "overlap": n.astype(np.int64),
+            "agreement": p_o,
+            "kappa": kappa,
+            "reason": reason,
+        }
+    )
 
 
 def class_agreement(ratings: Ratings) -> pd.DataFrame:
@@ -200,8 +235,14 @@ def class_agreement(ratings: Ratings) -> pd.DataFrame:
     with np.errstate(invalid="ignore", divide="ignore"):
         value = np.where(den > 0, num / np.maximum(den, 1), np.nan)
     reason = np.where(den > 0, "", "never used on an item with two or more ratings")
-    return pd.DataFrame({"label": ratings.classes, "n_ratings": counts.sum(axis=0).astype(np.int64),
-                         "agreement": value, "reason": reason})
+    return pd.DataFrame(
+        {
+            "label": ratings.classes,
+            "n_ratings": counts.sum(axis=0).astype(np.int64),
+            "agreement": value,
+            "reason": reason,
+        }
+    )
 
 
 def annotator_agreement(ratings: Ratings, consensus: np.ndarray) -> pd.DataFrame:
@@ -226,9 +267,17 @@ def annotator_agreement(ratings: Ratings, consensus: np.ndarray) -> pd.DataFrame
         n_has = np.bincount(j, weights=has.astype(float), minlength=ratings.n_annotators)
         agreement = np.where(n_has > 0, total / np.maximum(n_has, 1), np.nan)
     hit = (consensus[ratings.item] == ratings.label).astype(float)
-    with_consensus = np.bincount(j, weights=hit, minlength=ratings.n_annotators) / np.maximum(ratings.n_per_annotator, 1)
-    return pd.DataFrame({"annotator_id": ratings.annotator_ids, "n_labels": ratings.n_per_annotator,
-                         "agreement": agreement, "agreement_with_consensus": with_consensus})
+    with_consensus = np.bincount(j, weights=hit, minlength=ratings.n_annotators) / np.maximum(
+        ratings.n_per_annotator, 1
+    )
+    return pd.DataFrame(
+        {
+            "annotator_id": ratings.annotator_ids,
+            "n_labels": ratings.n_per_annotator,
+            "agreement": agreement,
+            "agreement_with_consensus": with_consensus,
+        }
+    )
 
 
 def annotator_confusion(ratings: Ratings, reference: np.ndarray) -> np.ndarray:
@@ -244,4 +293,10 @@ def annotator_confusion(ratings: Ratings, reference: np.ndarray) -> np.ndarray:
 def agreement_statistics(ratings: Ratings) -> list[Statistic]:
     """All whole-dataset statistics, in the order the CLI prints them."""
     per_item, per_pair = raw_agreement(ratings)
-    return [per_item, per_pair, fleiss_kappa(ratings), randolph_kappa(ratings), krippendorff_alpha(ratings)]
+    return [
+        per_item,
+        per_pair,
+        fleiss_kappa(ratings),
+        randolph_kappa(ratings),
+        krippendorff_alpha(ratings),
+    ]

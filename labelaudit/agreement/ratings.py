@@ -18,8 +18,18 @@ from labelaudit.errors import DataError, Problem
 
 #: Column names of the long format (see labelaudit.io._read_annotations).
 ITEM, ANNOTATOR, LABEL = "item_id", "annotator_id", "label"
-_ALIASES = {"item": ITEM, "task": ITEM, "id": ITEM, "orig_id": ITEM, "annotator": ANNOTATOR, "worker": ANNOTATOR,
-            "worker_id": ANNOTATOR, "rater": ANNOTATOR, "rater_id": ANNOTATOR, "response": LABEL}
+_ALIASES = {
+    "item": ITEM,
+    "task": ITEM,
+    "id": ITEM,
+    "orig_id": ITEM,
+    "annotator": ANNOTATOR,
+    "worker": ANNOTATOR,
+    "worker_id": ANNOTATOR,
+    "rater": ANNOTATOR,
+    "rater_id": ANNOTATOR,
+    "response": LABEL,
+}
 
 
 @dataclass(frozen=True, eq=False)
@@ -88,17 +98,30 @@ class Ratings:
         """(J*K, M) 0/1 matrix; row j*K + l collects the ratings in which annotator j said class l."""
         m = self.n_ratings
         rows = self.annotator * self.k + self.label
-        return sparse.csr_matrix((np.ones(m), (rows, np.arange(m))), shape=(self.n_annotators * self.k, m))
+        return sparse.csr_matrix(
+            (np.ones(m), (rows, np.arange(m))), shape=(self.n_annotators * self.k, m)
+        )
 
     def to_frame(self) -> pd.DataFrame:
         """Back to long format with names: item_id, annotator_id, label."""
-        return pd.DataFrame({ITEM: self.item_ids[self.item], ANNOTATOR: self.annotator_ids[self.annotator],
-                             LABEL: np.asarray(self.classes, dtype=object)[self.label]})
+        return pd.DataFrame(
+            {
+                ITEM: self.item_ids[self.item],
+                ANNOTATOR: self.annotator_ids[self.annotator],
+                LABEL: np.asarray(self.classes, dtype=object)[self.label],
+            }
+        )
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def from_frame(cls, df: pd.DataFrame, *, classes: list[str] | None = None, file: str = "<annotations>",
-                   item_order: list[str] | None = None) -> Ratings:
+    def from_frame(
+        cls,
+        df: pd.DataFrame,
+        *,
+        classes: list[str] | None = None,
+        file: str = "<annotations>",
+        item_order: list[str] | None = None,
+    ) -> Ratings:
         """Encode a long-format table (item_id, annotator_id, label[, timestamp]).
 
         ``classes``: the class list (labels outside it are an error); default the sorted unique labels.
@@ -106,13 +129,23 @@ class Ratings:
         Raises :class:`DataError` with one problem per kind of defect (missing columns, empty values,
         unknown labels, fewer than one rating).
         """
-        df = df.rename(columns={c: _ALIASES[str(c).lower()] for c in df.columns
-                                if str(c).lower() in _ALIASES and _ALIASES[str(c).lower()] not in df.columns})
+        df = df.rename(
+            columns={
+                c: _ALIASES[str(c).lower()]
+                for c in df.columns
+                if str(c).lower() in _ALIASES and _ALIASES[str(c).lower()] not in df.columns
+            }
+        )
         missing = [c for c in (ITEM, ANNOTATOR, LABEL) if c not in df.columns]
         if missing:
-            raise DataError(Problem(f"missing column(s) {missing} among {list(map(str, df.columns))}",
-                                    "columns item_id, annotator_id, label[, timestamp]", file=file,
-                                    fix="rename the columns (worker/rater -> annotator_id, item/task -> item_id)"))
+            raise DataError(
+                Problem(
+                    f"missing column(s) {missing} among {list(map(str, df.columns))}",
+                    "columns item_id, annotator_id, label[, timestamp]",
+                    file=file,
+                    fix="rename the columns (worker/rater -> annotator_id, item/task -> item_id)",
+                )
+            )
         if df.empty:
             raise DataError(Problem("no ratings (0 rows)", "at least one rating", file=file))
         cols = {c: _as_str_series(df[c]) for c in (ITEM, ANNOTATOR, LABEL)}
@@ -121,8 +154,14 @@ class Ratings:
             blank = (s == "").to_numpy()
             if blank.any():
                 rows = (np.flatnonzero(blank) + 1).tolist()
-                problems.append(Problem(f"{len(rows)} empty value(s) in rows {_rows_text(rows)}", f"a {c} in every row",
-                                        file=file, column=c))
+                problems.append(
+                    Problem(
+                        f"{len(rows)} empty value(s) in rows {_rows_text(rows)}",
+                        f"a {c} in every row",
+                        file=file,
+                        column=c,
+                    )
+                )
         if classes is None:
             classes = sorted(set(cols[LABEL][cols[LABEL] != ""].tolist()))
         else:
@@ -130,8 +169,14 @@ class Ratings:
             if unknown.any():
                 rows = (np.flatnonzero(unknown) + 1).tolist()
                 vals = sorted(set(cols[LABEL][unknown].tolist()))
-                problems.append(Problem(f"label(s) {vals[:5]} in rows {_rows_text(rows)} are not classes",
-                                        f"one of the {len(classes)} classes", file=file, column=LABEL))
+                problems.append(
+                    Problem(
+                        f"label(s) {vals[:5]} in rows {_rows_text(rows)} are not classes",
+                        f"one of the {len(classes)} classes",
+                        file=file,
+                        column=LABEL,
+                    )
+                )
         if problems:
             raise DataError(problems)
         if item_order is not None:
@@ -145,17 +190,29 @@ class Ratings:
         annotator, annotator_ids = pd.factorize(cols[ANNOTATOR], sort=True)
         class_index = {c: i for i, c in enumerate(classes)}
         label = cols[LABEL].map(class_index).to_numpy(dtype=np.int64)
-        return cls(item=np.asarray(item, dtype=np.int64), annotator=np.asarray(annotator, dtype=np.int64), label=label,
-                   item_ids=np.asarray(item_ids, dtype=object), annotator_ids=np.asarray(annotator_ids, dtype=object),
-                   classes=[str(c) for c in classes])
+        return cls(
+            item=np.asarray(item, dtype=np.int64),
+            annotator=np.asarray(annotator, dtype=np.int64),
+            label=label,
+            item_ids=np.asarray(item_ids, dtype=object),
+            annotator_ids=np.asarray(annotator_ids, dtype=object),
+            classes=[str(c) for c in classes],
+        )
 
     @classmethod
     def from_dataset(cls, ds) -> Ratings:
         """The ratings of a loaded :class:`~labelaudit.dataset.Dataset` (already validated), in dataset order."""
         if ds.annotations is None:
-            raise DataError(Problem("the dataset has no annotations", "a companion file item_id, annotator_id, label",
-                                    fix="load annotations (annotations*.csv beside the data, or --annotations FILE)"))
-        return cls.from_frame(ds.annotations, classes=list(ds.classes), item_order=ds.frame["id"].tolist())
+            raise DataError(
+                Problem(
+                    "the dataset has no annotations",
+                    "a companion file item_id, annotator_id, label",
+                    fix="load annotations (annotations*.csv beside the data, or --annotations FILE)",
+                )
+            )
+        return cls.from_frame(
+            ds.annotations, classes=list(ds.classes), item_order=ds.frame["id"].tolist()
+        )
 
 
 def _as_str_series(col: pd.Series) -> pd.Series:

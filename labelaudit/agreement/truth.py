@@ -49,7 +49,11 @@ class TruthResult:
         """Posterior entropy normalised by log K, (I,) in [0, 1]; 0 = certain."""
         p = np.clip(self.posterior, 1e-300, 1.0)
         k = self.posterior.shape[1]
-        return np.clip(-(self.posterior * np.log(p)).sum(axis=1) / np.log(k), 0.0, 1.0) if k > 1 else np.zeros(len(p))
+        return (
+            np.clip(-(self.posterior * np.log(p)).sum(axis=1) / np.log(k), 0.0, 1.0)
+            if k > 1
+            else np.zeros(len(p))
+        )
 
 
 def vote_shares(ratings: Ratings) -> np.ndarray:
@@ -58,8 +62,13 @@ def vote_shares(ratings: Ratings) -> np.ndarray:
     return counts / counts.sum(axis=1, keepdims=True)
 
 
-def majority_vote(ratings: Ratings, *, tie_break: TieBreak = "random", seed: int = 0,
-                  pred_probs: np.ndarray | None = None) -> TruthResult:
+def majority_vote(
+    ratings: Ratings,
+    *,
+    tie_break: TieBreak = "random",
+    seed: int = 0,
+    pred_probs: np.ndarray | None = None,
+) -> TruthResult:
     """Most voted class per item, with an explicit rule for ties.
 
     ``tie_break``: ``"random"`` (uniform among the tied classes, seeded), ``"model"`` (the tied class
@@ -82,21 +91,35 @@ def majority_vote(ratings: Ratings, *, tie_break: TieBreak = "random", seed: int
         score = tied * rng.random(shares.shape)
     elif tie_break == "model":
         if pred_probs is None:
-            raise UsageError("tie_break='model' needs pred_probs (the dataset has no predicted probabilities)")
+            raise UsageError(
+                "tie_break='model' needs pred_probs (the dataset has no predicted probabilities)"
+            )
         score = tied * (np.asarray(pred_probs, dtype=np.float64) + 1e-12)
     elif tie_break == "rarer":
         total = ratings.counts.sum(axis=0)
-        rarity = 1.0 / (1.0 + total) + 1e-9 * (ratings.k - np.arange(ratings.k))  # lower index wins exact ties
+        rarity = 1.0 / (1.0 + total) + 1e-9 * (
+            ratings.k - np.arange(ratings.k)
+        )  # lower index wins exact ties
         score = tied * rarity[None, :]
     else:
         raise UsageError(f"unknown tie_break {tie_break!r}; use random, model or rarer")
     consensus = np.argmax(np.where(tied, score, -1.0), axis=1).astype(np.int64)
-    return TruthResult("mv", shares, consensus,
-                       details={"ties": int((n_tied > 1).sum()), "tie_break": tie_break, "seed": seed})
+    return TruthResult(
+        "mv",
+        shares,
+        consensus,
+        details={"ties": int((n_tied > 1).sum()), "tie_break": tie_break, "seed": seed},
+    )
 
 
-def dawid_skene(ratings: Ratings, *, max_iter: int = 100, tol: float = 1e-7, smoothing: float = 0.0,
-                init: np.ndarray | None = None) -> TruthResult:
+def dawid_skene(
+    ratings: Ratings,
+    *,
+    max_iter: int = 100,
+    tol: float = 1e-7,
+    smoothing: float = 0.0,
+    init: np.ndarray | None = None,
+) -> TruthResult:
     """Dawid–Skene EM: class priors, one confusion matrix per annotator, and a posterior per item.
 
     Starts from the soft vote shares (Dawid & Skene 1979) unless ``init`` (I, K) is given; stops when
@@ -123,7 +146,9 @@ def dawid_skene(ratings: Ratings, *, max_iter: int = 100, tol: float = 1e-7, smo
     for _ in range(max_iter):
         # M-step: priors and per-annotator confusion from the current soft labels.
         priors = post.mean(axis=0)
-        counts = (by_annotator_label @ post[ratings.item]).reshape(ratings.n_annotators, k, k)  # (J, said, truth)
+        counts = (by_annotator_label @ post[ratings.item]).reshape(
+            ratings.n_annotators, k, k
+        )  # (J, said, truth)
         counts = counts.transpose(0, 2, 1) + smoothing  # (J, truth, said)
         with np.errstate(invalid="ignore", divide="ignore"):
             conf = counts / counts.sum(axis=2, keepdims=True)
@@ -131,7 +156,9 @@ def dawid_skene(ratings: Ratings, *, max_iter: int = 100, tol: float = 1e-7, smo
         # E-step: log P(truth = t, ratings of i) = log prior_t + sum over i's ratings of log conf[j, t, said].
         with np.errstate(divide="ignore"):
             log_conf = np.log(conf)
-            log_joint = np.log(priors)[None, :] + by_item @ log_conf[ratings.annotator, :, ratings.label]
+            log_joint = (
+                np.log(priors)[None, :] + by_item @ log_conf[ratings.annotator, :, ratings.label]
+            )
         norm = logsumexp(log_joint, axis=1, keepdims=True)
         post = np.exp(log_joint - norm)
         trace.append(float(norm.sum()))
@@ -141,6 +168,18 @@ def dawid_skene(ratings: Ratings, *, max_iter: int = 100, tol: float = 1e-7, smo
     assert priors is not None and conf is not None
     priors = post.mean(axis=0)
     competence = (conf[:, np.arange(k), np.arange(k)] * priors[None, :]).sum(axis=1)
-    return TruthResult("ds", post, np.argmax(post, axis=1).astype(np.int64), competence=competence, confusion=conf,
-                       details={"priors": priors, "iterations": len(trace), "log_likelihood": trace[-1],
-                                "trace": trace, "converged": converged, "smoothing": smoothing})
+    return TruthResult(
+        "ds",
+        post,
+        np.argmax(post, axis=1).astype(np.int64),
+        competence=competence,
+        confusion=conf,
+        details={
+            "priors": priors,
+            "iterations": len(trace),
+            "log_likelihood": trace[-1],
+            "trace": trace,
+            "converged": converged,
+            "smoothing": smoothing,
+        },
+    )

@@ -21,19 +21,45 @@ OUT_SUFFIXES = (".csv", ".parquet")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("agreement", help="rater agreement and consensus labels from several annotators' labels")
-    p.add_argument("annotations", help="long-format table: item_id, annotator_id, label[, timestamp] (CSV/TSV/Parquet/JSONL)")
-    p.add_argument("--method", choices=["mv", "ds", "mace"], default="mace",
-                   help="consensus: majority vote, Dawid–Skene or MACE (default)")
-    p.add_argument("--tie-break", choices=["random", "rarer"], default="random",
-                   help="majority-vote ties: random (seeded) or the rarer class (default random)")
-    p.add_argument("--seed", type=int, default=0, help="random seed for ties and MACE restarts (default 0)")
-    p.add_argument("--min-overlap", type=int, default=10,
-                   help="items two annotators must share for Cohen's kappa (default 10)")
+    p = sub.add_parser(
+        "agreement", help="rater agreement and consensus labels from several annotators' labels"
+    )
+    p.add_argument(
+        "annotations",
+        help="long-format table: item_id, annotator_id, label[, timestamp] (CSV/TSV/Parquet/JSONL)",
+    )
+    p.add_argument(
+        "--method",
+        choices=["mv", "ds", "mace"],
+        default="mace",
+        help="consensus: majority vote, Dawid–Skene or MACE (default)",
+    )
+    p.add_argument(
+        "--tie-break",
+        choices=["random", "rarer"],
+        default="random",
+        help="majority-vote ties: random (seeded) or the rarer class (default random)",
+    )
+    p.add_argument(
+        "--seed", type=int, default=0, help="random seed for ties and MACE restarts (default 0)"
+    )
+    p.add_argument(
+        "--min-overlap",
+        type=int,
+        default=10,
+        help="items two annotators must share for Cohen's kappa (default 10)",
+    )
     p.add_argument("--encoding", help="text encoding of the annotations file (default UTF-8)")
-    p.add_argument("--out", required=True, help="per-item table: item_id, consensus_label, consensus_confidence, "
-                                                "n_ratings, agreement (.csv or .parquet)")
-    p.add_argument("--annotators-out", help="per-annotator table: annotator_id, competence, n_labels, agreement")
+    p.add_argument(
+        "--out",
+        required=True,
+        help="per-item table: item_id, consensus_label, consensus_confidence, "
+        "n_ratings, agreement (.csv or .parquet)",
+    )
+    p.add_argument(
+        "--annotators-out",
+        help="per-annotator table: annotator_id, competence, n_labels, agreement",
+    )
     p.set_defaults(func=run)
 
 
@@ -60,16 +86,31 @@ def run(args: argparse.Namespace) -> int:
     table = read_table(args.annotations, encoding=args.encoding, what="annotations")
     ratings = Ratings.from_frame(table, file=Path(args.annotations).name)
     if ratings.k < 2:
-        raise DataError(Problem(f"every rating is the label '{ratings.classes[0]}'", "at least two different labels",
-                                file=Path(args.annotations).name, column="label"))
+        raise DataError(
+            Problem(
+                f"every rating is the label '{ratings.classes[0]}'",
+                "at least two different labels",
+                file=Path(args.annotations).name,
+                column="label",
+            )
+        )
     progress = TqdmProgress()
-    report = analyse_annotations(ratings, method=args.method, seed=args.seed, tie_break=args.tie_break,
-                                 min_overlap=args.min_overlap, progress=progress)
+    report = analyse_annotations(
+        ratings,
+        method=args.method,
+        seed=args.seed,
+        tie_break=args.tie_break,
+        min_overlap=args.min_overlap,
+        progress=progress,
+    )
     progress.close()
     print("\n".join(report.summary_lines()))
     _write(report.items[ITEM_COLUMNS], out)
     print(f"wrote {len(report.items):,} items to {out}")
     if ann_out:
-        _write(report.annotators[ANNOTATOR_COLUMNS + ["agreement_with_consensus", "likely_spammer"]], ann_out)
+        _write(
+            report.annotators[ANNOTATOR_COLUMNS + ["agreement_with_consensus", "likely_spammer"]],
+            ann_out,
+        )
         print(f"wrote {len(report.annotators):,} annotators to {ann_out}")
     return 0

@@ -23,21 +23,41 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def streamlit_command(port: int, host: str = "localhost") -> list[str]:
-    return [sys.executable, "-m", "streamlit", "run", str(APP_SCRIPT), "--server.headless", "true",
-            "--browser.gatherUsageStats", "false", "--server.port", str(port), "--server.address", host]
+    return [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(APP_SCRIPT),
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
+        "--server.port",
+        str(port),
+        "--server.address",
+        host,
+    ]
 
 
 def run(args: argparse.Namespace) -> int:
     from labelaudit.workspace import Workspace
 
     ws = Workspace(args.workspace)
-    env = dict(os.environ, LABELAUDIT_WORKSPACE=str(ws.root), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    env = dict(
+        os.environ, LABELAUDIT_WORKSPACE=str(ws.root), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1"
+    )
     if args.data:
         ds = load_from_args(args)  # DataError -> exit 1 with the problems, before any server starts
         env["LABELAUDIT_DATASET"] = ws.save_dataset(ds)
         print(f"{ds.source}: {ds.n:,} rows, {ds.k} classes -> workspace {ws.root}")
     print(f"labelaudit dashboard on http://{args.host}:{args.port}")
     if not APP_SCRIPT.exists():
-        print(f"error: the app script {APP_SCRIPT} is missing (run from a source checkout)", file=sys.stderr)
+        print(
+            f"error: the app script {APP_SCRIPT} is missing (run from a source checkout)",
+            file=sys.stderr,
+        )
         return 2
-    return subprocess.call(streamlit_command(args.port, args.host), env=env, cwd=str(APP_SCRIPT.parent))
+    return subprocess.call(
+        streamlit_command(args.port, args.host), env=env, cwd=str(APP_SCRIPT.parent)
+    )

@@ -9,11 +9,21 @@ from labelaudit.errors import UsageError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("export", help="write the reviewed dataset (final labels, decisions) as CSV or Parquet")
+    p = sub.add_parser(
+        "export", help="write the reviewed dataset (final labels, decisions) as CSV or Parquet"
+    )
     add_reviewed_dataset_options(p)
-    p.add_argument("--removed", choices=("drop", "flag"), default="drop",
-                   help="removed rows: leave out (default) or keep with removed=True")
-    p.add_argument("--log", action="store_true", help="also write the decision log next to FILE (NAME.decisions.EXT)")
+    p.add_argument(
+        "--removed",
+        choices=("drop", "flag"),
+        default="drop",
+        help="removed rows: leave out (default) or keep with removed=True",
+    )
+    p.add_argument(
+        "--log",
+        action="store_true",
+        help="also write the decision log next to FILE (NAME.decisions.EXT)",
+    )
     p.add_argument("--out", required=True, help="output file, .csv or .parquet")
     p.set_defaults(func=run)
 
@@ -25,16 +35,23 @@ def pick_dataset(hashes: list[str], wanted: str | None, decided: dict[str, int],
         matches = [h for h in hashes if h.startswith(wanted)]
         if len(matches) == 1:
             return matches[0]
-        raise UsageError(f"--dataset {wanted} matches {len(matches)} datasets in {root}; choose one of: "
-                         + _choices(hashes, decided))
+        raise UsageError(
+            f"--dataset {wanted} matches {len(matches)} datasets in {root}; choose one of: "
+            + _choices(hashes, decided)
+        )
     if not hashes:
-        raise UsageError(f"no dataset in the workspace {root}; load one with `labelaudit app DATA` or pass --workspace")
+        raise UsageError(
+            f"no dataset in the workspace {root}; load one with `labelaudit app DATA` or pass --workspace"
+        )
     if len(hashes) == 1:
         return hashes[0]
     reviewed = [h for h in hashes if decided.get(h)]
     if len(reviewed) == 1:
         return reviewed[0]
-    raise UsageError(f"{len(hashes)} datasets in {root}; say which with --dataset HASH: " + _choices(hashes, decided))
+    raise UsageError(
+        f"{len(hashes)} datasets in {root}; say which with --dataset HASH: "
+        + _choices(hashes, decided)
+    )
 
 
 def _choices(hashes: list[str], decided: dict[str, int]) -> str:
@@ -56,8 +73,10 @@ def run(args: argparse.Namespace) -> int:
         ds = ws.load_dataset(h)
         written = export_review(ds, store, out=args.out, removed=args.removed, log=args.log)
         cur = store.current(h)
-        print(f"{ds.source} ({h}): {ds.n:,} rows, {len(cur):,} decided "
-              f"({int((cur['action'] == 'remove').sum()) if len(cur) else 0:,} removed, {args.removed})")
+        print(
+            f"{ds.source} ({h}): {ds.n:,} rows, {len(cur):,} decided "
+            f"({int((cur['action'] == 'remove').sum()) if len(cur) else 0:,} removed, {args.removed})"
+        )
         for p in written:
             print(f"wrote {p}")
     finally:

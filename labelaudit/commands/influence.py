@@ -17,14 +17,27 @@ OUT_SUFFIXES = (".csv", ".parquet", ".jsonl")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("influence", help="rank training rows by their influence on one row (helpful and harmful)")
+    p = sub.add_parser(
+        "influence", help="rank training rows by their influence on one row (helpful and harmful)"
+    )
     add_data_options(p)
     p.add_argument("--workspace", help="folder for derived artifacts (default .labelaudit)")
     p.add_argument("--query", required=True, help="id of the row to explain (any split)")
-    p.add_argument("--top", type=int, default=20, help="how many most helpful and most harmful rows (default 20)")
-    p.add_argument("--method", choices=["influence", "tracin"], default="influence",
-                   help="exact influence function of the softmax head (default) or TracIn over its training run")
-    p.add_argument("--l2", type=float, default=None, help="L2 strength of the influence model (default 1e-3)")
+    p.add_argument(
+        "--top",
+        type=int,
+        default=20,
+        help="how many most helpful and most harmful rows (default 20)",
+    )
+    p.add_argument(
+        "--method",
+        choices=["influence", "tracin"],
+        default="influence",
+        help="exact influence function of the softmax head (default) or TracIn over its training run",
+    )
+    p.add_argument(
+        "--l2", type=float, default=None, help="L2 strength of the influence model (default 1e-3)"
+    )
     p.add_argument("--out", required=True, help="output file: .csv, .parquet or .jsonl")
     p.set_defaults(func=run)
 
@@ -37,7 +50,9 @@ def run(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     if out.suffix.lower() not in OUT_SUFFIXES:
-        raise UsageError(f"--out {out.name}: unsupported file type; use one of {', '.join(OUT_SUFFIXES)}")
+        raise UsageError(
+            f"--out {out.name}: unsupported file type; use one of {', '.join(OUT_SUFFIXES)}"
+        )
     if args.top < 1:
         raise UsageError(f"--top {args.top}: give a positive number of rows")
     ds = load_from_args(args)
@@ -46,7 +61,9 @@ def run(args: argparse.Namespace) -> int:
     bar = TqdmProgress()
     emb = get_embeddings(ds, workspace=ws, progress=bar)
     bar.close()
-    table = influence_table(ds, emb, args.query, method=args.method, l2=args.l2 or DEFAULT_L2, workspace=ws)
+    table = influence_table(
+        ds, emb, args.query, method=args.method, l2=args.l2 or DEFAULT_L2, workspace=ws
+    )
     result = top_both_ways(table, args.top)
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix.lower() == ".csv":

@@ -16,11 +16,20 @@ from labelaudit.errors import UsageError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("report", help="write the data-ROI report (self-contained HTML) for a reviewed dataset")
+    p = sub.add_parser(
+        "report", help="write the data-ROI report (self-contained HTML) for a reviewed dataset"
+    )
     add_reviewed_dataset_options(p)
-    p.add_argument("--next", type=int, default=100, dest="next_n",
-                   help="projection: the next N items to review (default 100)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the retraining and the bootstrap (default 0)")
+    p.add_argument(
+        "--next",
+        type=int,
+        default=100,
+        dest="next_n",
+        help="projection: the next N items to review (default 100)",
+    )
+    p.add_argument(
+        "--seed", type=int, default=0, help="seed of the retraining and the bootstrap (default 0)"
+    )
     p.add_argument("--out", required=True, help="output file (.html)")
     p.set_defaults(func=run)
 
@@ -45,7 +54,11 @@ def run(args: argparse.Namespace) -> int:
     bar = TqdmProgress()
     try:
         log_all = store.log()
-        decided = log_all.groupby("dataset_version")["item_id"].nunique().to_dict() if len(log_all) else {}
+        decided = (
+            log_all.groupby("dataset_version")["item_id"].nunique().to_dict()
+            if len(log_all)
+            else {}
+        )
         h = pick_dataset(ws.datasets(), args.dataset, decided, str(ws.root))
         ds = ws.load_dataset(h)
         res = find_scan(ds, ws)
@@ -53,13 +66,26 @@ def run(args: argparse.Namespace) -> int:
             print(f"no stored scan of {h}: scanning it first", file=sys.stderr)
             res = scan(ds, workspace=ws, seed=args.seed, progress=bar)
         details = res.detection.details if res.detection is not None else {}
-        rep = compute_report(ds, store.log(h), store.findings(h), scan_table=res.table, details=details,
-                             embeddings=res.embeddings, workspace=ws, next_n=args.next_n, seed=args.seed, progress=bar)
+        rep = compute_report(
+            ds,
+            store.log(h),
+            store.findings(h),
+            scan_table=res.table,
+            details=details,
+            embeddings=res.embeddings,
+            workspace=ws,
+            next_n=args.next_n,
+            seed=args.seed,
+            progress=bar,
+        )
     finally:
         bar.close()
         store.close()
     write_report(rep, out)
     s = rep.summary
-    print(f"{ds.source} ({h}): {s.n_reviewed:,} items reviewed"
-          + (" (simulated)" if rep.simulated else "") + f"; wrote {out}")
+    print(
+        f"{ds.source} ({h}): {s.n_reviewed:,} items reviewed"
+        + (" (simulated)" if rep.simulated else "")
+        + f"; wrote {out}"
+    )
     return 0

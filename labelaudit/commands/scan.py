@@ -13,15 +13,29 @@ OUT_SUFFIXES = (".parquet", ".csv")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("scan", help="embed, map and cluster the texts and score every row; write one row per item")
+    p = sub.add_parser(
+        "scan", help="embed, map and cluster the texts and score every row; write one row per item"
+    )
     add_data_options(p)
-    p.add_argument("--workspace", help="folder for cached artifacts (default .labelaudit or $LABELAUDIT_WORKSPACE)")
-    p.add_argument("--model", help="sentence-transformers model folder, or a hub name already in the local cache "
-                   "(offline; default: the bundled all-MiniLM-L6-v2)")
-    p.add_argument("--cluster", choices=["hdbscan", "kmeans"], default="hdbscan", help="clustering method")
-    p.add_argument("--n-clusters", type=int, help="number of clusters for kmeans (default: number of classes)")
+    p.add_argument(
+        "--workspace",
+        help="folder for cached artifacts (default .labelaudit or $LABELAUDIT_WORKSPACE)",
+    )
+    p.add_argument(
+        "--model",
+        help="sentence-transformers model folder, or a hub name already in the local cache "
+        "(offline; default: the bundled all-MiniLM-L6-v2)",
+    )
+    p.add_argument(
+        "--cluster", choices=["hdbscan", "kmeans"], default="hdbscan", help="clustering method"
+    )
+    p.add_argument(
+        "--n-clusters", type=int, help="number of clusters for kmeans (default: number of classes)"
+    )
     p.add_argument("--seed", type=int, default=0, help="random seed (UMAP, KMeans, detectors)")
-    p.add_argument("--detectors", help="comma-separated detector names (default: every one the data can feed)")
+    p.add_argument(
+        "--detectors", help="comma-separated detector names (default: every one the data can feed)"
+    )
     p.add_argument("--clusters-out", help="also write the cluster summaries (.parquet or .csv)")
     p.add_argument("--out", required=True, help="output file, .parquet or .csv")
     p.set_defaults(func=run)
@@ -49,16 +63,30 @@ def run(args: argparse.Namespace) -> int:
 
     out = _check_out(args.out, "--out")
     clusters_out = _check_out(args.clusters_out, "--clusters-out") if args.clusters_out else None
-    if args.model and args.model.startswith(("/", ".", "~")) and not Path(args.model).expanduser().exists():
+    if (
+        args.model
+        and args.model.startswith(("/", ".", "~"))
+        and not Path(args.model).expanduser().exists()
+    ):
         raise UsageError(f"--model {args.model}: no such folder")
     if args.n_clusters is not None and args.cluster != "kmeans":
         raise UsageError("--n-clusters applies to --cluster kmeans only")
     ds = load_from_args(args)
-    detectors = [d.strip() for d in args.detectors.split(",") if d.strip()] if args.detectors else None
+    detectors = (
+        [d.strip() for d in args.detectors.split(",") if d.strip()] if args.detectors else None
+    )
     bar = TqdmProgress()
     try:
-        res = scan(ds, workspace=Workspace(args.workspace), model=args.model, seed=args.seed,
-                   cluster_method=args.cluster, n_clusters=args.n_clusters, detectors=detectors, progress=bar)
+        res = scan(
+            ds,
+            workspace=Workspace(args.workspace),
+            model=args.model,
+            seed=args.seed,
+            cluster_method=args.cluster,
+            n_clusters=args.n_clusters,
+            detectors=detectors,
+            progress=bar,
+        )
     finally:
         bar.close()
     _write(res.table, out)
@@ -67,6 +95,9 @@ def run(args: argparse.Namespace) -> int:
     n_clusters = int((res.clusters["cluster"] >= 0).sum())
     noise = int((res.table["cluster"] < 0).sum())
     steps = ", ".join(f"{k} {v:.1f} s" for k, v in res.timings.items())
-    print(f"{ds.source}: {ds.n:,} rows -> {out} ({len(res.table.columns)} columns); "
-          f"{n_clusters} clusters, {noise:,} unclustered rows; {steps}", file=sys.stdout)
+    print(
+        f"{ds.source}: {ds.n:,} rows -> {out} ({len(res.table.columns)} columns); "
+        f"{n_clusters} clusters, {noise:,} unclustered rows; {steps}",
+        file=sys.stdout,
+    )
     return 0

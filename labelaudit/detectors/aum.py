@@ -14,17 +14,36 @@ from labelaudit.detectors.training_dynamics import context_logits
 from labelaudit.dynamics import cached_aum, data_map
 
 
-@register("aum", requires=("embeddings",), cost=4,
-          description="Area under the margin (Pleiss et al. 2020), cut-off from fake-class threshold samples")
+@register(
+    "aum",
+    requires=("embeddings",),
+    cost=4,
+    description="Area under the margin (Pleiss et al. 2020), cut-off from fake-class threshold samples",
+)
 def detect_aum(ctx: DetectionContext) -> DetectorResult:
     assert ctx.embeddings is not None  # the registry runs this detector only with embeddings
-    res = cached_aum(ctx.embeddings, ctx.labels, n_classes=ctx.n_classes, seed=ctx.seed,
-                     workspace=ctx.extra.get("workspace"))
+    res = cached_aum(
+        ctx.embeddings,
+        ctx.labels,
+        n_classes=ctx.n_classes,
+        seed=ctx.seed,
+        workspace=ctx.extra.get("workspace"),
+    )
     dm = data_map(context_logits(ctx), ctx.labels)
-    evidence = [f"AUM {a:.2f} (cut-off {t:.2f}){': below, likely mislabelled' if f else ''}"
-                for a, t, f in zip(res.aum, res.threshold, res.is_mislabeled, strict=True)]
+    evidence = [
+        f"AUM {a:.2f} (cut-off {t:.2f}){': below, likely mislabelled' if f else ''}"
+        for a, t, f in zip(res.aum, res.threshold, res.is_mislabeled, strict=True)
+    ]
     return DetectorResult(
-        name="aum", score=rank_normalise(-res.aum), is_issue=res.is_mislabeled,
-        suggested_label=dm.mean_pred.to_numpy(), suggested_prob=dm.mean_pred_prob.to_numpy(), evidence=evidence,
-        details={"thresholds": [float(t) for t in res.thresholds], "flagged": int(res.is_mislabeled.sum()),
-                 "aum": np.asarray(res.aum)})
+        name="aum",
+        score=rank_normalise(-res.aum),
+        is_issue=res.is_mislabeled,
+        suggested_label=dm.mean_pred.to_numpy(),
+        suggested_prob=dm.mean_pred_prob.to_numpy(),
+        evidence=evidence,
+        details={
+            "thresholds": [float(t) for t in res.thresholds],
+            "flagged": int(res.is_mislabeled.sum()),
+            "aum": np.asarray(res.aum),
+        },
+    )

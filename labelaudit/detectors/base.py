@@ -58,10 +58,19 @@ class DetectorResult:
         self.suggested_label = np.asarray(self.suggested_label, dtype=np.int64)
         self.suggested_prob = np.asarray(self.suggested_prob, dtype=np.float64)
         n = len(self.score)
-        lengths = {len(self.is_issue), len(self.suggested_label), len(self.suggested_prob), len(self.evidence)}
+        lengths = {
+            len(self.is_issue),
+            len(self.suggested_label),
+            len(self.suggested_prob),
+            len(self.evidence),
+        }
         if lengths != {n}:
-            raise ValueError(f"detector {self.name}: arrays of different lengths {sorted(lengths)} (N={n})")
-        if n and (not np.isfinite(self.score).all() or self.score.min() < 0 or self.score.max() > 1):
+            raise ValueError(
+                f"detector {self.name}: arrays of different lengths {sorted(lengths)} (N={n})"
+            )
+        if n and (
+            not np.isfinite(self.score).all() or self.score.min() < 0 or self.score.max() > 1
+        ):
             raise ValueError(f"detector {self.name}: scores outside [0, 1]")
 
     @property
@@ -70,12 +79,14 @@ class DetectorResult:
 
     def to_frame(self) -> pd.DataFrame:
         """Columns ``score_<name>``, ``is_issue_<name>``, ``suggested_<name>``, ``evidence_<name>``."""
-        return pd.DataFrame({
-            f"score_{self.name}": self.score,
-            f"is_issue_{self.name}": self.is_issue,
-            f"suggested_{self.name}": self.suggested_label,
-            f"evidence_{self.name}": self.evidence,
-        })
+        return pd.DataFrame(
+            {
+                f"score_{self.name}": self.score,
+                f"is_issue_{self.name}": self.is_issue,
+                f"suggested_{self.name}": self.suggested_label,
+                f"evidence_{self.name}": self.evidence,
+            }
+        )
 
 
 def rank_normalise(values: np.ndarray) -> np.ndarray:

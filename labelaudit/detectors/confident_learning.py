@@ -15,8 +15,12 @@ from labelaudit.detectors.base import DetectionContext, DetectorResult
 from labelaudit.detectors.registry import register
 
 
-@register("confident_learning", requires=("pred_probs",), cost=1,
-          description="cleanlab confident learning: pruned by noise rate, scored by normalised margin")
+@register(
+    "confident_learning",
+    requires=("pred_probs",),
+    cost=1,
+    description="cleanlab confident learning: pruned by noise rate, scored by normalised margin",
+)
 def confident_learning(ctx: DetectionContext) -> DetectorResult:
     from cleanlab.count import compute_confident_joint, estimate_latent
     from cleanlab.filter import find_label_issues
@@ -31,19 +35,29 @@ def confident_learning(ctx: DetectionContext) -> DetectorResult:
         quality = get_label_quality_scores(labels, p, method="normalized_margin")
         try:
             py, noise_matrix, inverse_noise_matrix = estimate_latent(cj, labels)
-        except (ValueError, ZeroDivisionError, IndexError):  # degenerate joint (e.g. a class with no rows)
+        except (
+            ValueError,
+            ZeroDivisionError,
+            IndexError,
+        ):  # degenerate joint (e.g. a class with no rows)
             noise_matrix = np.full((k, k), np.nan)
     rows = np.arange(ctx.n)
     masked = p.copy()
     masked[rows, labels] = -1.0
     other = masked.argmax(axis=1)
     names = ctx.extra.get("classes") or [str(i) for i in range(k)]
-    evidence = [f"confidently '{names[o]}' (p={p[r, o]:.2f}) rather than the given label" if f else ""
-                for r, o, f in zip(rows, other, flagged, strict=True)]
+    evidence = [
+        f"confidently '{names[o]}' (p={p[r, o]:.2f}) rather than the given label" if f else ""
+        for r, o, f in zip(rows, other, flagged, strict=True)
+    ]
     joint = cj / max(cj.sum(), 1)
     return DetectorResult(
-        "confident_learning", score=np.clip(1.0 - quality, 0.0, 1.0), is_issue=flagged,
-        suggested_label=other, suggested_prob=p[rows, other], evidence=evidence,
+        "confident_learning",
+        score=np.clip(1.0 - quality, 0.0, 1.0),
+        is_issue=flagged,
+        suggested_label=other,
+        suggested_prob=p[rows, other],
+        evidence=evidence,
         details={
             # noise_matrix[i][j] = P(given label = i | true label = j), cleanlab's convention.
             "noise_matrix": np.asarray(noise_matrix, dtype=np.float64),

@@ -34,7 +34,9 @@ def min_flags_for(n_detectors: int) -> int:
     return min(n_detectors, max(2, -(-n_detectors // 2)))
 
 
-def rank_average(results: Mapping[str, DetectorResult], *, weights: Mapping[str, float] | None = None) -> np.ndarray:
+def rank_average(
+    results: Mapping[str, DetectorResult], *, weights: Mapping[str, float] | None = None
+) -> np.ndarray:
     """Weighted mean of the rank-normalised scores, float64 (N,) in [0, 1].
 
     >>> a = DetectorResult("a", [0.1, 0.9], [0, 1], [0, 0], [1, 1], ["", ""])
@@ -74,8 +76,13 @@ class EnsembleResult:
     top_probs: np.ndarray  # float64 (N, 3)
 
 
-def combine(results: Mapping[str, DetectorResult], *, pred_probs: np.ndarray, combiner: Combiner = rank_average,
-            min_flags: int | None = None) -> EnsembleResult:
+def combine(
+    results: Mapping[str, DetectorResult],
+    *,
+    pred_probs: np.ndarray,
+    combiner: Combiner = rank_average,
+    min_flags: int | None = None,
+) -> EnsembleResult:
     """The ensemble over ``results`` (at least one). Suggestions come from ``pred_probs`` (N, K),
     which are out-of-sample: the argmax, which may equal the given label (then: keep it).
 
@@ -85,5 +92,12 @@ def combine(results: Mapping[str, DetectorResult], *, pred_probs: np.ndarray, co
     n_flags = count_flags(results)
     need = min_flags_for(len(results)) if min_flags is None else min_flags
     labels, probs = top_labels(pred_probs)
-    return EnsembleResult(score=score, is_issue=n_flags >= need, n_flags=n_flags, suggested_label=labels[:, 0],
-                          suggested_prob=probs[:, 0], top_labels=labels, top_probs=probs)
+    return EnsembleResult(
+        score=score,
+        is_issue=n_flags >= need,
+        n_flags=n_flags,
+        suggested_label=labels[:, 0],
+        suggested_prob=probs[:, 0],
+        top_labels=labels,
+        top_probs=probs,
+    )

@@ -35,7 +35,9 @@ def noise_rate_from_accuracy(accuracy: float, n_classes: int) -> float:
     return float(np.clip((1.0 - np.sqrt(max(disc, 0.0))) / a, 0.0, (n_classes - 1) / n_classes))
 
 
-def _fit_predict(x: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray, k: int, seed: int) -> np.ndarray:
+def _fit_predict(
+    x: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray, k: int, seed: int
+) -> np.ndarray:
     from sklearn.linear_model import LogisticRegression
 
     probs = np.zeros((len(test), k))
@@ -51,8 +53,14 @@ def _fit_predict(x: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarr
     return probs
 
 
-def incv(embeddings: np.ndarray, labels: np.ndarray, *, n_classes: int, rounds: int = DEFAULT_ROUNDS,
-         seed: int = 0) -> dict:
+def incv(
+    embeddings: np.ndarray,
+    labels: np.ndarray,
+    *,
+    n_classes: int,
+    rounds: int = DEFAULT_ROUNDS,
+    seed: int = 0,
+) -> dict:
     """Run INCV; returns ``selected`` (bool (N,), judged clean), ``removed`` (bool (N,), set aside as
     noisy), ``heldout_probs`` (float64 (N, K), the last held-out prediction of each row),
     ``noise_rate`` (in [0, 1]) and ``rounds_run``.
@@ -75,7 +83,7 @@ def incv(embeddings: np.ndarray, labels: np.ndarray, *, n_classes: int, rounds: 
             break
         rounds_run += 1
         perm = rng.permutation(candidates)
-        halves = (perm[: len(perm) // 2], perm[len(perm) // 2:])
+        halves = (perm[: len(perm) // 2], perm[len(perm) // 2 :])
         chosen, dropped, agreed = [], [], 0
         for a, b in (halves, halves[::-1]):
             train = np.concatenate([np.flatnonzero(selected), a])
@@ -105,16 +113,30 @@ def incv(embeddings: np.ndarray, labels: np.ndarray, *, n_classes: int, rounds: 
             selected[c] = True
         for d in dropped:
             removed[d] = True
-    return {"selected": selected, "removed": removed, "heldout_probs": heldout, "noise_rate": noise_rate,
-            "rounds_run": rounds_run}
+    return {
+        "selected": selected,
+        "removed": removed,
+        "heldout_probs": heldout,
+        "noise_rate": noise_rate,
+        "rounds_run": rounds_run,
+    }
 
 
-@register("incv", requires=("embeddings",), cost=4,
-          description="iterative noisy cross-validation (Chen et al. 2019): rows never selected as clean")
+@register(
+    "incv",
+    requires=("embeddings",),
+    cost=4,
+    description="iterative noisy cross-validation (Chen et al. 2019): rows never selected as clean",
+)
 def incv_detector(ctx: DetectionContext) -> DetectorResult:
     assert ctx.embeddings is not None  # required by the registration
-    out = incv(ctx.embeddings, ctx.labels, n_classes=ctx.n_classes,
-               rounds=int(ctx.extra.get("incv_rounds", DEFAULT_ROUNDS)), seed=ctx.seed)
+    out = incv(
+        ctx.embeddings,
+        ctx.labels,
+        n_classes=ctx.n_classes,
+        rounds=int(ctx.extra.get("incv_rounds", DEFAULT_ROUNDS)),
+        seed=ctx.seed,
+    )
     p = out["heldout_probs"]
     rows = np.arange(ctx.n)
     flagged = ~out["selected"]
@@ -122,10 +144,24 @@ def incv_detector(ctx: DetectionContext) -> DetectorResult:
     # Held-out disbelief in the given label; rows set aside as noisy rank above the undecided ones.
     score = 0.5 * (1.0 - p[rows, ctx.labels]) + 0.5 * (flagged.astype(float) + out["removed"]) / 2
     names = ctx.extra.get("classes") or [str(i) for i in range(ctx.n_classes)]
-    evidence = [("set aside as noisy" if rem else "never agreed with its held-out prediction")
-                + f"; held-out model says '{names[t]}'" if f else ""
-                for f, rem, t in zip(flagged, out["removed"], top, strict=True)]
-    return DetectorResult("incv", score=np.clip(score, 0, 1), is_issue=flagged, suggested_label=top,
-                          suggested_prob=p[rows, top], evidence=evidence,
-                          details={"estimated_noise_rate": out["noise_rate"], "rounds": out["rounds_run"],
-                                   "n_selected": int(out["selected"].sum()), "n_removed": int(out["removed"].sum())})
+    evidence = [
+        ("set aside as noisy" if rem else "never agreed with its held-out prediction")
+        + f"; held-out model says '{names[t]}'"
+        if f
+        else ""
+        for f, rem, t in zip(flagged, out["removed"], top, strict=True)
+    ]
+    return DetectorResult(
+        "incv",
+        score=np.clip(score, 0, 1),
+        is_issue=flagged,
+        suggested_label=top,
+        suggested_prob=p[rows, top],
+        evidence=evidence,
+        details={
+            "estimated_noise_rate": out["noise_rate"],
+            "rounds": out["rounds_run"],
+            "n_selected": int(out["selected"].sum()),
+            "n_removed": int(out["removed"].sum()),
+        },
+    )

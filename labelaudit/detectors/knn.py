@@ -44,7 +44,11 @@ def neighbour_graph(embeddings: np.ndarray, *, k: int = DEFAULT_K) -> tuple[np.n
         stop = min(n, start + BLOCK_ROWS)
         s = x[start:stop] @ x.T
         s[np.arange(stop - start), np.arange(start, stop)] = -np.inf
-        part = np.argpartition(-s, k - 1, axis=1)[:, :k] if k < n - 1 else np.argsort(-s, axis=1)[:, :k]
+        part = (
+            np.argpartition(-s, k - 1, axis=1)[:, :k]
+            if k < n - 1
+            else np.argsort(-s, axis=1)[:, :k]
+        )
         part_sims = np.take_along_axis(s, part, axis=1)
         # Sort by similarity, then row number, so results do not depend on argpartition's tie order.
         order = np.lexsort((part, -part_sims), axis=1)
@@ -53,7 +57,9 @@ def neighbour_graph(embeddings: np.ndarray, *, k: int = DEFAULT_K) -> tuple[np.n
     return rows, sims
 
 
-def nearest_neighbours(embeddings: np.ndarray, row: int, *, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+def nearest_neighbours(
+    embeddings: np.ndarray, row: int, *, k: int = 10
+) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` rows most cosine-similar to ``row`` (itself excluded), most similar first.
 
     Returns ``(rows int64 (k',), sims float32 (k',))``; O(N·D), fine for one row at a time.
@@ -79,17 +85,25 @@ def shared_graph(ctx: DetectionContext, k: int) -> tuple[np.ndarray, np.ndarray]
     return have[0][:, :k], have[1][:, :k]
 
 
-def neighbour_votes(labels: np.ndarray, rows: np.ndarray, sims: np.ndarray, n_classes: int) -> np.ndarray:
+def neighbour_votes(
+    labels: np.ndarray, rows: np.ndarray, sims: np.ndarray, n_classes: int
+) -> np.ndarray:
     """Similarity-weighted label shares of each row's neighbours, float64 (N, K), rows sum to 1."""
     w = np.clip(sims.astype(np.float64), 0.0, None) + 1e-6  # negative similarity carries no vote
     votes = np.zeros((len(rows), n_classes))
-    np.add.at(votes, (np.repeat(np.arange(len(rows)), rows.shape[1]), labels[rows].ravel()), w.ravel())
+    np.add.at(
+        votes, (np.repeat(np.arange(len(rows)), rows.shape[1]), labels[rows].ravel()), w.ravel()
+    )
     total = votes.sum(axis=1, keepdims=True)
     return votes / np.where(total > 0, total, 1.0)
 
 
-@register("knn", requires=("embeddings",), cost=2,
-          description="share of the 10 nearest neighbours (cosine, similarity-weighted) with another label")
+@register(
+    "knn",
+    requires=("embeddings",),
+    cost=2,
+    description="share of the 10 nearest neighbours (cosine, similarity-weighted) with another label",
+)
 def knn_disagreement(ctx: DetectionContext) -> DetectorResult:
     k = int(ctx.extra.get("knn_k", DEFAULT_K))
     rows, sims = shared_graph(ctx, k)
@@ -100,7 +114,16 @@ def knn_disagreement(ctx: DetectionContext) -> DetectorResult:
     top_share = shares[idx, top]
     flagged = (top != ctx.labels) & (top_share > 0.5)
     names = ctx.extra.get("classes") or [str(i) for i in range(ctx.n_classes)]
-    evidence = [f"{s:.0%} of the {rows.shape[1]} nearest neighbours say '{names[t]}'" if f else ""
-                for s, t, f in zip(top_share, top, flagged, strict=True)]
-    return DetectorResult("knn", score=np.clip(1.0 - own, 0.0, 1.0), is_issue=flagged, suggested_label=top,
-                          suggested_prob=top_share, evidence=evidence, details={"k": rows.shape[1]})
+    evidence = [
+        f"{s:.0%} of the {rows.shape[1]} nearest neighbours say '{names[t]}'" if f else ""
+        for s, t, f in zip(top_share, top, flagged, strict=True)
+    ]
+    return DetectorResult(
+        "knn",
+        score=np.clip(1.0 - own, 0.0, 1.0),
+        is_issue=flagged,
+        suggested_label=top,
+        suggested_prob=top_share,
+        evidence=evidence,
+        details={"k": rows.shape[1]},
+    )

@@ -28,7 +28,9 @@ def _normalise_text(t: str) -> str:
     return re.sub(r"\s+", " ", t.casefold()).strip()
 
 
-def duplicate_partners(ctx: DetectionContext, *, threshold: float = NEAR_DUPLICATE_COSINE) -> dict[int, np.ndarray]:
+def duplicate_partners(
+    ctx: DetectionContext, *, threshold: float = NEAR_DUPLICATE_COSINE
+) -> dict[int, np.ndarray]:
     """For every row with at least one duplicate: its duplicates' rows (sorted int64, itself excluded)."""
     partners: dict[int, set[int]] = {}
     if ctx.texts is not None:
@@ -57,7 +59,9 @@ def duplicate_groups(partners: dict[int, np.ndarray], n: int) -> list[list[int]]
         return []
     src = np.concatenate([np.full(len(p), r) for r, p in partners.items()])
     dst = np.concatenate(list(partners.values()))
-    _, comp = connected_components(coo_matrix((np.ones(len(src)), (src, dst)), shape=(n, n)), directed=False)
+    _, comp = connected_components(
+        coo_matrix((np.ones(len(src)), (src, dst)), shape=(n, n)), directed=False
+    )
     members = np.array(sorted(partners))
     groups: dict[int, list[int]] = {}
     for r in members.tolist():
@@ -65,8 +69,12 @@ def duplicate_groups(partners: dict[int, np.ndarray], n: int) -> list[list[int]]
     return sorted(groups.values(), key=lambda g: g[0])
 
 
-@register("near_duplicates", requires=("embeddings",), cost=3,
-          description="exact or near-duplicate texts (cosine >= 0.95) carrying different labels")
+@register(
+    "near_duplicates",
+    requires=("embeddings",),
+    cost=3,
+    description="exact or near-duplicate texts (cosine >= 0.95) carrying different labels",
+)
 def near_duplicates(ctx: DetectionContext) -> DetectorResult:
     n, k = ctx.n, ctx.n_classes
     score = np.zeros(n)
@@ -91,7 +99,9 @@ def near_duplicates(ctx: DetectionContext) -> DetectorResult:
         if tie or lab != majority:
             flagged[r] = True
             other = [q for q in p.tolist() if ctx.labels[q] != lab]
-            shown = ", ".join(str(ids[q]) if ids is not None else f"row {q}" for q in other[:MAX_NAMED])
+            shown = ", ".join(
+                str(ids[q]) if ids is not None else f"row {q}" for q in other[:MAX_NAMED]
+            )
             if len(other) > MAX_NAMED:
                 shown += f" and {len(other) - MAX_NAMED} more"
             labels = sorted({names[ctx.labels[q]] for q in other})
@@ -99,8 +109,15 @@ def near_duplicates(ctx: DetectionContext) -> DetectorResult:
     groups = duplicate_groups(partners, n)
     conflicting = [g for g in groups if len(set(ctx.labels[g].tolist())) > 1]
     return DetectorResult(
-        "near_duplicates", score=np.clip(score, 0, 1), is_issue=flagged, suggested_label=suggested,
-        suggested_prob=suggested_prob, evidence=evidence,
-        details={"duplicate_groups": len(groups), "conflicting_groups": conflicting,
-                 "threshold": NEAR_DUPLICATE_COSINE},
+        "near_duplicates",
+        score=np.clip(score, 0, 1),
+        is_issue=flagged,
+        suggested_label=suggested,
+        suggested_prob=suggested_prob,
+        evidence=evidence,
+        details={
+            "duplicate_groups": len(groups),
+            "conflicting_groups": conflicting,
+            "threshold": NEAR_DUPLICATE_COSINE,
+        },
     )

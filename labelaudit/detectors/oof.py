@@ -27,7 +27,9 @@ class SmallClassWarning(UserWarning):
     """A class too small for the requested folds; the documented fallback was used."""
 
 
-def fold_plan(labels: np.ndarray, n_classes: int, *, n_splits: int = 5) -> tuple[int, np.ndarray, list[str]]:
+def fold_plan(
+    labels: np.ndarray, n_classes: int, *, n_splits: int = 5
+) -> tuple[int, np.ndarray, list[str]]:
     """How many folds can be used and which classes are single rows.
 
     Returns ``(n_splits_used, singleton_classes, notes)``. Fallback rules: folds are reduced to the
@@ -41,32 +43,49 @@ def fold_plan(labels: np.ndarray, n_classes: int, *, n_splits: int = 5) -> tuple
     counts = np.bincount(labels, minlength=n_classes)
     present = np.flatnonzero(counts)
     if len(present) < 2:
-        raise DataError(Problem(
-            f"every row has the same label ({len(present)} class present)",
-            "at least two classes to find label errors",
-            fix="load a dataset with rows of at least two classes"))
+        raise DataError(
+            Problem(
+                f"every row has the same label ({len(present)} class present)",
+                "at least two classes to find label errors",
+                fix="load a dataset with rows of at least two classes",
+            )
+        )
     trainable = np.flatnonzero(counts >= 2)
     if len(trainable) < 2:
-        raise DataError(Problem(
-            "fewer than two classes have two or more rows",
-            "at least two classes with two or more rows each for cross-validation",
-            fix="add rows to the small classes or merge them"))
+        raise DataError(
+            Problem(
+                "fewer than two classes have two or more rows",
+                "at least two classes with two or more rows each for cross-validation",
+                fix="add rows to the small classes or merge them",
+            )
+        )
     notes = []
     singletons = np.flatnonzero(counts == 1)
     smallest = int(counts[trainable].min())
     used = max(2, min(n_splits, smallest))
     if used < n_splits:
-        notes.append(f"the smallest class has {smallest} rows: using {used} folds instead of {n_splits}")
+        notes.append(
+            f"the smallest class has {smallest} rows: using {used} folds instead of {n_splits}"
+        )
     if len(singletons):
-        notes.append(f"{len(singletons)} class(es) with a single row: their rows get the class prior "
-                     "as prediction, not a cross-validated one")
+        notes.append(
+            f"{len(singletons)} class(es) with a single row: their rows get the class prior "
+            "as prediction, not a cross-validated one"
+        )
     return used, singletons, notes
 
 
-def out_of_fold_probs(embeddings: np.ndarray, labels: np.ndarray, *, n_classes: int | None = None,
-                      n_splits: int = 5, seed: int = 0, C: float = DEFAULT_C,
-                      max_iter: int = DEFAULT_MAX_ITER,
-                      progress: ProgressFn = no_progress) -> tuple[np.ndarray, float]:
+def out_of_fold_probs(
+    embeddings: np.ndarray,
+    labels: np.ndarray,
+    *,
+    n_classes: int | None = None,
+    n_splits: int = 5,
+    seed: int = 0,
+    C: float = DEFAULT_C,
+    max_iter: int = DEFAULT_MAX_ITER,
+    progress: ProgressFn = no_progress,
+) -> tuple[np.ndarray, float]:
     """Stratified K-fold logistic-regression probabilities for every row, never in-sample.
 
     ``embeddings``: float (N, D); ``labels``: int (N,) in [0, K). Returns ``(probs, oof_accuracy)``
@@ -97,7 +116,9 @@ def out_of_fold_probs(embeddings: np.ndarray, labels: np.ndarray, *, n_classes: 
         train, test = rows[train], rows[test]
         model = LogisticRegression(C=C, max_iter=max_iter, random_state=seed)
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # ConvergenceWarning: a few more iterations change little
+            warnings.simplefilter(
+                "ignore"
+            )  # ConvergenceWarning: a few more iterations change little
             model.fit(X[train], labels[train])
         # Classes absent from this training fold get probability 0.
         probs[np.ix_(test, model.classes_)] = model.predict_proba(X[test])
@@ -107,10 +128,19 @@ def out_of_fold_probs(embeddings: np.ndarray, labels: np.ndarray, *, n_classes: 
     return probs, accuracy
 
 
-def cached_out_of_fold_probs(embeddings: np.ndarray, labels: np.ndarray, *, n_classes: int, key: str,
-                             workspace: Any = None, n_splits: int = 5, seed: int = 0, C: float = DEFAULT_C,
-                             max_iter: int = DEFAULT_MAX_ITER,
-                             progress: ProgressFn = no_progress) -> tuple[np.ndarray, float]:
+def cached_out_of_fold_probs(
+    embeddings: np.ndarray,
+    labels: np.ndarray,
+    *,
+    n_classes: int,
+    key: str,
+    workspace: Any = None,
+    n_splits: int = 5,
+    seed: int = 0,
+    C: float = DEFAULT_C,
+    max_iter: int = DEFAULT_MAX_ITER,
+    progress: ProgressFn = no_progress,
+) -> tuple[np.ndarray, float]:
     """:func:`out_of_fold_probs`, stored in ``workspace`` under ``key`` (a content hash) and the params.
 
     The embeddings' digest is part of the params, so another embedding model never reuses them.
@@ -118,15 +148,32 @@ def cached_out_of_fold_probs(embeddings: np.ndarray, labels: np.ndarray, *, n_cl
     labels = np.asarray(labels, dtype=np.int64)
 
     def compute() -> np.ndarray:
-        return out_of_fold_probs(embeddings, labels, n_classes=n_classes, n_splits=n_splits, seed=seed,
-                                 C=C, max_iter=max_iter, progress=progress)[0]
+        return out_of_fold_probs(
+            embeddings,
+            labels,
+            n_classes=n_classes,
+            n_splits=n_splits,
+            seed=seed,
+            C=C,
+            max_iter=max_iter,
+            progress=progress,
+        )[0]
 
     if workspace is None:
         probs = compute()
     else:
-        digest = hashlib.sha256(np.ascontiguousarray(embeddings, dtype=np.float32).tobytes()).hexdigest()[:16]
-        params = {"n_splits": n_splits, "seed": seed, "C": C, "max_iter": max_iter, "embeddings": digest,
-                  "n_classes": n_classes, "version": 1}
+        digest = hashlib.sha256(
+            np.ascontiguousarray(embeddings, dtype=np.float32).tobytes()
+        ).hexdigest()[:16]
+        params = {
+            "n_splits": n_splits,
+            "seed": seed,
+            "C": C,
+            "max_iter": max_iter,
+            "embeddings": digest,
+            "n_classes": n_classes,
+            "version": 1,
+        }
         if workspace.has(key, "oof_probs", params):  # a cached run still reports its fallbacks
             for note in fold_plan(labels, n_classes, n_splits=n_splits)[2]:
                 warnings.warn(note, SmallClassWarning, stacklevel=2)
@@ -134,8 +181,12 @@ def cached_out_of_fold_probs(embeddings: np.ndarray, labels: np.ndarray, *, n_cl
     return probs, float((probs.argmax(axis=1) == labels).mean())
 
 
-@register("self_confidence", requires=("pred_probs",), cost=0,
-          description="1 - the out-of-sample probability of the given label; flags rows whose argmax differs")
+@register(
+    "self_confidence",
+    requires=("pred_probs",),
+    cost=0,
+    description="1 - the out-of-sample probability of the given label; flags rows whose argmax differs",
+)
 def self_confidence(ctx: DetectionContext) -> DetectorResult:
     """The plain baseline: how little probability the model gives the given label."""
     p = ctx.pred_probs
@@ -144,7 +195,15 @@ def self_confidence(ctx: DetectionContext) -> DetectorResult:
     given = p[rows, ctx.labels]
     top = p.argmax(axis=1)
     flagged = top != ctx.labels
-    evidence = [f"model gives the given label {g:.2f}, another label {t:.2f}" if f else ""
-                for g, t, f in zip(given, p[rows, top], flagged, strict=True)]
-    return DetectorResult("self_confidence", score=np.clip(1.0 - given, 0, 1), is_issue=flagged,
-                          suggested_label=top, suggested_prob=p[rows, top], evidence=evidence)
+    evidence = [
+        f"model gives the given label {g:.2f}, another label {t:.2f}" if f else ""
+        for g, t, f in zip(given, p[rows, top], flagged, strict=True)
+    ]
+    return DetectorResult(
+        "self_confidence",
+        score=np.clip(1.0 - given, 0, 1),
+        is_issue=flagged,
+        suggested_label=top,
+        suggested_prob=p[rows, top],
+        evidence=evidence,
+    )

@@ -34,8 +34,14 @@ _REGISTRY: dict[str, DetectorSpec] = {}
 _LOADED = False
 
 
-def register(name: str, *, requires: tuple[str, ...] = (), description: str = "", cost: int = 1,
-             default: bool = True) -> Callable[[DetectorFn], DetectorFn]:
+def register(
+    name: str,
+    *,
+    requires: tuple[str, ...] = (),
+    description: str = "",
+    cost: int = 1,
+    default: bool = True,
+) -> Callable[[DetectorFn], DetectorFn]:
     def deco(fn: DetectorFn) -> DetectorFn:
         _REGISTRY[name] = DetectorSpec(name, fn, requires, description, cost, default)
         return fn
@@ -61,8 +67,9 @@ def runnable(ctx: DetectionContext, names: list[str] | None = None) -> list[Dete
     return [s for s in chosen if all(getattr(ctx, r) is not None for r in s.requires)]
 
 
-def run_detectors(ctx: DetectionContext, names: list[str] | None = None,
-                  progress: ProgressFn = no_progress) -> dict[str, DetectorResult]:
+def run_detectors(
+    ctx: DetectionContext, names: list[str] | None = None, progress: ProgressFn = no_progress
+) -> dict[str, DetectorResult]:
     """Run the named detectors (default: every default detector whose inputs exist)."""
     unknown = sorted(set(names or []) - set(all_detectors()))
     if unknown:

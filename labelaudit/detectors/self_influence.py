@@ -26,18 +26,31 @@ def outlier_flags(values: np.ndarray, *, z: float = FLAG_Z) -> np.ndarray:
     return lv > med + z * max(mad, 1e-12)
 
 
-@register("self_influence", requires=("embeddings",), cost=5,
-          description="Self-influence (Koh & Liang 2017) of each row on its own loss under an L2 softmax head")
+@register(
+    "self_influence",
+    requires=("embeddings",),
+    cost=5,
+    description="Self-influence (Koh & Liang 2017) of each row on its own loss under an L2 softmax head",
+)
 def detect_self_influence(ctx: DetectionContext) -> DetectorResult:
     ws = ctx.extra.get("workspace")
     assert ctx.embeddings is not None  # the registry runs this detector only with embeddings
-    values, exact = cached_self_influence(ctx.embeddings, ctx.labels, n_classes=ctx.n_classes, workspace=ws)
+    values, exact = cached_self_influence(
+        ctx.embeddings, ctx.labels, n_classes=ctx.n_classes, workspace=ws
+    )
     model = cached_model(ctx.embeddings, ctx.labels, n_classes=ctx.n_classes, workspace=ws)
     pred = model.probs.argmax(axis=1)
     flags = outlier_flags(values) & (pred != ctx.labels)
-    evidence = [f"self-influence {v:.2e}{' (exact)' if e else ''}{', high and misfit: suspicious' if f else ''}"
-                for v, e, f in zip(values, exact, flags, strict=True)]
+    evidence = [
+        f"self-influence {v:.2e}{' (exact)' if e else ''}{', high and misfit: suspicious' if f else ''}"
+        for v, e, f in zip(values, exact, flags, strict=True)
+    ]
     return DetectorResult(
-        name="self_influence", score=rank_normalise(values), is_issue=flags, suggested_label=pred,
-        suggested_prob=model.probs.max(axis=1), evidence=evidence,
-        details={"exact_rows": int(exact.sum()), "flagged": int(flags.sum())})
+        name="self_influence",
+        score=rank_normalise(values),
+        is_issue=flags,
+        suggested_label=pred,
+        suggested_prob=model.probs.max(axis=1),
+        evidence=evidence,
+        details={"exact_rows": int(exact.sum()), "flagged": int(flags.sum())},
+    )

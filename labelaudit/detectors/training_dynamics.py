@@ -25,38 +25,66 @@ def context_logits(ctx: DetectionContext) -> np.ndarray:
     if ctx.dynamics is not None:
         return np.asarray(ctx.dynamics)
     assert ctx.embeddings is not None  # the registry runs this detector only with embeddings
-    run = cached_dynamics(ctx.embeddings, ctx.labels, n_classes=ctx.n_classes, seed=ctx.seed,
-                          workspace=ctx.extra.get("workspace"))
+    run = cached_dynamics(
+        ctx.embeddings,
+        ctx.labels,
+        n_classes=ctx.n_classes,
+        seed=ctx.seed,
+        workspace=ctx.extra.get("workspace"),
+    )
     return run.logits
 
 
-@register("datamap", requires=("embeddings",), cost=3,
-          description="Data maps (Swayamdipta et al. 2020): low mean probability of the given label over training epochs")
+@register(
+    "datamap",
+    requires=("embeddings",),
+    cost=3,
+    description="Data maps (Swayamdipta et al. 2020): low mean probability of the given label over training epochs",
+)
 def detect_datamap(ctx: DetectionContext) -> DetectorResult:
     dm = data_map(context_logits(ctx), ctx.labels)
-    evidence = [f"data map: confidence {c:.2f}, variability {v:.2f}, correct in {k:.0%} of epochs ({r})"
-                for c, v, k, r in zip(dm.confidence, dm.variability, dm.correctness, dm.region, strict=True)]
+    evidence = [
+        f"data map: confidence {c:.2f}, variability {v:.2f}, correct in {k:.0%} of epochs ({r})"
+        for c, v, k, r in zip(dm.confidence, dm.variability, dm.correctness, dm.region, strict=True)
+    ]
     return DetectorResult(
-        name="datamap", score=np.clip(1.0 - dm.confidence.to_numpy(), 0, 1),
+        name="datamap",
+        score=np.clip(1.0 - dm.confidence.to_numpy(), 0, 1),
         # Flag: confidence < 0.5 and the epoch-averaged prediction is another class. The hard-to-learn
         # region alone is too wide (a third of BANKING77 with 10 % flips: precision 0.29), and flips
         # learned late sit in "ambiguous", which a region rule would miss.
         is_issue=((dm.confidence < HARD_CONFIDENCE) & (dm.mean_pred != ctx.labels)).to_numpy(),
         suggested_label=dm.mean_pred.to_numpy(),
-        suggested_prob=dm.mean_pred_prob.to_numpy(), evidence=evidence,
-        details={"regions": dm.region.value_counts().to_dict()})
+        suggested_prob=dm.mean_pred_prob.to_numpy(),
+        evidence=evidence,
+        details={"regions": dm.region.value_counts().to_dict()},
+    )
 
 
-@register("forgetting", requires=("embeddings",), cost=3,
-          description="Forgetting events (Toneva et al. 2019): learned then forgotten across epochs; never learned = most")
+@register(
+    "forgetting",
+    requires=("embeddings",),
+    cost=3,
+    description="Forgetting events (Toneva et al. 2019): learned then forgotten across epochs; never learned = most",
+)
 def detect_forgetting(ctx: DetectionContext) -> DetectorResult:
     logits = context_logits(ctx)
     events, never = forgetting_events(logits, ctx.labels)
     score = forgetting_score(events, never, logits.shape[0])
     dm = data_map(logits, ctx.labels)
-    evidence = ["never learned in any epoch" if nl else (f"forgotten {e} time(s)" if e else "")
-                for e, nl in zip(events, never, strict=True)]
+    evidence = [
+        "never learned in any epoch" if nl else (f"forgotten {e} time(s)" if e else "")
+        for e, nl in zip(events, never, strict=True)
+    ]
     return DetectorResult(
-        name="forgetting", score=score, is_issue=never, suggested_label=dm.mean_pred.to_numpy(),
-        suggested_prob=dm.mean_pred_prob.to_numpy(), evidence=evidence,
-        details={"never_learned": int(never.sum()), "forgotten_at_least_once": int((events > 0).sum())})
+        name="forgetting",
+        score=score,
+        is_issue=never,
+        suggested_label=dm.mean_pred.to_numpy(),
+        suggested_prob=dm.mean_pred_prob.to_numpy(),
+        evidence=evidence,
+        details={
+            "never_learned": int(never.sum()),
+            "forgotten_at_least_once": int((events > 0).sum()),
+        },
+    )

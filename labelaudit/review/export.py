@@ -27,7 +27,9 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 
 
-def cleaned_dataset(ds: Dataset, current: pd.DataFrame, *, removed: RemovedMode = "drop") -> pd.DataFrame:
+def cleaned_dataset(
+    ds: Dataset, current: pd.DataFrame, *, removed: RemovedMode = "drop"
+) -> pd.DataFrame:
     """The dataset with the review applied, one row per kept row (N rows minus removed ones).
 
     ``current``: :meth:`ReviewStore.current` for ``ds.content_hash``. ``removed="drop"`` leaves
@@ -39,24 +41,29 @@ def cleaned_dataset(ds: Dataset, current: pd.DataFrame, *, removed: RemovedMode 
     if removed not in ("drop", "flag"):
         raise UsageError(f"removed rows: 'drop' or 'flag', got {removed!r}")
     f = ds.frame
-    cur = current.set_index("item_id") if len(current) else pd.DataFrame(
-        columns=["action", "final_label", "reviewer", "decided_at"])
+    cur = (
+        current.set_index("item_id")
+        if len(current)
+        else pd.DataFrame(columns=["action", "final_label", "reviewer", "decided_at"])
+    )
     ids = f[ID]
     action = ids.map(cur["action"]).fillna("").astype(str)
     decided = action != ""
     final = ids.map(cur["final_label"]).where(decided, f[LABEL]).astype(object)
     final[action == "remove"] = None
     decided_at = pd.to_datetime(ids.map(cur["decided_at"]), utc=True)
-    out = pd.DataFrame({
-        ID: ids,
-        TEXT: f[TEXT],
-        "final_label": final,
-        "original_label": f[LABEL],
-        "action": action,
-        "reviewer": ids.map(cur["reviewer"]).fillna("").astype(str),
-        "decided_at": decided_at.map(lambda t: "" if pd.isna(t) else t.isoformat()),
-        SPLIT: f[SPLIT],
-    })
+    out = pd.DataFrame(
+        {
+            ID: ids,
+            TEXT: f[TEXT],
+            "final_label": final,
+            "original_label": f[LABEL],
+            "action": action,
+            "reviewer": ids.map(cur["reviewer"]).fillna("").astype(str),
+            "decided_at": decided_at.map(lambda t: "" if pd.isna(t) else t.isoformat()),
+            SPLIT: f[SPLIT],
+        }
+    )
     if removed == "flag":
         out["removed"] = action == "remove"
     else:
@@ -108,7 +115,9 @@ def file_format(path: str | Path) -> str:
     """'csv' or 'parquet' from the file name; UsageError otherwise."""
     suffix = Path(path).suffix.lower()
     if suffix not in FORMATS:
-        raise UsageError(f"cannot tell the export format of {path}: use a .csv or .parquet file name")
+        raise UsageError(
+            f"cannot tell the export format of {path}: use a .csv or .parquet file name"
+        )
     return FORMATS[suffix]
 
 
@@ -129,12 +138,20 @@ def log_path_for(out: str | Path) -> Path:
     return p.with_name(f"{p.stem}.decisions{p.suffix}")
 
 
-def export_review(ds: Dataset, store: ReviewStore, *, out: str | Path, removed: RemovedMode = "drop",
-                  log: bool = False) -> list[Path]:
+def export_review(
+    ds: Dataset,
+    store: ReviewStore,
+    *,
+    out: str | Path,
+    removed: RemovedMode = "drop",
+    log: bool = False,
+) -> list[Path]:
     """Write the cleaned dataset to ``out`` (.csv or .parquet) and, with ``log``, the decision log next
     to it (:func:`log_path_for`). Returns the paths written."""
     file_format(out)  # fail before any work on a bad name
-    written = [write_table(cleaned_dataset(ds, store.current(ds.content_hash), removed=removed), out)]
+    written = [
+        write_table(cleaned_dataset(ds, store.current(ds.content_hash), removed=removed), out)
+    ]
     if log:
         written.append(write_table(decision_log(store, ds.content_hash), log_path_for(out)))
     return written

@@ -24,9 +24,16 @@ from labelaudit.review.store import ConflictError, Decision, ReviewStore
 RANKING_SOURCE = "ranking"
 
 
-def build_queue(ds: Dataset, *, scan_table: pd.DataFrame | None = None, selection: Sequence[str] | None = None,
-                pred_probs: np.ndarray | None = None, decided_ids: Iterable[str] = (),
-                include_decided: bool = False, flagged_only: bool = False) -> list[str]:
+def build_queue(
+    ds: Dataset,
+    *,
+    scan_table: pd.DataFrame | None = None,
+    selection: Sequence[str] | None = None,
+    pred_probs: np.ndarray | None = None,
+    decided_ids: Iterable[str] = (),
+    include_decided: bool = False,
+    flagged_only: bool = False,
+) -> list[str]:
     """Row ids to review, in order.
 
     ``selection`` (ids in the order given) wins when not None; unknown ids and repeats are dropped.
@@ -44,16 +51,25 @@ def build_queue(ds: Dataset, *, scan_table: pd.DataFrame | None = None, selectio
     if selection is not None:
         ids = list(dict.fromkeys(str(i) for i in selection if str(i) in known))
     elif scan_table is not None and "label_issue_score" in scan_table and len(scan_table) == ds.n:
-        t = pd.DataFrame({"id": ds.frame[ID].to_numpy(dtype=object),
-                          "score": pd.to_numeric(scan_table["label_issue_score"], errors="coerce").fillna(0).to_numpy(),
-                          "flag": _flags(scan_table), "row": np.arange(ds.n)})
+        t = pd.DataFrame(
+            {
+                "id": ds.frame[ID].to_numpy(dtype=object),
+                "score": pd.to_numeric(scan_table["label_issue_score"], errors="coerce")
+                .fillna(0)
+                .to_numpy(),
+                "flag": _flags(scan_table),
+                "row": np.arange(ds.n),
+            }
+        )
         if flagged_only:
             t = t[t["flag"]]
         t = t.sort_values(["flag", "score", "row"], ascending=[False, False, True], kind="stable")
         ids = t["id"].tolist()
     elif pred_probs is not None and len(pred_probs) == ds.n:
         self_confidence = np.asarray(pred_probs)[np.arange(ds.n), ds.labels]
-        ids = ds.frame[ID].to_numpy(dtype=object)[np.argsort(self_confidence, kind="stable")].tolist()
+        ids = (
+            ds.frame[ID].to_numpy(dtype=object)[np.argsort(self_confidence, kind="stable")].tolist()
+        )
     else:
         ids = ds.frame[ID].tolist()
     if not include_decided:
@@ -92,7 +108,9 @@ def review_progress(queue_ids: Sequence[str], current: pd.DataFrame) -> ReviewPr
     decided = set(current["item_id"]) if len(current) else set()
     done = sum(1 for i in queue_ids if i in decided)
     accepted = int((current["action"] == "accept").sum()) if len(current) else 0
-    return ReviewProgress(done=done, remaining=len(queue_ids) - done, decided_total=len(current), accepted=accepted)
+    return ReviewProgress(
+        done=done, remaining=len(queue_ids) - done, decided_total=len(current), accepted=accepted
+    )
 
 
 # --------------------------------------------------------------------------- one item
@@ -129,8 +147,15 @@ class ItemEvidence:
 
     def shown(self, source: str) -> dict[str, Any]:
         """The JSON stored with a decision: what the reviewer saw when deciding."""
-        scores = {} if self.detectors.empty else {
-            str(r.detector): round(float(r.score), 6) for r in self.detectors.itertuples() if pd.notna(r.score)}
+        scores = (
+            {}
+            if self.detectors.empty
+            else {
+                str(r.detector): round(float(r.score), 6)
+                for r in self.detectors.itertuples()
+                if pd.notna(r.score)
+            }
+        )
         return {
             "queue": source,
             "label_issue_score": self.label_issue_score,
@@ -141,10 +166,17 @@ class ItemEvidence:
         }
 
 
-def item_evidence(ds: Dataset, item_id: str, *, scan_table: pd.DataFrame | None = None,
-                  pred_probs: np.ndarray | None = None, embeddings: np.ndarray | None = None,
-                  detection_details: dict[str, Any] | None = None, n_neighbours: int = 5,
-                  n_suggestions: int = 3) -> ItemEvidence:
+def item_evidence(
+    ds: Dataset,
+    item_id: str,
+    *,
+    scan_table: pd.DataFrame | None = None,
+    pred_probs: np.ndarray | None = None,
+    embeddings: np.ndarray | None = None,
+    detection_details: dict[str, Any] | None = None,
+    n_neighbours: int = 5,
+    n_suggestions: int = 3,
+) -> ItemEvidence:
     """Collect what the reviewer sees for ``item_id``.
 
     ``scan_table``: the scan's N-row table (``label_issue_score``, ``is_label_issue``,
@@ -159,14 +191,23 @@ def item_evidence(ds: Dataset, item_id: str, *, scan_table: pd.DataFrame | None 
         raise UsageError(f"no row with id {item_id!r} in the dataset")
     row = ds.id_to_row[item_id]
     rec = ds.frame.iloc[row]
-    ev = ItemEvidence(item_id=item_id, row=row, text=str(rec[TEXT]),
-                      given_label=str(rec[LABEL]), split=str(rec[SPLIT]))
+    ev = ItemEvidence(
+        item_id=item_id,
+        row=row,
+        text=str(rec[TEXT]),
+        given_label=str(rec[LABEL]),
+        split=str(rec[SPLIT]),
+    )
     suggestions: dict[str, float] = {}
     t = scan_table.iloc[row] if scan_table is not None and len(scan_table) == ds.n else None
     if t is not None:
         if "label_issue_score" in t and pd.notna(t["label_issue_score"]):
             ev.label_issue_score = float(t["label_issue_score"])
-        ev.is_label_issue = bool(t.get("is_label_issue", False)) if pd.notna(t.get("is_label_issue", False)) else False
+        ev.is_label_issue = (
+            bool(t.get("is_label_issue", False))
+            if pd.notna(t.get("is_label_issue", False))
+            else False
+        )
         sug = t.get("suggested_label")
         if isinstance(sug, str) and sug in ds.classes:
             prob = t.get("suggested_label_prob")
@@ -185,9 +226,11 @@ def item_evidence(ds: Dataset, item_id: str, *, scan_table: pd.DataFrame | None 
     if ds.annotations is not None:
         a = ds.annotations[ds.annotations["item_id"] == item_id]
         if len(a):
-            ev.votes = (a["label"].value_counts().rename_axis("label").reset_index(name="votes"))
+            ev.votes = a["label"].value_counts().rename_axis("label").reset_index(name="votes")
     names = [ev.given_label] + [n for n, _ in ev.suggestions]
-    ev.descriptions = {n: ds.class_descriptions[n] for n in dict.fromkeys(names) if ds.class_descriptions.get(n)}
+    ev.descriptions = {
+        n: ds.class_descriptions[n] for n in dict.fromkeys(names) if ds.class_descriptions.get(n)
+    }
     return ev
 
 
@@ -200,25 +243,41 @@ def _per_row(details: dict[str, Any], key: str, name: str, row: int) -> Any:
         return None
 
 
-def _detector_rows(t: pd.Series, classes: list[str], row: int, details: dict[str, Any]) -> pd.DataFrame:
+def _detector_rows(
+    t: pd.Series, classes: list[str], row: int, details: dict[str, Any]
+) -> pd.DataFrame:
     rows = []
     for col in t.index:
         if not str(col).startswith("score_"):
             continue
-        name = str(col)[len("score_"):]
+        name = str(col)[len("score_") :]
         sug = t.get(f"suggested_{name}", _per_row(details, "suggestions", name, row))
-        if sug is not None and not isinstance(sug, str) and pd.notna(sug) and 0 <= int(sug) < len(classes):
+        if (
+            sug is not None
+            and not isinstance(sug, str)
+            and pd.notna(sug)
+            and 0 <= int(sug) < len(classes)
+        ):
             sug = classes[int(sug)]  # detectors store class indices
         flagged = t.get(f"is_issue_{name}", _per_row(details, "flags", name, row))
-        rows.append({"detector": name, "score": float(t[col]) if pd.notna(t[col]) else np.nan,
-                     "flagged": bool(flagged) if flagged is not None and pd.notna(flagged) else None,
-                     "suggested": sug if isinstance(sug, str) else "",
-                     "evidence": str(t.get(f"evidence_{name}", _per_row(details, "evidence", name, row)) or "")})
+        rows.append(
+            {
+                "detector": name,
+                "score": float(t[col]) if pd.notna(t[col]) else np.nan,
+                "flagged": bool(flagged) if flagged is not None and pd.notna(flagged) else None,
+                "suggested": sug if isinstance(sug, str) else "",
+                "evidence": str(
+                    t.get(f"evidence_{name}", _per_row(details, "evidence", name, row)) or ""
+                ),
+            }
+        )
     df = pd.DataFrame(rows, columns=["detector", "score", "flagged", "suggested", "evidence"])
     return df.sort_values("score", ascending=False, kind="stable").reset_index(drop=True)
 
 
-def nearest_neighbours(ds: Dataset, row: int, embeddings: np.ndarray, *, k: int = 5) -> pd.DataFrame:
+def nearest_neighbours(
+    ds: Dataset, row: int, embeddings: np.ndarray, *, k: int = 5
+) -> pd.DataFrame:
     """The ``k`` rows most similar to ``row`` (cosine on L2-normalised float (N, D) embeddings), itself
     excluded: columns id, similarity (in [-1, 1]), label, text; most similar first."""
     sims = np.asarray(embeddings, dtype=np.float32) @ np.asarray(embeddings[row], dtype=np.float32)
@@ -226,9 +285,14 @@ def nearest_neighbours(ds: Dataset, row: int, embeddings: np.ndarray, *, k: int 
     k = min(k, ds.n - 1)
     top = np.argpartition(-sims, k - 1)[:k] if k > 0 else np.array([], dtype=np.int64)
     top = top[np.argsort(-sims[top], kind="stable")]
-    return pd.DataFrame({"id": ds.frame[ID].to_numpy(dtype=object)[top], "similarity": sims[top].astype(float),
-                         "label": ds.frame[LABEL].to_numpy(dtype=object)[top],
-                         "text": ds.frame[TEXT].to_numpy(dtype=object)[top]})
+    return pd.DataFrame(
+        {
+            "id": ds.frame[ID].to_numpy(dtype=object)[top],
+            "similarity": sims[top].astype(float),
+            "label": ds.frame[LABEL].to_numpy(dtype=object)[top],
+            "text": ds.frame[TEXT].to_numpy(dtype=object)[top],
+        }
+    )
 
 
 # --------------------------------------------------------------------------- bulk
@@ -256,7 +320,9 @@ class BulkResult:
 def current_labels(ds: Dataset, current: pd.DataFrame) -> dict[str, str | None]:
     """Label of every row now: the final label of its decision in force, else the given label
     (None for removed rows). ``current``: :meth:`ReviewStore.current`."""
-    labels: dict[str, str | None] = dict(zip(ds.frame[ID].tolist(), ds.frame[LABEL].tolist(), strict=True))
+    labels: dict[str, str | None] = dict(
+        zip(ds.frame[ID].tolist(), ds.frame[LABEL].tolist(), strict=True)
+    )
     for item, final in zip(current["item_id"], current["final_label"], strict=True):
         if item in labels:
             labels[item] = final if isinstance(final, str) else None
@@ -282,9 +348,19 @@ def bulk_targets(ds: Dataset, item_ids: Sequence[str]) -> tuple[list[str], list[
     return ok, protected
 
 
-def apply_bulk(store: ReviewStore, ds: Dataset, *, item_ids: Sequence[str], action: str, reviewer: str,
-               seen: dict[str, int], new_label: str | None = None, comment: str = "",
-               source: str = "bulk", suggestions: Mapping[str, str] | None = None) -> BulkResult:
+def apply_bulk(
+    store: ReviewStore,
+    ds: Dataset,
+    *,
+    item_ids: Sequence[str],
+    action: str,
+    reviewer: str,
+    seen: dict[str, int],
+    new_label: str | None = None,
+    comment: str = "",
+    source: str = "bulk",
+    suggestions: Mapping[str, str] | None = None,
+) -> BulkResult:
     """Apply one decision to many rows, never touching the protected test split.
 
     ``action``: accept (each row's own suggested label, from ``suggestions`` {item id: class name}),
@@ -298,7 +374,9 @@ def apply_bulk(store: ReviewStore, ds: Dataset, *, item_ids: Sequence[str], acti
     'saved 4, skipped 1 in the protected test split'
     """
     if action not in ("accept", "change", "keep", "ambiguous", "remove"):
-        raise UsageError(f"bulk '{action}' is not supported; use accept, change, keep, ambiguous or remove")
+        raise UsageError(
+            f"bulk '{action}' is not supported; use accept, change, keep, ambiguous or remove"
+        )
     if action == "accept" and not suggestions:
         raise UsageError("bulk accept needs the suggested labels (run the scan first)")
     if action == "change" and new_label not in ds.classes:
@@ -321,9 +399,17 @@ def apply_bulk(store: ReviewStore, ds: Dataset, *, item_ids: Sequence[str], acti
         if action == "accept":
             shown["suggested_label"] = target
         try:
-            d = store.record(dataset_version=ds.content_hash, item_id=item, reviewer=reviewer, action=action,
-                             old_label=old, new_label=target, comment=comment, shown=shown,
-                             seen_decision_id=seen.get(item))
+            d = store.record(
+                dataset_version=ds.content_hash,
+                item_id=item,
+                reviewer=reviewer,
+                action=action,
+                old_label=old,
+                new_label=target,
+                comment=comment,
+                shown=shown,
+                seen_decision_id=seen.get(item),
+            )
             result.saved.append(d)
         except ConflictError:
             result.conflicts.append(item)

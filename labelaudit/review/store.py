@@ -34,15 +34,33 @@ ACTIONS = ("accept", "change", "keep", "ambiguous", "remove", "undo")
 RELABEL_ACTIONS = ("accept", "change")
 FINDING_KINDS = ("cluster", "item", "class_pair", "note")
 
-LOG_COLUMNS = ["decision_id", "dataset_version", "item_id", "reviewer", "decided_at", "action", "old_label",
-               "new_label", "comment", "shown"]
-CURRENT_COLUMNS = ["item_id", "action", "final_label", "reviewer", "decided_at", "decision_id",
-                   "latest_decision_id"]
+LOG_COLUMNS = [
+    "decision_id",
+    "dataset_version",
+    "item_id",
+    "reviewer",
+    "decided_at",
+    "action",
+    "old_label",
+    "new_label",
+    "comment",
+    "shown",
+]
+CURRENT_COLUMNS = [
+    "item_id",
+    "action",
+    "final_label",
+    "reviewer",
+    "decided_at",
+    "decision_id",
+    "latest_decision_id",
+]
 FINDING_COLUMNS = ["finding_id", "kind", "target", "note", "author", "created_at"]
 
 _metadata = sa.MetaData()
 decisions_table = sa.Table(
-    "review_decisions", _metadata,
+    "review_decisions",
+    _metadata,
     sa.Column("decision_id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("dataset_version", sa.String(64), nullable=False),
     sa.Column("item_id", sa.Text, nullable=False),
@@ -57,13 +75,15 @@ decisions_table = sa.Table(
     sa.Index("ix_review_decisions_version_item", "dataset_version", "item_id"),
 )
 heads_table = sa.Table(
-    "review_heads", _metadata,
+    "review_heads",
+    _metadata,
     sa.Column("dataset_version", sa.String(64), primary_key=True),
     sa.Column("item_id", sa.Text, primary_key=True),
     sa.Column("latest_decision_id", sa.Integer, nullable=False, default=0),  # 0 = no decision yet
 )
 findings_table = sa.Table(
-    "review_findings", _metadata,
+    "review_findings",
+    _metadata,
     sa.Column("finding_id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("dataset_version", sa.String(64), nullable=False, index=True),
     sa.Column("kind", sa.String(16), nullable=False),
@@ -119,7 +139,7 @@ def normalise_url(url: str) -> str:
     """Use the installed psycopg 3 driver for plain ``postgresql://`` URLs."""
     for prefix in ("postgresql://", "postgres://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
+            return "postgresql+psycopg://" + url[len(prefix) :]
     return url
 
 
@@ -161,10 +181,19 @@ def _utc(ts: Any) -> datetime:
 
 def _row_to_decision(row: Any) -> Decision:
     m = row._mapping
-    return Decision(id=int(m["decision_id"]), dataset_version=m["dataset_version"], item_id=m["item_id"],
-                    reviewer=m["reviewer"], decided_at=_utc(m["decided_at"]), action=m["action"],
-                    old_label=m["old_label"], new_label=m["new_label"], comment=m["comment"] or "",
-                    shown=json.loads(m["shown"] or "{}"), undoes_id=m["undoes_id"])
+    return Decision(
+        id=int(m["decision_id"]),
+        dataset_version=m["dataset_version"],
+        item_id=m["item_id"],
+        reviewer=m["reviewer"],
+        decided_at=_utc(m["decided_at"]),
+        action=m["action"],
+        old_label=m["old_label"],
+        new_label=m["new_label"],
+        comment=m["comment"] or "",
+        shown=json.loads(m["shown"] or "{}"),
+        undoes_id=m["undoes_id"],
+    )
 
 
 def effective_stack(history: list[Decision]) -> list[Decision]:
@@ -215,9 +244,19 @@ class ReviewStore:
         self.engine.dispose()
 
     # ------------------------------------------------------------------ writing
-    def record(self, *, dataset_version: str, item_id: str, reviewer: str, action: str, old_label: str,
-               new_label: str | None, comment: str = "", shown: dict | None = None,
-               seen_decision_id: int | None = None) -> Decision:
+    def record(
+        self,
+        *,
+        dataset_version: str,
+        item_id: str,
+        reviewer: str,
+        action: str,
+        old_label: str,
+        new_label: str | None,
+        comment: str = "",
+        shown: dict | None = None,
+        seen_decision_id: int | None = None,
+    ) -> Decision:
         """Append one decision and return it (with ``id`` and UTC ``decided_at``) once committed.
 
         ``action`` is one of :data:`ACTIONS`. ``new_label`` is required for accept/change, ignored for
@@ -227,10 +266,17 @@ class ReviewStore:
         :class:`ConflictError` if the item has a newer one now, writing nothing.
         """
         if action == "undo":
-            return self.undo(dataset_version=dataset_version, item_id=item_id, reviewer=reviewer,
-                             seen_decision_id=seen_decision_id, comment=comment)
+            return self.undo(
+                dataset_version=dataset_version,
+                item_id=item_id,
+                reviewer=reviewer,
+                seen_decision_id=seen_decision_id,
+                comment=comment,
+            )
         if action not in ACTIONS:
-            raise UsageError(f"unknown review action {action!r}; expected one of {', '.join(ACTIONS)}")
+            raise UsageError(
+                f"unknown review action {action!r}; expected one of {', '.join(ACTIONS)}"
+            )
         if action in RELABEL_ACTIONS and not new_label:
             raise UsageError(f"action {action!r} needs the new label")
         if action == "remove":
@@ -239,21 +285,41 @@ class ReviewStore:
             new_label = new_label or old_label
         if not reviewer or not str(reviewer).strip():
             raise UsageError("a decision needs the reviewer's name")
-        values = dict(dataset_version=dataset_version, item_id=str(item_id), reviewer=str(reviewer).strip(),
-                      action=action, old_label=old_label, new_label=new_label, comment=comment or "",
-                      shown=json.dumps(shown or {}, default=_json_default, sort_keys=True), undoes_id=None)
+        values = dict(
+            dataset_version=dataset_version,
+            item_id=str(item_id),
+            reviewer=str(reviewer).strip(),
+            action=action,
+            old_label=old_label,
+            new_label=new_label,
+            comment=comment or "",
+            shown=json.dumps(shown or {}, default=_json_default, sort_keys=True),
+            undoes_id=None,
+        )
         return self._append(values, seen_decision_id)
 
-    def undo(self, *, dataset_version: str, item_id: str, reviewer: str, seen_decision_id: int | None,
-             comment: str = "") -> Decision:
+    def undo(
+        self,
+        *,
+        dataset_version: str,
+        item_id: str,
+        reviewer: str,
+        seen_decision_id: int | None,
+        comment: str = "",
+    ) -> Decision:
         """Append an ``undo`` that cancels the item's latest decision still in force; never deletes.
 
         The undo row's ``old_label`` is the label before the undo (None if the item was removed) and
         its ``new_label`` the label restored. Raises :class:`UsageError` when nothing is left to undo
         and :class:`ConflictError` as :meth:`record` does.
         """
-        values = dict(dataset_version=dataset_version, item_id=str(item_id), reviewer=str(reviewer).strip(),
-                      action="undo", comment=comment or "")
+        values = dict(
+            dataset_version=dataset_version,
+            item_id=str(item_id),
+            reviewer=str(reviewer).strip(),
+            action="undo",
+            comment=comment or "",
+        )
         return self._append(values, seen_decision_id)
 
     def _append(self, values: dict[str, Any], seen_decision_id: int | None) -> Decision:
@@ -262,7 +328,9 @@ class ReviewStore:
         with self.engine.begin() as conn:
             self._ensure_head(conn, dv, item)
             # Row lock on the head (PostgreSQL); SQLite already holds the database write lock (BEGIN IMMEDIATE).
-            latest = conn.execute(sa.select(heads_table.c.latest_decision_id).where(key).with_for_update()).scalar_one()
+            latest = conn.execute(
+                sa.select(heads_table.c.latest_decision_id).where(key).with_for_update()
+            ).scalar_one()
             if latest != (seen_decision_id or 0):
                 raise ConflictError(self._get(conn, latest))  # leaving the block rolls back
             if values["action"] == "undo":
@@ -270,11 +338,16 @@ class ReviewStore:
                 if not stack:
                     raise UsageError(f"item {item} has no decision to undo")
                 cancelled = stack[-1]
-                values.update(old_label=cancelled.new_label, new_label=cancelled.old_label,
-                              undoes_id=cancelled.id, shown=json.dumps({"undoes": cancelled.id}))
+                values.update(
+                    old_label=cancelled.new_label,
+                    new_label=cancelled.old_label,
+                    undoes_id=cancelled.id,
+                    shown=json.dumps({"undoes": cancelled.id}),
+                )
             values["decided_at"] = datetime.now(UTC)
-            new_id = conn.execute(decisions_table.insert().values(**values)
-                                  .returning(decisions_table.c.decision_id)).scalar_one()
+            new_id = conn.execute(
+                decisions_table.insert().values(**values).returning(decisions_table.c.decision_id)
+            ).scalar_one()
             conn.execute(heads_table.update().where(key).values(latest_decision_id=new_id))
             decision = self._get(conn, new_id)
         return decision
@@ -285,35 +358,64 @@ class ReviewStore:
         elif conn.dialect.name == "sqlite":
             from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
         else:  # other databases: insert if missing under the transaction's own isolation
-            exists = conn.execute(sa.select(heads_table.c.item_id).where(
-                (heads_table.c.dataset_version == dv) & (heads_table.c.item_id == item))).first()
+            exists = conn.execute(
+                sa.select(heads_table.c.item_id).where(
+                    (heads_table.c.dataset_version == dv) & (heads_table.c.item_id == item)
+                )
+            ).first()
             if exists is None:
-                conn.execute(heads_table.insert().values(dataset_version=dv, item_id=item, latest_decision_id=0))
+                conn.execute(
+                    heads_table.insert().values(
+                        dataset_version=dv, item_id=item, latest_decision_id=0
+                    )
+                )
             return
-        conn.execute(insert(heads_table).values(dataset_version=dv, item_id=item, latest_decision_id=0)
-                     .on_conflict_do_nothing())
+        conn.execute(
+            insert(heads_table)
+            .values(dataset_version=dv, item_id=item, latest_decision_id=0)
+            .on_conflict_do_nothing()
+        )
 
-    def add_finding(self, *, dataset_version: str, kind: str, target: str, note: str, author: str) -> int:
+    def add_finding(
+        self, *, dataset_version: str, kind: str, target: str, note: str, author: str
+    ) -> int:
         """Pin a finding for the ROI page and report; returns its id. ``kind`` in :data:`FINDING_KINDS`."""
         if kind not in FINDING_KINDS:
-            raise UsageError(f"unknown finding kind {kind!r}; expected one of {', '.join(FINDING_KINDS)}")
+            raise UsageError(
+                f"unknown finding kind {kind!r}; expected one of {', '.join(FINDING_KINDS)}"
+            )
         with self.engine.begin() as conn:
-            return int(conn.execute(findings_table.insert().values(
-                dataset_version=dataset_version, kind=kind, target=str(target), note=note or "",
-                author=str(author), created_at=datetime.now(UTC)).returning(findings_table.c.finding_id)).scalar_one())
+            return int(
+                conn.execute(
+                    findings_table.insert()
+                    .values(
+                        dataset_version=dataset_version,
+                        kind=kind,
+                        target=str(target),
+                        note=note or "",
+                        author=str(author),
+                        created_at=datetime.now(UTC),
+                    )
+                    .returning(findings_table.c.finding_id)
+                ).scalar_one()
+            )
 
     # ------------------------------------------------------------------ reading
     def _reading(self) -> Connection:
         return self.engine.connect().execution_options(**{_READ_ONLY: True})
 
     def _get(self, conn: Connection, decision_id: int) -> Decision:
-        row = conn.execute(sa.select(decisions_table).where(decisions_table.c.decision_id == decision_id)).one()
+        row = conn.execute(
+            sa.select(decisions_table).where(decisions_table.c.decision_id == decision_id)
+        ).one()
         return _row_to_decision(row)
 
     def _history(self, conn: Connection, dv: str, item: str) -> list[Decision]:
-        rows = conn.execute(sa.select(decisions_table).where(
-            (decisions_table.c.dataset_version == dv) & (decisions_table.c.item_id == item))
-            .order_by(decisions_table.c.decision_id)).all()
+        rows = conn.execute(
+            sa.select(decisions_table)
+            .where((decisions_table.c.dataset_version == dv) & (decisions_table.c.item_id == item))
+            .order_by(decisions_table.c.decision_id)
+        ).all()
         return [_row_to_decision(r) for r in rows]
 
     def decision(self, decision_id: int) -> Decision:
@@ -329,21 +431,31 @@ class ReviewStore:
         """Id of the item's newest decision (undos included), None when it has none. Pass it back as
         ``seen_decision_id``."""
         with self._reading() as conn:
-            v = conn.execute(sa.select(heads_table.c.latest_decision_id).where(
-                (heads_table.c.dataset_version == dataset_version) & (heads_table.c.item_id == str(item_id)))).scalar()
+            v = conn.execute(
+                sa.select(heads_table.c.latest_decision_id).where(
+                    (heads_table.c.dataset_version == dataset_version)
+                    & (heads_table.c.item_id == str(item_id))
+                )
+            ).scalar()
         return int(v) if v else None
 
     def latest_decision_ids(self, dataset_version: str) -> dict[str, int]:
         """``{item_id: latest decision id}`` for every item with a decision."""
         with self._reading() as conn:
-            rows = conn.execute(sa.select(heads_table.c.item_id, heads_table.c.latest_decision_id).where(
-                (heads_table.c.dataset_version == dataset_version) & (heads_table.c.latest_decision_id > 0))).all()
+            rows = conn.execute(
+                sa.select(heads_table.c.item_id, heads_table.c.latest_decision_id).where(
+                    (heads_table.c.dataset_version == dataset_version)
+                    & (heads_table.c.latest_decision_id > 0)
+                )
+            ).all()
         return {r[0]: int(r[1]) for r in rows}
 
     def log(self, dataset_version: str | None = None) -> pd.DataFrame:
         """The decision log, oldest first: columns :data:`LOG_COLUMNS` (``shown`` as a JSON string,
         ``decided_at`` UTC)."""
-        q = sa.select(*[decisions_table.c[c] for c in LOG_COLUMNS]).order_by(decisions_table.c.decision_id)
+        q = sa.select(*[decisions_table.c[c] for c in LOG_COLUMNS]).order_by(
+            decisions_table.c.decision_id
+        )
         if dataset_version is not None:
             q = q.where(decisions_table.c.dataset_version == dataset_version)
         with self._reading() as conn:
@@ -363,9 +475,19 @@ class ReviewStore:
         """
         c = decisions_table.c
         with self._reading() as conn:
-            rows = conn.execute(sa.select(c.item_id, c.action, c.new_label, c.reviewer, c.decided_at, c.decision_id,
-                                          c.undoes_id).where(c.dataset_version == dataset_version)
-                                .order_by(c.decision_id)).all()
+            rows = conn.execute(
+                sa.select(
+                    c.item_id,
+                    c.action,
+                    c.new_label,
+                    c.reviewer,
+                    c.decided_at,
+                    c.decision_id,
+                    c.undoes_id,
+                )
+                .where(c.dataset_version == dataset_version)
+                .order_by(c.decision_id)
+            ).all()
         # Fold per item on plain tuples (no JSON, no dataclasses): this runs on every page view.
         stacks: dict[str, list[tuple]] = {}
         latest: dict[str, int] = {}
@@ -386,9 +508,11 @@ class ReviewStore:
     def findings(self, dataset_version: str) -> pd.DataFrame:
         """Pinned findings, oldest first: columns :data:`FINDING_COLUMNS`."""
         with self._reading() as conn:
-            rows = conn.execute(sa.select(*[findings_table.c[c] for c in FINDING_COLUMNS])
-                                .where(findings_table.c.dataset_version == dataset_version)
-                                .order_by(findings_table.c.finding_id)).all()
+            rows = conn.execute(
+                sa.select(*[findings_table.c[c] for c in FINDING_COLUMNS])
+                .where(findings_table.c.dataset_version == dataset_version)
+                .order_by(findings_table.c.finding_id)
+            ).all()
         df = pd.DataFrame([tuple(r) for r in rows], columns=FINDING_COLUMNS)
         df["created_at"] = pd.to_datetime(df["created_at"], utc=True)
         return df
