@@ -266,12 +266,15 @@ def test_column_mapping_detection_says_what_it_chose_and_explicit_mapping_wins()
 def test_readers_agree_across_formats(tmp_path):
     df = pd.read_csv(GOOD, dtype=str)
     df.to_parquet(tmp_path / "d.parquet")
+    df.to_parquet(tmp_path / "d.pq")
     df.to_json(tmp_path / "d.jsonl", orient="records", lines=True)
+    df.to_json(tmp_path / "d.ndjson", orient="records", lines=True)
+    (tmp_path / "d.json").write_text(df.to_json(orient="records", indent=1), encoding="utf-8")
     df.to_csv(tmp_path / "d.tsv", sep="\t", index=False)
-    hashes = {
-        load_dataset(p).content_hash
-        for p in [GOOD, tmp_path / "d.parquet", tmp_path / "d.jsonl", tmp_path / "d.tsv"]
-    }
+    df.to_csv(tmp_path / "d.txt", sep="\t", index=False)
+    files = [GOOD, *(tmp_path / f"d{s}" for s in (".parquet", ".pq", ".jsonl", ".ndjson"))]
+    files += [tmp_path / "d.json", tmp_path / "d.tsv", tmp_path / "d.txt"]
+    hashes = {load_dataset(p).content_hash for p in files}
     hashes.add(load_dataset(df).content_hash)
     assert len(hashes) == 1
 

@@ -16,7 +16,7 @@ from scipy import sparse
 
 from labelaudit.errors import DataError, Problem
 
-#: Column names of the long format (see labelaudit.io._read_annotations).
+#: Column names of the long format (see labelaudit.io.companions.annotations).
 ITEM, ANNOTATOR, LABEL = "item_id", "annotator_id", "label"
 _ALIASES = {
     "item": ITEM,

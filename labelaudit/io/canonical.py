@@ -1,0 +1,133 @@
+"""Validation of the canonical frame: ``id, text, label, split`` plus metadata, and the class list.
+
+The invariants established here are the ones :class:`~labelaudit.dataset.Dataset` documents.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from labelaudit.dataset import ID, LABEL, SPLIT, TEXT
+from labelaudit.errors import Report
+from labelaudit.io.columns import ColumnMapping, is_prob_column
+from labelaudit.io.rows import rows_of, rows_text, scalar_str
+
+
+def canonical_frame(df: pd.DataFrame, cols: ColumnMapping, file: str, rep: Report) -> pd.DataFrame:
+    """The frame with columns ``id, text, label, split`` then the source's metadata columns.
+
+    Every cell of the four canonical columns is a ``str`` (missing values become ``""``); ids are
+    the 0-based row numbers when there is no id column. Empty texts, missing labels and missing or
+    repeated ids go to ``rep`` as errors naming their rows. Probability columns are left out (they
+    are the ``probs`` companion); a metadata column named like a canonical one becomes ``meta_<name>``.
+    """
+    assert cols.text is not None and cols.label is not None
+
+    def as_str(col: str) -> pd.Series:
+        sr = df[col]
+        missing = sr.isna()
+        out = sr.astype(object).where(~missing, "")
+        out = out.map(lambda v: v if isinstance(v, str) else scalar_str(v))
+        return out.astype(object)
+
+    text = as_str(cols.text)
+    empty = text.str.strip() == ""
+    if empty.any():
+        rows = rows_of(empty)
+        rep.error(
+            f"{len(rows)} empty text(s) in {rows_text(rows)}",
+            "a non-empty text in every row",
+            file=file,
+            column=cols.text,
+            fix="remove those rows or fill in their text",
+        )
+    label = as_str(cols.label).str.strip()
+    nolab = label == ""
+    if nolab.any():
+        rows = rows_of(nolab)
+        rep.error(
+            f"{len(rows)} missing label(s) in {rows_text(rows)}",
+            "a label in every row",
+            file=file,
+            column=cols.label,
+            fix="label those rows or remove them",
+        )
+    if cols.id:
+        ids = as_str(cols.id).str.strip()
+        _check_ids(ids, cols.id, file, rep)
+    else:
+        ids = pd.Series([str(r) for r in range(len(df))], dtype=object)
+    split = (
+        as_str(cols.split).str.strip() if cols.split else pd.Series([""] * len(df), dtype=object)
+    )
+
+    used = {cols.text, cols.label, cols.id, cols.split}
+    meta_cols = [c for c in df.columns if c not in used and not is_prob_column(c)]
+    frame = pd.DataFrame(
+        {
+            ID: ids.to_numpy(),
+            TEXT: text.to_numpy(),
+            LABEL: label.to_numpy(),
+            SPLIT: split.to_numpy(),
+        }
+    )
+    for c in meta_cols:
+        name = c if c not in (ID, TEXT, LABEL, SPLIT) else f"meta_{c}"
+        frame[name] = df[c].to_numpy()
+    return frame
+
+
+def _check_ids(ids: pd.Series, column: str, file: str, rep: Report) -> None:
+    blank = ids == ""
+    if blank.any():
+        rows = rows_of(blank)
+        rep.error(
+            f"{len(rows)} missing id(s) in {rows_text(rows)}",
+            "an id in every row",
+            file=file,
+            column=column,
+        )
+    dup = ids.duplicated(keep=False) & ~blank
+    if dup.any():
+        first = ids[dup].iloc[0]
+        rows = rows_of(ids == first)
+        rep.error(
+            f"{int(ids[dup].nunique())} id(s) appear more than once, e.g. '{first}' in {rows_text(rows)}",
+            "unique ids",
+            file=file,
+            column=column,
+            fix="deduplicate the rows or pick another id column",
+        )
+
+
+def resolve_classes(
+    labels: pd.Series, class_list: list[str] | None, column: str, file: str, rep: Report
+) -> list[str]:
+    """The class list: ``class_list`` when given (every label must be in it), else the sorted labels.
+
+    ``labels`` is the canonical label column (``""`` for a missing label, already reported). Labels
+    outside a given list, and fewer than two classes among the labels, go to ``rep``.
+    """
+    given = labels != ""
+    present = sorted(set(labels[given].tolist()))
+    if class_list is None:
+        class_list = present
+    else:
+        unknown = sorted(set(present) - set(class_list))
+        if unknown:
+            rows = rows_of(labels.isin(unknown))
+            rep.error(
+                f"label(s) {unknown[:5]} in {rows_text(rows)} are not in the class list",
+                f"one of the {len(class_list)} listed classes",
+                file=file,
+                column=column,
+            )
+    if len(set(present)) < 2 and given.any():
+        rep.error(
+            f"every row has the same label '{present[0]}'" if present else "no labels",
+            "at least two classes",
+            file=file,
+            column=column,
+            fix="label errors need at least two classes to tell apart",
+        )
+    return list(class_list)

@@ -1,0 +1,1 @@
+"""Readers of the optional inputs that come beside a dataset (probabilities, annotations, …)."""

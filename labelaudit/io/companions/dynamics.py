@@ -1,0 +1,101 @@
+"""The ``dynamics`` companion: per-epoch logits, float32 of shape (E, N, K), E >= 2.
+
+From an array, an ``.npy``, or allenai/cartography's ``dynamics_epoch_<e>.jsonl`` files (a folder
+or a glob), whose rows may come in any order: they are placed by their ``guid``.
+"""
+
+from __future__ import annotations
+
+import glob
+import re
+from pathlib import Path
+
+import numpy as np
+
+from labelaudit.dataset import Dataset
+from labelaudit.errors import Report
+from labelaudit.io.companions.arrays import load_npy
+from labelaudit.io.rows import rows_of, rows_text, scalar_str
+from labelaudit.io.tables import read_table
+
+MIN_EPOCHS = 2
+
+
+def read_dynamics(dyn: str | Path | np.ndarray, ds: Dataset, rep: Report) -> np.ndarray | None:
+    """Logits of shape (E, N, K) in dataset row order; None with an error in ``rep`` otherwise."""
+    arr: np.ndarray | None
+    if isinstance(dyn, np.ndarray):
+        arr, file = dyn, "<dynamics>"
+    else:
+        p = Path(dyn)
+        file = p.name
+        arr = load_npy(p, rep) if p.suffix.lower() == ".npy" else read_cartography(p, ds, rep)
+        if arr is None:
+            return None
+    if arr.ndim != 3 or arr.shape[1] != ds.n or arr.shape[2] != ds.k:
+        rep.error(
+            f"an array of shape {arr.shape}",
+            f"shape (E, {ds.n}, {ds.k}): epochs x rows x classes",
+            file=file,
+        )
+        return None
+    if arr.shape[0] < MIN_EPOCHS:
+        rep.error(f"{arr.shape[0]} epoch(s) of logits", f"at least {MIN_EPOCHS} epochs", file=file)
+        return None
+    if not np.isfinite(arr).all():
+        rep.error("NaN or infinite logits", "finite numbers", file=file)
+        return None
+    return arr.astype(np.float32)
+
+
+def read_cartography(p: Path, ds: Dataset, rep: Report) -> np.ndarray | None:
+    """allenai/cartography's training_dynamics/dynamics_epoch_{e}.jsonl: guid, logits_epoch_{e}, gold."""
+    pattern = str(p / "dynamics_epoch_*.jsonl") if p.is_dir() else str(p)
+    files = sorted(
+        glob.glob(pattern), key=lambda f: int(re.findall(r"(\d+)", Path(f).stem)[-1] or 0)
+    )
+    if not files:
+        rep.error(
+            f"no dynamics_epoch_*.jsonl files at {p}",
+            "an (E, N, K) .npy or cartography dynamics files",
+            file=p.name,
+        )
+        return None
+    out = np.full((len(files), ds.n, ds.k), np.nan, dtype=np.float32)
+    for e, f in enumerate(files):
+        tab = read_table(f, what="training dynamics")
+        key = next((c for c in tab.columns if c.startswith("logits_epoch")), None)
+        if "guid" not in tab.columns or key is None:
+            rep.error(
+                f"columns {list(tab.columns)}", "guid and logits_epoch_<e>", file=Path(f).name
+            )
+            return None
+        rows = tab["guid"].map(lambda g: ds.id_to_row.get(scalar_str(g)))
+        if rows.isna().any():
+            bad = rows_of(rows.isna())
+            rep.error(
+                f"guids not in the dataset in {rows_text(bad)}",
+                "guids that are dataset ids",
+                file=Path(f).name,
+                column="guid",
+            )
+            return None
+        logits = np.array(tab[key].tolist(), dtype=np.float32)
+        if logits.ndim != 2 or logits.shape[1] != ds.k:
+            rep.error(
+                f"logits of shape {logits.shape}",
+                f"{ds.k} logits per row",
+                file=Path(f).name,
+                column=key,
+            )
+            return None
+        out[e, rows.astype(int).to_numpy()] = logits
+    if np.isnan(out).any():
+        missing = int(np.isnan(out[:, :, 0]).any(axis=0).sum())
+        rep.error(
+            f"{missing} dataset rows have no logits in some epoch",
+            "every row in every epoch file",
+            file=p.name,
+        )
+        return None
+    return out
