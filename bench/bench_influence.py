@@ -207,9 +207,7 @@ def part_flips(ds, emb, lines: list[str]) -> None:
     # A fresh workspace and memo: the times below include training, as the peer's include its folds.
     ws = Workspace(tempfile.mkdtemp(prefix="bench-influence-"))
     _MEMO.clear()
-    ctx = DetectionContext(
-        labels=noisy, n_classes=ds.k, embeddings=emb, seed=0, extra={"workspace": ws}
-    )
+    ctx = DetectionContext(labels=noisy, n_classes=ds.k, embeddings=emb, seed=0, workspace=ws)
     n_flips = int(truth.sum())
     rows_out = []
 

@@ -17,9 +17,10 @@ from labelaudit.dataset import Dataset
 from labelaudit.detectors import registry
 from labelaudit.detectors.base import DetectionContext, DetectorResult
 from labelaudit.detectors.ensemble import ISSUE_RULE, Combiner, combine, rank_average
-from labelaudit.detectors.knn import nearest_neighbours, normalise_rows
 from labelaudit.detectors.oof import cached_out_of_fold_probs
+from labelaudit.dynamics import as_workspace
 from labelaudit.errors import DataError, UsageError
+from labelaudit.neighbours import nearest_neighbours, normalise_rows
 from labelaudit.progress import ProgressFn, no_progress
 
 __all__ = ["Detection", "detect_label_issues", "nearest_neighbours"]
@@ -100,13 +101,11 @@ def detect_label_issues(
         texts=ds.texts,
         dynamics=ds.dynamics,
         seed=seed,
-        extra={
-            "workspace": workspace,
-            "ids": ds.ids,
-            "classes": list(ds.classes),
-            "content_hash": ds.content_hash,
-            "dataset": ds,
-        },
+        ids=ds.ids,
+        classes=list(ds.classes),
+        content_hash=ds.content_hash,
+        dataset=ds,
+        workspace=as_workspace(workspace),
     )
     results, skipped = run_available(ctx, detectors, progress=progress)
     if not results:

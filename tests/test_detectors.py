@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -15,9 +17,9 @@ from labelaudit.detectors import registry
 from labelaudit.detectors.base import DetectionContext, DetectorResult
 from labelaudit.detectors.ensemble import combine, min_flags_for, rank_average
 from labelaudit.detectors.incv import noise_rate_from_accuracy
-from labelaudit.detectors.knn import nearest_neighbours, neighbour_graph, normalise_rows
 from labelaudit.detectors.oof import SmallClassWarning, out_of_fold_probs
 from labelaudit.errors import DataError, UsageError
+from labelaudit.neighbours import nearest_neighbours, neighbour_graph, normalise_rows
 
 #: Detectors whose scores are a pure function of each row's data (no random splits).
 PERMUTATION_EXACT = {"self_confidence", "confident_learning", "knn", "near_duplicates"}
@@ -71,10 +73,8 @@ def contract_context() -> DetectionContext:
         texts=texts,
         dynamics=dynamics,
         seed=0,
-        extra={
-            "ids": np.array([f"r{i}" for i in range(len(y))], dtype=object),
-            "classes": ["a", "b", "c"],
-        },
+        ids=np.array([f"r{i}" for i in range(len(y))], dtype=object),
+        classes=["a", "b", "c"],
     )
 
 
@@ -94,14 +94,15 @@ def _permuted(ctx: DetectionContext, perm: np.ndarray) -> DetectionContext:
         texts=[ctx.texts[i] for i in perm],
         dynamics=ctx.dynamics[:, perm],
         seed=ctx.seed,
-        extra={"ids": ctx.extra["ids"][perm], "classes": ctx.extra["classes"]},
+        ids=ctx.ids[perm],
+        classes=ctx.classes,
     )
 
 
 @pytest.mark.parametrize("name", sorted(registry.all_detectors()))
 def test_detector_contract(name, contract_context):
     ctx = contract_context
-    r = _run(name, DetectionContext(**{**ctx.__dict__, "extra": dict(ctx.extra)}))
+    r = _run(name, replace(ctx, neighbour_graph=None))
     assert isinstance(r, DetectorResult) and r.name == name
     for arr in (r.score, r.is_issue, r.suggested_label, r.suggested_prob, r.evidence):
         assert len(arr) == ctx.n
@@ -110,7 +111,7 @@ def test_detector_contract(name, contract_context):
     assert ((r.suggested_prob >= 0) & (r.suggested_prob <= 1)).all()
     assert all(isinstance(e, str) for e in r.evidence)
     # Determinism under a seed.
-    again = _run(name, DetectionContext(**{**ctx.__dict__, "extra": dict(ctx.extra)}))
+    again = _run(name, replace(ctx, neighbour_graph=None))
     np.testing.assert_array_equal(r.score, again.score)
     np.testing.assert_array_equal(r.is_issue, again.is_issue)
     # Shuffling the rows shuffles the scores (exactly where nothing random is involved).
@@ -162,7 +163,8 @@ def test_near_duplicates_flags_conflicting_copies_and_names_partners():
         n_classes=3,
         embeddings=normalise_rows(x),
         texts=texts,
-        extra={"ids": ids, "classes": ["a", "b", "c"]},
+        ids=ids,
+        classes=["a", "b", "c"],
     )
     r = registry.all_detectors()["near_duplicates"].fn(ctx)
     assert set(np.flatnonzero(r.is_issue)) == {10, 11, 20}
@@ -185,6 +187,33 @@ def test_neighbour_graph_matches_sklearn():
     np.testing.assert_allclose(sims, 1 - dist[:, 1:], atol=1e-5)
     one, one_sims = nearest_neighbours(x, 17, k=5)
     np.testing.assert_array_equal(one, rows[17])
+
+
+def test_the_neighbour_graph_is_built_once_per_detection_and_a_given_one_is_used(monkeypatch):
+    import labelaudit.neighbours as nb
+
+    calls = []
+    real = nb.build_neighbour_graph
+
+    def counting(embeddings, *, k):
+        calls.append(k)
+        return real(embeddings, k=k)
+
+    monkeypatch.setattr(nb, "build_neighbour_graph", counting)
+    x, y, _ = blobs(n=150, n_flips=10, seed=8)
+    detect_label_issues(make_dataset(y, 3), x, detectors=["knn", "near_duplicates"])
+    assert calls == [10]  # knn and near_duplicates share one graph
+    # A graph handed in (e.g. shared with the map) is read, not rebuilt.
+    calls.clear()
+    given = real(normalise_rows(x), k=12)
+    ctx = DetectionContext(
+        labels=y, n_classes=3, embeddings=normalise_rows(x), neighbour_graph=given
+    )
+    r = registry.all_detectors()["knn"].fn(ctx)
+    assert calls == [] and ctx.neighbour_graph is given and r.details["k"] == 10
+    assert ctx.neighbours(5).k == 5
+    np.testing.assert_array_equal(ctx.neighbours(12).indices, given.indices)
+    assert calls == []
 
 
 def test_rank_average_and_issue_rule():

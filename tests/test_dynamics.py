@@ -188,11 +188,13 @@ def test_imported_dynamics_are_used_when_given():
     assert (r.suggested_label == 0).all()
 
 
-def test_detectors_cache_in_a_workspace_given_as_a_path(tmp_path):
+def test_detectors_cache_in_the_context_workspace(tmp_path):
+    from labelaudit.workspace import Workspace
+
     x, y, _, _ = blobs(n=90)
     dy._MEMO.clear()
     ctx = DetectionContext(
-        labels=y, n_classes=3, embeddings=x, extra={"workspace": str(tmp_path / "ws")}
+        labels=y, n_classes=3, embeddings=x, workspace=Workspace(tmp_path / "ws")
     )
     for name in ("datamap", "aum", "self_influence"):
         registry.all_detectors()[name].fn(ctx)

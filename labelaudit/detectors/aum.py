@@ -1,7 +1,7 @@
 """Area under the margin (Pleiss et al. 2020) with threshold samples: detector "aum".
 
 Trains two (K+1)-class softmax heads on ``ctx.embeddings`` (disjoint threshold sets), cached in
-``ctx.extra["workspace"]`` when given. See :func:`labelaudit.dynamics.area_under_margin`.
+``ctx.workspace`` when given. See :func:`labelaudit.dynamics.area_under_margin`.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ def detect_aum(ctx: DetectionContext) -> DetectorResult:
         ctx.labels,
         n_classes=ctx.n_classes,
         seed=ctx.seed,
-        workspace=ctx.extra.get("workspace"),
+        workspace=ctx.workspace,
     )
     dm = data_map(context_logits(ctx), ctx.labels)
     evidence = [

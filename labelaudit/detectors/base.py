@@ -11,10 +11,25 @@ which detector made them; one parametrised test checks every detector against th
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from labelaudit.dataset import Dataset
+    from labelaudit.neighbours import NeighbourGraph
+    from labelaudit.workspace import Workspace
+
+
+@dataclass(frozen=True)
+class DetectorOptions:
+    """Knobs of individual detectors; ``None`` = the detector's own default."""
+
+    #: Neighbours per row for "knn" (default :data:`labelaudit.detectors.knn.DEFAULT_K`).
+    knn_k: int | None = None
+    #: Rounds of "incv" (default :data:`labelaudit.detectors.incv.DEFAULT_ROUNDS`).
+    incv_rounds: int | None = None
 
 
 @dataclass
@@ -22,7 +37,8 @@ class DetectionContext:
     """Everything a detector may use. Arrays are row-aligned with the dataset (N rows).
 
     ``pred_probs`` are always out-of-sample (given by the user, or out-of-fold); detectors must
-    never see in-sample predictions.
+    never see in-sample predictions. The neighbour graph is built on first use by
+    :meth:`neighbours` and shared by every detector of the run (or given, e.g. by the scan).
     """
 
     labels: np.ndarray  # int64 (N,), given labels as class indices in [0, K)
@@ -32,12 +48,43 @@ class DetectionContext:
     texts: list[str] | None = None
     dynamics: np.ndarray | None = None  # float32 (E, N, K) logits per epoch
     seed: int = 0
-    #: Extra inputs a detector may need (e.g. a workspace for its own caching).
-    extra: dict[str, Any] = field(default_factory=dict)
+    #: Row ids (N,), to name rows in evidence; ``None`` = "row <number>".
+    ids: np.ndarray | None = None
+    #: Class names by index (K,); ``None`` = the indices as strings.
+    classes: list[str] | None = None
+    #: The dataset's content hash (see :attr:`labelaudit.dataset.Dataset.content_hash`), if known.
+    content_hash: str | None = None
+    #: The dataset the arrays came from, if any (detectors read the typed fields above first).
+    dataset: Dataset | None = None
+    #: Where detectors store what they train (keyed by content); ``None`` = nothing stored.
+    workspace: Workspace | None = None
+    options: DetectorOptions = field(default_factory=DetectorOptions)
+    #: The k-NN graph of ``embeddings``; built once by :meth:`neighbours` when not given.
+    neighbour_graph: NeighbourGraph | None = None
 
     @property
     def n(self) -> int:
         return int(len(self.labels))
+
+    @property
+    def class_names(self) -> list[str]:
+        """Class names by index: ``classes``, or ``"0"``, ``"1"``, … when not given."""
+        return list(self.classes) if self.classes else [str(i) for i in range(self.n_classes)]
+
+    def neighbours(self, k: int) -> NeighbourGraph:
+        """The ``k`` nearest other rows of every row (cosine), built once per context and reused.
+
+        Needs ``embeddings``. A request for more neighbours than the graph holds rebuilds it with
+        the larger k (k is capped at N - 1).
+        """
+        from labelaudit.neighbours import build_neighbour_graph
+
+        if self.embeddings is None:
+            raise ValueError("the neighbour graph needs embeddings")
+        have = self.neighbour_graph
+        if have is None or have.k < min(k, self.n - 1):
+            have = self.neighbour_graph = build_neighbour_graph(self.embeddings, k=k)
+        return have.first(k)
 
 
 @dataclass

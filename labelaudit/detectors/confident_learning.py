@@ -45,7 +45,7 @@ def confident_learning(ctx: DetectionContext) -> DetectorResult:
     masked = p.copy()
     masked[rows, labels] = -1.0
     other = masked.argmax(axis=1)
-    names = ctx.extra.get("classes") or [str(i) for i in range(k)]
+    names = ctx.class_names
     evidence = [
         f"confidently '{names[o]}' (p={p[r, o]:.2f}) rather than the given label" if f else ""
         for r, o, f in zip(rows, other, flagged, strict=True)

@@ -134,7 +134,7 @@ def incv_detector(ctx: DetectionContext) -> DetectorResult:
         ctx.embeddings,
         ctx.labels,
         n_classes=ctx.n_classes,
-        rounds=int(ctx.extra.get("incv_rounds", DEFAULT_ROUNDS)),
+        rounds=DEFAULT_ROUNDS if ctx.options.incv_rounds is None else ctx.options.incv_rounds,
         seed=ctx.seed,
     )
     p = out["heldout_probs"]
@@ -143,7 +143,7 @@ def incv_detector(ctx: DetectionContext) -> DetectorResult:
     top = p.argmax(axis=1)
     # Held-out disbelief in the given label; rows set aside as noisy rank above the undecided ones.
     score = 0.5 * (1.0 - p[rows, ctx.labels]) + 0.5 * (flagged.astype(float) + out["removed"]) / 2
-    names = ctx.extra.get("classes") or [str(i) for i in range(ctx.n_classes)]
+    names = ctx.class_names
     evidence = [
         ("set aside as noisy" if rem else "never agreed with its held-out prediction")
         + f"; held-out model says '{names[t]}'"

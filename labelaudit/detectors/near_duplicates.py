@@ -14,7 +14,6 @@ import re
 import numpy as np
 
 from labelaudit.detectors.base import DetectionContext, DetectorResult
-from labelaudit.detectors.knn import shared_graph
 from labelaudit.detectors.registry import register
 
 NEAR_DUPLICATE_COSINE = 0.95
@@ -42,7 +41,8 @@ def duplicate_partners(
                 for r in same:
                     partners.setdefault(r, set()).update(same)
     if ctx.embeddings is not None and ctx.n > 1:
-        rows, sims = shared_graph(ctx, SEARCH_K)
+        graph = ctx.neighbours(SEARCH_K)
+        rows, sims = graph.indices, graph.similarities
         src, col = np.nonzero(sims >= threshold)
         for a, b in zip(src.tolist(), rows[src, col].tolist(), strict=True):
             partners.setdefault(a, set()).add(b)
@@ -82,8 +82,8 @@ def near_duplicates(ctx: DetectionContext) -> DetectorResult:
     suggested = ctx.labels.copy()
     suggested_prob = np.zeros(n)
     evidence = [""] * n
-    ids = ctx.extra.get("ids")
-    names = ctx.extra.get("classes") or [str(i) for i in range(k)]
+    ids = ctx.ids
+    names = ctx.class_names
     partners = duplicate_partners(ctx)
     for r, p in partners.items():
         lab = ctx.labels[r]

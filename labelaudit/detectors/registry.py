@@ -1,4 +1,4 @@
-"""Which detectors exist, what each needs, and running the ones a dataset can feed.
+"""Which detectors exist, what each needs, and which of them a context can feed.
 
 A detector module registers itself with :func:`register`; every module in
 ``labelaudit.detectors`` is imported by :func:`all_detectors`, so adding a detector is adding a file.
@@ -12,7 +12,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from labelaudit.detectors.base import DetectionContext, DetectorResult
-from labelaudit.progress import ProgressFn, no_progress
 
 DetectorFn = Callable[[DetectionContext], DetectorResult]
 
@@ -62,24 +61,10 @@ def all_detectors() -> dict[str, DetectorSpec]:
 
 
 def runnable(ctx: DetectionContext, names: list[str] | None = None) -> list[DetectorSpec]:
+    """The chosen detectors (default: every default one) whose required inputs ``ctx`` has.
+
+    :func:`labelaudit.detect.run_available` runs them.
+    """
     specs = all_detectors()
     chosen = [specs[n] for n in names] if names else [s for s in specs.values() if s.default]
     return [s for s in chosen if all(getattr(ctx, r) is not None for r in s.requires)]
-
-
-def run_detectors(
-    ctx: DetectionContext, names: list[str] | None = None, progress: ProgressFn = no_progress
-) -> dict[str, DetectorResult]:
-    """Run the named detectors (default: every default detector whose inputs exist)."""
-    unknown = sorted(set(names or []) - set(all_detectors()))
-    if unknown:
-        from labelaudit.errors import UsageError
-
-        raise UsageError(f"unknown detector(s) {unknown}; available: {sorted(all_detectors())}")
-    specs = runnable(ctx, names)
-    out: dict[str, DetectorResult] = {}
-    for i, spec in enumerate(specs):
-        progress(f"detector: {spec.name}", i, len(specs))
-        out[spec.name] = spec.fn(ctx)
-    progress("detectors", len(specs), len(specs))
-    return out

@@ -33,7 +33,7 @@ def outlier_flags(values: np.ndarray, *, z: float = FLAG_Z) -> np.ndarray:
     description="Self-influence (Koh & Liang 2017) of each row on its own loss under an L2 softmax head",
 )
 def detect_self_influence(ctx: DetectionContext) -> DetectorResult:
-    ws = ctx.extra.get("workspace")
+    ws = ctx.workspace
     assert ctx.embeddings is not None  # the registry runs this detector only with embeddings
     values, exact = cached_self_influence(
         ctx.embeddings, ctx.labels, n_classes=ctx.n_classes, workspace=ws

@@ -1,7 +1,7 @@
 """Detectors from training dynamics: data-map confidence ("datamap") and forgetting events ("forgetting").
 
 Both read per-epoch logits: the imported ``ctx.dynamics`` when given, else a softmax head trained on
-``ctx.embeddings`` (see :mod:`labelaudit.dynamics`; cached in ``ctx.extra["workspace"]`` when given).
+``ctx.embeddings`` (see :mod:`labelaudit.dynamics`; cached in ``ctx.workspace`` when given).
 Dynamics are in-sample by nature: they describe how hard each row is to fit with its given label.
 """
 
@@ -30,7 +30,7 @@ def context_logits(ctx: DetectionContext) -> np.ndarray:
         ctx.labels,
         n_classes=ctx.n_classes,
         seed=ctx.seed,
-        workspace=ctx.extra.get("workspace"),
+        workspace=ctx.workspace,
     )
     return run.logits
 
