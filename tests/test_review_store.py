@@ -324,3 +324,55 @@ def test_two_stores_on_one_database_share_state(db_url, version):
     d = decide(a, version, "1", "keep")
     assert b.latest_decision_id(version, "1") == d.id
     assert b.current(version)["item_id"].tolist() == ["1"]
+
+
+# --------------------------------------------------------------------------- record_many (all or none)
+def _req(version, item, action="change", new="b", seen=None, reviewer="labelstudio:ana"):
+    return dict(
+        dataset_version=version,
+        item_id=item,
+        reviewer=reviewer,
+        action=action,
+        old_label="a",
+        new_label=new,
+        seen_decision_id=seen,
+    )
+
+
+def test_record_many_writes_every_decision(store: ReviewStore, version):
+    out = store.record_many([_req(version, "1"), _req(version, "2", action="keep", new=None)])
+    assert [d.item_id for d in out] == ["1", "2"]
+    cur = store.current(version).set_index("item_id")
+    assert cur.loc["1", "final_label"] == "b" and cur.loc["2", "final_label"] == "a"
+    assert store.latest_decision_id(version, "2") == out[1].id
+
+
+def test_record_many_conflict_writes_nothing(store: ReviewStore, version):
+    first = store.record(
+        dataset_version=version,
+        item_id="2",
+        reviewer="bo",
+        action="keep",
+        old_label="a",
+        new_label=None,
+    )
+    with pytest.raises(ConflictError) as e:
+        store.record_many([_req(version, "1"), _req(version, "2", seen=None)])
+    assert e.value.latest.id == first.id
+    assert store.log(version)["item_id"].tolist() == ["2"]  # item 1 was not written either
+    assert store.latest_decision_id(version, "1") is None
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [dict(action="undo"), dict(action="change", new=None), dict(reviewer=" ")],
+    ids=["undo", "change-without-label", "no-reviewer"],
+)
+def test_record_many_rejects_bad_requests_before_writing(store: ReviewStore, version, bad):
+    with pytest.raises(UsageError):
+        store.record_many([_req(version, "1"), _req(version, "2", **bad)])
+    assert len(store.log(version)) == 0
+
+
+def test_record_many_of_nothing(store: ReviewStore, version):
+    assert store.record_many([]) == []

@@ -273,28 +273,15 @@ class ReviewStore:
                 seen_decision_id=seen_decision_id,
                 comment=comment,
             )
-        if action not in ACTIONS:
-            raise UsageError(
-                f"unknown review action {action!r}; expected one of {', '.join(ACTIONS)}"
-            )
-        if action in RELABEL_ACTIONS and not new_label:
-            raise UsageError(f"action {action!r} needs the new label")
-        if action == "remove":
-            new_label = None
-        elif action in ("keep", "ambiguous"):
-            new_label = new_label or old_label
-        if not reviewer or not str(reviewer).strip():
-            raise UsageError("a decision needs the reviewer's name")
-        values = dict(
+        values = self._values(
             dataset_version=dataset_version,
-            item_id=str(item_id),
-            reviewer=str(reviewer).strip(),
+            item_id=item_id,
+            reviewer=reviewer,
             action=action,
             old_label=old_label,
             new_label=new_label,
-            comment=comment or "",
-            shown=json.dumps(shown or {}, default=_json_default, sort_keys=True),
-            undoes_id=None,
+            comment=comment,
+            shown=shown,
         )
         return self._append(values, seen_decision_id)
 
@@ -322,34 +309,91 @@ class ReviewStore:
         )
         return self._append(values, seen_decision_id)
 
+    def record_many(self, decisions: list[dict[str, Any]]) -> list[Decision]:
+        """Append several decisions in one transaction: all of them, or none.
+
+        Each dict holds the keyword arguments of :meth:`record` (``undo`` is not accepted). The same
+        checks apply to each; if any raises (:class:`ConflictError` for an item decided since its
+        ``seen_decision_id``, :class:`UsageError`, a database error), nothing at all is written. Used
+        by imports of decisions made elsewhere (a Label Studio pull), which must not land half-way.
+        """
+        prepared = [(self._values(**d), d.get("seen_decision_id")) for d in decisions]
+        out: list[Decision] = []
+        with self.engine.begin() as conn:
+            for values, seen in prepared:
+                out.append(self._append_in(conn, values, seen))
+        return out
+
+    def _values(
+        self,
+        *,
+        dataset_version: str,
+        item_id: str,
+        reviewer: str,
+        action: str,
+        old_label: str,
+        new_label: str | None,
+        comment: str = "",
+        shown: dict | None = None,
+        seen_decision_id: int | None = None,
+    ) -> dict[str, Any]:
+        if action not in ACTIONS or action == "undo":
+            raise UsageError(
+                f"unknown review action {action!r}; expected one of {', '.join(ACTIONS[:-1])}"
+            )
+        if action in RELABEL_ACTIONS and not new_label:
+            raise UsageError(f"action {action!r} needs the new label")
+        if action == "remove":
+            new_label = None
+        elif action in ("keep", "ambiguous"):
+            new_label = new_label or old_label
+        if not reviewer or not str(reviewer).strip():
+            raise UsageError("a decision needs the reviewer's name")
+        return dict(
+            dataset_version=dataset_version,
+            item_id=str(item_id),
+            reviewer=str(reviewer).strip(),
+            action=action,
+            old_label=old_label,
+            new_label=new_label,
+            comment=comment or "",
+            shown=json.dumps(shown or {}, default=_json_default, sort_keys=True),
+            undoes_id=None,
+        )
+
     def _append(self, values: dict[str, Any], seen_decision_id: int | None) -> Decision:
+        with self.engine.begin() as conn:
+            return self._append_in(conn, values, seen_decision_id)
+
+    def _append_in(
+        self, conn: Connection, values: dict[str, Any], seen_decision_id: int | None
+    ) -> Decision:
         dv, item = values["dataset_version"], values["item_id"]
         key = (heads_table.c.dataset_version == dv) & (heads_table.c.item_id == item)
-        with self.engine.begin() as conn:
-            self._ensure_head(conn, dv, item)
-            # Row lock on the head (PostgreSQL); SQLite already holds the database write lock (BEGIN IMMEDIATE).
-            latest = conn.execute(
-                sa.select(heads_table.c.latest_decision_id).where(key).with_for_update()
-            ).scalar_one()
-            if latest != (seen_decision_id or 0):
-                raise ConflictError(self._get(conn, latest))  # leaving the block rolls back
-            if values["action"] == "undo":
-                stack = effective_stack(self._history(conn, dv, item))
-                if not stack:
-                    raise UsageError(f"item {item} has no decision to undo")
-                cancelled = stack[-1]
-                values.update(
-                    old_label=cancelled.new_label,
-                    new_label=cancelled.old_label,
-                    undoes_id=cancelled.id,
-                    shown=json.dumps({"undoes": cancelled.id}),
-                )
-            values["decided_at"] = datetime.now(UTC)
-            new_id = conn.execute(
-                decisions_table.insert().values(**values).returning(decisions_table.c.decision_id)
-            ).scalar_one()
-            conn.execute(heads_table.update().where(key).values(latest_decision_id=new_id))
-            decision = self._get(conn, new_id)
+        self._ensure_head(conn, dv, item)
+        # Row lock on the head (PostgreSQL); SQLite already holds the database write lock (BEGIN IMMEDIATE).
+        latest = conn.execute(
+            sa.select(heads_table.c.latest_decision_id).where(key).with_for_update()
+        ).scalar_one()
+        if latest != (seen_decision_id or 0):
+            raise ConflictError(self._get(conn, latest))  # the caller's transaction rolls back
+        if values["action"] == "undo":
+            stack = effective_stack(self._history(conn, dv, item))
+            if not stack:
+                raise UsageError(f"item {item} has no decision to undo")
+            cancelled = stack[-1]
+            values.update(
+                old_label=cancelled.new_label,
+                new_label=cancelled.old_label,
+                undoes_id=cancelled.id,
+                shown=json.dumps({"undoes": cancelled.id}),
+            )
+        values["decided_at"] = datetime.now(UTC)
+        new_id = conn.execute(
+            decisions_table.insert().values(**values).returning(decisions_table.c.decision_id)
+        ).scalar_one()
+        conn.execute(heads_table.update().where(key).values(latest_decision_id=new_id))
+        decision = self._get(conn, new_id)
         return decision
 
     def _ensure_head(self, conn: Connection, dv: str, item: str) -> None:
