@@ -271,14 +271,6 @@ def _embeddings_for(ds: Dataset, embeddings: np.ndarray | None, workspace: Any) 
     return emb
 
 
-def _as_ws(workspace: Any) -> Workspace | None:
-    from labelaudit.workspace import Workspace
-
-    if workspace is None or isinstance(workspace, Workspace):
-        return workspace
-    return Workspace(workspace)
-
-
 def training_dynamics(
     ds: Dataset,
     *,
@@ -310,8 +302,9 @@ def training_dynamics(
     import pandas as pd
 
     from labelaudit.dynamics import cached_aum, cached_dynamics, data_map, forgetting_events
+    from labelaudit.workspace import as_workspace
 
-    ws = _as_ws(workspace)
+    ws = as_workspace(workspace)
     emb = None
     if ds.dynamics is not None:
         logits = np.asarray(ds.dynamics)
@@ -371,9 +364,10 @@ def influence_scores(
         >>> inf.head(5), inf.tail(5)        # the most helpful and the most harmful rows   # doctest: +SKIP
     """
     from labelaudit.influence import influence_table, query_row
+    from labelaudit.workspace import as_workspace
 
     query_row(ds, query_id)  # an unknown id fails before any embedding work
-    ws = _as_ws(workspace)
+    ws = as_workspace(workspace)
     emb = _embeddings_for(ds, embeddings, ws)
     return influence_table(ds, emb, query_id, method=method, workspace=ws)
 
@@ -402,11 +396,11 @@ def export(
     """
     from labelaudit.review.export import export_review
     from labelaudit.review.store import ReviewStore
-    from labelaudit.workspace import Workspace
+    from labelaudit.workspace import Workspace, as_workspace
 
     own = store is None
     if store is None:
-        ws = _as_ws(workspace) or Workspace()
+        ws = as_workspace(workspace) or Workspace()
         store = ReviewStore(ws.database_url)
     try:
         return export_review(ds, store, out=out, removed=removed, log=log)  # type: ignore[arg-type]
@@ -447,9 +441,9 @@ def report(
     """
     from labelaudit.report import compute_report, find_scan, write_report
     from labelaudit.review.store import ReviewStore
-    from labelaudit.workspace import Workspace
+    from labelaudit.workspace import Workspace, as_workspace
 
-    ws = _as_ws(workspace) or Workspace()
+    ws = as_workspace(workspace) or Workspace()
     own = store is None
     if store is None:
         store = ReviewStore(ws.database_url)

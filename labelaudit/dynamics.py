@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from labelaudit.progress import ProgressFn, no_progress
+from labelaudit.workspace import as_workspace
 
 DEFAULT_EPOCHS = 20
 DEFAULT_BATCH_SIZE = 32
@@ -278,15 +279,6 @@ def array_key(*arrays: np.ndarray) -> str:
         h.update(f"{a.shape}{a.dtype}".encode())
         h.update(a.tobytes())
     return h.hexdigest()[:20]
-
-
-def as_workspace(workspace):
-    """A Workspace from a Workspace, a folder path or None (kept None)."""
-    if workspace is None or hasattr(workspace, "cached"):
-        return workspace
-    from labelaudit.workspace import Workspace
-
-    return Workspace(workspace)
 
 
 def memoised(key: tuple, compute):

@@ -417,7 +417,8 @@ def cached_model(
     workspace=None,
 ) -> InfluenceModel:
     """:meth:`InfluenceModel.fit` whose weights are stored in ``workspace`` (if any) and memoised."""
-    from labelaudit.dynamics import array_key, as_workspace, memoised
+    from labelaudit.dynamics import array_key, memoised
+    from labelaudit.workspace import as_workspace
 
     workspace = as_workspace(workspace)
     emb = np.asarray(embeddings, np.float32)
@@ -469,7 +470,8 @@ def cached_self_influence(
     progress: ProgressFn = no_progress,
 ) -> tuple[np.ndarray, np.ndarray]:
     """:meth:`InfluenceModel.self_influence` stored in ``workspace`` (if any): ``(values, exact)``."""
-    from labelaudit.dynamics import array_key, as_workspace, memoised
+    from labelaudit.dynamics import array_key, memoised
+    from labelaudit.workspace import as_workspace
 
     workspace = as_workspace(workspace)
     emb = np.asarray(embeddings, np.float32)

@@ -32,7 +32,7 @@ import pandas as pd
 
 from labelaudit.dataset import Dataset
 from labelaudit.errors import UsageError
-from labelaudit.workspace import Workspace
+from labelaudit.workspace import Workspace, as_workspace
 
 #: Query parameter the app reads to open a stored dataset (see components/state.py).
 DATASET_QUERY_PARAM = "dataset"
@@ -194,11 +194,7 @@ def show(
         annotations=annotations,
         embeddings=embeddings,
     )
-    ws = (
-        workspace
-        if isinstance(workspace, Workspace)
-        else Workspace(None if workspace is None else Path(workspace))
-    )
+    ws = as_workspace(workspace) or Workspace()
     dataset_hash = ws.save_dataset(ds)
     server = _running_server(ws.root, port)
     if server is None:

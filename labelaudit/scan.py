@@ -32,7 +32,7 @@ from labelaudit.dataset import ID, LABEL, SPLIT, Dataset
 from labelaudit.detect import Detection
 from labelaudit.errors import UsageError
 from labelaudit.progress import ProgressFn, no_progress
-from labelaudit.workspace import Workspace
+from labelaudit.workspace import Workspace, as_workspace
 
 #: Bump when the scan's output changes for the same inputs: old cached scans are then ignored.
 SCAN_VERSION = 3
@@ -67,12 +67,6 @@ class ScanResult:
 
 
 # --------------------------------------------------------------------------- keys
-def _as_workspace(workspace: Workspace | str | os.PathLike | None) -> Workspace | None:
-    if workspace is None or isinstance(workspace, Workspace):
-        return workspace
-    return Workspace(os.fspath(workspace))
-
-
 def embeddings_key(ds: Dataset, model: str | os.PathLike | None = None) -> str:
     """What the embeddings are: ``given:<digest>`` for precomputed ones, else the model's id."""
     if ds.embeddings is not None:
@@ -132,7 +126,7 @@ def get_embeddings(
     if ds.embeddings is not None:
         progress("embedding", ds.n, ds.n)
         return normalise_rows(ds.embeddings)
-    ws = _as_workspace(workspace)
+    ws = as_workspace(workspace)
 
     def compute() -> np.ndarray:
         return embed_texts(ds.texts, model=model, progress=progress)
@@ -220,7 +214,7 @@ def scan(
     >>> res.table.columns[:6].tolist()                    # doctest: +SKIP
     ['id', 'given_label', 'split', 'x', 'y', 'cluster']
     """
-    ws = _as_workspace(workspace)
+    ws = as_workspace(workspace)
     params = scan_params(
         ds,
         model=model,
@@ -293,7 +287,7 @@ def load_cached_scan(
     detectors: list[str] | None = None,
 ) -> ScanResult | None:
     """The stored scan of ``ds`` with these parameters, or None when it was never run. Fast: no umap."""
-    ws = _as_workspace(workspace)
+    ws = as_workspace(workspace)
     assert ws is not None
     params = scan_params(
         ds,

@@ -37,10 +37,24 @@ def params_hash(params: dict[str, Any]) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
+def as_workspace(workspace: Workspace | str | os.PathLike | None) -> Workspace | None:
+    """A :class:`Workspace` from a Workspace, a folder path, or None (kept None: no caching).
+
+    Every public function that takes ``workspace=`` coerces it here, once.
+
+    Example:
+        >>> as_workspace(None) is None
+        True
+    """
+    if workspace is None or isinstance(workspace, Workspace):
+        return workspace
+    return Workspace(workspace)
+
+
 class Workspace:
     """A folder of cached artifacts. Safe to share between processes (writes are atomic renames)."""
 
-    def __init__(self, root: str | Path | None = None):
+    def __init__(self, root: str | os.PathLike | None = None):
         self.root = Path(root or os.environ.get("LABELAUDIT_WORKSPACE") or DEFAULT_ROOT).resolve()
         self.root.mkdir(parents=True, exist_ok=True)
 
