@@ -27,7 +27,6 @@ from labelaudit.dynamics import (
     dynamics_stored,
     forgetting_events,
     given_label_probs,
-    training_population,
 )
 from labelaudit.errors import DataError, UsageError
 from labelaudit.influence import (
@@ -36,6 +35,7 @@ from labelaudit.influence import (
     external_influence_table,
     influence_stored,
     influence_table,
+    training_mask,
 )
 from labelaudit.plots import hover_text
 from labelaudit.progress import ProgressFn, no_progress
@@ -73,7 +73,7 @@ def prepare(
     from labelaudit.scan import get_embeddings
 
     emb = get_embeddings(ds, workspace=ws, progress=progress)
-    train = training_population(ds)
+    train = training_mask(ds)
     x, y = emb[train], ds.labels[train]
     if ds.dynamics is None:
         cached_dynamics(x, y, n_classes=ds.k, workspace=ws, progress=progress)
@@ -90,7 +90,7 @@ def is_prepared(ds: Dataset, ws: Workspace, *, influence: bool) -> bool:
     emb = stored_embeddings(ds, ws)
     if emb is None:
         return False
-    train = training_population(ds)
+    train = training_mask(ds)
     x, y = emb[train], ds.labels[train]
     if ds.dynamics is None:
         ok = dynamics_stored(x, y, n_classes=ds.k, workspace=ws)
@@ -194,7 +194,7 @@ def load_dynamics(workspace_root: str, dataset_hash: str) -> DynamicsView:
     if not is_prepared(ds, ws, influence=False):
         raise _NotPrepared
     emb = stored_embeddings(ds, ws)
-    train = training_population(ds)
+    train = training_mask(ds)
     rows = np.flatnonzero(train)
     x, y = emb[train], ds.labels[train]
     if ds.dynamics is not None:
@@ -327,7 +327,7 @@ def self_influence_ranking(workspace_root: str, dataset_hash: str) -> pd.DataFra
     emb = stored_embeddings(ds, ws)
     if emb is None:
         raise _NotPrepared
-    train = training_population(ds)
+    train = training_mask(ds)
     x, y = emb[train], ds.labels[train]
     values, exact = cached_self_influence(x, y, n_classes=ds.k, workspace=ws)
     model = cached_model(x, y, n_classes=ds.k, workspace=ws)

@@ -200,6 +200,8 @@ class RoiReport:
     findings: pd.DataFrame
     before_after_note: str = ""
     generated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    #: Learning from the decisions (labelaudit.review.adaptive.LearningSummary), when computed.
+    learning: Any = None
 
     @property
     def simulated(self) -> bool:
@@ -219,8 +221,13 @@ def compute_report(
     seed: int = 0,
     retrain: bool = True,
     progress: ProgressFn = no_progress,
+    learning: Any = None,
 ) -> RoiReport:
     """Summary, before/after (when there are decisions and embeddings), projection and findings.
+
+    ``learning``: :func:`labelaudit.review.adaptive.learning_summary` — the ranking in force, the
+    estimated precision of every flag and the audit's estimate of the errors left, which the
+    projection uses instead of the noise-matrix assumption when there are enough audit decisions.
 
     ``log``/``findings``: :meth:`ReviewStore.log` / :meth:`ReviewStore.findings` for
     ``ds.content_hash``; ``scan_table``/``details``/``embeddings``: the scan's. The retraining is
@@ -252,7 +259,12 @@ def compute_report(
         note = "No embeddings (run the scan) for the before/after retraining."
     est, source = roi.estimated_label_errors(details, scan_table, n_rows=ds.n)
     proj = roi.project(
-        summary, estimated_errors=est, estimate_source=source, before_after_result=ba, next_n=next_n
+        summary,
+        estimated_errors=est,
+        estimate_source=source,
+        before_after_result=ba,
+        next_n=next_n,
+        audit_estimate=None if learning is None else learning.remaining,
     )
     return RoiReport(
         dataset_source=ds.source,
@@ -263,6 +275,7 @@ def compute_report(
         before_after=ba,
         findings=findings,
         before_after_note=note,
+        learning=learning,
     )
 
 
@@ -307,7 +320,15 @@ def headline_numbers(rep: RoiReport) -> list[tuple[str, str]]:
             ),
         ]
     rows += [
-        ("Estimated label errors left", _num(p.remaining_errors)),
+        (
+            "Estimated label errors left",
+            _num(p.remaining_errors)
+            + (
+                f" (95% interval {_num(p.remaining_low)} to {_num(p.remaining_high)}, from the audit)"
+                if p.remaining_source == "audit"
+                else ""
+            ),
+        ),
         (f"Next {p.next_n:,} reviews: expected fixes", _num(p.expected_fixes, ",.1f")),
         (f"Next {p.next_n:,} reviews: reviewer hours", _num(p.expected_hours, ",.1f")),
     ]
@@ -417,6 +438,8 @@ def render_html(rep: RoiReport) -> str:
             "<h2>Precision by detector</h2>"
             + _table(s.by_detector.rename(columns={"group": "detector"}))
         )
+    if rep.learning is not None:
+        parts.append(_learning_html(rep.learning))
     parts.append(
         "<h2>Projection</h2><ul>"
         + "".join(f"<li>{e(a)}</li>" for a in rep.projection.assumptions)
@@ -441,6 +464,57 @@ def render_html(rep: RoiReport) -> str:
     )
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def _learning_html(learning: Any) -> str:
+    """The report's section on learning from the decisions (every value escaped)."""
+    e = html.escape
+    out = [
+        '<h2 id="learning">Learning from the decisions</h2>',
+        f"<p>{e(learning.ranking_text)}</p>",
+    ]
+    est = learning.precision
+    overall = est[est["by"] == "all"]
+    if len(overall):
+        out.append(
+            "<h3>Estimated precision of the flags</h3><p>Share of reviewed flagged items whose label was "
+            "changed, with 95% Wilson intervals.</p>"
+        )
+        out.append(
+            '<table id="estimated-precision"><tr><th>flag</th><th>reviewed</th><th>changed</th>'
+            "<th>precision</th><th>95% interval</th></tr>"
+        )
+        for r in overall.itertuples():
+            out.append(
+                f"<tr><td>{e(str(r.scope))}</td><td>{r.reviewed:,}</td><td>{r.changed:,}</td>"
+                f"<td>{_pct(r.precision)}</td><td>{_pct(r.precision_low)} to {_pct(r.precision_high)}</td></tr>"
+            )
+        out.append("</table>")
+    groups = est[est["by"] != "all"]
+    if len(groups):
+        out.append(
+            f"<p>Per class and cluster (groups with at least 10 reviewed flags): {len(groups):,} rows; "
+            "the ROI page lists them.</p>"
+        )
+    rem = learning.remaining
+    out.append('<h3 id="errors-left">Errors left (audit)</h3>')
+    if rem.enough:
+        out.append(f"<p>{e(rem.describe())}.</p>")
+        out.append(
+            "<table><tr><th>stratum</th><th>ranking share</th><th>undecided</th><th>audited</th>"
+            "<th>errors</th><th>error rate (95% interval)</th><th>errors left (95% interval)</th></tr>"
+        )
+        for r in rem.strata.itertuples():
+            out.append(
+                f"<tr><td>{e(str(r.stratum))}</td><td>{r.rank_from:.0%}-{r.rank_to:.0%}</td>"
+                f"<td>{r.undecided:,}</td><td>{r.audited:,}</td><td>{r.errors:,}</td>"
+                f"<td>{_pct(r.rate)} ({_pct(r.rate_low)}-{_pct(r.rate_high)})</td>"
+                f"<td>{_num(r.remaining)} ({_num(r.remaining_low)}-{_num(r.remaining_high)})</td></tr>"
+            )
+        out.append("</table>")
+    else:
+        out.append(f"<p>{e(rem.reason)}</p>")
+    return "".join(out)
 
 
 def _table(df: pd.DataFrame) -> str:

@@ -26,13 +26,16 @@ import json
 import math
 import warnings
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from labelaudit.dataset import ID, LABEL, Dataset
 from labelaudit.progress import ProgressFn, no_progress
+
+if TYPE_CHECKING:
+    from labelaudit.review.audit import RemainingErrors
 
 #: Reviewer name the demo simulation writes; the page and the report then say it is a simulation.
 SIMULATED_REVIEWER = "simulated-reviewer"
@@ -811,6 +814,11 @@ class Projection:
     seconds_per_item: float
     expected_hours: float
     assumptions: list[str]
+    #: 95 % interval of ``remaining_errors`` when it comes from an audit (else None), and where
+    #: ``remaining_errors`` comes from: "audit" or "noise matrix".
+    remaining_low: float | None = None
+    remaining_high: float | None = None
+    remaining_source: str = "noise matrix"
 
 
 def project(
@@ -821,11 +829,15 @@ def project(
     before_after_result: BeforeAfter | None = None,
     next_n: int = 100,
     recent_window: int = 100,
+    audit_estimate: RemainingErrors | None = None,
 ) -> Projection:
     """Project the next ``next_n`` reviews from what the review so far observed.
 
     Remaining errors = estimated errors x overall precision (the share of flagged rows reviewers
-    confirmed) - labels already fixed, at least 0. Expected fixes = ``next_n`` x precision of the
+    confirmed) - labels already fixed, at least 0 (the noise-matrix assumption) — unless
+    ``audit_estimate`` (a :class:`labelaudit.review.audit.RemainingErrors`) has enough audit
+    decisions: then its estimate and 95 % interval, from a random stratified sample of the undecided
+    rows, replace the assumption. Expected fixes = ``next_n`` x precision of the
     last ``recent_window`` reviewed suggestions (the queue gets cleaner further down), at most the
     remaining errors. Expected accuracy gain = expected fixes x the accuracy gained per fix so far.
     Hours = ``next_n`` x median seconds per item.
@@ -835,8 +847,11 @@ def project(
     dec = summary.decisions
     recent = dec.tail(recent_window) if len(dec) else dec
     p_recent = float(recent["action"].isin(RELABELS).mean()) if len(recent) else math.nan
-    if estimated_errors is not None and not math.isnan(p):
-        remaining: float | None = max(estimated_errors * p - fixed, 0.0)
+    audited = audit_estimate is not None and audit_estimate.enough
+    if audit_estimate is not None and audited:
+        remaining: float | None = float(audit_estimate.total)
+    elif estimated_errors is not None and not math.isnan(p):
+        remaining = max(estimated_errors * p - fixed, 0.0)
     else:
         remaining = None
     fixes = next_n * p_recent if not math.isnan(p_recent) else math.nan
@@ -848,11 +863,24 @@ def project(
     exp_gain = gain_per_fix * fixes if gain_per_fix is not None and not math.isnan(fixes) else None
     secs = summary.time.median_seconds
     hours = next_n * secs / 3600 if not math.isnan(secs) else math.nan
+    if audit_estimate is not None and audited:
+        error_lines = [
+            f"Label errors left among the undecided rows: {audit_estimate.describe()}. The audit items were drawn at "
+            "random, stratified by score, so this estimate replaces the noise-matrix assumption "
+            f"(which would say {_fmt(None if estimated_errors is None or math.isnan(p) else max(estimated_errors * p - fixed, 0.0), ',.0f')}).",
+            f"Labels fixed so far: {fixed:,} (accept + change).",
+        ]
+    else:
+        error_lines = [
+            f"Estimated label errors in the dataset: {_fmt(estimated_errors, '.0f')} ({estimate_source or 'unknown source'}).",
+            f"Reviewers confirmed {_fmt_pct(p)} of the flagged rows they saw (changed the label); the estimate is scaled "
+            "by this share, on the assumption that unreviewed flagged rows are confirmed as often.",
+            f"Labels fixed so far: {fixed:,} (accept + change); they are subtracted from the scaled estimate.",
+        ]
+        if audit_estimate is not None and audit_estimate.reason:
+            error_lines.append(f"Not from the audit: {audit_estimate.reason}")
     assumptions = [
-        f"Estimated label errors in the dataset: {_fmt(estimated_errors, '.0f')} ({estimate_source or 'unknown source'}).",
-        f"Reviewers confirmed {_fmt_pct(p)} of the flagged rows they saw (changed the label); the estimate is scaled "
-        "by this share, on the assumption that unreviewed flagged rows are confirmed as often.",
-        f"Labels fixed so far: {fixed:,} (accept + change); they are subtracted from the scaled estimate.",
+        *error_lines,
         f"The next {next_n:,} items are assumed to be confirmed as often as the last {len(recent):,} reviewed "
         f"({_fmt_pct(p_recent)}); the ranked queue usually gets cleaner further down, so this is optimistic.",
         (
@@ -879,6 +907,11 @@ def project(
         seconds_per_item=secs,
         expected_hours=hours,
         assumptions=assumptions,
+        remaining_low=float(audit_estimate.low) if audit_estimate is not None and audited else None,
+        remaining_high=float(audit_estimate.high)
+        if audit_estimate is not None and audited
+        else None,
+        remaining_source="audit" if audited else "noise matrix",
     )
 
 

@@ -49,14 +49,26 @@ ANSWER_KEY = "simulation_answer_key"
 SIMULATION_META = "simulation_meta"
 
 
+#: How planted flips choose the wrong class: one of the 3 classes whose centroid is nearest (the
+#: demo), the single nearest one, or any other class uniformly.
+FLIP_MODES = ("similar", "nearest", "uniform")
+
+
 def plant_flips(
-    ds: Dataset, embeddings: np.ndarray, *, rate: float = 0.05, seed: int = 0
+    ds: Dataset,
+    embeddings: np.ndarray,
+    *,
+    rate: float = 0.05,
+    seed: int = 0,
+    mode: str = "similar",
 ) -> tuple[Dataset, pd.DataFrame]:
     """Flip a seeded ``rate`` of the train rows (or of all rows when there is no test split, never
-    test rows) to a confusable class; returns ``(flipped dataset, answer key)``.
+    test rows) to another class; returns ``(flipped dataset, answer key)``.
 
-    ``embeddings``: float (N, D) row-aligned. The answer key has columns ``id``, ``original_label``,
-    ``planted_label``, one row per flipped row.
+    ``mode`` (:data:`FLIP_MODES`): ``"similar"`` flips to one of the 3 classes whose embedding
+    centroid is nearest (seeded), ``"nearest"`` to the nearest one, ``"uniform"`` to any other
+    class. ``embeddings``: float (N, D) row-aligned. The answer key has columns ``id``,
+    ``original_label``, ``planted_label``, one row per flipped row.
 
     >>> flipped, key = plant_flips(ds, emb, rate=0.05, seed=0)   # doctest: +SKIP
     >>> (flipped.label_names != ds.label_names).sum() == len(key)  # doctest: +SKIP
@@ -64,6 +76,8 @@ def plant_flips(
     """
     if not 0 < rate < 1:
         raise UsageError(f"the flip rate must be between 0 and 1, got {rate}")
+    if mode not in FLIP_MODES:
+        raise UsageError(f"unknown flip mode {mode!r}; choose one of {', '.join(FLIP_MODES)}")
     rng = np.random.default_rng(seed)
     x = np.asarray(embeddings, dtype=np.float64)
     labels = ds.labels
@@ -80,7 +94,12 @@ def plant_flips(
     n_flip = int(round(rate * len(eligible)))
     chosen = np.sort(rng.choice(eligible, size=n_flip, replace=False))
     new = labels.copy()
-    new[chosen] = nearest[labels[chosen], rng.integers(0, nearest.shape[1], size=n_flip)]
+    if mode == "similar":
+        new[chosen] = nearest[labels[chosen], rng.integers(0, nearest.shape[1], size=n_flip)]
+    elif mode == "nearest":
+        new[chosen] = nearest[labels[chosen], 0]
+    else:
+        new[chosen] = (labels[chosen] + rng.integers(1, ds.k, size=n_flip)) % ds.k
     key = pd.DataFrame(
         {
             "id": ds.frame[ID].to_numpy(dtype=object)[chosen],
@@ -139,6 +158,33 @@ class SimulationResult:
     flips_found: int
 
 
+def simulated_decision(
+    item: str,
+    given: str,
+    suggested: str | None,
+    original: dict[str, str],
+    rng: np.random.Generator,
+    *,
+    ambiguous_rate: float = 0.03,
+    remove_rate: float = 0.01,
+) -> tuple[str, str | None]:
+    """What the simulated reviewer decides on one item: ``(action, new label)``.
+
+    ``original``: answer key {flipped id: original label}. A planted flip is accepted when the
+    suggestion restores the original label, else changed to it; other rows are kept. A seeded
+    ``ambiguous_rate`` of items is marked ambiguous and ``remove_rate`` of unflipped ones removed.
+    """
+    u = rng.random()
+    if item in original and u >= ambiguous_rate:
+        truth = original[item]
+        return ("accept" if suggested == truth else "change"), truth
+    if u < ambiguous_rate:
+        return "ambiguous", given
+    if item not in original and u < ambiguous_rate + remove_rate:
+        return "remove", None
+    return "keep", given
+
+
 def replay_review(
     store: Any,
     ds: Dataset,
@@ -176,17 +222,15 @@ def replay_review(
             ev = item_evidence(ds, item, scan_table=scan_table)
             shown = ev.shown("ranking")
             given = ev.given_label
-            u = rng.random()
-            if item in original and u >= ambiguous_rate:
-                truth = original[item]
-                action = "accept" if ev.suggested_label == truth else "change"
-                new_label: str | None = truth
-            elif u < ambiguous_rate:
-                action, new_label = "ambiguous", given
-            elif item not in original and u < ambiguous_rate + remove_rate:
-                action, new_label = "remove", None
-            else:
-                action, new_label = "keep", given
+            action, new_label = simulated_decision(
+                item,
+                given,
+                ev.suggested_label,
+                original,
+                rng,
+                ambiguous_rate=ambiguous_rate,
+                remove_rate=remove_rate,
+            )
             seen = None
             if rng.random() < mistake_rate:  # decide wrongly first, notice, undo
                 wrong = "keep" if action != "keep" else "ambiguous"
@@ -221,6 +265,105 @@ def replay_review(
             )
             counts[action] = counts.get(action, 0) + 1
     progress("simulated review", len(queue), len(queue))
+    return counts
+
+
+def replay_adaptive_review(
+    store: Any,
+    ds: Dataset,
+    answer_key: pd.DataFrame,
+    scan_table: pd.DataFrame,
+    *,
+    n_items: int,
+    details: dict[str, Any] | None = None,
+    workspace: Any = None,
+    rerank_every: int | None = None,
+    audit_share: float = 0.0,
+    audit_items: int | None = None,
+    seed: int = 0,
+    ambiguous_rate: float = 0.03,
+    remove_rate: float = 0.01,
+    on_queue: Any = None,
+    progress: ProgressFn = no_progress,
+) -> dict[str, int]:
+    """Replay the simulated reviewer down the *queue in force*, as the Review page serves it.
+
+    Like :func:`replay_review`, but the queue comes from
+    :func:`labelaudit.review.adaptive.queue_in_force`: it is re-ranked every ``rerank_every``
+    decisions (the learnt combiner once the decisions allow it), and with ``audit_share`` > 0 audit
+    items are interleaved (their decisions carry ``shown["audit"]``). ``on_queue(n_decided, q)`` is
+    called with every queue fetched (at the start and after each re-ranking). No undos; decisions
+    are stamped with the store's clock. Returns the action counts.
+    """
+    from labelaudit.review import adaptive, audit
+    from labelaudit.review.queue import RANKING_SOURCE, item_evidence
+
+    h = ds.content_hash
+    if store.latest_decision_ids(h):
+        raise UsageError(
+            f"dataset {h} already has review decisions; simulate into a fresh database"
+        )
+    if rerank_every is not None:
+        adaptive.save_setting(store, h, "rerank_every", rerank_every, set_by=SIMULATED_REVIEWER)
+    if audit_share > 0:
+        adaptive.start_audit(
+            store,
+            ds,
+            scan_table,
+            share=audit_share,
+            created_by=SIMULATED_REVIEWER,
+            seed=seed,
+            n_items=audit.DEFAULT_SAMPLE if audit_items is None else audit_items,
+        )
+    rng = np.random.default_rng(seed + 2)
+    original = dict(zip(answer_key["id"], answer_key["original_label"], strict=True))
+    counts: dict[str, int] = {}
+    done = 0
+    while done < n_items:
+        q = adaptive.queue_in_force(
+            store,
+            ds,
+            scan_table,
+            details=details,
+            workspace=workspace,
+            seed=seed,
+            requested_by=SIMULATED_REVIEWER,
+        )
+        if on_queue is not None:
+            on_queue(done, q)
+        if q.queue.empty:
+            break
+        # The queue stays as it is until the next re-ranking is due: decide that many items.
+        batch = q.queue.head(min(max(q.next_rerank_in, 1), n_items - done))
+        for item, is_audit in zip(batch["id"], batch["audit"], strict=True):
+            progress("simulated review", done, n_items)
+            ev = item_evidence(ds, item, scan_table=scan_table)
+            shown = ev.shown(RANKING_SOURCE)
+            if is_audit:
+                shown["audit"] = True
+            action, new_label = simulated_decision(
+                item,
+                ev.given_label,
+                ev.suggested_label,
+                original,
+                rng,
+                ambiguous_rate=ambiguous_rate,
+                remove_rate=remove_rate,
+            )
+            store.record(
+                dataset_version=h,
+                item_id=item,
+                reviewer=SIMULATED_REVIEWER,
+                action=action,
+                old_label=ev.given_label,
+                new_label=new_label,
+                shown=shown,
+                seen_decision_id=None,
+                comment="simulated from the answer key",
+            )
+            counts[action] = counts.get(action, 0) + 1
+            done += 1
+    progress("simulated review", done, n_items)
     return counts
 
 

@@ -66,6 +66,13 @@ def run(args: argparse.Namespace) -> int:
             print(f"no stored scan of {h}: scanning it first", file=sys.stderr)
             res = scan(ds, workspace=ws, seed=args.seed, progress=bar)
         details = res.detection.details if res.detection is not None else {}
+        learning = None
+        if "label_issue_score" in res.table:
+            from labelaudit.review.adaptive import learning_summary
+
+            learning = learning_summary(
+                store, ds, res.table, details=details, workspace=ws, seed=args.seed
+            )
         rep = compute_report(
             ds,
             store.log(h),
@@ -77,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
             next_n=args.next_n,
             seed=args.seed,
             progress=bar,
+            learning=learning,
         )
     finally:
         bar.close()

@@ -93,6 +93,58 @@ findings_table = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
 )
 
+# Learning from the decisions (labelaudit.review.learn / audit / adaptive read and write these; all
+# append-only like the log): settings per dataset version (the latest row of a name wins), the
+# rankings put in force, and the audit sample drawn for the estimate of the errors left.
+settings_table = sa.Table(
+    "review_settings",
+    _metadata,
+    sa.Column("setting_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("dataset_version", sa.String(64), nullable=False, index=True),
+    sa.Column("name", sa.String(64), nullable=False),
+    sa.Column("value", sa.Text, nullable=False),  # JSON
+    sa.Column("set_by", sa.Text, nullable=False),
+    sa.Column("set_at", sa.DateTime(timezone=True), nullable=False),
+)
+rankings_table = sa.Table(
+    "review_rankings",
+    _metadata,
+    sa.Column("ranking_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("dataset_version", sa.String(64), nullable=False, index=True),
+    # The ranking was fitted on the decisions in force among log rows with decision_id <= this.
+    sa.Column("cutoff_decision_id", sa.Integer, nullable=False),
+    sa.Column("ranking", sa.String(16), nullable=False),  # static | learnt
+    sa.Column("trigger", sa.String(16), nullable=False),  # auto | on demand
+    sa.Column("n_decisions", sa.Integer, nullable=False),
+    sa.Column("n_changed", sa.Integer, nullable=False),
+    sa.Column("auroc_learnt", sa.Float, nullable=True),
+    sa.Column("auroc_static", sa.Float, nullable=True),
+    sa.Column("note", sa.Text, nullable=False, default=""),
+    sa.Column("requested_by", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+audit_plans_table = sa.Table(
+    "review_audit_plans",
+    _metadata,
+    sa.Column("plan_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("dataset_version", sa.String(64), nullable=False, index=True),
+    # Decisions with an id above this were made after the sample was drawn.
+    sa.Column("cutoff_decision_id", sa.Integer, nullable=False),
+    sa.Column("seed", sa.Integer, nullable=False),
+    sa.Column("strata", sa.Text, nullable=False),  # JSON: edges and sizes of the score strata
+    sa.Column("created_by", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+audit_items_table = sa.Table(
+    "review_audit_items",
+    _metadata,
+    sa.Column("plan_id", sa.Integer, primary_key=True),
+    sa.Column("item_id", sa.Text, primary_key=True),
+    sa.Column("dataset_version", sa.String(64), nullable=False, index=True),
+    sa.Column("stratum", sa.Integer, nullable=False),
+    sa.Column("position", sa.Integer, nullable=False),  # order in which audit slots take them
+)
+
 
 @dataclass(frozen=True)
 class Decision:
