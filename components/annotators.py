@@ -17,6 +17,7 @@ import streamlit as st
 
 from components import state
 from components.data import load_workspace_dataset
+from components.review import send_to_review
 from labelaudit.agreement import METHODS, AgreementReport, Ratings, analyse_annotations
 from labelaudit.dataset import Dataset
 from labelaudit.simulate_raters import is_simulated
@@ -189,7 +190,7 @@ def render_kappa_heatmap(report: AgreementReport) -> None:
         margin={"l": 10, "r": 10, "t": 10, "b": 10},
         yaxis={"autorange": "reversed"},
     )
-    st.plotly_chart(fig, width="stretch", key="kappa_heatmap")
+    st.plotly_chart(fig, width="stretch", key=state.ANNOTATORS_KAPPA)
     undefined = report.pairs["kappa"].isna().sum()
     st.caption(
         f"Blank cells: pairs with fewer than the minimum items in common or undefined κ "
@@ -224,7 +225,7 @@ def render_competence_chart(report: AgreementReport) -> None:
         xaxis={"range": [0, 1], "title": "competence"},
         margin={"l": 10, "r": 10, "t": 10, "b": 10},
     )
-    st.plotly_chart(fig, width="stretch", key="competence_chart")
+    st.plotly_chart(fig, width="stretch", key=state.ANNOTATORS_COMPETENCE)
     label = {
         "mace": "MACE's θ: the probability the annotator labels from knowledge rather than at random",
         "ds": "Dawid–Skene: the prior-weighted diagonal of the annotator's confusion matrix",
@@ -276,7 +277,7 @@ def render_annotator_confusion(report: AgreementReport) -> None:
         yaxis={"autorange": "reversed"},
         xaxis={"title": "annotator's label"},
     )
-    st.plotly_chart(fig, width="stretch", key="annotator_confusion")
+    st.plotly_chart(fig, width="stretch", key=state.ANNOTATORS_CONFUSION)
     off = conf.copy()
     np.fill_diagonal(off, 0)
     top = np.dstack(np.unravel_index(np.argsort(off, axis=None)[::-1], off.shape))[0]
@@ -297,12 +298,6 @@ def items_with_text(report: AgreementReport, ds: Dataset) -> pd.DataFrame:
     out.insert(1, "text", ds.frame["text"].to_numpy()[rows])
     out.insert(2, "given_label", ds.frame["label"].to_numpy()[rows])
     return out
-
-
-def send_to_review(ids: list[str], source: str) -> None:
-    st.session_state[state.QUEUE] = [str(i) for i in ids]
-    st.session_state[state.QUEUE_SOURCE] = source
-    st.switch_page("views/review.py")
 
 
 def disputed_order(items: pd.DataFrame) -> pd.DataFrame:
@@ -346,12 +341,12 @@ def render_disputed_items(report: AgreementReport, ds: Dataset) -> None:
             max_value=len(disputed),
             value=min(DEFAULT_QUEUE_SIZE, len(disputed)),
             step=10,
-            key="annotators_queue_size",
+            key=state.ANNOTATORS_QUEUE_SIZE,
         )
         if st.button(
             f"Send the {int(n)} most disputed items to review",
             icon=":material/rule:",
-            key="send_disputed",
+            key=state.ANNOTATORS_SEND_DISPUTED,
         ):
             send_to_review(disputed["item_id"].head(int(n)).tolist(), DISPUTED_SOURCE)
 
@@ -384,7 +379,9 @@ def render_consensus_vs_given(report: AgreementReport, ds: Dataset) -> None:
         },
     )
     if len(differ) and st.button(
-        f"Send these {len(differ):,} items to review", icon=":material/rule:", key="send_differing"
+        f"Send these {len(differ):,} items to review",
+        icon=":material/rule:",
+        key=state.ANNOTATORS_SEND_DIFFERING,
     ):
         send_to_review(differ["item_id"].tolist(), DIFFERING_SOURCE)
 
@@ -405,7 +402,7 @@ def render_class_agreement(report: AgreementReport) -> None:
         xaxis={"range": [0, 1], "title": "specific agreement"},
         margin={"l": 10, "r": 10, "t": 10, "b": 10},
     )
-    st.plotly_chart(fig, width="stretch", key="class_agreement")
+    st.plotly_chart(fig, width="stretch", key=state.ANNOTATORS_CLASS_AGREEMENT)
     st.caption(
         "Specific agreement of a class: of the rating pairs that involve that class, the share in which "
         "both raters chose it. Low values mark classes whose guidelines are unclear."

@@ -7,6 +7,7 @@ from pathlib import Path
 import streamlit as st
 
 from components import state
+from components.pages import DATA, render_page_link
 from components.text import md_escape
 from labelaudit.dataset import Dataset
 from labelaudit.workspace import Workspace
@@ -29,15 +30,6 @@ def current_dataset() -> Dataset | None:
     return load_workspace_dataset(st.session_state[state.WORKSPACE], h)
 
 
-def render_data_page_link() -> None:
-    try:
-        st.page_link("views/data.py", label="Go to the Data page", icon=":material/database:")
-    except (
-        st.errors.StreamlitAPIException
-    ):  # a page run on its own (tests) has no navigation to link into
-        st.caption("Open the Data page from the sidebar.")
-
-
 def require_dataset() -> Dataset:
     """Page guard: the current dataset, or a pointer to the Data page and a stop."""
     ds = current_dataset()
@@ -45,7 +37,7 @@ def require_dataset() -> Dataset:
         st.info(
             "Load a dataset first: the bundled BANKING77 sample, an upload, or a path on the server."
         )
-        render_data_page_link()
+        render_page_link(DATA)
         st.stop()
     return ds
 

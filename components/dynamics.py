@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from components import state
 from components.data import load_workspace_dataset
 from components.progress import StatusProgress
 from labelaudit.dataset import ID, LABEL, TEXT, Dataset
@@ -130,7 +131,9 @@ def require_prepared(ds: Dataset, workspace_root: str, *, influence: bool) -> No
         f"This dataset ({ds.n:,} rows) has not been prepared for this page yet. Preparing {what}. "
         "Results are stored in the workspace, so this runs once."
     )
-    if st.button("Prepare", type="primary", icon=":material/play_arrow:", key="dynamics_prepare"):
+    if st.button(
+        "Prepare", type="primary", icon=":material/play_arrow:", key=state.DYNAMICS_PREPARE
+    ):
         with st.status("Preparing…", expanded=True) as status:
             progress = StatusProgress(status, "Preparing")
             try:

@@ -1,10 +1,11 @@
 """The Review page's widgets: reviewer identity, the item card, the action bar, bulk decisions, export.
 
-Decisions are written in button callbacks, before the page reruns: the callback records the
-decision with the item's latest decision id *as it was when the item was first shown*
-(``state.REVIEW_SHOWN``), so a decision made meanwhile by someone else raises ConflictError
-instead of being overwritten. "Saved" is shown only after ``ReviewStore.record`` returned, i.e.
-after the transaction committed.
+The review rules (which item, skip, undo, conflicts) are :class:`labelaudit.review.session.ReviewSession`'s;
+this module keeps one per browser session (``state.REVIEW_SESSION``) and calls it from button
+callbacks, which run before the page reruns. A decision is checked against the item's latest
+decision id *as it was when the item was first shown*, so a decision made meanwhile by someone else
+is reported instead of overwritten. "Saved" is shown only after ``ReviewStore.record`` returned,
+i.e. after the transaction committed.
 """
 
 from __future__ import annotations
@@ -15,19 +16,27 @@ import pandas as pd
 import streamlit as st
 
 from components import state
+from components.data import load_workspace_dataset
+from components.pages import REVIEW, switch_to
+from components.scan import cached_scan, stored_scan
+from components.store import get_store
 from components.text import md_escape
-from labelaudit.dataset import LABEL, Dataset
+from labelaudit.dataset import Dataset
 from labelaudit.errors import DataError, UsageError
 from labelaudit.review.export import cleaned_dataset, decision_log, to_csv_bytes, to_parquet_bytes
 from labelaudit.review.queue import (
     RANKING_SOURCE,
+    BulkRequest,
     ItemEvidence,
-    apply_bulk,
+    build_queue,
+    bulk_clusters,
     bulk_targets,
-    current_labels,
-    label_before,
+    cluster_slice,
+    suggestion_map,
 )
-from labelaudit.review.store import ConflictError, ReviewStore
+from labelaudit.review.session import Outcome, ReviewSession
+from labelaudit.review.store import ReviewStore
+from labelaudit.scan import ScanResult
 
 #: Keyboard shortcuts of the action bar (Streamlit reserves C and R).
 SHORTCUTS = {
@@ -40,25 +49,45 @@ SHORTCUTS = {
     "undo": "U",
 }
 BULK_ACTIONS = ("accept", "change", "keep", "ambiguous", "remove")
+#: The bulk form's "no filter" choice of given label.
+ANY_LABEL = "(any)"
 
 
 # --------------------------------------------------------------------------- caches
-@st.cache_resource(show_spinner=False)
-def get_store(url: str) -> ReviewStore:
-    """One ReviewStore (engine + connection pool, thread-safe) per database URL, shared by sessions."""
-    return ReviewStore(url)
-
-
-def current_scan(ds: Dataset) -> Any | None:
+def current_scan(ds: Dataset) -> ScanResult | None:
     """The stored scan of ``ds`` with this session's options, or None (the page never runs the scan)."""
-    try:
-        from components.scan import cached_scan
-    except ImportError:  # the scan component is optional for reviewing
-        return None
     try:
         return cached_scan(ds)
     except (DataError, UsageError, KeyError):
         return None
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def queue_order(
+    workspace_root: str,
+    dataset_hash: str,
+    options_json: str,
+    scanned: bool,
+    selection: tuple[str, ...] | None,
+    flagged_only: bool,
+) -> tuple[str, ...]:
+    """Every item of the queue in review order, decided ones included (:func:`build_queue`), built
+    once per change of what it depends on: the dataset, the stored scan (``options_json``, and
+    ``scanned``: whether it exists yet), the handed-over ``selection`` and ``flagged_only``.
+    Shared by sessions and immutable."""
+    ds = load_workspace_dataset(workspace_root, dataset_hash)
+    scan = stored_scan(workspace_root, dataset_hash, options_json) if scanned else None
+    pred_probs = scan.detection.pred_probs if scan is not None and scan.detection else None
+    return tuple(
+        build_queue(
+            ds,
+            scan_table=scan.table if scan is not None else None,
+            selection=selection,
+            pred_probs=pred_probs if pred_probs is not None else ds.pred_probs,
+            include_decided=True,
+            flagged_only=flagged_only,
+        )
+    )
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -67,8 +96,6 @@ def export_bytes(
 ) -> dict[str, bytes]:
     """CSV / Parquet of the cleaned dataset and CSV of the log; ``log_version`` (newest decision id)
     keys the cache so a new decision invalidates it."""
-    from components.data import load_workspace_dataset
-
     ds = load_workspace_dataset(workspace_root, dataset_hash)
     store = get_store(db_url)
     clean = cleaned_dataset(ds, store.current(dataset_hash), removed=removed)  # type: ignore[arg-type]
@@ -100,7 +127,9 @@ def render_reviewer_identity() -> str:
         ss[state.REVIEWER] = name
         return str(name)
     with st.form("reviewer_form"):
-        typed = st.text_input("Your name (recorded with every decision)", key="reviewer_name_input")
+        typed = st.text_input(
+            "Your name (recorded with every decision)", key=state.REVIEWER_NAME_INPUT
+        )
         submitted = st.form_submit_button("Start reviewing", type="primary")
     if submitted and typed.strip():
         ss[state.REVIEWER] = typed.strip()
@@ -111,147 +140,69 @@ def render_reviewer_identity() -> str:
     raise AssertionError("unreachable")
 
 
-# --------------------------------------------------------------------------- the item shown
-def note_shown(store: ReviewStore, ds: Dataset, ev: ItemEvidence, source: str) -> dict:
-    """Remember what the reviewer is looking at, and the item's latest decision id at first sight."""
+# --------------------------------------------------------------------------- the session
+def review_session(ds: Dataset) -> ReviewSession:
+    """This browser session's :class:`ReviewSession` on ``ds``; a new one for another dataset version."""
     ss = st.session_state
-    shown = ss.get(state.REVIEW_SHOWN)
-    if not shown or shown.get("item_id") != ev.item_id:
-        shown = {
-            "item_id": ev.item_id,
-            "seen": store.latest_decision_id(ds.content_hash, ev.item_id),
-            "shown": ev.shown(source),
-            "suggested": ev.suggested_label,
-        }
-        ss[state.REVIEW_SHOWN] = shown
-    return shown
+    session = ss.get(state.REVIEW_SESSION)
+    if not isinstance(session, ReviewSession) or session.dataset_version != ds.content_hash:
+        session = ss[state.REVIEW_SESSION] = ReviewSession(dataset_version=ds.content_hash)
+    return session
 
 
-def flash(kind: str, message: str) -> None:
-    st.session_state[state.REVIEW_FLASH] = (kind, message)
+def flash(outcome: Outcome | None) -> None:
+    """Keep ``outcome`` to show on the next run (a callback runs before the page redraws)."""
+    if outcome is not None:
+        st.session_state[state.REVIEW_FLASH] = outcome
 
 
 def render_flash() -> None:
     """Show the outcome of the last action (set by a callback before this run)."""
-    msg = st.session_state.pop(state.REVIEW_FLASH, None)
-    if not msg:
+    outcome = st.session_state.pop(state.REVIEW_FLASH, None)
+    if not isinstance(outcome, Outcome):
         return
-    kind, text = msg
-    text = md_escape(text)  # carries ids, labels, names and comments typed by people
-    if kind == "saved":
+    text = md_escape(outcome.message)  # carries ids, labels, names and comments typed by people
+    if outcome.kind == "saved":
         st.toast("Saved", icon=":material/check:")
         st.success(text, icon=":material/check:")
-    elif kind == "conflict":
+    elif outcome.kind == "conflict":
         st.warning(text, icon=":material/group:")
     else:
         st.error(text, icon=":material/error:")
 
 
 def _decide(store: ReviewStore, ds: Dataset, reviewer: str, action: str) -> None:
-    """Button callback: record ``action`` on the item shown, with the seen id from first sight."""
+    """Button callback: record ``action`` on the item shown, with the label and comment typed."""
     ss = st.session_state
-    shown = ss.get(state.REVIEW_SHOWN)
-    if not shown:
-        return
-    item = shown["item_id"]
-    labels_now = current_labels(ds, store.current(ds.content_hash))
-    old = label_before(ds, labels_now, item)
-    new = None
-    if action == "accept":
-        new = shown.get("suggested")
-    elif action == "change":
-        new = ss.get(f"review_label_{item}")
-    comment = str(ss.get(f"review_comment_{item}") or "").strip()
-    try:
-        d = store.record(
-            dataset_version=ds.content_hash,
-            item_id=item,
+    session = review_session(ds)
+    item = session.shown.item_id if session.shown is not None else ""
+    flash(
+        session.decide(
+            store,
+            ds,
             reviewer=reviewer,
             action=action,
-            old_label=old,
-            new_label=new,
-            comment=comment,
-            shown=shown["shown"],
-            seen_decision_id=shown["seen"],
+            new_label=ss.get(state.key_for(state.REVIEW_LABEL, item)),
+            comment=str(ss.get(state.key_for(state.REVIEW_COMMENT, item)) or ""),
         )
-    except ConflictError as e:
-        # Show the item again with the other decision in view; the next decision is checked against it.
-        ss[state.REVIEW_FORCE] = item
-        ss[state.REVIEW_SHOWN] = dict(shown, seen=e.latest.id)
-        flash(
-            "conflict",
-            f"Not saved: this item changed after it was shown to you. {e.latest.describe()}. "
-            "Look again and decide.",
-        )
-        return
-    except UsageError as e:
-        flash("error", str(e))
-        return
-    ss[state.REVIEW_LAST] = {"item_id": item, "decision_id": d.id}
-    _skip(item)  # move on, also when decided items stay in the queue
-    label = f" → {d.new_label}" if d.action in ("accept", "change") else ""
-    flash("saved", f"Saved: {d.action}{label} on item {item} (decision {d.id}).")
+    )
 
 
-def _skip(item_id: str) -> None:
-    """Move ``item_id`` behind every item not yet passed this session."""
-    ss = st.session_state
-    skipped = [i for i in ss.get(state.REVIEW_SKIPPED, []) if i != item_id]
-    ss[state.REVIEW_SKIPPED] = skipped + [item_id]
-    ss.pop(state.REVIEW_SHOWN, None)
-    if ss.get(state.REVIEW_FORCE) == item_id:
-        ss.pop(state.REVIEW_FORCE)
+def _skip(ds: Dataset, item_id: str) -> None:
+    review_session(ds).skip(item_id)
 
 
 def _undo(store: ReviewStore, ds: Dataset, reviewer: str) -> None:
-    ss = st.session_state
-    last = ss.get(state.REVIEW_LAST)
-    if not last:
-        return
-    try:
-        u = store.undo(
-            dataset_version=ds.content_hash,
-            item_id=last["item_id"],
-            reviewer=reviewer,
-            seen_decision_id=last["decision_id"],
-        )
-    except ConflictError as e:
-        flash(
-            "conflict", f"Not undone: the item changed since your decision. {e.latest.describe()}."
-        )
-        ss.pop(state.REVIEW_LAST, None)
-        return
-    except UsageError as e:
-        flash("error", str(e))
-        return
-    ss.pop(state.REVIEW_LAST, None)
-    ss[state.REVIEW_FORCE] = last["item_id"]  # decide it again
-    ss.pop(state.REVIEW_SHOWN, None)
-    flash("saved", f"Undone: item {last['item_id']} is back to {u.new_label} (decision {u.id}).")
+    flash(review_session(ds).undo(store, reviewer=reviewer))
 
 
 def _pin(store: ReviewStore, ds: Dataset, reviewer: str, item_id: str) -> None:
     """Button callback: pin the item as a finding (kind "item") for the ROI page and report."""
-    note = str(st.session_state.get(f"review_pin_note_{item_id}") or "").strip()
+    note = str(st.session_state.get(state.key_for(state.REVIEW_PIN_NOTE, item_id)) or "").strip()
     fid = store.add_finding(
         dataset_version=ds.content_hash, kind="item", target=item_id, note=note, author=reviewer
     )
-    flash("saved", f"Pinned item {item_id} as finding {fid}.")
-
-
-def pick_item(queue: list[str]) -> str | None:
-    """The item to show: one forced back (conflict, undo), else the first not skipped this session,
-    else the first skipped one (skipping moves an item to the end)."""
-    ss = st.session_state
-    forced = ss.get(state.REVIEW_FORCE)
-    if forced:
-        return str(forced)
-    skipped = ss.get(state.REVIEW_SKIPPED, [])
-    fresh = [i for i in queue if i not in set(skipped)]
-    if fresh:
-        return fresh[0]
-    rest = [i for i in skipped if i in set(queue)]
-    return rest[0] if rest else None
+    flash(Outcome("saved", f"Pinned item {item_id} as finding {fid}."))
 
 
 # --------------------------------------------------------------------------- drawing
@@ -334,70 +285,47 @@ def render_action_bar(store: ReviewStore, ds: Dataset, ev: ItemEvidence, reviewe
     options = list(ds.classes)
     default = options.index(suggested) if suggested in options else options.index(ev.given_label)
     args = (store, ds, reviewer)
+    accept_label = (
+        f"Accept: {md_escape(suggested)}" + (" (= given)" if suggested == ev.given_label else "")
+        if suggested
+        else "Accept suggestion"
+    )
+    buttons = [  # order matters: Enter in the form presses the first button
+        ("accept", accept_label, state.REVIEW_ACCEPT),
+        ("change", "Set chosen label", state.REVIEW_CHANGE),
+        ("keep", "Keep given label", state.REVIEW_KEEP),
+        ("ambiguous", "Ambiguous", state.REVIEW_AMBIGUOUS),
+        ("remove", "Remove row", state.REVIEW_REMOVE),
+    ]
     with st.form(f"review_form_{ev.item_id}", border=True):
         c1, c2 = st.columns([2, 3])
         c1.selectbox(
-            "Label (type to search)", options, index=default, key=f"review_label_{ev.item_id}"
+            "Label (type to search)",
+            options,
+            index=default,
+            key=state.key_for(state.REVIEW_LABEL, ev.item_id),
         )
-        c2.text_input("Comment (optional)", key=f"review_comment_{ev.item_id}")
-        b = st.columns(5)
-        # Order matters: Enter in the form presses the first button.
-        with b[0]:
-            same = suggested == ev.given_label
-            st.form_submit_button(
-                f"Accept: {md_escape(suggested)}" + (" (= given)" if same else "")
-                if suggested
-                else "Accept suggestion",
-                type="primary",
-                disabled=suggested is None,
-                on_click=_decide,
-                args=(*args, "accept"),
-                shortcut=SHORTCUTS["accept"],
-                key="review_accept",
-                width="stretch",
-            )
-        with b[1]:
-            st.form_submit_button(
-                "Set chosen label",
-                on_click=_decide,
-                args=(*args, "change"),
-                shortcut=SHORTCUTS["change"],
-                key="review_change",
-                width="stretch",
-            )
-        with b[2]:
-            st.form_submit_button(
-                "Keep given label",
-                on_click=_decide,
-                args=(*args, "keep"),
-                shortcut=SHORTCUTS["keep"],
-                key="review_keep",
-                width="stretch",
-            )
-        with b[3]:
-            st.form_submit_button(
-                "Ambiguous",
-                on_click=_decide,
-                args=(*args, "ambiguous"),
-                shortcut=SHORTCUTS["ambiguous"],
-                key="review_ambiguous",
-                width="stretch",
-            )
-        with b[4]:
-            st.form_submit_button(
-                "Remove row",
-                on_click=_decide,
-                args=(*args, "remove"),
-                shortcut=SHORTCUTS["remove"],
-                key="review_remove",
-                width="stretch",
-            )
+        c2.text_input("Comment (optional)", key=state.key_for(state.REVIEW_COMMENT, ev.item_id))
+        for col, (action, label, key) in zip(st.columns(5), buttons, strict=True):
+            with col:
+                st.form_submit_button(
+                    label,
+                    type="primary" if action == "accept" else "secondary",
+                    disabled=action == "accept" and suggested is None,
+                    on_click=_decide,
+                    args=(*args, action),
+                    shortcut=SHORTCUTS[action],
+                    key=key,
+                    width="stretch",
+                )
     c = st.columns([1, 1, 1, 3])
     with c[2].popover("Pin finding", icon=":material/push_pin:", width="stretch"):
-        note = st.text_input("Note for the ROI report", key=f"review_pin_note_{ev.item_id}")
+        note = st.text_input(
+            "Note for the ROI report", key=state.key_for(state.REVIEW_PIN_NOTE, ev.item_id)
+        )
         st.button(
             "Pin this item",
-            key="review_pin",
+            key=state.REVIEW_PIN,
             on_click=_pin,
             args=(store, ds, reviewer, ev.item_id),
             disabled=not note.strip(),
@@ -405,21 +333,21 @@ def render_action_bar(store: ReviewStore, ds: Dataset, ev: ItemEvidence, reviewe
     c[0].button(
         "Skip",
         on_click=_skip,
-        args=(ev.item_id,),
+        args=(ds, ev.item_id),
         shortcut=SHORTCUTS["skip"],
-        key="review_skip",
+        key=state.REVIEW_SKIP,
         width="stretch",
     )
-    last = st.session_state.get(state.REVIEW_LAST)
+    last = review_session(ds).last
     c[1].button(
         "Undo last",
         on_click=_undo,
         args=args,
-        disabled=not last,
+        disabled=last is None,
         shortcut=SHORTCUTS["undo"],
-        key="review_undo",
+        key=state.REVIEW_UNDO,
         width="stretch",
-        help=None if not last else f"Undo your last decision (item {last['item_id']})",
+        help=None if last is None else f"Undo your last decision (item {last.item_id})",
     )
     c[3].caption(
         "Keys: "
@@ -455,92 +383,69 @@ def render_bulk(
     ss = st.session_state
     with st.expander("Bulk decision on a selection"):
         targets = ["the current queue (" + md_escape(source) + ")"]
-        if scan_table is not None and "cluster" in scan_table:
+        clusters = bulk_clusters(scan_table)
+        if clusters:
             targets.append("a cluster slice")
-        target = st.radio("Apply to", targets, horizontal=True, key="bulk_target")
-        if target == "a cluster slice":
-            clusters = sorted(int(c) for c in scan_table["cluster"].unique() if c >= 0)  # type: ignore[index]
+        target = st.radio("Apply to", targets, horizontal=True, key=state.BULK_TARGET)
+        if target == "a cluster slice" and scan_table is not None:
             c1, c2 = st.columns(2)
-            cluster = c1.selectbox("Cluster", clusters, key="bulk_cluster")
+            cluster = c1.selectbox("Cluster", clusters, key=state.BULK_CLUSTER)
             given = c2.selectbox(
-                "Given label (optional)", ["(any)"] + list(ds.classes), key="bulk_given"
+                "Given label (optional)", [ANY_LABEL] + list(ds.classes), key=state.BULK_GIVEN
             )
-            mask = (scan_table["cluster"] == cluster).to_numpy()  # type: ignore[index]
-            if given != "(any)":
-                mask &= (ds.frame[LABEL] == given).to_numpy()
-            ids = ds.frame.loc[mask, "id"].tolist()
-            source_name = f"cluster {cluster}" + ("" if given == "(any)" else f" / {given}")
+            given_label = None if given == ANY_LABEL else given
+            ids = cluster_slice(ds, scan_table, cluster, given_label)
+            source_name = f"cluster {cluster}" + ("" if given_label is None else f" / {given}")
         else:
             ids, source_name = list(queue_ids), source
         c1, c2, c3 = st.columns(3)
         action = c1.selectbox(
             "Decision",
             BULK_ACTIONS,
-            key="bulk_action",
+            key=state.BULK_ACTION,
             format_func=lambda a: "accept each row's suggestion" if a == "accept" else a,
         )
         new_label = (
-            c2.selectbox("New label", list(ds.classes), key="bulk_label")
+            c2.selectbox("New label", list(ds.classes), key=state.BULK_LABEL)
             if action == "change"
             else None
         )
-        comment = c3.text_input("Comment", key="bulk_comment")
+        comment = c3.text_input("Comment", key=state.BULK_COMMENT)
         ok, protected = bulk_targets(ds, ids)
         st.text(
             f"{len(ok):,} rows would change · {len(protected):,} in the protected test split are skipped"
         )
-        if st.button("Review bulk decision…", disabled=not ok, key="bulk_prepare"):
-            suggestions = None
-            if action == "accept" and scan_table is not None and "suggested_label" in scan_table:
-                suggestions = dict(
-                    zip(
-                        scan_table["id"].astype(str),
-                        scan_table["suggested_label"].astype(str),
-                        strict=True,
-                    )
-                )
-            ss[state.REVIEW_BULK] = {
-                "ids": ok + protected,
-                "action": action,
-                "new_label": new_label,
-                "suggestions": suggestions,
-                "comment": comment,
-                "source": source_name,
-                "seen": store.latest_decision_ids(ds.content_hash),
-            }
-        pending = ss.get(state.REVIEW_BULK)
-        if pending:
-            n_ok, n_prot = (len(x) for x in bulk_targets(ds, pending["ids"]))
-            what = pending["action"] + (
-                f" → {pending['new_label']}" if pending["new_label"] else ""
+        if st.button("Review bulk decision…", disabled=not ok, key=state.BULK_PREPARE):
+            ss[state.REVIEW_BULK] = BulkRequest(
+                ids=ok + protected,
+                action=action,
+                source=source_name,
+                seen=store.latest_decision_ids(ds.content_hash),
+                new_label=new_label,
+                comment=comment,
+                suggestions=suggestion_map(scan_table) if action == "accept" else None,
             )
+        pending = ss.get(state.REVIEW_BULK)
+        if isinstance(pending, BulkRequest):
+            n_ok, n_prot = (len(x) for x in bulk_targets(ds, pending.ids))
             st.warning(
-                md_escape(f"Apply '{what}' to {n_ok:,} rows of {pending['source']}? ")
+                md_escape(f"Apply '{pending.describe()}' to {n_ok:,} rows of {pending.source}? ")
                 + f"{n_prot:,} rows in the protected test split will be skipped.",
                 icon=":material/warning:",
             )
             c1, c2 = st.columns(2)
-            if c1.button(f"Confirm: apply to {n_ok:,} rows", type="primary", key="bulk_confirm"):
+            if c1.button(
+                f"Confirm: apply to {n_ok:,} rows", type="primary", key=state.BULK_CONFIRM
+            ):
                 try:
-                    res = apply_bulk(
-                        store,
-                        ds,
-                        item_ids=pending["ids"],
-                        action=pending["action"],
-                        reviewer=reviewer,
-                        seen=pending["seen"],
-                        new_label=pending["new_label"],
-                        comment=pending["comment"],
-                        source=pending["source"],
-                        suggestions=pending.get("suggestions"),
-                    )
+                    res = pending.apply(store, ds, reviewer=reviewer)
                 except UsageError as e:
-                    flash("error", str(e))
+                    flash(Outcome("error", str(e)))
                 else:
-                    flash("saved", "Bulk decision: " + res.summary() + ".")
+                    flash(Outcome("saved", "Bulk decision: " + res.summary() + "."))
                 ss.pop(state.REVIEW_BULK, None)
                 st.rerun()
-            if c2.button("Cancel", key="bulk_cancel"):
+            if c2.button("Cancel", key=state.BULK_CANCEL):
                 ss.pop(state.REVIEW_BULK, None)
                 st.rerun()
 
@@ -552,7 +457,7 @@ def render_export(store: ReviewStore, ds: Dataset, workspace_root: str) -> None:
             "Removed rows",
             ["drop", "flag"],
             horizontal=True,
-            key="export_removed",
+            key=state.EXPORT_REMOVED,
             help="drop: leave them out; flag: keep them with removed=True and no final label",
         )
         latest = max(store.latest_decision_ids(ds.content_hash).values(), default=0)
@@ -564,7 +469,7 @@ def render_export(store: ReviewStore, ds: Dataset, workspace_root: str) -> None:
             data["csv"],
             file_name=f"{stem}-reviewed.csv",
             mime="text/csv",
-            key="download_csv",
+            key=state.DOWNLOAD_CSV,
             on_click="ignore",
         )
         c[1].download_button(
@@ -572,7 +477,7 @@ def render_export(store: ReviewStore, ds: Dataset, workspace_root: str) -> None:
             data["parquet"],
             file_name=f"{stem}-reviewed.parquet",
             mime="application/octet-stream",
-            key="download_parquet",
+            key=state.DOWNLOAD_PARQUET,
             on_click="ignore",
         )
         c[2].download_button(
@@ -580,13 +485,20 @@ def render_export(store: ReviewStore, ds: Dataset, workspace_root: str) -> None:
             data["log_csv"],
             file_name=f"{stem}-decisions.csv",
             mime="text/csv",
-            key="download_log",
+            key=state.DOWNLOAD_LOG,
             on_click="ignore",
         )
         st.caption(
             "CSV cells starting with =, +, -, @ are prefixed with ' so spreadsheets do not run them. "
             "Command line: labelaudit export --out FILE."
         )
+
+
+def send_to_review(ids: list[str], source: str) -> None:
+    """Hand ``ids`` (in review order) to the Review page as its queue, named ``source``, and open it."""
+    st.session_state[state.QUEUE] = [str(i) for i in ids]
+    st.session_state[state.QUEUE_SOURCE] = source
+    switch_to(REVIEW)
 
 
 def queue_source() -> tuple[list[str] | None, str]:

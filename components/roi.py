@@ -12,6 +12,7 @@ import streamlit as st
 from components import state
 from components.data import load_workspace_dataset
 from components.progress import StatusProgress
+from components.store import get_store
 from labelaudit import roi
 from labelaudit.errors import DataError, UsageError
 from labelaudit.report import (
@@ -27,17 +28,6 @@ from labelaudit.review.store import FINDING_KINDS, ReviewStore
 from labelaudit.workspace import Workspace
 
 DEFAULT_NEXT_N = 100
-
-
-@st.cache_resource(show_spinner=False)
-def get_store(url: str) -> ReviewStore:
-    """One ReviewStore per database URL, shared by sessions (thread-safe engine)."""
-    return ReviewStore(url)
-
-
-def store_for(workspace_root: str) -> tuple[ReviewStore, str]:
-    url = Workspace(workspace_root).database_url
-    return get_store(url), url
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -178,8 +168,8 @@ def render_before_after(rep: RoiReport) -> None:
         f"{m['accuracy_change'].low * 100:+.2f} to {m['accuracy_change'].high * 100:+.2f}",
     )
     left, right = st.columns(2)
-    left.plotly_chart(figure_before_after(ba), width="stretch", key="roi_before_after")
-    right.plotly_chart(figure_accuracy_curve(ba), width="stretch", key="roi_curve")
+    left.plotly_chart(figure_before_after(ba), width="stretch", key=state.ROI_BEFORE_AFTER)
+    right.plotly_chart(figure_accuracy_curve(ba), width="stretch", key=state.ROI_CURVE)
     st.caption(
         f"Trained on {ba.n_train_before:,} rows before and {ba.n_train_after:,} after "
         f"({ba.n_relabelled_train:,} relabelled, {ba.n_removed_train:,} removed); evaluated on {ba.n_eval:,} rows "
@@ -190,10 +180,10 @@ def render_before_after(rep: RoiReport) -> None:
 def render_review_so_far(rep: RoiReport) -> None:
     s = rep.summary
     left, right = st.columns(2)
-    left.plotly_chart(figure_decisions(s), width="stretch", key="roi_decisions")
+    left.plotly_chart(figure_decisions(s), width="stretch", key=state.ROI_DECISIONS)
     if len(s.by_detector):
         right.plotly_chart(
-            figure_precision_by_detector(s), width="stretch", key="roi_precision_detector"
+            figure_precision_by_detector(s), width="stretch", key=state.ROI_PRECISION_DETECTOR
         )
     else:
         right.info("No per-detector flags in the scan.")
@@ -259,17 +249,19 @@ def render_findings(store: ReviewStore, dataset_hash: str, findings: pd.DataFram
         st.caption("No findings pinned yet.")
     with st.form("roi_finding_form", clear_on_submit=True):
         c1, c2 = st.columns([1, 3])
-        kind = c1.selectbox("Kind", FINDING_KINDS, key="roi_finding_kind")
+        kind = c1.selectbox("Kind", FINDING_KINDS, key=state.ROI_FINDING_KIND)
         target = c2.text_input(
             "Cluster, item id or class pair",
-            key="roi_finding_target",
+            key=state.ROI_FINDING_TARGET,
             placeholder="card_arrival vs card_delivery_estimate",
         )
         note = st.text_area(
-            "Note", key="roi_finding_note", placeholder="the guideline is ambiguous"
+            "Note", key=state.ROI_FINDING_NOTE, placeholder="the guideline is ambiguous"
         )
         author = st.text_input(
-            "Your name", value=st.session_state.get(state.REVIEWER, ""), key="roi_finding_author"
+            "Your name",
+            value=st.session_state.get(state.REVIEWER, ""),
+            key=state.ROI_FINDING_AUTHOR,
         )
         submitted = st.form_submit_button("Pin finding", icon=":material/push_pin:")
     if submitted:
@@ -298,7 +290,7 @@ def render_download(rep: RoiReport, html_bytes: bytes) -> None:
         file_name=f"roi_report_{rep.dataset_hash[:8]}.html",
         mime="text/html",
         icon=":material/download:",
-        key="roi_download",
+        key=state.ROI_DOWNLOAD,
     )
     st.caption(
         "Same numbers and charts as this page, plus findings and definitions; or run "

@@ -31,6 +31,11 @@ def scan_options() -> dict:
     return dict(st.session_state.get(state.SCAN_OPTIONS) or DEFAULT_OPTIONS)
 
 
+def scan_options_key(options: dict | None = None) -> str:
+    """``options`` (default: the session's) as the JSON string that keys every cached scan read."""
+    return json.dumps(options or scan_options(), sort_keys=True)
+
+
 @st.cache_resource(show_spinner=False, max_entries=4)
 def load_scan(workspace_root: str, dataset_hash: str, options_json: str) -> ScanResult:
     """The stored scan for these arguments; raises _NotScanned when there is none (not cached)."""
@@ -41,13 +46,19 @@ def load_scan(workspace_root: str, dataset_hash: str, options_json: str) -> Scan
     return res
 
 
-def cached_scan(ds: Dataset, options: dict | None = None) -> ScanResult | None:
-    """The stored scan of ``ds`` with ``options`` (default: the session's), or None."""
-    opts = json.dumps(options or scan_options(), sort_keys=True)
+def stored_scan(workspace_root: str, dataset_hash: str, options_json: str) -> ScanResult | None:
+    """The stored scan for these arguments (cached), or None when it has not run."""
     try:
-        return load_scan(st.session_state[state.WORKSPACE], ds.content_hash, opts)
+        return load_scan(workspace_root, dataset_hash, options_json)
     except _NotScanned:
         return None
+
+
+def cached_scan(ds: Dataset, options: dict | None = None) -> ScanResult | None:
+    """The stored scan of ``ds`` with ``options`` (default: the session's), or None."""
+    return stored_scan(
+        st.session_state[state.WORKSPACE], ds.content_hash, scan_options_key(options)
+    )
 
 
 def run_scan_with_progress(ds: Dataset, options: dict) -> ScanResult | None:
@@ -70,12 +81,16 @@ def run_scan_with_progress(ds: Dataset, options: dict) -> ScanResult | None:
 def _options_from_widgets(key_prefix: str) -> dict:
     ss = st.session_state
     current = scan_options()
-    method = ss.get(f"{key_prefix}_method", current["cluster_method"])
-    k = ss.get(f"{key_prefix}_k", current.get("n_clusters") or 0) if method == "kmeans" else 0
+    method = ss.get(state.key_for(key_prefix, "method"), current["cluster_method"])
+    k = (
+        ss.get(state.key_for(key_prefix, "k"), current.get("n_clusters") or 0)
+        if method == "kmeans"
+        else 0
+    )
     return {
         "cluster_method": method,
         "n_clusters": int(k) or None,
-        "seed": int(ss.get(f"{key_prefix}_seed", current.get("seed", 0))),
+        "seed": int(ss.get(state.key_for(key_prefix, "seed"), current.get("seed", 0))),
     }
 
 
@@ -84,7 +99,7 @@ def _sync_options(key_prefix: str) -> None:
     st.session_state[state.SCAN_OPTIONS] = _options_from_widgets(key_prefix)
 
 
-def render_scan_options(*, key_prefix: str = "scan") -> dict:
+def render_scan_options(*, key_prefix: str = state.SCAN_OPTIONS_EXPLORE) -> dict:
     """Clustering method, K and seed widgets; stores and returns the chosen options."""
     current = scan_options()
     sync = {"on_change": _sync_options, "args": (key_prefix,)}
@@ -93,18 +108,21 @@ def render_scan_options(*, key_prefix: str = "scan") -> dict:
         "Clustering",
         ["hdbscan", "kmeans"],
         index=["hdbscan", "kmeans"].index(current["cluster_method"]),
-        key=f"{key_prefix}_method",
+        key=state.key_for(key_prefix, "method"),
         help="HDBSCAN finds the number of clusters and leaves outliers "
         "unclustered; KMeans makes exactly K clusters (default: one per class).",
         **sync,
     )
-    if st.session_state.get(f"{key_prefix}_method", current["cluster_method"]) == "kmeans":
+    if (
+        st.session_state.get(state.key_for(key_prefix, "method"), current["cluster_method"])
+        == "kmeans"
+    ):
         c2.number_input(
             "Clusters (K; 0 = one per class)",
             min_value=0,
             max_value=1000,
             value=int(current.get("n_clusters") or 0),
-            key=f"{key_prefix}_k",
+            key=state.key_for(key_prefix, "k"),
             **sync,
         )
     c3.number_input(
@@ -112,7 +130,7 @@ def render_scan_options(*, key_prefix: str = "scan") -> dict:
         min_value=0,
         max_value=2**31 - 1,
         value=int(current.get("seed", 0)),
-        key=f"{key_prefix}_seed",
+        key=state.key_for(key_prefix, "seed"),
         **sync,
     )
     options = _options_from_widgets(key_prefix)
@@ -133,8 +151,10 @@ def require_scan(ds: Dataset) -> ScanResult:
         "text, draws a 2-D map, finds clusters and runs the label-issue detectors; it is stored in the "
         "workspace, so it runs once."
     )
-    options = render_scan_options(key_prefix="require_scan")
-    clicked = st.button("Run scan", type="primary", key="run_scan", icon=":material/play_arrow:")
+    options = render_scan_options(key_prefix=state.SCAN_OPTIONS_GUARD)
+    clicked = st.button(
+        "Run scan", type="primary", key=state.RUN_SCAN, icon=":material/play_arrow:"
+    )
     if clicked and run_scan_with_progress(ds, options) is not None:
         st.rerun()
     st.stop()

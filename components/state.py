@@ -1,4 +1,8 @@
-"""Every session-state key the app uses, named once, initialised in one place."""
+"""Every session-state key the app uses, named once, initialised in one place.
+
+The first part names the keys that carry state between pages and reruns; the second the keys of
+widgets and elements. Nothing outside this module spells a key (tests/test_state_keys.py).
+"""
 
 from __future__ import annotations
 
@@ -21,14 +25,11 @@ REVIEWER = "reviewer"
 #: The review queue: ordered list of row ids, and where it came from.
 QUEUE = "review_queue"
 QUEUE_SOURCE = "review_queue_source"
-#: Review page: the item on screen ({item_id, seen: its latest decision id at first sight, shown, suggested}),
-#: ids skipped this session, an item forced back on screen (after a conflict or an undo), this session's
-#: last decision ({item_id, decision_id}) for undo, the outcome of the last action, a bulk decision awaiting
-#: confirmation, and whether decided items stay in the queue.
-REVIEW_SHOWN = "review_shown"
-REVIEW_SKIPPED = "review_skipped"
-REVIEW_FORCE = "review_force"
-REVIEW_LAST = "review_last"
+#: Review page: this session's :class:`labelaudit.review.session.ReviewSession` (the item on screen,
+#: ids skipped, an item forced back, the last decision for undo), the outcome of the last action
+#: (a ``labelaudit.review.session.Outcome``), a bulk decision awaiting confirmation (a
+#: ``labelaudit.review.queue.BulkRequest``), and whether decided items stay in the queue.
+REVIEW_SESSION = "review_session"
 REVIEW_FLASH = "review_flash"
 REVIEW_BULK = "review_bulk"
 REVIEW_INCLUDE_DECIDED = "review_include_decided"
@@ -61,6 +62,129 @@ INFLUENCE_METHOD = "influence_method"
 INFLUENCE_SEARCH = "influence_search"
 #: ROI page: how many next reviews the projection covers (int).
 ROI_NEXT_N = "roi_next_n"
+
+
+# --------------------------------------------------------------------------- widget and element keys
+# Every ``key=`` the pages give Streamlit is named here too, so that nothing else creates a
+# session-state key (tests/test_state_keys.py checks it). Per-item widgets take :func:`key_for`.
+
+
+def key_for(prefix: str, part: object) -> str:
+    """The key of the widget ``prefix`` for one item, role or field: ``key_for(REVIEW_LABEL, "17")``
+    is ``"review_label_17"``."""
+    return f"{prefix}_{part}"
+
+
+#: Data page: source radio, encoding, one mapping selectbox per role (key_for(DATA_MAP, "text")),
+#: one uploader / path input per companion (key_for(DATA_UPLOAD, "probs")), the Load button.
+DATA_SOURCE = "data_source"
+DATA_ENCODING = "data_encoding"
+DATA_MAP = "map"
+DATA_UPLOAD = "upload"
+DATA_PATH = "path"
+DATA_LOAD = "load_button"
+
+#: Scan options widgets: one group on Explore and one in the "Run scan" guard; each group's fields
+#: are key_for(prefix, "method" | "k" | "seed").
+SCAN_OPTIONS_EXPLORE = "explore"
+SCAN_OPTIONS_GUARD = "require_scan"
+RUN_SCAN = "run_scan"
+
+#: Explore page: the map (its selection), the cluster table (its selected row), what the last run
+#: saw of both (a click is applied once), whether the URL was read, and the other widgets.
+EXPLORE_MAP = "explore_map"
+EXPLORE_CLUSTER_TABLE = "explore_cluster_table"
+EXPLORE_LAST_CLUSTER_PICK = "explore_last_cluster_pick"
+EXPLORE_LAST_CHART_IDS = "explore_last_chart_ids"
+EXPLORE_URL_READ = "explore_url_read"
+EXPLORE_COLOR = "explore_color"
+EXPLORE_CLEAR_CLUSTER = "explore_clear_cluster"
+EXPLORE_SELECTED_ROWS = "explore_selected_rows"
+EXPLORE_SEND = "explore_send"
+EXPLORE_CLEAR_SELECTION = "explore_clear_selection"
+EXPLORE_VIEW_ROWS = "explore_view_rows"
+EXPLORE_SELECT_VIEW = "explore_select_view"
+
+#: Label issues page: the confusion chart (its selection), the ranked table (its selected row), and
+#: the other elements.
+ISSUES_CONFUSION = "issues_confusion"
+ISSUES_TABLE = "issues_table"
+ISSUES_CELL_ROWS = "issues_cell_rows"
+ISSUES_NEIGHBOURS = "issue_neighbours"
+ISSUES_NOISE_MATRIX = "noise_matrix"
+ISSUES_PER_CLASS = "issues_per_class"
+
+#: Annotators page elements.
+ANNOTATORS_KAPPA = "kappa_heatmap"
+ANNOTATORS_COMPETENCE = "competence_chart"
+ANNOTATORS_CONFUSION = "annotator_confusion"
+ANNOTATORS_QUEUE_SIZE = "annotators_queue_size"
+ANNOTATORS_SEND_DISPUTED = "send_disputed"
+ANNOTATORS_SEND_DIFFERING = "send_differing"
+ANNOTATORS_CLASS_AGREEMENT = "class_agreement"
+
+#: Training dynamics page: the Prepare button (also on Influence), the data map (its selection), the
+#: table (its selected row), and the other elements.
+DYNAMICS_PREPARE = "dynamics_prepare"
+DYNAMICS_MAP = "dynamics_map"
+DYNAMICS_TABLE = "dynamics_table"
+DYNAMICS_SEND = "dynamics_send"
+DYNAMICS_SELECT = "dynamics_select"
+DYNAMICS_TRAJECTORY = "dynamics_trajectory"
+
+#: Influence page: the self-influence ranking (its selected row), the last click applied, and the
+#: other elements.
+INFLUENCE_RANKING = "influence_ranking"
+INFLUENCE_LAST_CLICK = "influence_last_click"
+INFLUENCE_PICK = "influence_pick"
+INFLUENCE_USE_PICK = "influence_use_pick"
+INFLUENCE_USE_SELECTION = "influence_use_sel"
+INFLUENCE_PROPONENTS = "influence_proponents"
+INFLUENCE_OPPONENTS = "influence_opponents"
+INFLUENCE_DOWNLOAD = "influence_download"
+INFLUENCE_EXTERNAL = "influence_external"
+
+#: Review page: the name form's input, per-item label / comment / pin note (key_for(REVIEW_LABEL,
+#: item_id)), the action buttons, the queue toggles, the bulk form and the export.
+REVIEWER_NAME_INPUT = "reviewer_name_input"
+REVIEW_LABEL = "review_label"
+REVIEW_COMMENT = "review_comment"
+REVIEW_PIN_NOTE = "review_pin_note"
+REVIEW_ACCEPT = "review_accept"
+REVIEW_CHANGE = "review_change"
+REVIEW_KEEP = "review_keep"
+REVIEW_AMBIGUOUS = "review_ambiguous"
+REVIEW_REMOVE = "review_remove"
+REVIEW_PIN = "review_pin"
+REVIEW_SKIP = "review_skip"
+REVIEW_UNDO = "review_undo"
+REVIEW_FLAGGED_ONLY = "review_flagged_only"
+REVIEW_CLEAR_SELECTION = "review_clear_selection"
+BULK_TARGET = "bulk_target"
+BULK_CLUSTER = "bulk_cluster"
+BULK_GIVEN = "bulk_given"
+BULK_ACTION = "bulk_action"
+BULK_LABEL = "bulk_label"
+BULK_COMMENT = "bulk_comment"
+BULK_PREPARE = "bulk_prepare"
+BULK_CONFIRM = "bulk_confirm"
+BULK_CANCEL = "bulk_cancel"
+EXPORT_REMOVED = "export_removed"
+DOWNLOAD_CSV = "download_csv"
+DOWNLOAD_PARQUET = "download_parquet"
+DOWNLOAD_LOG = "download_log"
+
+#: ROI page: the retrain button, the findings form, the charts and the download.
+ROI_RETRAIN = "roi_retrain"
+ROI_FINDING_KIND = "roi_finding_kind"
+ROI_FINDING_TARGET = "roi_finding_target"
+ROI_FINDING_NOTE = "roi_finding_note"
+ROI_FINDING_AUTHOR = "roi_finding_author"
+ROI_BEFORE_AFTER = "roi_before_after"
+ROI_CURVE = "roi_curve"
+ROI_DECISIONS = "roi_decisions"
+ROI_PRECISION_DETECTOR = "roi_precision_detector"
+ROI_DOWNLOAD = "roi_download"
 
 
 def init_state() -> None:

@@ -136,3 +136,109 @@ def build_map_figure(table: pd.DataFrame, texts: pd.Series, *, color_by: str = "
         showlegend=False,
     )
     return fig
+
+
+def _escaped(names) -> list[str]:
+    return [html.escape(str(x), quote=False) for x in names]
+
+
+# --------------------------------------------------------------------------- label issues
+def build_confusion_figure(counts: np.ndarray, classes: list[str]):
+    """Given (rows) against predicted (columns) labels as squares on a grid, one per non-empty cell;
+    colour by log(1 + rows), red edge off the diagonal.
+
+    A scatter rather than a heatmap, so that a click or a box selects cells: point ``i`` is cell
+    ``labelaudit.tables.confusion_cells(counts)[i]`` (also in its customdata). ``counts``: int (K, K)
+    from :func:`labelaudit.tables.confusion_counts`. Class names are HTML-escaped.
+    """
+    import plotly.graph_objects as go
+
+    from labelaudit.tables import confusion_cells
+
+    k = len(classes)
+    cells = confusion_cells(counts)
+    gi, pi = cells[:, 0], cells[:, 1]
+    c = counts[gi, pi]
+    names = _escaped(classes)
+    hover = [
+        f"given {names[g]}<br>predicted {names[p]}<br>{n:,} rows"
+        for g, p, n in zip(gi, pi, c, strict=True)
+    ]
+    size = max(4, min(28, int(560 / max(k, 1))))
+    fig = go.Figure(
+        go.Scatter(
+            x=pi,
+            y=gi,
+            mode="markers",
+            customdata=np.column_stack([gi, pi]),
+            hovertext=hover,
+            hoverinfo="text",
+            marker={
+                "symbol": "square",
+                "size": size,
+                "color": np.log1p(c),
+                "colorscale": "Blues",
+                "line": {"width": 1, "color": np.where(gi == pi, "#999", "#c0392b")},
+                "colorbar": {"title": "log(1+rows)"},
+            },
+        )
+    )
+    ticks = {"tickmode": "array", "tickvals": list(range(k)), "ticktext": names}
+    fig.update_layout(
+        xaxis={"title": "predicted label", **ticks, "range": [-0.5, k - 0.5]},
+        yaxis={"title": "given label", **ticks, "autorange": "reversed"},
+        height=max(380, min(1200, 18 * k + 180)),
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},  # top margin: room for the modebar
+        dragmode="select",
+        clickmode="event+select",
+    )
+    return fig
+
+
+def build_noise_matrix_figure(noise_matrix, classes: list[str]):
+    """Heatmap of confident learning's estimated P(given | true), (K, K); None when there is none
+    (not a 2-D matrix, or no finite value). Class names are HTML-escaped."""
+    import plotly.graph_objects as go
+
+    m = np.asarray(noise_matrix if noise_matrix is not None else np.nan, dtype=np.float64)
+    if m.ndim != 2 or not np.isfinite(m).any():
+        return None
+    names = _escaped(classes)
+    fig = go.Figure(
+        go.Heatmap(
+            z=m,
+            x=names,
+            y=names,
+            colorscale="Reds",
+            zmin=0,
+            zmax=1,
+            hovertemplate="true %{x}<br>given %{y}<br>P(given | true) = %{z:.3f}<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        xaxis_title="true label (estimated)",
+        yaxis_title="given label",
+        yaxis_autorange="reversed",
+        height=max(380, min(1200, 18 * len(classes) + 160)),
+        margin={"l": 10, "r": 10, "t": 10, "b": 10},
+    )
+    return fig
+
+
+def build_issues_per_class_figure(per_class: pd.DataFrame):
+    """Bars of rows needing review per class (``per_class`` from
+    :func:`labelaudit.tables.issues_per_class`); the share of the class on hover."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure(
+        go.Bar(
+            x=_escaped(per_class["class"]),
+            y=per_class["rows needing review"],
+            customdata=per_class["share of class"],
+            hovertemplate="%{x}<br>%{y} rows (%{customdata:.1%} of the class)<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        yaxis_title="rows needing review", height=380, margin={"l": 10, "r": 10, "t": 10, "b": 10}
+    )
+    return fig

@@ -9,14 +9,9 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from components.label_issues import (
-    confusion_cells,
-    confusion_counts,
-    filter_issues,
-    issue_table,
-    selected_cells,
-)
+from components.label_issues import selected_cells
 from labelaudit.dataset import Dataset
+from labelaudit.tables import confusion_cells, confusion_counts
 
 N, K, D = 180, 3, 12
 PAGE = str(Path(__file__).resolve().parents[1] / "views" / "label_issues.py")
@@ -147,42 +142,8 @@ def test_page_without_a_dataset_points_to_the_data_page(tmp_path):
     assert not at.exception and "Load a dataset first" in at.info[0].value
 
 
-# ----------------------------------------------------------------------------- helpers
-def test_issue_table_and_filters():
-    scan = pd.DataFrame(
-        {
-            "id": ["a", "b", "c"],
-            "given_label": ["x", "y", "x"],
-            "cluster": [0, 1, 1],
-            "label_issue_score": [0.2, 0.9, 0.5],
-            "is_label_issue": [False, True, True],
-            "n_flags": [0, 2, 1],
-            "score_knn": [0.1, 0.8, 0.6],
-            "score_cl": [0.3, 0.9, 0.2],
-        }
-    )
-    details = {
-        "top3_labels": [[0, 1], [0, 1], [1, 0]],
-        "top3_probs": [[0.9, 0.1], [0.7, 0.3], [0.6, 0.4]],
-        "flags": {"knn": [False, True, True], "cl": [False, True, False]},
-    }
-    t = issue_table(scan, ["t0", "t1", "t2"], details, ["x", "y"])
-    assert t["id"].tolist() == ["b", "c", "a"] and t["suggestion 1"].tolist() == ["x", "y", "x"]
-    assert (t["suggestion 3"] == "").all() and t["flagged_by"].tolist() == [
-        ["knn", "cl"],
-        ["knn"],
-        [],
-    ]
-    assert filter_issues(t)["id"].tolist() == ["b", "c"]
-    assert filter_issues(t, detectors=["cl"])["id"].tolist() == ["b"]
-    assert filter_issues(t, classes=["x"], only_flagged=False)["id"].tolist() == ["c", "a"]
-    assert filter_issues(t, clusters=[0], only_flagged=False)["id"].tolist() == ["a"]
-
-
-def test_confusion_counts_and_selected_cells():
-    m = confusion_counts(np.array([0, 0, 1, 2]), np.array([0, 1, 1, 0]), 3)
-    assert m.tolist() == [[1, 1, 0], [0, 1, 0], [1, 0, 0]]
-    cells = confusion_cells(m)
-    assert cells.tolist() == [[0, 0], [0, 1], [1, 1], [2, 0]]
+# ----------------------------------------------------------------------------- widget glue
+def test_selected_cells_reads_the_chart_event():
+    cells = confusion_cells(confusion_counts(np.array([0, 0, 1, 2]), np.array([0, 1, 1, 0]), 3))
     event = {"selection": {"points": [{"point_index": 3}, {"x": 1}, {"point_index": 99}]}}
     assert selected_cells(event, cells) == [(2, 0)] and selected_cells(None, cells) == []

@@ -36,10 +36,14 @@ def test_a_bad_server_path_shows_the_problem_not_a_traceback(workspace):
     assert "dataset_hash" not in at.session_state
 
 
-def test_every_other_page_guards_without_a_dataset(workspace):
-    for page in ["explore", "label_issues", "annotators", "dynamics", "influence", "review", "roi"]:
-        at = AppTest.from_file(str(ROOT / f"views/{page}.py"), default_timeout=60)
+def test_every_page_that_needs_a_dataset_guards_without_one(workspace):
+    from components.pages import PAGES
+
+    guarded = [p for p in PAGES if p.needs_dataset]
+    assert len(guarded) >= 7
+    for page in guarded:
+        at = AppTest.from_file(str(ROOT / page.path), default_timeout=60)
         at.session_state["workspace"] = str(workspace.root)
         at.run()
-        assert not at.exception, page
-        assert any("Load a dataset first" in i.value for i in at.info), page
+        assert not at.exception, page.path
+        assert any("Load a dataset first" in i.value for i in at.info), page.path

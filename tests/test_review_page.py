@@ -40,6 +40,11 @@ def texts(at) -> str:
     return "\n".join(str(t.value) for t in at.text) + "\n".join(str(c.value) for c in at.code)
 
 
+def shown(at):
+    """The item on screen (the page's ReviewSession.shown)."""
+    return at.session_state["review_session"].shown
+
+
 def button(at, key):
     return next(b for b in at.button if b.key == key)
 
@@ -62,9 +67,9 @@ def test_accept_suggestion_is_saved_with_what_was_shown(setup):
     at = open_page(ws, h)
     assert not at.exception
     # Without a scan the queue follows ds.pred_probs: the least self-confident row first.
-    first = at.session_state["review_shown"]["item_id"]
+    first = shown(at).item_id
     assert first in texts(at) and ds.frame.set_index("id").loc[first, "text"] in texts(at)
-    suggested = at.session_state["review_shown"]["suggested"]
+    suggested = shown(at).suggested
     button(at, "review_accept").click().run()
     assert not at.exception
     log = store.log(h)
@@ -73,7 +78,7 @@ def test_accept_suggestion_is_saved_with_what_was_shown(setup):
     ]
     assert '"queue": "ranking"' in log.loc[0, "shown"]
     assert any("Saved" in s.value for s in at.success)
-    assert at.session_state["review_shown"]["item_id"] != first  # next item
+    assert shown(at).item_id != first  # next item
     assert "Decided in this queue" in [m.label for m in at.metric]
     assert at.metric[0].value == f"1 of {ds.n}"
     assert at.metric[2].value == "100%"
@@ -82,7 +87,7 @@ def test_accept_suggestion_is_saved_with_what_was_shown(setup):
 def test_change_with_comment_keep_remove(setup):
     ws, ds, h, store = setup
     at = open_page(ws, h)
-    item = at.session_state["review_shown"]["item_id"]
+    item = shown(at).item_id
     at.selectbox(key=f"review_label_{item}").set_value("refund_not_showing_up")
     at.text_input(key=f"review_comment_{item}").set_value("looks like a refund")
     button(at, "review_change").click().run()
@@ -93,7 +98,7 @@ def test_change_with_comment_keep_remove(setup):
         "refund_not_showing_up",
         "looks like a refund",
     )
-    second = at.session_state["review_shown"]["item_id"]
+    second = shown(at).item_id
     button(at, "review_remove").click().run()
     assert store.current(h).set_index("item_id").loc[second, "action"] == "remove"
 
@@ -101,7 +106,7 @@ def test_change_with_comment_keep_remove(setup):
 def test_conflict_warns_and_shows_item_again(setup):
     ws, ds, h, store = setup
     at = open_page(ws, h)
-    item = at.session_state["review_shown"]["item_id"]
+    item = shown(at).item_id
     # Another reviewer decides the same item while ana looks at it.
     store.record(
         dataset_version=h,
@@ -117,7 +122,7 @@ def test_conflict_warns_and_shows_item_again(setup):
     warning = " ".join(w.value for w in at.warning).replace("\\", "")  # Markdown escapes
     assert "Not saved" in warning and "bo: keep" in warning
     assert store.log(h)["reviewer"].tolist() == ["bo"]  # ana's decision was not written
-    assert at.session_state["review_shown"]["item_id"] == item  # shown again
+    assert shown(at).item_id == item  # shown again
     assert "Decided already: keep" in texts(at)
     # Deciding again now works, against bo's decision.
     button(at, "review_ambiguous").click().run()
@@ -128,23 +133,23 @@ def test_conflict_warns_and_shows_item_again(setup):
 def test_undo_and_skip(setup):
     ws, ds, h, store = setup
     at = open_page(ws, h)
-    first = at.session_state["review_shown"]["item_id"]
+    first = shown(at).item_id
     button(at, "review_keep").click().run()
     assert button(at, "review_undo").disabled is False
     button(at, "review_undo").click().run()
     assert store.log(h)["action"].tolist() == ["keep", "undo"]
     assert len(store.current(h)) == 0
-    assert at.session_state["review_shown"]["item_id"] == first  # back on screen
+    assert shown(at).item_id == first  # back on screen
     button(at, "review_skip").click().run()
-    second = at.session_state["review_shown"]["item_id"]
-    assert second != first and first in at.session_state["review_skipped"]
+    second = shown(at).item_id
+    assert second != first and first in at.session_state["review_session"].skipped
 
 
 def test_selection_queue_and_bulk_skips_test_split(setup):
     ws, ds, h, store = setup
     ids = ["r2", "r3", "r33", "r34"]  # r32.. are in the test split
     at = open_page(ws, h, review_queue=ids, review_queue_source="cluster 4")
-    assert at.session_state["review_shown"]["item_id"] == "r2"
+    assert shown(at).item_id == "r2"
     assert "queue: cluster 4" in texts(at)
     at.selectbox(key="bulk_action").set_value("remove").run()
     assert "2 rows would change · 2 in the protected test split are skipped" in texts(at)
@@ -180,17 +185,17 @@ def test_show_decided_items_moves_on_after_each_decision(setup):
     at = open_page(ws, h, review_queue=["r2", "r3"], review_queue_source="selection")
     at.toggle(key="review_include_decided").set_value(True).run()
     button(at, "review_keep").click().run()
-    assert at.session_state["review_shown"]["item_id"] == "r3"
+    assert shown(at).item_id == "r3"
     button(at, "review_keep").click().run()
     # Both decided: the queue starts over with the decided items, showing their decisions.
-    assert at.session_state["review_shown"]["item_id"] == "r2"
+    assert shown(at).item_id == "r2"
     assert "Decided already: keep" in texts(at)
 
 
 def test_comments_and_labels_are_escaped_in_alerts(setup):
     ws, ds, h, store = setup
     at = open_page(ws, h)
-    item = at.session_state["review_shown"]["item_id"]
+    item = shown(at).item_id
     store.record(
         dataset_version=h,
         item_id=item,
@@ -209,14 +214,14 @@ def test_comments_and_labels_are_escaped_in_alerts(setup):
 def test_pin_item_as_finding(setup):
     ws, ds, h, store = setup
     at = open_page(ws, h)
-    item = at.session_state["review_shown"]["item_id"]
+    item = shown(at).item_id
     at.text_input(key=f"review_pin_note_{item}").set_value("refund vs card confusion").run()
     button(at, "review_pin").click().run()
     f = store.findings(h)
     assert f[["kind", "target", "note", "author"]].values.tolist() == [
         ["item", item, "refund vs card confusion", "ana"]
     ]
-    assert at.session_state["review_shown"]["item_id"] == item  # pinning is not a decision
+    assert shown(at).item_id == item  # pinning is not a decision
 
 
 def test_bulk_accept_without_a_scan_says_why(setup):

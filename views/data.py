@@ -23,7 +23,7 @@ source = st.radio(
     "Source",
     ["Bundled sample: BANKING77", "Upload files", "Path on the server"],
     horizontal=True,
-    key="data_source",
+    key=state.DATA_SOURCE,
 )
 
 data_path: Path | None = None
@@ -41,7 +41,7 @@ elif source == "Upload files":
     )
     with st.expander("Optional companions"):
         for key, (label, types) in COMPANION_UPLOADS.items():
-            f = st.file_uploader(label, type=types, key=f"upload_{key}")
+            f = st.file_uploader(label, type=types, key=state.key_for(state.DATA_UPLOAD, key))
             if f is not None:
                 companions[key] = str(save_upload(st.session_state[state.WORKSPACE], f))
     if up is not None:
@@ -50,7 +50,7 @@ else:
     typed = st.text_input("Path to a data file or a folder of split files (train.csv, test.csv, …)")
     with st.expander("Optional companions (paths on the server)"):
         for key, (label, _types) in COMPANION_UPLOADS.items():
-            v = st.text_input(label, key=f"path_{key}")
+            v = st.text_input(label, key=state.key_for(state.DATA_PATH, key))
             if v.strip():
                 companions[key] = v.strip()
     if typed.strip():
@@ -58,7 +58,7 @@ else:
 
 mapping: dict[str, str | None] = {}
 if data_path is not None and not source.startswith("Bundled"):
-    encoding = st.text_input("Encoding (blank = UTF-8)", key="data_encoding").strip() or None
+    encoding = st.text_input("Encoding (blank = UTF-8)", key=state.DATA_ENCODING).strip() or None
     if data_path.exists() and data_path.is_file():
         columns, problem = read_columns(str(data_path), data_path.stat().st_mtime, encoding)
         if problem:
@@ -72,14 +72,16 @@ if data_path is not None and not source.startswith("Bundled"):
                 c, [("text", False), ("label", False), ("id", True), ("split", True)], strict=True
             ):
                 opts = [AUTO] + ([NONE] if optional else []) + columns
-                choice = col.selectbox(f"{role} column", opts, key=f"map_{role}")
+                choice = col.selectbox(
+                    f"{role} column", opts, key=state.key_for(state.DATA_MAP, role)
+                )
                 mapping[f"{role}_col"] = None if choice == AUTO else choice
             if mapping.get("id_col") == NONE:
                 mapping["id_col"] = None
             if mapping.get("split_col") == NONE:
                 mapping["split_col"] = None
 
-if st.button("Load", type="primary", disabled=data_path is None, key="load_button"):
+if st.button("Load", type="primary", disabled=data_path is None, key=state.DATA_LOAD):
     with st.spinner("Reading and validating…"):
         ok = load_into_session(data_path, encoding=encoding, **mapping, **companions)
     if ok:

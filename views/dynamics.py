@@ -12,10 +12,9 @@ from components.dynamics import (
     dynamics_view,
     require_prepared,
 )
+from components.review import send_to_review
 from components.scan import cached_scan, selection_ids
 from labelaudit.dynamics import AMBIGUOUS_FRACTION, HARD_CONFIDENCE, REGIONS
-
-MAP_KEY, TABLE_KEY = "dynamics_map", "dynamics_table"
 
 st.title("Training dynamics")
 ds = require_dataset()
@@ -61,9 +60,13 @@ fig = build_data_map_figure(
     table.iloc[in_view], colour.iloc[in_view].reset_index(drop=True), colour_by
 )
 st.plotly_chart(
-    fig, on_select="rerun", selection_mode=("box", "lasso", "points"), key=MAP_KEY, width="stretch"
+    fig,
+    on_select="rerun",
+    selection_mode=("box", "lasso", "points"),
+    key=state.DYNAMICS_MAP,
+    width="stretch",
 )
-picked = set(selection_ids(ss.get(MAP_KEY)))
+picked = set(selection_ids(ss.get(state.DYNAMICS_MAP)))
 st.caption(
     f"{len(in_view):,} training rows. Drag a box or lasso to list rows below; click a row in the table "
     "to draw its trajectory."
@@ -92,7 +95,7 @@ pick = st.dataframe(
     width="stretch",
     on_select="rerun",
     selection_mode="single-row",
-    key=TABLE_KEY,
+    key=state.DYNAMICS_TABLE,
     column_config={
         "confidence": st.column_config.NumberColumn(format="%.3f"),
         "variability": st.column_config.NumberColumn(format="%.3f"),
@@ -105,12 +108,13 @@ if chosen:
     ss[state.DYNAMICS_ROW] = str(shown["id"].iloc[chosen[0]])
 b1, b2 = st.columns(2)
 if b1.button(
-    f"Send these {len(shown):,} rows to review", icon=":material/rule:", key="dynamics_send"
+    f"Send these {len(shown):,} rows to review", icon=":material/rule:", key=state.DYNAMICS_SEND
 ):
-    ss[state.QUEUE] = shown["id"].astype(str).tolist()
-    ss[state.QUEUE_SOURCE] = f"Training dynamics: {len(shown):,} rows, least confident first"
-    st.switch_page("views/review.py")
-if picked and b2.button("Use as the app's selection", key="dynamics_select"):
+    send_to_review(
+        shown["id"].astype(str).tolist(),
+        f"Training dynamics: {len(shown):,} rows, least confident first",
+    )
+if picked and b2.button("Use as the app's selection", key=state.DYNAMICS_SELECT):
     ss[state.SELECTION] = shown["id"].astype(str).tolist()
 
 row_id = ss.get(state.DYNAMICS_ROW)
@@ -125,7 +129,7 @@ if row_id in position:
     st.plotly_chart(
         build_trajectory_figure(view.trajectories[:, p], str(table["given_label"].iloc[p])),
         width="stretch",
-        key="dynamics_trajectory",
+        key=state.DYNAMICS_TRAJECTORY,
     )
 else:
     st.caption(

@@ -1,25 +1,23 @@
 """Explore: the 2-D map of every text, coloured by label, cluster, suggestion or score; clusters; selection."""
 
-import json
-
 import numpy as np
 import pandas as pd
 import streamlit as st
 
 from components import state
 from components.data import require_dataset
+from components.review import send_to_review
 from components.scan import (
     build_map_figure,
     color_options,
     map_rows,
     render_scan_options,
     require_scan,
-    scan_options,
+    scan_options_key,
     selection_ids,
 )
 from labelaudit.dataset import TEXT
 
-MAP_KEY, CLUSTER_TABLE_KEY = "explore_map", "explore_cluster_table"
 #: Most ids put in a shareable URL; larger selections are not shared by URL (the page says so).
 MAX_URL_IDS = 200
 
@@ -28,13 +26,13 @@ ds = require_dataset()
 res = require_scan(ds)
 ss = st.session_state
 ws_root = ss[state.WORKSPACE]
-options_json = json.dumps(scan_options(), sort_keys=True)
+options_json = scan_options_key()
 table = res.table
 known = set(table["id"].astype(str))
 
 # A shared URL (?cluster=3 or ?ids=a&ids=b) sets the view once per session; later the view writes the URL.
-if not ss.get("explore_url_read"):
-    ss["explore_url_read"] = True
+if not ss.get(state.EXPLORE_URL_READ):
+    ss[state.EXPLORE_URL_READ] = True
     qp = st.query_params
     if qp.get("cluster", "").lstrip("-").isdigit() and int(qp["cluster"]) in set(
         res.clusters["cluster"]
@@ -44,27 +42,27 @@ if not ss.get("explore_url_read"):
         ss[state.SELECTION] = [i for i in qp.get_all("ids") if i in known]
 
 # Clicks in the cluster table (drawn further down) and on the map arrive before they are drawn.
-picked = (ss.get(CLUSTER_TABLE_KEY) or {}).get("selection", {}).get("rows", [])
-if picked != ss.get("explore_last_cluster_pick", []):
-    ss["explore_last_cluster_pick"] = picked
+picked = (ss.get(state.EXPLORE_CLUSTER_TABLE) or {}).get("selection", {}).get("rows", [])
+if picked != ss.get(state.EXPLORE_LAST_CLUSTER_PICK, []):
+    ss[state.EXPLORE_LAST_CLUSTER_PICK] = picked
     ss[state.EXPLORE_CLUSTER] = int(res.clusters["cluster"].iloc[picked[0]]) if picked else None
-chart_ids = selection_ids(ss.get(MAP_KEY))
-if chart_ids != ss.get("explore_last_chart_ids", []):
-    ss["explore_last_chart_ids"] = chart_ids
+chart_ids = selection_ids(ss.get(state.EXPLORE_MAP))
+if chart_ids != ss.get(state.EXPLORE_LAST_CHART_IDS, []):
+    ss[state.EXPLORE_LAST_CHART_IDS] = chart_ids
     ss[state.SELECTION] = chart_ids
 selection = [i for i in ss.get(state.SELECTION, []) if i in known]
 cluster = ss.get(state.EXPLORE_CLUSTER)
 
 with st.expander("Scan settings"):
-    render_scan_options(key_prefix="explore")
+    render_scan_options(key_prefix=state.SCAN_OPTIONS_EXPLORE)
     st.caption("Stored scan · " + ", ".join(f"{k} {v:.1f} s" for k, v in res.timings.items()))
 
 c1, c2, c3 = st.columns([1, 2, 1])
-color_by = c1.selectbox("Colour by", color_options(table), key="explore_color")
+color_by = c1.selectbox("Colour by", color_options(table), key=state.EXPLORE_COLOR)
 classes = c2.multiselect("Classes (empty = all)", ds.classes, key=state.EXPLORE_CLASSES)
 if cluster is not None:
     c3.write(f"Cluster filter: **{'noise' if cluster < 0 else cluster}**")
-    if c3.button("Clear cluster filter", key="explore_clear_cluster"):
+    if c3.button("Clear cluster filter", key=state.EXPLORE_CLEAR_CLUSTER):
         ss[state.EXPLORE_CLUSTER] = None
         st.rerun()
 
@@ -75,7 +73,11 @@ if n_in_view == 0:
 else:
     fig = build_map_figure(table.iloc[rows], texts.iloc[rows], color_by=color_by)
     st.plotly_chart(
-        fig, on_select="rerun", selection_mode=("box", "lasso"), key=MAP_KEY, width="stretch"
+        fig,
+        on_select="rerun",
+        selection_mode=("box", "lasso"),
+        key=state.EXPLORE_MAP,
+        width="stretch",
     )
     if len(rows) < n_in_view:
         st.caption(
@@ -104,15 +106,16 @@ if selection:
     st.subheader(f"Selected rows ({len(selection):,})")
     sel_rows = np.array([ds.id_to_row[i] for i in selection], dtype=np.int64)
     selected = rows_frame(sel_rows)
-    st.dataframe(selected, hide_index=True, width="stretch", key="explore_selected_rows")
+    st.dataframe(selected, hide_index=True, width="stretch", key=state.EXPLORE_SELECTED_ROWS)
     b1, b2 = st.columns(2)
     if b1.button(
-        "Send selection to review", type="primary", icon=":material/rule:", key="explore_send"
+        "Send selection to review", type="primary", icon=":material/rule:", key=state.EXPLORE_SEND
     ):
-        ss[state.QUEUE] = selected["id"].astype(str).tolist()  # most suspicious first
-        ss[state.QUEUE_SOURCE] = f"Explore: {len(selected):,} rows selected on the map"
-        st.switch_page("views/review.py")
-    if b2.button("Clear selection", key="explore_clear_selection"):
+        send_to_review(  # most suspicious first
+            selected["id"].astype(str).tolist(),
+            f"Explore: {len(selected):,} rows selected on the map",
+        )
+    if b2.button("Clear selection", key=state.EXPLORE_CLEAR_SELECTION):
         ss[state.SELECTION] = []
         st.rerun()
 elif n_in_view:
@@ -124,8 +127,8 @@ elif n_in_view:
     if classes:
         in_view = in_view[table["given_label"].iloc[in_view].isin(classes).to_numpy()]
     st.subheader(f"Rows in view ({len(in_view):,})")
-    st.dataframe(rows_frame(in_view), hide_index=True, width="stretch", key="explore_view_rows")
-    if st.button(f"Select all {len(in_view):,} rows in view", key="explore_select_view"):
+    st.dataframe(rows_frame(in_view), hide_index=True, width="stretch", key=state.EXPLORE_VIEW_ROWS)
+    if st.button(f"Select all {len(in_view):,} rows in view", key=state.EXPLORE_SELECT_VIEW):
         ss[state.SELECTION] = table["id"].iloc[in_view].astype(str).tolist()
         st.rerun()
 
@@ -161,7 +164,7 @@ st.dataframe(
     width="stretch",
     on_select="rerun",
     selection_mode="single-row",
-    key=CLUSTER_TABLE_KEY,
+    key=state.EXPLORE_CLUSTER_TABLE,
     column_config={
         "purity": st.column_config.ProgressColumn(
             "purity", min_value=0.0, max_value=1.0, format="%.2f"

@@ -16,7 +16,6 @@ from components.text import md_escape
 from labelaudit.dataset import ID, LABEL, SPLIT, TEXT
 from labelaudit.errors import DataError, UsageError
 
-RANKING_KEY = "influence_ranking"
 TOP_N = 20
 
 st.title("Influence")
@@ -35,9 +34,9 @@ ranking = self_influence_ranking(ws_root, ds.content_hash)
 
 # ------------------------------------------------------------------ pick the row
 # A click in the self-influence ranking (drawn further down) arrives before it is drawn.
-clicked = (ss.get(RANKING_KEY) or {}).get("selection", {}).get("rows", [])
-if clicked and clicked != ss.get("influence_last_click"):
-    ss["influence_last_click"] = clicked
+clicked = (ss.get(state.INFLUENCE_RANKING) or {}).get("selection", {}).get("rows", [])
+if clicked and clicked != ss.get(state.INFLUENCE_LAST_CLICK):
+    ss[state.INFLUENCE_LAST_CLICK] = clicked
     ss[state.INFLUENCE_QUERY] = str(ranking["id"].iloc[clicked[0]])
 
 c1, c2 = st.columns([2, 1])
@@ -66,13 +65,14 @@ if search:
             f"{len(hits):,} matching rows",
             list(labels),
             format_func=labels.get,
-            key="influence_pick",
+            key=state.INFLUENCE_PICK,
         )
-        if st.button("Explain this row", type="primary", key="influence_use_pick"):
+        if st.button("Explain this row", type="primary", key=state.INFLUENCE_USE_PICK):
             ss[state.INFLUENCE_QUERY] = pick
 selected = [i for i in ss.get(state.SELECTION, []) if i in ds.id_to_row]
 if selected and st.button(
-    f"Explain the first row of the app's selection ({selected[0]})", key="influence_use_sel"
+    f"Explain the first row of the app's selection ({selected[0]})",
+    key=state.INFLUENCE_USE_SELECTION,
 ):
     ss[state.INFLUENCE_QUERY] = selected[0]
 
@@ -109,7 +109,7 @@ else:
         hide_index=True,
         width="stretch",
         column_config=cfg,
-        key="influence_proponents",
+        key=state.INFLUENCE_PROPONENTS,
     )
     right.markdown(f"**Opponents** (most harmful, top {TOP_N})")
     right.dataframe(
@@ -117,7 +117,7 @@ else:
         hide_index=True,
         width="stretch",
         column_config=cfg,
-        key="influence_opponents",
+        key=state.INFLUENCE_OPPONENTS,
     )
     same = (table.head(TOP_N)["label"] == ds.frame[LABEL].iloc[r]).mean()
     st.caption(
@@ -129,7 +129,7 @@ else:
         table.to_csv(index=False),
         file_name=f"influence_{method}_{query}.csv",
         mime="text/csv",
-        key="influence_download",
+        key=state.INFLUENCE_DOWNLOAD,
     )
     ext = external_influence(ds, query)
     if ext is not None:
@@ -145,7 +145,7 @@ else:
                 hide_index=True,
                 width="stretch",
                 column_config=cfg,
-                key="influence_external",
+                key=state.INFLUENCE_EXTERNAL,
             )
 
 # ------------------------------------------------------------------ self-influence ranking
@@ -160,7 +160,7 @@ st.dataframe(
     width="stretch",
     on_select="rerun",
     selection_mode="single-row",
-    key=RANKING_KEY,
+    key=state.INFLUENCE_RANKING,
     column_config={"self_influence": st.column_config.NumberColumn(format="%.3e")},
 )
 if ds.pair_scores is not None:

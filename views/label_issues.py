@@ -7,12 +7,6 @@ from components import state
 from components.data import require_dataset
 from components.label_issues import (
     cached_issue_table,
-    confusion_cells,
-    confusion_counts,
-    confusion_figure,
-    detector_names,
-    filter_issues,
-    options_key,
     render_issue_table,
     render_issues_per_class,
     render_noise_matrix,
@@ -20,10 +14,20 @@ from components.label_issues import (
     render_row_details,
     selected_cells,
 )
-from components.scan import require_scan, scan_options
+from components.review import send_to_review
+from components.scan import require_scan, scan_options_key
 from labelaudit.errors import DataError, UsageError
-
-CONFUSION_KEY, TABLE_KEY = "issues_confusion", "issues_table"
+from labelaudit.plots import build_confusion_figure
+from labelaudit.tables import (
+    CELL_ROW_COLUMNS,
+    cell_rows,
+    confusion_cells,
+    confusion_counts,
+    detector_names,
+    disagreements,
+    filter_issues,
+    issues_queue_source,
+)
 
 st.title("Label issues")
 ds = require_dataset()
@@ -41,7 +45,7 @@ st.caption(
 render_probability_source(details)
 
 try:
-    table = cached_issue_table(ss[state.WORKSPACE], ds.content_hash, options_key(scan_options()))
+    table = cached_issue_table(ss[state.WORKSPACE], ds.content_hash, scan_options_key())
 except (DataError, UsageError) as e:
     st.error(str(e))
     st.stop()
@@ -99,21 +103,19 @@ if right.button(
     disabled=view.empty,
     icon=":material/rule:",
 ):
-    ss[state.QUEUE] = view["id"].astype(str).tolist()
-    parts = [
-        f"classes {', '.join(classes)}" if classes else "",
-        f"clusters {clusters}" if clusters else "",
-        f"flagged by {', '.join(chosen_detectors)}" if chosen_detectors else "",
-        "needing review" if only_flagged else "all rows",
-    ]
-    ss[state.QUEUE_SOURCE] = "Label issues: " + "; ".join(p for p in parts if p)
-    st.switch_page("views/review.py")
-picked_row = render_issue_table(view, detectors, key=TABLE_KEY)
+    send_to_review(
+        view["id"].astype(str).tolist(),
+        issues_queue_source(
+            classes=classes,
+            clusters=clusters,
+            detectors=chosen_detectors,
+            only_flagged=only_flagged,
+        ),
+    )
+picked_row = render_issue_table(view, detectors, key=state.ISSUES_TABLE)
 if picked_row is not None:
     with st.container(border=True):
-        render_row_details(
-            picked_row, table, details, res.embeddings, ds.texts, ds.label_names, ds.ids
-        )
+        render_row_details(picked_row, table, details, ds, res.embeddings)
 else:
     st.caption("Select a row to see its evidence and nearest neighbours.")
 
@@ -132,15 +134,16 @@ with tab_confusion:
             "disagreements; drag a box around squares to list their rows."
         )
         event = st.plotly_chart(
-            confusion_figure(counts, ds.classes),
+            build_confusion_figure(counts, ds.classes),
             on_select="rerun",
             selection_mode=("points", "box"),
-            key=CONFUSION_KEY,
+            key=state.ISSUES_CONFUSION,
             width="stretch",
         )
-        off = [(int(g), int(p)) for g, p in zip(*np.nonzero(counts), strict=True) if g != p]
-        off.sort(key=lambda gp: -counts[gp])
-        labels = {f"{ds.classes[g]} → {ds.classes[p]} ({counts[g, p]:,})": (g, p) for g, p in off}
+        labels = {
+            f"{ds.classes[g]} → {ds.classes[p]} ({n:,})": (g, p)
+            for g, p, n in disagreements(counts)
+        }
         choice = st.selectbox(
             "Or pick a disagreement",
             [""] + list(labels),
@@ -151,25 +154,12 @@ with tab_confusion:
             [labels[choice]] if choice else []
         )
         if cells:
-            mask = np.zeros(ds.n, dtype=bool)
-            for g, p in cells:
-                mask |= (ds.labels == g) & (predicted == p)
-            rows = table[mask[table["row"].to_numpy()]]
+            rows = cell_rows(table, ds.labels, predicted, cells)
             st.dataframe(
-                rows[
-                    [
-                        "id",
-                        "text",
-                        "given label",
-                        "suggestion 1",
-                        "p 1",
-                        "combined score",
-                        "needs review",
-                    ]
-                ],
+                rows[CELL_ROW_COLUMNS],
                 hide_index=True,
                 width="stretch",
-                key="issues_cell_rows",
+                key=state.ISSUES_CELL_ROWS,
             )
 with tab_noise:
     render_noise_matrix(details.get("noise_matrix"), ds.classes)

@@ -6,9 +6,7 @@ from components import state
 from components.data import require_dataset
 from components.review import (
     current_scan,
-    get_store,
-    note_shown,
-    pick_item,
+    queue_order,
     queue_source,
     render_action_bar,
     render_bulk,
@@ -18,17 +16,20 @@ from components.review import (
     render_item_evidence,
     render_progress,
     render_reviewer_identity,
+    review_session,
 )
+from components.scan import scan_options_key
+from components.store import workspace_store
 from labelaudit.errors import DataError, UsageError
-from labelaudit.review.queue import build_queue, item_evidence, review_progress
-from labelaudit.workspace import Workspace
+from labelaudit.review.queue import item_evidence, review_progress, without_decided
 
 st.title("Review")
 ds = require_dataset()
 reviewer = render_reviewer_identity()
-ws_root = st.session_state[state.WORKSPACE]
+ss = st.session_state
+ws_root = ss[state.WORKSPACE]
 try:
-    store = get_store(Workspace(ws_root).database_url)
+    store = workspace_store(ws_root)
     current = store.current(ds.content_hash)
 except Exception as e:  # a wrong LABELAUDIT_DB_URL or an unreachable server: say so, no traceback
     st.error(f"Cannot open the review database: {type(e).__name__}: {e}", icon=":material/error:")
@@ -36,8 +37,8 @@ except Exception as e:  # a wrong LABELAUDIT_DB_URL or an unreachable server: sa
 
 scan = current_scan(ds)
 table = scan.table if scan is not None else None
-pred_probs = scan.detection.pred_probs if scan is not None and scan.detection is not None else None
 selection, source = queue_source()
+session = review_session(ds)
 
 top = st.columns([3, 2, 2])
 top[0].text(f"Reviewer: {reviewer} · queue: {source}")
@@ -45,12 +46,14 @@ include_decided = top[1].toggle("Show decided items", key=state.REVIEW_INCLUDE_D
 flagged_only = top[2].toggle(
     "Flagged only",
     value=False,
-    key="review_flagged_only",
+    key=state.REVIEW_FLAGGED_ONLY,
     disabled=table is None or selection is not None,
 )
-if selection is not None and st.button("Back to the full ranking", key="review_clear_selection"):
-    st.session_state.pop(state.QUEUE, None)
-    st.session_state.pop(state.QUEUE_SOURCE, None)
+if selection is not None and st.button(
+    "Back to the full ranking", key=state.REVIEW_CLEAR_SELECTION
+):
+    ss.pop(state.QUEUE, None)
+    ss.pop(state.QUEUE_SOURCE, None)
     st.rerun()
 if scan is None:
     st.info(
@@ -59,27 +62,29 @@ if scan is None:
         icon=":material/info:",
     )
 
-queue_args = dict(
-    scan_table=table,
-    selection=selection,
-    pred_probs=pred_probs if pred_probs is not None else ds.pred_probs,
-    flagged_only=flagged_only,
+order = queue_order(
+    ws_root,
+    ds.content_hash,
+    scan_options_key(),
+    scan is not None,
+    None if selection is None else tuple(selection),
+    flagged_only,
 )
-decided = set(current["item_id"])
-queue = build_queue(ds, decided_ids=decided, include_decided=include_decided, **queue_args)
+queue = list(order) if include_decided else without_decided(order, current["item_id"])
 render_flash()
-render_progress(review_progress(build_queue(ds, include_decided=True, **queue_args), current))
+render_progress(review_progress(order, current))
 
-item = pick_item(queue)
+item = session.pick(queue)
 if item is None:
     st.success("Nothing left to review in this queue.", icon=":material/done_all:")
 else:
+    pred_probs = scan.detection.pred_probs if scan is not None and scan.detection else None
     try:
         ev = item_evidence(
             ds,
             item,
             scan_table=table,
-            pred_probs=queue_args["pred_probs"],
+            pred_probs=pred_probs if pred_probs is not None else ds.pred_probs,
             embeddings=scan.embeddings if scan is not None else None,
             detection_details=scan.detection.details
             if scan is not None and scan.detection
@@ -88,18 +93,11 @@ else:
     except (DataError, UsageError) as e:
         st.error(str(e), icon=":material/error:")
         st.stop()
-    note_shown(store, ds, ev, source)
+    session.show(store, ev, source)
     done = current[current["item_id"] == item]
     render_item_card(ev, current=done.iloc[0] if len(done) else None)
     render_action_bar(store, ds, ev, reviewer)  # above the evidence: no scrolling to decide
     render_item_evidence(ev)
 
-render_bulk(
-    store,
-    ds,
-    reviewer,
-    queue_ids=build_queue(ds, include_decided=True, **queue_args),
-    source=source,
-    scan_table=table,
-)
+render_bulk(store, ds, reviewer, queue_ids=list(order), source=source, scan_table=table)
 render_export(store, ds, ws_root)

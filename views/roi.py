@@ -1,13 +1,12 @@
 """Data ROI: what the review changed, what it cost, what is left, and a report to share."""
 
-import json
-
 import streamlit as st
 
 from components import roi as roi_ui
 from components import state
 from components.data import require_dataset
-from components.scan import require_scan, scan_options
+from components.scan import require_scan, scan_options, scan_options_key
+from components.store import workspace_store
 from labelaudit import roi
 from labelaudit.errors import DataError, UsageError
 from labelaudit.report import definitions
@@ -16,7 +15,7 @@ st.title("Data ROI")
 ds = require_dataset()
 res = require_scan(ds)
 ws_root = st.session_state[state.WORKSPACE]
-store, db_url = roi_ui.store_for(ws_root)
+store = workspace_store(ws_root)
 options = scan_options()
 log = store.log(ds.content_hash)
 findings = store.findings(ds.content_hash)
@@ -24,10 +23,10 @@ next_n = int(st.session_state.setdefault(state.ROI_NEXT_N, roi_ui.DEFAULT_NEXT_N
 report_key = (
     ws_root,
     ds.content_hash,
-    db_url,
+    store.url,
     roi.decisions_digest(log),
     len(findings),
-    json.dumps(options, sort_keys=True),
+    scan_options_key(options),
     next_n,
 )
 try:
@@ -53,7 +52,7 @@ elif rep.summary.n_reviewed:
     clicked = st.button(
         f"Retrain and compare ({n_fits} fits of the head on {ds.n:,} rows)",
         type="primary",
-        key="roi_retrain",
+        key=state.ROI_RETRAIN,
         icon=":material/model_training:",
     )
     if clicked and roi_ui.run_retraining(ds, res, log, ws_root, int(options.get("seed", 0))):

@@ -18,6 +18,7 @@ import pandas as pd
 
 from labelaudit.dataset import ID, LABEL, SPLIT, TEST_SPLIT, TEXT, Dataset
 from labelaudit.errors import UsageError
+from labelaudit.neighbours import nearest_neighbours as neighbour_rows
 from labelaudit.review.store import ConflictError, Decision, ReviewStore
 
 #: Source name of the default queue.
@@ -72,10 +73,17 @@ def build_queue(
         )
     else:
         ids = ds.frame[ID].tolist()
-    if not include_decided:
-        done = set(decided_ids)
-        ids = [i for i in ids if i not in done]
-    return ids
+    return ids if include_decided else without_decided(ids, decided_ids)
+
+
+def without_decided(queue: Sequence[str], decided_ids: Iterable[str]) -> list[str]:
+    """``queue`` without the ids in ``decided_ids``, order kept.
+
+    >>> without_decided(["a", "b", "c"], {"b"})
+    ['a', 'c']
+    """
+    done = set(decided_ids)
+    return [i for i in queue if i not in done]
 
 
 def _flags(table: pd.DataFrame) -> np.ndarray:
@@ -278,17 +286,13 @@ def _detector_rows(
 def nearest_neighbours(
     ds: Dataset, row: int, embeddings: np.ndarray, *, k: int = 5
 ) -> pd.DataFrame:
-    """The ``k`` rows most similar to ``row`` (cosine on L2-normalised float (N, D) embeddings), itself
-    excluded: columns id, similarity (in [-1, 1]), label, text; most similar first."""
-    sims = np.asarray(embeddings, dtype=np.float32) @ np.asarray(embeddings[row], dtype=np.float32)
-    sims[row] = -np.inf
-    k = min(k, ds.n - 1)
-    top = np.argpartition(-sims, k - 1)[:k] if k > 0 else np.array([], dtype=np.int64)
-    top = top[np.argsort(-sims[top], kind="stable")]
+    """The ``k`` rows most similar to ``row`` (cosine on float (N, D) embeddings), itself excluded:
+    columns id, similarity (in [-1, 1]), label, text; most similar first (ties in dataset order)."""
+    top, sims = neighbour_rows(embeddings, row, k=k)
     return pd.DataFrame(
         {
             "id": ds.frame[ID].to_numpy(dtype=object)[top],
-            "similarity": sims[top].astype(float),
+            "similarity": sims.astype(float),
             "label": ds.frame[LABEL].to_numpy(dtype=object)[top],
             "text": ds.frame[TEXT].to_numpy(dtype=object)[top],
         }
@@ -346,6 +350,35 @@ def bulk_targets(ds: Dataset, item_ids: Sequence[str]) -> tuple[list[str], list[
             continue
         (protected if test[r] else ok).append(i)
     return ok, protected
+
+
+def bulk_clusters(scan_table: pd.DataFrame | None) -> list[int]:
+    """Clusters a bulk decision can target (sorted; the unclustered -1 left out); [] without clusters."""
+    if scan_table is None or "cluster" not in scan_table:
+        return []
+    return sorted(int(c) for c in scan_table["cluster"].unique() if c >= 0)
+
+
+def cluster_slice(
+    ds: Dataset, scan_table: pd.DataFrame, cluster: int, given_label: str | None = None
+) -> list[str]:
+    """Ids of the rows in ``cluster`` of the scan (and with ``given_label`` when given), in dataset order.
+
+    ``scan_table``: the scan's N-row table with a ``cluster`` column.
+    """
+    mask = (scan_table["cluster"] == cluster).to_numpy()
+    if given_label is not None:  # not &=: pandas may hand back a read-only array
+        mask = mask & (ds.frame[LABEL] == given_label).to_numpy()
+    return ds.frame.loc[mask, ID].tolist()
+
+
+def suggestion_map(scan_table: pd.DataFrame | None) -> dict[str, str] | None:
+    """{item id: the scan's suggested label}, what a bulk accept sets; None without suggestions."""
+    if scan_table is None or "suggested_label" not in scan_table:
+        return None
+    return dict(
+        zip(scan_table["id"].astype(str), scan_table["suggested_label"].astype(str), strict=True)
+    )
 
 
 def apply_bulk(
@@ -414,3 +447,40 @@ def apply_bulk(
         except ConflictError:
             result.conflicts.append(item)
     return result
+
+
+@dataclass(frozen=True)
+class BulkRequest:
+    """A bulk decision prepared for confirmation: what :func:`apply_bulk` will be called with.
+
+    ``ids``: the targets (protected test-split rows included: :func:`apply_bulk` skips them);
+    ``seen``: :meth:`ReviewStore.latest_decision_ids` when the request was prepared, so an item
+    decided between preparing and confirming is reported as a conflict, not overwritten.
+    """
+
+    ids: list[str]
+    action: str
+    source: str
+    seen: dict[str, int]
+    new_label: str | None = None
+    comment: str = ""
+    suggestions: dict[str, str] | None = None
+
+    def describe(self) -> str:
+        """``"change → refund"``, ``"keep"``: the decision in a few words."""
+        return self.action + (f" → {self.new_label}" if self.new_label else "")
+
+    def apply(self, store: ReviewStore, ds: Dataset, *, reviewer: str) -> BulkResult:
+        """Run the request (see :func:`apply_bulk`); raises UsageError as it does."""
+        return apply_bulk(
+            store,
+            ds,
+            item_ids=self.ids,
+            action=self.action,
+            reviewer=reviewer,
+            seen=self.seen,
+            new_label=self.new_label,
+            comment=self.comment,
+            source=self.source,
+            suggestions=self.suggestions,
+        )

@@ -1,0 +1,261 @@
+"""The tables, filters and matrices the dashboard pages show, as plain functions (no Streamlit).
+
+The pages only call these and draw the result, so a notebook or a script gets exactly what a page
+shows. Every function takes plain frames and arrays (a scan table, the detection details, the
+dataset's texts and classes) and returns a new frame or array; nothing is cached or stored here.
+
+Label issues
+    :func:`issue_table` (one ranked row per dataset row), :func:`filter_issues`,
+    :func:`issues_queue_source` (what "Send to review" calls the queue), :func:`confusion_counts`,
+    :func:`confusion_cells`, :func:`disagreements`, :func:`cell_rows`, :func:`evidence_lines`,
+    :func:`issues_per_class`.
+
+Example:
+    >>> import labelaudit as la
+    >>> from labelaudit.tables import issue_table, filter_issues
+    >>> res = la.scan(ds)                                                        # doctest: +SKIP
+    >>> table = issue_table(res.table, ds.texts, res.detection.details, ds.classes)  # doctest: +SKIP
+    >>> filter_issues(table, classes=["refund"]).head()                          # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+# --------------------------------------------------------------------------- label issues
+#: Lead columns of :func:`issue_table`, in the order the Label issues page shows them.
+ISSUE_TABLE_LEAD = [
+    "id",
+    "text",
+    "given label",
+    "suggestion 1",
+    "p 1",
+    "suggestion 2",
+    "p 2",
+    "suggestion 3",
+    "p 3",
+    "combined score",
+    "needs review",
+    "flags",
+]
+#: Columns of :func:`cell_rows`' listing on the Label issues page.
+CELL_ROW_COLUMNS = [
+    "id",
+    "text",
+    "given label",
+    "suggestion 1",
+    "p 1",
+    "combined score",
+    "needs review",
+]
+
+
+def detector_names(scan_table: pd.DataFrame) -> list[str]:
+    """Detectors present in a scan table, from its ``score_<name>`` columns, in column order.
+
+    >>> detector_names(pd.DataFrame(columns=["id", "score_knn", "score_cl", "label_issue_score"]))
+    ['knn', 'cl']
+    """
+    return [c.removeprefix("score_") for c in scan_table.columns if c.startswith("score_")]
+
+
+def issue_table(
+    scan_table: pd.DataFrame,
+    texts: Sequence[str],
+    details: Mapping[str, Any],
+    classes: Sequence[str],
+) -> pd.DataFrame:
+    """One row per dataset row, ranked by combined score (most suspicious first; ties by row).
+
+    ``scan_table``: the scan's N-row table (``id``, ``given_label``, ``label_issue_score`` in [0, 1],
+    ``is_label_issue``, ``n_flags``, ``score_<detector>``, optionally ``cluster``). ``texts``: N
+    texts in dataset order. ``details``: the detection details (``top3_labels`` / ``top3_probs``
+    (N, <=3) class indices and probabilities, ``flags`` {detector: N booleans}); missing parts give
+    empty suggestions and no ``flagged_by``. ``classes``: the K class names.
+
+    Columns: ``row`` (position in the dataset), :data:`ISSUE_TABLE_LEAD`, one score column per
+    detector (named after it), ``cluster`` (when the scan has clusters) and ``flagged_by`` (list of
+    detector names).
+
+    >>> scan = pd.DataFrame({"id": ["a", "b"], "given_label": ["x", "y"], "label_issue_score": [0.1, 0.8],
+    ...                      "is_label_issue": [False, True], "n_flags": [0, 2], "score_knn": [0.1, 0.9]})
+    >>> t = issue_table(scan, ["t0", "t1"], {"top3_labels": [[0], [0]], "top3_probs": [[0.9], [0.6]]}, ["x", "y"])
+    >>> t[["id", "suggestion 1", "combined score"]].values.tolist()
+    [['b', 'x', 0.8], ['a', 'x', 0.1]]
+    """
+    n = len(scan_table)
+    names = np.asarray(classes, dtype=object)
+    top_labels = np.asarray(details.get("top3_labels", np.zeros((n, 0))), dtype=np.int64)
+    top_probs = np.asarray(details.get("top3_probs", np.zeros((n, 0))), dtype=np.float64)
+    out = pd.DataFrame(
+        {
+            "row": np.arange(n),
+            "id": scan_table["id"].astype(str).to_numpy(),
+            "text": list(texts),
+            "given label": scan_table["given_label"].astype(str).to_numpy(),
+        }
+    )
+    for j in range(3):
+        has = top_labels.ndim == 2 and top_labels.shape[1] > j
+        out[f"suggestion {j + 1}"] = names[top_labels[:, j]] if has else ""
+        out[f"p {j + 1}"] = top_probs[:, j] if has else np.nan
+    out["combined score"] = scan_table["label_issue_score"].to_numpy()
+    out["needs review"] = scan_table["is_label_issue"].to_numpy(dtype=bool)
+    out["flags"] = scan_table["n_flags"].to_numpy()
+    dets = detector_names(scan_table)
+    for d in dets:
+        out[d] = scan_table[f"score_{d}"].to_numpy()
+    if "cluster" in scan_table:
+        out["cluster"] = scan_table["cluster"].to_numpy()
+    flags = details.get("flags", {})
+    flag_arrays = {d: np.asarray(flags[d], dtype=bool) for d in dets if d in flags}
+    out["flagged_by"] = [[d for d, f in flag_arrays.items() if f[r]] for r in range(n)]
+    return out.sort_values(
+        ["combined score", "row"], ascending=[False, True], kind="stable"
+    ).reset_index(drop=True)
+
+
+def filter_issues(
+    table: pd.DataFrame,
+    *,
+    classes: Sequence[str] | None = None,
+    clusters: Sequence[int] | None = None,
+    detectors: Sequence[str] | None = None,
+    only_flagged: bool = True,
+) -> pd.DataFrame:
+    """Rows of :func:`issue_table` matching every filter, order kept (empty or None = no filter).
+
+    ``classes``: given labels kept; ``clusters``: cluster numbers kept (ignored without a cluster
+    column); ``detectors``: kept when any of them flagged the row; ``only_flagged``: only rows
+    needing review.
+
+    >>> t = pd.DataFrame({"given label": ["x", "y"], "needs review": [True, False], "flagged_by": [["knn"], []]})
+    >>> len(filter_issues(t)), len(filter_issues(t, only_flagged=False)), len(filter_issues(t, detectors=["cl"]))
+    (1, 2, 0)
+    """
+    keep = np.ones(len(table), dtype=bool)
+    if only_flagged:
+        keep &= table["needs review"].to_numpy(dtype=bool)
+    if classes:
+        keep &= table["given label"].isin(classes).to_numpy()
+    if clusters and "cluster" in table:
+        keep &= table["cluster"].isin(clusters).to_numpy()
+    if detectors:
+        wanted = set(detectors)
+        keep &= np.fromiter(
+            (bool(wanted.intersection(f)) for f in table["flagged_by"]),
+            dtype=bool,
+            count=len(table),
+        )
+    return table[keep]
+
+
+def issues_queue_source(
+    *,
+    classes: Sequence[str] = (),
+    clusters: Sequence[int] = (),
+    detectors: Sequence[str] = (),
+    only_flagged: bool = True,
+) -> str:
+    """The review queue's name for rows chosen with :func:`filter_issues` and these filters.
+
+    >>> issues_queue_source(classes=["refund"], detectors=["knn"])
+    'Label issues: classes refund; flagged by knn; needing review'
+    """
+    parts = [
+        f"classes {', '.join(classes)}" if classes else "",
+        f"clusters {list(clusters)}" if clusters else "",
+        f"flagged by {', '.join(detectors)}" if detectors else "",
+        "needing review" if only_flagged else "all rows",
+    ]
+    return "Label issues: " + "; ".join(p for p in parts if p)
+
+
+def confusion_counts(given: np.ndarray, predicted: np.ndarray, n_classes: int) -> np.ndarray:
+    """int64 (K, K) counts: row = given label, column = predicted label (class indices in [0, K)).
+
+    >>> confusion_counts(np.array([0, 0, 1]), np.array([0, 1, 1]), 2).tolist()
+    [[1, 1], [0, 1]]
+    """
+    m = np.zeros((n_classes, n_classes), dtype=np.int64)
+    np.add.at(m, (np.asarray(given), np.asarray(predicted)), 1)
+    return m
+
+
+def confusion_cells(counts: np.ndarray) -> np.ndarray:
+    """(given, predicted) of every non-empty cell of ``counts``, int64 (M, 2), row-major order
+    (the order :func:`labelaudit.plots.build_confusion_figure` draws them in).
+
+    >>> confusion_cells(np.array([[1, 0], [2, 3]])).tolist()
+    [[0, 0], [1, 0], [1, 1]]
+    """
+    return np.argwhere(np.asarray(counts) > 0).astype(np.int64)
+
+
+def disagreements(counts: np.ndarray) -> list[tuple[int, int, int]]:
+    """Off-diagonal non-empty cells as (given, predicted, rows), most rows first (ties row-major).
+
+    >>> disagreements(np.array([[5, 1], [3, 2]]))
+    [(1, 0, 3), (0, 1, 1)]
+    """
+    m = np.asarray(counts)
+    cells = [(int(g), int(p), int(m[g, p])) for g, p in zip(*np.nonzero(m), strict=True) if g != p]
+    return sorted(cells, key=lambda c: -c[2])
+
+
+def cell_rows(
+    table: pd.DataFrame,
+    given: np.ndarray,
+    predicted: np.ndarray,
+    cells: Sequence[tuple[int, int]],
+) -> pd.DataFrame:
+    """Rows of :func:`issue_table` (order kept) whose (given, predicted) class pair is one of ``cells``.
+
+    ``given`` / ``predicted``: int class indices per dataset row (N,), aligned with the table's ``row``.
+
+    >>> t = pd.DataFrame({"row": [1, 0, 2]})
+    >>> cell_rows(t, np.array([0, 1, 1]), np.array([0, 0, 1]), [(1, 0)])["row"].tolist()
+    [1]
+    """
+    mask = np.zeros(len(given), dtype=bool)
+    for g, p in cells:
+        mask |= (np.asarray(given) == g) & (np.asarray(predicted) == p)
+    return table[mask[table["row"].to_numpy()]]
+
+
+def evidence_lines(details: Mapping[str, Any], row: int) -> list[str]:
+    """``"<detector>: <evidence>"`` for every detector with evidence for dataset row ``row``.
+
+    ``details["evidence"]``: {detector: N strings}; empty strings are left out.
+
+    >>> evidence_lines({"evidence": {"knn": ["", "7 of 10 neighbours say refund"]}}, 1)
+    ['knn: 7 of 10 neighbours say refund']
+    """
+    evidence = details.get("evidence", {}) or {}
+    return [
+        f"{d}: {evidence[d][row]}" for d in evidence if row < len(evidence[d]) and evidence[d][row]
+    ]
+
+
+def issues_per_class(counts: Mapping[str, float], class_counts: pd.Series) -> pd.DataFrame:
+    """Rows needing review per class: ``class``, ``rows needing review``, ``share of class`` (in
+    [0, 1]), most first. ``counts``: {class: rows needing review}; ``class_counts``: rows per class.
+
+    >>> issues_per_class({"x": 2}, pd.Series({"x": 4, "y": 5}))["share of class"].tolist()
+    [0.5, 0.0]
+    """
+    s = pd.Series(dict(counts), dtype=float).reindex(class_counts.index, fill_value=0)
+    frame = pd.DataFrame(
+        {
+            "class": s.index.astype(str),
+            "rows needing review": s.to_numpy(),
+            "share of class": s.to_numpy() / class_counts.clip(lower=1).to_numpy(),
+        }
+    )
+    return frame.sort_values("rows needing review", ascending=False, kind="stable").reset_index(
+        drop=True
+    )

@@ -1,0 +1,52 @@
+"""The page registry (components/pages.py) is the one list of pages: every page file is in it, every
+entry has its file, and app.py's navigation is built from it."""
+
+from __future__ import annotations
+
+import ast
+
+from components.pages import PAGES, Page, navigation
+from tests.conftest import ROOT
+
+
+def test_every_page_file_is_registered_and_every_entry_has_its_file():
+    files = {f"views/{p.name}" for p in (ROOT / "views").glob("*.py") if p.name != "__init__.py"}
+    registered = [p.path for p in PAGES]
+    assert len(registered) == len(set(registered))
+    assert set(registered) == files
+
+
+def test_one_default_page_and_titles_and_url_paths_are_unique():
+    assert [p for p in PAGES if p.default] == [PAGES[0]]
+    assert len({p.title for p in PAGES}) == len(PAGES)
+    assert len({p.url_path for p in PAGES}) == len(PAGES)
+    assert Page("views/review.py", "Review", ":material/rule:", "Fix").url_path == "/review"
+
+
+def test_navigation_keeps_sections_and_order():
+    nav = navigation()
+    assert list(nav) == list(dict.fromkeys(p.section for p in PAGES))
+    assert [len(pages) for pages in nav.values()] == [
+        sum(p.section == section for p in PAGES) for section in nav
+    ]
+
+
+def test_no_page_path_is_spelled_outside_the_registry():
+    """st.switch_page / st.page_link / st.Page take a registry entry's path, never a literal."""
+    offenders = []
+    for path in [
+        ROOT / "app.py",
+        *(ROOT / "components").glob("*.py"),
+        *(ROOT / "views").glob("*.py"),
+    ]:
+        if path.name == "pages.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (
+                isinstance(node, ast.Constant)
+                and isinstance(node.value, str)
+                and node.value.startswith("views/")
+                and node.value.endswith(".py")
+            ):
+                offenders.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.value!r}")
+    assert not offenders, offenders
