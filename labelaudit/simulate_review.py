@@ -18,18 +18,18 @@ What it does, step by step (every number the ROI page then shows is computed fro
    decisions are made wrong, then undone and redone. Gaps between decisions are drawn from a
    log-normal distribution (median :data:`MEDIAN_SECONDS`) with a coffee break every 60-120 items.
 
-The decisions carry simulated timestamps: the store stamps decisions with its clock, so the replay
-swaps that clock (:func:`simulated_clock`) for the simulated one while it records.
+The decisions carry simulated timestamps: the store stamps decisions with its clock, and the replay
+records through a store whose clock is the simulated one (:func:`simulated_clock`).
 """
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -38,6 +38,9 @@ from labelaudit.dataset import ID, Dataset
 from labelaudit.errors import UsageError
 from labelaudit.progress import ProgressFn, no_progress
 from labelaudit.roi import SIMULATED_REVIEWER
+
+if TYPE_CHECKING:
+    from labelaudit.review.store import Clock
 
 #: Median seconds between two simulated decisions (a careful reviewer reading evidence).
 MEDIAN_SECONDS = 18.0
@@ -112,23 +115,15 @@ def plant_flips(
     return flipped, key
 
 
-@contextlib.contextmanager
-def simulated_clock(times: Iterator[datetime]) -> Iterator[None]:
-    """While active, the review store stamps each decision with the next of ``times``."""
-    from labelaudit.review import store as store_module
+def simulated_clock(times: Iterable[datetime]) -> Clock:
+    """A store :data:`~labelaudit.review.store.Clock` that returns the next of ``times`` at each call
+    (``ReviewStore(url, clock=...)`` or ``store.with_clock(...)``); raises StopIteration past the end.
 
-    real = store_module.datetime
-
-    class _Clock(datetime):
-        @classmethod
-        def now(cls, tz: Any = None) -> datetime:  # type: ignore[override]
-            return next(times)
-
-    store_module.datetime = _Clock  # type: ignore[misc]
-    try:
-        yield
-    finally:
-        store_module.datetime = real  # type: ignore[misc]
+    >>> tick = simulated_clock([START, START + timedelta(seconds=5)])
+    >>> tick().second, tick().second
+    (0, 5)
+    """
+    return functools.partial(next, iter(times))
 
 
 def decision_times(
@@ -214,56 +209,56 @@ def replay_review(
     rng = np.random.default_rng(seed + 2)
     original = dict(zip(answer_key["id"], answer_key["original_label"], strict=True))
     queue = build_queue(ds, scan_table=scan_table)[:n_items]
-    times = iter(decision_times(len(queue) * 3, seed=seed))  # mistakes take three records
+    # The store stamps with the simulated times; a mistake takes three records.
+    store = store.with_clock(simulated_clock(decision_times(len(queue) * 3, seed=seed)))
     counts: dict[str, int] = {}
-    with simulated_clock(times):
-        for i, item in enumerate(queue):
-            progress("simulated review", i, len(queue))
-            ev = item_evidence(ds, item, scan_table=scan_table)
-            shown = ev.shown("ranking")
-            given = ev.given_label
-            action, new_label = simulated_decision(
-                item,
-                given,
-                ev.suggested_label,
-                original,
-                rng,
-                ambiguous_rate=ambiguous_rate,
-                remove_rate=remove_rate,
-            )
-            seen = None
-            if rng.random() < mistake_rate:  # decide wrongly first, notice, undo
-                wrong = "keep" if action != "keep" else "ambiguous"
-                d = store.record(
-                    dataset_version=h,
-                    item_id=item,
-                    reviewer=SIMULATED_REVIEWER,
-                    action=wrong,
-                    old_label=given,
-                    new_label=given,
-                    shown=shown,
-                    seen_decision_id=None,
-                )
-                u_ = store.undo(
-                    dataset_version=h,
-                    item_id=item,
-                    reviewer=SIMULATED_REVIEWER,
-                    seen_decision_id=d.id,
-                )
-                seen = u_.id
-                counts["undo"] = counts.get("undo", 0) + 1
-            store.record(
+    for i, item in enumerate(queue):
+        progress("simulated review", i, len(queue))
+        ev = item_evidence(ds, item, scan_table=scan_table)
+        shown = ev.shown("ranking")
+        given = ev.given_label
+        action, new_label = simulated_decision(
+            item,
+            given,
+            ev.suggested_label,
+            original,
+            rng,
+            ambiguous_rate=ambiguous_rate,
+            remove_rate=remove_rate,
+        )
+        seen = None
+        if rng.random() < mistake_rate:  # decide wrongly first, notice, undo
+            wrong = "keep" if action != "keep" else "ambiguous"
+            d = store.record(
                 dataset_version=h,
                 item_id=item,
                 reviewer=SIMULATED_REVIEWER,
-                action=action,
+                action=wrong,
                 old_label=given,
-                new_label=new_label,
+                new_label=given,
                 shown=shown,
-                seen_decision_id=seen,
-                comment="simulated from the answer key",
+                seen_decision_id=None,
             )
-            counts[action] = counts.get(action, 0) + 1
+            u_ = store.undo(
+                dataset_version=h,
+                item_id=item,
+                reviewer=SIMULATED_REVIEWER,
+                seen_decision_id=d.id,
+            )
+            seen = u_.id
+            counts["undo"] = counts.get("undo", 0) + 1
+        store.record(
+            dataset_version=h,
+            item_id=item,
+            reviewer=SIMULATED_REVIEWER,
+            action=action,
+            old_label=given,
+            new_label=new_label,
+            shown=shown,
+            seen_decision_id=seen,
+            comment="simulated from the answer key",
+        )
+        counts[action] = counts.get(action, 0) + 1
     progress("simulated review", len(queue), len(queue))
     return counts
 

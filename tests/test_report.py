@@ -79,27 +79,27 @@ def reviewed_setup(tmp_path, *, reviewer: str = "ana"):
         shutil.copyfile(_DECIDED[reviewer], db)
         store = ReviewStore(f"sqlite:///{db}")
     else:
-        store = ReviewStore(f"sqlite:///{db}")
-        times = iter([T0 + timedelta(seconds=12 * i) for i in range(len(flip) + len(keep_rows))])
-        with simulated_clock(times):
-            for r in flip:
-                store.record(
-                    dataset_version=h,
-                    item_id=f"r{r}",
-                    reviewer=reviewer,
-                    action="change",
-                    old_label=classes[noisy[r]],
-                    new_label=classes[ds_true.labels[r]],
-                )
-            for r in keep_rows:
-                store.record(
-                    dataset_version=h,
-                    item_id=f"r{r}",
-                    reviewer=reviewer,
-                    action="keep",
-                    old_label=classes[noisy[r]],
-                    new_label=None,
-                )
+        # one time per decision, and one for the finding
+        times = [T0 + timedelta(seconds=12 * i) for i in range(len(flip) + len(keep_rows) + 1)]
+        store = ReviewStore(f"sqlite:///{db}", clock=simulated_clock(times))
+        for r in flip:
+            store.record(
+                dataset_version=h,
+                item_id=f"r{r}",
+                reviewer=reviewer,
+                action="change",
+                old_label=classes[noisy[r]],
+                new_label=classes[ds_true.labels[r]],
+            )
+        for r in keep_rows:
+            store.record(
+                dataset_version=h,
+                item_id=f"r{r}",
+                reviewer=reviewer,
+                action="keep",
+                old_label=classes[noisy[r]],
+                new_label=None,
+            )
         store.add_finding(
             dataset_version=h, kind="class_pair", target="c0 vs a<b>&c", note=EVIL, author="dee"
         )

@@ -376,3 +376,60 @@ def test_record_many_rejects_bad_requests_before_writing(store: ReviewStore, ver
 
 def test_record_many_of_nothing(store: ReviewStore, version):
     assert store.record_many([]) == []
+
+
+def test_the_store_stamps_with_its_clock_and_with_clock_shares_the_database(db_url, version):
+    import doctest
+    from datetime import UTC, datetime, timedelta
+
+    import labelaudit.simulate_review
+    from labelaudit.simulate_review import simulated_clock
+
+    t0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+    store = ReviewStore(db_url, clock=simulated_clock([t0, t0 + timedelta(seconds=30)]))
+    try:
+        d = store.record(
+            dataset_version=version,
+            item_id="a",
+            reviewer="ana",
+            action="keep",
+            old_label="x",
+            new_label=None,
+        )
+        assert d.decided_at == t0
+        store.add_finding(dataset_version=version, kind="note", target="-", note="n", author="ana")
+        assert store.findings(version)["created_at"].iloc[0] == t0 + timedelta(seconds=30)
+        later = store.with_clock(lambda: t0 + timedelta(hours=1))
+        assert later.engine is store.engine and store.clock is not later.clock
+        later.record(
+            dataset_version=version,
+            item_id="b",
+            reviewer="ana",
+            action="keep",
+            old_label="x",
+            new_label=None,
+        )
+        assert store.log(version)["decided_at"].tolist() == [
+            t0,
+            t0 + timedelta(hours=1),
+        ]
+        wall = ReviewStore(db_url)
+        before = datetime.now(UTC)
+        e = wall.record(
+            dataset_version=version,
+            item_id="c",
+            reviewer="ana",
+            action="keep",
+            old_label="x",
+            new_label=None,
+        )
+        assert (
+            before - timedelta(seconds=1)
+            <= e.decided_at
+            <= datetime.now(UTC) + timedelta(seconds=1)
+        )
+        wall.close()
+    finally:
+        store.close()
+    result = doctest.testmod(labelaudit.simulate_review, optionflags=doctest.ELLIPSIS)
+    assert result.attempted >= 1 and result.failed == 0

@@ -40,8 +40,7 @@ def store(tmp_path):
 
 
 def record_at(store, seconds: float, **kw):
-    with simulated_clock(iter([T0 + timedelta(seconds=seconds)])):
-        return store.record(**kw)
+    return store.with_clock(simulated_clock([T0 + timedelta(seconds=seconds)])).record(**kw)
 
 
 @pytest.fixture
@@ -66,8 +65,9 @@ def reviewed(store):
     record_at(store, 60, item_id="r3", action="ambiguous", old_label="c", new_label=None, **common)
     record_at(store, 100, item_id="r4", action="remove", old_label="a", new_label=None, **common)
     d = record_at(store, 110, item_id="r5", action="keep", old_label="b", new_label=None, **common)
-    with simulated_clock(iter([T0 + timedelta(seconds=115)])):
-        store.undo(dataset_version=h, item_id="r5", reviewer="ana", seen_decision_id=d.id)
+    store.with_clock(simulated_clock([T0 + timedelta(seconds=115)])).undo(
+        dataset_version=h, item_id="r5", reviewer="ana", seen_decision_id=d.id
+    )
     record_at(store, 2000, item_id="r6", action="change", old_label="b", new_label="a", **common)
     scan_table = pd.DataFrame(
         {

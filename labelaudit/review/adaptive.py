@@ -111,7 +111,7 @@ def save_setting(
                 name=name,
                 value=json.dumps(value),
                 set_by=str(set_by),
-                set_at=datetime.now(UTC),
+                set_at=store.clock(),
             )
         )
 
@@ -176,7 +176,7 @@ def record_ranking(
         auroc_static=_nan_to_none(fit.auroc_static),
         note=fit.reason,
         requested_by=str(requested_by),
-        created_at=datetime.now(UTC),
+        created_at=store.clock(),
     )
     with store.engine.begin() as conn:
         rid = conn.execute(

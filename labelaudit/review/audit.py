@@ -215,7 +215,7 @@ def save_audit_plan(
     store: ReviewStore, dataset_version: str, plan: AuditPlan, *, created_by: str
 ) -> AuditPlan:
     """Store ``plan`` (one transaction) and return it with its ``plan_id``."""
-    now = datetime.now(UTC)
+    now = store.clock()
     strata = {"strata": plan.strata.to_dict("records"), "scan_fingerprint": plan.scan_fingerprint}
     with store.engine.begin() as conn:
         plan_id = int(

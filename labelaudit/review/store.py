@@ -16,8 +16,10 @@ durable once ``record`` returns (SQLite runs with ``synchronous=FULL``).
 
 from __future__ import annotations
 
+import copy
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -187,6 +189,15 @@ class ConflictError(Exception):
         super().__init__(f"item {latest.item_id} was decided meanwhile by {latest.describe()}")
 
 
+#: What stamps decisions and findings: a function returning the time now, timezone-aware, in UTC.
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    """The wall clock in UTC: the store's default :data:`Clock`."""
+    return datetime.now(UTC)
+
+
 def normalise_url(url: str) -> str:
     """Use the installed psycopg 3 driver for plain ``postgresql://`` URLs."""
     for prefix in ("postgresql://", "postgres://"):
@@ -266,7 +277,8 @@ class ReviewStore:
     """Append-only decision log and pinned findings, in any SQLAlchemy database.
 
     Thread-safe and shareable between Streamlit sessions (one engine with a connection pool); several
-    processes may use the same database at once.
+    processes may use the same database at once. ``clock`` stamps decisions and findings (default:
+    the wall clock in UTC); a replay or a test passes its own (:meth:`with_clock`).
 
     Example::
 
@@ -279,8 +291,9 @@ class ReviewStore:
 
     _create_lock = threading.Lock()
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, *, clock: Clock = utc_now):
         self.url = normalise_url(url)
+        self.clock = clock
         self.engine = _make_engine(self.url)
         with self._create_lock:
             try:
@@ -294,6 +307,17 @@ class ReviewStore:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def with_clock(self, clock: Clock) -> ReviewStore:
+        """The same database (the same engine and pool) stamping with ``clock``, e.g. a replay's
+        simulated times; close only the original.
+
+        >>> times = iter([datetime(2026, 11, 2, 9, 0, tzinfo=UTC)])
+        >>> replay = store.with_clock(lambda: next(times))     # doctest: +SKIP
+        """
+        other = copy.copy(self)
+        other.clock = clock
+        return other
 
     # ------------------------------------------------------------------ writing
     def record(
@@ -440,7 +464,7 @@ class ReviewStore:
                 undoes_id=cancelled.id,
                 shown=json.dumps({"undoes": cancelled.id}),
             )
-        values["decided_at"] = datetime.now(UTC)
+        values["decided_at"] = self.clock()
         new_id = conn.execute(
             decisions_table.insert().values(**values).returning(decisions_table.c.decision_id)
         ).scalar_one()
@@ -490,7 +514,7 @@ class ReviewStore:
                         target=str(target),
                         note=note or "",
                         author=str(author),
-                        created_at=datetime.now(UTC),
+                        created_at=self.clock(),
                     )
                     .returning(findings_table.c.finding_id)
                 ).scalar_one()
