@@ -11,7 +11,14 @@ APT_PACKAGES := chromium postgresql
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: run demo test test-fast install system-deps lint bench clean
+# Label Studio (server and official SDK) in a venv of its own: its pins (numpy < 2.3 through
+# opencv-python-headless) conflict with ours; labelaudit runs the SDK there (docs/integrations.md).
+LS_VENV := .venv-labelstudio
+LS_STAMP := $(LS_VENV)/.installed
+LABEL_STUDIO_VERSION := 1.23.2
+export LABELAUDIT_LABELSTUDIO_PYTHON ?= $(CURDIR)/$(LS_VENV)/bin/python
+
+.PHONY: run demo test test-fast install labelstudio-env system-deps lint bench clean
 
 run: install
 	$(BIN)/labelaudit app sample_data/banking77 --port $(PORT)
@@ -25,7 +32,7 @@ demo: install
 		$(BIN)/labelaudit app --workspace $(DEMO_WS) --port $(PORT)
 
 # A throwaway PostgreSQL on loopback for the review-store tests; stopped and deleted afterwards, also on failure.
-test: install system-deps
+test: install system-deps labelstudio-env
 	@pg_env=$$(scripts/pg_test_server.sh start) || exit 1; eval "$$pg_env"; \
 	trap 'scripts/pg_test_server.sh stop "$$LABELAUDIT_TEST_PG_DIR"' EXIT; \
 	trap 'exit 130' INT TERM; \
@@ -46,6 +53,17 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
+
+# The Label Studio server + SDK, and a migrated template data folder the tests copy (skips minutes of migrations).
+labelstudio-env: $(LS_STAMP)
+
+$(LS_STAMP): | $(STAMP)
+	$(PYTHON) -m venv $(LS_VENV)
+	$(LS_VENV)/bin/pip install -q --upgrade pip
+	$(LS_VENV)/bin/pip install -q label-studio==$(LABEL_STUDIO_VERSION)
+	$(LS_VENV)/bin/pip check
+	$(BIN)/python -m tests.labelstudio_server --template
+	touch $(LS_STAMP)
 
 system-deps:
 	@if ! dpkg -s $(APT_PACKAGES) >/dev/null 2>&1; then \
