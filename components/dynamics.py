@@ -28,6 +28,7 @@ from labelaudit.dynamics import (
     dynamics_stored,
     forgetting_events,
     given_label_probs,
+    training_population,
 )
 from labelaudit.errors import DataError, UsageError
 from labelaudit.influence import (
@@ -36,7 +37,6 @@ from labelaudit.influence import (
     external_influence_table,
     influence_stored,
     influence_table,
-    training_mask,
 )
 from labelaudit.plots import hover_text
 from labelaudit.progress import ProgressFn, no_progress
@@ -74,7 +74,7 @@ def prepare(
     from labelaudit.scan import get_embeddings
 
     emb = get_embeddings(ds, workspace=ws, progress=progress)
-    train = training_mask(ds)
+    train = training_population(ds)
     x, y = emb[train], ds.labels[train]
     if ds.dynamics is None:
         cached_dynamics(x, y, n_classes=ds.k, workspace=ws, progress=progress)
@@ -91,7 +91,7 @@ def is_prepared(ds: Dataset, ws: Workspace, *, influence: bool) -> bool:
     emb = stored_embeddings(ds, ws)
     if emb is None:
         return False
-    train = training_mask(ds)
+    train = training_population(ds)
     x, y = emb[train], ds.labels[train]
     if ds.dynamics is None:
         ok = dynamics_stored(x, y, n_classes=ds.k, workspace=ws)
@@ -197,7 +197,7 @@ def load_dynamics(workspace_root: str, dataset_hash: str) -> DynamicsView:
     if not is_prepared(ds, ws, influence=False):
         raise _NotPrepared
     emb = stored_embeddings(ds, ws)
-    train = training_mask(ds)
+    train = training_population(ds)
     rows = np.flatnonzero(train)
     x, y = emb[train], ds.labels[train]
     if ds.dynamics is not None:
@@ -330,7 +330,7 @@ def self_influence_ranking(workspace_root: str, dataset_hash: str) -> pd.DataFra
     emb = stored_embeddings(ds, ws)
     if emb is None:
         raise _NotPrepared
-    train = training_mask(ds)
+    train = training_population(ds)
     x, y = emb[train], ds.labels[train]
     values, exact = cached_self_influence(x, y, n_classes=ds.k, workspace=ws)
     model = cached_model(x, y, n_classes=ds.k, workspace=ws)

@@ -49,6 +49,26 @@ AUM_PERCENTILE = 99.0
 REGIONS = ("easy-to-learn", "ambiguous", "hard-to-learn")
 
 
+def training_population(ds) -> np.ndarray:
+    """The rows every trained model of dynamics and influence learns from: bool (N,).
+
+    Every row outside the protected ``test`` split, or every row when the dataset has none. The
+    test split is the yardstick of the ROI page's before/after, so its labels must not shape a
+    model whose output suggests changes to the training labels. The datamap, forgetting, AUM and
+    self-influence detectors, the Training dynamics and Influence pages and
+    :func:`labelaudit.training_dynamics` all train on these rows; rows outside are still scored,
+    as held-out rows of the same model.
+
+    >>> import pandas as pd
+    >>> from labelaudit.io import load_dataset
+    >>> ds = load_dataset(pd.DataFrame({"text": list("abcd"), "label": list("xyxy"),
+    ...                                 "split": ["train", "train", "test", "train"]}))
+    >>> training_population(ds).tolist()
+    [True, True, False, True]
+    """
+    return ~ds.test_mask if ds.has_test_split else np.ones(ds.n, dtype=bool)
+
+
 @dataclass
 class DynamicsRun:
     """One recorded training run. ``logits`` float32 (E, N, K) after each epoch; ``checkpoints``

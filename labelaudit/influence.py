@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 from scipy import linalg, optimize
 
+from labelaudit.dynamics import training_population
 from labelaudit.progress import ProgressFn, no_progress
 
 #: Default L2 strength (on the mean loss) of the influence model.
@@ -500,11 +501,6 @@ def cached_self_influence(
 METHODS = ("influence", "tracin")
 
 
-def training_mask(ds) -> np.ndarray:
-    """Rows the influence model trains on: every row outside the protected test split, (N,) bool."""
-    return ~ds.test_mask if ds.has_test_split else np.ones(ds.n, dtype=bool)
-
-
 def query_row(ds, query_id: str) -> int:
     """Row index of ``query_id``; raises UsageError naming the id when it is not in the dataset."""
     from labelaudit.errors import UsageError
@@ -540,7 +536,7 @@ def influence_table(
     if method not in METHODS:
         raise UsageError(f"unknown influence method '{method}'; choose one of {list(METHODS)}")
     q = query_row(ds, query_id)
-    train = training_mask(ds)
+    train = training_population(ds)
     emb = np.asarray(embeddings, dtype=np.float32)
     labels = ds.labels
     if method == "influence":

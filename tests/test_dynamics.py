@@ -4,6 +4,7 @@ the recorded run (determinism, caching), and the four detectors on planted flips
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -228,3 +229,19 @@ def test_data_map_and_forgetting_ranges(logits):
     assert ((ev >= 0) & (ev <= e // 2)).all()
     s = dy.forgetting_score(ev, nl, e)
     assert ((s >= 0) & (s <= 1)).all() and (s[nl] == 1).all()
+
+
+def test_training_population_leaves_out_the_protected_test_split():
+    from labelaudit.dynamics import training_population
+    from labelaudit.io import load_dataset
+
+    frame = pd.DataFrame(
+        {
+            "text": list("abcde"),
+            "label": list("xyxyx"),
+            "split": ["train", "test", "", "dev", "test"],
+        }
+    )
+    assert training_population(load_dataset(frame)).tolist() == [True, False, True, True, False]
+    no_test = load_dataset(frame.assign(split="train"))
+    assert training_population(no_test).tolist() == [True] * 5
