@@ -128,3 +128,10 @@ def test_export_reads_back_with_load_from_disk_and_names_intact(hf_dir, tmp_path
     again = load_hf_dataset(out, label_col="final_label")
     assert again.classes == NAMES and again.n == 5 and again.splits == ["train", "test"]
     store.close()
+
+
+def test_load_dataset_recognises_hf_folders_and_files(hf_dir):
+    from labelaudit.io import load_dataset
+
+    assert load_dataset(hf_dir / "dd").classes == NAMES
+    assert load_dataset(hf_dir / "train.parquet").classes == NAMES

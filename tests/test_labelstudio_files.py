@@ -229,3 +229,14 @@ def test_export_with_no_labelled_task_says_so(tmp_path):
     f = _write(tmp_path, [_task(annotations=[])])
     with pytest.raises(DataError, match="no task has a label"):
         load_export_dataset(f, label_config=CONFIG)
+
+
+def test_load_dataset_and_the_cli_read_an_export(capsys):
+    from labelaudit.cli import main
+    from labelaudit.io import load_dataset
+
+    ds = load_dataset(EXPORT)
+    assert ds.n == 4 and len(ds.annotations) == 8 and ds.source == str(EXPORT)
+    assert main(["validate", str(EXPORT)]) == 0
+    out = capsys.readouterr().out
+    assert "8 labels from 4 annotators on 4 items" in out and "valid" in out

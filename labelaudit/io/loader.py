@@ -19,6 +19,7 @@ from labelaudit.io.companions.embeddings import read_embeddings
 from labelaudit.io.companions.probs import probs_from_columns, read_probs
 from labelaudit.io.companions.scores import read_scores
 from labelaudit.io.folder import folder_companions, read_folder
+from labelaudit.io.sources import source_reader
 from labelaudit.io.tables import read_table
 
 
@@ -80,6 +81,19 @@ def load_dataset(
     else:
         path = Path(data)
         source = str(path)
+        other = source_reader(path)
+        if other is not None:
+            given = {k: v for k, v in companions.items() if v is not None}
+            return other[1](
+                path,
+                text_col=text_col,
+                label_col=label_col,
+                id_col=id_col,
+                split_col=split_col,
+                encoding=encoding,
+                **({"classes": classes} if classes is not None else {}),
+                **given,
+            )
         if path.is_dir():
             df, file, class_list, descriptions = read_folder(path, encoding, split_col, rep)
             for name, found in folder_companions(path).items():

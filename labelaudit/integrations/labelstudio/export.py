@@ -143,7 +143,7 @@ def _infer_config(
                     expected,
                     file=file,
                     fix="labelaudit reviews one class label per text; pass the project's labeling "
-                    "config (--labelstudio-config) if it is a classification project",
+                    "config (label_config=) if it is a classification project",
                 )
             )
         if len(names) > 1:
@@ -178,7 +178,7 @@ def _infer_config(
                         f"cannot tell which task data field holds the text among {sorted(keys)}",
                         "a field named text, or the labeling config",
                         file=file,
-                        fix="say which with --text-col FIELD, or pass --labelstudio-config",
+                        fix="say which with --text-col FIELD, or pass the labeling config (label_config=)",
                     )
                 )
             text_field = strs[0]
