@@ -77,7 +77,7 @@ lint: install
 	$(BIN)/ruff format --check labelaudit components views tests bench scripts app.py
 	$(BIN)/mypy
 
-bench: install
+bench: install labelstudio-env
 	$(BIN)/python -m bench.run_all
 
 clean:
