@@ -14,7 +14,13 @@ from pathlib import Path
 import pytest
 
 from labelaudit.errors import UsageError
-from labelaudit.review.store import CURRENT_COLUMNS, LOG_COLUMNS, ConflictError, ReviewStore
+from labelaudit.review.store import (
+    CURRENT_COLUMNS,
+    IDENTITY_COLUMNS,
+    LOG_COLUMNS,
+    ConflictError,
+    ReviewStore,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 PG_URL = os.environ.get("LABELAUDIT_TEST_PG_URL")
@@ -70,8 +76,9 @@ def test_record_returns_committed_decision_and_log_has_every_field(store, versio
     assert d.id > 0 and d.decided_at.tzinfo is not None
     assert d.new_label == "b" and d.shown["score_cl"] == 0.93
     log = store.log(version)
-    assert list(log.columns) == LOG_COLUMNS
+    assert list(log.columns) == LOG_COLUMNS + IDENTITY_COLUMNS
     row = log.iloc[0]
+    assert (row.auth, row.role, row.capacity) == ("script", "reviewer", "single")
     assert (
         row.decision_id,
         row.item_id,

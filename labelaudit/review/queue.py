@@ -19,6 +19,7 @@ import pandas as pd
 from labelaudit.dataset import ID, LABEL, SPLIT, TEST_SPLIT, TEXT, Dataset
 from labelaudit.errors import UsageError
 from labelaudit.neighbours import nearest_neighbours as neighbour_rows
+from labelaudit.review.identity import Identity, require_lead
 from labelaudit.review.store import ConflictError, Decision, ReviewStore
 
 #: Source name of the default queue.
@@ -393,6 +394,7 @@ def apply_bulk(
     comment: str = "",
     source: str = "bulk",
     suggestions: Mapping[str, str] | None = None,
+    identity: Identity | None = None,
 ) -> BulkResult:
     """Apply one decision to many rows, never touching the protected test split.
 
@@ -400,12 +402,17 @@ def apply_bulk(
     change (to ``new_label``), keep, ambiguous or remove. ``seen``: the latest decision id
     of every decided item when the confirmation was shown (:meth:`ReviewStore.latest_decision_ids`;
     items absent had none); an item decided since is reported in ``conflicts`` and not written.
+    ``identity``: the lead running it (:func:`labelaudit.review.identity.require_lead` is checked
+    when given); every decision is recorded in the capacity ``bulk``.
 
     >>> r = apply_bulk(store, ds, item_ids=dup_group, action="change", new_label="refund",
     ...                reviewer="ana", seen=store.latest_decision_ids(ds.content_hash))   # doctest: +SKIP
     >>> r.summary()                                                                      # doctest: +SKIP
     'saved 4, skipped 1 in the protected test split'
     """
+    if identity is not None:
+        require_lead(identity, "run bulk decisions")
+        reviewer = identity.name
     if action not in ("accept", "change", "keep", "ambiguous", "remove"):
         raise UsageError(
             f"bulk '{action}' is not supported; use accept, change, keep, ambiguous or remove"
@@ -442,6 +449,8 @@ def apply_bulk(
                 comment=comment,
                 shown=shown,
                 seen_decision_id=seen.get(item),
+                identity=identity,
+                capacity="bulk",
             )
             result.saved.append(d)
         except ConflictError:
@@ -470,11 +479,14 @@ class BulkRequest:
         """``"change → refund"``, ``"keep"``: the decision in a few words."""
         return self.action + (f" → {self.new_label}" if self.new_label else "")
 
-    def apply(self, store: ReviewStore, ds: Dataset, *, reviewer: str) -> BulkResult:
+    def apply(
+        self, store: ReviewStore, ds: Dataset, *, reviewer: str, identity: Identity | None = None
+    ) -> BulkResult:
         """Run the request (see :func:`apply_bulk`); raises UsageError as it does."""
         return apply_bulk(
             store,
             ds,
+            identity=identity,
             item_ids=self.ids,
             action=self.action,
             reviewer=reviewer,

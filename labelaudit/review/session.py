@@ -16,6 +16,12 @@ The rules, in one place:
   item stays on screen, now checked against the other decision. :meth:`ReviewSession.undo` cancels
   this session's last decision and brings its item back. Each returns an :class:`Outcome` to show;
   none raises for a conflict or a refused decision.
+- **Where a decision goes.** Into the log, except an overlap item of an assignment that this
+  reviewer holds: a blind review (:func:`labelaudit.review.team.record_blind`); and, in the lead's
+  adjudication queue, an adjudication (:func:`labelaudit.review.team.adjudicate`). A reviewer is
+  refused an item that other reviewers hold.
+- **Going back.** :meth:`ReviewSession.back` shows the previous item again and
+  :meth:`ReviewSession.jump` any item (a decided one, to look at it or decide again).
 
 Example:
     >>> session = ReviewSession(dataset_version=ds.content_hash)                 # doctest: +SKIP
@@ -32,9 +38,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from labelaudit.dataset import Dataset
+from labelaudit.dataset import LABEL, Dataset
 from labelaudit.errors import UsageError
-from labelaudit.review.queue import ItemEvidence, current_labels, label_before
+from labelaudit.review import team
+from labelaudit.review.identity import Identity
+from labelaudit.review.queue import ItemEvidence
 from labelaudit.review.store import ConflictError, ReviewStore
 
 OutcomeKind = Literal["saved", "conflict", "error"]
@@ -53,20 +61,34 @@ class Outcome:
 @dataclass
 class ShownItem:
     """The item on screen: its id, its latest decision id when first shown (None: undecided), what
-    the reviewer saw (stored with the decision) and the suggested label (what "accept" sets)."""
+    the reviewer saw (stored with the decision) and the suggested label (what "accept" sets).
+
+    ``slot``: this reviewer's assignment slot on the item (an overlap slot makes the decision a
+    blind review, checked against ``seen_blind``); ``held_by``: the reviewers holding it;
+    ``adjudicate``: the lead decides a disagreement (recorded as final)."""
 
     item_id: str
     seen: int | None
     shown: dict[str, Any]
     suggested: str | None
+    slot: team.AssignedSlot | None = None
+    seen_blind: int | None = None
+    held_by: tuple[str, ...] = ()
+    adjudicate: bool = False
+
+    @property
+    def blind(self) -> bool:
+        return self.slot is not None and self.slot.overlap and not self.adjudicate
 
 
 @dataclass(frozen=True)
 class LastDecision:
-    """This session's latest decision, the one "undo" cancels."""
+    """This session's latest decision, the one "undo" cancels (``blind_slot``: a blind review of
+    that slot, whose id ``decision_id`` is)."""
 
     item_id: str
     decision_id: int
+    blind_slot: int | None = None
 
 
 @dataclass
@@ -75,7 +97,7 @@ class ReviewSession:
 
     ``skipped``: ids passed this session, oldest first (decided items count as passed);
     ``forced``: an item to show next whatever the queue says; ``last``: the decision "undo" cancels;
-    ``shown``: the item on screen.
+    ``shown``: the item on screen; ``visited``: items shown this session, oldest first (for back).
     """
 
     dataset_version: str
@@ -83,6 +105,7 @@ class ReviewSession:
     forced: str | None = None
     last: LastDecision | None = None
     shown: ShownItem | None = None
+    visited: list[str] = field(default_factory=list)
 
     # ------------------------------------------------------------------ which item
     def pick(self, queue: Sequence[str]) -> str | None:
@@ -101,17 +124,60 @@ class ReviewSession:
         in_queue = set(queue)
         return next((i for i in self.skipped if i in in_queue), None)
 
-    def show(self, store: ReviewStore, ev: ItemEvidence, source: str) -> ShownItem:
+    def show(
+        self,
+        store: ReviewStore,
+        ev: ItemEvidence,
+        source: str,
+        *,
+        slot: team.AssignedSlot | None = None,
+        held_by: Sequence[str] = (),
+        adjudicate: bool = False,
+    ) -> ShownItem:
         """Note that ``ev``'s item is on screen, from queue ``source``; the first time only, read its
-        latest decision id (what a decision is checked against) and what the reviewer sees."""
+        latest decision id (what a decision is checked against) and what the reviewer sees.
+        ``slot``, ``held_by``, ``adjudicate``: see :class:`ShownItem`."""
         if self.shown is None or self.shown.item_id != ev.item_id:
+            blind = slot is not None and slot.overlap and not adjudicate
             self.shown = ShownItem(
                 item_id=ev.item_id,
                 seen=store.latest_decision_id(self.dataset_version, ev.item_id),
                 shown=ev.shown(source),
                 suggested=ev.suggested_label,
+                slot=slot,
+                seen_blind=team.blind_head(store, self.dataset_version, ev.item_id, slot.slot)
+                if blind and slot is not None
+                else None,
+                held_by=tuple(held_by),
+                adjudicate=adjudicate,
             )
+            if not self.visited or self.visited[-1] != ev.item_id:
+                self.visited.append(ev.item_id)
         return self.shown
+
+    def back(self) -> str | None:
+        """Show the item before the one on screen again (None when there is none); pressing it
+        again goes one further back.
+
+        >>> s = ReviewSession("v1", visited=["a", "b"], shown=ShownItem("b", None, {}, None))
+        >>> s.back(), s.forced
+        ('a', 'a')
+        """
+        history = list(self.visited)
+        if self.shown is not None and history and history[-1] == self.shown.item_id:
+            history.pop()
+        if not history:
+            return None
+        target = history.pop()
+        self.visited = history  # show() appends it again
+        self.jump(target)
+        return target
+
+    def jump(self, item_id: str) -> None:
+        """Show ``item_id`` next, whatever the queue says (a decided item: to look or decide again)."""
+        self.forced = str(item_id)
+        if self.shown is not None and self.shown.item_id != item_id:
+            self.shown = None
 
     def skip(self, item_id: str) -> None:
         """Move ``item_id`` behind every item not yet passed this session.
@@ -136,9 +202,11 @@ class ReviewSession:
         action: str,
         new_label: str | None = None,
         comment: str = "",
+        identity: Identity | None = None,
     ) -> Outcome | None:
         """Record ``action`` on the item on screen, checked against its decision id at first sight;
-        None when no item is on screen.
+        None when no item is on screen. ``identity``: who decides (its name wins over ``reviewer``;
+        default: ``reviewer`` from a script).
 
         ``action``: accept (sets the suggested label), change (sets ``new_label``), keep, ambiguous or
         remove. Saved: remembered for undo, and the session moves on. Conflict: nothing written, the
@@ -153,13 +221,20 @@ class ReviewSession:
                 f"this review session is on dataset version {self.dataset_version}, not {ds.content_hash}"
             )
         item = shown.item_id
-        old = label_before(ds, current_labels(ds, store.current(ds.content_hash)), item)
-        label = shown.suggested if action == "accept" else new_label if action == "change" else None
         try:
-            d = store.record(
+            who = identity or Identity(reviewer, auth="script")
+            if shown.held_by and who.name not in shown.held_by and not who.is_lead:
+                raise UsageError(
+                    f"item {item} is assigned to {', '.join(shown.held_by)}; only they or a lead "
+                    "can decide it"
+                )
+            old = label_now(store, ds, item)
+            label = (
+                shown.suggested if action == "accept" else new_label if action == "change" else None
+            )
+            common = dict(
                 dataset_version=self.dataset_version,
                 item_id=item,
-                reviewer=reviewer,
                 action=action,
                 old_label=old,
                 new_label=label,
@@ -167,9 +242,38 @@ class ReviewSession:
                 shown=shown.shown,
                 seen_decision_id=shown.seen,
             )
+            if shown.blind and shown.slot is not None:
+                out = team.record_blind(
+                    store,
+                    slot=shown.slot.slot,
+                    identity=who,
+                    seen_blind_id=shown.seen_blind,
+                    **common,  # type: ignore[arg-type]
+                )
+                self.last = LastDecision(item, out.review.id, blind_slot=shown.slot.slot)
+                self.skip(item)
+                return Outcome(
+                    "saved",
+                    f"Saved your review of item {item} ({out.review.action}). This item is "
+                    "reviewed twice, blind: the other review is not shown; the two are compared "
+                    "when both are in.",
+                )
+            if shown.adjudicate:
+                d = team.adjudicate(store, lead=who, **common)  # type: ignore[arg-type]
+            else:
+                d = store.record(reviewer=who.name, identity=who, **common)  # type: ignore[arg-type]
         except ConflictError as e:
             self.forced = item
-            self.shown = ShownItem(item, e.latest.id, shown.shown, shown.suggested)
+            self.shown = ShownItem(
+                item,
+                e.latest.id if e.latest.capacity != "blind" else shown.seen,
+                shown.shown,
+                shown.suggested,
+                shown.slot,
+                e.latest.id if e.latest.capacity == "blind" else shown.seen_blind,
+                shown.held_by,
+                shown.adjudicate,
+            )
             return Outcome(
                 "conflict",
                 f"Not saved: this item changed after it was shown to you. {e.latest.describe()}. "
@@ -180,20 +284,40 @@ class ReviewSession:
         self.last = LastDecision(item, d.id)
         self.skip(item)  # move on, also when decided items stay in the queue
         relabel = f" → {d.new_label}" if d.action in ("accept", "change") else ""
-        return Outcome("saved", f"Saved: {d.action}{relabel} on item {item} (decision {d.id}).")
+        final = " It is final." if d.final else ""
+        return Outcome(
+            "saved", f"Saved: {d.action}{relabel} on item {item} (decision {d.id}).{final}"
+        )
 
-    def undo(self, store: ReviewStore, *, reviewer: str) -> Outcome | None:
+    def undo(
+        self, store: ReviewStore, *, reviewer: str, identity: Identity | None = None
+    ) -> Outcome | None:
         """Cancel this session's last decision and bring its item back on screen; None when there
         is none. A conflict (someone decided the item since) writes nothing and forgets the undo."""
         last = self.last
         if last is None:
             return None
+        who = identity or Identity(reviewer, auth="script")
         try:
+            if last.blind_slot is not None:
+                team.undo_blind(
+                    store,
+                    dataset_version=self.dataset_version,
+                    item_id=last.item_id,
+                    slot=last.blind_slot,
+                    identity=who,
+                    seen_blind_id=last.decision_id,
+                )
+                self.last = None
+                self.forced = last.item_id
+                self.shown = None
+                return Outcome("saved", f"Undone: your review of item {last.item_id}.")
             u = store.undo(
                 dataset_version=self.dataset_version,
                 item_id=last.item_id,
-                reviewer=reviewer,
+                reviewer=who.name,
                 seen_decision_id=last.decision_id,
+                identity=who,
             )
         except ConflictError as e:
             self.last = None
@@ -209,3 +333,12 @@ class ReviewSession:
         return Outcome(
             "saved", f"Undone: item {last.item_id} is back to {u.new_label} (decision {u.id})."
         )
+
+
+def label_now(store: ReviewStore, ds: Dataset, item_id: str) -> str:
+    """The ``old_label`` of a decision on ``item_id``: its label now (the decision in force), the
+    given label when undecided or removed. Reads that item's decisions only, never the whole log."""
+    d = store.in_force(ds.content_hash, [item_id]).get(item_id)
+    if d is not None and d.action != "remove" and d.new_label is not None:
+        return d.new_label
+    return str(ds.frame[LABEL].iat[ds.id_to_row[item_id]])

@@ -29,6 +29,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from labelaudit.errors import UsageError
+from labelaudit.review.identity import Identity
 
 #: Actions a reviewer can take. ``undo`` is appended by :meth:`ReviewStore.undo`.
 ACTIONS = ("accept", "change", "keep", "ambiguous", "remove", "undo")
@@ -57,6 +58,14 @@ CURRENT_COLUMNS = [
     "decision_id",
     "latest_decision_id",
 ]
+#: Who decided and how they were identified (:mod:`labelaudit.review.identity`), after LOG_COLUMNS in
+#: :meth:`ReviewStore.log`: ``auth`` (oidc | typed | import | script), ``role`` (reviewer | lead),
+#: ``capacity`` (see :data:`CAPACITIES`). Decisions logged before identities were kept have None.
+IDENTITY_COLUMNS = ["auth", "role", "capacity"]
+#: In what capacity a decision was made: one reviewer alone (``single``), a bulk decision, the
+#: agreement of two blind reviews (``consensus``), a lead settling a disagreement (``adjudication``,
+#: final: only a lead can change it), or an import from another tool.
+CAPACITIES = ("single", "bulk", "consensus", "adjudication", "import")
 FINDING_COLUMNS = ["finding_id", "kind", "target", "note", "author", "created_at"]
 
 _metadata = sa.MetaData()
@@ -147,6 +156,91 @@ audit_items_table = sa.Table(
     sa.Column("position", sa.Integer, nullable=False),  # order in which audit slots take them
 )
 
+# Review as a team (labelaudit.review.team reads and writes these). Who made each decision of the log
+# and how they were identified: one row per decision, written in the decision's own transaction.
+decision_identities_table = sa.Table(
+    "review_decision_identities",
+    _metadata,
+    sa.Column("decision_id", sa.Integer, primary_key=True),
+    sa.Column("dataset_version", sa.String(64), nullable=False, index=True),
+    sa.Column("auth", sa.String(16), nullable=False),  # oidc | typed | import | script
+    sa.Column("subject", sa.Text, nullable=False, default=""),  # oidc: issuer|sub
+    sa.Column("role", sa.String(16), nullable=False),  # reviewer | lead
+    sa.Column("capacity", sa.String(16), nullable=False),  # CAPACITIES
+)
+# Assignments: a lead splits a queue across named reviewers; overlap items get a second slot.
+assignments_table = sa.Table(
+    "review_assignments",
+    _metadata,
+    sa.Column("assignment_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("dataset_version", sa.String(64), nullable=False, index=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("reviewers", sa.Text, nullable=False),  # JSON list, in the order given
+    sa.Column("overlap_share", sa.Float, nullable=False),
+    sa.Column("seed", sa.Integer, nullable=False),
+    sa.Column("n_items", sa.Integer, nullable=False),
+    sa.Column("n_overlap", sa.Integer, nullable=False),
+    sa.Column("created_by", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+assignment_items_table = sa.Table(
+    "review_assignment_items",
+    _metadata,
+    sa.Column("assignment_id", sa.Integer, primary_key=True),
+    sa.Column("item_id", sa.Text, primary_key=True),
+    sa.Column("slot", sa.Integer, primary_key=True),  # 0; 1 = the second review of an overlap item
+    sa.Column("dataset_version", sa.String(64), nullable=False),
+    sa.Column("reviewer", sa.Text, nullable=False),
+    sa.Column("position", sa.Integer, nullable=False),  # rank in the assignment's source order
+    sa.Column("overlap", sa.Boolean, nullable=False),
+    sa.Index("ix_review_assignment_items_version_reviewer", "dataset_version", "reviewer"),
+    sa.Index("ix_review_assignment_items_version_item", "dataset_version", "item_id"),
+)
+# Closing an assignment, moving a reviewer's open slots to another: append-only, newest last.
+assignment_events_table = sa.Table(
+    "review_assignment_events",
+    _metadata,
+    sa.Column("event_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("assignment_id", sa.Integer, nullable=False, index=True),
+    sa.Column("dataset_version", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),  # closed | moved
+    sa.Column("detail", sa.Text, nullable=False),  # JSON
+    sa.Column("by", sa.Text, nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+)
+# Blind reviews of overlap items: the same append-only rules as the log, one head per (item, slot).
+# Neither reviewer sees the other's; agreeing pairs become a consensus decision in the log,
+# disagreeing ones wait for a lead's adjudication.
+blind_decisions_table = sa.Table(
+    "review_blind_decisions",
+    _metadata,
+    sa.Column("blind_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("dataset_version", sa.String(64), nullable=False),
+    sa.Column("assignment_id", sa.Integer, nullable=False),
+    sa.Column("item_id", sa.Text, nullable=False),
+    sa.Column("slot", sa.Integer, nullable=False),
+    sa.Column("reviewer", sa.Text, nullable=False),
+    sa.Column("auth", sa.String(16), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("decided_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("action", sa.String(16), nullable=False),
+    sa.Column("old_label", sa.Text, nullable=True),
+    sa.Column("new_label", sa.Text, nullable=True),
+    sa.Column("comment", sa.Text, nullable=False, default=""),
+    sa.Column("shown", sa.Text, nullable=False, default="{}"),
+    sa.Column("undoes_id", sa.Integer, nullable=True),
+    sa.Index("ix_review_blind_decisions_version_item", "dataset_version", "item_id"),
+)
+blind_heads_table = sa.Table(
+    "review_blind_heads",
+    _metadata,
+    sa.Column("dataset_version", sa.String(64), primary_key=True),
+    sa.Column("item_id", sa.Text, primary_key=True),
+    sa.Column("slot", sa.Integer, primary_key=True),
+    sa.Column("latest_blind_id", sa.Integer, nullable=False, default=0),
+)
+
 
 @dataclass(frozen=True)
 class Decision:
@@ -163,6 +257,16 @@ class Decision:
     comment: str = ""
     shown: dict[str, Any] = field(default_factory=dict)
     undoes_id: int | None = None
+    #: How the reviewer was identified, their role and the decision's capacity (IDENTITY_COLUMNS);
+    #: None for decisions logged before identities were kept.
+    auth: str | None = None
+    role: str | None = None
+    capacity: str | None = None
+
+    @property
+    def final(self) -> bool:
+        """An adjudication: final, only a lead may change it."""
+        return self.capacity == "adjudication"
 
     @property
     def decision_id(self) -> int:
@@ -187,6 +291,17 @@ class ConflictError(Exception):
     def __init__(self, latest: Decision):
         self.latest = latest
         super().__init__(f"item {latest.item_id} was decided meanwhile by {latest.describe()}")
+
+
+class FinalDecisionError(UsageError):
+    """The item's decision in force is a lead's adjudication: final, only a lead may change it."""
+
+    def __init__(self, latest: Decision):
+        self.latest = latest
+        super().__init__(
+            f"item {latest.item_id} was adjudicated by the lead {latest.reviewer}: that decision is "
+            "final, only a lead can change it"
+        )
 
 
 #: What stamps decisions and findings: a function returning the time now, timezone-aware, in UTC.
@@ -245,6 +360,9 @@ def _utc(ts: Any) -> datetime:
 def _row_to_decision(row: Any) -> Decision:
     m = row._mapping
     return Decision(
+        auth=m.get("auth"),
+        role=m.get("role"),
+        capacity=m.get("capacity"),
         id=int(m["decision_id"]),
         dataset_version=m["dataset_version"],
         item_id=m["item_id"],
@@ -332,6 +450,8 @@ class ReviewStore:
         comment: str = "",
         shown: dict | None = None,
         seen_decision_id: int | None = None,
+        identity: Identity | None = None,
+        capacity: str = "single",
     ) -> Decision:
         """Append one decision and return it (with ``id`` and UTC ``decided_at``) once committed.
 
@@ -340,6 +460,10 @@ class ReviewStore:
         dict of what the reviewer saw (scores, suggestion, queue source). ``seen_decision_id``: the
         item's latest decision id when it was shown (None when it had none); raises
         :class:`ConflictError` if the item has a newer one now, writing nothing.
+        ``identity``: who decided and how they were identified (default: ``reviewer`` from a
+        script); its name must be ``reviewer``. ``capacity``: one of :data:`CAPACITIES`. An item
+        whose decision in force is an adjudication can be changed by a lead only
+        (:class:`FinalDecisionError`, nothing written).
         """
         if action == "undo":
             return self.undo(
@@ -348,6 +472,7 @@ class ReviewStore:
                 reviewer=reviewer,
                 seen_decision_id=seen_decision_id,
                 comment=comment,
+                identity=identity,
             )
         values = self._values(
             dataset_version=dataset_version,
@@ -358,6 +483,8 @@ class ReviewStore:
             new_label=new_label,
             comment=comment,
             shown=shown,
+            identity=identity,
+            capacity=capacity,
         )
         return self._append(values, seen_decision_id)
 
@@ -369,6 +496,7 @@ class ReviewStore:
         reviewer: str,
         seen_decision_id: int | None,
         comment: str = "",
+        identity: Identity | None = None,
     ) -> Decision:
         """Append an ``undo`` that cancels the item's latest decision still in force; never deletes.
 
@@ -383,6 +511,7 @@ class ReviewStore:
             action="undo",
             comment=comment or "",
         )
+        values.update(_signature(values["reviewer"], identity, "single"))
         return self._append(values, seen_decision_id)
 
     def record_many(self, decisions: list[dict[str, Any]]) -> list[Decision]:
@@ -412,6 +541,8 @@ class ReviewStore:
         comment: str = "",
         shown: dict | None = None,
         seen_decision_id: int | None = None,
+        identity: Identity | None = None,
+        capacity: str = "single",
     ) -> dict[str, Any]:
         if action not in ACTIONS or action == "undo":
             raise UsageError(
@@ -435,15 +566,31 @@ class ReviewStore:
             comment=comment or "",
             shown=json.dumps(shown or {}, default=_json_default, sort_keys=True),
             undoes_id=None,
+            **_signature(str(reviewer).strip(), identity, capacity),
         )
 
     def _append(self, values: dict[str, Any], seen_decision_id: int | None) -> Decision:
         with self.engine.begin() as conn:
             return self._append_in(conn, values, seen_decision_id)
 
+    def append_in(
+        self, conn: Connection, values: dict[str, Any], seen_decision_id: int | None
+    ) -> Decision:
+        """:meth:`record` inside the caller's transaction ``conn`` (``store.engine.begin()``), with
+        ``values`` from :meth:`prepare`: for writes that must land together with other rows (a
+        blind review and the consensus it completes, :mod:`labelaudit.review.team`)."""
+        return self._append_in(conn, dict(values), seen_decision_id)
+
+    def prepare(self, **kwargs: Any) -> dict[str, Any]:
+        """The checked row :meth:`record` would write for ``kwargs`` (its keyword arguments, no
+        undo); raises UsageError as it does. For :meth:`append_in`."""
+        kwargs.pop("seen_decision_id", None)
+        return self._values(**kwargs)
+
     def _append_in(
         self, conn: Connection, values: dict[str, Any], seen_decision_id: int | None
     ) -> Decision:
+        signature = {k: values.pop(k) for k in _SIGNATURE_KEYS}
         dv, item = values["dataset_version"], values["item_id"]
         key = (heads_table.c.dataset_version == dv) & (heads_table.c.item_id == item)
         self._ensure_head(conn, dv, item)
@@ -453,6 +600,14 @@ class ReviewStore:
         ).scalar_one()
         if latest != (seen_decision_id or 0):
             raise ConflictError(self._get(conn, latest))  # the caller's transaction rolls back
+        if latest and signature["role"] != "lead":
+            head = self._get(conn, latest)
+            in_force = head if head.action != "undo" else None
+            if in_force is None:  # an undo on top: the decision in force is below it
+                stack = effective_stack(self._history(conn, dv, item))
+                in_force = stack[-1] if stack else None
+            if in_force is not None and in_force.final:
+                raise FinalDecisionError(in_force)
         if values["action"] == "undo":
             stack = effective_stack(self._history(conn, dv, item))
             if not stack:
@@ -469,6 +624,11 @@ class ReviewStore:
             decisions_table.insert().values(**values).returning(decisions_table.c.decision_id)
         ).scalar_one()
         conn.execute(heads_table.update().where(key).values(latest_decision_id=new_id))
+        conn.execute(
+            decision_identities_table.insert().values(
+                decision_id=new_id, dataset_version=dv, **signature
+            )
+        )
         decision = self._get(conn, new_id)
         return decision
 
@@ -526,7 +686,9 @@ class ReviewStore:
 
     def _get(self, conn: Connection, decision_id: int) -> Decision:
         row = conn.execute(
-            sa.select(decisions_table).where(decisions_table.c.decision_id == decision_id)
+            _with_identity(sa.select(decisions_table)).where(
+                decisions_table.c.decision_id == decision_id
+            )
         ).one()
         return _row_to_decision(row)
 
@@ -572,15 +734,16 @@ class ReviewStore:
 
     def log(self, dataset_version: str | None = None) -> pd.DataFrame:
         """The decision log, oldest first: columns :data:`LOG_COLUMNS` (``shown`` as a JSON string,
-        ``decided_at`` UTC)."""
-        q = sa.select(*[decisions_table.c[c] for c in LOG_COLUMNS]).order_by(
+        ``decided_at`` UTC) then :data:`IDENTITY_COLUMNS` (who decided, how they were identified,
+        in what capacity; None for decisions logged before identities were kept)."""
+        q = _with_identity(sa.select(*[decisions_table.c[c] for c in LOG_COLUMNS])).order_by(
             decisions_table.c.decision_id
         )
         if dataset_version is not None:
             q = q.where(decisions_table.c.dataset_version == dataset_version)
         with self._reading() as conn:
             rows = conn.execute(q).all()
-        df = pd.DataFrame([tuple(r) for r in rows], columns=LOG_COLUMNS)
+        df = pd.DataFrame([tuple(r) for r in rows], columns=LOG_COLUMNS + IDENTITY_COLUMNS)
         df["decided_at"] = pd.to_datetime(df["decided_at"], utc=True)  # naive (SQLite) = UTC
         df["comment"] = df["comment"].fillna("")
         return df
@@ -625,6 +788,56 @@ class ReviewStore:
         df["final_label"] = df["final_label"].astype(object).where(df["final_label"].notna(), None)
         return df.sort_values("decision_id", kind="stable").reset_index(drop=True)
 
+    def touched_since(self, dataset_version: str, after_id: int) -> tuple[int, list[str]]:
+        """``(newest decision id, ids of the items with a decision above after_id)``: what a live
+        queue must look at again (:class:`labelaudit.review.live.LiveQueue`); reads only the new
+        rows (the primary key is the log order). On PostgreSQL a transaction may commit after one
+        with a higher id, so a caller that must not miss a row checks it again (the live queue
+        checks each item before showing it and re-reads everything now and then).
+
+        >>> store.touched_since(h, 0)        # doctest: +SKIP
+        (3, ['17', '4'])
+        """
+        c = decisions_table.c
+        with self._reading() as conn:
+            rows = conn.execute(
+                sa.select(c.decision_id, c.item_id)
+                .where((c.decision_id > after_id) & (c.dataset_version == dataset_version))
+                .order_by(c.decision_id)
+            ).all()
+        newest = int(rows[-1][0]) if rows else after_id
+        return newest, list(dict.fromkeys(r[1] for r in rows))
+
+    def newest_decision_id(self) -> int:
+        """The highest decision id in the log (any dataset version), 0 when empty."""
+        c = decisions_table.c
+        with self._reading() as conn:
+            return int(conn.execute(sa.select(sa.func.max(c.decision_id))).scalar() or 0)
+
+    def in_force(self, dataset_version: str, item_ids: list[str]) -> dict[str, Decision]:
+        """The decision in force of each of ``item_ids`` that has one (after undos): one indexed
+        read per 500 items, never the whole log."""
+        c = decisions_table.c
+        out: dict[str, Decision] = {}
+        ids = list(dict.fromkeys(str(i) for i in item_ids))
+        with self._reading() as conn:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                rows = conn.execute(
+                    _with_identity(sa.select(decisions_table))
+                    .where((c.dataset_version == dataset_version) & c.item_id.in_(chunk))
+                    .order_by(c.decision_id)
+                ).all()
+                histories: dict[str, list[Decision]] = {}
+                for r in rows:
+                    d = _row_to_decision(r)
+                    histories.setdefault(d.item_id, []).append(d)
+                for item, history in histories.items():
+                    stack = effective_stack(history)
+                    if stack:
+                        out[item] = stack[-1]
+        return out
+
     def findings(self, dataset_version: str) -> pd.DataFrame:
         """Pinned findings, oldest first: columns :data:`FINDING_COLUMNS`."""
         with self._reading() as conn:
@@ -636,6 +849,37 @@ class ReviewStore:
         df = pd.DataFrame([tuple(r) for r in rows], columns=FINDING_COLUMNS)
         df["created_at"] = pd.to_datetime(df["created_at"], utc=True)
         return df
+
+
+_SIGNATURE_KEYS = ("auth", "subject", "role", "capacity")
+
+
+def _signature(reviewer: str, identity: Identity | None, capacity: str) -> dict[str, Any]:
+    """The identity row of a decision (popped off the values before the log insert)."""
+    if capacity not in CAPACITIES:
+        raise UsageError(f"unknown capacity {capacity!r}; expected one of {', '.join(CAPACITIES)}")
+    if identity is None:
+        identity = Identity(reviewer, auth="script", role="reviewer")
+    elif identity.name != reviewer:
+        raise UsageError(
+            f"the decision names reviewer {reviewer!r} but the identity is {identity.name!r}"
+        )
+    return {
+        "auth": identity.auth,
+        "subject": identity.subject,
+        "role": identity.role,
+        "capacity": capacity,
+    }
+
+
+def _with_identity(query: sa.Select) -> sa.Select:
+    """``query`` on the log with the identity columns of each decision (outer join: old rows)."""
+    ident = decision_identities_table.c
+    return query.add_columns(ident.auth, ident.role, ident.capacity).outerjoin_from(
+        decisions_table,
+        decision_identities_table,
+        ident.decision_id == decisions_table.c.decision_id,
+    )
 
 
 def _json_default(o: Any) -> Any:

@@ -38,6 +38,7 @@ from labelaudit.integrations.labelstudio.config import (
 )
 from labelaudit.integrations.labelstudio.export import LabelStudioAnnotation, parse_export
 from labelaudit.progress import ProgressFn, no_progress
+from labelaudit.review.identity import Identity
 from labelaudit.review.queue import current_labels, label_before
 from labelaudit.review.store import ConflictError, Decision, ReviewStore
 from labelaudit.workspace import Workspace
@@ -546,6 +547,8 @@ def _plan(
                     "annotators": len([a for a in t.annotations if not a.cancelled]),
                 },
                 seen_decision_id=now or None,
+                identity=Identity(f"{REVIEWER_PREFIX}{user}", auth="import"),
+                capacity="import",
             )
         )
         pulled[item] = {"annotation": ann.annotation_id, "updated_at": _stamp(ann)}
