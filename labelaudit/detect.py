@@ -7,7 +7,7 @@ the probabilities are the user's (assumed out-of-sample, as the loader documents
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -15,30 +15,86 @@ import pandas as pd
 
 from labelaudit.dataset import Dataset
 from labelaudit.detectors import registry
-from labelaudit.detectors.base import DetectionContext, DetectorResult
+from labelaudit.detectors.base import (
+    DetectionContext,
+    DetectorDetails,
+    DetectorResult,
+    FieldAccess,
+)
 from labelaudit.detectors.ensemble import ISSUE_RULE, Combiner, combine, rank_average
 from labelaudit.detectors.oof import cached_out_of_fold_probs
 from labelaudit.dynamics import as_workspace
 from labelaudit.errors import DataError, UsageError
 from labelaudit.neighbours import nearest_neighbours, normalise_rows
 from labelaudit.progress import ProgressFn, no_progress
+from labelaudit.typed_json import serialisable
 
-__all__ = ["Detection", "detect_label_issues", "nearest_neighbours"]
+__all__ = ["Detection", "DetectionDetails", "detect_label_issues", "nearest_neighbours"]
 
 PROBS_GIVEN, PROBS_OOF = "given", "out-of-fold"
 #: Bump when detection output changes for the same inputs (the scan keys its cache on it).
 VERSION = 2
 
 
+@serialisable
+@dataclass(frozen=True)
+class DetectionDetails(FieldAccess):
+    """What a detection found besides its table (every field optional; ``None`` = not computed).
+
+    Fields can also be read by name (``details["flags"]``, ``details.get("noise_matrix")``). A stored
+    scan reads these back exactly (:mod:`labelaudit.typed_json`).
+    """
+
+    #: Where the probabilities came from: "given" or "out-of-fold".
+    probs_source: str | None = None
+    #: Out-of-fold accuracy against the given labels (None when the probabilities were given).
+    oof_accuracy: float | None = None
+    #: Share of rows whose most probable class is the given label.
+    pred_accuracy: float | None = None
+    #: Detectors that ran, in order; ``skipped``: {detector: why it did not run}.
+    detectors: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+    #: The ensemble's is-issue rule (text) and the combiner's name.
+    issue_rule: str | None = None
+    combiner: str | None = None
+    #: {class name: rows needing review}.
+    issues_per_class: dict[str, int] = field(default_factory=dict)
+    #: int64 / float64 (N, 3): the three most probable classes per row and their probabilities.
+    top3_labels: np.ndarray | None = None
+    top3_probs: np.ndarray | None = None
+    #: Per detector, row-aligned: is-issue flags (bool (N,)), evidence lines, suggested classes.
+    flags: dict[str, np.ndarray] = field(default_factory=dict)
+    evidence: dict[str, list[str]] = field(default_factory=dict)
+    suggestions: dict[str, np.ndarray] = field(default_factory=dict)
+    #: Each detector's own artifacts (a :class:`DetectorDetails` dataclass per detector).
+    detector_details: dict[str, DetectorDetails] = field(default_factory=dict)
+    #: Warnings raised while computing the probabilities (e.g. fewer folds).
+    warnings: list[str] = field(default_factory=list)
+    #: float (K, K) from confident learning, when it ran (see its details for the convention).
+    noise_matrix: np.ndarray | None = None
+    confident_joint: np.ndarray | None = None
+
+
 @dataclass
 class Detection:
     """``table``: N rows aligned with the dataset, columns ``label_issue_score``, ``is_label_issue``,
     ``suggested_label`` (class name), ``suggested_label_prob``, ``n_flags`` and one ``score_<detector>``
-    per detector. ``details``: detector-level artifacts (noise matrix, OOF accuracy, …)."""
+    per detector. ``details``: detector-level artifacts (noise matrix, OOF accuracy, …), a
+    :class:`DetectionDetails` (a dict of its fields is accepted and converted)."""
 
     table: pd.DataFrame
     pred_probs: np.ndarray | None = None
-    details: dict[str, Any] = field(default_factory=dict)
+    details: DetectionDetails = field(default_factory=DetectionDetails)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.details, dict):
+            unknown = sorted(set(self.details) - {f.name for f in fields(DetectionDetails)})
+            if unknown:
+                raise TypeError(
+                    f"Detection details: unknown field(s) {unknown}; "
+                    f"expected fields of DetectionDetails"
+                )
+            self.details = DetectionDetails(**self.details)
 
 
 def detect_label_issues(
@@ -124,32 +180,31 @@ def detect_label_issues(
     )
     for name, r in results.items():
         table[f"score_{name}"] = r.score
-    details: dict[str, Any] = {
-        "probs_source": source,
-        "oof_accuracy": oof_accuracy,
-        "pred_accuracy": float((probs.argmax(axis=1) == labels).mean()),
-        "detectors": list(results),
-        "skipped": skipped,
-        "issue_rule": ISSUE_RULE,
-        "combiner": getattr(combiner, "__name__", type(combiner).__name__),
-        "issues_per_class": {
-            c: int(v)
+    cl = results.get("confident_learning")
+    details = DetectionDetails(
+        probs_source=source,
+        oof_accuracy=None if oof_accuracy is None else float(oof_accuracy),
+        pred_accuracy=float((probs.argmax(axis=1) == labels).mean()),
+        detectors=list(results),
+        skipped=skipped,
+        issue_rule=ISSUE_RULE,
+        combiner=getattr(combiner, "__name__", type(combiner).__name__),
+        issues_per_class={
+            str(c): int(v)
             for c, v in zip(
                 ds.classes, np.bincount(labels[ens.is_issue], minlength=ds.k), strict=True
             )
         },
-        "top3_labels": ens.top_labels,
-        "top3_probs": ens.top_probs,
-        "flags": {n: r.is_issue for n, r in results.items()},
-        "evidence": {n: r.evidence for n, r in results.items()},
-        "suggestions": {n: r.suggested_label for n, r in results.items()},
-        "detector_details": {n: r.details for n, r in results.items()},
-        "warnings": notes,
-    }
-    cl = results.get("confident_learning")
-    if cl is not None:
-        details["noise_matrix"] = cl.details["noise_matrix"]
-        details["confident_joint"] = cl.details["confident_joint"]
+        top3_labels=ens.top_labels,
+        top3_probs=ens.top_probs,
+        flags={n: r.is_issue for n, r in results.items()},
+        evidence={n: list(r.evidence) for n, r in results.items()},
+        suggestions={n: r.suggested_label for n, r in results.items()},
+        detector_details={n: r.details for n, r in results.items()},
+        warnings=notes,
+        noise_matrix=None if cl is None else cl.details.get("noise_matrix"),
+        confident_joint=None if cl is None else cl.details.get("confident_joint"),
+    )
     return Detection(table=table, pred_probs=probs, details=details)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -214,7 +215,7 @@ def compute_report(
     findings: pd.DataFrame,
     *,
     scan_table: pd.DataFrame | None,
-    details: dict[str, Any] | None,
+    details: Mapping[str, Any] | None,
     embeddings: np.ndarray | None,
     workspace: Any = None,
     next_n: int = 100,

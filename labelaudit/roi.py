@@ -25,6 +25,7 @@ import hashlib
 import json
 import math
 import warnings
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -257,7 +258,7 @@ def flagged_at_decision(
 
 
 def detector_flags(
-    details: dict[str, Any] | None, scan_table: pd.DataFrame | None, n: int
+    details: Mapping[str, Any] | None, scan_table: pd.DataFrame | None, n: int
 ) -> dict[str, np.ndarray]:
     """Per-detector flags, bool (N,) each: the detection details' ``flags`` (as the scan stores them),
     else ``is_issue_<detector>`` columns of the scan table. Empty when neither is there."""
@@ -368,7 +369,7 @@ def summarise_review(
     log: pd.DataFrame,
     *,
     scan_table: pd.DataFrame | None = None,
-    details: dict[str, Any] | None = None,
+    details: Mapping[str, Any] | None = None,
     break_seconds: float = BREAK_SECONDS,
 ) -> ReviewSummary:
     """Counts, precision (overall, by class, by detector) and reviewer time of one dataset's review.
@@ -766,7 +767,7 @@ def _before_after(
 
 # --------------------------------------------------------------------------- projection
 def estimated_label_errors(
-    details: dict[str, Any] | None, scan_table: pd.DataFrame | None, *, n_rows: int | None = None
+    details: Mapping[str, Any] | None, scan_table: pd.DataFrame | None, *, n_rows: int | None = None
 ) -> tuple[float | None, str]:
     """The detection's estimate of how many rows carry a wrong label, and where it comes from.
 

@@ -18,7 +18,6 @@ Workspace artifacts (see :mod:`labelaudit.workspace`)::
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -27,15 +26,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from labelaudit import detect
+from labelaudit import detect, typed_json
 from labelaudit.dataset import ID, LABEL, SPLIT, Dataset
-from labelaudit.detect import Detection
+from labelaudit.detect import Detection, DetectionDetails
+from labelaudit.detectors import registry
 from labelaudit.errors import UsageError
 from labelaudit.progress import ProgressFn, no_progress
 from labelaudit.workspace import Workspace, as_workspace
 
 #: Bump when the scan's output changes for the same inputs: old cached scans are then ignored.
-SCAN_VERSION = 3
+SCAN_VERSION = 4  # 4: typed detection details
 #: Columns of ScanResult.table before the detection columns.
 BASE_COLUMNS = ["id", "given_label", "split", "x", "y", "cluster"]
 
@@ -50,7 +50,7 @@ class ScanResult:
     - ``embeddings``: float32 (N, D), L2-normalised.
     - ``clusters``: one row per cluster, see :func:`labelaudit.clustering.summarise_clusters`,
       plus ``mean_issue_score`` / ``issue_rate`` when detection provides them.
-    - ``detection``: the detector output (its ``pred_probs`` and JSON-able ``details`` survive the cache).
+    - ``detection``: the detector output (its ``pred_probs`` and typed ``details`` read back exactly).
     - ``params``: the scan parameters; ``timings``: seconds per step (``load`` on a cached read).
     """
 
@@ -312,23 +312,12 @@ def _store(ds: Dataset, ws: Workspace, res: ScanResult) -> None:
         "params": p,
         "timings": res.timings,
         "detection_columns": [] if det is None else [str(c) for c in det.table.columns],
-        "detection_details": {} if det is None else _jsonable(det.details),
+        # Typed JSON: reads back exactly (arrays, dtypes, detector dataclasses); raises on anything
+        # it cannot store rather than dropping it.
+        "detection_details": None if det is None else typed_json.encode(det.details, "details"),
         "has_pred_probs": det is not None and det.pred_probs is not None,
     }
     ws.save(key, "scan_meta", meta, p, ext="json")  # last: marks the scan complete
-
-
-def _jsonable(details: dict[str, Any]) -> dict[str, Any]:
-    """The entries of ``details`` that survive JSON (arrays become lists); others are dropped."""
-    from labelaudit.workspace import _json_default
-
-    out = {}
-    for k, v in details.items():
-        try:
-            out[str(k)] = json.loads(json.dumps(v, default=_json_default))
-        except (TypeError, ValueError):
-            continue
-    return out
 
 
 def _load(ds: Dataset, ws: Workspace, params: dict[str, Any]) -> ScanResult | None:
@@ -352,9 +341,11 @@ def _load(ds: Dataset, ws: Workspace, params: dict[str, Any]) -> ScanResult | No
         emb = ws.load(ds.text_hash, "embeddings", emb_key)
     pred_probs = ws.load(key, "scan_pred_probs", params) if meta.get("has_pred_probs") else None
     cols = [c for c in meta.get("detection_columns", []) if c in table.columns]
-    detection = Detection(
-        table=table[cols].copy(), pred_probs=pred_probs, details=meta.get("detection_details", {})
-    )
+    stored = meta.get("detection_details")
+    if stored is not None:
+        registry.all_detectors()  # registers every detector's details class before decoding
+    details = DetectionDetails() if stored is None else typed_json.decode(stored)
+    detection = Detection(table=table[cols].copy(), pred_probs=pred_probs, details=details)
     timings = dict(meta.get("timings", {}))
     timings["load"] = time.perf_counter() - t
     return ScanResult(

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -270,7 +270,7 @@ def replay_adaptive_review(
     scan_table: pd.DataFrame,
     *,
     n_items: int,
-    details: dict[str, Any] | None = None,
+    details: Mapping[str, Any] | None = None,
     workspace: Any = None,
     rerank_every: int | None = None,
     audit_share: float = 0.0,

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from labelaudit import clustering, detect, embed, projection
+from labelaudit import clustering, detect, embed, projection, typed_json
 from labelaudit.clustering import NOISE, ctfidf_keywords, summarise_clusters
 from labelaudit.detect import Detection
 from labelaudit.io import load_dataset
@@ -103,7 +103,7 @@ def fakes(monkeypatch) -> Calls:
         return Detection(
             table=table,
             pred_probs=probs,
-            details={"noise_matrix": np.eye(ds.k), "opaque": object()},
+            details={"noise_matrix": np.eye(ds.k)},
         )
 
     monkeypatch.setattr(embed, "embed_texts", fake_embed)
@@ -142,9 +142,9 @@ def test_second_scan_loads_and_recomputes_nothing(fakes, workspace):
     pd.testing.assert_frame_equal(again.clusters, first.clusters)
     np.testing.assert_array_equal(again.embeddings, first.embeddings)
     np.testing.assert_allclose(again.detection.pred_probs, first.detection.pred_probs)
-    # JSON-able details survive the cache (arrays as lists); the rest is dropped, not pickled.
-    assert again.detection.details["noise_matrix"] == np.eye(ds.k).tolist()
-    assert "opaque" not in again.detection.details
+    # The typed details read back exactly: the array stays an array of the same dtype.
+    assert typed_json.same(again.detection.details, first.detection.details)
+    assert again.detection.details.noise_matrix.dtype == np.float64
     assert list(again.detection.table.columns) == list(first.detection.table.columns)
 
 

@@ -6,12 +6,30 @@ Trains two (K+1)-class softmax heads on ``ctx.embeddings`` (disjoint threshold s
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from labelaudit.detectors.base import DetectionContext, DetectorResult, rank_normalise
+from labelaudit.detectors.base import (
+    DetectionContext,
+    DetectorDetails,
+    DetectorResult,
+    rank_normalise,
+)
 from labelaudit.detectors.registry import register
 from labelaudit.detectors.training_dynamics import context_logits
 from labelaudit.dynamics import cached_aum, data_map
+from labelaudit.typed_json import serialisable
+
+
+@serialisable
+@dataclass(frozen=True)
+class AumDetails(DetectorDetails):
+    #: The AUM cut-off of each threshold-sample fit.
+    thresholds: list[float]
+    flagged: int
+    #: float (N,): each row's area under the margin.
+    aum: np.ndarray
 
 
 @register(
@@ -41,9 +59,9 @@ def detect_aum(ctx: DetectionContext) -> DetectorResult:
         suggested_label=dm.mean_pred.to_numpy(),
         suggested_prob=dm.mean_pred_prob.to_numpy(),
         evidence=evidence,
-        details={
-            "thresholds": [float(t) for t in res.thresholds],
-            "flagged": int(res.is_mislabeled.sum()),
-            "aum": np.asarray(res.aum),
-        },
+        details=AumDetails(
+            thresholds=[float(t) for t in res.thresholds],
+            flagged=int(res.is_mislabeled.sum()),
+            aum=np.asarray(res.aum),
+        ),
     )

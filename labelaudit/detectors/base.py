@@ -4,17 +4,23 @@ A detector looks at a dataset (through a :class:`DetectionContext`) and returns 
 :class:`DetectorResult`: for each of the N rows a suspicion score in [0, 1] (higher = more likely
 that the given label is wrong), an is-issue flag, a suggested label with its probability, and a
 short human-readable line of evidence. Detector-level artifacts (a noise matrix, a noise-rate
-estimate, an out-of-fold accuracy) go in ``details``. The ensemble combines results without knowing
+estimate, an out-of-fold accuracy) go in ``details``: a :class:`DetectorDetails` dataclass of the
+detector's own, registered with :func:`labelaudit.typed_json.serialisable` so that a stored scan
+reads it back exactly. The ensemble combines results without knowing
 which detector made them; one parametrised test checks every detector against this contract.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+
+from labelaudit.typed_json import serialisable
 
 if TYPE_CHECKING:
     from labelaudit.dataset import Dataset
@@ -87,6 +93,41 @@ class DetectionContext:
         return have.first(k)
 
 
+class FieldAccess(Mapping[str, Any]):
+    """Read a dataclass's fields by name too (``d["k"]``, ``d.get("k", default)``, ``"k" in d``).
+
+    For callers (pages, notebooks, older code) that read results as the plain dicts they used to be;
+    a field that is ``None`` counts as absent, as a missing key did. Equality stays the dataclass's.
+    """
+
+    def _names(self) -> list[str]:
+        return [f.name for f in dataclasses.fields(self)]  # type: ignore[arg-type]
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self._names():
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        value = getattr(self, key, None) if key in self._names() else None
+        return default if value is None else value
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and self.get(key) is not None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([k for k in self._names() if getattr(self, k) is not None])
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+@serialisable
+@dataclass(frozen=True)
+class DetectorDetails(FieldAccess):
+    """A detector's own artifacts; each detector subclasses it (an empty one says nothing)."""
+
+
 @dataclass
 class DetectorResult:
     """Per-row output of one detector. All arrays have length N."""
@@ -97,7 +138,7 @@ class DetectorResult:
     suggested_label: np.ndarray  # int64 class index in [0, K)
     suggested_prob: np.ndarray  # float64 in [0, 1]
     evidence: list[str]  # one short plain-text line per row ("" when nothing to say)
-    details: dict[str, Any] = field(default_factory=dict)
+    details: DetectorDetails = field(default_factory=DetectorDetails)
 
     def __post_init__(self) -> None:
         self.score = np.asarray(self.score, dtype=np.float64)
@@ -114,6 +155,11 @@ class DetectorResult:
         if lengths != {n}:
             raise ValueError(
                 f"detector {self.name}: arrays of different lengths {sorted(lengths)} (N={n})"
+            )
+        if not isinstance(self.details, DetectorDetails):
+            raise TypeError(
+                f"detector {self.name}: details must be a DetectorDetails dataclass, "
+                f"got {type(self.details).__name__}"
             )
         if n and (
             not np.isfinite(self.score).all() or self.score.min() < 0 or self.score.max() > 1

@@ -8,11 +8,25 @@ class's average self-confidence; pruning by the estimated noise rate flags the r
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 
-from labelaudit.detectors.base import DetectionContext, DetectorResult
+from labelaudit.detectors.base import DetectionContext, DetectorDetails, DetectorResult
 from labelaudit.detectors.registry import register
+from labelaudit.typed_json import serialisable
+
+
+@serialisable
+@dataclass(frozen=True)
+class ConfidentLearningDetails(DetectorDetails):
+    #: float (K, K): noise_matrix[i][j] = P(given label = i | true label = j), cleanlab's convention.
+    noise_matrix: np.ndarray
+    #: float (K, K): the confident joint, normalised to sum 1.
+    confident_joint: np.ndarray
+    #: int (K,): flagged rows per given class.
+    issues_per_class: np.ndarray
+    estimated_noise_rate: float
 
 
 @register(
@@ -58,11 +72,10 @@ def confident_learning(ctx: DetectionContext) -> DetectorResult:
         suggested_label=other,
         suggested_prob=p[rows, other],
         evidence=evidence,
-        details={
-            # noise_matrix[i][j] = P(given label = i | true label = j), cleanlab's convention.
-            "noise_matrix": np.asarray(noise_matrix, dtype=np.float64),
-            "confident_joint": np.asarray(joint, dtype=np.float64),
-            "issues_per_class": np.bincount(labels[flagged], minlength=k),
-            "estimated_noise_rate": float(1.0 - np.trace(joint)),
-        },
+        details=ConfidentLearningDetails(
+            noise_matrix=np.asarray(noise_matrix, dtype=np.float64),
+            confident_joint=np.asarray(joint, dtype=np.float64),
+            issues_per_class=np.bincount(labels[flagged], minlength=k),
+            estimated_noise_rate=float(1.0 - np.trace(joint)),
+        ),
     )

@@ -13,11 +13,13 @@ cross-validation accuracy through the paper's symmetric-noise relation
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 
-from labelaudit.detectors.base import DetectionContext, DetectorResult
+from labelaudit.detectors.base import DetectionContext, DetectorDetails, DetectorResult
 from labelaudit.detectors.registry import register
+from labelaudit.typed_json import serialisable
 
 DEFAULT_ROUNDS = 4
 #: Inverse regularisation of the per-half logistic regressions.
@@ -122,6 +124,15 @@ def incv(
     }
 
 
+@serialisable
+@dataclass(frozen=True)
+class IncvDetails(DetectorDetails):
+    estimated_noise_rate: float
+    rounds: int
+    n_selected: int
+    n_removed: int
+
+
 @register(
     "incv",
     requires=("embeddings",),
@@ -158,10 +169,10 @@ def incv_detector(ctx: DetectionContext) -> DetectorResult:
         suggested_label=top,
         suggested_prob=p[rows, top],
         evidence=evidence,
-        details={
-            "estimated_noise_rate": out["noise_rate"],
-            "rounds": out["rounds_run"],
-            "n_selected": int(out["selected"].sum()),
-            "n_removed": int(out["removed"].sum()),
-        },
+        details=IncvDetails(
+            estimated_noise_rate=float(out["noise_rate"]),
+            rounds=int(out["rounds_run"]),
+            n_selected=int(out["selected"].sum()),
+            n_removed=int(out["removed"].sum()),
+        ),
     )

@@ -6,10 +6,13 @@ label is suspicious; the neighbours' similarity-weighted vote is the suggestion.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from labelaudit.detectors.base import DetectionContext, DetectorResult
+from labelaudit.detectors.base import DetectionContext, DetectorDetails, DetectorResult
 from labelaudit.detectors.registry import register
+from labelaudit.typed_json import serialisable
 
 DEFAULT_K = 10
 
@@ -25,6 +28,13 @@ def neighbour_votes(
     )
     total = votes.sum(axis=1, keepdims=True)
     return votes / np.where(total > 0, total, 1.0)
+
+
+@serialisable
+@dataclass(frozen=True)
+class KnnDetails(DetectorDetails):
+    #: Neighbours per row actually used (capped at N - 1).
+    k: int
 
 
 @register(
@@ -54,5 +64,5 @@ def knn_disagreement(ctx: DetectionContext) -> DetectorResult:
         suggested_label=top,
         suggested_prob=top_share,
         evidence=evidence,
-        details={"k": rows.shape[1]},
+        details=KnnDetails(k=int(rows.shape[1])),
     )

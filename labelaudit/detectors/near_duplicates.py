@@ -10,11 +10,13 @@ majority among itself and its duplicates (on a tie, every tied row does).
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 import numpy as np
 
-from labelaudit.detectors.base import DetectionContext, DetectorResult
+from labelaudit.detectors.base import DetectionContext, DetectorDetails, DetectorResult
 from labelaudit.detectors.registry import register
+from labelaudit.typed_json import serialisable
 
 NEAR_DUPLICATE_COSINE = 0.95
 #: Neighbours searched per row for near duplicates.
@@ -69,6 +71,16 @@ def duplicate_groups(partners: dict[int, np.ndarray], n: int) -> list[list[int]]
     return sorted(groups.values(), key=lambda g: g[0])
 
 
+@serialisable
+@dataclass(frozen=True)
+class NearDuplicatesDetails(DetectorDetails):
+    duplicate_groups: int
+    #: Row numbers of each group of near-duplicates whose given labels differ.
+    conflicting_groups: list[list[int]]
+    #: The cosine similarity above which two rows count as near-duplicates.
+    threshold: float
+
+
 @register(
     "near_duplicates",
     requires=("embeddings",),
@@ -115,9 +127,9 @@ def near_duplicates(ctx: DetectionContext) -> DetectorResult:
         suggested_label=suggested,
         suggested_prob=suggested_prob,
         evidence=evidence,
-        details={
-            "duplicate_groups": len(groups),
-            "conflicting_groups": conflicting,
-            "threshold": NEAR_DUPLICATE_COSINE,
-        },
+        details=NearDuplicatesDetails(
+            duplicate_groups=len(groups),
+            conflicting_groups=[[int(r) for r in g] for g in conflicting],
+            threshold=float(NEAR_DUPLICATE_COSINE),
+        ),
     )

@@ -8,11 +8,19 @@ BANKING77 with planted flips, see bench/results/influence.md). See :mod:`labelau
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from labelaudit.detectors.base import DetectionContext, DetectorResult, rank_normalise
+from labelaudit.detectors.base import (
+    DetectionContext,
+    DetectorDetails,
+    DetectorResult,
+    rank_normalise,
+)
 from labelaudit.detectors.registry import register
 from labelaudit.influence import cached_model, cached_self_influence
+from labelaudit.typed_json import serialisable
 
 #: Robust z-score (of log self-influence) above which a row the head misclassifies is flagged.
 FLAG_Z = 1.0
@@ -24,6 +32,14 @@ def outlier_flags(values: np.ndarray, *, z: float = FLAG_Z) -> np.ndarray:
     med = np.median(lv)
     mad = 1.4826 * np.median(np.abs(lv - med))
     return lv > med + z * max(mad, 1e-12)
+
+
+@serialisable
+@dataclass(frozen=True)
+class SelfInfluenceDetails(DetectorDetails):
+    #: Rows whose self-influence was computed exactly (the rest: the cheaper approximation).
+    exact_rows: int
+    flagged: int
 
 
 @register(
@@ -52,5 +68,5 @@ def detect_self_influence(ctx: DetectionContext) -> DetectorResult:
         suggested_label=pred,
         suggested_prob=model.probs.max(axis=1),
         evidence=evidence,
-        details={"exact_rows": int(exact.sum()), "flagged": int(flags.sum())},
+        details=SelfInfluenceDetails(exact_rows=int(exact.sum()), flagged=int(flags.sum())),
     )

@@ -7,9 +7,11 @@ Dynamics are in-sample by nature: they describe how hard each row is to fit with
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from labelaudit.detectors.base import DetectionContext, DetectorResult
+from labelaudit.detectors.base import DetectionContext, DetectorDetails, DetectorResult
 from labelaudit.detectors.registry import register
 from labelaudit.dynamics import (
     HARD_CONFIDENCE,
@@ -18,6 +20,7 @@ from labelaudit.dynamics import (
     forgetting_events,
     forgetting_score,
 )
+from labelaudit.typed_json import serialisable
 
 
 def context_logits(ctx: DetectionContext) -> np.ndarray:
@@ -33,6 +36,20 @@ def context_logits(ctx: DetectionContext) -> np.ndarray:
         workspace=ctx.workspace,
     )
     return run.logits
+
+
+@serialisable
+@dataclass(frozen=True)
+class DataMapDetails(DetectorDetails):
+    #: Rows per data-map region (easy-to-learn, ambiguous, hard-to-learn).
+    regions: dict[str, int]
+
+
+@serialisable
+@dataclass(frozen=True)
+class ForgettingDetails(DetectorDetails):
+    never_learned: int
+    forgotten_at_least_once: int
 
 
 @register(
@@ -57,7 +74,9 @@ def detect_datamap(ctx: DetectionContext) -> DetectorResult:
         suggested_label=dm.mean_pred.to_numpy(),
         suggested_prob=dm.mean_pred_prob.to_numpy(),
         evidence=evidence,
-        details={"regions": dm.region.value_counts().to_dict()},
+        details=DataMapDetails(
+            regions={str(k): int(v) for k, v in dm.region.value_counts().items()}
+        ),
     )
 
 
@@ -83,8 +102,8 @@ def detect_forgetting(ctx: DetectionContext) -> DetectorResult:
         suggested_label=dm.mean_pred.to_numpy(),
         suggested_prob=dm.mean_pred_prob.to_numpy(),
         evidence=evidence,
-        details={
-            "never_learned": int(never.sum()),
-            "forgotten_at_least_once": int((events > 0).sum()),
-        },
+        details=ForgettingDetails(
+            never_learned=int(never.sum()),
+            forgotten_at_least_once=int((events > 0).sum()),
+        ),
     )

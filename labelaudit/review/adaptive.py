@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -237,7 +238,7 @@ def _fit_cached(
     scan_table: pd.DataFrame,
     outcomes: pd.DataFrame,
     *,
-    details: dict[str, Any] | None,
+    details: Mapping[str, Any] | None,
     model: str,
     seed: int,
     cutoff: int,
@@ -403,7 +404,7 @@ def queue_in_force(
     ds: Dataset,
     scan_table: pd.DataFrame,
     *,
-    details: dict[str, Any] | None = None,
+    details: Mapping[str, Any] | None = None,
     workspace: Any = None,
     seed: int = 0,
     rerank: bool = False,
@@ -664,7 +665,7 @@ def learning_summary(
     ds: Dataset,
     scan_table: pd.DataFrame,
     *,
-    details: dict[str, Any] | None = None,
+    details: Mapping[str, Any] | None = None,
     workspace: Any = None,
     seed: int = 0,
 ) -> LearningSummary:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import math
 import time
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -147,7 +148,7 @@ def precision_estimates(
     outcomes: pd.DataFrame,
     *,
     scan_table: pd.DataFrame | None = None,
-    details: dict[str, Any] | None = None,
+    details: Mapping[str, Any] | None = None,
     min_group: int = MIN_GROUP_DECISIONS,
 ) -> pd.DataFrame:
     """Estimated precision of every detector's flags and of the combined flag.
@@ -189,7 +190,7 @@ def detector_track_record(
     estimates: pd.DataFrame,
     *,
     scan_table: pd.DataFrame | None = None,
-    details: dict[str, Any] | None = None,
+    details: Mapping[str, Any] | None = None,
     n_rows: int,
 ) -> pd.DataFrame:
     """How often the detectors that flag ``row`` have been right so far (for the review card).
@@ -272,7 +273,7 @@ def static_rank_score(scan_table: pd.DataFrame) -> np.ndarray:
 
 # --------------------------------------------------------------------------- features
 def ranking_features(
-    ds: Dataset, scan_table: pd.DataFrame, details: dict[str, Any] | None = None
+    ds: Dataset, scan_table: pd.DataFrame, details: Mapping[str, Any] | None = None
 ) -> tuple[pd.DataFrame, list[str], list[str]]:
     """Per-row features of the learnt combiner: ``(frame, categorical columns, numeric columns)``.
 
@@ -555,7 +556,7 @@ def fit_learnt(
     scan_table: pd.DataFrame,
     outcomes: pd.DataFrame,
     *,
-    details: dict[str, Any] | None = None,
+    details: Mapping[str, Any] | None = None,
     model: str = "logistic",
     seed: int = 0,
     estimator_factory: Any = None,

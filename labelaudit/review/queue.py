@@ -182,7 +182,7 @@ def item_evidence(
     scan_table: pd.DataFrame | None = None,
     pred_probs: np.ndarray | None = None,
     embeddings: np.ndarray | None = None,
-    detection_details: dict[str, Any] | None = None,
+    detection_details: Mapping[str, Any] | None = None,
     n_neighbours: int = 5,
     n_suggestions: int = 3,
 ) -> ItemEvidence:
@@ -243,7 +243,7 @@ def item_evidence(
     return ev
 
 
-def _per_row(details: dict[str, Any], key: str, name: str, row: int) -> Any:
+def _per_row(details: Mapping[str, Any], key: str, name: str, row: int) -> Any:
     """``details[key][name][row]`` when present (arrays, or lists after the JSON cache), else None."""
     values = (details.get(key) or {}).get(name)
     try:
@@ -253,7 +253,7 @@ def _per_row(details: dict[str, Any], key: str, name: str, row: int) -> Any:
 
 
 def _detector_rows(
-    t: pd.Series, classes: list[str], row: int, details: dict[str, Any]
+    t: pd.Series, classes: list[str], row: int, details: Mapping[str, Any]
 ) -> pd.DataFrame:
     rows = []
     for col in t.index:
