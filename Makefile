@@ -20,6 +20,7 @@ export LABELAUDIT_LABELSTUDIO_PYTHON ?= $(CURDIR)/$(LS_VENV)/bin/python
 
 .PHONY: run demo test test-fast install labelstudio-env system-deps lint bench clean
 
+# Listens on 127.0.0.1 only; `labelaudit app --expose` shares it with other machines (docs/security.md).
 run: install
 	$(BIN)/labelaudit app sample_data/banking77 --port $(PORT)
 

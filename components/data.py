@@ -90,16 +90,43 @@ def read_columns(path: str, mtime: float, encoding: str | None) -> tuple[list[st
         return [], "\n".join(str(x) for x in e.problems)
 
 
-def load_into_session(data: str | Path, **options) -> bool:
+def server_path(typed: str) -> tuple[Path | None, str | None]:
+    """A path typed on the Data page, resolved, if inside the data roots; else (None, why refused).
+
+    Nothing is read from a refused path (not even whether it exists).
+    """
+    from labelaudit.errors import DataError
+    from labelaudit.security import check_server_path
+
+    try:
+        return check_server_path(typed), None
+    except DataError as e:
+        return None, "\n".join(str(p) for p in e.problems)
+
+
+#: load_dataset options that name a file.
+PATH_OPTIONS = tuple(COMPANION_UPLOADS)
+
+
+def load_into_session(data: str | Path, *, server_paths: bool = True, **options) -> bool:
     """Load and validate ``data``; on success store it in the workspace and make it current.
 
-    Problems are kept in session state for the Data page to show; never raises DataError.
+    With ``server_paths`` (the default) ``data`` and every companion path must lie inside the data
+    roots (:mod:`labelaudit.security`); uploads stored in the workspace pass ``server_paths=False``
+    for the files the page itself saved. Problems are kept in session state for the Data page to
+    show; never raises DataError.
     """
     from labelaudit.errors import DataError, UsageError
     from labelaudit.io import load_dataset
+    from labelaudit.security import check_server_path
 
     ws = current_workspace()
     try:
+        if server_paths:
+            data = check_server_path(data)
+            for k in PATH_OPTIONS:
+                if options.get(k):
+                    options[k] = str(check_server_path(options[k]))
         ds = load_dataset(data, **{k: v for k, v in options.items() if v not in (None, "")})
     except DataError as e:
         st.session_state[state.LOAD_PROBLEMS] = [str(p) for p in e.problems]

@@ -202,6 +202,10 @@ def init_state() -> None:
         if wanted in Workspace(ss[WORKSPACE]).datasets():
             ss[DATASET_HASH] = wanted
     if DATASET_HASH not in ss and os.environ.get("LABELAUDIT_DATASET"):
-        ss[DATASET_HASH] = os.environ["LABELAUDIT_DATASET"]
+        # set by `labelaudit app DATA`: a dataset version stored in this workspace, never a path
+        from labelaudit.workspace import Workspace
+
+        if os.environ["LABELAUDIT_DATASET"] in Workspace(ss[WORKSPACE]).datasets():
+            ss[DATASET_HASH] = os.environ["LABELAUDIT_DATASET"]
     ss.setdefault(LOAD_PROBLEMS, [])
     ss.setdefault(SELECTION, [])

@@ -315,6 +315,8 @@ def _start_server(root: Path, dataset_hash: str, port: int | None) -> _Server:
         os.environ,
         LABELAUDIT_WORKSPACE=str(root),
         LABELAUDIT_DATASET=dataset_hash,
+        # the Data page's default data roots are those of the notebook's folder (labelaudit.security)
+        LABELAUDIT_LAUNCH_DIR=os.environ.get("LABELAUDIT_LAUNCH_DIR") or os.getcwd(),
         HF_HUB_OFFLINE="1",
         TRANSFORMERS_OFFLINE="1",
     )

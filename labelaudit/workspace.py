@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -29,6 +30,7 @@ import pandas as pd
 from labelaudit.dataset import Dataset
 
 T = TypeVar("T")
+_HASH_RE = re.compile(r"[0-9a-f]{1,64}")
 DEFAULT_ROOT = ".labelaudit"
 
 
@@ -145,6 +147,13 @@ class Workspace:
     def load_dataset(self, content_hash: str) -> Dataset:
         from labelaudit.errors import DataError, Problem
 
+        if not _HASH_RE.fullmatch(str(content_hash)):  # e.g. LABELAUDIT_DATASET: never a path
+            raise DataError(
+                Problem(
+                    f"{str(content_hash)[:80]!r} is not a dataset version",
+                    "the hexadecimal content hash of a dataset saved in the workspace",
+                )
+            )
         d = self.dataset_dir(content_hash)
         if not (d / "meta.json").exists():
             raise DataError(

@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -31,6 +32,12 @@ CHROMIUM_ARGS = [
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# The app reads server paths only inside the data roots (labelaudit.security). Tests type paths of
+# tests/data and of pytest's temporary folders; tests/test_security.py sets its own roots.
+os.environ.setdefault(
+    "LABELAUDIT_DATA_ROOTS",
+    os.pathsep.join([str(Path(__file__).resolve().parent / "data"), tempfile.gettempdir()]),
+)
 
 
 # --------------------------------------------------------------------------- data

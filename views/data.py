@@ -13,6 +13,7 @@ from components.data import (
     read_columns,
     render_dataset_summary,
     save_upload,
+    server_path,
 )
 
 st.title("Data")
@@ -29,6 +30,8 @@ source = st.radio(
 data_path: Path | None = None
 companions: dict[str, str] = {}
 encoding = None
+from_server = True  # every path but the page's own uploads must lie inside the data roots
+refused: list[str] = []
 if source.startswith("Bundled"):
     st.caption(
         "13,083 online-banking queries in 77 intents (train 10,003 · test 3,080), with simulated "
@@ -46,15 +49,30 @@ elif source == "Upload files":
                 companions[key] = str(save_upload(st.session_state[state.WORKSPACE], f))
     if up is not None:
         data_path = save_upload(st.session_state[state.WORKSPACE], up)
+    from_server = False
 else:
     typed = st.text_input("Path to a data file or a folder of split files (train.csv, test.csv, …)")
+    st.caption(
+        "Only paths inside the data roots are read (see docs/security.md); add a root with "
+        "`labelaudit app --data-root FOLDER` or LABELAUDIT_DATA_ROOTS."
+    )
     with st.expander("Optional companions (paths on the server)"):
         for key, (label, _types) in COMPANION_UPLOADS.items():
             v = st.text_input(label, key=state.key_for(state.DATA_PATH, key))
             if v.strip():
-                companions[key] = v.strip()
+                checked, why = server_path(v.strip())
+                if checked is None:
+                    refused.append(str(why))
+                else:
+                    companions[key] = str(checked)
     if typed.strip():
-        data_path = Path(typed.strip()).expanduser()
+        data_path, why = server_path(typed.strip())
+        if why:
+            refused.append(why)
+    for why in refused:
+        st.error(why, icon=":material/block:")
+    if refused:
+        data_path = None
 
 mapping: dict[str, str | None] = {}
 if data_path is not None and not source.startswith("Bundled"):
@@ -83,7 +101,9 @@ if data_path is not None and not source.startswith("Bundled"):
 
 if st.button("Load", type="primary", disabled=data_path is None, key=state.DATA_LOAD):
     with st.spinner("Reading and validating…"):
-        ok = load_into_session(data_path, encoding=encoding, **mapping, **companions)
+        ok = load_into_session(
+            data_path, server_paths=from_server, encoding=encoding, **mapping, **companions
+        )
     if ok:
         st.rerun()
 

@@ -18,11 +18,60 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_data_options(p, data_required=False)
     p.add_argument("--workspace", help="folder for derived artifacts (default .labelaudit)")
     p.add_argument("--port", type=int, default=8501)
-    p.add_argument("--host", default="localhost")
+    p.add_argument(
+        "--host",
+        default=None,
+        help=f"address to listen on (default {LOOPBACK}: this machine only); "
+        "an address other machines can reach needs --expose",
+    )
+    p.add_argument(
+        "--expose",
+        action="store_true",
+        help="listen on every interface (or the non-loopback --host): anyone who can reach the "
+        "port can read the data roots and write review decisions (docs/security.md)",
+    )
+    p.add_argument(
+        "--data-root",
+        action="append",
+        default=[],
+        metavar="FOLDER",
+        help="a folder the Data page may read server paths from (repeatable; added to "
+        "LABELAUDIT_DATA_ROOTS, ./data, ./datasets, ./sample_data and the bundled sample)",
+    )
     p.set_defaults(func=run)
 
 
-def streamlit_command(port: int, host: str = "localhost") -> list[str]:
+LOOPBACK = "127.0.0.1"
+
+
+def listen_address(host: str | None, expose: bool) -> str:
+    """The address the server binds: loopback unless exposing is asked for explicitly.
+
+    Example:
+        >>> listen_address(None, False), listen_address(None, True), listen_address("::1", False)
+        ('127.0.0.1', '0.0.0.0', '::1')
+    """
+    import ipaddress
+
+    from labelaudit.errors import UsageError
+
+    if host is None:
+        return "0.0.0.0" if expose else LOOPBACK
+    if host == "localhost":
+        return LOOPBACK
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False  # a host name: it may resolve to any interface
+    if not loopback and not expose:
+        raise UsageError(
+            f"--host {host} would let other machines reach the app; add --expose to confirm "
+            "(see docs/security.md for what they can then read and write)"
+        )
+    return host
+
+
+def streamlit_command(port: int, host: str = LOOPBACK) -> list[str]:
     return [
         sys.executable,
         "-m",
@@ -41,23 +90,37 @@ def streamlit_command(port: int, host: str = "localhost") -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from labelaudit.security import DATA_ROOTS_ENV, LAUNCH_DIR_ENV
     from labelaudit.workspace import Workspace
 
+    host = listen_address(args.host, args.expose)  # UsageError -> exit 2, before any work
     ws = Workspace(args.workspace)
     env = dict(
         os.environ, LABELAUDIT_WORKSPACE=str(ws.root), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1"
     )
+    # The server runs in the app's folder: relative paths and the default roots keep meaning the
+    # folder this command was started from.
+    env[LAUNCH_DIR_ENV] = os.environ.get(LAUNCH_DIR_ENV) or os.getcwd()
+    roots = [str(Path(r).expanduser().resolve()) for r in args.data_root]
+    if roots:
+        env[DATA_ROOTS_ENV] = os.pathsep.join(
+            [*roots, *filter(None, [os.environ.get(DATA_ROOTS_ENV)])]
+        )
     if args.data:
         ds = load_from_args(args)  # DataError -> exit 1 with the problems, before any server starts
         env["LABELAUDIT_DATASET"] = ws.save_dataset(ds)
         print(f"{ds.source}: {ds.n:,} rows, {ds.k} classes -> workspace {ws.root}")
-    print(f"labelaudit dashboard on http://{args.host}:{args.port}")
+    print(f"labelaudit dashboard on http://{host}:{args.port}")
+    if host != LOOPBACK and host != "::1":
+        print(
+            f"warning: listening on {host}: anyone who can reach port {args.port} can use the app "
+            "(docs/security.md)",
+            file=sys.stderr,
+        )
     if not APP_SCRIPT.exists():
         print(
             f"error: the app script {APP_SCRIPT} is missing (run from a source checkout)",
             file=sys.stderr,
         )
         return 2
-    return subprocess.call(
-        streamlit_command(args.port, args.host), env=env, cwd=str(APP_SCRIPT.parent)
-    )
+    return subprocess.call(streamlit_command(args.port, host), env=env, cwd=str(APP_SCRIPT.parent))
