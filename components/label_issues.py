@@ -25,6 +25,8 @@ from labelaudit.plots import (
 from labelaudit.review.queue import nearest_neighbours
 from labelaudit.tables import ISSUE_TABLE_LEAD, evidence_lines, issue_table, issues_per_class
 
+#: The column the review decisions add (components.review_learn.PRECISION_COLUMN).
+PRECISION_COLUMN = "estimated precision"
 #: Rows drawn in the ranked table at once (the filters narrow larger sets; "Send to review" takes all).
 MAX_TABLE_ROWS = 5000
 
@@ -62,7 +64,8 @@ def render_issue_table(view: pd.DataFrame, detectors: list[str], *, key: str) ->
         st.caption(
             f"Showing the {MAX_TABLE_ROWS:,} highest-ranked of {len(view):,} rows; filter to narrow."
         )
-    cols = ISSUE_TABLE_LEAD + detectors + (["cluster"] if "cluster" in shown else [])
+    learnt = [PRECISION_COLUMN] if PRECISION_COLUMN in shown else []  # from the review decisions
+    cols = ISSUE_TABLE_LEAD + learnt + detectors + (["cluster"] if "cluster" in shown else [])
     config = {
         "text": st.column_config.TextColumn("text", width="large"),
         "combined score": st.column_config.ProgressColumn(
@@ -73,6 +76,11 @@ def render_issue_table(view: pd.DataFrame, detectors: list[str], *, key: str) ->
         ),
         **{f"p {j}": st.column_config.NumberColumn(f"p {j}", format="%.2f") for j in (1, 2, 3)},
         **{d: st.column_config.NumberColumn(d, format="%.2f") for d in detectors},
+        PRECISION_COLUMN: st.column_config.NumberColumn(
+            PRECISION_COLUMN,
+            format="percent",
+            help="Estimated chance that this label needs a change, learnt from the review decisions",
+        ),
     }
     event = st.dataframe(
         shown[cols],

@@ -10,6 +10,8 @@ i.e. after the transaction committed.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
@@ -24,6 +26,8 @@ from components.text import md_escape
 from labelaudit.dataset import Dataset
 from labelaudit.errors import DataError, UsageError
 from labelaudit.review.export import cleaned_dataset, decision_log, to_csv_bytes, to_parquet_bytes
+from labelaudit.review.identity import Identity
+from labelaudit.review.live import LiveQueue, positions_of
 from labelaudit.review.queue import (
     RANKING_SOURCE,
     BulkRequest,
@@ -32,10 +36,12 @@ from labelaudit.review.queue import (
     bulk_clusters,
     bulk_targets,
     cluster_slice,
+    item_evidence,
     suggestion_map,
 )
-from labelaudit.review.session import Outcome, ReviewSession
-from labelaudit.review.store import ReviewStore
+from labelaudit.review.session import Outcome, QueuePlan, ReviewSession
+from labelaudit.review.store import Decision, ReviewStore
+from labelaudit.review.team import AssignmentBook, pair_for
 from labelaudit.scan import ScanResult
 
 #: Keyboard shortcuts of the action bar (Streamlit reserves C and R).
@@ -107,39 +113,6 @@ def export_bytes(
     }
 
 
-# --------------------------------------------------------------------------- identity
-def login_name() -> str | None:
-    """The signed-in user's name or e-mail when the deployment configures login, else None."""
-    try:
-        user = st.user
-        if getattr(user, "is_logged_in", False):
-            return str(user.get("name") or user.get("email") or "") or None
-    except Exception:  # login not configured, or an older Streamlit: fall back to asking
-        return None
-    return None
-
-
-def render_reviewer_identity() -> str:
-    """The reviewer's name: from login, else asked once per session (stops the page until given)."""
-    ss = st.session_state
-    name = login_name() or ss.get(state.REVIEWER)
-    if name:
-        ss[state.REVIEWER] = name
-        return str(name)
-    with st.form("reviewer_form"):
-        typed = st.text_input(
-            "Your name (recorded with every decision)", key=state.REVIEWER_NAME_INPUT
-        )
-        submitted = st.form_submit_button("Start reviewing", type="primary")
-    if submitted and typed.strip():
-        ss[state.REVIEWER] = typed.strip()
-        st.rerun()
-    if submitted:
-        st.warning("Enter a name first.")
-    st.stop()
-    raise AssertionError("unreachable")
-
-
 # --------------------------------------------------------------------------- the session
 def review_session(ds: Dataset) -> ReviewSession:
     """This browser session's :class:`ReviewSession` on ``ds``; a new one for another dataset version."""
@@ -171,7 +144,7 @@ def render_flash() -> None:
         st.error(text, icon=":material/error:")
 
 
-def _decide(store: ReviewStore, ds: Dataset, reviewer: str, action: str) -> None:
+def _decide(store: ReviewStore, ds: Dataset, who: Identity, action: str) -> None:
     """Button callback: record ``action`` on the item shown, with the label and comment typed."""
     ss = st.session_state
     session = review_session(ds)
@@ -180,7 +153,8 @@ def _decide(store: ReviewStore, ds: Dataset, reviewer: str, action: str) -> None
         session.decide(
             store,
             ds,
-            reviewer=reviewer,
+            reviewer=who.name,
+            identity=who,
             action=action,
             new_label=ss.get(state.key_for(state.REVIEW_LABEL, item)),
             comment=str(ss.get(state.key_for(state.REVIEW_COMMENT, item)) or ""),
@@ -192,21 +166,26 @@ def _skip(ds: Dataset, item_id: str) -> None:
     review_session(ds).skip(item_id)
 
 
-def _undo(store: ReviewStore, ds: Dataset, reviewer: str) -> None:
-    flash(review_session(ds).undo(store, reviewer=reviewer))
+def _back(ds: Dataset) -> None:
+    if review_session(ds).back() is None:
+        flash(Outcome("error", "Nothing before this item in this session."))
 
 
-def _pin(store: ReviewStore, ds: Dataset, reviewer: str, item_id: str) -> None:
+def _undo(store: ReviewStore, ds: Dataset, who: Identity) -> None:
+    flash(review_session(ds).undo(store, reviewer=who.name, identity=who))
+
+
+def _pin(store: ReviewStore, ds: Dataset, who: Identity, item_id: str) -> None:
     """Button callback: pin the item as a finding (kind "item") for the ROI page and report."""
     note = str(st.session_state.get(state.key_for(state.REVIEW_PIN_NOTE, item_id)) or "").strip()
     fid = store.add_finding(
-        dataset_version=ds.content_hash, kind="item", target=item_id, note=note, author=reviewer
+        dataset_version=ds.content_hash, kind="item", target=item_id, note=note, author=who.name
     )
     flash(Outcome("saved", f"Pinned item {item_id} as finding {fid}."))
 
 
 # --------------------------------------------------------------------------- drawing
-def render_item_card(ev: ItemEvidence, *, current: pd.Series | None = None) -> None:
+def render_item_card(ev: ItemEvidence, *, current: Decision | None = None) -> None:
     """The item: text, given label, split, class descriptions, suggestions. Dataset text is drawn only as
     plain text (st.code / st.text / st.dataframe), never as Markdown."""
     top = st.columns([3, 2])
@@ -218,10 +197,8 @@ def render_item_card(ev: ItemEvidence, *, current: pd.Series | None = None) -> N
             + (f" · split: {ev.split}" if ev.split else "")
         )
         if current is not None:
-            final = (
-                current["final_label"] if isinstance(current["final_label"], str) else "(removed)"
-            )
-            st.text(f"Decided already: {current['action']} → {final} by {current['reviewer']}")
+            final = "(removed)" if current.action == "remove" else (current.new_label or "")
+            st.text(f"Decided already: {current.action} → {final} by {current.reviewer}")
         if ev.in_test_split:
             st.info(
                 "This row is in the protected test split: bulk actions never change it.",
@@ -279,12 +256,12 @@ def render_item_evidence(ev: ItemEvidence) -> None:
             st.dataframe(ev.votes, hide_index=True, width="stretch")
 
 
-def render_action_bar(store: ReviewStore, ds: Dataset, ev: ItemEvidence, reviewer: str) -> None:
+def render_action_bar(store: ReviewStore, ds: Dataset, ev: ItemEvidence, who: Identity) -> None:
     """Accept / choose a label / keep / ambiguous / remove (one form; Enter = accept), then skip and undo."""
     suggested = ev.suggested_label
     options = list(ds.classes)
     default = options.index(suggested) if suggested in options else options.index(ev.given_label)
-    args = (store, ds, reviewer)
+    args = (store, ds, who)
     accept_label = (
         f"Accept: {md_escape(suggested)}" + (" (= given)" if suggested == ev.given_label else "")
         if suggested
@@ -318,7 +295,15 @@ def render_action_bar(store: ReviewStore, ds: Dataset, ev: ItemEvidence, reviewe
                     key=key,
                     width="stretch",
                 )
-    c = st.columns([1, 1, 1, 3])
+    c = st.columns([1, 1, 1, 1, 3])
+    c[3].button(
+        "Back",
+        on_click=_back,
+        args=(ds,),
+        key=state.REVIEW_BACK,
+        width="stretch",
+        help="Show the previous item of this session again",
+    )
     with c[2].popover("Pin finding", icon=":material/push_pin:", width="stretch"):
         note = st.text_input(
             "Note for the ROI report", key=state.key_for(state.REVIEW_PIN_NOTE, ev.item_id)
@@ -327,7 +312,7 @@ def render_action_bar(store: ReviewStore, ds: Dataset, ev: ItemEvidence, reviewe
             "Pin this item",
             key=state.REVIEW_PIN,
             on_click=_pin,
-            args=(store, ds, reviewer, ev.item_id),
+            args=(store, ds, who, ev.item_id),
             disabled=not note.strip(),
         )
     c[0].button(
@@ -349,7 +334,7 @@ def render_action_bar(store: ReviewStore, ds: Dataset, ev: ItemEvidence, reviewe
         width="stretch",
         help=None if last is None else f"Undo your last decision (item {last.item_id})",
     )
-    c[3].caption(
+    c[4].caption(
         "Keys: "
         + " · ".join(f"{k} {v}" for v, k in SHORTCUTS.items())
         + " · Enter in the form = accept"
@@ -373,7 +358,7 @@ def render_progress(progress: Any) -> None:
 def render_bulk(
     store: ReviewStore,
     ds: Dataset,
-    reviewer: str,
+    who: Identity,
     *,
     queue_ids: list[str],
     source: str,
@@ -438,7 +423,7 @@ def render_bulk(
                 f"Confirm: apply to {n_ok:,} rows", type="primary", key=state.BULK_CONFIRM
             ):
                 try:
-                    res = pending.apply(store, ds, reviewer=reviewer)
+                    res = pending.apply(store, ds, reviewer=who.name, identity=who)
                 except UsageError as e:
                     flash(Outcome("error", str(e)))
                 else:
@@ -508,3 +493,127 @@ def queue_source() -> tuple[list[str] | None, str]:
     if q is None:
         return None, RANKING_SOURCE
     return [str(i) for i in q], str(ss.get(state.QUEUE_SOURCE) or "selection")
+
+
+# --------------------------------------------------------------------------- the fast path
+@st.cache_data(show_spinner=False, max_entries=256)
+def cached_evidence(
+    workspace_root: str, dataset_hash: str, options_json: str, scanned: bool, item_id: str
+) -> ItemEvidence:
+    """:func:`item_evidence` of one item, computed once (the next item is prepared before the click)."""
+    ds = load_workspace_dataset(workspace_root, dataset_hash)
+    scan = stored_scan(workspace_root, dataset_hash, options_json) if scanned else None
+    det = scan.detection if scan is not None else None
+    pred_probs = det.pred_probs if det is not None else None
+    return item_evidence(
+        ds,
+        item_id,
+        scan_table=scan.table if scan is not None else None,
+        pred_probs=pred_probs if pred_probs is not None else ds.pred_probs,
+        embeddings=scan.embeddings if scan is not None else None,
+        detection_details=det.details if det is not None else None,
+    )
+
+
+def live_queue(store: ReviewStore, ds: Dataset, plan: QueuePlan, token: tuple) -> LiveQueue:
+    """This session's :class:`LiveQueue` over ``plan`` (a new one when ``token`` changed), brought
+    up to date by reading only the decisions since the last run."""
+    ss = st.session_state
+    held = ss.get(state.REVIEW_LIVE)
+    if isinstance(held, tuple) and len(held) == 2 and held[0] == token:
+        live = held[1]
+        live.refresh(store)
+        return live
+    live = LiveQueue.start(
+        store,
+        ds.content_hash,
+        plan.order,
+        positions=queue_positions(plan.order),
+        include_decided=bool(ss.get(state.REVIEW_INCLUDE_DECIDED)),
+        my_slots=plan.my_slots,
+        hidden=plan.hidden,
+    )
+    ss[state.REVIEW_LIVE] = (token, live)
+    return live
+
+
+_POSITIONS: dict[int, tuple[Any, dict[str, int]]] = {}
+
+
+def queue_positions(order: Any) -> dict[str, int]:
+    """``{id: index}`` of an order, shared by every session on the same (cached, immutable) order."""
+    hit = _POSITIONS.get(id(order))
+    if hit is not None and hit[0] is order:
+        return hit[1]
+    pos = positions_of(order)
+    if len(_POSITIONS) > 16:
+        _POSITIONS.clear()
+    _POSITIONS[id(order)] = (order, pos)
+    return pos
+
+
+def render_live_progress(live: LiveQueue) -> None:
+    c = st.columns(2)
+    c[0].metric("Decided in this queue", f"{live.done_count:,} of {live.total:,}")
+    c[1].metric("Remaining", f"{max(live.total - live.done_count, 0):,}")
+    if live.total:
+        st.progress(min(live.done_count / live.total, 1.0))
+
+
+@st.fragment
+def render_review_fragment(
+    store: ReviewStore,
+    ds: Dataset,
+    who: Identity,
+    plan: QueuePlan,
+    token: tuple,
+    book: AssignmentBook | None,
+    workspace_root: str,
+    options_json: str,
+    scan: ScanResult | None,
+    learning: Callable[[ItemEvidence], None] | None = None,
+) -> None:
+    """The part of the page a decision, skip or undo redraws: progress, the item, the action bar,
+    the evidence. Runs as a fragment: a click reruns only this, never the whole page; the queue
+    reads only the decisions made since the last run, and the next item's evidence is prepared
+    while the reviewer reads this one."""
+    session = review_session(ds)
+    live = live_queue(store, ds, plan, token)
+    render_flash()
+    render_live_progress(live)
+    item = live.pick(store, session)
+    if item is None:
+        st.success("Nothing left to review in this queue.", icon=":material/done_all:")
+        return
+    try:
+        ev = cached_evidence(workspace_root, ds.content_hash, options_json, scan is not None, item)
+    except (DataError, UsageError) as e:
+        st.error(str(e), icon=":material/error:")
+        return
+    slot = book.slot_of(item, who.name) if book is not None else None
+    holders = book.holders(item) if book is not None else []
+    session.show(
+        store,
+        ev,
+        plan.source,
+        slot=slot,
+        held_by=holders,
+        adjudicate=plan.adjudicate,
+        audit=item in plan.audit,
+    )
+    current = store.in_force(ds.content_hash, [item]).get(item)
+    if plan.adjudicate:
+        from components.review_team import render_blind_pair
+
+        render_blind_pair(pair_for(store, ds.content_hash, item))
+    render_item_card(ev, current=current)
+    if session.shown is not None and session.shown.blind:
+        st.caption("This item is reviewed twice, blind: you do not see the other review.")
+    render_action_bar(store, ds, ev, who)  # above the evidence: no scrolling to decide
+    if learning is not None:
+        learning(ev)
+    render_item_evidence(ev)
+    nxt = live.peek_next(session, item)
+    if nxt is not None:  # ready before the click
+        with contextlib.suppress(DataError, UsageError):
+            cached_evidence(workspace_root, ds.content_hash, options_json, scan is not None, nxt)

@@ -39,18 +39,34 @@ def cached_report(
     n_findings: int,
     options_json: str,
     next_n: int,
+    learn_token: tuple = (),
 ) -> RoiReport:
     """The report numbers for these decisions (``log_digest``) and findings; uses a stored retraining
     only (never retrains here). The digest and the findings count key the cache, so a new decision or
-    finding recomputes it."""
+    finding recomputes it; ``learn_token`` (the ranking in force, the settings, the audit plan:
+    :func:`components.review_learn.ranking_token`) too. Includes what was learnt from the decisions
+    (:func:`labelaudit.review.adaptive.learning_summary`: the estimated precision, the ranking in
+    force and the audit's estimate of the errors left, which the projection then uses)."""
     import json
 
     from components.scan import load_scan
+    from labelaudit.review.adaptive import learning_summary
 
     ds = load_workspace_dataset(workspace_root, dataset_hash)
     res = load_scan(workspace_root, dataset_hash, options_json)
     store = get_store(db_url)
     details = res.detection.details if res.detection is not None else {}
+    seed = int(json.loads(options_json).get("seed", 0))
+    learning = None
+    if "label_issue_score" in res.table:
+        learning = learning_summary(
+            store,
+            ds,
+            res.table,
+            details=details,
+            workspace=Workspace(workspace_root),
+            seed=seed,
+        )
     return compute_report(
         ds,
         store.log(dataset_hash),
@@ -60,8 +76,9 @@ def cached_report(
         embeddings=res.embeddings,
         workspace=Workspace(workspace_root),
         next_n=next_n,
-        seed=int(json.loads(options_json).get("seed", 0)),
+        seed=seed,
         retrain=False,
+        learning=learning,
     )
 
 
@@ -74,10 +91,18 @@ def cached_report_html(
     n_findings: int,
     options_json: str,
     next_n: int,
+    learn_token: tuple = (),
 ) -> bytes:
     """The HTML report (several MB with plotly.js inlined) for the same key as :func:`cached_report`."""
     rep = cached_report(
-        workspace_root, dataset_hash, db_url, log_digest, n_findings, options_json, next_n
+        workspace_root,
+        dataset_hash,
+        db_url,
+        log_digest,
+        n_findings,
+        options_json,
+        next_n,
+        learn_token,
     )
     return render_html(rep).encode("utf-8")
 
@@ -296,3 +321,67 @@ def render_download(rep: RoiReport, html_bytes: bytes) -> None:
         "Same numbers and charts as this page, plus findings and definitions; or run "
         f"`labelaudit report --dataset {html.escape(rep.dataset_hash)} --out roi.html`."
     )
+
+
+def _num(v: float | None, fmt: str = "{:,.0f}") -> str:
+    return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else fmt.format(v)
+
+
+def render_learning(rep: RoiReport) -> None:
+    """What the decisions taught: the ranking in force, every detector's estimated precision (with
+    its interval, per class and cluster where there are enough decisions), and the audit's count of
+    the errors left."""
+    learning = rep.learning
+    if learning is None:
+        st.caption("Learning from the decisions needs a scan with a combined label-issue score.")
+        return
+    st.text(learning.ranking_text)  # names typed by people (who re-ranked): plain text
+    c = st.columns(3)
+    c[0].metric("Ranking in force", learning.ranking)
+    c[1].metric(
+        "Cross-validated AUROC, learnt",
+        _num(learning.auroc_learnt, "{:.3f}"),
+        help="On the decisions, out of fold: how well the learnt combiner separates changed labels from kept ones.",
+    )
+    c[2].metric("AUROC of the static ranking", _num(learning.auroc_static, "{:.3f}"))
+    st.markdown("**Estimated precision of each detector's flags** (95% Wilson interval)")
+    est = learning.precision
+    overall = est[est["by"] == "all"]
+    pct = st.column_config.NumberColumn(format="percent")
+    cfg = {"precision": pct, "precision_low": pct, "precision_high": pct}
+    if overall.empty:
+        st.caption("No reviewed flags yet.")
+    else:
+        st.dataframe(
+            overall.drop(columns=["by", "group"]),
+            hide_index=True,
+            width="stretch",
+            column_config=cfg,
+            key=state.ROI_LEARN_PRECISION,
+        )
+    groups = est[est["by"] != "all"]
+    if len(groups):
+        with st.expander(
+            f"Per class and per cluster ({len(groups):,} groups with enough decisions)"
+        ):
+            st.dataframe(groups, hide_index=True, width="stretch", column_config=cfg)
+    st.markdown("**Label errors left (audit)**")
+    rem = learning.remaining
+    c = st.columns(3)
+    c[0].metric("Errors left (estimate)", _num(rem.total) if rem.enough else "n/a")
+    c[1].metric(
+        f"{rem.level:.0%} interval",
+        f"{_num(rem.low)} to {_num(rem.high)}" if rem.enough else "n/a",
+    )
+    c[2].metric("Audit decisions", f"{rem.n_audited:,}")
+    st.caption(
+        rem.describe()
+        + (
+            ""
+            if learning.audit_share
+            else " Audit mode is off: a lead switches it on in the Review page's queue settings."
+        )
+    )
+    if rem.enough and len(rem.strata):
+        with st.expander("Error rate per score stratum"):
+            st.dataframe(rem.strata, hide_index=True, width="stretch", key=state.ROI_LEARN_STRATA)

@@ -187,6 +187,50 @@ ROI_PRECISION_DETECTOR = "roi_precision_detector"
 ROI_DOWNLOAD = "roi_download"
 
 
+#: Review as a team and the queue that learns (issues 18, 13, 17), owned by the Review and ROI pages.
+#: Session state: this session's live queue (``(token, labelaudit.review.live.LiveQueue)``), the
+#: decisions made since its order was built, the Review page's mode ("queue", "adjudicate", "team"),
+#: and the Label Studio outcome to show (an ``Outcome``).
+REVIEW_LIVE = "review_live"
+REVIEW_MODE = "review_mode"
+REVIEW_LS_FLASH = "review_ls_flash"
+#: The typed name this browser's cookie holds (set once per session), "forget" / "forgotten" after "Not you?".
+REVIEWER_REMEMBERED = "reviewer_remembered"
+#: Widgets: sign in / out, forget the typed name, back, the queue kind, re-rank settings and audit.
+REVIEW_SIGN_IN = "review_sign_in"
+REVIEW_SIGN_OUT = "review_sign_out"
+REVIEW_FORGET_NAME = "review_forget_name"
+REVIEW_BACK = "review_back"
+REVIEW_QUEUE_KIND = "review_queue_kind"
+REVIEW_RERANK = "review_rerank"
+REVIEW_RERANK_EVERY = "review_rerank_every"
+REVIEW_SAVE_RERANK_EVERY = "review_save_rerank_every"
+REVIEW_AUDIT_SHARE = "review_audit_share"
+REVIEW_AUDIT_START = "review_audit_start"
+REVIEW_AUDIT_STOP = "review_audit_stop"
+#: Lead's team panel: the assignment form, closing one (key_for(ASSIGN_CLOSE, id)), the tables.
+ASSIGN_SOURCE = "assign_source"
+ASSIGN_CLUSTER = "assign_cluster"
+ASSIGN_SIZE = "assign_size"
+ASSIGN_REVIEWERS = "assign_reviewers"
+ASSIGN_OVERLAP = "assign_overlap"
+ASSIGN_NAME = "assign_name"
+ASSIGN_CREATE = "assign_create"
+ASSIGN_CLOSE = "assign_close"
+TEAM_OVERVIEW = "team_overview"
+TEAM_PAIRS = "team_pairs"
+TEAM_PER_CLASS = "team_per_class"
+TEAM_DOUBLE = "team_double"
+#: Label Studio on the Review page: how many items to send, the project to pull, the buttons.
+LS_LIMIT = "ls_limit"
+LS_PROJECT = "ls_project"
+LS_SEND = "ls_send"
+LS_PULL = "ls_pull"
+#: ROI page: learning from the decisions (the precision table, the strata of the audit).
+ROI_LEARN_PRECISION = "roi_learn_precision"
+ROI_LEARN_STRATA = "roi_learn_strata"
+
+
 def init_state() -> None:
     """Set defaults once per session. The CLI may preload a dataset through the environment."""
     ss = st.session_state

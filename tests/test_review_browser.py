@@ -24,7 +24,7 @@ def test_accept_in_browser_then_export(streamlit_server, page, tmp_path, monkeyp
         "link", name="Review"
     ).first.click()  # through the navigation: app.py sets up the session
     wait_for_app(page)
-    page.get_by_label("Your name (recorded with every decision)").fill("Browser Bea")
+    page.get_by_label("Your name").fill("Browser Bea")
     page.get_by_role("button", name="Start reviewing").click()
     wait_for_app(page)
     accept = page.get_by_role("button", name="Accept:")

@@ -15,6 +15,7 @@ from components.label_issues import (
     selected_cells,
 )
 from components.review import send_to_review
+from components.review_learn import PRECISION_COLUMN, estimated_precision
 from components.scan import require_scan, scan_options_key
 from labelaudit.errors import DataError, UsageError
 from labelaudit.plots import build_confusion_figure
@@ -49,6 +50,9 @@ try:
 except (DataError, UsageError) as e:
     st.error(str(e))
     st.stop()
+learnt = estimated_precision(ss[state.WORKSPACE], ds, scan_options_key())
+if learnt is not None:  # what the reviewers' decisions say about each row (issue 13)
+    table = table.assign(**{PRECISION_COLUMN: learnt[0][table["row"].to_numpy()]})
 detectors = detector_names(res.table)
 n_flagged = int(table["needs review"].sum())
 m1, m2, m3, m4 = st.columns(4)
@@ -118,6 +122,8 @@ if picked_row is not None:
         render_row_details(picked_row, table, details, ds, res.embeddings)
 else:
     st.caption("Select a row to see its evidence and nearest neighbours.")
+if learnt is not None:
+    st.caption(learnt[1])
 
 # ----------------------------------------------------------------------------- matrices
 tab_confusion, tab_noise, tab_classes = st.tabs(

@@ -1,47 +1,61 @@
-"""Review: decide on suspected label errors one at a time (or in bulk); every decision is kept."""
+"""Review: decide on suspected label errors one at a time (or in bulk), alone or as a team."""
 
 import streamlit as st
 
+from components import review_learn as learn_ui
 from components import state
 from components.data import require_dataset
 from components.review import (
     current_scan,
-    queue_order,
     queue_source,
-    render_action_bar,
     render_bulk,
     render_export,
-    render_flash,
-    render_item_card,
-    render_item_evidence,
-    render_progress,
-    render_reviewer_identity,
-    review_session,
+    render_review_fragment,
+)
+from components.review_labelstudio import render_labelstudio
+from components.review_team import (
+    TEAM_MODE,
+    render_identity,
+    render_identity_bar,
+    render_mode_picker,
+    render_team_panel,
 )
 from components.scan import scan_options_key
 from components.store import workspace_store
 from labelaudit.errors import DataError, UsageError
-from labelaudit.review.queue import item_evidence, review_progress, without_decided
+from labelaudit.review import team
+from labelaudit.review.queue import bulk_clusters, cluster_slice, without_decided
+from labelaudit.review.session import plan_queue
 
 st.title("Review")
 ds = require_dataset()
-reviewer = render_reviewer_identity()
+who = render_identity()
 ss = st.session_state
 ws_root = ss[state.WORKSPACE]
+h = ds.content_hash
 try:
     store = workspace_store(ws_root)
-    current = store.current(ds.content_hash)
+    book = team.assignment_book(store, h)
+    adjudication = team.adjudication_queue(store, h) if who.is_lead else []
 except Exception as e:  # a wrong LABELAUDIT_DB_URL or an unreachable server: say so, no traceback
     st.error(f"Cannot open the review database: {type(e).__name__}: {e}", icon=":material/error:")
     st.stop()
 
+render_identity_bar(who)
+mode = render_mode_picker(who, len(adjudication))
 scan = current_scan(ds)
 table = scan.table if scan is not None else None
+options_json = scan_options_key()
 selection, source = queue_source()
-session = review_session(ds)
 
 top = st.columns([3, 2, 2])
-top[0].text(f"Reviewer: {reviewer} · queue: {source}")
+kind = learn_ui.RANKED
+if scan is not None and selection is None and ds.annotations is not None:
+    kind = top[0].radio(
+        "Queue", [learn_ui.RANKED, learn_ui.ACTIVE], horizontal=True, key=state.REVIEW_QUEUE_KIND
+    )
+else:
+    top[0].text(f"Queue: {source}")
 include_decided = top[1].toggle("Show decided items", key=state.REVIEW_INCLUDE_DECIDED)
 flagged_only = top[2].toggle(
     "Flagged only",
@@ -55,49 +69,73 @@ if selection is not None and st.button(
     ss.pop(state.QUEUE, None)
     ss.pop(state.QUEUE_SOURCE, None)
     st.rerun()
+
+try:
+    common = learn_ui.common_queue(
+        store,
+        ds,
+        scan,
+        who,
+        ws_root,
+        options_json,
+        selection=selection,
+        source=source,
+        kind=kind,
+        flagged_only=flagged_only,
+    )
+except (DataError, UsageError) as e:
+    st.error(str(e), icon=":material/error:")
+    st.stop()
+order, source, q = common.order, common.source, common.q
+
 if scan is None:
     st.info(
         "No scan yet: the queue follows the model's probabilities when the data came with them, else the "
         "data order. Run the scan on the Label issues page to rank by every detector.",
         icon=":material/info:",
     )
+elif q is not None:
+    c = st.columns([5, 1])
+    with c[0]:
+        learn_ui.render_ranking(q)
+    if who.is_lead:
+        with c[1]:
+            learn_ui.render_queue_settings(store, ds, scan, ws_root, options_json, who, q)
 
-order = queue_order(
-    ws_root,
-    ds.content_hash,
-    scan_options_key(),
-    scan is not None,
-    None if selection is None else tuple(selection),
-    flagged_only,
+if mode == TEAM_MODE:
+    undecided = without_decided(order, store.current(h)["item_id"])
+    sources = {f"the queue in force ({source}), undecided": undecided}
+    clusters = {
+        str(c): without_decided(cluster_slice(ds, table, c, None), set(order) - set(undecided))
+        for c in bulk_clusters(table)
+    }
+    render_team_panel(store, ds, who, sources=sources, clusters=clusters)
+    st.stop()
+
+plan = plan_queue(
+    who,
+    mode=mode,
+    base_order=order,
+    base_source=source,
+    book=book,
+    adjudication=adjudication,
+    audit=common.audit,
 )
-queue = list(order) if include_decided else without_decided(order, current["item_id"])
-render_flash()
-render_progress(review_progress(order, current))
+ends = (plan.order[0], plan.order[-1]) if len(plan.order) else ()
+token = (h, who.name, who.role, mode, plan.source, include_decided, book.version, common.key)
+token += (flagged_only, len(plan.order), *ends)
+if plan.source == "assignment":
+    st.caption(
+        f"Your assignment: {len(plan.order):,} items"
+        + (f", {len(plan.my_slots):,} of them reviewed twice, blind" if plan.my_slots else "")
+        + "."
+    )
+learning = (
+    learn_ui.card_learning(store, ds, scan, ws_root, options_json, q) if scan is not None else None
+)
+render_review_fragment(store, ds, who, plan, token, book, ws_root, options_json, scan, learning)
 
-item = session.pick(queue)
-if item is None:
-    st.success("Nothing left to review in this queue.", icon=":material/done_all:")
-else:
-    pred_probs = scan.detection.pred_probs if scan is not None and scan.detection else None
-    try:
-        ev = item_evidence(
-            ds,
-            item,
-            scan_table=table,
-            pred_probs=pred_probs if pred_probs is not None else ds.pred_probs,
-            embeddings=scan.embeddings if scan is not None else None,
-            detection_details=scan.detection.details
-            if scan is not None and scan.detection
-            else None,
-        )
-    except (DataError, UsageError) as e:
-        st.error(str(e), icon=":material/error:")
-        st.stop()
-    session.show(store, ev, source)
-    done = current[current["item_id"] == item]
-    render_item_card(ev, current=done.iloc[0] if len(done) else None)
-    render_action_bar(store, ds, ev, reviewer)  # above the evidence: no scrolling to decide
-    render_item_evidence(ev)
-
-render_bulk(store, ds, reviewer, queue_ids=list(order), source=source, scan_table=table)
-render_export(store, ds, ws_root)
+if who.is_lead:
+    render_bulk(store, ds, who, queue_ids=list(order), source=source, scan_table=table)
+    render_export(store, ds, ws_root)
+    render_labelstudio(store, ds, who, ws_root, scan, order)

@@ -5,6 +5,7 @@ import streamlit as st
 from components import roi as roi_ui
 from components import state
 from components.data import require_dataset
+from components.review_learn import ranking_token
 from components.scan import require_scan, scan_options, scan_options_key
 from components.store import workspace_store
 from labelaudit import roi
@@ -28,6 +29,7 @@ report_key = (
     len(findings),
     scan_options_key(options),
     next_n,
+    ranking_token(store, ds.content_hash),
 )
 try:
     rep = roi_ui.cached_report(*report_key)
@@ -63,6 +65,9 @@ elif rep.summary.n_reviewed:
 if rep.summary.n_reviewed:
     st.header("Review so far")
     roi_ui.render_review_so_far(rep)
+
+st.header("Learning from the decisions")
+roi_ui.render_learning(rep)
 
 st.header("Projection")
 st.number_input(

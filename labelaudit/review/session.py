@@ -34,7 +34,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -133,16 +133,21 @@ class ReviewSession:
         slot: team.AssignedSlot | None = None,
         held_by: Sequence[str] = (),
         adjudicate: bool = False,
+        audit: bool = False,
     ) -> ShownItem:
         """Note that ``ev``'s item is on screen, from queue ``source``; the first time only, read its
         latest decision id (what a decision is checked against) and what the reviewer sees.
-        ``slot``, ``held_by``, ``adjudicate``: see :class:`ShownItem`."""
+        ``slot``, ``held_by``, ``adjudicate``: see :class:`ShownItem`; ``audit``: the item is an
+        audit slot of the queue (stored with the decision as ``shown["audit"]``, never drawn)."""
         if self.shown is None or self.shown.item_id != ev.item_id:
             blind = slot is not None and slot.overlap and not adjudicate
+            what = ev.shown(source)
+            if audit:
+                what["audit"] = True
             self.shown = ShownItem(
                 item_id=ev.item_id,
                 seen=store.latest_decision_id(self.dataset_version, ev.item_id),
-                shown=ev.shown(source),
+                shown=what,
                 suggested=ev.suggested_label,
                 slot=slot,
                 seen_blind=team.blind_head(store, self.dataset_version, ev.item_id, slot.slot)
@@ -342,3 +347,79 @@ def label_now(store: ReviewStore, ds: Dataset, item_id: str) -> str:
     if d is not None and d.action != "remove" and d.new_label is not None:
         return d.new_label
     return str(ds.frame[LABEL].iat[ds.id_to_row[item_id]])
+
+
+# --------------------------------------------------------------------------- which queue
+#: The Review page's modes: a reviewer's own queue, the lead's adjudication queue.
+QUEUE_MODE, ADJUDICATE_MODE = "queue", "adjudicate"
+ASSIGNMENT_SOURCE, ADJUDICATION_SOURCE = "assignment", "adjudication"
+
+
+@dataclass(frozen=True)
+class QueuePlan:
+    """What one person reviews now: ``order`` (ids in review order), the ``source`` stored with
+    each decision (``shown["queue"]``), the blind slots they hold (``my_slots``: item -> slot of an
+    overlap item), the items never offered to them (``hidden``: held by others in open
+    assignments), whether decisions are adjudications, and which items are audit slots."""
+
+    source: str
+    order: Sequence[str]
+    my_slots: dict[str, int] = field(default_factory=dict)
+    hidden: frozenset[str] = frozenset()
+    adjudicate: bool = False
+    audit: frozenset[str] = frozenset()
+
+
+def plan_queue(
+    identity: Identity,
+    *,
+    mode: str,
+    base_order: Sequence[str],
+    base_source: str,
+    book: team.AssignmentBook | None = None,
+    adjudication: Sequence[str] = (),
+    audit: Iterable[str] = (),
+) -> QueuePlan:
+    """The queue ``identity`` works through.
+
+    ``mode`` :data:`ADJUDICATE_MODE` (a lead only): the disagreements waiting for the lead
+    (``adjudication``, from :func:`labelaudit.review.team.adjudication_queue`). Otherwise: the
+    person's own items when an open assignment holds some for them (``book``), in the assignment's
+    order, their overlap items reviewed blind; else the common queue ``base_order`` without the
+    items that open assignments hold for others. ``audit``: audit slots of ``base_order``.
+
+    >>> ana = Identity("ana", role="reviewer")
+    >>> plan_queue(ana, mode="queue", base_order=["1", "2"], base_source="ranking").order
+    ['1', '2']
+    """
+    if mode == ADJUDICATE_MODE:
+        from labelaudit.review.identity import require_lead
+
+        require_lead(identity, "adjudicate disagreements")
+        return QueuePlan(ADJUDICATION_SOURCE, list(adjudication), adjudicate=True)
+    if mode != QUEUE_MODE:
+        raise UsageError(
+            f"unknown review mode {mode!r}; expected {QUEUE_MODE} or {ADJUDICATE_MODE}"
+        )
+    if book is not None and not book.empty:
+        mine = book.slots[book.slots["reviewer"] == identity.name]
+        if len(mine):
+            slots = {
+                str(r.item_id): int(r.slot) for r in mine.itertuples(index=False) if bool(r.overlap)
+            }
+            return QueuePlan(
+                ASSIGNMENT_SOURCE,
+                mine["item_id"].astype(str).tolist(),
+                my_slots=slots,
+                hidden=book.hidden_from(identity.name),
+            )
+        held = frozenset(book.slots["item_id"].astype(str))
+        return QueuePlan(base_source, base_order, hidden=held, audit=frozenset(audit))
+    return QueuePlan(base_source, base_order, audit=frozenset(audit))
+
+
+def rerank_due(store: ReviewStore, dataset_version: str, *, cutoff: int, every: int) -> bool:
+    """True when ``every`` items or more were decided after decision ``cutoff`` (the ranking in
+    force's): reads only the decisions since, so a page can ask after every decision."""
+    _, touched = store.touched_since(dataset_version, cutoff)
+    return len(touched) >= every
