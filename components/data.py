@@ -191,6 +191,6 @@ def render_dataset_summary(ds: Dataset) -> None:
     if ds.warnings:
         with st.expander(f"Validation warnings ({len(ds.warnings)})", expanded=True):
             for w in ds.warnings:
-                st.warning(str(w), icon=":material/warning:")
+                st.warning(md_escape(str(w)), icon=":material/warning:")  # labels are data
     st.subheader("First rows")
     st.dataframe(ds.frame.head(200), hide_index=True, width="stretch")

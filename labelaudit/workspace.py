@@ -176,6 +176,7 @@ class Workspace:
             source=meta["source"],
             class_descriptions=meta["class_descriptions"],
             mapping=meta["mapping"],
+            warnings=[Problem(**w) for w in meta.get("warnings", [])],  # shown on the Data page
             **kw,
         )
         ds.__dict__["content_hash"] = (

@@ -72,6 +72,8 @@ def run(args: argparse.Namespace) -> int:
     if args.n_clusters is not None and args.cluster != "kmeans":
         raise UsageError("--n-clusters applies to --cluster kmeans only")
     ds = load_from_args(args)
+    for w in ds.warnings:  # look-alike labels, collapsed repeats, …: said before the long work
+        print(f"warning: {w}", file=sys.stderr)
     detectors = (
         [d.strip() for d in args.detectors.split(",") if d.strip()] if args.detectors else None
     )

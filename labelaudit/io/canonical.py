@@ -9,6 +9,7 @@ import pandas as pd
 
 from labelaudit.dataset import ID, LABEL, SPLIT, TEXT
 from labelaudit.errors import Report
+from labelaudit.io.checks import check_cells, limits, warn_lookalikes
 from labelaudit.io.columns import ColumnMapping, is_prob_column
 from labelaudit.io.rows import rows_of, rows_text, scalar_str
 
@@ -61,6 +62,14 @@ def canonical_frame(df: pd.DataFrame, cols: ColumnMapping, file: str, rep: Repor
         as_str(cols.split).str.strip() if cols.split else pd.Series([""] * len(df), dtype=object)
     )
 
+    short = {cols.label: label, cols.id: ids, cols.split: split}
+    check_cells(
+        pd.DataFrame({c: v.to_numpy() for c, v in short.items() if c}),
+        file,
+        rep,
+        max_chars=limits().max_value_chars,
+    )
+
     used = {cols.text, cols.label, cols.id, cols.split}
     meta_cols = [c for c in df.columns if c not in used and not is_prob_column(c)]
     frame = pd.DataFrame(
@@ -106,12 +115,16 @@ def resolve_classes(
     """The class list: ``class_list`` when given (every label must be in it), else the sorted labels.
 
     ``labels`` is the canonical label column (``""`` for a missing label, already reported). Labels
-    outside a given list, and fewer than two classes among the labels, go to ``rep``.
+    outside a given list, a list that repeats a name, and fewer than two classes among the labels
+    are errors in ``rep``; labels that differ only by case, spacing, Unicode form or number spelling
+    (``Pos``/``pos``, ``1``/``1.0``) are a warning that shows every such group.
     """
     given = labels != ""
-    present = sorted(set(labels[given].tolist()))
+    counts = labels[given].value_counts()
+    present = sorted(counts.index.tolist())
     if class_list is None:
         class_list = present
+        warn_lookalikes(present, file, rep, column=column, counts=counts.to_dict())
     else:
         unknown = sorted(set(present) - set(class_list))
         if unknown:

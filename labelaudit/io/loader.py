@@ -11,6 +11,7 @@ import pandas as pd
 from labelaudit.dataset import SPLIT, Dataset
 from labelaudit.errors import DataError, Problem, Report
 from labelaudit.io.canonical import canonical_frame, resolve_classes
+from labelaudit.io.checks import check_table
 from labelaudit.io.columns import is_prob_column, map_columns
 from labelaudit.io.companions.annotations import read_annotations
 from labelaudit.io.companions.classes import read_classes
@@ -75,9 +76,11 @@ def load_dataset(
             raise DataError(
                 Problem("the DataFrame has no rows", "at least one row", file="<DataFrame>")
             )
-        df = data.copy()
-        df.columns = [str(c) for c in df.columns]
         file = source = "<DataFrame>"
+        if not check_table(data, file, rep):
+            rep.raise_if_errors()
+        df = data.copy()
+        df.columns = [str(c).strip() for c in df.columns]
     else:
         path = Path(data)
         source = str(path)

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from labelaudit.errors import Report
+from labelaudit.io.checks import check_file_bytes
 
 #: Reading a table takes several times its size on disk; refuse files that would not fit.
 MEMORY_FACTOR = 6.0
@@ -65,4 +66,4 @@ def check_size(path: Path, rep: Report) -> bool:
             fix="split the file, sample it, or keep only the id, text and label columns",
         )
         return False
-    return True
+    return check_file_bytes(size, path.name, rep)

@@ -2,25 +2,31 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pandas as pd
 
 from labelaudit.errors import DataError, Problem, Report
+from labelaudit.io.checks import check_table
 from labelaudit.io.formats import format_for, table_suffixes
 from labelaudit.io.memory import check_size
 
 
 def read_table(
-    path: str | Path, *, encoding: str | None = None, what: str = "data"
+    path: str | Path,
+    *,
+    encoding: str | None = None,
+    what: str = "data",
+    nested: tuple[str, ...] = (),
 ) -> pd.DataFrame:
     """Read a table file (CSV, TSV, Parquet, JSON Lines, … see :mod:`labelaudit.io.formats`).
 
     Returns the raw rows, shape (rows, columns), with stripped column names; text formats give
     ``str`` columns so ids like ``007`` keep their zeros. Raises DataError naming the file for a
     missing, unsupported, unreadable, empty, undecodable or oversized file, and for repeated column
-    names. ``what`` names the file's role in messages ("annotations", "scores").
+    names, nested cells, NUL characters and sizes beyond the bounds of :mod:`labelaudit.io.checks`. ``what`` names the file's role in messages ("annotations", "scores");
+    columns whose names fully match one of the patterns ``nested`` may hold lists (cartography's
+    ``logits_epoch_<e>``).
 
     Example:
         >>> read_table("tests/data/bad/good.csv").columns.tolist()   # doctest: +SKIP
@@ -62,24 +68,7 @@ def read_table(
                 file=path.name,
             )
         )
-    _check_unique_columns(df, path)
+    if not check_table(df, path.name, rep, nested=nested):
+        rep.raise_if_errors()
     df.columns = [str(c).strip() for c in df.columns]
     return df
-
-
-def _check_unique_columns(df: pd.DataFrame, path: Path) -> None:
-    # pandas renames a repeated CSV header "text" to "text.1"; a file never means that.
-    dupes = [
-        c
-        for c in df.columns
-        if re.fullmatch(r".+\.\d+", str(c)) and str(c).rsplit(".", 1)[0] in df.columns
-    ]
-    if dupes:
-        raise DataError(
-            Problem(
-                f"the header repeats column names ({', '.join(sorted({d.rsplit('.', 1)[0] for d in dupes}))})",
-                "unique column names",
-                file=path.name,
-                fix="rename one of the repeated columns",
-            )
-        )

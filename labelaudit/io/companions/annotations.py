@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from labelaudit.dataset import Dataset
 from labelaudit.errors import Report
+from labelaudit.io.checks import check_table
 from labelaudit.io.rows import rows_of, rows_text, scalar_str
 from labelaudit.io.tables import read_table
 
@@ -33,11 +35,14 @@ ALIASES = {
 def read_annotations(
     ann: str | Path | pd.DataFrame, ds: Dataset, rep: Report
 ) -> pd.DataFrame | None:
-    """The annotations as ``item_id, annotator_id, label[, timestamp]`` strings (UTC timestamps);
-    None with errors in ``rep`` for missing columns, empty values, unknown items or labels."""
+    """The annotations as ``item_id, annotator_id, label[, timestamp]`` strings (UTC timestamps),
+    one rating per (item, annotator) (:func:`collapse_repeats`); None with errors in ``rep`` for
+    missing columns, empty values, unknown items or labels."""
     if isinstance(ann, pd.DataFrame):
         df, file = ann.copy(), "<annotations>"
-        df.columns = [str(c) for c in df.columns]
+        if not check_table(df, file, rep):
+            return None
+        df.columns = [str(c).strip() for c in df.columns]
     else:
         df, file = read_table(ann, what="annotations"), Path(ann).name
     df = df.rename(
@@ -81,7 +86,7 @@ def read_annotations(
                 column=c,
             )
     _check_known(out, ds, file, rep)
-    return out
+    return collapse_repeats(out, file, rep)
 
 
 def _check_known(out: pd.DataFrame, ds: Dataset, file: str, rep: Report) -> None:
@@ -106,10 +111,37 @@ def _check_known(out: pd.DataFrame, ds: Dataset, file: str, rep: Report) -> None
             file=file,
             column="label",
         )
-    dup = out.duplicated(subset=["item_id", "annotator_id"], keep=False)
-    if dup.any() and "timestamp" not in out.columns:
-        rep.warn(
-            f"{int(dup.sum())} rows repeat an (item, annotator) pair; each repeat counts as a separate rating",
-            "",
-            file=file,
-        )
+
+
+def collapse_repeats(out: pd.DataFrame, file: str, rep: Report) -> pd.DataFrame:
+    """One rating per (item, annotator): the latest by timestamp when there is one (ties and missing
+    times: the later row in the file), else the last row. A warning names the pairs and the rows
+    dropped, since a repeat would otherwise count as a second, independent rating."""
+    out = out.reset_index(drop=True)
+    pair = ["item_id", "annotator_id"]
+    if "timestamp" in out.columns:
+        # missing times (NaT) are the smallest int64, so they count as the oldest
+        order = np.argsort(out["timestamp"].array.asi8, kind="stable")
+    else:
+        order = np.arange(len(out))
+    ranked = out.iloc[order]
+    drop = np.zeros(len(out), dtype=bool)
+    drop[order] = ranked.duplicated(subset=pair, keep="last").to_numpy()
+    if not drop.any():
+        return out
+    repeated = out.duplicated(subset=pair, keep=False).to_numpy()
+    first = out[repeated].iloc[0]
+    example_rows = rows_of(
+        (out["item_id"] == first["item_id"]) & (out["annotator_id"] == first["annotator_id"])
+    )
+    n_pairs = int(out[repeated].drop_duplicates(subset=pair).shape[0])
+    kept = "latest by timestamp" if "timestamp" in out.columns else "last in the file"
+    rep.warn(
+        f"{n_pairs} (item, annotator) pair(s) are rated more than once, e.g. item "
+        f"'{first['item_id']}' by '{first['annotator_id']}' in {rows_text(example_rows)}; kept one "
+        f"rating per pair (the {kept}) and dropped {int(drop.sum())} row(s): {rows_text(rows_of(drop))}",
+        "one rating per annotator per item",
+        file=file,
+        fix="remove the repeats, or keep only each annotator's final label",
+    )
+    return out[~drop].reset_index(drop=True)

@@ -6,20 +6,23 @@ import json
 from pathlib import Path
 
 from labelaudit.errors import Report
+from labelaudit.io.checks import check_class_list
 
 
 def read_classes(
     classes: list[str] | str | Path, rep: Report
 ) -> tuple[list[str] | None, dict[str, str]]:
     """``(class names, {name: description})`` from a list, or a JSON file holding a list of names or
-    a ``{name: description}`` object; ``(None, {})`` with an error in ``rep`` when unreadable.
+    a ``{name: description}`` object; ``(None, {})`` with an error in ``rep`` when unreadable or
+    when a name repeats (look-alike names are a warning).
 
     Example:
         >>> read_classes(["b", "a"], Report())
         (['b', 'a'], {})
     """
     if isinstance(classes, list):
-        return [str(c) for c in classes], {}
+        names = [str(c) for c in classes]
+        return (names if check_class_list(names, "<classes>", rep) else None), {}
     p = Path(classes)
     try:
         obj = json.loads(p.read_text(encoding="utf-8"))
@@ -31,9 +34,12 @@ def read_classes(
         )
         return None, {}
     if isinstance(obj, dict):
-        return [str(c) for c in obj], {str(k): str(v) for k, v in obj.items()}
+        names = [str(c) for c in obj]
+        ok = check_class_list(names, p.name, rep)
+        return (names if ok else None), {str(k): str(v) for k, v in obj.items()}
     if isinstance(obj, list):
-        return [str(c) for c in obj], {}
+        names = [str(c) for c in obj]
+        return (names if check_class_list(names, p.name, rep) else None), {}
     rep.error(
         f"a JSON {type(obj).__name__}",
         "a JSON list of class names or {name: description}",

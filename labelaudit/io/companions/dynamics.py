@@ -14,6 +14,7 @@ import numpy as np
 
 from labelaudit.dataset import Dataset
 from labelaudit.errors import Report
+from labelaudit.io.checks import ArraySpec, check_array
 from labelaudit.io.companions.arrays import load_npy
 from labelaudit.io.rows import rows_of, rows_text, scalar_str
 from labelaudit.io.tables import read_table
@@ -32,20 +33,17 @@ def read_dynamics(dyn: str | Path | np.ndarray, ds: Dataset, rep: Report) -> np.
         arr = load_npy(p, rep) if p.suffix.lower() == ".npy" else read_cartography(p, ds, rep)
         if arr is None:
             return None
-    if arr.ndim != 3 or arr.shape[1] != ds.n or arr.shape[2] != ds.k:
-        rep.error(
-            f"an array of shape {arr.shape}",
-            f"shape (E, {ds.n}, {ds.k}): epochs x rows x classes",
-            file=file,
-        )
-        return None
-    if arr.shape[0] < MIN_EPOCHS:
+    if arr.ndim == 3 and arr.shape[0] < MIN_EPOCHS and arr.shape[1:] == (ds.n, ds.k):
         rep.error(f"{arr.shape[0]} epoch(s) of logits", f"at least {MIN_EPOCHS} epochs", file=file)
         return None
-    if not np.isfinite(arr).all():
-        rep.error("NaN or infinite logits", "finite numbers", file=file)
-        return None
-    return arr.astype(np.float32)
+    return check_array(arr, dynamics_spec(ds.n, ds.k), file, rep)
+
+
+def dynamics_spec(n: int, k: int) -> ArraySpec:
+    """Logits of E >= 2 epochs for every row and class; finite, of sane magnitude."""
+    return ArraySpec(
+        "training dynamics (logits)", (None, n, k), ("E", "N", "K"), ("epochs", "rows", "classes")
+    )
 
 
 def read_cartography(p: Path, ds: Dataset, rep: Report) -> np.ndarray | None:
@@ -63,7 +61,7 @@ def read_cartography(p: Path, ds: Dataset, rep: Report) -> np.ndarray | None:
         return None
     out = np.full((len(files), ds.n, ds.k), np.nan, dtype=np.float32)
     for e, f in enumerate(files):
-        tab = read_table(f, what="training dynamics")
+        tab = read_table(f, what="training dynamics", nested=(r"logits_epoch_\d+",))
         key = next((c for c in tab.columns if c.startswith("logits_epoch")), None)
         if "guid" not in tab.columns or key is None:
             rep.error(
@@ -80,7 +78,16 @@ def read_cartography(p: Path, ds: Dataset, rep: Report) -> np.ndarray | None:
                 column="guid",
             )
             return None
-        logits = np.array(tab[key].tolist(), dtype=np.float32)
+        try:
+            logits = np.array(tab[key].tolist(), dtype=np.float32)
+        except (ValueError, TypeError):
+            rep.error(
+                "logits that are not lists of numbers of one length",
+                f"{ds.k} numbers per row",
+                file=Path(f).name,
+                column=key,
+            )
+            return None
         if logits.ndim != 2 or logits.shape[1] != ds.k:
             rep.error(
                 f"logits of shape {logits.shape}",

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from labelaudit.errors import Report
+from labelaudit.io.checks import check_dtype
 from labelaudit.io.columns import ID_NAMES, PROB_PREFIXES
 from labelaudit.io.companions.arrays import load_npy
 from labelaudit.io.rows import rows_of, rows_text
@@ -62,9 +63,11 @@ def probs_from_columns(
 def check_prob_matrix(p: np.ndarray, n: int, k: int, file: str, rep: Report) -> np.ndarray | None:
     """``p`` as float64 (N, K) with rows summing to 1, or None with an error in ``rep``.
 
-    Refused: another shape, NaN or infinite values, negative values, rows summing further than
+    Refused: strings, objects, booleans and complex numbers, another shape, NaN or infinite values, negative values, rows summing further than
     ``PROB_SUM_TOLERANCE`` from 1. Rows closer than that are renormalised with a warning.
     """
+    if not check_dtype(p, "probabilities", file, rep):
+        return None
     if p.ndim != 2:
         rep.error(
             f"an array of shape {p.shape}", f"a 2-D array (N={n} rows, K={k} classes)", file=file

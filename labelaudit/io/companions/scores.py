@@ -12,6 +12,7 @@ import pandas as pd
 
 from labelaudit.dataset import ID, Dataset
 from labelaudit.errors import Report
+from labelaudit.io.checks import check_table
 from labelaudit.io.rows import rows_of, rows_text, scalar_str
 from labelaudit.io.tables import read_table
 
@@ -25,6 +26,9 @@ def read_scores(
     ids not in the dataset and repeated ids."""
     if isinstance(scores, pd.DataFrame):
         df, file = scores.copy(), "<scores>"
+        if not check_table(df, file, rep):
+            return None, None
+        df.columns = [str(c).strip() for c in df.columns]
     else:
         df, file = read_table(scores, what="scores"), Path(scores).name
     cols = set(df.columns)

@@ -8,7 +8,6 @@ from labelaudit.errors import DataError, Problem
 
 #: How much of a file the charset guess and the binary check look at.
 SNIFF_BYTES = 2_000_000
-NUL_CHECK_CHARS = 100_000
 
 
 def decode_text(path: Path, encoding: str | None) -> str:
@@ -27,13 +26,16 @@ def decode_text(path: Path, encoding: str | None) -> str:
                 file=path.name,
             )
         ) from None
-    if "\x00" in content[:NUL_CHECK_CHARS]:
+    nul = content.find("\x00")  # anywhere in the file, not only its start
+    if nul >= 0:
+        line = content.count("\n", 0, nul) + 1
         raise DataError(
             Problem(
-                "the file contains NUL bytes: it looks binary",
-                "a text file",
+                f"a NUL byte at line {line} (character {nul + 1:,}): the file looks binary or "
+                "partly corrupt",
+                "a text file without NUL bytes",
                 file=path.name,
-                fix="export the data as CSV or Parquet",
+                fix="export the data again as CSV or Parquet",
             )
         )
     if not content.strip():
