@@ -107,10 +107,20 @@ def export_bytes(
     clean = cleaned_dataset(ds, store.current(dataset_hash), removed=removed)  # type: ignore[arg-type]
     log = decision_log(store, dataset_hash)
     return {
-        "csv": to_csv_bytes(clean),
+        "csv": _csv_or_problem(clean, "the cleaned dataset"),
         "parquet": to_parquet_bytes(clean),
-        "log_csv": to_csv_bytes(log),
+        "log_csv": _csv_or_problem(log, "the decision log"),
     }
+
+
+def _csv_or_problem(df, what: str) -> bytes:
+    """CSV bytes; a text CSV cannot carry (a NUL character) becomes a one-line note to download instead."""
+    from labelaudit.errors import DataError
+
+    try:
+        return to_csv_bytes(df, what=what)
+    except DataError as e:
+        return f"not written as CSV: {e}\r\n".encode()
 
 
 # --------------------------------------------------------------------------- the session
@@ -474,7 +484,8 @@ def render_export(store: ReviewStore, ds: Dataset, workspace_root: str) -> None:
             on_click="ignore",
         )
         st.caption(
-            "CSV cells starting with =, +, -, @ are prefixed with ' so spreadsheets do not run them. "
+            "CSV cells a spreadsheet would run as a formula (=, +, -, @, also after spaces) get a "
+            "leading ' (plain numbers such as -1 do not); docs/review.md says how to restore them. "
             "Command line: labelaudit export --out FILE."
         )
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from labelaudit.csvfile import write_csv
 from labelaudit.simulate_raters import simulate_ratings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,7 +36,7 @@ def main() -> None:
     ratings, profiles = simulate_ratings(
         train["text"].tolist(), labels, classes, n_items=args.items, seed=args.seed
     )
-    ratings.to_csv(args.out, index=False)
+    write_csv(ratings, args.out)
     print(
         f"wrote {len(ratings):,} simulated ratings of {ratings['item_id'].nunique():,} items by "
         f"{ratings['annotator_id'].nunique()} simulated annotators to {args.out}"

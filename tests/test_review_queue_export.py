@@ -198,7 +198,8 @@ def test_bulk_accept_applies_each_rows_own_suggestion(ds, store):
     [
         ("=1+1", "'=1+1"),
         ("+cmd", "'+cmd"),
-        ("-2", "'-2"),
+        ("-2", "-2"),  # a plain number stays readable (issue 19)
+        ("-2+3", "'-2+3"),
         ("@SUM(A1)", "'@SUM(A1)"),
         ("\tx", "'\tx"),
         ("\rx", "'\rx"),

@@ -13,6 +13,7 @@ from components.dynamics import (
     self_influence_ranking,
 )
 from components.text import md_escape
+from labelaudit.csvfile import to_csv_bytes
 from labelaudit.dataset import ID, LABEL, SPLIT, TEXT
 from labelaudit.errors import DataError, UsageError
 
@@ -126,7 +127,7 @@ else:
     )
     st.download_button(
         "Download all training rows with their scores (CSV)",
-        table.to_csv(index=False),
+        to_csv_bytes(table),
         file_name=f"influence_{method}_{query}.csv",
         mime="text/csv",
         key=state.INFLUENCE_DOWNLOAD,

@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from labelaudit.cli import check_output_path
+from labelaudit.csvfile import write_csv
 from labelaudit.errors import DataError, Problem, UsageError
 
 ITEM_COLUMNS = ["item_id", "consensus_label", "consensus_confidence", "n_ratings", "agreement"]
@@ -71,7 +72,7 @@ def _write(df: pd.DataFrame, p: Path) -> None:
     if p.suffix.lower() == ".parquet":
         df.to_parquet(p, index=False)
     else:
-        df.to_csv(p, index=False)
+        write_csv(df, p)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -11,6 +11,7 @@ import argparse
 from pathlib import Path
 
 from labelaudit.cli import add_data_options, load_from_args
+from labelaudit.csvfile import write_csv
 from labelaudit.errors import UsageError
 
 OUT_SUFFIXES = (".csv", ".parquet", ".jsonl")
@@ -67,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     result = top_both_ways(table, args.top)
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix.lower() == ".csv":
-        result.to_csv(out, index=False)
+        write_csv(result, out)
     elif out.suffix.lower() == ".parquet":
         result.to_parquet(out, index=False)
     else:

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from labelaudit.cli import add_data_options, check_output_path, load_from_args
+from labelaudit.csvfile import write_csv
 from labelaudit.errors import UsageError
 
 OUT_SUFFIXES = (".parquet", ".csv")
@@ -51,7 +52,7 @@ def _write(df, out: Path) -> None:
         for c in df.columns:  # lists (representative ids) as plain text in CSV
             if df[c].map(lambda v: isinstance(v, list)).any():
                 df[c] = df[c].map(lambda v: "|".join(map(str, v)) if isinstance(v, list) else v)
-        df.to_csv(out, index=False)
+        write_csv(df, out)
     else:
         df.to_parquet(out, index=False)
 

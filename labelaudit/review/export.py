@@ -5,9 +5,10 @@ The cleaned dataset has one row per original row (removed rows dropped, or kept 
 ``reviewer``, ``decided_at`` (ISO 8601 UTC), ``split`` and the source's metadata columns. Load it
 back with ``--label-col final_label``.
 
-CSV cells that a spreadsheet would run as a formula (starting with ``=``, ``+``, ``-``, ``@``, tab
-or carriage return) get a leading apostrophe, as OWASP's "CSV Injection" guidance recommends;
-Parquet keeps the values unchanged (it is typed data, never evaluated).
+CSV files come from the one writer, :mod:`labelaudit.csvfile`: they read back to the same values
+(quoted CR/LF), and cells a spreadsheet would run as a formula get a leading apostrophe that
+:func:`labelaudit.csvfile.restore_formulas` removes again; Parquet keeps the values unchanged (it
+is typed data, never evaluated).
 """
 
 from __future__ import annotations
@@ -18,12 +19,25 @@ from typing import Literal
 
 import pandas as pd
 
+from labelaudit.csvfile import neutralise_formulas, restore_formulas, to_csv_bytes
 from labelaudit.dataset import ID, LABEL, SPLIT, TEXT, Dataset
 from labelaudit.errors import UsageError
 from labelaudit.review.store import ReviewStore
 
+__all__ = [
+    "cleaned_dataset",
+    "decision_log",
+    "export_review",
+    "file_format",
+    "log_path_for",
+    "neutralise_formulas",
+    "restore_formulas",
+    "to_csv_bytes",
+    "to_parquet_bytes",
+    "write_table",
+]
+
 RemovedMode = Literal["drop", "flag"]
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 
 
@@ -81,30 +95,6 @@ def decision_log(store: ReviewStore, dataset_version: str | None) -> pd.DataFram
     return log
 
 
-def neutralise_formulas(df: pd.DataFrame) -> pd.DataFrame:
-    """A copy where every text cell starting with ``=``, ``+``, ``-``, ``@``, tab or CR gets a leading
-    apostrophe, so a spreadsheet shows it instead of running it. Non-text cells are unchanged.
-
-    >>> neutralise_formulas(pd.DataFrame({"t": ["=1+1", "ok", "-2"]}))["t"].tolist()
-    ["'=1+1", 'ok', "'-2"]
-    """
-    out = df.copy()
-    out.columns = [_neutralise(c) if isinstance(c, str) else c for c in out.columns]
-    for col in out.columns:
-        if out[col].dtype == object or pd.api.types.is_string_dtype(out[col]):
-            out[col] = out[col].map(_neutralise)
-    return out
-
-
-def _neutralise(v: object) -> object:
-    return "'" + v if isinstance(v, str) and v.startswith(FORMULA_STARTS) else v
-
-
-def to_csv_bytes(df: pd.DataFrame) -> bytes:
-    """UTF-8 CSV with formula cells neutralised (for download buttons and files)."""
-    return neutralise_formulas(df).to_csv(index=False).encode("utf-8")
-
-
 def to_parquet_bytes(df: pd.DataFrame) -> bytes:
     buf = io.BytesIO()
     df.to_parquet(buf, index=False)
@@ -127,7 +117,7 @@ def write_table(df: pd.DataFrame, path: str | Path) -> Path:
     fmt = file_format(p)
     p.parent.mkdir(parents=True, exist_ok=True)
     tmp = p.with_name(f".{p.name}.tmp")
-    tmp.write_bytes(to_csv_bytes(df) if fmt == "csv" else to_parquet_bytes(df))
+    tmp.write_bytes(to_csv_bytes(df, what=p.name) if fmt == "csv" else to_parquet_bytes(df))
     tmp.replace(p)
     return p
 
