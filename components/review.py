@@ -455,13 +455,22 @@ def render_export(store: ReviewStore, ds: Dataset, workspace_root: str) -> None:
             key=state.EXPORT_REMOVED,
             help="drop: leave them out; flag: keep them with removed=True and no final label",
         )
-        latest = max(store.latest_decision_ids(ds.content_hash).values(), default=0)
-        data = export_bytes(workspace_root, ds.content_hash, store.url, latest, removed)
+        h = ds.content_hash
+
+        def fresh(kind: str) -> Callable[[], bytes]:
+            # Built when the button is clicked, from the decisions as they are then: decisions made
+            # in the item fragment since this part of the page was drawn are included.
+            def build() -> bytes:
+                latest = max(store.latest_decision_ids(h).values(), default=0)
+                return export_bytes(workspace_root, h, store.url, latest, removed)[kind]
+
+            return build
+
         stem = f"labelaudit-{ds.content_hash[:8]}"
         c = st.columns(3)
         c[0].download_button(
             "Cleaned dataset (CSV)",
-            data["csv"],
+            fresh("csv"),
             file_name=f"{stem}-reviewed.csv",
             mime="text/csv",
             key=state.DOWNLOAD_CSV,
@@ -469,7 +478,7 @@ def render_export(store: ReviewStore, ds: Dataset, workspace_root: str) -> None:
         )
         c[1].download_button(
             "Cleaned dataset (Parquet)",
-            data["parquet"],
+            fresh("parquet"),
             file_name=f"{stem}-reviewed.parquet",
             mime="application/octet-stream",
             key=state.DOWNLOAD_PARQUET,
@@ -477,7 +486,7 @@ def render_export(store: ReviewStore, ds: Dataset, workspace_root: str) -> None:
         )
         c[2].download_button(
             "Decision log (CSV)",
-            data["log_csv"],
+            fresh("log_csv"),
             file_name=f"{stem}-decisions.csv",
             mime="text/csv",
             key=state.DOWNLOAD_LOG,
