@@ -10,6 +10,7 @@ from components import state
 from components.pages import DATA, render_page_link
 from components.text import md_escape
 from labelaudit.dataset import Dataset
+from labelaudit.plots import build_class_balance_figure
 from labelaudit.workspace import Workspace
 
 
@@ -31,7 +32,10 @@ def current_dataset() -> Dataset | None:
 
 
 def require_dataset() -> Dataset:
-    """Page guard: the current dataset, or a pointer to the Data page and a stop."""
+    """Page guard: the current dataset, or a pointer to the Data page and a stop. Also starts the
+    dataset's background scan when it is missing and shows its progress in the sidebar."""
+    from components.scan import render_scan_sidebar  # components.scan imports this module
+
     ds = current_dataset()
     if ds is None:
         st.info(
@@ -39,6 +43,8 @@ def require_dataset() -> Dataset:
         )
         render_page_link(DATA)
         st.stop()
+        raise AssertionError("unreachable")  # st.stop() raises
+    render_scan_sidebar(ds)
     return ds
 
 
@@ -135,8 +141,7 @@ def load_into_session(data: str | Path, *, server_paths: bool = True, **options)
         st.session_state[state.LOAD_PROBLEMS] = [str(e)]
         return False
     st.session_state[state.LOAD_PROBLEMS] = []
-    st.session_state[state.DATASET_HASH] = ws.save_dataset(ds)
-    st.session_state[state.SELECTION] = []
+    state.set_dataset(ws.save_dataset(ds))
     return True
 
 
@@ -165,12 +170,7 @@ def render_dataset_summary(ds: Dataset) -> None:
     st.caption(f"Source: {md_escape(ds.source)} · dataset version {ds.content_hash}")
 
     left, right = st.columns(2)
-    counts = (
-        ds.class_counts().sort_values(ascending=False).rename_axis("class").reset_index(name="rows")
-    )
-    fig = px.bar(counts, x="class", y="rows", title="Class balance")
-    fig.update_layout(xaxis={"showticklabels": ds.k <= 40}, height=340, margin={"t": 40, "b": 10})
-    left.plotly_chart(fig, width="stretch")
+    left.plotly_chart(build_class_balance_figure(ds.class_counts()), width="stretch")
     lengths = ds.frame["text"].str.len().rename("characters").to_frame()
     fig2 = px.histogram(lengths, x="characters", nbins=50, title="Text length")
     fig2.update_layout(height=340, margin={"t": 40, "b": 10})

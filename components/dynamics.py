@@ -112,9 +112,20 @@ def _aum_only_stored(x: np.ndarray, y: np.ndarray, k: int, ws: Workspace) -> boo
 
 
 def require_prepared(ds: Dataset, workspace_root: str, *, influence: bool) -> None:
-    """Page guard: continue when the artifacts are stored; otherwise explain, offer the button, stop."""
+    """Page guard: continue when the artifacts are stored. The scan's detectors store exactly what
+    these pages read (the same training run, AUM, influence head and self-influence), so while
+    the background scan runs the page shows its progress and fills in when it is stored; only
+    when the scan is stored without them (a scan limited to some detectors) or automatic scans
+    are off does the page offer the Prepare button."""
+    from components.scan import ensure_scan, render_scan_waiting
+    from labelaudit import jobs
+
     ws = Workspace(workspace_root)
     if is_prepared(ds, ws, influence=influence):
+        return
+    status = ensure_scan(ds)
+    if status is not None and status.state in (jobs.RUNNING, jobs.FAILED):
+        render_scan_waiting(ds, status, what="the training run and influence for this page")
         return
     what = (
         "embeds the texts (unless the scan already did), trains a softmax head for "
@@ -139,7 +150,7 @@ def require_prepared(ds: Dataset, workspace_root: str, *, influence: bool) -> No
             try:
                 prepare(ds, ws, influence=influence, progress=progress)
             except (DataError, UsageError) as e:
-                status.update(label="Preparing failed", state="error")
+                status.update(label="Preparing failed", state="error", expanded=True)
                 st.error(str(e), icon=":material/error:")
                 st.stop()
             status.update(label="Prepared", state="complete", expanded=False)

@@ -8,8 +8,6 @@ the ``render_*`` functions.
 
 from __future__ import annotations
 
-import html
-
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -17,6 +15,7 @@ import streamlit as st
 from components import state
 from components.data import load_workspace_dataset
 from components.scan import load_scan
+from components.text import md_escape
 from labelaudit.dataset import Dataset
 from labelaudit.plots import (
     build_issues_per_class_figure,
@@ -140,7 +139,8 @@ def render_row_details(
 ) -> None:
     """The selected row: text, suggestions, each detector's evidence, and its nearest neighbours."""
     r = table.loc[table["row"] == row].iloc[0]
-    st.markdown(f"**Row `{html.escape(str(r['id']))}`**: given label and text:")
+    # md_escape, not a code span: an id holding a backtick would close the span and let markdown through
+    st.markdown(f"**Row {md_escape(r['id'])}**: given label and text:")
     st.text(f"{r['given label']}\n{r['text']}")
     sugg = [
         f"{r[f'suggestion {j}']} ({r[f'p {j}']:.2f})"

@@ -73,6 +73,49 @@ def navigation() -> dict[str, list[st.Page]]:
     return sections
 
 
+def unknown_page_requested(url: str | None, base_path: str = "") -> str | None:
+    """The page name in ``url`` (``st.context.url``) when no page has it, else None. Streamlit runs
+    the default page for an unknown URL without a word; the Data page says so instead.
+
+    >>> unknown_page_requested("http://localhost:8501/reveiw")
+    'reveiw'
+    >>> unknown_page_requested("http://localhost:8501/review") is None
+    True
+    """
+    from urllib.parse import unquote, urlparse
+
+    if not url:
+        return None
+    parts = [p for p in unquote(urlparse(url).path).split("/") if p]
+    base = [p for p in base_path.split("/") if p]
+    if base and parts[: len(base)] == base:
+        parts = parts[len(base) :]
+    if not parts:
+        return None
+    known = {p.url_path.strip("/") for p in PAGES}
+    name = "/".join(parts)
+    return None if name in known else name
+
+
+def render_unknown_page_notice() -> None:
+    """On the default page: a warning when the browser asked for a page that does not exist."""
+    from components.text import md_escape
+
+    try:
+        url = st.context.url
+        base = str(st.get_option("server.baseUrlPath") or "")
+    except Exception:  # no browser connection (AppTest)
+        return
+    name = unknown_page_requested(url, base)
+    if name is not None:
+        st.warning(
+            f"There is no page **/{md_escape(name[:80])}** here, so this is the Data page. The pages: "
+            + ", ".join(p.title for p in PAGES)
+            + ".",
+            icon=":material/link_off:",
+        )
+
+
 def switch_to(page: Page) -> None:
     """Open ``page`` (ends this run, as ``st.switch_page`` does)."""
     st.switch_page(page.path)

@@ -22,6 +22,8 @@ class StatusProgress:
     def __call__(self, step: str, done: int, total: int) -> None:
         if step not in self.started:
             self.started[step] = time.monotonic()
-            self.status.update(label=f"{self.verb}: {step}…")
+            # expanded=True on every update: an update without it clears the field, and the browser
+            # then collapses the box, hiding the bar (issue 16)
+            self.status.update(label=f"{self.verb}: {step}…", expanded=True)
         frac = min(done / total, 1.0) if total else 0.0
         self.bar.progress(frac, text=f"{step}: {eta_text(self.started[step], done, total)}")

@@ -140,6 +140,15 @@ def _fmt_pct(v: float | None) -> str:
     return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.1%}"
 
 
+def _points_delta(change: float) -> dict:
+    """st.metric delta arguments for a change (a fraction) in points: no arrow or colour when it
+    rounds to zero (a green arrow on "+0.00" claims a gain that is not there)."""
+    text = f"{change * 100:+.2f} points"
+    if math.isnan(change) or text in ("+0.00 points", "-0.00 points"):
+        return {"delta": "±0.00 points", "delta_color": "off", "delta_arrow": "off"}
+    return {"delta": text}
+
+
 def render_simulation_notice(rep: RoiReport) -> None:
     if rep.simulated:
         st.warning(
@@ -157,7 +166,9 @@ def render_headline(rep: RoiReport) -> None:
     c[1].metric("Labels changed", f"{s.n_relabelled:,}", help="accept + change")
     c[2].metric(
         "Precision of suggestions",
-        _fmt_pct(s.overall_precision),
+        f"too few decisions ({s.n_flagged_reviewed} of {roi.MIN_DECISIONS_FOR_ESTIMATES})"
+        if s.too_few_decisions
+        else _fmt_pct(s.overall_precision),
         help=f"Share of the {s.n_flagged_reviewed:,} reviewed flagged rows whose label was changed. "
         "Remove and ambiguous count as not changed.",
     )
@@ -178,12 +189,12 @@ def render_before_after(rep: RoiReport) -> None:
     c[0].metric(
         "Accuracy after",
         _fmt_pct(m["accuracy_after"].value),
-        delta=f"{m['accuracy_change'].value * 100:+.2f} points",
+        **_points_delta(m["accuracy_change"].value),
     )
     c[1].metric(
         "Macro-F1 after",
         _fmt_pct(m["macro_f1_after"].value),
-        delta=f"{m['macro_f1_change'].value * 100:+.2f} points",
+        **_points_delta(m["macro_f1_change"].value),
     )
     c[2].metric(
         "Accuracy change per 100 reviewed", f"{ba.change_per_100('accuracy') * 100:+.2f} points"

@@ -1,7 +1,9 @@
-"""The scan in the app: cached loading, the "Run scan" guard with progress, and the map figure.
+"""The scan in the app: cached loading, the background scan and its progress, and the map figure.
 
-A page view only ever *loads* a stored scan (:func:`labelaudit.scan.load_cached_scan`, no umap);
-the scan itself runs only when the user presses "Run scan".
+A page view only ever *loads* a stored scan (:func:`labelaudit.scan.load_cached_scan`, no umap).
+The scan itself runs in a background process (:mod:`labelaudit.jobs`), started as soon as a
+dataset is current (no button); its progress, read from the workspace, shows in the sidebar of
+every page and on the pages that wait for it, which fill in when it is stored.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ import streamlit as st
 from components import state
 from components.data import load_workspace_dataset
 from components.progress import StatusProgress
+from labelaudit import jobs
 from labelaudit.dataset import Dataset
 from labelaudit.errors import DataError, UsageError
+from labelaudit.jobs import JobStatus
 from labelaudit.plots import HOVER_CHARS, build_map_figure, color_options, hover_text, palette  # noqa: F401
 from labelaudit.scan import MAX_MAP_POINTS, ScanResult, load_cached_scan, map_sample, scan
 
@@ -70,7 +74,7 @@ def run_scan_with_progress(ds: Dataset, options: dict) -> ScanResult | None:
                 ds, workspace=st.session_state[state.WORKSPACE], progress=progress, **options
             )
         except (DataError, UsageError) as e:
-            status.update(label="Scan failed", state="error")
+            status.update(label="Scan failed", state="error", expanded=True)
             st.error(str(e), icon=":material/error:")
             return None
         steps = ", ".join(f"{k} {v:.1f} s" for k, v in res.timings.items())
@@ -138,14 +142,8 @@ def render_scan_options(*, key_prefix: str = state.SCAN_OPTIONS_EXPLORE) -> dict
     return options
 
 
-def require_scan(ds: Dataset) -> ScanResult:
-    """Page guard: the stored scan of ``ds``; otherwise a "Run scan" button, and a stop.
-
-    Running the scan shows st.status + st.progress, then reruns the page, which finds it stored.
-    """
-    res = cached_scan(ds)
-    if res is not None:
-        return res
+def _require_scan_by_button(ds: Dataset) -> None:
+    """Without automatic scans (LABELAUDIT_SCAN_RUNNER=off): a "Run scan" button, and a stop."""
     st.info(
         f"This dataset ({ds.n:,} rows) has not been scanned with these options yet. The scan embeds every "
         "text, draws a 2-D map, finds clusters and runs the label-issue detectors; it is stored in the "
@@ -158,7 +156,109 @@ def require_scan(ds: Dataset) -> ScanResult:
     if clicked and run_scan_with_progress(ds, options) is not None:
         st.rerun()
     st.stop()
-    raise AssertionError("unreachable")  # st.stop() raises
+
+
+# --------------------------------------------------------------------------- the background scan
+def ensure_scan(ds: Dataset, options: dict | None = None) -> JobStatus | None:
+    """Start the background scan of ``ds`` with ``options`` (default: the session's) unless it is
+    stored or already running (in this server or another process); its status (None when
+    automatic scans are off and none ran)."""
+    from labelaudit.workspace import Workspace
+
+    jobs.reap()
+    return jobs.start_scan(
+        Workspace(st.session_state[state.WORKSPACE]), ds, options or scan_options()
+    )
+
+
+def _job_status(ds: Dataset, options: dict | None = None) -> JobStatus | None:
+    from labelaudit.workspace import Workspace
+
+    return jobs.read_status(
+        Workspace(st.session_state[state.WORKSPACE]), ds, options or scan_options()
+    )
+
+
+def _draw_status(status: JobStatus) -> None:
+    st.progress(status.fraction(), text=status.step_text())
+    if status.finished:
+        st.caption("Done: " + ", ".join(f"{k} {v:,.0f} s" for k, v in status.finished.items() if k))
+    st.caption(status.overall_text())
+
+
+@st.fragment(run_every=1.5)
+def _live_progress(dataset_hash: str, options_json: str, *, in_sidebar: bool) -> None:
+    """Redrawn every 1.5 s while the scan runs; when it is stored, reruns the app so that every page
+    fills in (a page waiting for the scan shows it at once)."""
+    ds = load_workspace_dataset(st.session_state[state.WORKSPACE], dataset_hash)
+    status = _job_status(ds, json.loads(options_json))
+    if status is None or status.state != jobs.RUNNING:
+        st.rerun()
+        return
+    if in_sidebar:
+        st.markdown("**Scan running in the background**")
+    _draw_status(status)
+
+
+def render_scan_sidebar(ds: Dataset) -> None:
+    """The scan of the current dataset in the sidebar of every page: started when missing, its
+    progress (step, counts, time left, the estimate) while it runs, a line when it is stored."""
+    status = ensure_scan(ds)
+    with st.sidebar:
+        if status is None or status.state == jobs.STOPPED:
+            st.caption("Not scanned yet (automatic scans are off): the Explore page runs it.")
+        elif status.state == jobs.RUNNING:
+            _live_progress(ds.content_hash, scan_options_key(), in_sidebar=True)
+        elif status.state == jobs.FAILED:
+            st.error(f"Scan failed: {status.error}", icon=":material/error:")
+        else:
+            st.caption(f"Scan stored: {ds.n:,} rows, every page reads it.")
+
+
+def require_scan(ds: Dataset) -> ScanResult:
+    """Page guard: the stored scan of ``ds``; otherwise its background scan's progress (started
+    if needed, no button), and a stop; the page fills in when the scan is stored."""
+    res = cached_scan(ds)
+    if res is not None:
+        return res
+    status = ensure_scan(ds)
+    if status is not None and status.state == jobs.COMPLETE:  # stored between the two reads
+        res = cached_scan(ds)
+        if res is not None:
+            return res
+    if status is None or status.state == jobs.STOPPED:  # automatic scans are off
+        _require_scan_by_button(ds)
+    assert status is not None
+    render_scan_waiting(ds, status, what="the map, clusters and label issues", options=True)
+    raise AssertionError("unreachable")  # render_scan_waiting stops
+
+
+def render_scan_waiting(
+    ds: Dataset, status: JobStatus, *, what: str, options: bool = False
+) -> None:
+    """A page that needs the scan while it runs (its live progress; the page fills in when it is
+    stored) or after it failed (the problem and "Try again"); then a stop."""
+    if status.state == jobs.FAILED:
+        st.error(f"The scan of this dataset failed: {status.error}", icon=":material/error:")
+        if st.button("Try again", type="primary", key=state.RUN_SCAN, icon=":material/replay:"):
+            from labelaudit.workspace import Workspace
+
+            jobs.clear_failed(Workspace(st.session_state[state.WORKSPACE]), ds, scan_options())
+            st.rerun()
+        st.stop()
+    st.info(
+        f"This dataset ({ds.n:,} rows) is being scanned in the background: every text embedded, a 2-D "
+        f"map, clusters and the label-issue detectors, which compute {what}. It started on its own "
+        "and is stored in the workspace, so it runs once; this page fills in when it finishes "
+        "(other pages stay usable).",
+        icon=":material/hourglass_top:",
+    )
+    with st.status("Scanning…", expanded=True):
+        _live_progress(ds.content_hash, scan_options_key(), in_sidebar=False)
+    if options:
+        with st.expander("Scan settings (a change starts another scan)"):
+            render_scan_options(key_prefix=state.SCAN_OPTIONS_GUARD)
+    st.stop()
 
 
 @st.cache_data(show_spinner=False, max_entries=16)

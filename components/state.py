@@ -51,6 +51,9 @@ ISSUES_CLUSTERS = "issues_clusters"
 ISSUES_DETECTORS = "issues_detectors"
 ISSUES_ONLY_FLAGGED = "issues_only_flagged"
 ISSUES_CELL = "issues_cell"
+#: Label issues page: the confusion cells listed (a labelaudit.tables.CellChoice: the chart's box
+#: selection or the pick from the list, whichever changed last).
+ISSUES_CELL_CHOICE = "issues_cell_choice"
 
 #: Training dynamics page: colour of the data map, regions shown, and the row whose trajectory is drawn.
 DYNAMICS_COLOUR = "dynamics_colour"
@@ -113,6 +116,7 @@ ISSUES_CELL_ROWS = "issues_cell_rows"
 ISSUES_NEIGHBOURS = "issue_neighbours"
 ISSUES_NOISE_MATRIX = "noise_matrix"
 ISSUES_PER_CLASS = "issues_per_class"
+ISSUES_PAIRS = "issues_pairs"
 
 #: Annotators page elements.
 ANNOTATORS_KAPPA = "kappa_heatmap"
@@ -229,27 +233,89 @@ LS_PULL = "ls_pull"
 #: ROI page: learning from the decisions (the precision table, the strata of the audit).
 ROI_LEARN_PRECISION = "roi_learn_precision"
 ROI_LEARN_STRATA = "roi_learn_strata"
+#: Keys that outlive a change of dataset: the workspace, who reviews, the scan options, and the
+#: Data page's own form (it is where the switch happens). Everything else in the session is tied to
+#: one dataset (queue, selection, review session and its undo target and skipped items, bulk
+#: requests, finding drafts, every page's filters and picks) and is dropped by set_dataset.
+KEEP_ACROSS_DATASETS = frozenset(
+    {
+        WORKSPACE,
+        REVIEWER,
+        REVIEWER_REMEMBERED,
+        REVIEWER_NAME_INPUT,
+        SCAN_OPTIONS,
+        LOAD_PROBLEMS,
+        DATA_SOURCE,
+        DATA_ENCODING,
+        ROI_NEXT_N,
+        *(
+            key_for(group, field)
+            for group in (SCAN_OPTIONS_EXPLORE, SCAN_OPTIONS_GUARD)
+            for field in ("method", "k", "seed")
+        ),
+    }
+)
+#: ... and the Data page's per-role and per-companion widgets (key_for(DATA_MAP, role), …).
+KEEP_PREFIXES_ACROSS_DATASETS = tuple(key_for(p, "") for p in (DATA_MAP, DATA_UPLOAD, DATA_PATH))
+#: URL parameters that name rows or clusters of one dataset (Explore writes them).
+DATASET_URL_PARAMS = ("cluster", "ids")
+
+
+def set_dataset(content_hash: str) -> None:
+    """Make ``content_hash`` the current dataset. When it differs from the current one, everything
+    tied to the old dataset is dropped from the session (see KEEP_ACROSS_DATASETS) and from the URL,
+    so no page shows or acts on rows of the dataset that was open before. The URL then names the
+    dataset (``?dataset=<hash>``): a reload, a bookmark or a shared link reopens it."""
+    ss = st.session_state
+    if ss.get(DATASET_HASH) != content_hash:
+        for key in list(ss.keys()):
+            k = str(key)
+            if k in KEEP_ACROSS_DATASETS or k.startswith(KEEP_PREFIXES_ACROSS_DATASETS):
+                continue
+            del ss[key]
+        for param in DATASET_URL_PARAMS:
+            if param in st.query_params:
+                del st.query_params[param]
+        ss[SELECTION] = []
+    ss[DATASET_HASH] = content_hash
+    _dataset_in_url(content_hash)
+
+
+def _dataset_in_url(content_hash: str) -> None:
+    if st.query_params.get(DATASET_QUERY_PARAM) != content_hash:
+        st.query_params[DATASET_QUERY_PARAM] = content_hash
 
 
 def init_state() -> None:
-    """Set defaults once per session. The CLI may preload a dataset through the environment."""
+    """Set defaults; runs on every script run (app.py). The dataset comes from the URL
+    (``?dataset=<hash>``, written on every run so that page switches and reloads keep it), else from
+    the CLI through the environment; a URL naming a dataset this workspace does not hold says so."""
     ss = st.session_state
     if WORKSPACE not in ss:
         from labelaudit.workspace import Workspace
 
         ss[WORKSPACE] = str(Workspace(os.environ.get("LABELAUDIT_WORKSPACE")).root)
-    if DATASET_HASH not in ss and st.query_params.get(DATASET_QUERY_PARAM):
-        # labelaudit.show() links to ?dataset=<hash>; accept only a dataset stored in this workspace.
+    ss.setdefault(LOAD_PROBLEMS, [])
+    ss.setdefault(SELECTION, [])
+    if DATASET_HASH in ss:
+        _dataset_in_url(ss[DATASET_HASH])
+        return
+    wanted = st.query_params.get(DATASET_QUERY_PARAM, "")
+    if wanted:
         from labelaudit.workspace import Workspace
 
-        wanted = st.query_params.get(DATASET_QUERY_PARAM, "")
         if wanted in Workspace(ss[WORKSPACE]).datasets():
-            ss[DATASET_HASH] = wanted
-    if DATASET_HASH not in ss and os.environ.get("LABELAUDIT_DATASET"):
+            set_dataset(wanted)
+            return
+        ss[LOAD_PROBLEMS] = [
+            f"The link names dataset {wanted[:40]}, which this workspace ({ss[WORKSPACE]}) does not "
+            "hold; load the data again below (its version is the same when the data is)."
+        ]
+        del st.query_params[DATASET_QUERY_PARAM]
+    env = os.environ.get("LABELAUDIT_DATASET")
+    if env:
         # set by `labelaudit app DATA`: a dataset version stored in this workspace, never a path
         from labelaudit.workspace import Workspace
 
-        if os.environ["LABELAUDIT_DATASET"] in Workspace(ss[WORKSPACE]).datasets():
-            ss[DATASET_HASH] = os.environ["LABELAUDIT_DATASET"]
-    ss.setdefault(LOAD_PROBLEMS, [])
-    ss.setdefault(SELECTION, [])
+        if env in Workspace(ss[WORKSPACE]).datasets():
+            set_dataset(env)

@@ -61,7 +61,10 @@ def add_data_options(p: argparse.ArgumentParser, *, data_required: bool = True) 
 
 
 def add_reviewed_dataset_options(p: argparse.ArgumentParser) -> None:
-    """The options of commands that read a stored dataset and its review decisions (export, report)."""
+    """The options of commands that read a stored dataset and its review decisions (export, report):
+    DATA and the data options of ``scan`` (optional: without DATA, the dataset ``scan`` or the app
+    stored in the workspace), the workspace, the dataset version and the review database."""
+    add_data_options(p, data_required=False)
     p.add_argument(
         "--workspace", help="workspace folder (default: LABELAUDIT_WORKSPACE or .labelaudit)"
     )
@@ -74,6 +77,23 @@ def add_reviewed_dataset_options(p: argparse.ArgumentParser) -> None:
         "--db",
         help="review database URL (default: LABELAUDIT_DB_URL or review.sqlite in the workspace)",
     )
+
+
+def reviewed_dataset_hash(args: argparse.Namespace, ws, decided: dict[str, int]) -> str:
+    """The dataset ``export``/``report`` work on: DATA when given (loaded with the data options, as
+    ``scan`` reads it, and stored in the workspace), else ``--dataset`` or the workspace's only one."""
+    from labelaudit.commands.export import pick_dataset
+
+    if getattr(args, "data", None):
+        ds = load_from_args(args)
+        h = ws.save_dataset(ds)
+        if args.dataset and not h.startswith(args.dataset):
+            raise UsageError(
+                f"--dataset {args.dataset} does not match DATA {args.data} (its version is {h}); "
+                "give one of them"
+            )
+        return str(h)
+    return pick_dataset(ws.datasets(), args.dataset, decided, str(ws.root))
 
 
 def check_output_path(path: str, flag: str, suffixes: tuple[str, ...]) -> Path:

@@ -24,8 +24,11 @@ from labelaudit.detectors.base import (
 from labelaudit.detectors.ensemble import ISSUE_RULE, Combiner, combine, rank_average
 from labelaudit.detectors.oof import cached_out_of_fold_probs
 from labelaudit.dynamics import as_workspace
+
+# embed.normalise_rows is idempotent to the bit: the detectors' trained runs keep the keys the pages read
+from labelaudit.embed import normalise_rows
 from labelaudit.errors import DataError, UsageError
-from labelaudit.neighbours import nearest_neighbours, normalise_rows
+from labelaudit.neighbours import nearest_neighbours
 from labelaudit.progress import ProgressFn, no_progress
 from labelaudit.typed_json import serialisable
 
@@ -33,7 +36,7 @@ __all__ = ["Detection", "DetectionDetails", "detect_label_issues", "nearest_neig
 
 PROBS_GIVEN, PROBS_OOF = "given", "out-of-fold"
 #: Bump when detection output changes for the same inputs (the scan keys its cache on it).
-VERSION = 2
+VERSION = 3  # 3: dynamics, AUM and self-influence train on the training population (issue 16)
 
 
 @serialisable

@@ -133,6 +133,30 @@ def train_dynamics(
     return DynamicsRun(logits, checkpoints, np.full(epochs, lr))
 
 
+def population_logits(run: DynamicsRun, embeddings: np.ndarray, train: np.ndarray) -> np.ndarray:
+    """(E, N, K) logits of every row from a run trained on the rows ``train`` (bool (N,)) only:
+    the recorded logits for those, each epoch's checkpoint applied to the others (held-out rows of
+    the same model). ``run`` is the run of ``embeddings[train]``, as :func:`cached_dynamics` of the
+    training population stores it for the detectors and the Training dynamics page alike.
+
+    >>> x = np.eye(3, dtype=np.float32)
+    >>> run = train_dynamics(x[:2], np.array([0, 1]), n_classes=2, epochs=2)
+    >>> population_logits(run, x, np.array([True, True, False])).shape
+    (2, 3, 2)
+    """
+    train = np.asarray(train, dtype=bool)
+    if train.all():
+        return run.logits
+    x = np.asarray(embeddings, dtype=np.float32)
+    e, _, k = run.logits.shape
+    out = np.empty((e, len(x), k), dtype=np.float32)
+    out[:, train] = run.logits
+    held = np.hstack([x[~train], np.ones((int((~train).sum()), 1), dtype=np.float32)])
+    for i in range(e):
+        out[i, ~train] = held @ run.checkpoints[i].T
+    return out
+
+
 def _softmax(z: np.ndarray) -> np.ndarray:
     z = z - z.max(axis=-1, keepdims=True)
     p = np.exp(z)

@@ -142,6 +142,39 @@ def _escaped(names) -> list[str]:
     return [html.escape(str(x), quote=False) for x in names]
 
 
+# --------------------------------------------------------------------------- data summary
+def build_class_balance_figure(class_counts: pd.Series, *, max_tick_labels: int = 40):
+    """Bars of rows per class, largest first (``class_counts``: class name -> rows, e.g.
+    :meth:`labelaudit.dataset.Dataset.class_counts`). Class names are HTML-escaped: Plotly renders
+    tags in tick labels and hovers, so ``<a href=…>`` would become a live link. Tick labels are
+    hidden past ``max_tick_labels`` classes (the hover names each bar)."""
+    import plotly.graph_objects as go
+
+    counts = class_counts.sort_values(ascending=False, kind="stable")
+    names = _escaped(counts.index)
+    fig = go.Figure(
+        go.Bar(
+            x=list(range(len(counts))),
+            y=counts.to_numpy(),
+            customdata=names,
+            hovertemplate="%{customdata}<br>%{y:,} rows<extra></extra>",
+        )
+    )
+    ticks = {"tickmode": "array", "tickvals": list(range(len(counts))), "ticktext": names}
+    fig.update_layout(
+        title={"text": "Class balance"},
+        xaxis={
+            "title": {"text": "class"},
+            **ticks,
+            "showticklabels": len(counts) <= max_tick_labels,
+        },
+        yaxis={"title": {"text": "rows"}},
+        height=340,
+        margin={"t": 40, "b": 10},
+    )
+    return fig
+
+
 # --------------------------------------------------------------------------- label issues
 def build_confusion_figure(counts: np.ndarray, classes: list[str]):
     """Given (rows) against predicted (columns) labels as squares on a grid, one per non-empty cell;

@@ -44,6 +44,9 @@ SIMULATED_REVIEWER = "simulated-reviewer"
 BREAK_SECONDS = 600.0
 #: Decisions whose label changed.
 RELABELS = ("accept", "change")
+#: Fewest reviewed flagged rows a precision or a projection is given for; below it the page and
+#: the report say there are too few decisions instead of extrapolating (two decisions say nothing).
+MIN_DECISIONS_FOR_ESTIMATES = 10
 #: The effective actions, in display order.
 DECISION_ACTIONS = ("accept", "change", "keep", "ambiguous", "remove")
 #: Share of rows held out for evaluation when the dataset has no test split.
@@ -114,10 +117,13 @@ def effective_decisions(log: pd.DataFrame) -> pd.DataFrame:
             continue
         top = stack[-1]
         final = None if top["action"] == "remove" else top["new_label"]
+        action = top["action"]
+        if action in RELABELS and final is not None and final == top["old_label"]:
+            action = "keep"  # accepting a suggestion equal to the given label changes nothing
         rows.append(
             (
                 item,
-                top["action"],
+                action,
                 final,
                 top["old_label"],
                 top["reviewer"],
@@ -362,6 +368,12 @@ class ReviewSummary:
     @property
     def n_flagged_reviewed(self) -> int:
         return int(self.precision["reviewed"].iloc[0]) if len(self.precision) else 0
+
+    @property
+    def too_few_decisions(self) -> bool:
+        """Fewer reviewed flagged rows than :data:`MIN_DECISIONS_FOR_ESTIMATES`: no precision or
+        projection is shown, only the counts."""
+        return self.n_flagged_reviewed < MIN_DECISIONS_FOR_ESTIMATES
 
 
 def summarise_review(
@@ -831,6 +843,7 @@ def project(
     next_n: int = 100,
     recent_window: int = 100,
     audit_estimate: RemainingErrors | None = None,
+    min_decisions: int = MIN_DECISIONS_FOR_ESTIMATES,
 ) -> Projection:
     """Project the next ``next_n`` reviews from what the review so far observed.
 
@@ -841,13 +854,20 @@ def project(
     rows, replace the assumption. Expected fixes = ``next_n`` x precision of the
     last ``recent_window`` reviewed suggestions (the queue gets cleaner further down), at most the
     remaining errors. Expected accuracy gain = expected fixes x the accuracy gained per fix so far.
-    Hours = ``next_n`` x median seconds per item.
+    Hours = ``next_n`` x median seconds per item. With fewer than ``min_decisions`` reviewed
+    flagged rows there is no precision to scale by: remaining errors and expected fixes are left
+    out (None / NaN) and the first assumption says so.
     """
-    p = summary.overall_precision
+    too_few = summary.n_flagged_reviewed < min_decisions
+    p = summary.overall_precision if not too_few else math.nan
     fixed = summary.n_relabelled
     dec = summary.decisions
     recent = dec.tail(recent_window) if len(dec) else dec
-    p_recent = float(recent["action"].isin(RELABELS).mean()) if len(recent) else math.nan
+    p_recent = (
+        float(recent["action"].isin(RELABELS).mean())
+        if len(recent) >= min_decisions and not too_few
+        else math.nan
+    )
     audited = audit_estimate is not None and audit_estimate.enough
     if audit_estimate is not None and audited:
         remaining: float | None = float(audit_estimate.total)
@@ -880,6 +900,12 @@ def project(
         ]
         if audit_estimate is not None and audit_estimate.reason:
             error_lines.append(f"Not from the audit: {audit_estimate.reason}")
+    if too_few:
+        error_lines.insert(
+            0,
+            f"Too few decisions to extrapolate: {summary.n_flagged_reviewed:,} reviewed flagged rows, at "
+            f"least {min_decisions} needed; precision and projections are left out until then.",
+        )
     assumptions = [
         *error_lines,
         f"The next {next_n:,} items are assumed to be confirmed as often as the last {len(recent):,} reviewed "

@@ -224,6 +224,8 @@ def scan(
         detectors=detectors,
     )
     if ws is not None:
+        # the dataset goes with its scan, so that `labelaudit report/export --workspace W` and the app find it
+        ws.save_dataset(ds)
         cached = _load(ds, ws, params)
         if cached is not None:
             return cached
@@ -311,6 +313,7 @@ def _store(ds: Dataset, ws: Workspace, res: ScanResult) -> None:
     meta = {
         "params": p,
         "timings": res.timings,
+        "n_rows": ds.n,
         "detection_columns": [] if det is None else [str(c) for c in det.table.columns],
         # Typed JSON: reads back exactly (arrays, dtypes, detector dataclasses); raises on anything
         # it cannot store rather than dropping it.

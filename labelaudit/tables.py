@@ -7,7 +7,8 @@ dataset's texts and classes) and returns a new frame or array; nothing is cached
 Label issues
     :func:`issue_table` (one ranked row per dataset row), :func:`filter_issues`,
     :func:`issues_queue_source` (what "Send to review" calls the queue), :func:`confusion_counts`,
-    :func:`confusion_cells`, :func:`disagreements`, :func:`cell_rows`, :func:`evidence_lines`,
+    :func:`confusion_cells`, :func:`disagreements`, :func:`most_confused_pairs`, :class:`CellChoice`
+    (box selection or pick, whichever came last), :func:`cell_rows`, :func:`evidence_lines`,
     :func:`issues_per_class`.
 
 Example:
@@ -21,6 +22,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -205,6 +207,87 @@ def disagreements(counts: np.ndarray) -> list[tuple[int, int, int]]:
     m = np.asarray(counts)
     cells = [(int(g), int(p), int(m[g, p])) for g, p in zip(*np.nonzero(m), strict=True) if g != p]
     return sorted(cells, key=lambda c: -c[2])
+
+
+def most_confused_pairs(
+    counts: np.ndarray, classes: Sequence[str], *, top: int = 20
+) -> pd.DataFrame:
+    """The ``top`` largest disagreements as a table: ``given``, ``predicted``, ``rows``, and
+    ``share of given`` (rows / rows of the given class, in [0, 1]); most rows first. Readable with
+    many classes, where a K x K matrix's axis labels overlap.
+
+    >>> most_confused_pairs(np.array([[5, 1], [3, 2]]), ["a", "b"])["rows"].tolist()
+    [3, 1]
+    """
+    m = np.asarray(counts)
+    per_given = m.sum(axis=1)
+    rows = [
+        {
+            "given": classes[g],
+            "predicted": classes[p],
+            "rows": n,
+            "share of given": n / max(int(per_given[g]), 1),
+        }
+        for g, p, n in disagreements(m)[:top]
+    ]
+    return pd.DataFrame(rows, columns=["given", "predicted", "rows", "share of given"])
+
+
+@dataclass(frozen=True)
+class CellChoice:
+    """Which confusion cells the Label issues page lists: those of a box selection on the chart or
+    the one picked from the list, whichever the user changed last (neither silently overrides the
+    other). Immutable: :meth:`update` returns the next choice from what each widget now holds.
+
+    >>> c = CellChoice().update(chart=[(1, 0)], pick=None)
+    >>> c.source, c.cells
+    ('chart', [(1, 0)])
+    >>> c = c.update(chart=[(1, 0)], pick=(0, 1))     # the pick changed last: it wins
+    >>> c.source, c.cells
+    ('pick', [(0, 1)])
+    >>> c.update(chart=[(2, 1)], pick=(0, 1)).source  # then the chart again
+    'chart'
+    """
+
+    chart: tuple[tuple[int, int], ...] = ()
+    pick: tuple[int, int] | None = None
+    source: str = ""  # "chart", "pick" or "" (nothing chosen)
+
+    def update(
+        self, *, chart: Sequence[tuple[int, int]], pick: tuple[int, int] | None
+    ) -> CellChoice:
+        chart_t = tuple((int(g), int(p)) for g, p in chart)
+        pick_t = None if pick is None else (int(pick[0]), int(pick[1]))
+        source = self.source
+        if chart_t != self.chart:
+            source = "chart" if chart_t else ("pick" if pick_t else "")
+        if pick_t != self.pick:
+            source = "pick" if pick_t else ("chart" if chart_t else "")
+        if source == "chart" and not chart_t:
+            source = "pick" if pick_t else ""
+        if source == "pick" and not pick_t:
+            source = "chart" if chart_t else ""
+        return CellChoice(chart=chart_t, pick=pick_t, source=source)
+
+    @property
+    def cells(self) -> list[tuple[int, int]]:
+        if self.source == "chart":
+            return list(self.chart)
+        if self.source == "pick" and self.pick is not None:
+            return [self.pick]
+        return []
+
+    def heading(self, classes: Sequence[str], n_rows: int) -> str:
+        """What is listed, in plain words (class names as given: escape for the surface)."""
+        if self.source == "pick" and self.pick is not None:
+            g, p = self.pick
+            return f"Rows labelled {classes[g]}, predicted {classes[p]} (picked from the list): {n_rows:,}"
+        if self.source == "chart":
+            n = len(self.chart)
+            return (
+                f"Rows in the {n:,} square{'s' if n != 1 else ''} selected on the chart: {n_rows:,}"
+            )
+        return ""
 
 
 def cell_rows(

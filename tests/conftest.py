@@ -38,6 +38,9 @@ os.environ.setdefault(
     "LABELAUDIT_DATA_ROOTS",
     os.pathsep.join([str(Path(__file__).resolve().parent / "data"), tempfile.gettempdir()]),
 )
+# No scan starts on its own in tests (a page view would otherwise scan the 13k-row sample in the
+# background); the tests of automatic scans set "inline" or "process" themselves (labelaudit.jobs).
+os.environ.setdefault("LABELAUDIT_SCAN_RUNNER", "off")
 
 
 # --------------------------------------------------------------------------- data

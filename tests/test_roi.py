@@ -351,14 +351,14 @@ def test_projection_by_hand(reviewed):
         {"confident_joint": [[50, 3, 1], [2, 40, 4], [0, 10, 30]]}, None
     )
     assert est == 20.0 and "confident" in source
-    p = roi.project(s, estimated_errors=est, estimate_source=source, next_n=10)
+    p = roi.project(s, estimated_errors=est, estimate_source=source, next_n=10, min_decisions=1)
     # 20 estimated x 0.5 confirmed - 3 fixed = 7 remaining; recent precision 3/6 -> 5 fixes in 10 reviews
     assert p.remaining_errors == 7.0
     assert p.recent_precision == 0.5 and p.expected_fixes == 5.0
     assert p.expected_hours == pytest.approx(10 * 15 / 3600)
     assert p.accuracy_gain_per_fix is None and p.expected_accuracy_gain is None
     assert any("15 s per item" in a for a in p.assumptions)
-    capped = roi.project(s, estimated_errors=8.0, next_n=100)
+    capped = roi.project(s, estimated_errors=8.0, next_n=100, min_decisions=1)
     assert capped.remaining_errors == 1.0 and capped.expected_fixes == 1.0
 
 
@@ -398,3 +398,35 @@ def test_summary_of_an_empty_log():
     )
     p = roi.project(s, estimated_errors=None)
     assert p.remaining_errors is None
+
+
+# --------------------------------------------------------------------------- issue 16 defects
+def test_accepting_a_suggestion_equal_to_the_given_label_is_no_change(store):
+    # The page said "Labels changed 1, 100% had their label changed" while the retraining said
+    # "0 relabelled": an accept whose suggestion is the given label changed nothing.
+    ds = make_dataset(["a", "b", "a"])
+    h = ds.content_hash
+    common = dict(dataset_version=h, reviewer="ana")
+    record_at(store, 0, item_id="r0", action="accept", old_label="a", new_label="a", **common)
+    record_at(store, 10, item_id="r1", action="accept", old_label="b", new_label="a", **common)
+    s = roi.summarise_review(ds, store.log(h))
+    assert s.counts["accept"] == 1 and s.counts["keep"] == 1 and s.n_relabelled == 1
+    after = roi.labels_after_review(ds, s.decisions)
+    assert int((after != ds.labels).sum()) == s.n_relabelled
+
+
+def test_two_decisions_are_too_few_to_extrapolate(store):
+    ds = make_dataset(["a", "b", "a", "b"])
+    h = ds.content_hash
+    common = dict(dataset_version=h, reviewer="ana")
+    record_at(store, 0, item_id="r0", action="change", old_label="a", new_label="b", **common)
+    record_at(store, 10, item_id="r1", action="change", old_label="b", new_label="a", **common)
+    table = pd.DataFrame({"id": ds.frame["id"], "is_label_issue": [True, True, False, False]})
+    s = roi.summarise_review(ds, store.log(h), scan_table=table)
+    assert s.too_few_decisions and s.n_flagged_reviewed == 2
+    p = roi.project(s, estimated_errors=50.0, next_n=100)
+    assert p.remaining_errors is None and math.isnan(p.expected_fixes)
+    assert (
+        "Too few decisions" in p.assumptions[0]
+        and str(roi.MIN_DECISIONS_FOR_ESTIMATES) in p.assumptions[0]
+    )

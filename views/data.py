@@ -15,8 +15,11 @@ from components.data import (
     save_upload,
     server_path,
 )
+from components.pages import render_unknown_page_notice
+from components.scan import render_scan_sidebar
 
 st.title("Data")
+render_unknown_page_notice()
 
 AUTO = "(detect)"
 NONE = "(none)"
@@ -114,5 +117,7 @@ ds = current_dataset()
 if ds is None:
     st.info("No dataset loaded yet.")
     st.stop()
+    raise AssertionError("unreachable")  # st.stop() raises
+render_scan_sidebar(ds)  # loading a dataset starts its scan in the background, no button
 st.header("Summary")
 render_dataset_summary(ds)

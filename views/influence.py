@@ -101,8 +101,13 @@ else:
     except (DataError, UsageError) as e:
         st.error(str(e), icon=":material/error:")
         st.stop()
-    cols = ["train_id", "text", "label", "score"]
-    cfg = {"score": st.column_config.NumberColumn(format="%.3e")}
+    # score and label first, the long text last: in half-width tables a leading text column
+    # pushed the label and the score out of view
+    cols = ["score", "label", "train_id", "text"]
+    cfg = {
+        "score": st.column_config.NumberColumn(format="%.2e", width="small"),
+        "text": st.column_config.TextColumn(width="medium"),
+    }
     left, right = st.columns(2)
     left.markdown(f"**Proponents** (most helpful, top {TOP_N})")
     left.dataframe(
@@ -156,13 +161,16 @@ st.caption(
     "fits only by bending towards them, often mislabelled. Click a row to explain it."
 )
 st.dataframe(
-    ranking.head(2000),
+    ranking.head(2000)[["self_influence", "given_label", "predicted", "id", "text", "exact"]],
     hide_index=True,
     width="stretch",
     on_select="rerun",
     selection_mode="single-row",
     key=state.INFLUENCE_RANKING,
-    column_config={"self_influence": st.column_config.NumberColumn(format="%.3e")},
+    column_config={
+        "self_influence": st.column_config.NumberColumn(format="%.3e"),
+        "text": st.column_config.TextColumn(width="large"),
+    },
 )
 if ds.pair_scores is not None:
     queries = ds.pair_scores["query_id"].astype(str).unique().tolist()

@@ -17,10 +17,12 @@ from components.label_issues import (
 from components.review import send_to_review
 from components.review_learn import PRECISION_COLUMN, estimated_precision
 from components.scan import require_scan, scan_options_key
+from components.text import md_escape
 from labelaudit.errors import DataError, UsageError
 from labelaudit.plots import build_confusion_figure
 from labelaudit.tables import (
     CELL_ROW_COLUMNS,
+    CellChoice,
     cell_rows,
     confusion_cells,
     confusion_counts,
@@ -28,6 +30,7 @@ from labelaudit.tables import (
     disagreements,
     filter_issues,
     issues_queue_source,
+    most_confused_pairs,
 )
 
 st.title("Label issues")
@@ -135,16 +138,17 @@ with tab_confusion:
     else:
         predicted = np.asarray(det.pred_probs).argmax(axis=1)
         counts = confusion_counts(ds.labels, predicted, ds.k)
-        st.caption(
-            "Rows: given label; columns: predicted label (out-of-sample). Red-edged squares are "
-            "disagreements; drag a box around squares to list their rows."
-        )
-        event = st.plotly_chart(
-            build_confusion_figure(counts, ds.classes),
-            on_select="rerun",
-            selection_mode=("points", "box"),
-            key=state.ISSUES_CONFUSION,
+        st.markdown("**Most-confused pairs** (given label, predicted out-of-sample)")
+        st.dataframe(
+            most_confused_pairs(counts, ds.classes),
+            hide_index=True,
             width="stretch",
+            key=state.ISSUES_PAIRS,
+            column_config={
+                "share of given": st.column_config.ProgressColumn(
+                    "share of given", min_value=0.0, max_value=1.0, format="percent"
+                )
+            },
         )
         labels = {
             f"{ds.classes[g]} → {ds.classes[p]} ({n:,})": (g, p)
@@ -156,17 +160,39 @@ with tab_confusion:
             key=state.ISSUES_CELL,
             format_func=lambda s: s or "(none)",
         )
-        cells = selected_cells(event, confusion_cells(counts)) or (
-            [labels[choice]] if choice else []
+        # The chart is drawn below; its selection of the last run is already in the session.
+        cell_order = confusion_cells(counts)
+        chosen = (ss.get(state.ISSUES_CELL_CHOICE) or CellChoice()).update(
+            chart=selected_cells(ss.get(state.ISSUES_CONFUSION), cell_order),
+            pick=labels.get(choice),
         )
-        if cells:
-            rows = cell_rows(table, ds.labels, predicted, cells)
+        ss[state.ISSUES_CELL_CHOICE] = chosen
+        if chosen.cells:
+            rows = cell_rows(table, ds.labels, predicted, chosen.cells)
+            st.markdown("**" + md_escape(chosen.heading(ds.classes, len(rows))) + "**")
+            if chosen.source == "chart" and choice:
+                st.caption("The box selection on the chart replaced the pick from the list.")
+            elif chosen.source == "pick" and chosen.chart:
+                st.caption("The pick from the list replaced the box selection on the chart.")
             st.dataframe(
                 rows[CELL_ROW_COLUMNS],
                 hide_index=True,
                 width="stretch",
                 key=state.ISSUES_CELL_ROWS,
             )
+        st.caption(
+            "The matrix: rows given label, columns predicted label. Red-edged squares are "
+            "disagreements; drag a box around squares to list their rows; scroll to zoom, "
+            "double-click to reset."
+        )
+        st.plotly_chart(
+            build_confusion_figure(counts, ds.classes),
+            on_select="rerun",
+            selection_mode=("points", "box"),
+            key=state.ISSUES_CONFUSION,
+            width="stretch",
+            config={"scrollZoom": True},
+        )
 with tab_noise:
     render_noise_matrix(details.get("noise_matrix"), ds.classes)
 with tab_classes:

@@ -71,6 +71,23 @@ def listen_address(host: str | None, expose: bool) -> str:
     return host
 
 
+#: Flags of every production run (they repeat .streamlit/config.toml, which an installed wheel run
+#: from another folder does not see): watch no files (the watcher walks .venv and the workspace and
+#: floods the log with "Inotify queue overflowed"), no usage statistics, no Deploy button.
+PRODUCTION_FLAGS = (
+    "--server.headless",
+    "true",
+    "--browser.gatherUsageStats",
+    "false",
+    "--server.fileWatcherType",
+    "none",
+    "--server.runOnSave",
+    "false",
+    "--client.toolbarMode",
+    "viewer",
+)
+
+
 def streamlit_command(port: int, host: str = LOOPBACK) -> list[str]:
     return [
         sys.executable,
@@ -78,10 +95,7 @@ def streamlit_command(port: int, host: str = LOOPBACK) -> list[str]:
         "streamlit",
         "run",
         str(APP_SCRIPT),
-        "--server.headless",
-        "true",
-        "--browser.gatherUsageStats",
-        "false",
+        *PRODUCTION_FLAGS,
         "--server.port",
         str(port),
         "--server.address",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from labelaudit.cli import add_reviewed_dataset_options
+from labelaudit.cli import add_reviewed_dataset_options, reviewed_dataset_hash
 from labelaudit.errors import UsageError
 
 
@@ -41,7 +41,7 @@ def pick_dataset(hashes: list[str], wanted: str | None, decided: dict[str, int],
         )
     if not hashes:
         raise UsageError(
-            f"no dataset in the workspace {root}; load one with `labelaudit app DATA` or pass --workspace"
+            f"no dataset in the workspace {root}; give DATA (as to `labelaudit scan`), run `labelaudit scan DATA --workspace W` first, or pass --workspace"
         )
     if len(hashes) == 1:
         return hashes[0]
@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         log = store.log()
         decided = log.groupby("dataset_version")["item_id"].nunique().to_dict() if len(log) else {}
-        h = pick_dataset(ws.datasets(), args.dataset, decided, str(ws.root))
+        h = reviewed_dataset_hash(args, ws, decided)
         ds = ws.load_dataset(h)
         written = export_review(ds, store, out=args.out, removed=args.removed, log=args.log)
         cur = store.current(h)

@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from labelaudit.cli import add_reviewed_dataset_options
+from labelaudit.cli import add_reviewed_dataset_options, reviewed_dataset_hash
 from labelaudit.errors import UsageError
 
 
@@ -84,7 +84,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _open(args: argparse.Namespace):
-    from labelaudit.commands.export import pick_dataset
     from labelaudit.review.store import ReviewStore
     from labelaudit.workspace import Workspace
 
@@ -92,7 +91,7 @@ def _open(args: argparse.Namespace):
     store = ReviewStore(args.db or ws.database_url)
     log = store.log()
     decided = log.groupby("dataset_version")["item_id"].nunique().to_dict() if len(log) else {}
-    h = pick_dataset(ws.datasets(), args.dataset, decided, str(ws.root))
+    h = reviewed_dataset_hash(args, ws, decided)
     return ws, store, ws.load_dataset(h)
 
 

@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from labelaudit.cli import add_reviewed_dataset_options
+from labelaudit.cli import add_reviewed_dataset_options, reviewed_dataset_hash
 from labelaudit.errors import UsageError
 
 
@@ -35,7 +35,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from labelaudit.commands.export import pick_dataset
     from labelaudit.progress import TqdmProgress
     from labelaudit.report import compute_report, find_scan, write_report
     from labelaudit.review.store import ReviewStore
@@ -59,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
             if len(log_all)
             else {}
         )
-        h = pick_dataset(ws.datasets(), args.dataset, decided, str(ws.root))
+        h = reviewed_dataset_hash(args, ws, decided)
         ds = ws.load_dataset(h)
         res = find_scan(ds, ws)
         if res is None:

@@ -1,7 +1,7 @@
 """Area under the margin (Pleiss et al. 2020) with threshold samples: detector "aum".
 
-Trains two (K+1)-class softmax heads on ``ctx.embeddings`` (disjoint threshold sets), cached in
-``ctx.workspace`` when given. See :func:`labelaudit.dynamics.area_under_margin`.
+Trains two (K+1)-class softmax heads on the training population's ``ctx.embeddings`` (disjoint
+threshold sets), cached in ``ctx.workspace`` when given; rows outside the population score 0. See :func:`labelaudit.dynamics.area_under_margin`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from labelaudit.detectors.base import (
     rank_normalise,
 )
 from labelaudit.detectors.registry import register
-from labelaudit.detectors.training_dynamics import context_logits
+from labelaudit.detectors.training_dynamics import context_logits, context_population
 from labelaudit.dynamics import cached_aum, data_map
 from labelaudit.typed_json import serialisable
 
@@ -28,7 +28,7 @@ class AumDetails(DetectorDetails):
     #: The AUM cut-off of each threshold-sample fit.
     thresholds: list[float]
     flagged: int
-    #: float (N,): each row's area under the margin.
+    #: float (N,): each row's area under the margin (NaN outside the training population).
     aum: np.ndarray
 
 
@@ -40,28 +40,37 @@ class AumDetails(DetectorDetails):
 )
 def detect_aum(ctx: DetectionContext) -> DetectorResult:
     assert ctx.embeddings is not None  # the registry runs this detector only with embeddings
+    # Trained on the training population (the run the Training dynamics page shows); AUM is a
+    # margin during training, so rows outside it get no score (0) and no flag.
+    train = context_population(ctx)
     res = cached_aum(
-        ctx.embeddings,
-        ctx.labels,
+        ctx.embeddings[train],
+        ctx.labels[train],
         n_classes=ctx.n_classes,
         seed=ctx.seed,
         workspace=ctx.workspace,
     )
     dm = data_map(context_logits(ctx), ctx.labels)
-    evidence = [
-        f"AUM {a:.2f} (cut-off {t:.2f}){': below, likely mislabelled' if f else ''}"
-        for a, t, f in zip(res.aum, res.threshold, res.is_mislabeled, strict=True)
-    ]
+    n = len(ctx.labels)
+    score, flags = np.zeros(n), np.zeros(n, dtype=bool)
+    score[train], flags[train] = rank_normalise(-res.aum), res.is_mislabeled
+    aum_all = np.full(n, np.nan)
+    aum_all[train] = res.aum
+    evidence = [""] * n
+    for i, a, t, f in zip(
+        np.flatnonzero(train), res.aum, res.threshold, res.is_mislabeled, strict=True
+    ):
+        evidence[i] = f"AUM {a:.2f} (cut-off {t:.2f}){': below, likely mislabelled' if f else ''}"
     return DetectorResult(
         name="aum",
-        score=rank_normalise(-res.aum),
-        is_issue=res.is_mislabeled,
+        score=score,
+        is_issue=flags,
         suggested_label=dm.mean_pred.to_numpy(),
         suggested_prob=dm.mean_pred_prob.to_numpy(),
         evidence=evidence,
         details=AumDetails(
             thresholds=[float(t) for t in res.thresholds],
             flagged=int(res.is_mislabeled.sum()),
-            aum=np.asarray(res.aum),
+            aum=aum_all,
         ),
     )

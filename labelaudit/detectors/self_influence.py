@@ -19,7 +19,8 @@ from labelaudit.detectors.base import (
     rank_normalise,
 )
 from labelaudit.detectors.registry import register
-from labelaudit.influence import cached_model, cached_self_influence
+from labelaudit.detectors.training_dynamics import context_population
+from labelaudit.influence import augment, cached_model, cached_self_influence, softmax
 from labelaudit.typed_json import serialisable
 
 #: Robust z-score (of log self-influence) above which a row the head misclassifies is flagged.
@@ -51,22 +52,34 @@ class SelfInfluenceDetails(DetectorDetails):
 def detect_self_influence(ctx: DetectionContext) -> DetectorResult:
     ws = ctx.workspace
     assert ctx.embeddings is not None  # the registry runs this detector only with embeddings
-    values, exact = cached_self_influence(
-        ctx.embeddings, ctx.labels, n_classes=ctx.n_classes, workspace=ws
-    )
-    model = cached_model(ctx.embeddings, ctx.labels, n_classes=ctx.n_classes, workspace=ws)
-    pred = model.probs.argmax(axis=1)
-    flags = outlier_flags(values) & (pred != ctx.labels)
-    evidence = [
-        f"self-influence {v:.2e}{' (exact)' if e else ''}{', high and misfit: suspicious' if f else ''}"
-        for v, e, f in zip(values, exact, flags, strict=True)
-    ]
+    # The head and the values of the training population: what the Influence page reads (same
+    # workspace keys). Rows outside it are not in the head's loss: score 0, no flag, its prediction.
+    train = context_population(ctx)
+    x, y = ctx.embeddings[train], ctx.labels[train]
+    values, exact = cached_self_influence(x, y, n_classes=ctx.n_classes, workspace=ws)
+    model = cached_model(x, y, n_classes=ctx.n_classes, workspace=ws)
+    n = len(ctx.labels)
+    probs = np.empty((n, ctx.n_classes))
+    probs[train] = model.probs
+    if not train.all():
+        probs[~train] = softmax(augment(ctx.embeddings[~train]) @ model.weights.T)
+    pred = probs.argmax(axis=1)
+    flags = np.zeros(n, dtype=bool)
+    flags[train] = outlier_flags(values) & (pred[train] != y)
+    score = np.zeros(n)
+    score[train] = rank_normalise(values)
+    evidence = [""] * n
+    for i, v, e in zip(np.flatnonzero(train), values, exact, strict=True):
+        evidence[i] = (
+            f"self-influence {v:.2e}{' (exact)' if e else ''}"
+            f"{', high and misfit: suspicious' if flags[i] else ''}"
+        )
     return DetectorResult(
         name="self_influence",
-        score=rank_normalise(values),
+        score=score,
         is_issue=flags,
         suggested_label=pred,
-        suggested_prob=model.probs.max(axis=1),
+        suggested_prob=probs.max(axis=1),
         evidence=evidence,
         details=SelfInfluenceDetails(exact_rows=int(exact.sum()), flagged=int(flags.sum())),
     )

@@ -19,23 +19,35 @@ from labelaudit.dynamics import (
     data_map,
     forgetting_events,
     forgetting_score,
+    population_logits,
+    training_population,
 )
 from labelaudit.typed_json import serialisable
 
 
+def context_population(ctx: DetectionContext) -> np.ndarray:
+    """bool (N,): the rows the trained heads learn from (:func:`labelaudit.dynamics.training_population`
+    of the context's dataset; every row without one)."""
+    n = len(ctx.labels)
+    return training_population(ctx.dataset) if ctx.dataset is not None else np.ones(n, dtype=bool)
+
+
 def context_logits(ctx: DetectionContext) -> np.ndarray:
-    """(E, N, K) logits: imported dynamics, or a run trained on the embeddings (cached)."""
+    """(E, N, K) logits: imported dynamics, or a run trained on the training population's
+    embeddings (cached under the same key the Training dynamics page reads, so the scan's run is
+    the page's run); rows outside the population are scored by the same run's checkpoints."""
     if ctx.dynamics is not None:
         return np.asarray(ctx.dynamics)
     assert ctx.embeddings is not None  # the registry runs this detector only with embeddings
+    train = context_population(ctx)
     run = cached_dynamics(
-        ctx.embeddings,
-        ctx.labels,
+        ctx.embeddings[train],
+        ctx.labels[train],
         n_classes=ctx.n_classes,
         seed=ctx.seed,
         workspace=ctx.workspace,
     )
-    return run.logits
+    return population_logits(run, ctx.embeddings, train)
 
 
 @serialisable

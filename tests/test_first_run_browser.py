@@ -1,0 +1,111 @@
+"""The first ten minutes in a real browser (issue 16), one server for the module: the scan starts
+on its own with its progress in the sidebar and an open status box, the page fills in without a
+button, the dataset stays in the URL across pages and reloads, the reviewer's name survives a
+reload, data strings stay text on the charts, an unknown page says so, no Deploy button."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.conftest import StreamlitServer, wait_for_app
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+EVIL_CLASS = '<a href="http://evil.example">fraud</a>'
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    from labelaudit.io import load_dataset
+    from labelaudit.workspace import Workspace
+
+    rng = np.random.default_rng(0)
+    n = 150
+    labels = np.arange(n) % 3
+    emb = np.hstack(
+        [np.eye(3)[labels] * 3 + rng.normal(size=(n, 3)), rng.normal(size=(n, 5))]
+    ).astype(np.float32)
+    classes = [EVIL_CLASS, "refund", "top up"]
+    frame = pd.DataFrame(
+        {
+            "id": [f"q{i}" for i in range(n)],
+            "text": [f"question {i} about {classes[c]}" for i, c in enumerate(labels)],
+            "label": [classes[c] for c in labels],
+            "split": ["test" if i % 5 == 0 else "train" for i in range(n)],
+        }
+    )
+    ws = Workspace(tmp_path_factory.mktemp("first_run") / "ws")
+    h = ws.save_dataset(load_dataset(frame, embeddings=emb))
+    server = StreamlitServer(ws.root, None, {"LABELAUDIT_SCAN_RUNNER": "process"})
+    yield server, h
+    server.stop()
+
+
+def test_the_scan_starts_on_its_own_and_the_page_fills_in(app, page):
+    server, h = app
+    page.goto(f"{server.url}/explore?dataset={h}")
+    wait_for_app(page)
+    sidebar = page.locator("[data-testid='stSidebar']")
+    # While it runs: the sidebar and the page show the progress; the status box stays open.
+    running = page.get_by_text("is being scanned in the background")
+    if running.count():
+        status = page.locator("[data-testid='stExpander']").first
+        assert status.locator("details").get_attribute("open") is not None
+        sidebar.get_by_text("Scan running in the background").wait_for(timeout=30_000)
+    assert page.get_by_role("button", name="Run scan").count() == 0
+    # No click: the map appears when the background scan is stored.
+    page.locator("[data-testid='stPlotlyChart']").first.wait_for(timeout=600_000)
+    sidebar.get_by_text("Scan stored").wait_for(timeout=30_000)
+    assert page.locator("[data-testid='stException']").count() == 0, server.log()
+    assert f"dataset={h}" in page.url
+
+
+def test_the_dataset_stays_in_the_url_across_pages_and_reloads(app, page):
+    server, h = app
+    page.goto(f"{server.url}/?dataset={h}")
+    wait_for_app(page)
+    page.get_by_role("link", name="Label issues").first.click()
+    wait_for_app(page)
+    page.get_by_text("Rows needing review").first.wait_for(timeout=60_000)
+    assert f"dataset={h}" in page.url
+    page.reload()
+    wait_for_app(page)
+    page.get_by_text("Rows needing review").first.wait_for(timeout=60_000)
+    assert page.get_by_text("Load a dataset first").count() == 0
+
+
+def test_the_reviewers_name_survives_a_reload(app, page):
+    server, h = app
+    page.goto(f"{server.url}/review?dataset={h}")
+    wait_for_app(page)
+    page.get_by_label("Your name (recorded with every decision)").fill("Bea <b>x</b>")
+    page.get_by_role("button", name="Start reviewing").click()
+    wait_for_app(page)
+    page.get_by_text("Reviewer: Bea <b>x</b>").wait_for(timeout=60_000)
+    page.reload()
+    wait_for_app(page)
+    page.get_by_text("Reviewer: Bea <b>x</b>").wait_for(timeout=60_000)
+    assert page.get_by_label("Your name (recorded with every decision)").count() == 0
+
+
+def test_class_names_with_markup_stay_text_on_the_charts(app, page):
+    server, h = app
+    page.goto(f"{server.url}/?dataset={h}")
+    wait_for_app(page)
+    page.locator("[data-testid='stPlotlyChart']").first.wait_for(timeout=60_000)
+    # Before: Plotly turned the class name into a live link on the class-balance axis.
+    assert page.locator("a[href*='evil.example']").count() == 0
+    ticks = page.locator("[data-testid='stPlotlyChart'] .xtick text").all_inner_texts()
+    assert any(EVIL_CLASS in t for t in ticks), ticks
+
+
+def test_an_unknown_page_says_so_and_there_is_no_deploy_button(app, page):
+    server, h = app
+    page.goto(f"{server.url}/reveiw?dataset={h}")
+    wait_for_app(page)
+    page.get_by_text(re.compile("There is no page")).wait_for(timeout=60_000)
+    assert page.get_by_role("button", name="Deploy").count() == 0

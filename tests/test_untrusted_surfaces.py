@@ -1,0 +1,84 @@
+"""Strings from the data never become markup on the surface they land on (issue 16): Plotly tick
+labels, titles and hovers, and markdown headers."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from components.text import md_escape
+from labelaudit import plots
+
+EVIL_CLASS = '<a href="http://evil.example">fraud</a>'
+EVIL_ID = "r298`[pwn](http://evil.example)`"
+#: Markup labelaudit itself puts in hover templates; anything else is data that escaped.
+OWN_TAGS = re.compile(r"</?(br|b|i|extra)>")
+
+
+def _strings(obj):
+    if isinstance(obj, str):
+        yield obj
+    elif isinstance(obj, dict):
+        for v in obj.values():
+            yield from _strings(v)
+    elif isinstance(obj, list | tuple):
+        for v in obj:
+            yield from _strings(v)
+    elif isinstance(obj, np.ndarray) and obj.dtype == object:
+        for v in obj.ravel():
+            yield from _strings(v)
+
+
+def assert_no_live_markup(fig) -> None:
+    """No string in the figure holds a tag other than labelaudit's own hover markup."""
+    for s in _strings(fig.to_plotly_json()):
+        assert "<" not in OWN_TAGS.sub("", s), s
+
+
+def test_class_balance_escapes_class_names():
+    # Before: px.bar put the raw class name on the tick labels: a live external link.
+    counts = pd.Series({EVIL_CLASS: 5, "refund": 3})
+    fig = plots.build_class_balance_figure(counts)
+    assert_no_live_markup(fig)
+    assert fig.layout.xaxis.ticktext[0] == '&lt;a href="http://evil.example"&gt;fraud&lt;/a&gt;'
+
+
+@pytest.mark.parametrize("color_by", ["given label", "suggested label", "cluster", "score"])
+def test_map_escapes_every_data_string(color_by):
+    table = pd.DataFrame(
+        {
+            "id": [EVIL_ID, "b"],
+            "given_label": [EVIL_CLASS, "x"],
+            "suggested_label": ["<img src=x onerror=alert(1)>", EVIL_CLASS],
+            "cluster": [0, -1],
+            "x": [0.0, 1.0],
+            "y": [0.0, 1.0],
+            "score": [0.1, 0.9],
+        }
+    )
+    fig = plots.build_map_figure(
+        table, pd.Series(["<script>alert(1)</script>", "plain"]), color_by=color_by
+    )
+    # customdata[0] is the raw id the selection reads back; it is never rendered
+    fig.data[0].customdata = [row[1:] for row in fig.data[0].customdata]
+    assert_no_live_markup(fig)
+
+
+def test_label_issue_figures_escape_class_names():
+    classes = [EVIL_CLASS, "b", "c"]
+    counts = np.array([[5, 2, 0], [1, 4, 0], [0, 0, 3]])
+    assert_no_live_markup(plots.build_confusion_figure(counts, classes))
+    assert_no_live_markup(plots.build_noise_matrix_figure(np.eye(3) * 0.9 + 0.03, classes))
+    per_class = pd.DataFrame(
+        {"class": classes, "rows needing review": [1, 2, 0], "share of class": [0.1, 0.2, 0.0]}
+    )
+    assert_no_live_markup(plots.build_issues_per_class_figure(per_class))
+
+
+def test_md_escape_keeps_an_id_inside_its_header():
+    # Before: f"**Row `{id}`**" let a backtick in the id close the code span and open a link.
+    text = f"**Row {md_escape(EVIL_ID)}**"
+    assert "](" not in text.replace("\\]\\(", "") and "\\`" in text
