@@ -38,6 +38,8 @@ SCAN_OPTIONS = "scan_options"
 #: Explore page: cluster filter (int or None) and class filter (list[str], empty = all classes).
 EXPLORE_CLUSTER = "explore_cluster"
 EXPLORE_CLASSES = "explore_classes"
+#: Explore page: the text search (str; matches are highlighted on the map and narrow the table).
+EXPLORE_SEARCH = "explore_search"
 #: Annotators page: truth-inference method ("mace", "ds", "mv", "crowdlab") and the annotator whose confusion is shown.
 ANNOTATORS_METHOD = "annotators_method"
 ANNOTATORS_SELECTED = "annotators_selected"
@@ -107,6 +109,7 @@ EXPLORE_SEND = "explore_send"
 EXPLORE_CLEAR_SELECTION = "explore_clear_selection"
 EXPLORE_VIEW_ROWS = "explore_view_rows"
 EXPLORE_SELECT_VIEW = "explore_select_view"
+EXPLORE_LEGEND = "explore_legend"
 
 #: Label issues page: the confusion chart (its selection), the ranked table (its selected row), and
 #: the other elements.

@@ -65,7 +65,43 @@ def _category_column(table: pd.DataFrame, color_by: str) -> pd.Series | None:
     return None
 
 
-def build_map_figure(table: pd.DataFrame, texts: pd.Series, *, color_by: str = "given label"):
+def category_colours(values) -> dict[str, str]:
+    """A fixed colour per category (sorted; past the palette, hues spaced by the golden angle keep
+    every category distinct). Pass the colours of the whole table to :func:`build_map_figure` so a
+    filtered map and the legend (:func:`map_legend`) keep the same colours."""
+    colors = palette()
+    return {
+        v: colors[i] if i < len(colors) else f"hsl({(i * 137.508) % 360:.0f},65%,45%)"
+        for i, v in enumerate(sorted(set(values)))
+    }
+
+
+def map_legend(table: pd.DataFrame, color_by: str) -> pd.DataFrame | None:
+    """The colour of each category of ``color_by`` and its rows (most first): ``category``,
+    ``colour``, ``rows``; None for a numeric colouring (the map has a colour bar). Category names
+    are as in the data (a table shows them as text)."""
+    cats = _category_column(table, color_by)
+    if cats is None:
+        return None
+    colours = category_colours(cats)
+    counts = cats.value_counts()
+    return pd.DataFrame(
+        {
+            "category": counts.index.astype(str),
+            "colour": [colours[c] for c in counts.index],
+            "rows": counts.to_numpy(),
+        }
+    )
+
+
+def build_map_figure(
+    table: pd.DataFrame,
+    texts: pd.Series,
+    *,
+    color_by: str = "given label",
+    colours: dict[str, str] | None = None,
+    highlight: np.ndarray | None = None,
+):
     """One Scattergl trace of ``table`` rows (x, y); raw row id in customdata[0]; hover with escaped text.
 
     ``table`` is a :class:`~labelaudit.scan.ScanResult` table (or a slice of it). Example, in a notebook::
@@ -74,7 +110,10 @@ def build_map_figure(table: pd.DataFrame, texts: pd.Series, *, color_by: str = "
         build_map_figure(res.table, ds.frame["text"], color_by="label_issue_score")   # shows the map
 
     ``texts``: the rows' texts, aligned with ``table``. Categories get a fixed colour per value
-    (no legend: one trace keeps WebGL fast; the hover names the value); numbers get a colour bar.
+    (``colours``, default :func:`category_colours` of these rows; no legend on the figure: one
+    trace keeps WebGL fast, :func:`map_legend` is the legend); numbers get a colour bar.
+    ``highlight``: bool per row (e.g. a text search's matches), drawn again on top as larger,
+    outlined points in a second trace with the same customdata (a selection reads either).
     """
     import plotly.graph_objects as go
 
@@ -98,13 +137,9 @@ def build_map_figure(table: pd.DataFrame, texts: pd.Series, *, color_by: str = "
         ]
     )
     if cats is not None:
-        values = sorted(cats.unique().tolist())
-        colors = palette()
-        # Past the palette, hues spaced by the golden angle keep every category distinct.
-        lookup = {
-            v: colors[i] if i < len(colors) else f"hsl({(i * 137.508) % 360:.0f},65%,45%)"
-            for i, v in enumerate(values)
-        }
+        lookup = dict(colours) if colours is not None else category_colours(cats)
+        for v in set(cats) - set(lookup):
+            lookup[v] = "#999999"
         marker = {"color": cats.map(lookup).to_numpy(dtype=object), "size": 5, "opacity": 0.8}
     else:
         marker = {
@@ -127,6 +162,23 @@ def build_map_figure(table: pd.DataFrame, texts: pd.Series, *, color_by: str = "
         ),
     )
     fig = go.Figure(trace)
+    if highlight is not None and np.asarray(highlight, dtype=bool).any():
+        hit = np.asarray(highlight, dtype=bool)
+        fig.add_trace(
+            go.Scattergl(
+                x=table["x"].to_numpy()[hit],
+                y=table["y"].to_numpy()[hit],
+                mode="markers",
+                marker={
+                    "color": "rgba(0,0,0,0)",
+                    "size": 11,
+                    "line": {"width": 2, "color": "#111111"},
+                },
+                customdata=custom[hit],
+                hovertemplate=trace.hovertemplate,
+                name="matches",
+            )
+        )
     fig.update_layout(
         height=620,
         margin={"l": 10, "r": 10, "t": 10, "b": 10},

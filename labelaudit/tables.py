@@ -28,6 +28,21 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+
+# --------------------------------------------------------------------------- search
+def text_matches(texts: pd.Series, query: str) -> np.ndarray:
+    """bool (N,): the texts containing ``query`` (case-insensitive, a plain substring, never a
+    regular expression: the query is typed by a user).
+
+    >>> text_matches(pd.Series(["Refund please", "top up", None]), "refund").tolist()
+    [True, False, False]
+    """
+    q = str(query).strip()
+    if not q:
+        return np.zeros(len(texts), dtype=bool)
+    return pd.Series(texts).str.contains(q, case=False, regex=False, na=False).to_numpy(dtype=bool)
+
+
 # --------------------------------------------------------------------------- label issues
 #: Lead columns of :func:`issue_table`, in the order the Label issues page shows them.
 ISSUE_TABLE_LEAD = [

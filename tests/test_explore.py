@@ -174,3 +174,22 @@ def test_changing_scan_settings_offers_a_new_scan_reusing_the_map(scanned, works
         "seed": 0,
     }
     assert at.dataframe[-1].value["cluster"].tolist() == [0, 1, 2, 3]
+
+
+def test_search_rings_matches_on_the_map_and_fills_the_table(scanned, workspace):
+    # What users of Spotlight / Argilla expect: text search that highlights points, filters that
+    # drive the map and the table together, and a legend for the colours.
+    ds, res = scanned
+    at = _page(workspace, ds).run()
+    word = ds.texts[0].split()[0]
+    expected = {i for i, t in zip(ds.ids, ds.texts, strict=True) if word.lower() in t.lower()}
+    at.text_input(key="explore_search").set_value(word).run()
+    assert not at.exception
+    fig = _figure(at)
+    assert len(fig["data"]) == 2 and len(fig["data"][1]["customdata"]) == len(expected)
+    assert {c[0] for c in fig["data"][1]["customdata"]} == expected
+    shown = next(d.value for d in at.dataframe if "text" in d.value.columns)
+    assert set(shown["id"]) == expected
+    assert any(f"{len(expected):,} rows contain" in c.value for c in at.caption)
+    legend = next(d.value for d in at.dataframe if "category" in d.value.columns)
+    assert set(legend["category"]) == set(ds.classes) and legend["rows"].sum() == ds.n

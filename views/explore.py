@@ -16,7 +16,10 @@ from components.scan import (
     scan_options_key,
     selection_ids,
 )
+from components.text import md_escape
 from labelaudit.dataset import TEXT
+from labelaudit.plots import map_legend
+from labelaudit.tables import text_matches
 
 #: Most ids put in a shareable URL; larger selections are not shared by URL (the page says so).
 MAX_URL_IDS = 200
@@ -66,12 +69,27 @@ if cluster is not None:
         ss[state.EXPLORE_CLUSTER] = None
         st.rerun()
 
+search = st.text_input(
+    "Search the texts (matches are ringed on the map and fill the table)",
+    key=state.EXPLORE_SEARCH,
+    placeholder="e.g. refund",
+).strip()
 rows, n_in_view = map_rows(ws_root, ds.content_hash, options_json, cluster, tuple(classes))
 texts = ds.frame[TEXT]
+matches = text_matches(texts, search) if search else None
+legend = map_legend(table, color_by)
 if n_in_view == 0:
     st.warning("No rows match these filters.")
 else:
-    fig = build_map_figure(table.iloc[rows], texts.iloc[rows], color_by=color_by)
+    fig = build_map_figure(
+        table.iloc[rows],
+        texts.iloc[rows],
+        color_by=color_by,
+        colours=None
+        if legend is None
+        else dict(zip(legend["category"], legend["colour"], strict=True)),
+        highlight=None if matches is None else matches[rows],
+    )
     st.plotly_chart(
         fig,
         on_select="rerun",
@@ -86,6 +104,11 @@ else:
         )
     else:
         st.caption(f"{n_in_view:,} rows. Drag a box or lasso on the map to select rows.")
+    if matches is not None:
+        st.caption(
+            f"{int(matches.sum()):,} rows contain “{md_escape(search)}” "
+            f"({int(matches[rows].sum()):,} of them on the map as drawn)."
+        )
 
 # ------------------------------------------------------------------ selected rows
 score_cols = [
@@ -126,11 +149,26 @@ elif n_in_view:
     )
     if classes:
         in_view = in_view[table["given_label"].iloc[in_view].isin(classes).to_numpy()]
-    st.subheader(f"Rows in view ({len(in_view):,})")
+    if matches is not None:
+        in_view = in_view[matches[in_view]]
+    st.subheader(
+        f"Rows in view ({len(in_view):,})" + (" matching the search" if matches is not None else "")
+    )
     st.dataframe(rows_frame(in_view), hide_index=True, width="stretch", key=state.EXPLORE_VIEW_ROWS)
     if st.button(f"Select all {len(in_view):,} rows in view", key=state.EXPLORE_SELECT_VIEW):
         ss[state.SELECTION] = table["id"].iloc[in_view].astype(str).tolist()
         st.rerun()
+
+if legend is not None and n_in_view:
+    with st.expander(f"Colours: {md_escape(color_by)} ({len(legend):,})"):
+        st.dataframe(
+            legend.style.map(lambda c: f"background-color: {c}; color: {c}", subset=["colour"]),
+            hide_index=True,
+            width="stretch",
+            key=state.EXPLORE_LEGEND,
+            column_config={"colour": st.column_config.TextColumn("colour", width="small")},
+        )
+        st.caption("Type in the table's search (its toolbar) to find a class.")
 
 # ------------------------------------------------------------------ clusters
 st.subheader("Clusters")
