@@ -219,16 +219,13 @@ def render_item_card(ev: ItemEvidence, *, current: Decision | None = None) -> No
     with top[1]:
         st.markdown("**Suggested labels**")
         if ev.suggestions:
-            sug = pd.DataFrame(ev.suggestions, columns=["label", "probability"])
-            st.dataframe(
-                sug,
-                hide_index=True,
-                width="stretch",
-                column_config={
-                    "probability": st.column_config.ProgressColumn(
-                        "probability", min_value=0.0, max_value=1.0, format="%.2f"
-                    )
-                },
+            # one plain-text block, not a data grid: the card redraws on every decision
+            width = max(len(n) for n, _ in ev.suggestions[:5])
+            st.text(
+                "\n".join(
+                    f"{n.ljust(width)}  {p:5.1%}  {'█' * int(round(p * 20))}"
+                    for n, p in ev.suggestions[:5]
+                )
             )
         else:
             st.caption(
@@ -518,17 +515,33 @@ def queue_source() -> tuple[list[str] | None, str]:
 # --------------------------------------------------------------------------- the fast path
 @st.cache_data(show_spinner=False, max_entries=256)
 def cached_evidence(
-    workspace_root: str, dataset_hash: str, options_json: str, scanned: bool, item_id: str
+    workspace_root: str,
+    dataset_hash: str,
+    options_json: str,
+    scanned: bool,
+    item_id: str,
+    refit_cutoff: int = 0,
 ) -> ItemEvidence:
-    """:func:`item_evidence` of one item, computed once (the next item is prepared before the click)."""
+    """:func:`item_evidence` of one item, computed once (the next item is prepared before the click).
+    ``refit_cutoff`` > 0: the suggestions come from the out-of-fold model refitted on the decisions
+    up to that id (:func:`labelaudit.review.adaptive.refit_suggestions`)."""
     ds = load_workspace_dataset(workspace_root, dataset_hash)
     scan = stored_scan(workspace_root, dataset_hash, options_json) if scanned else None
     det = scan.detection if scan is not None else None
     pred_probs = det.pred_probs if det is not None else None
+    table = scan.table if scan is not None else None
+    if refit_cutoff and table is not None:
+        from components.review_learn import stored_refit
+        from labelaudit.review.adaptive import with_refit_suggestions
+
+        refit = stored_refit(workspace_root, dataset_hash, refit_cutoff)
+        if refit is not None:
+            table = with_refit_suggestions(table, refit, list(ds.classes))
+            pred_probs = refit.probs
     return item_evidence(
         ds,
         item_id,
-        scan_table=scan.table if scan is not None else None,
+        scan_table=table,
         pred_probs=pred_probs if pred_probs is not None else ds.pred_probs,
         embeddings=scan.embeddings if scan is not None else None,
         detection_details=det.details if det is not None else None,
@@ -592,6 +605,7 @@ def render_review_fragment(
     options_json: str,
     scan: ScanResult | None,
     learning: Callable[[ItemEvidence], None] | None = None,
+    refit_cutoff: int = 0,
 ) -> None:
     """The part of the page a decision, skip or undo redraws: progress, the item, the action bar,
     the evidence. Runs as a fragment: a click reruns only this, never the whole page; the queue
@@ -606,7 +620,9 @@ def render_review_fragment(
         st.success("Nothing left to review in this queue.", icon=":material/done_all:")
         return
     try:
-        ev = cached_evidence(workspace_root, ds.content_hash, options_json, scan is not None, item)
+        ev = cached_evidence(
+            workspace_root, ds.content_hash, options_json, scan is not None, item, refit_cutoff
+        )
     except (DataError, UsageError) as e:
         st.error(str(e), icon=":material/error:")
         return
@@ -636,4 +652,6 @@ def render_review_fragment(
     nxt = live.peek_next(session, item)
     if nxt is not None:  # ready before the click
         with contextlib.suppress(DataError, UsageError):
-            cached_evidence(workspace_root, ds.content_hash, options_json, scan is not None, nxt)
+            cached_evidence(
+                workspace_root, ds.content_hash, options_json, scan is not None, nxt, refit_cutoff
+            )

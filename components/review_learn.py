@@ -164,6 +164,55 @@ def precision_so_far(
     )
 
 
+def refit_cutoff(workspace_root: str, ds: Dataset) -> int:
+    """The decision id the latest suggestion refit was fitted up to (0: none); a small JSON read."""
+    ws = Workspace(workspace_root)
+    if not ws.has(ds.content_hash, "suggestions_refit_latest", ext="json"):
+        return 0
+    try:
+        return int(ws.load(ds.content_hash, "suggestions_refit_latest", ext="json")["cutoff"])
+    except (KeyError, TypeError, ValueError, OSError):
+        return 0
+
+
+@st.cache_resource(show_spinner=False, max_entries=2)
+def stored_refit(
+    workspace_root: str, dataset_hash: str, cutoff: int
+) -> adaptive.SuggestionRefit | None:
+    """The stored suggestion refit (float (N, K) probabilities), loaded once per ``cutoff``."""
+    ds = load_workspace_dataset(workspace_root, dataset_hash)
+    refit = adaptive.latest_suggestion_refit(Workspace(workspace_root), ds)
+    return refit if refit is not None and refit.cutoff_decision_id == cutoff else None
+
+
+def run_suggestion_refit(
+    store: ReviewStore, ds: Dataset, scan: ScanResult, workspace_root: str, options_json: str
+) -> bool:
+    """Refit the suggestions on the decisions so far, with progress; True when done."""
+    from components.progress import StatusProgress
+
+    with st.status("Refitting the suggestions on the decisions…", expanded=True) as status:
+        try:
+            r = adaptive.refit_suggestions(
+                ds,
+                scan.embeddings,
+                store.log(ds.content_hash),
+                workspace=Workspace(workspace_root),
+                seed=_seed(options_json),
+                progress=StatusProgress(status, "Refitting"),
+            )
+        except (DataError, UsageError) as e:
+            status.update(label="Refit failed", state="error")
+            st.error(md_escape(str(e)), icon=":material/error:")
+            return False
+        status.update(
+            label=f"Suggestions refitted on {r.n_decisions:,} decisions in {r.seconds:.1f} s",
+            state="complete",
+            expanded=False,
+        )
+    return True
+
+
 # --------------------------------------------------------------------------- drawing
 def render_ranking(q: adaptive.QueueInForce) -> None:
     """Which ranking orders the queue and how it was fitted (one plain paragraph)."""
@@ -200,6 +249,20 @@ def render_queue_settings(
         if st.button("Save", key=state.REVIEW_SAVE_RERANK_EVERY):
             adaptive.save_setting(store, h, "rerank_every", int(every), set_by=who.name)
             st.rerun()
+        if st.button(
+            "Refit suggestions on the decisions",
+            key=state.REVIEW_REFIT_SUGGESTIONS,
+            icon=":material/model_training:",
+            help="Refit the out-of-fold model with every reviewed label fixed, so suggestions use "
+            "what reviewers decided about similar items",
+        ) and run_suggestion_refit(store, ds, scan, workspace_root, options_json):
+            st.rerun()
+        cutoff = refit_cutoff(workspace_root, ds)
+        st.caption(
+            f"Suggestions: refitted on the decisions up to #{cutoff}."
+            if cutoff
+            else "Suggestions: from the scan's out-of-fold model."
+        )
         st.divider()
         on = q.settings.audit_on
         st.markdown(

@@ -215,6 +215,7 @@ REVIEW_SAVE_RERANK_EVERY = "review_save_rerank_every"
 REVIEW_AUDIT_SHARE = "review_audit_share"
 REVIEW_AUDIT_START = "review_audit_start"
 REVIEW_AUDIT_STOP = "review_audit_stop"
+REVIEW_REFIT_SUGGESTIONS = "review_refit_suggestions"
 #: Lead's team panel: the assignment form, closing one (key_for(ASSIGN_CLOSE, id)), the tables.
 ASSIGN_SOURCE = "assign_source"
 ASSIGN_CLUSTER = "assign_cluster"

@@ -98,6 +98,7 @@ def test_the_ranking_in_force_is_shown_and_the_lead_can_rerank(scanned):
     at = page(ws, h, "lea")
     assert not at.exception, at.exception
     assert "Ranking in force: static" in texts(at)
+    assert "No decisions yet" in texts(at)  # says why nothing is learnt yet
     assert "Track record so far" in texts(at)
     first = shown(at).item_id
     for _ in range(3):
@@ -111,6 +112,24 @@ def test_the_ranking_in_force_is_shown_and_the_lead_can_rerank(scanned):
     rec = adaptive.latest_ranking(store, h)
     assert rec is not None and rec.trigger == "on demand" and rec.requested_by == "lea"
     assert "on demand, by lea" in texts(at)
+    # one-sided decisions (all kept): the static ranking stays, and the page says why
+    assert "Ranking in force: static" in texts(at)
+    assert "Not enough decisions of both outcomes to learn from: 0 label changes and 3" in texts(at)
+
+
+def test_lead_refits_the_suggestions_on_the_decisions(scanned):
+    ws, ds, h, store = scanned
+    at = page(ws, h, "lea")
+    for _ in range(3):
+        at = decide(at, "change")
+    next(b for b in at.button if b.key == "review_refit_suggestions").click()
+    at.run()
+    assert not at.exception, at.exception
+    assert "Suggestions: refitted on the decisions up to #3." in texts(at)
+    refit = adaptive.latest_suggestion_refit(ws, ws.load_dataset(h))
+    assert refit is not None and refit.n_decisions == 3
+    top = ds.classes[int(refit.probs[ds.id_to_row[shown(at).item_id]].argmax())]
+    assert shown(at).suggested == top  # the card's suggestion is the refitted model's
 
 
 def test_rerank_after_every_n_decisions(scanned):

@@ -57,6 +57,18 @@ def test_page_shows_review_numbers_then_retrains_on_click(workspace, tmp_path):
     assert len(downloads) == 1 and "report" in downloads[0].proto.label
 
 
+def test_learning_from_the_decisions_is_shown(workspace, tmp_path):
+    at, h = open_page(workspace, tmp_path)
+    at.run()
+    assert not at.exception, at.exception
+    assert "Learning from the decisions" in [x.value for x in at.header]
+    assert metric(at, "Ranking in force") in ("static", "learnt")
+    assert metric(at, "Errors left (estimate)") == "n/a"  # no audit yet: says so instead
+    assert any("audit" in c.value.lower() for c in at.caption)
+    frames = [d.value for d in at.dataframe]
+    assert any({"scope", "precision", "precision_low"} <= set(f.columns) for f in frames)
+
+
 def test_simulated_decisions_show_the_notice(workspace, tmp_path):
     at, _ = open_page(workspace, tmp_path, reviewer=roi.SIMULATED_REVIEWER)
     at.run()

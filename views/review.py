@@ -133,7 +133,10 @@ if plan.source == "assignment":
 learning = (
     learn_ui.card_learning(store, ds, scan, ws_root, options_json, q) if scan is not None else None
 )
-render_review_fragment(store, ds, who, plan, token, book, ws_root, options_json, scan, learning)
+refit = learn_ui.refit_cutoff(ws_root, ds) if scan is not None else 0
+render_review_fragment(
+    store, ds, who, plan, token, book, ws_root, options_json, scan, learning, refit
+)
 
 if who.is_lead:
     render_bulk(store, ds, who, queue_ids=list(order), source=source, scan_table=table)

@@ -158,6 +158,12 @@ class ReviewSession:
             )
             if not self.visited or self.visited[-1] != ev.item_id:
                 self.visited.append(ev.item_id)
+        elif self.shown.suggested != ev.suggested_label:
+            # the suggestions changed while on screen (refitted): accept sets what is shown now
+            what = ev.shown(source)
+            if self.shown.shown.get("audit"):
+                what["audit"] = True
+            self.shown.shown, self.shown.suggested = what, ev.suggested_label
         return self.shown
 
     def back(self) -> str | None:
