@@ -18,7 +18,9 @@ import streamlit as st
 from components import state
 from components.data import load_workspace_dataset
 from components.review import send_to_review
+from components.text import md_escape
 from labelaudit.agreement import METHODS, AgreementReport, Ratings, analyse_annotations
+from labelaudit.agreement.spammers import RULE as SPAMMER_RULE
 from labelaudit.dataset import Dataset
 from labelaudit.simulate_raters import is_simulated
 from labelaudit.workspace import Workspace
@@ -198,6 +200,27 @@ def render_kappa_heatmap(report: AgreementReport) -> None:
     )
 
 
+#: Likely spammers listed by name on the page (all of them stay in the annotators table).
+MAX_LISTED_SPAMMERS = 10
+
+
+def render_spammer_list(report: AgreementReport) -> None:
+    """The likely spammers, strongest evidence first, capped, each with its evidence (plain text)."""
+    flagged = report.annotators[report.annotators["likely_spammer"]].sort_values("spammer_rank")
+    st.markdown(f"**Likely spammers: {len(flagged)}** — rule: {md_escape(SPAMMER_RULE)}.")
+    if flagged.empty:
+        return
+    st.dataframe(
+        flagged.head(MAX_LISTED_SPAMMERS)[
+            ["spammer_rank", "annotator_id", "n_labels", "spammer_evidence"]
+        ].rename(columns={"spammer_rank": "rank", "spammer_evidence": "evidence"}),
+        hide_index=True,
+        width="stretch",
+    )
+    if len(flagged) > MAX_LISTED_SPAMMERS:
+        st.caption(f"… and {len(flagged) - MAX_LISTED_SPAMMERS} more in the table below.")
+
+
 def render_competence_chart(report: AgreementReport) -> None:
     ann = report.annotators
     if len(ann) > MAX_CHART_ANNOTATORS:
@@ -233,6 +256,7 @@ def render_competence_chart(report: AgreementReport) -> None:
         "mv": "agreement with the majority-vote consensus",
     }[report.method]
     st.caption(f"Competence = {label}. Red: likely spammer.")
+    render_spammer_list(report)
     st.dataframe(
         report.annotators,
         hide_index=True,

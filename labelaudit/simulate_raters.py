@@ -131,3 +131,61 @@ def simulate_ratings(
                 said = favourite[r - n_raters] if rng.random() < 0.7 else rng.integers(0, k)
             out.append((ids[row], prof.annotator_id, classes[int(said)]))
     return pd.DataFrame(out, columns=["item_id", "annotator_id", "label"]), profiles
+
+
+def simulate_skewed_crowd(
+    *,
+    n_items: int = 4000,
+    n_raters: int = 176,
+    majority_share: float = 0.88,
+    ratings_per_item: int = 3,
+    spammer_share: float = 0.1,
+    seed: int = 0,
+) -> tuple[pd.DataFrame, pd.Series, pd.Series]:
+    """A skewed, sparse binary crowd with gold, for benchmarks and tests of truth inference.
+
+    - Item truth: ``"neg"`` with probability ``majority_share``, else ``"pos"``.
+    - Rater load is heavy-tailed: weights ~ LogNormal(0, 1.5), and rater ``r000`` alone takes 35 %
+      of the ratings (one very busy rater next to many occasional ones).
+    - ``spammer_share`` of the raters are spammers: half answer uniformly at random, half say the
+      majority class 97 % of the time. Everyone else is careful: P(pos | pos) ~ Beta(8, 2) and
+      P(neg | neg) ~ Beta(20, 1.5), per rater.
+    - Each item gets ``ratings_per_item`` distinct raters drawn by load.
+
+    Returns (ratings ``item_id, annotator_id, label``; gold per item id; rater kind per annotator
+    id: ``careful`` / ``random spammer`` / ``majority spammer``). Seeded.
+    """
+    rng = np.random.default_rng(seed)
+    truth = rng.random(n_items) > majority_share  # True = the minority class
+    weight = rng.lognormal(0.0, 1.5, n_raters)
+    weight[0] = weight[1:].sum() * 0.35 / 0.65
+    weight /= weight.sum()
+    kind = np.full(n_raters, "careful", dtype=object)
+    n_spam = int(spammer_share * n_raters)
+    spam = rng.choice(np.arange(1, n_raters), n_spam, replace=False)
+    kind[spam[: n_spam // 2]] = "random spammer"
+    kind[spam[n_spam // 2 :]] = "majority spammer"
+    sens, spec = rng.beta(8, 2, n_raters), rng.beta(20, 1.5, n_raters)
+    raters = np.stack(
+        [rng.choice(n_raters, ratings_per_item, replace=False, p=weight) for _ in range(n_items)]
+    )
+    item = np.repeat(np.arange(n_items), ratings_per_item)
+    who = raters.ravel()
+    u = rng.random(len(who))
+    careful = np.where(truth[item], u < sens[who], u > spec[who])
+    says_pos = np.select(
+        [kind[who] == "random spammer", kind[who] == "majority spammer"],
+        [u < 0.5, u < 0.03],
+        careful,
+    )
+    ids = np.array([f"i{i}" for i in range(n_items)], dtype=object)
+    names = np.array([f"r{j:03d}" for j in range(n_raters)], dtype=object)
+    ratings = pd.DataFrame(
+        {
+            "item_id": ids[item],
+            "annotator_id": names[who],
+            "label": np.where(says_pos, "pos", "neg"),
+        }
+    )
+    gold = pd.Series(np.where(truth, "pos", "neg"), index=ids, name="gold")
+    return ratings, gold, pd.Series(kind, index=names, name="kind")

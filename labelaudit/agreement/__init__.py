@@ -17,6 +17,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from labelaudit.agreement import spammers
 from labelaudit.agreement.mace import mace
 from labelaudit.agreement.metrics import (
     MIN_PAIR_OVERLAP,
@@ -40,10 +41,11 @@ METHODS: dict[str, str] = {
     "mace": "MACE",
     "crowdlab": "CROWDLAB (with the model)",
 }
-#: An annotator whose competence is below this (with enough labels) is flagged as a likely spammer.
-SPAMMER_COMPETENCE = 0.3
-#: Fewer labels than this are too few to call anyone a spammer.
-SPAMMER_MIN_LABELS = 10
+#: The likely-spammer rule (labelaudit.agreement.spammers): kappa with the consensus, competence, cap.
+SPAMMER_COMPETENCE = spammers.MAX_COMPETENCE
+SPAMMER_MIN_LABELS = spammers.MIN_LABELS
+#: How many likely spammers the summary lists (all of them are in the annotators table).
+SPAMMERS_LISTED = 10
 
 __all__ = [
     "METHODS",
@@ -66,7 +68,9 @@ class AgreementReport:
     ``vote_label`` (plain majority), ``n_labels_used``, ``disagreement`` in [0, 1] (1 - agreement,
     with single-rated items at 0) — sorted as given, not by disagreement.
     ``annotators``: ``annotator_id``, ``competence`` in [0, 1], ``n_labels``, ``agreement`` (with the
-    other raters), ``agreement_with_consensus``, ``likely_spammer``.
+    other raters), ``agreement_with_consensus``, ``kappa_with_consensus``, ``likely_spammer`` (the
+    rule in :data:`labelaudit.agreement.spammers.RULE`), ``spammer_rank`` (1 = strongest evidence,
+    0 = not flagged), ``spammer_evidence`` (plain text).
     ``pairs``: Cohen's kappa per annotator pair (see ``cohen_kappa_pairs``). ``per_class``: specific
     agreement per class. ``confusion``: int64 (J, K, K) counts of (consensus, annotator's label).
     """
@@ -110,8 +114,17 @@ class AgreementReport:
                     if isinstance(v, float)
                     else f"  {key}: {v}"
                 )
-        spammers = self.annotators.loc[self.annotators["likely_spammer"], "annotator_id"].tolist()
-        lines.append(f"likely spammers: {', '.join(map(str, spammers)) if spammers else 'none'}")
+        flagged = self.annotators[self.annotators["likely_spammer"]].sort_values("spammer_rank")
+        names = [str(a) for a in flagged["annotator_id"].head(SPAMMERS_LISTED)]
+        more = (
+            f", … ({len(flagged) - SPAMMERS_LISTED} more)" if len(flagged) > SPAMMERS_LISTED else ""
+        )
+        lines.append(f"likely spammers: {', '.join(names) + more if names else 'none'}")
+        lines.append(f"  rule: {spammers.RULE}")
+        for _, row in flagged.head(SPAMMERS_LISTED).iterrows():
+            lines.append(
+                f"  {row['spammer_rank']}. {row['annotator_id']}: {row['spammer_evidence']}"
+            )
         lines.extend(self.notes)
         return lines
 
@@ -190,10 +203,16 @@ def analyse_annotations(
         else annotators["agreement_with_consensus"].to_numpy()
     )
     annotators.insert(1, "competence", competence)
-    annotators["likely_spammer"] = (annotators["competence"] < SPAMMER_COMPETENCE) & (
-        annotators["n_labels"] >= SPAMMER_MIN_LABELS
-    )
+    # MACE's competence is P(not spamming) by construction; DS / CROWDLAB competence is accuracy,
+    # which a rater who always says the majority class of a skewed set scores high on: kappa decides.
+    spam_competence = truth.competence if truth.method == "mace" else None
+    spam = spammers.spammer_table(ratings, truth.consensus, spam_competence)
+    for col in spam.columns:
+        annotators[col] = spam[col].to_numpy()
     notes = []
+    capped = spammers.spammer_note(spam, ratings, spam_competence)
+    if capped:
+        notes.append(capped)
     if truth.competence is None:
         notes.append(
             "competence = agreement with the consensus (majority vote does not model annotators)"
