@@ -21,6 +21,13 @@ from labelaudit.detectors.base import (
     DetectorResult,
     FieldAccess,
 )
+from labelaudit.detectors.combiner import (
+    TRUST_ISSUE_RULE,
+    combined_score,
+    expected_precision,
+    learn_trust,
+    trusted_flags,
+)
 from labelaudit.detectors.ensemble import ISSUE_RULE, Combiner, combine, rank_average
 from labelaudit.detectors.oof import cached_out_of_fold_probs
 from labelaudit.dynamics import as_workspace
@@ -35,8 +42,15 @@ from labelaudit.typed_json import serialisable
 __all__ = ["Detection", "DetectionDetails", "detect_label_issues", "nearest_neighbours"]
 
 PROBS_GIVEN, PROBS_OOF = "given", "out-of-fold"
+#: Named combiners: "rank_average" (equal weights, the default) and "trust" (weights learnt without
+#: reviewer labels, :mod:`labelaudit.detectors.combiner`). The default stays the rank average until
+#: the trust-weighted ranking is measured at least as good as the best single detector on every
+#: benchmark case; it is not yet (bench/results/detectors_combiner.md).
+COMBINERS = ("rank_average", "trust")
 #: Bump when detection output changes for the same inputs (the scan keys its cache on it).
-VERSION = 3  # 3: dynamics, AUM and self-influence train on the training population (issue 16)
+VERSION = (
+    4  # 4: combiner weights and the trust-weighted combiner; 3: training population (issue 16)
+)
 
 
 @serialisable
@@ -60,6 +74,10 @@ class DetectionDetails(FieldAccess):
     #: The ensemble's is-issue rule (text) and the combiner's name.
     issue_rule: str | None = None
     combiner: str | None = None
+    #: {detector: weight in the combined score}, summing to 1 (equal for the rank average).
+    combiner_weights: dict[str, float] = field(default_factory=dict)
+    #: Estimated precision of the "needs review" flag (trust-weighted combiner's label model), or None.
+    flag_expected_precision: float | None = None
     #: {class name: rows needing review}.
     issues_per_class: dict[str, int] = field(default_factory=dict)
     #: int64 / float64 (N, 3): the three most probable classes per row and their probabilities.
@@ -109,7 +127,7 @@ def detect_label_issues(
     detectors: list[str] | None = None,
     progress: ProgressFn = no_progress,
     n_splits: int = 5,
-    combiner: Combiner = rank_average,
+    combiner: Combiner | str = "rank_average",
 ) -> Detection:
     """Run the label-issue detectors on ``ds`` (embeddings: float32 (N, D), L2-normalised).
 
@@ -120,7 +138,9 @@ def detect_label_issues(
     ``noise_matrix`` (K, K) and ``confident_joint`` (from confident learning, when it ran),
     ``issues_per_class`` {class: rows needing review}, ``top3_labels`` / ``top3_probs`` (N, 3),
     ``flags`` / ``evidence`` {detector: per-row}, ``detector_details``, ``skipped``, ``warnings``,
-    ``issue_rule``.
+    ``issue_rule``, ``combiner`` and ``combiner_weights`` {detector: weight},
+    ``flag_expected_precision``. ``combiner``: one of :data:`COMBINERS` or a callable
+    ``{name: DetectorResult} -> scores``.
 
     >>> det = detect_label_issues(ds, emb, workspace=Workspace(".labelaudit"))  # doctest: +SKIP
     >>> det.table.sort_values("label_issue_score", ascending=False).head()  # doctest: +SKIP
@@ -169,7 +189,22 @@ def detect_label_issues(
     results, skipped = run_available(ctx, detectors, progress=progress)
     if not results:
         raise UsageError("no detector could run on this dataset")
-    ens = combine(results, pred_probs=probs, combiner=combiner)
+    if isinstance(combiner, str) and combiner not in COMBINERS:
+        raise UsageError(f"unknown combiner {combiner!r}; use one of {', '.join(COMBINERS)}")
+    issue_rule, flag_precision = ISSUE_RULE, None
+    weights = {n: 1.0 / len(results) for n in results}
+    if combiner == "trust":
+        trust = learn_trust(results)
+        weights = trust.weights
+        ens = combine(results, pred_probs=probs, combiner=lambda r: combined_score(r, trust))
+        ens.is_issue = trusted_flags(results, trust)
+        issue_rule, flag_precision = TRUST_ISSUE_RULE, expected_precision(ens.is_issue, trust)
+        combiner_name = "trust_weighted"
+    else:
+        fn = rank_average if combiner == "rank_average" else combiner
+        assert callable(fn)
+        ens = combine(results, pred_probs=probs, combiner=fn)
+        combiner_name = getattr(fn, "__name__", type(fn).__name__)
 
     classes = np.asarray(ds.classes, dtype=object)
     table = pd.DataFrame(
@@ -190,8 +225,10 @@ def detect_label_issues(
         pred_accuracy=float((probs.argmax(axis=1) == labels).mean()),
         detectors=list(results),
         skipped=skipped,
-        issue_rule=ISSUE_RULE,
-        combiner=getattr(combiner, "__name__", type(combiner).__name__),
+        issue_rule=issue_rule,
+        combiner=combiner_name,
+        combiner_weights={n: float(w) for n, w in weights.items()},
+        flag_expected_precision=flag_precision,
         issues_per_class={
             str(c): int(v)
             for c, v in zip(

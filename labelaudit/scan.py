@@ -85,6 +85,7 @@ def scan_params(
     cluster_method: str = "hdbscan",
     n_clusters: int | None = None,
     detectors: list[str] | None = None,
+    combiner: str = "rank_average",
 ) -> dict[str, Any]:
     """The parameters a scan's cache entry is keyed by (with defaults resolved)."""
     from labelaudit.clustering import METHODS
@@ -103,6 +104,7 @@ def scan_params(
         "cluster_method": cluster_method,
         "n_clusters": None if cluster_method == "hdbscan" else int(n_clusters),  # type: ignore[arg-type]
         "detectors": sorted(detectors) if detectors else None,
+        **({} if combiner == "rank_average" else {"combiner": combiner}),
         "version": SCAN_VERSION,
         "detect_version": getattr(detect, "VERSION", 0),
     }
@@ -202,6 +204,7 @@ def scan(
     cluster_method: str = "hdbscan",
     n_clusters: int | None = None,
     detectors: list[str] | None = None,
+    combiner: str = "rank_average",
     progress: ProgressFn = no_progress,
 ) -> ScanResult:
     """Embed, map, cluster and run label-issue detection on ``ds``; cached in ``workspace``.
@@ -222,6 +225,7 @@ def scan(
         cluster_method=cluster_method,
         n_clusters=n_clusters,
         detectors=detectors,
+        combiner=combiner,
     )
     if ws is not None:
         # the dataset goes with its scan, so that `labelaudit report/export --workspace W` and the app find it
@@ -246,7 +250,13 @@ def scan(
     timings["clustering"] = time.perf_counter() - t
     t = time.perf_counter()
     detection = detect.detect_label_issues(
-        ds, emb, workspace=ws, seed=seed, detectors=detectors, progress=progress
+        ds,
+        emb,
+        workspace=ws,
+        seed=seed,
+        detectors=detectors,
+        progress=progress,
+        **({} if combiner == "rank_average" else {"combiner": combiner}),  # type: ignore[arg-type]
     )
     timings["detection"] = time.perf_counter() - t
     table = pd.DataFrame(
@@ -287,6 +297,7 @@ def load_cached_scan(
     cluster_method: str = "hdbscan",
     n_clusters: int | None = None,
     detectors: list[str] | None = None,
+    combiner: str = "rank_average",
 ) -> ScanResult | None:
     """The stored scan of ``ds`` with these parameters, or None when it was never run. Fast: no umap."""
     ws = as_workspace(workspace)
@@ -298,6 +309,7 @@ def load_cached_scan(
         cluster_method=cluster_method,
         n_clusters=n_clusters,
         detectors=detectors,
+        combiner=combiner,
     )
     return _load(ds, ws, params)
 

@@ -35,6 +35,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--seed", type=int, default=0, help="random seed (UMAP, KMeans, detectors)")
     p.add_argument(
+        "--combiner",
+        choices=["rank_average", "trust"],
+        default="rank_average",
+        help="how the detectors' scores are combined: equal-weight rank average (default) or "
+        "trust-weighted (weights learnt from the detectors' agreement, no reviewer labels)",
+    )
+    p.add_argument(
         "--detectors", help="comma-separated detector names (default: every one the data can feed)"
     )
     p.add_argument("--clusters-out", help="also write the cluster summaries (.parquet or .csv)")
@@ -88,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
             cluster_method=args.cluster,
             n_clusters=args.n_clusters,
             detectors=detectors,
+            combiner=args.combiner,
             progress=bar,
         )
     finally:
@@ -103,4 +111,16 @@ def run(args: argparse.Namespace) -> int:
         f"{n_clusters} clusters, {noise:,} unclustered rows; {steps}",
         file=sys.stdout,
     )
+    d = res.detection.details if res.detection is not None else None
+    if d is not None and d.combiner_weights:
+        weights = ", ".join(f"{n} {w:.2f}" for n, w in d.combiner_weights.items())
+        expected = (
+            ""
+            if d.flag_expected_precision is None
+            else f"; expected precision of the flag {d.flag_expected_precision:.2f} (model estimate)"
+        )
+        print(
+            f"combined ranking: {d.combiner} (weights: {weights}); needs review: {d.issue_rule}{expected}",
+            file=sys.stdout,
+        )
     return 0
