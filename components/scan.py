@@ -17,13 +17,15 @@ from components import state
 from components.data import load_workspace_dataset
 from components.progress import StatusProgress
 from labelaudit import jobs
+from labelaudit.commands.app import APP_SCAN_OPTIONS
 from labelaudit.dataset import Dataset
 from labelaudit.errors import DataError, UsageError
 from labelaudit.jobs import JobStatus
 from labelaudit.plots import HOVER_CHARS, build_map_figure, color_options, hover_text, palette  # noqa: F401
 from labelaudit.scan import MAX_MAP_POINTS, ScanResult, load_cached_scan, map_sample, scan
 
-DEFAULT_OPTIONS = {"cluster_method": "hdbscan", "n_clusters": None, "seed": 0}
+#: Scan options until the user changes them; `labelaudit app DATA` starts its scan with the same.
+DEFAULT_OPTIONS = dict(APP_SCAN_OPTIONS)
 
 
 class _NotScanned(Exception):

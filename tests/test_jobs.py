@@ -190,3 +190,18 @@ def test_the_scan_stores_what_the_dynamics_and_influence_pages_read(tmp_path):
     test_rows = ds.test_mask
     assert np.isfinite(det.table["score_datamap"].to_numpy()[test_rows]).all()
     assert (det.table["score_aum"].to_numpy()[test_rows] == 0).all()
+
+
+def test_labelaudit_app_starts_the_scan_before_the_server(fakes, tmp_path, monkeypatch, capsys):  # noqa: F811
+    # `make run` / `labelaudit app DATA`: the scan is on its way before the first page is opened,
+    # with the options the app reads (the same job the sidebar then shows).
+    from components.scan import DEFAULT_OPTIONS
+    from labelaudit.commands import app
+
+    monkeypatch.setenv(jobs.RUNNER_ENV, "inline")
+    ws = Workspace(tmp_path / "ws")
+    ds = topic_dataset()
+    ws.save_dataset(ds)
+    app._start_scan(ws, ds)
+    assert jobs.read_status(ws, ds, DEFAULT_OPTIONS).state == COMPLETE
+    assert "scan: stored" in capsys.readouterr().out

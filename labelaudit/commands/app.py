@@ -103,6 +103,27 @@ def streamlit_command(port: int, host: str = LOOPBACK) -> list[str]:
     ]
 
 
+#: The scan options the app uses until a user changes them (components/scan.py DEFAULT_OPTIONS).
+APP_SCAN_OPTIONS = {"cluster_method": "hdbscan", "n_clusters": None, "seed": 0}
+
+
+def _start_scan(ws, ds) -> None:
+    """Start the dataset's scan in the background before the server is even up, so the map is on
+    its way before the first page is opened (the app shows the same job's progress)."""
+    from labelaudit import jobs
+
+    status = jobs.start_scan(ws, ds, APP_SCAN_OPTIONS)
+    if status is None:
+        return
+    if status.state == jobs.COMPLETE:
+        print("scan: stored in the workspace")
+    elif status.state == jobs.RUNNING and status.estimate_seconds:
+        print(
+            f"scan: running in the background, about {status.estimate_seconds:,.0f} s "
+            f"({status.estimate_source}); every page shows its progress"
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     from labelaudit.security import DATA_ROOTS_ENV, LAUNCH_DIR_ENV
     from labelaudit.workspace import Workspace
@@ -124,6 +145,7 @@ def run(args: argparse.Namespace) -> int:
         ds = load_from_args(args)  # DataError -> exit 1 with the problems, before any server starts
         env["LABELAUDIT_DATASET"] = ws.save_dataset(ds)
         print(f"{ds.source}: {ds.n:,} rows, {ds.k} classes -> workspace {ws.root}")
+        _start_scan(ws, ds)
     print(f"labelaudit dashboard on http://{host}:{args.port}")
     if host != LOOPBACK and host != "::1":
         print(

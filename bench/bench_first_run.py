@@ -1,0 +1,112 @@
+"""Benchmark the first run (issue 16): the background scan the app starts on its own, on the bundled
+sample (or its first ``--rows`` train rows) with an empty workspace.
+
+    .venv/bin/python -m bench.bench_first_run                 # the whole sample (13,083 rows)
+    .venv/bin/python -m bench.bench_first_run --rows 2000     # a quicker slice
+
+Measures, as the app runs it (``labelaudit.jobs.start_scan`` in process mode, a process of its own):
+
+- seconds from the start until the scan is stored (the moment the Explore map and every page fill in);
+- the seconds of each step from the job's own status file, and the whole scan against the embedding
+  step alone (goal: at most 1.3x);
+- the estimate the app showed before the start, against the measured time;
+- a page view of the stored results: ``load_cached_scan`` in a new process (goal: under 2 s).
+
+Writes bench/results/first_run.md with the command and the load average (``os.getloadavg``) at start
+and end next to the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results" / "first_run.md"
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rows", type=int, default=0, help="first N rows of the sample (0 = all)")
+    args = ap.parse_args(argv)
+    os.environ["LABELAUDIT_SCAN_RUNNER"] = "process"
+    from labelaudit import jobs
+    from labelaudit.io import load_dataset
+    from labelaudit.workspace import Workspace
+
+    ds = load_dataset(ROOT / "sample_data" / "banking77")
+    if args.rows:
+        import numpy as np
+
+        ds = ds.subset(np.arange(ds.n) < args.rows)
+    options = {"cluster_method": "hdbscan", "n_clusters": None, "seed": 0}
+    load_start = os.getloadavg()
+    started_at = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    with tempfile.TemporaryDirectory() as tmp:
+        ws = Workspace(Path(tmp) / "ws")
+        ws.save_dataset(ds)
+        t0 = time.perf_counter()
+        first = jobs.start_scan(ws, ds, options)
+        assert first is not None
+        estimate, source = first.estimate_seconds, first.estimate_source
+        while True:
+            st = jobs.read_status(ws, ds, options)
+            if st is None or st.state != jobs.RUNNING:
+                break
+            time.sleep(0.5)
+            jobs.reap()
+        stored = time.perf_counter() - t0
+        if st is None or st.state != jobs.COMPLETE:
+            raise SystemExit(f"scan did not complete: {st}")
+        steps = dict(st.finished)
+        code = (
+            "import json,time,sys\n"
+            "t=time.perf_counter()\n"
+            "from labelaudit.workspace import Workspace\n"
+            "from labelaudit.scan import load_cached_scan\n"
+            f"ws=Workspace({str(ws.root)!r}); ds=ws.load_dataset({ds.content_hash!r})\n"
+            f"r=load_cached_scan(ds, workspace=ws, **{options!r})\n"
+            "print(json.dumps({'s': time.perf_counter()-t, 'ok': r is not None}))\n"
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
+        )
+        page = json.loads(out.stdout.strip().splitlines()[-1])
+    load_end = os.getloadavg()
+    embedding = steps.get("embedding", float("nan"))
+    step_total = sum(steps.values())
+    cmd = "`.venv/bin/python -m bench.bench_first_run" + (
+        f" --rows {args.rows}`" if args.rows else "`"
+    )
+    lines = [
+        "## First run: the background scan (issue 16)",
+        "",
+        f"Command: {cmd}; {started_at}; load average {load_start[0]:.1f} at the start and "
+        f"{load_end[0]:.1f} at the end (other jobs shared the 2 cores: absolute seconds are upper bounds).",
+        f"Dataset: the bundled sample, {ds.n:,} rows, {ds.k} classes; empty workspace; the scan started "
+        "by `labelaudit.jobs.start_scan` in a process of its own, as the app starts it.",
+        "",
+        "| measure | value |",
+        "|---|---:|",
+        f"| start → scan stored (map and every page fill in) | {stored:,.1f} s |",
+        *(f"| step: {k} | {v:,.1f} s |" for k, v in steps.items()),
+        f"| whole scan / embedding step alone | {step_total / embedding:.2f}x (goal ≤ 1.3x) |",
+        f"| estimate shown before the start ({source}) | {estimate:,.0f} s |",
+        f"| page view of the stored scan (`load_cached_scan`, new process, imports included) | {page['s']:.2f} s |",
+        "",
+        "Steps are the job's own status file (`<workspace>/jobs/*.json`): a step lasts from its first "
+        "progress report to the next step's. The goals of issue 16 are for a quiet 2-core machine.",
+    ]
+    RESULTS.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
