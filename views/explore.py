@@ -60,7 +60,7 @@ with st.expander("Scan settings"):
     render_scan_options(key_prefix=state.SCAN_OPTIONS_EXPLORE)
     st.caption("Stored scan · " + ", ".join(f"{k} {v:.1f} s" for k, v in res.timings.items()))
 
-c1, c2, c3 = st.columns([1, 2, 1])
+c1, c2, c3 = st.columns([1, 2, 1.3])
 color_by = c1.selectbox("Colour by", color_options(table), key=state.EXPLORE_COLOR)
 classes = c2.multiselect("Classes (empty = all)", ds.classes, key=state.EXPLORE_CLASSES)
 if cluster is not None:

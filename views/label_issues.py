@@ -81,7 +81,7 @@ if skipped:
     st.caption("Not run: " + "; ".join(f"{k} ({v})" for k, v in skipped.items()))
 
 # ----------------------------------------------------------------------------- filters
-f1, f2, f3, f4 = st.columns([2, 1, 2, 1])
+f1, f2, f3, f4 = st.columns([2, 1, 2, 2])  # wide enough for the toggle label in one line
 classes = f1.multiselect(
     "Given label", ds.classes, key=state.ISSUES_CLASSES, placeholder="all classes"
 )
@@ -102,7 +102,7 @@ view = filter_issues(
     table, classes=classes, clusters=clusters, detectors=chosen_detectors, only_flagged=only_flagged
 )
 
-left, right = st.columns([3, 1])
+left, right = st.columns([2, 1])
 left.subheader(f"Ranked rows ({len(view):,})")
 if right.button(
     f"Send {len(view):,} rows to review",
