@@ -85,7 +85,9 @@ def test_class_names_with_markup_stay_text_on_the_charts(app, page):
     page.locator("[data-testid='stPlotlyChart']").first.wait_for(timeout=60_000)
     # Before: Plotly turned the class name into a live link on the class-balance axis.
     assert page.locator("a[href*='evil.example']").count() == 0
-    ticks = page.locator("[data-testid='stPlotlyChart'] .xtick text").all_inner_texts()
+    ticks = page.locator("[data-testid='stPlotlyChart'] .xtick text").evaluate_all(
+        "els => els.map(e => e.textContent || '')"
+    )
     assert any(EVIL_CLASS in t for t in ticks), ticks
 
 
