@@ -124,7 +124,7 @@ def run_retraining(ds, res, log: pd.DataFrame, workspace_root: str, seed: int) -
                 progress=progress,
             )
         except (DataError, UsageError) as e:
-            status.update(label="Retraining failed", state="error")
+            status.update(label="Retraining failed", state="error", expanded=True)
             st.error(str(e), icon=":material/error:")
             return False
         status.update(

@@ -100,3 +100,31 @@ def test_pin_a_finding(workspace, tmp_path, note):
     found = ReviewStore(workspace.database_url).findings(h)
     assert found["note"].tolist() == [note] and found["kind"].tolist() == ["class_pair"]
     assert any(note in df.value["note"].tolist() for df in at.dataframe if "note" in df.value)
+
+
+def test_two_decisions_are_too_few_for_a_precision(workspace, tmp_path):
+    # Before: "Precision 100%" and "Expected fixes in the next 100: 100.0" from two decisions.
+    at, h = open_page(workspace, tmp_path, decide=False)
+    ds = workspace.load_dataset(h)
+    store = ReviewStore(workspace.database_url)
+    from labelaudit.report import find_scan
+
+    table = find_scan(ds, workspace).table
+    flagged = table.loc[table["is_label_issue"].astype(bool), "id"].astype(str).tolist()[:2]
+    assert len(flagged) == 2
+    for item in flagged:
+        old = ds.frame["label"].iloc[ds.id_to_row[item]]
+        new = next(c for c in ds.classes if c != old)
+        store.record(
+            dataset_version=h,
+            item_id=item,
+            action="change",
+            old_label=old,
+            new_label=new,
+            reviewer="ana",
+        )
+    store.close()
+    at.run()
+    assert not at.exception, at.exception
+    assert metric(at, "Precision of suggestions").startswith("too few decisions (2 of")
+    assert metric(at, "Expected fixes in the next 100") == "n/a"
