@@ -40,10 +40,11 @@ def _esc(value: object) -> str:
 
 
 def available_methods(ds: Dataset) -> list[str]:
-    """Methods the dataset can feed: CROWDLAB only with predicted probabilities."""
-    return [
-        m for m in ("mace", "ds", "mv", "crowdlab") if m != "crowdlab" or ds.pred_probs is not None
-    ]
+    """Registered methods the dataset can feed (those needing probabilities only with them)."""
+    from labelaudit.agreement.methods import all_truth_methods
+
+    have_probs = ds.pred_probs is not None
+    return [n for n, m in all_truth_methods().items() if have_probs or not m.needs_probs]
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)

@@ -50,20 +50,27 @@ def require_dataset() -> Dataset:
 
 # --------------------------------------------------------------------------- loading from the Data page
 SAMPLE_DIR = Path(__file__).resolve().parents[1] / "sample_data" / "banking77"
-COMPANION_UPLOADS = {
-    "probs": ("Predicted probabilities (N x K)", ["npy", "csv", "parquet"]),
-    "annotations": (
-        "Annotations: item_id, annotator_id, label[, timestamp]",
-        ["csv", "tsv", "parquet"],
-    ),
-    "dynamics": ("Per-epoch logits (E x N x K)", ["npy"]),
-    "embeddings": ("Precomputed embeddings (N x D)", ["npy"]),
-    "scores": (
-        "External scores: per row (id, ...) or per pair (train_id, query_id, score)",
-        ["csv", "parquet"],
-    ),
-    "classes": ("Class list (JSON list, or {class: description})", ["json"]),
-}
+
+
+def _companion_uploads() -> dict[str, tuple[str, list[str]]]:
+    from labelaudit.io.companions import all_companions
+
+    return {
+        c.name: (c.upload_label, list(c.upload_types)) for c in all_companions() if c.upload_types
+    }
+
+
+def _dataset_upload() -> tuple[str, list[str]]:
+    from labelaudit.io.formats import all_formats, table_suffixes
+
+    names = ", ".join(f.name for f in all_formats())
+    return f"Dataset ({names})", [s.lstrip(".") for s in table_suffixes()]
+
+
+#: The Data page's companion uploads, {load_dataset option: (label, file types)}, from the registry.
+COMPANION_UPLOADS = _companion_uploads()
+#: The dataset uploader's label and file types: every registered table format.
+DATASET_UPLOAD_LABEL, DATASET_UPLOAD_TYPES = _dataset_upload()
 
 
 def save_upload(workspace_root: str, uploaded) -> Path:

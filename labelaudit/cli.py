@@ -37,26 +37,10 @@ def add_data_options(p: argparse.ArgumentParser, *, data_required: bool = True) 
     p.add_argument(
         "--split-col", help="column holding the split name, e.g. train/test (default: detected)"
     )
-    p.add_argument(
-        "--probs", help="predicted probabilities, (N, K) .npy or a CSV/Parquet with K columns"
-    )
-    p.add_argument(
-        "--annotations",
-        help="labels from several annotators: item_id, annotator_id, label[, timestamp]",
-    )
-    p.add_argument(
-        "--dynamics",
-        help="per-epoch logits: (E, N, K) .npy, or a folder of cartography dynamics_epoch_*.jsonl",
-    )
-    p.add_argument("--embeddings", help="precomputed embeddings, (N, D) .npy")
-    p.add_argument(
-        "--scores",
-        help="external scores: per row (id + numeric columns) or per pair (train_id, query_id, score)",
-    )
-    p.add_argument(
-        "--classes",
-        help="JSON list of class names (column order of --probs), or {name: description}",
-    )
+    from labelaudit.io.companions import all_companions
+
+    for c in all_companions():  # one flag per registered companion (labelaudit/io/companions/)
+        p.add_argument(c.flag, dest=c.name, help=c.help)
     p.add_argument("--encoding", help="text encoding of the data file (default UTF-8)")
 
 
@@ -109,23 +93,12 @@ def check_output_path(path: str, flag: str, suffixes: tuple[str, ...]) -> Path:
 
 
 def data_kwargs(args: argparse.Namespace) -> dict:
-    return {
-        k: getattr(args, k)
-        for k in (
-            "text_col",
-            "label_col",
-            "id_col",
-            "split_col",
-            "probs",
-            "annotations",
-            "dynamics",
-            "embeddings",
-            "scores",
-            "classes",
-            "encoding",
-        )
-        if getattr(args, k, None) is not None
-    }
+    """The load_dataset options given on the command line (columns, companions, encoding)."""
+    from labelaudit.io.companions import all_companions
+
+    names = ["text_col", "label_col", "id_col", "split_col"]
+    names += [c.name for c in all_companions()] + ["encoding"]
+    return {k: getattr(args, k) for k in names if getattr(args, k, None) is not None}
 
 
 def load_from_args(args: argparse.Namespace):

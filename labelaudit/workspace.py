@@ -126,14 +126,12 @@ class Workspace:
             return h
         d.mkdir(parents=True, exist_ok=True)
         _write_atomic(d / "frame.parquet", ds.frame)
-        for name in ("pred_probs", "dynamics", "embeddings"):
-            arr = getattr(ds, name)
-            if arr is not None:
-                _write_atomic(d / f"{name}.npy", arr)
-        for name in ("annotations", "row_scores", "pair_scores"):
-            df = getattr(ds, name)
-            if df is not None:
-                _write_atomic(d / f"{name}.parquet", df)
+        from labelaudit.io.companions import stored_attributes
+
+        for name, ext in stored_attributes():  # every registered companion's stored attributes
+            value = getattr(ds, name)
+            if value is not None:
+                _write_atomic(d / f"{name}.{ext}", value)
         meta = {
             "classes": ds.classes,
             "source": ds.source,
@@ -164,12 +162,11 @@ class Workspace:
             )
         meta = _read(d / "meta.json")
         kw: dict[str, Any] = {}
-        for name in ("pred_probs", "dynamics", "embeddings"):
-            if (d / f"{name}.npy").exists():
-                kw[name] = _read(d / f"{name}.npy")
-        for name in ("annotations", "row_scores", "pair_scores"):
-            if (d / f"{name}.parquet").exists():
-                kw[name] = _read(d / f"{name}.parquet")
+        from labelaudit.io.companions import stored_attributes
+
+        for name, ext in stored_attributes():
+            if (d / f"{name}.{ext}").exists():
+                kw[name] = _read(d / f"{name}.{ext}")
         ds = Dataset(
             frame=_read(d / "frame.parquet"),
             classes=meta["classes"],

@@ -7,6 +7,8 @@ import streamlit as st
 from components import state
 from components.data import (
     COMPANION_UPLOADS,
+    DATASET_UPLOAD_LABEL,
+    DATASET_UPLOAD_TYPES,
     SAMPLE_DIR,
     current_dataset,
     load_into_session,
@@ -42,9 +44,7 @@ if source.startswith("Bundled"):
     )
     data_path = SAMPLE_DIR
 elif source == "Upload files":
-    up = st.file_uploader(
-        "Dataset (CSV, TSV, Parquet or JSONL)", type=["csv", "tsv", "txt", "parquet", "jsonl"]
-    )
+    up = st.file_uploader(DATASET_UPLOAD_LABEL, type=DATASET_UPLOAD_TYPES)
     with st.expander("Optional companions"):
         for key, (label, types) in COMPANION_UPLOADS.items():
             f = st.file_uploader(label, type=types, key=state.key_for(state.DATA_UPLOAD, key))

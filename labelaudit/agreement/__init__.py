@@ -11,6 +11,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -18,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from labelaudit.agreement import spammers
-from labelaudit.agreement.mace import mace
+from labelaudit.agreement.methods import MethodTitles, TruthInputs, run_truth_method
 from labelaudit.agreement.metrics import (
     MIN_PAIR_OVERLAP,
     Statistic,
@@ -30,17 +31,12 @@ from labelaudit.agreement.metrics import (
     item_agreement,
 )
 from labelaudit.agreement.ratings import Ratings
-from labelaudit.agreement.truth import TieBreak, TruthResult, dawid_skene, majority_vote
-from labelaudit.errors import UsageError
+from labelaudit.agreement.truth import TieBreak, TruthResult, majority_vote
 from labelaudit.progress import ProgressFn, no_progress
 
 Method = Literal["mv", "ds", "mace", "crowdlab"]
-METHODS: dict[str, str] = {
-    "mv": "majority vote",
-    "ds": "Dawid–Skene",
-    "mace": "MACE",
-    "crowdlab": "CROWDLAB (with the model)",
-}
+#: {name: title} of every registered truth-inference method (labelaudit.agreement.methods).
+METHODS: Mapping[str, str] = MethodTitles()
 #: The likely-spammer rule (labelaudit.agreement.spammers): kappa with the consensus, competence, cap.
 SPAMMER_COMPETENCE = spammers.MAX_COMPETENCE
 SPAMMER_MIN_LABELS = spammers.MIN_LABELS
@@ -132,27 +128,17 @@ class AgreementReport:
 def infer_truth(
     ratings: Ratings,
     *,
-    method: Method = "mace",
+    method: Method | str = "mace",
     seed: int = 0,
     tie_break: TieBreak = "random",
     pred_probs: np.ndarray | None = None,
     progress: ProgressFn = no_progress,
 ) -> TruthResult:
     """Run one truth-inference method. ``pred_probs`` float (I, K) in ``ratings.item_ids`` order is
-    needed for ``method="crowdlab"`` and ``tie_break="model"``."""
-    if method == "mv":
-        return majority_vote(ratings, tie_break=tie_break, seed=seed, pred_probs=pred_probs)
-    if method == "ds":
-        return dawid_skene(ratings, smoothing=0.01)
-    if method == "mace":
-        return mace(ratings, seed=seed, progress=progress)
-    if method == "crowdlab":
-        if pred_probs is None:
-            raise UsageError("method crowdlab needs predicted probabilities (the dataset has none)")
-        from labelaudit.agreement.crowdlab import crowdlab
-
-        return crowdlab(ratings, pred_probs)
-    raise UsageError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
+    needed for ``method="crowdlab"`` and ``tie_break="model"``. Methods are looked up in
+    :mod:`labelaudit.agreement.methods` (a new one registers itself there)."""
+    inputs = TruthInputs(seed=seed, tie_break=tie_break, pred_probs=pred_probs, progress=progress)
+    return run_truth_method(method, ratings, inputs)
 
 
 def analyse_annotations(

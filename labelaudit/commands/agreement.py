@@ -22,6 +22,8 @@ OUT_SUFFIXES = (".csv", ".parquet")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from labelaudit.agreement.methods import all_truth_methods
+
     p = sub.add_parser(
         "agreement", help="rater agreement and consensus labels from several annotators' labels"
     )
@@ -31,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--method",
-        choices=["mv", "ds", "mace"],
+        choices=[n for n, m in all_truth_methods().items() if not m.needs_probs],
         default="mace",
         help="consensus: majority vote, Dawid–Skene or MACE (default)",
     )

@@ -14,14 +14,16 @@ One module per job:
 - :mod:`~labelaudit.io.columns`: which column is the text, the label, the id, the split;
 - :mod:`~labelaudit.io.canonical`: the canonical frame and the class list, validated;
 - :mod:`~labelaudit.io.folder`: a folder of split files, its class list and its companions;
-- :mod:`~labelaudit.io.companions`: one reader per companion input.
+- :mod:`~labelaudit.io.companions`: one module per companion input, registered with its CLI flag,
+  folder file names, upload types and README line (a new companion is a new file there).
 """
 
 from __future__ import annotations
 
 from labelaudit.io.columns import ID_NAMES, LABEL_NAMES, PROB_PREFIXES, SPLIT_NAMES, TEXT_NAMES
+from labelaudit.io.companions import Companion, all_companions, companion, register_companion
 from labelaudit.io.companions.probs import PROB_SUM_TOLERANCE
-from labelaudit.io.folder import FOLDER_COMPANIONS, folder_companion_role, folder_companions
+from labelaudit.io.folder import folder_companion_role, folder_companions, folder_prefixes
 from labelaudit.io.formats import TableFormat, all_formats, register_format, table_suffixes
 from labelaudit.io.loader import load_dataset, validate
 from labelaudit.io.memory import MEMORY_FACTOR, available_memory_bytes
@@ -29,7 +31,6 @@ from labelaudit.io.rows import MAX_ROWS_LISTED
 from labelaudit.io.tables import read_table
 
 __all__ = [
-    "FOLDER_COMPANIONS",
     "ID_NAMES",
     "LABEL_NAMES",
     "MAX_ROWS_LISTED",
@@ -38,13 +39,18 @@ __all__ = [
     "PROB_SUM_TOLERANCE",
     "SPLIT_NAMES",
     "TEXT_NAMES",
+    "Companion",
     "TableFormat",
+    "all_companions",
     "all_formats",
     "available_memory_bytes",
+    "companion",
     "folder_companion_role",
     "folder_companions",
+    "folder_prefixes",
     "load_dataset",
     "read_table",
+    "register_companion",
     "register_format",
     "table_suffixes",
     "validate",

@@ -8,19 +8,11 @@ import pandas as pd
 
 from labelaudit.dataset import SPLIT
 from labelaudit.errors import DataError, Problem, Report
+from labelaudit.io.companions import all_companions
 from labelaudit.io.companions.classes import read_classes
 from labelaudit.io.formats import table_suffixes
 from labelaudit.io.tables import read_table
 
-#: Files in a dataset folder that are companions, not split files: name prefix -> load_dataset option.
-FOLDER_COMPANIONS = {
-    "annotations": "annotations",
-    "pred_probs": "probs",
-    "embeddings": "embeddings",
-    "dynamics": "dynamics",
-    "scores": "scores",
-    "influence": "scores",
-}
 #: Class-list files beside the split files, the first found wins.
 CLASS_FILES = ("categories.json", "classes.json")
 #: Split files are concatenated in this order (then the others by name).
@@ -36,10 +28,16 @@ SPLIT_ORDER = {
 OTHER_SPLITS = 3
 
 
+def folder_prefixes() -> dict[str, str]:
+    """Files in a dataset folder that are companions, not split files: name prefix -> load_dataset
+    option (from each companion's ``folder_prefixes``)."""
+    return {prefix: c.name for c in all_companions() for prefix in c.folder_prefixes}
+
+
 def folder_companion_role(p: Path) -> str | None:
     """The load_dataset option a file in a dataset folder feeds (``annotations_simulated.csv`` -> annotations)."""
     stem = p.stem.lower()
-    for prefix, role in FOLDER_COMPANIONS.items():
+    for prefix, role in folder_prefixes().items():
         if stem == prefix or stem.startswith(prefix + "_"):
             return role
     return None

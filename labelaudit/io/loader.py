@@ -13,12 +13,9 @@ from labelaudit.errors import DataError, Problem, Report
 from labelaudit.io.canonical import canonical_frame, resolve_classes
 from labelaudit.io.checks import check_table
 from labelaudit.io.columns import is_prob_column, map_columns
-from labelaudit.io.companions.annotations import read_annotations
+from labelaudit.io.companions import all_companions
 from labelaudit.io.companions.classes import read_classes
-from labelaudit.io.companions.dynamics import read_dynamics
-from labelaudit.io.companions.embeddings import read_embeddings
-from labelaudit.io.companions.probs import probs_from_columns, read_probs
-from labelaudit.io.companions.scores import read_scores
+from labelaudit.io.companions.probs import probs_from_columns
 from labelaudit.io.folder import folder_companions, read_folder
 from labelaudit.io.sources import source_reader
 from labelaudit.io.tables import read_table
@@ -38,6 +35,7 @@ def load_dataset(
     scores: str | Path | pd.DataFrame | None = None,
     classes: list[str] | str | Path | None = None,
     encoding: str | None = None,
+    **more: Any,
 ) -> Dataset:
     """Load, map and validate a dataset and its companions.
 
@@ -49,7 +47,8 @@ def load_dataset(
     Companions: ``probs`` (N, K) ``.npy`` or columns named ``prob_<class>``; ``annotations`` long
     format ``item_id, annotator_id, label[, timestamp]``; ``dynamics`` (E, N, K) ``.npy`` or a folder
     / glob of cartography ``dynamics_epoch_*.jsonl``; ``embeddings`` (N, D) ``.npy``; ``scores``
-    per-row (``id`` + numeric columns) or per-pair (``train_id, query_id, score``).
+    per-row (``id`` + numeric columns) or per-pair (``train_id, query_id, score``). Any other
+    companion registered in :mod:`labelaudit.io.companions` is passed by its name in ``more``.
 
     Returns a valid :class:`Dataset` (non-fatal problems in ``.warnings``); raises
     :class:`~labelaudit.errors.DataError` listing every problem otherwise.
@@ -60,13 +59,21 @@ def load_dataset(
         (13083, 77)
     """
     rep = Report()
-    companions: dict[str, Any] = {
+    readable = {c.name for c in all_companions() if c.read is not None}
+    unknown = sorted(set(more) - readable)
+    if unknown:
+        raise TypeError(
+            f"load_dataset() got unknown companion(s) {unknown}; known: {sorted(readable)}"
+        )
+    given = {
         "probs": probs,
         "annotations": annotations,
         "dynamics": dynamics,
         "embeddings": embeddings,
         "scores": scores,
+        **more,
     }
+    companions: dict[str, Any] = {name: given.get(name) for name in sorted(readable)}
     class_list: list[str] | None = None
     descriptions: dict[str, str] = {}
 
@@ -86,7 +93,7 @@ def load_dataset(
         source = str(path)
         other = source_reader(path)
         if other is not None:
-            given = {k: v for k, v in companions.items() if v is not None}
+            passed = {k: v for k, v in companions.items() if v is not None}
             return other[1](
                 path,
                 text_col=text_col,
@@ -95,7 +102,7 @@ def load_dataset(
                 split_col=split_col,
                 encoding=encoding,
                 **({"classes": classes} if classes is not None else {}),
-                **given,
+                **passed,
             )
         if path.is_dir():
             df, file, class_list, descriptions = read_folder(path, encoding, split_col, rep)
@@ -144,19 +151,14 @@ def load_dataset(
 def _read_companions(
     ds: Dataset, companions: dict[str, Any], df: pd.DataFrame, file: str, rep: Report
 ) -> None:
+    """Each registered companion that was given (or found in the folder), in reading order."""
     prob_cols = [c for c in df.columns if is_prob_column(c)]
-    if companions["probs"] is None and prob_cols:
+    if companions.get("probs") is None and prob_cols:
         ds.pred_probs = probs_from_columns(df, prob_cols, ds.classes, file, rep)
-    elif companions["probs"] is not None:
-        ds.pred_probs = read_probs(companions["probs"], ds.n, ds.k, rep)
-    if companions["annotations"] is not None:
-        ds.annotations = read_annotations(companions["annotations"], ds, rep)
-    if companions["dynamics"] is not None:
-        ds.dynamics = read_dynamics(companions["dynamics"], ds, rep)
-    if companions["embeddings"] is not None:
-        ds.embeddings = read_embeddings(companions["embeddings"], ds.n, rep)
-    if companions["scores"] is not None:
-        ds.row_scores, ds.pair_scores = read_scores(companions["scores"], ds, rep)
+    for c in all_companions():
+        source = companions.get(c.name)
+        if c.read is not None and source is not None:
+            c.read(source, ds, rep)
 
 
 def validate(

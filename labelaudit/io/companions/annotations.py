@@ -15,6 +15,7 @@ import pandas as pd
 from labelaudit.dataset import Dataset
 from labelaudit.errors import Report
 from labelaudit.io.checks import check_table
+from labelaudit.io.companions import register_companion
 from labelaudit.io.rows import rows_of, rows_text, scalar_str
 from labelaudit.io.tables import read_table
 
@@ -145,3 +146,18 @@ def collapse_repeats(out: pd.DataFrame, file: str, rep: Report) -> pd.DataFrame:
         fix="remove the repeats, or keep only each annotator's final label",
     )
     return out[~drop].reset_index(drop=True)
+
+
+@register_companion(
+    "annotations",
+    help="labels from several annotators: item_id, annotator_id, label[, timestamp]",
+    doc="labels from several people, long format `item_id, annotator_id, label[, timestamp]` "
+    "(CSV/Parquet)",
+    folder_prefixes=("annotations",),
+    upload_label="Annotations: item_id, annotator_id, label[, timestamp]",
+    upload_types=("csv", "tsv", "parquet", "pq", "jsonl", "ndjson"),
+    stored=(("annotations", "parquet"),),
+    order=20,
+)
+def annotations_companion(source: str | Path | pd.DataFrame, ds: Dataset, rep: Report) -> None:
+    ds.annotations = read_annotations(source, ds, rep)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from labelaudit.errors import Report
 from labelaudit.io.checks import check_class_list
+from labelaudit.io.companions import Companion, register_loader_companion
 
 
 def read_classes(
@@ -46,3 +47,17 @@ def read_classes(
         file=p.name,
     )
     return None, {}
+
+
+# Read by the loader itself, before the rows' labels are resolved against it.
+register_loader_companion(
+    Companion(
+        "classes",
+        help="JSON list of class names (column order of --probs), or {name: description}",
+        doc="JSON list of class names, or `{name: description}` (descriptions are shown to reviewers)",
+        read=None,
+        upload_label="Class list (JSON list, or {class: description})",
+        upload_types=("json",),
+        order=60,
+    )
+)

@@ -15,6 +15,7 @@ import numpy as np
 from labelaudit.dataset import Dataset
 from labelaudit.errors import Report
 from labelaudit.io.checks import ArraySpec, check_array
+from labelaudit.io.companions import register_companion
 from labelaudit.io.companions.arrays import load_npy
 from labelaudit.io.rows import rows_of, rows_text, scalar_str
 from labelaudit.io.tables import read_table
@@ -106,3 +107,18 @@ def read_cartography(p: Path, ds: Dataset, rep: Report) -> np.ndarray | None:
         )
         return None
     return out
+
+
+@register_companion(
+    "dynamics",
+    help="per-epoch logits: (E, N, K) .npy, or a folder of cartography dynamics_epoch_*.jsonl",
+    doc="per-epoch logits, (E, N, K) `.npy`, or a folder of allenai/cartography "
+    "`dynamics_epoch_*.jsonl`",
+    folder_prefixes=("dynamics",),
+    upload_label="Per-epoch logits (E x N x K)",
+    upload_types=("npy",),
+    stored=(("dynamics", "npy"),),
+    order=30,
+)
+def dynamics_companion(source: str | Path | np.ndarray, ds: Dataset, rep: Report) -> None:
+    ds.dynamics = read_dynamics(source, ds, rep)

@@ -6,8 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
+from labelaudit.dataset import Dataset
 from labelaudit.errors import Report
 from labelaudit.io.checks import ArraySpec, check_array
+from labelaudit.io.companions import register_companion
 from labelaudit.io.companions.arrays import load_npy
 
 
@@ -39,3 +41,17 @@ def read_embeddings(emb: str | Path | np.ndarray, n: int, rep: Report) -> np.nda
             file=file,
         )
     return out
+
+
+@register_companion(
+    "embeddings",
+    help="precomputed embeddings, (N, D) .npy",
+    doc="precomputed embeddings, (N, D) `.npy`",
+    folder_prefixes=("embeddings",),
+    upload_label="Precomputed embeddings (N x D)",
+    upload_types=("npy",),
+    stored=(("embeddings", "npy"),),
+    order=40,
+)
+def embeddings_companion(source: str | Path | np.ndarray, ds: Dataset, rep: Report) -> None:
+    ds.embeddings = read_embeddings(source, ds.n, rep)

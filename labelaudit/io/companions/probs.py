@@ -7,9 +7,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from labelaudit.dataset import Dataset
 from labelaudit.errors import Report
 from labelaudit.io.checks import check_dtype
 from labelaudit.io.columns import ID_NAMES, PROB_PREFIXES
+from labelaudit.io.companions import register_companion
 from labelaudit.io.companions.arrays import load_npy
 from labelaudit.io.rows import rows_of, rows_text
 from labelaudit.io.tables import read_table
@@ -128,3 +130,18 @@ def check_prob_matrix(p: np.ndarray, n: int, k: int, file: str, rep: Report) -> 
         )
         p = p / sums[:, None]
     return p
+
+
+@register_companion(
+    "probs",
+    help="predicted probabilities, (N, K) .npy or a CSV/Parquet with K columns",
+    doc="out-of-sample predicted probabilities, (N, K) `.npy`, a CSV/Parquet of K columns, or "
+    "`prob_<class>` columns in the data; K columns in class order (sorted class names, or `--classes`)",
+    folder_prefixes=("pred_probs",),
+    upload_label="Predicted probabilities (N x K)",
+    upload_types=("npy", "csv", "parquet", "pq"),
+    stored=(("pred_probs", "npy"),),
+    order=10,
+)
+def probs_companion(source: str | Path | np.ndarray, ds: Dataset, rep: Report) -> None:
+    ds.pred_probs = read_probs(source, ds.n, ds.k, rep)

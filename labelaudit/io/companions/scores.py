@@ -13,6 +13,7 @@ import pandas as pd
 from labelaudit.dataset import ID, Dataset
 from labelaudit.errors import Report
 from labelaudit.io.checks import check_table
+from labelaudit.io.companions import register_companion
 from labelaudit.io.rows import rows_of, rows_text, scalar_str
 from labelaudit.io.tables import read_table
 
@@ -87,3 +88,18 @@ def _row_scores(df: pd.DataFrame, ds: Dataset, file: str, rep: Report) -> pd.Dat
     if out[ID].duplicated().any():
         rep.error("ids repeated", "one row per id", file=file, column=ID)
     return out
+
+
+@register_companion(
+    "scores",
+    help="external scores: per row (id + numeric columns) or per pair (train_id, query_id, score)",
+    doc="per-row scores (`id` + numeric columns) or per-pair influence "
+    "(`train_id, query_id, score`; positive = helpful)",
+    folder_prefixes=("scores", "influence"),
+    upload_label="External scores: per row (id, ...) or per pair (train_id, query_id, score)",
+    upload_types=("csv", "parquet", "pq"),
+    stored=(("row_scores", "parquet"), ("pair_scores", "parquet")),
+    order=50,
+)
+def scores_companion(source: str | Path | pd.DataFrame, ds: Dataset, rep: Report) -> None:
+    ds.row_scores, ds.pair_scores = read_scores(source, ds, rep)

@@ -12,11 +12,9 @@ from labelaudit.io.formats import register_format
 from labelaudit.io.formats._text import decode_text
 
 
-@register_format(
-    "JSON Lines", suffixes=(".jsonl", ".ndjson"), description="one JSON object per line"
-)
+@register_format("JSON Lines", suffixes=(".jsonl",), description="one JSON object per line")
 def read_json_lines(path: Path, encoding: str | None) -> pd.DataFrame:
-    return _parse_json(path, decode_text(path, encoding), whole_document=False)
+    return parse_json_rows(path, decode_text(path, encoding), whole_document=False)
 
 
 @register_format(
@@ -26,10 +24,12 @@ def read_json_lines(path: Path, encoding: str | None) -> pd.DataFrame:
     in_folders=False,  # a .json beside split files is the class list (categories.json)
 )
 def read_json(path: Path, encoding: str | None) -> pd.DataFrame:
-    return _parse_json(path, decode_text(path, encoding), whole_document=True)
+    return parse_json_rows(path, decode_text(path, encoding), whole_document=True)
 
 
-def _parse_json(path: Path, content: str, *, whole_document: bool) -> pd.DataFrame:
+def parse_json_rows(path: Path, content: str, *, whole_document: bool) -> pd.DataFrame:
+    """One row per JSON object line of ``content`` (blank lines skipped); with ``whole_document``,
+    a document that is one array of objects is read too. DataError naming the line otherwise."""
     rows = []
     for lineno, line in enumerate(content.splitlines(), start=1):
         if not line.strip():
