@@ -303,7 +303,7 @@ def _start_server(root: Path, dataset_hash: str, port: int | None) -> _Server:
 
     if not APP_SCRIPT.exists():
         raise UsageError(
-            f"the app script {APP_SCRIPT} is missing: show() needs a source checkout of labelaudit"
+            f"the app script {APP_SCRIPT} is missing: reinstall labelaudit (its wheel ships app.py)"
         )
     if port is None:
         port = _free_port()

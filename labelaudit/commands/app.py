@@ -10,6 +10,8 @@ from pathlib import Path
 
 from labelaudit.cli import add_data_options, load_from_args
 
+#: The dashboard's entry script: beside the labelaudit package, in a checkout and in an installed
+#: wheel alike (the wheel ships app.py, components/ and views/ at the top level; see pyproject.toml).
 APP_SCRIPT = Path(__file__).resolve().parents[2] / "app.py"
 
 
@@ -155,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
         )
     if not APP_SCRIPT.exists():
         print(
-            f"error: the app script {APP_SCRIPT} is missing (run from a source checkout)",
+            f"error: the app script {APP_SCRIPT} is missing; reinstall labelaudit (its wheel ships app.py)",
             file=sys.stderr,
         )
         return 2
