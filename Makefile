@@ -77,6 +77,7 @@ lint: install
 	$(BIN)/ruff check labelaudit components views tests bench scripts app.py
 	$(BIN)/ruff format --check labelaudit components views tests bench scripts app.py
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 bench: install labelstudio-env
 	$(BIN)/python -m bench.run_all

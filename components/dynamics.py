@@ -123,9 +123,9 @@ def require_prepared(ds: Dataset, workspace_root: str, *, influence: bool) -> No
     ws = Workspace(workspace_root)
     if is_prepared(ds, ws, influence=influence):
         return
-    status = ensure_scan(ds)
-    if status is not None and status.state in (jobs.RUNNING, jobs.FAILED):
-        render_scan_waiting(ds, status, what="the training run and influence for this page")
+    scan_status = ensure_scan(ds)
+    if scan_status is not None and scan_status.state in (jobs.RUNNING, jobs.FAILED):
+        render_scan_waiting(ds, scan_status, what="the training run and influence for this page")
         return
     what = (
         "embeds the texts (unless the scan already did), trains a softmax head for "
@@ -208,6 +208,8 @@ def load_dynamics(workspace_root: str, dataset_hash: str) -> DynamicsView:
     if not is_prepared(ds, ws, influence=False):
         raise _NotPrepared
     emb = stored_embeddings(ds, ws)
+    if emb is None:
+        raise _NotPrepared
     train = training_population(ds)
     rows = np.flatnonzero(train)
     x, y = emb[train], ds.labels[train]

@@ -8,6 +8,9 @@ the ``render_*`` functions.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -41,7 +44,7 @@ def cached_issue_table(workspace_root: str, dataset_hash: str, options_json: str
 
 
 # --------------------------------------------------------------------------- drawing
-def render_probability_source(details: dict) -> None:
+def render_probability_source(details: Mapping[str, Any]) -> None:
     source = details.get("probs_source")
     if source == "given":
         st.caption(
@@ -131,7 +134,7 @@ def render_issues_per_class(counts: dict, class_counts: pd.Series) -> None:
 def render_row_details(
     row: int,
     table: pd.DataFrame,
-    details: dict,
+    details: Mapping[str, Any],
     ds: Dataset,
     embeddings: np.ndarray,
     *,

@@ -350,6 +350,7 @@ def common_queue(
     from components.review import queue_order
 
     h = ds.content_hash
+    order: Sequence[str]
     if scan is not None and selection is None and kind == ACTIVE:
         order = active_learning_order(workspace_root, h, options_json)
         return CommonQueue(order, "active learning", ("active", len(order)))
@@ -358,7 +359,7 @@ def common_queue(
             st.toast("The queue was re-ranked on the decisions so far.", icon=":material/refresh:")
         key = ranking_token(store, h)
         q = queue_in_force(workspace_root, h, store.url, options_json, key)
-        order: Sequence[str] = (
+        order = (
             flagged_order(workspace_root, h, store.url, options_json, key)
             if flagged_only
             else q.full_order

@@ -308,15 +308,15 @@ def render_team_panel(
         )
     else:
         raw = agree.raw
-        c = st.columns(3)
-        c[0].metric("Items with both reviews", f"{agree.n_items:,}")
-        c[1].metric(
+        cols = st.columns(3)
+        cols[0].metric("Items with both reviews", f"{agree.n_items:,}")
+        cols[1].metric(
             "Raw agreement",
             "–" if raw.value is None else f"{raw.value:.0%}",
             help=raw.reason or None,
         )
         pairs = double_pairs = team.double_reviews(store, h)
-        c[2].metric("Waiting for you", f"{int((pairs['status'] == 'disagreed').sum()):,}")
+        cols[2].metric("Waiting for you", f"{int((pairs['status'] == 'disagreed').sum()):,}")
         st.markdown("**Cohen's kappa per pair of reviewers**")
         st.dataframe(agree.pairs, hide_index=True, width="stretch", key=state.TEAM_PAIRS)
         if not agree.per_class.empty:

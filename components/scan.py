@@ -108,7 +108,6 @@ def _sync_options(key_prefix: str) -> None:
 def render_scan_options(*, key_prefix: str = state.SCAN_OPTIONS_EXPLORE) -> dict:
     """Clustering method, K and seed widgets; stores and returns the chosen options."""
     current = scan_options()
-    sync = {"on_change": _sync_options, "args": (key_prefix,)}
     c1, c2, c3 = st.columns(3)
     c1.selectbox(
         "Clustering",
@@ -117,7 +116,8 @@ def render_scan_options(*, key_prefix: str = state.SCAN_OPTIONS_EXPLORE) -> dict
         key=state.key_for(key_prefix, "method"),
         help="HDBSCAN finds the number of clusters and leaves outliers "
         "unclustered; KMeans makes exactly K clusters (default: one per class).",
-        **sync,
+        on_change=_sync_options,
+        args=(key_prefix,),
     )
     if (
         st.session_state.get(state.key_for(key_prefix, "method"), current["cluster_method"])
@@ -129,7 +129,8 @@ def render_scan_options(*, key_prefix: str = state.SCAN_OPTIONS_EXPLORE) -> dict
             max_value=1000,
             value=int(current.get("n_clusters") or 0),
             key=state.key_for(key_prefix, "k"),
-            **sync,
+            on_change=_sync_options,
+            args=(key_prefix,),
         )
     c3.number_input(
         "Seed",
@@ -137,7 +138,8 @@ def render_scan_options(*, key_prefix: str = state.SCAN_OPTIONS_EXPLORE) -> dict
         max_value=2**31 - 1,
         value=int(current.get("seed", 0)),
         key=state.key_for(key_prefix, "seed"),
-        **sync,
+        on_change=_sync_options,
+        args=(key_prefix,),
     )
     options = _options_from_widgets(key_prefix)
     st.session_state[state.SCAN_OPTIONS] = options

@@ -1,9 +1,12 @@
-"""The code stays lint-clean and formatted (ruff) and type-checks (mypy), as configured in pyproject.toml."""
+"""The code stays lint-clean and formatted (ruff), type-checks (mypy: core, components, views) and
+keeps its layers (import-linter contracts), as configured in pyproject.toml."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -26,7 +29,39 @@ def test_ruff_format_is_applied():
     assert out.returncode == 0, "run `ruff format` (make lint):\n" + out.stdout + out.stderr
 
 
+def test_import_layer_contracts_are_kept():
+    # The core imports no app code and no Streamlit; views do not import views; components do
+    # not import views (pyproject.toml [tool.importlinter]).
+    exe = Path(sys.executable).with_name("lint-imports")
+    out = subprocess.run([str(exe), "--no-cache"], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "3 kept, 0 broken" in out.stdout, out.stdout
+
+
+def test_a_broken_layer_is_reported(tmp_path):
+    # The contracts can fail: a core module importing components is caught.
+    bad = tmp_path / "pkg"
+    (bad / "core").mkdir(parents=True)
+    (bad / "ui").mkdir()
+    (bad / "__init__.py").write_text("")
+    (bad / "core" / "__init__.py").write_text("import pkg.ui\n")
+    (bad / "ui" / "__init__.py").write_text("")
+    (tmp_path / ".importlinter").write_text(
+        "[importlinter]\nroot_package = pkg\n\n[importlinter:contract:1]\nname = core\n"
+        "type = forbidden\nsource_modules = pkg.core\nforbidden_modules = pkg.ui\n"
+    )
+    exe = Path(sys.executable).with_name("lint-imports")
+    out = subprocess.run(
+        [str(exe), "--no-cache"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(tmp_path)},
+    )
+    assert out.returncode == 1 and "pkg.core -> pkg.ui" in out.stdout, out.stdout
+
+
 @pytest.mark.slow
-def test_mypy_on_the_core_is_clean():
+def test_mypy_is_clean():
     out = _run("mypy")
     assert out.returncode == 0, out.stdout + out.stderr

@@ -20,7 +20,7 @@ if st.session_state.get(state.ANNOTATORS_METHOD) not in methods:
 method = st.selectbox(
     "Consensus method",
     methods,
-    format_func=METHODS.get,
+    format_func=lambda m: METHODS[m],
     key=state.ANNOTATORS_METHOD,
     help="MACE and Dawid–Skene weigh annotators by their estimated competence; CROWDLAB also "
     "uses the model's predicted probabilities.",
@@ -30,12 +30,15 @@ if method == "mv":
     rules = ui.tie_breaks(ds)
     if st.session_state.get(state.ANNOTATORS_TIE_BREAK) not in rules:
         st.session_state[state.ANNOTATORS_TIE_BREAK] = "random"
-    tie_break = st.radio(
-        "Break ties",
-        list(rules),
-        format_func=rules.get,
-        horizontal=True,
-        key=state.ANNOTATORS_TIE_BREAK,
+    tie_break = (
+        st.radio(
+            "Break ties",
+            list(rules),
+            format_func=lambda r: rules[r],
+            horizontal=True,
+            key=state.ANNOTATORS_TIE_BREAK,
+        )
+        or "random"
     )
 try:
     with st.spinner("Computing agreement and consensus…"):

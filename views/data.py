@@ -102,7 +102,10 @@ if data_path is not None and not source.startswith("Bundled"):
             if mapping.get("split_col") == NONE:
                 mapping["split_col"] = None
 
-if st.button("Load", type="primary", disabled=data_path is None, key=state.DATA_LOAD):
+if (
+    st.button("Load", type="primary", disabled=data_path is None, key=state.DATA_LOAD)
+    and data_path is not None
+):
     with st.spinner("Reading and validating…"):
         ok = load_into_session(
             data_path, server_paths=from_server, encoding=encoding, **mapping, **companions

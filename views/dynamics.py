@@ -51,7 +51,10 @@ regions = c2.multiselect(
     "Regions", list(REGIONS), default=list(REGIONS), key=state.DYNAMICS_REGIONS
 )
 in_view = np.flatnonzero(table["region"].isin(regions).to_numpy())
-colour = table[colour_by] if colour_by in table else scan_table[colour_by].reset_index(drop=True)
+if colour_by in table or scan_table is None:  # colour_options offers scan columns only with a scan
+    colour = table[colour_by]
+else:
+    colour = scan_table[colour_by].reset_index(drop=True)
 
 if len(in_view) == 0:
     st.warning("No rows in the chosen regions.")

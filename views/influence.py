@@ -65,7 +65,7 @@ if search:
         pick = st.selectbox(
             f"{len(hits):,} matching rows",
             list(labels),
-            format_func=labels.get,
+            format_func=lambda i: labels[i],
             key=state.INFLUENCE_PICK,
         )
         if st.button("Explain this row", type="primary", key=state.INFLUENCE_USE_PICK):

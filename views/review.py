@@ -1,5 +1,7 @@
 """Review: decide on suspected label errors one at a time (or in bulk), alone or as a team."""
 
+from typing import Any
+
 import streamlit as st
 
 from components import review_learn as learn_ui
@@ -122,7 +124,16 @@ plan = plan_queue(
     audit=common.audit,
 )
 ends = (plan.order[0], plan.order[-1]) if len(plan.order) else ()
-token = (h, who.name, who.role, mode, plan.source, include_decided, book.version, common.key)
+token: tuple[Any, ...] = (
+    h,
+    who.name,
+    who.role,
+    mode,
+    plan.source,
+    include_decided,
+    book.version,
+    common.key,
+)
 token += (flagged_only, len(plan.order), *ends)
 if plan.source == "assignment":
     st.caption(

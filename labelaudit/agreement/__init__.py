@@ -144,7 +144,7 @@ def infer_truth(
 def analyse_annotations(
     ratings: Ratings,
     *,
-    method: Method = "mace",
+    method: Method | str = "mace",
     seed: int = 0,
     tie_break: TieBreak = "random",
     pred_probs: np.ndarray | None = None,
