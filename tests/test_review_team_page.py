@@ -217,3 +217,29 @@ def test_typed_name_is_recorded_as_typed(scanned):
     decide(at, "keep")
     log = store.log(h)
     assert log["auth"].tolist() == ["typed"] and log["role"].tolist() == ["reviewer"]
+
+
+def test_a_signed_in_user_is_recorded_as_oidc_and_typed_names_are_refused(scanned, monkeypatch):
+    """Login configured ([auth] in secrets): the page takes st.user's claims (stubbed here: no
+    provider runs in the tests) and never a typed name."""
+    import components.review_team as rt
+
+    ws, ds, h, store = scanned
+    monkeypatch.setattr(rt, "login_configured", lambda: True)
+    monkeypatch.setattr(rt, "login_claims", lambda: None)
+    at = page(ws, h, "lea")  # a typed name in the session: refused while login is configured
+    assert not at.exception, at.exception
+    assert "review_sign_in" in keys(at)
+    assert "review_session" not in at.session_state or shown(at) is None  # no item, no decision
+    assert not any("Keep" in b.proto.label for b in at.get("form_submit_button"))
+    claims = {"email": "Lea@Example.com", "name": "Lea", "iss": "https://idp", "sub": "42"}
+    monkeypatch.setattr(rt, "login_claims", lambda: claims)
+    monkeypatch.setenv("LABELAUDIT_LEADS", "lea@example.com")
+    at = page(ws, h, "someone typed")
+    assert not at.exception, at.exception
+    assert "Reviewing as Lea@Example.com (signed in, lead)" in texts(at)
+    assert "review_sign_out" in keys(at)
+    decide(at, "keep")
+    log = store.log(h)
+    assert log["reviewer"].tolist() == ["Lea@Example.com"]
+    assert log["auth"].tolist() == ["oidc"] and log["role"].tolist() == ["lead"]
