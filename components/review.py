@@ -21,10 +21,10 @@ from components import state
 from components.data import load_workspace_dataset
 from components.pages import REVIEW, switch_to
 from components.scan import cached_scan, stored_scan
-from components.store import get_store
+from components.store import get_store, render_pending
 from components.text import md_escape
 from labelaudit.dataset import Dataset
-from labelaudit.errors import DataError, UsageError
+from labelaudit.errors import DataError, StoreError, UsageError
 from labelaudit.review.export import cleaned_dataset, decision_log, to_csv_bytes, to_parquet_bytes
 from labelaudit.review.identity import Identity
 from labelaudit.review.live import LiveQueue, positions_of
@@ -188,9 +188,13 @@ def _undo(store: ReviewStore, ds: Dataset, who: Identity) -> None:
 def _pin(store: ReviewStore, ds: Dataset, who: Identity, item_id: str) -> None:
     """Button callback: pin the item as a finding (kind "item") for the ROI page and report."""
     note = str(st.session_state.get(state.key_for(state.REVIEW_PIN_NOTE, item_id)) or "").strip()
-    fid = store.add_finding(
-        dataset_version=ds.content_hash, kind="item", target=item_id, note=note, author=who.name
-    )
+    try:
+        fid = store.add_finding(
+            dataset_version=ds.content_hash, kind="item", target=item_id, note=note, author=who.name
+        )
+    except StoreError as e:  # busy: nothing written; the note stays in its box to pin again
+        flash(Outcome("busy", f"Not pinned: {e}. Press Pin again to retry."))
+        return
     flash(Outcome("saved", f"Pinned item {item_id} as finding {fid}."))
 
 
@@ -433,6 +437,9 @@ def render_bulk(
                     res = pending.apply(store, ds, reviewer=who.name, identity=who)
                 except UsageError as e:
                     flash(Outcome("error", str(e)))
+                except StoreError as e:  # busy: nothing written, the request stays to confirm again
+                    flash(Outcome("busy", f"Not saved: {e}. Press Confirm again to retry."))
+                    st.rerun()
                 else:
                     flash(Outcome("saved", "Bulk decision: " + res.summary() + "."))
                 ss.pop(state.REVIEW_BULK, None)
@@ -614,6 +621,7 @@ def render_review_fragment(
     session = review_session(ds)
     live = live_queue(store, ds, plan, token)
     render_flash()
+    render_pending(store, ds, session, who)  # a decision the database was too busy to save
     render_live_progress(live)
     item = live.pick(store, session)
     if item is None:

@@ -395,13 +395,12 @@ def export(
         [PosixPath('clean.csv')]
     """
     from labelaudit.review.export import export_review
-    from labelaudit.review.store import ReviewStore
     from labelaudit.workspace import Workspace, as_workspace
 
     own = store is None
     if store is None:
         ws = as_workspace(workspace) or Workspace()
-        store = ReviewStore(ws.database_url)
+        store = ws.review_store(read_only=True)
     try:
         return export_review(ds, store, out=out, removed=removed, log=log)  # type: ignore[arg-type]
     finally:
@@ -440,13 +439,12 @@ def report(
         120
     """
     from labelaudit.report import compute_report, find_scan, write_report
-    from labelaudit.review.store import ReviewStore
     from labelaudit.workspace import Workspace, as_workspace
 
     ws = as_workspace(workspace) or Workspace()
     own = store is None
     if store is None:
-        store = ReviewStore(ws.database_url)
+        store = ws.review_store(read_only=True)
     try:
         log = store.log(ds.content_hash)
         findings = store.findings(ds.content_hash)

@@ -1,6 +1,7 @@
 """The ``labelaudit`` command line.
 
-Exit codes: 0 success, 1 invalid data (one clear line per problem, no traceback), 2 bad usage.
+Exit codes: 0 success, 1 invalid data (one clear line per problem, no traceback), 2 bad usage,
+3 the review database cannot be used (busy, damaged: :class:`labelaudit.errors.StoreError`).
 Each subcommand lives in ``labelaudit/commands/<name>.py`` with a ``register(subparsers)`` function
 that adds its parser and sets ``func``; this module only discovers and dispatches.
 """
@@ -12,10 +13,11 @@ import importlib
 import os
 import pkgutil
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from labelaudit.errors import DataError, UsageError
+from labelaudit.errors import DataError, StoreError, UsageError
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -81,7 +83,9 @@ def reviewed_dataset_hash(args: argparse.Namespace, ws, decided: dict[str, int])
 
 
 def check_output_path(path: str, flag: str, suffixes: tuple[str, ...]) -> Path:
-    """An output file the command can write: a known extension and an existing folder, else UsageError."""
+    """An output file the command can write, checked before any work: a known extension, an existing
+    folder that accepts a new file, and (when the file exists) a file that can be overwritten; else a
+    UsageError naming ``flag`` and ``path``."""
     out = Path(path)
     if out.suffix.lower() not in suffixes:
         raise UsageError(
@@ -89,7 +93,67 @@ def check_output_path(path: str, flag: str, suffixes: tuple[str, ...]) -> Path:
         )
     if not out.parent.exists():
         raise UsageError(f"{flag} {path}: the folder {out.parent} does not exist")
+    check_writable_file(out, flag)
     return out
+
+
+def check_writable_file(out: Path, flag: str) -> None:
+    """UsageError unless ``out`` can be written (overwritten if it exists), tried for real: a
+    permission bit, an immutable file or a read-only mount all count. Writes nothing."""
+    if out.is_dir():
+        raise UsageError(f"{flag} {out}: is a folder; expected a file name")
+    folder = out.parent
+    try:
+        if out.exists():
+            with open(out, "r+b"):  # opens for writing without truncating
+                pass
+        else:
+            folder = out.parent
+            while not folder.exists() and folder != folder.parent:
+                folder = folder.parent  # a command that creates missing folders needs this one
+            _probe_folder(folder)
+    except OSError as e:
+        what = "the file" if out.exists() else f"the folder {folder}"
+        raise UsageError(
+            f"{flag} {out}: {what} is not writable ({e.strerror or e}); expected a file this user "
+            f"can write. Fix: make it writable or choose another {flag}"
+        ) from e
+
+
+def _probe_folder(folder: Path) -> None:
+    fd, probe = tempfile.mkstemp(dir=folder, prefix=".labelaudit-write-check-")
+    os.close(fd)
+    os.unlink(probe)
+
+
+def open_workspace(path: str | None, *, write: bool, why: str = ""):  # type: ignore[no-untyped-def]
+    """The :class:`~labelaudit.workspace.Workspace` at ``--workspace`` (or LABELAUDIT_WORKSPACE,
+    or .labelaudit), checked before any work: created if missing, and with ``write`` able to take
+    new files (``why``: what the command stores there). A UsageError naming the flag otherwise."""
+    from labelaudit.workspace import DEFAULT_ROOT, Workspace
+
+    flag = "--workspace" if path else "the workspace (LABELAUDIT_WORKSPACE or .labelaudit)"
+    root = Path(path or os.environ.get("LABELAUDIT_WORKSPACE") or DEFAULT_ROOT)
+    try:
+        ws = Workspace(root)
+    except OSError as e:
+        raise UsageError(
+            f"{flag} {root}: cannot create the workspace folder ({e.strerror or e}). Fix: create "
+            "it, make its parent writable, or choose another --workspace"
+        ) from e
+    if write:
+        try:
+            _probe_folder(ws.root)
+            for sub in ("artifacts", "datasets"):
+                if (ws.root / sub).is_dir():
+                    _probe_folder(ws.root / sub)
+        except OSError as e:
+            raise UsageError(
+                f"{flag} {ws.root}: the workspace folder is not writable ({e.strerror or e})"
+                + (f"; {why}" if why else "")
+                + ". Fix: make it writable or choose another --workspace"
+            ) from e
+    return ws
 
 
 def data_kwargs(args: argparse.Namespace) -> dict:
@@ -132,6 +196,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as e:
         print(f"usage error: {e}", file=sys.stderr)
         return 2
+    except StoreError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 3
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

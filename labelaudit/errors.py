@@ -86,3 +86,19 @@ class Report:
     def raise_if_errors(self) -> None:
         if self.errors:
             raise DataError(self.errors)
+
+
+class StoreError(Exception):
+    """The review database cannot be used right now (busy, damaged); nothing was written.
+
+    Carries the whole message for a person: which database, what was found, what was expected and
+    what to do. The CLI prints it and exits 3; the app shows it with a retry; the library raises it.
+    """
+
+
+class StoreBusy(StoreError):
+    """Another process holds the review database's write lock longer than the store waits."""
+
+
+class StoreCorrupt(StoreError):
+    """The review database is damaged, truncated, or holds fewer decisions than were saved."""

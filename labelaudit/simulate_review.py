@@ -376,7 +376,6 @@ def run_simulation(
     """Plant flips in ``data``, save and scan the flipped dataset, replay the review, and (with
     ``warm_roi``) compute the ROI retraining so the page opens fast. Returns what was done."""
     from labelaudit.io import load_dataset
-    from labelaudit.review.store import ReviewStore
     from labelaudit.scan import get_embeddings, scan
 
     ds = load_dataset(data)
@@ -399,7 +398,7 @@ def run_simulation(
     )
     flipped = workspace.load_dataset(h)
     res = scan(flipped, workspace=workspace, seed=seed, progress=progress)
-    store = ReviewStore(db_url or workspace.database_url)
+    store = workspace.review_store(db_url)
     try:
         counts = replay_review(
             store, flipped, key, res.table, n_items=n_items, seed=seed, progress=progress

@@ -5,6 +5,8 @@ Layout::
     <root>/datasets/<content_hash>/          the dataset in canonical form (see save_dataset)
     <root>/artifacts/<key>/<name>-<params_hash>.<ext>
     <root>/review.sqlite                      the review store (default database)
+    <root>/review.sqlite.manifest.json        decisions saved (count, newest id): checked on open
+    <root>/review.sqlite.backups/             rolling backups of the review store
 
 ``key`` is whatever hash the artifact depends on: embeddings depend only on the texts
 (``Dataset.text_hash``), detector output on the whole dataset (``Dataset.content_hash``). An
@@ -67,6 +69,29 @@ class Workspace:
     def database_url(self) -> str:
         """The review store's database: LABELAUDIT_DB_URL if set, else SQLite in the workspace."""
         return os.environ.get("LABELAUDIT_DB_URL") or f"sqlite:///{self.root / 'review.sqlite'}"
+
+    def review_manifest_path(self, url: str | None = None) -> Path:
+        """The manifest that counts the decisions saved in the review database ``url`` (default
+        :attr:`database_url`): ``review.sqlite.manifest.json`` beside a SQLite file, else
+        ``review-<hash of the URL>.manifest.json`` in the workspace (see
+        :mod:`labelaudit.review.store_health`)."""
+        from labelaudit.review import store_health
+
+        url = url or self.database_url
+        return store_health.default_manifest_path(url) or store_health.workspace_manifest_path(
+            self.root, url
+        )
+
+    def review_store(self, url: str | None = None, *, read_only: bool = False, **kwargs: Any):  # type: ignore[no-untyped-def]
+        """The workspace's :class:`~labelaudit.review.store.ReviewStore` (``url`` default
+        :attr:`database_url`), checked against the workspace's manifest on open. ``read_only`` for
+        commands that only read: no write lock, no file created."""
+        from labelaudit.review.store import ReviewStore
+
+        url = url or self.database_url
+        return ReviewStore(
+            url, read_only=read_only, manifest=self.review_manifest_path(url), **kwargs
+        )
 
     # ------------------------------------------------------------------ artifacts
     def path(

@@ -220,3 +220,22 @@ def wait_for_app(page, timeout: float = 90_000) -> None:
     page.wait_for_function(
         "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout
     )
+
+
+# --------------------------------------------------------------------------- review store
+@pytest.fixture
+def write_lock() -> Iterator[Callable]:
+    """``write_lock(db_path)``: a real second process holds the SQLite write lock of ``db_path``
+    until ``tests.store_lock.release(p)`` or the end of the test."""
+    from tests.store_lock import hold_write_lock, release
+
+    procs: list = []
+
+    def hold(db: Path):  # type: ignore[no-untyped-def]
+        p = hold_write_lock(db)
+        procs.append(p)
+        return p
+
+    yield hold
+    for p in procs:
+        release(p)

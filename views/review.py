@@ -23,7 +23,7 @@ from components.review_team import (
     render_team_panel,
 )
 from components.scan import scan_options_key
-from components.store import workspace_store
+from components.store import render_store_error, workspace_store
 from labelaudit.errors import DataError, UsageError
 from labelaudit.review import team
 from labelaudit.review.queue import bulk_clusters, cluster_slice, without_decided
@@ -39,8 +39,8 @@ try:
     store = workspace_store(ws_root)
     book = team.assignment_book(store, h)
     adjudication = team.adjudication_queue(store, h) if who.is_lead else []
-except Exception as e:  # a wrong LABELAUDIT_DB_URL or an unreachable server: say so, no traceback
-    st.error(f"Cannot open the review database: {type(e).__name__}: {e}", icon=":material/error:")
+except Exception as e:  # busy, damaged, a wrong LABELAUDIT_DB_URL, a server down: no traceback
+    render_store_error(e)
     st.stop()
 
 render_identity_bar(who)

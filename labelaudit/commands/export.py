@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-from labelaudit.cli import add_reviewed_dataset_options, reviewed_dataset_hash
+from labelaudit.cli import (
+    add_reviewed_dataset_options,
+    check_writable_file,
+    open_workspace,
+    reviewed_dataset_hash,
+)
 from labelaudit.errors import UsageError
 
 
@@ -59,13 +65,15 @@ def _choices(hashes: list[str], decided: dict[str, int]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from labelaudit.review.export import export_review, file_format
-    from labelaudit.review.store import ReviewStore
-    from labelaudit.workspace import Workspace
+    from labelaudit.review.export import export_review, file_format, log_path_for
 
     file_format(args.out)
-    ws = Workspace(args.workspace)
-    store = ReviewStore(args.db or ws.database_url)
+    out = Path(args.out)
+    check_writable_file(out, "--out")  # a missing folder is created: its nearest parent is checked
+    if args.log:
+        check_writable_file(log_path_for(out), "--log (the decision log beside --out)")
+    ws = open_workspace(args.workspace, write=False)  # export only reads the workspace
+    store = ws.review_store(args.db, read_only=True)
     try:
         log = store.log()
         decided = log.groupby("dataset_version")["item_id"].nunique().to_dict() if len(log) else {}

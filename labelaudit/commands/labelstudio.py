@@ -84,11 +84,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _open(args: argparse.Namespace):
-    from labelaudit.review.store import ReviewStore
     from labelaudit.workspace import Workspace
 
     ws = Workspace(args.workspace)
-    store = ReviewStore(args.db or ws.database_url)
+    store = ws.review_store(args.db)
     log = store.log()
     decided = log.groupby("dataset_version")["item_id"].nunique().to_dict() if len(log) else {}
     h = reviewed_dataset_hash(args, ws, decided)

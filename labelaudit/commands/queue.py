@@ -67,7 +67,6 @@ def run(args: argparse.Namespace) -> int:
     from labelaudit.review import adaptive
     from labelaudit.review.export import write_table
     from labelaudit.review.learn import active_learning_scores
-    from labelaudit.review.store import ReviewStore
     from labelaudit.scan import scan
     from labelaudit.workspace import Workspace
 
@@ -91,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(
             "the stored scan has no label-issue detection: run `labelaudit scan` again"
         )
-    store = ReviewStore(args.db or ws.database_url)
+    store = ws.review_store(args.db)
     try:
         h = ds.content_hash
         if args.rerank_every is not None:

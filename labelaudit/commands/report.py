@@ -11,7 +11,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from labelaudit.cli import add_reviewed_dataset_options, reviewed_dataset_hash
+from labelaudit.cli import (
+    add_reviewed_dataset_options,
+    check_writable_file,
+    open_workspace,
+    reviewed_dataset_hash,
+)
 from labelaudit.errors import UsageError
 
 
@@ -37,19 +42,22 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from labelaudit.progress import TqdmProgress
     from labelaudit.report import compute_report, find_scan, write_report
-    from labelaudit.review.store import ReviewStore
     from labelaudit.scan import scan
-    from labelaudit.workspace import Workspace
 
     out = Path(args.out)
     if out.suffix.lower() not in (".html", ".htm"):
         raise UsageError(f"--out {args.out}: the report is HTML; use a .html file name")
     if not out.parent.exists():
         raise UsageError(f"--out {args.out}: the folder {out.parent} does not exist")
+    check_writable_file(out, "--out")
     if args.next_n < 1:
         raise UsageError("--next must be at least 1")
-    ws = Workspace(args.workspace)
-    store = ReviewStore(args.db or ws.database_url)
+    ws = open_workspace(
+        args.workspace,
+        write=True,
+        why="the report stores its scan and retraining there so that the next report is fast",
+    )
+    store = ws.review_store(args.db, read_only=True)
     bar = TqdmProgress()
     try:
         log_all = store.log()

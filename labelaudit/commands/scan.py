@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from labelaudit.cli import add_data_options, check_output_path, load_from_args
+from labelaudit.cli import add_data_options, check_output_path, load_from_args, open_workspace
 from labelaudit.csvfile import write_csv
 from labelaudit.errors import UsageError
 
@@ -67,10 +67,12 @@ def _write(df, out: Path) -> None:
 def run(args: argparse.Namespace) -> int:
     from labelaudit.progress import TqdmProgress
     from labelaudit.scan import scan
-    from labelaudit.workspace import Workspace
 
     out = _check_out(args.out, "--out")
     clusters_out = _check_out(args.clusters_out, "--clusters-out") if args.clusters_out else None
+    ws = open_workspace(
+        args.workspace, write=True, why="the scan stores its embeddings, map and scores there"
+    )
     if (
         args.model
         and args.model.startswith(("/", ".", "~"))
@@ -89,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         res = scan(
             ds,
-            workspace=Workspace(args.workspace),
+            workspace=ws,
             model=args.model,
             seed=args.seed,
             cluster_method=args.cluster,

@@ -119,7 +119,7 @@ def save_setting(
 
 def load_settings(store: ReviewStore, dataset_version: str) -> ReviewSettings:
     """The settings in force for ``dataset_version`` (defaults for names never set)."""
-    with store.engine.connect() as conn:
+    with store.reading() as conn:
         rows = conn.execute(
             sa.select(settings_table.c.name, settings_table.c.value)
             .where(settings_table.c.dataset_version == dataset_version)
@@ -192,7 +192,7 @@ def record_ranking(
 def ranking_history(store: ReviewStore, dataset_version: str) -> list[RankingRecord]:
     """Every ranking put in force for ``dataset_version``, oldest first."""
     c = rankings_table.c
-    with store.engine.connect() as conn:
+    with store.reading() as conn:
         rows = conn.execute(
             sa.select(rankings_table)
             .where(c.dataset_version == dataset_version)

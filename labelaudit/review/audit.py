@@ -252,7 +252,7 @@ def save_audit_plan(
 
 def load_audit_plan(store: ReviewStore, dataset_version: str) -> AuditPlan | None:
     """The newest audit plan of ``dataset_version``, or None when none was drawn."""
-    with store.engine.connect() as conn:
+    with store.reading() as conn:
         row = conn.execute(
             sa.select(audit_plans_table)
             .where(audit_plans_table.c.dataset_version == dataset_version)

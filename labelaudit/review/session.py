@@ -16,6 +16,10 @@ The rules, in one place:
   item stays on screen, now checked against the other decision. :meth:`ReviewSession.undo` cancels
   this session's last decision and brings its item back. Each returns an :class:`Outcome` to show;
   none raises for a conflict or a refused decision.
+- **A busy or damaged database.** When the store cannot save (another process holds the write lock
+  longer than the store waits, :class:`~labelaudit.errors.StoreBusy`), nothing is written, the item
+  stays on screen and the decision is kept as :attr:`ReviewSession.pending`;
+  :meth:`ReviewSession.retry` saves it again. A decision is never lost without a word.
 - **Where a decision goes.** Into the log, except an overlap item of an assignment that this
   reviewer holds: a blind review (:func:`labelaudit.review.team.record_blind`); and, in the lead's
   adjudication queue, an adjudication (:func:`labelaudit.review.team.adjudicate`). A reviewer is
@@ -39,19 +43,20 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from labelaudit.dataset import LABEL, Dataset
-from labelaudit.errors import UsageError
+from labelaudit.errors import StoreError, UsageError
 from labelaudit.review import team
 from labelaudit.review.identity import Identity
 from labelaudit.review.queue import ItemEvidence
 from labelaudit.review.store import ConflictError, ReviewStore
 
-OutcomeKind = Literal["saved", "conflict", "error"]
+OutcomeKind = Literal["saved", "conflict", "error", "busy"]
 
 
 @dataclass(frozen=True)
 class Outcome:
     """What an action did, for the reviewer: ``kind`` "saved", "conflict" (nothing written: the
-    item changed meanwhile) or "error" (refused, e.g. a missing label); ``message`` in plain words
+    item changed meanwhile), "error" (refused, e.g. a missing label) or "busy" (the database could
+    not save it now; the decision is kept to retry); ``message`` in plain words
     (it carries ids, labels and names typed by people: show it as plain text)."""
 
     kind: OutcomeKind
@@ -91,13 +96,30 @@ class LastDecision:
     blind_slot: int | None = None
 
 
+@dataclass(frozen=True)
+class PendingDecision:
+    """A decision the database could not save yet (busy): what :meth:`ReviewSession.retry` saves."""
+
+    item_id: str
+    action: str
+    new_label: str | None
+    comment: str
+    reason: str
+
+    def describe(self) -> str:
+        label = f" → {self.new_label}" if self.action == "change" and self.new_label else ""
+        note = f" with the comment {self.comment!r}" if self.comment else ""
+        return f"{self.action}{label} on item {self.item_id}{note}"
+
+
 @dataclass
 class ReviewSession:
     """One reviewer's position in a queue of ``dataset_version``, kept across page reruns.
 
     ``skipped``: ids passed this session, oldest first (decided items count as passed);
     ``forced``: an item to show next whatever the queue says; ``last``: the decision "undo" cancels;
-    ``shown``: the item on screen; ``visited``: items shown this session, oldest first (for back).
+    ``shown``: the item on screen; ``visited``: items shown this session, oldest first (for back);
+    ``pending``: a decision the database could not save yet (see :meth:`retry`).
     """
 
     dataset_version: str
@@ -106,6 +128,7 @@ class ReviewSession:
     last: LastDecision | None = None
     shown: ShownItem | None = None
     visited: list[str] = field(default_factory=list)
+    pending: PendingDecision | None = None
 
     # ------------------------------------------------------------------ which item
     def pick(self, queue: Sequence[str]) -> str | None:
@@ -232,6 +255,7 @@ class ReviewSession:
                 f"this review session is on dataset version {self.dataset_version}, not {ds.content_hash}"
             )
         item = shown.item_id
+        self.pending = None  # a conflict or a refusal ends a pending retry; busy sets it again
         try:
             who = identity or Identity(reviewer, auth="script")
             if shown.held_by and who.name not in shown.held_by and not who.is_lead:
@@ -292,12 +316,44 @@ class ReviewSession:
             )
         except UsageError as e:
             return Outcome("error", str(e))
+        except StoreError as e:  # busy or damaged: nothing written; keep the decision to retry
+            self.pending = PendingDecision(item, action, new_label, comment, str(e))
+            self.forced = item
+            return Outcome(
+                "busy",
+                f"Not saved yet: {e}. Your decision ({self.pending.describe()}) is kept: press "
+                "Retry to save it.",
+            )
+        self.pending = None
         self.last = LastDecision(item, d.id)
         self.skip(item)  # move on, also when decided items stay in the queue
         relabel = f" → {d.new_label}" if d.action in ("accept", "change") else ""
         final = " It is final." if d.final else ""
         return Outcome(
             "saved", f"Saved: {d.action}{relabel} on item {item} (decision {d.id}).{final}"
+        )
+
+    def retry(
+        self, store: ReviewStore, ds: Dataset, *, reviewer: str, identity: Identity | None = None
+    ) -> Outcome | None:
+        """Save the :attr:`pending` decision again (None when there is none). Its item is put
+        back on screen first, so the decision is checked against what the reviewer saw."""
+        pending = self.pending
+        if pending is None:
+            return None
+        if self.shown is None or self.shown.item_id != pending.item_id:
+            return Outcome(
+                "error",
+                f"item {pending.item_id} is no longer on screen; show it again to decide it",
+            )
+        return self.decide(
+            store,
+            ds,
+            reviewer=reviewer,
+            action=pending.action,
+            new_label=pending.new_label,
+            comment=pending.comment,
+            identity=identity,
         )
 
     def undo(
@@ -338,6 +394,8 @@ class ReviewSession:
             )
         except UsageError as e:
             return Outcome("error", str(e))
+        except StoreError as e:  # nothing written: the last decision stays undoable
+            return Outcome("busy", f"Not undone: {e}. Press Undo again to retry.")
         self.last = None
         self.forced = last.item_id  # decide it again
         self.shown = None

@@ -18,17 +18,24 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import sqlite3
+import tempfile
 import threading
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.pool import StaticPool
 
-from labelaudit.errors import UsageError
+from labelaudit.errors import StoreBusy, StoreCorrupt, StoreError, UsageError
+from labelaudit.review import store_health as health
 from labelaudit.review.identity import Identity
 
 #: Actions a reviewer can take. ``undo`` is appended by :meth:`ReviewStore.undo`.
@@ -322,32 +329,133 @@ def normalise_url(url: str) -> str:
 
 
 _READ_ONLY = "labelaudit_read_only"
+#: How long a write waits for another process's write lock before :class:`StoreBusy` (seconds);
+#: ``LABELAUDIT_DB_BUSY_TIMEOUT`` overrides it.
+DEFAULT_BUSY_TIMEOUT = 30.0
+#: Rolling SQLite backups: one after this many decisions (and on open and close), this many kept.
+BACKUP_EVERY = 25
+BACKUPS_KEPT = 5
+# Connection.info keys: ids of decisions inserted in the open transaction, and once committed.
+_NEW_IDS = "labelaudit_new_decision_ids"
+_COMMITTED_IDS = "labelaudit_committed_decision_ids"
+
+_SQLITE_BUSY = {"SQLITE_BUSY", "SQLITE_LOCKED"}
+_SQLITE_CORRUPT = {"SQLITE_CORRUPT", "SQLITE_NOTADB"}
+_PG_BUSY = {"55P03", "40P01"}  # lock_not_available (lock_timeout), deadlock_detected
 
 
-def _make_engine(url: str) -> Engine:
+def _busy_timeout(value: float | None) -> float:
+    if value is not None:
+        return float(value)
+    env = os.environ.get("LABELAUDIT_DB_BUSY_TIMEOUT")
+    try:
+        return float(env) if env else DEFAULT_BUSY_TIMEOUT
+    except ValueError as e:
+        raise UsageError(
+            f"LABELAUDIT_DB_BUSY_TIMEOUT={env!r}: expected a number of seconds, e.g. 30"
+        ) from e
+
+
+def _error_kind(exc: BaseException) -> str | None:
+    """'busy', 'corrupt' or None for a DBAPI exception."""
+    name = getattr(exc, "sqlite_errorname", None)
+    if isinstance(exc, sqlite3.Error):
+        text = str(exc).lower()
+        if name in _SQLITE_BUSY or "database is locked" in text or "is busy" in text:
+            return "busy"
+        if name in _SQLITE_CORRUPT or "malformed" in text or "not a database" in text:
+            return "corrupt"
+        if (name or "").startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN")) or "readonly" in text:
+            return "readonly"
+        return None
+    if getattr(exc, "sqlstate", None) in _PG_BUSY:
+        return "busy"
+    return None
+
+
+def _check_writable(db: Path, what: str) -> None:
+    """A writer needs the SQLite file and its folder (journal, backups, manifest) writable: say so
+    on open, before any work, instead of failing at the first decision."""
+    try:
+        if db.exists():
+            with open(db, "r+b"):
+                pass
+        folder = db.parent
+        if not folder.exists():
+            raise FileNotFoundError(f"no folder {folder}")
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".labelaudit-write-check-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise StoreError(
+            f"the review database {what} cannot be written: {e.strerror or e}. Expected a writable "
+            f"file in a writable folder ({db.parent}: SQLite writes its journal there). Fix: make "
+            "them writable, or pass --db / LABELAUDIT_DB_URL with another database (commands that "
+            "only read, such as `labelaudit export`, work on a read-only database)"
+        ) from e
+
+
+def _make_engine(url: str, *, read_only: bool, busy_timeout: float, what: str) -> Engine:
     url = normalise_url(url)
+    ms = int(busy_timeout * 1000)
     if url.startswith("sqlite"):
-        # Let SQLAlchemy emit BEGIN itself so every transaction is BEGIN IMMEDIATE: the write lock is taken
-        # before the conflict check, which makes check-and-insert atomic across processes.
-        engine = sa.create_engine(url, connect_args={"timeout": 30})
+        # Let SQLAlchemy emit BEGIN itself so every write transaction is BEGIN IMMEDIATE: the write lock
+        # is taken before the conflict check, which makes check-and-insert atomic across processes.
+        # A read-only store never writes, never asks for the write lock, never changes the file.
+        engine = sa.create_engine(url, connect_args={"timeout": busy_timeout})
 
         @sa.event.listens_for(engine, "connect")
         def _on_connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
             dbapi_conn.isolation_level = None  # the driver must not BEGIN on its own
             cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
-            cur.execute("PRAGMA synchronous=FULL")  # committed = on disk, even with WAL
-            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute(f"PRAGMA busy_timeout={ms}")
+            if read_only:
+                cur.execute("PRAGMA query_only=ON")
+            else:
+                cur.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
+                cur.execute("PRAGMA synchronous=FULL")  # committed = on disk, even with WAL
             cur.close()
 
         @sa.event.listens_for(engine, "begin")
         def _on_begin(conn):  # type: ignore[no-untyped-def]
             # Reads need no write lock; with WAL they see the last committed state without waiting.
-            read_only = conn.get_execution_options().get(_READ_ONLY, False)
-            conn.exec_driver_sql("BEGIN DEFERRED" if read_only else "BEGIN IMMEDIATE")
+            ro = read_only or conn.get_execution_options().get(_READ_ONLY, False)
+            conn.exec_driver_sql("BEGIN DEFERRED" if ro else "BEGIN IMMEDIATE")
 
-        return engine
-    return sa.create_engine(url, pool_pre_ping=True)
+    else:
+        options = f"-c lock_timeout={ms}"
+        if read_only:
+            options += " -c default_transaction_read_only=on"
+        args: dict[str, Any] = {}
+        if url.startswith("postgresql"):
+            args["options"] = options
+        engine = sa.create_engine(url, pool_pre_ping=True, connect_args=args)
+
+    @sa.event.listens_for(engine, "handle_error")
+    def _on_error(ctx):  # type: ignore[no-untyped-def]
+        exc = ctx.original_exception
+        kind = _error_kind(exc)
+        if kind == "busy":
+            raise StoreBusy(
+                f"the review database {what} is busy: another process has held its write lock "
+                f"for more than {busy_timeout:g} s ({exc}). Nothing was written; decisions saved "
+                "before are safe. Try again when the other process (a scan, an import, another "
+                "reviewer's save) has finished; LABELAUDIT_DB_BUSY_TIMEOUT sets how long to wait"
+            ) from exc
+        if kind == "readonly":
+            raise StoreError(
+                f"the review database {what} cannot be written: {exc}. Nothing was written. Fix: "
+                "make the database file and its folder writable (commands that only read, such as "
+                "`labelaudit export`, work on a read-only database)"
+            ) from exc
+        if kind == "corrupt":
+            raise StoreCorrupt(
+                f"the review database {what} is damaged: {exc}. Nothing was written. "
+                "`labelaudit review check` tells what is wrong and `labelaudit review restore` "
+                "puts the newest good backup back (stop the app first)"
+            ) from exc
+
+    return engine
 
 
 def _utc(ts: Any) -> datetime:
@@ -409,21 +517,214 @@ class ReviewStore:
 
     _create_lock = threading.Lock()
 
-    def __init__(self, url: str, *, clock: Clock = utc_now):
+    def __init__(
+        self,
+        url: str,
+        *,
+        clock: Clock = utc_now,
+        read_only: bool = False,
+        busy_timeout: float | None = None,
+        manifest: str | os.PathLike | None = None,
+        backup_every: int = BACKUP_EVERY,
+        backups_kept: int = BACKUPS_KEPT,
+    ):
+        """Open the store at ``url`` (any SQLAlchemy URL).
+
+        ``read_only``: for commands that only read (export, report): never takes the write lock,
+        never creates tables or files; writing raises UsageError. ``busy_timeout``: seconds a write
+        waits for another process's lock before :class:`~labelaudit.errors.StoreBusy` (default
+        :data:`DEFAULT_BUSY_TIMEOUT` or ``LABELAUDIT_DB_BUSY_TIMEOUT``). ``manifest``: the file that
+        counts the decisions saved (default: beside a SQLite file; see
+        :mod:`labelaudit.review.store_health`). The database is checked on open (``PRAGMA
+        quick_check`` for SQLite, and against the manifest) and a damaged, truncated or emptied one
+        raises :class:`~labelaudit.errors.StoreCorrupt` naming the file, what was found, what was
+        expected and how to restore it. A writer keeps rolling backups of a SQLite file: on open
+        when it changed since the newest backup, every ``backup_every`` decisions, on close and
+        before creating tables; the newest ``backups_kept`` are kept.
+        """
         self.url = normalise_url(url)
         self.clock = clock
-        self.engine = _make_engine(self.url)
+        self.read_only = read_only
+        self.busy_timeout = _busy_timeout(busy_timeout)
+        self.sqlite_file = health.sqlite_path(self.url)
+        self.manifest_path = (
+            Path(manifest) if manifest is not None else health.default_manifest_path(self.url)
+        )
+        self.backup_every = max(1, int(backup_every))
+        self.backups_kept = max(1, int(backups_kept))
+        self._since_backup = 0
+        self._counter_lock = threading.Lock()
+        self.described = health.redacted(self.url)
+        manifest_now = None
+        if self.sqlite_file is not None:
+            manifest_now = health.check_sqlite_file(
+                self.sqlite_file, self.manifest_path, self.described, self.busy_timeout
+            )
+        else:
+            manifest_now = health.read_manifest(self.manifest_path)
+        empty_file = self.sqlite_file is not None and (
+            not self.sqlite_file.exists() or self.sqlite_file.stat().st_size == 0
+        )
+        if not read_only and self.sqlite_file is not None:
+            _check_writable(self.sqlite_file, self.described)
+        if read_only and empty_file:
+            # Nothing saved yet (the check above passed): read an empty schema, create no file.
+            self.engine = sa.create_engine(
+                "sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False}
+            )
+            _metadata.create_all(self.engine)
+            return
+        engine_url = self.url
+        if read_only and self.sqlite_file is not None:
+            target = health.read_only_target(self.sqlite_file)
+            if target is not None:  # a read-only folder: read the file as it is
+                engine_url = f"sqlite:///{target}&uri=true"
+        self.engine = _make_engine(
+            engine_url, read_only=read_only, busy_timeout=self.busy_timeout, what=self.described
+        )
+        missing = self._missing_tables()
+        if missing and not read_only:
+            self._create(missing)
+        if len(missing) == len(_metadata.tables):  # read-only on a database without the schema
+            last, count = 0, 0
+        else:
+            last, count = self._figures()
+        health.check_counts(
+            self.described, last, count, manifest_now, self.sqlite_file, self.manifest_path
+        )
+        if read_only:
+            return
+        self._install_manifest_hooks()
+        if self.manifest_path is not None:
+            self._safely(
+                health.set_manifest,
+                self.manifest_path,
+                self.described,
+                last,
+                count,
+                exact=False,
+            )
+        if self.sqlite_file is not None and count:
+            newest = health.newest_backup_last_id(self.sqlite_file)
+            if newest is None or newest != last:
+                self.backup()
+
+    def _missing_tables(self) -> list[sa.Table]:
+        """Tables of the schema the database lacks (read in a deferred transaction: no lock)."""
+        with self._reading() as conn:
+            names = set(sa.inspect(conn).get_table_names())
+        return [t for t in _metadata.sorted_tables if t.name not in names]
+
+    def _create(self, missing: list[sa.Table]) -> None:
+        """Create only the missing tables, under the write lock; back up first when there is data."""
+        if self.sqlite_file is not None and len(missing) < len(_metadata.tables):
+            self.backup()  # before a migration
         with self._create_lock:
             try:
-                _metadata.create_all(self.engine)
+                _metadata.create_all(self.engine, tables=missing)
+            except StoreBusy:
+                raise
             except sa.exc.DBAPIError:
                 # Another process created the tables between our check and our CREATE: they exist now.
-                _metadata.create_all(self.engine)
+                _metadata.create_all(self.engine, tables=missing)
+
+    def _figures(self) -> tuple[int, int]:
+        """(highest decision id, number of decisions) in the log."""
+        c = decisions_table.c
+        with self._reading() as conn:
+            row = conn.execute(
+                sa.select(sa.func.coalesce(sa.func.max(c.decision_id), 0), sa.func.count())
+            ).one()
+        return int(row[0]), int(row[1])
+
+    def _safely(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Manifest and backup upkeep after a commit: a failure warns, never fails the decision
+        (it is committed already)."""
+        try:
+            return fn(*args, **kwargs)
+        except (OSError, sqlite3.Error, StoreCorrupt) as e:
+            warnings.warn(
+                f"review store upkeep ({getattr(fn, '__name__', fn)}) failed for "
+                f"{self.described}: {type(e).__name__}: {e}",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            return None
+
+    def _install_manifest_hooks(self) -> None:
+        """Count every committed decision in the manifest, whichever module wrote it (the log, team
+        reviews, imports): ids noted by :meth:`_append_in`, kept on commit, dropped on rollback,
+        counted when the connection goes back to the pool (after its commit), if they exist."""
+
+        @sa.event.listens_for(self.engine, "commit")
+        def _on_commit(conn):  # type: ignore[no-untyped-def]
+            ids = conn.info.pop(_NEW_IDS, None)
+            if ids:
+                conn.info.setdefault(_COMMITTED_IDS, []).extend(ids)
+
+        @sa.event.listens_for(self.engine, "rollback")
+        def _on_rollback(conn):  # type: ignore[no-untyped-def]
+            conn.info.pop(_NEW_IDS, None)
+
+        @sa.event.listens_for(self.engine.pool, "checkin")
+        def _on_checkin(dbapi_conn, record):  # type: ignore[no-untyped-def]
+            ids = record.info.pop(_COMMITTED_IDS, None) if record is not None else None
+            record.info.pop(_NEW_IDS, None) if record is not None else None
+            if ids and dbapi_conn is not None:
+                self._after_commit(dbapi_conn, ids)
+
+    def _after_commit(self, dbapi_conn: Any, ids: list[int]) -> None:
+        present = self._safely(self._present, dbapi_conn, ids)
+        if not present:
+            return
+        if self.manifest_path is not None:
+            self._safely(health.add_to_manifest, self.manifest_path, self.described, present)
+        if self.sqlite_file is None:
+            return
+        with self._counter_lock:
+            self._since_backup += len(present)
+            due = self._since_backup >= self.backup_every
+        if due:
+            self.backup()
+
+    def _present(self, dbapi_conn: Any, ids: list[int]) -> list[int]:
+        """Which of ``ids`` are in the log (committed), read on the raw connection."""
+        marks = ",".join(["%s" if self.sqlite_file is None else "?"] * len(ids))
+        cur = dbapi_conn.cursor()
+        try:
+            cur.execute(
+                f"SELECT decision_id FROM review_decisions WHERE decision_id IN ({marks})",
+                [int(i) for i in ids],
+            )
+            found = [int(r[0]) for r in cur.fetchall()]
+        finally:
+            cur.close()
+            if self.sqlite_file is None:
+                dbapi_conn.rollback()  # psycopg opened a transaction for the read
+        return found
+
+    def backup(self) -> Path | None:
+        """A backup of a SQLite store now (the online backup API); its path, None for other
+        databases or a read-only store. Keeps the newest ``backups_kept``."""
+        if self.sqlite_file is None or self.read_only:
+            return None
+        with self._counter_lock:
+            self._since_backup = 0
+        path: Path | None = self._safely(
+            health.backup_sqlite,
+            self.sqlite_file,
+            keep=self.backups_kept,
+            timeout=self.busy_timeout,
+        )
+        return path
 
     def __repr__(self) -> str:
         return f"ReviewStore({self.engine.url.render_as_string(hide_password=True)!r})"
 
     def close(self) -> None:
+        """Back up a SQLite store that got decisions since its last backup, then release it."""
+        if self._since_backup and not self.read_only:
+            self.backup()
         self.engine.dispose()
 
     def with_clock(self, clock: Clock) -> ReviewStore:
@@ -523,6 +824,7 @@ class ReviewStore:
         by imports of decisions made elsewhere (a Label Studio pull), which must not land half-way.
         """
         prepared = [(self._values(**d), d.get("seen_decision_id")) for d in decisions]
+        self._writable()
         out: list[Decision] = []
         with self.engine.begin() as conn:
             for values, seen in prepared:
@@ -569,7 +871,15 @@ class ReviewStore:
             **_signature(str(reviewer).strip(), identity, capacity),
         )
 
+    def _writable(self) -> None:
+        if self.read_only:
+            raise UsageError(
+                f"the review store {self.described} was opened read-only; open it with "
+                "ReviewStore(url) to record decisions"
+            )
+
     def _append(self, values: dict[str, Any], seen_decision_id: int | None) -> Decision:
+        self._writable()
         with self.engine.begin() as conn:
             return self._append_in(conn, values, seen_decision_id)
 
@@ -629,6 +939,7 @@ class ReviewStore:
                 decision_id=new_id, dataset_version=dv, **signature
             )
         )
+        conn.info.setdefault(_NEW_IDS, []).append(int(new_id))  # counted in the manifest on commit
         decision = self._get(conn, new_id)
         return decision
 
@@ -660,6 +971,7 @@ class ReviewStore:
         self, *, dataset_version: str, kind: str, target: str, note: str, author: str
     ) -> int:
         """Pin a finding for the ROI page and report; returns its id. ``kind`` in :data:`FINDING_KINDS`."""
+        self._writable()
         if kind not in FINDING_KINDS:
             raise UsageError(
                 f"unknown finding kind {kind!r}; expected one of {', '.join(FINDING_KINDS)}"
@@ -682,7 +994,12 @@ class ReviewStore:
 
     # ------------------------------------------------------------------ reading
     def _reading(self) -> Connection:
+        """A connection for reads only: ``BEGIN DEFERRED`` on SQLite, never the write lock."""
         return self.engine.connect().execution_options(**{_READ_ONLY: True})
+
+    def reading(self) -> Connection:
+        """:meth:`_reading` for modules that query the store's tables themselves."""
+        return self._reading()
 
     def _get(self, conn: Connection, decision_id: int) -> Decision:
         row = conn.execute(
