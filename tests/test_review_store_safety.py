@@ -405,3 +405,33 @@ def test_postgres_row_lock_held_elsewhere_is_storebusy_readers_go_on(ds):
     )
     assert len(store.log(version)) == 2
     store.close()
+
+
+@pytest.mark.postgres
+def test_postgres_database_that_lost_decisions_is_refused_via_the_workspace_manifest(tmp_path):
+    if not PG_URL:
+        pytest.skip("LABELAUDIT_TEST_PG_URL is not set (make test starts a PostgreSQL and sets it)")
+    import uuid
+
+    import sqlalchemy as sa
+
+    ws = Workspace(tmp_path / "ws")
+    version = f"lost-{uuid.uuid4().hex[:12]}"
+    store = ws.review_store(PG_URL)
+    for item in ("a", "b", "c"):
+        store.record(
+            dataset_version=version,
+            item_id=item,
+            reviewer="ana",
+            action="keep",
+            old_label="x",
+            new_label=None,
+        )
+    manifest = ws.review_manifest_path(PG_URL)
+    assert manifest.parent == ws.root and store_health.read_manifest(manifest) is not None
+    with store.engine.begin() as conn:  # what a restore of an old dump or a wrong DELETE does
+        for table in ("review_decision_identities", "review_decisions", "review_heads"):
+            conn.execute(sa.text(f"DELETE FROM {table} WHERE dataset_version = :v"), {"v": version})
+    store.close()
+    with pytest.raises(StoreCorrupt, match="decisions were lost"):
+        ws.review_store(PG_URL, read_only=True)
