@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["scan", "detectors", "agreement", "influence", "review", "roi"]
+ORDER = ["scan", "detectors", "agreement", "influence", "review", "roi", "memory"]
 
 INTRO = """# Benchmark results
 

@@ -337,3 +337,44 @@ def test_a_bound_that_is_not_a_number_is_a_usage_error(tmp_path, monkeypatch, ca
     monkeypatch.setenv("LABELAUDIT_MAX_ROWS", "lots")
     assert main(["validate", str(_csv(tmp_path, ROWS))]) == 2
     assert "LABELAUDIT_MAX_ROWS='lots' is not a whole number of rows" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- chunked reading
+
+
+def test_a_csv_read_in_chunks_is_the_same_table(tmp_path, monkeypatch):
+    import labelaudit.io.formats.delimited as delimited
+
+    body = ROWS + 'd9,"a text with a\nline break, a comma and ""quotes""",b\n'
+    p = _csv(tmp_path, body)
+    whole = load_dataset(p).frame
+    monkeypatch.setattr(delimited, "CHUNK_ROWS", 2)
+    chunked = load_dataset(p).frame
+    pd.testing.assert_frame_equal(whole, chunked)
+    assert chunked["text"].iloc[-1] == 'a text with a\nline break, a comma and "quotes"'
+
+
+def test_rows_past_the_bound_are_refused_at_the_first_chunk_past_it(tmp_path, monkeypatch):
+    import labelaudit.io.formats.delimited as delimited
+
+    monkeypatch.setenv("LABELAUDIT_MAX_ROWS", "3")
+    monkeypatch.setattr(delimited, "CHUNK_ROWS", 2)
+    # a malformed line after the bound is never parsed: the bound is what is reported
+    body = ROWS + "".join(f"e{i},t,a\n" for i in range(50)) + 'broken,"unclosed\n'
+    ds, problems = validate(_csv(tmp_path, body))
+    assert ds is None
+    (msg,) = _errors(problems)
+    assert "4 rows or more, above the bound of 3 rows" in msg
+
+
+def test_the_memory_guard_uses_the_measured_factor(tmp_path, monkeypatch):
+    from labelaudit.io.memory import MEMORY_ALLOWANCE_BYTES, MEMORY_FACTOR, memory_needed
+
+    p = _csv(tmp_path, ROWS)
+    need = memory_needed(p.stat().st_size, ".csv")
+    assert need == p.stat().st_size * MEMORY_FACTOR + MEMORY_ALLOWANCE_BYTES
+    monkeypatch.setenv("LABELAUDIT_MEMORY_LIMIT_BYTES", str(int(need) - 1))
+    ds, problems = validate(p)
+    assert ds is None and "GiB of memory" in _errors(problems)[0]
+    monkeypatch.setenv("LABELAUDIT_MEMORY_LIMIT_BYTES", str(int(need) + 1))
+    assert validate(p)[0] is not None

@@ -26,6 +26,10 @@ def canonical_frame(df: pd.DataFrame, cols: ColumnMapping, file: str, rep: Repor
 
     def as_str(col: str) -> pd.Series:
         sr = df[col]
+        if isinstance(sr.dtype, pd.StringDtype):
+            # text formats give pandas' Arrow-backed str columns: already text, and a detour
+            # through Python objects would hold every text twice (bench/bench_memory.py)
+            return sr.fillna("")
         missing = sr.isna()
         out = sr.astype(object).where(~missing, "")
         out = out.map(lambda v: v if isinstance(v, str) else scalar_str(v))
@@ -64,7 +68,7 @@ def canonical_frame(df: pd.DataFrame, cols: ColumnMapping, file: str, rep: Repor
 
     short = {cols.label: label, cols.id: ids, cols.split: split}
     check_cells(
-        pd.DataFrame({c: v.to_numpy() for c, v in short.items() if c}),
+        pd.DataFrame({c: _values(v) for c, v in short.items() if c}),
         file,
         rep,
         max_chars=limits().max_value_chars,
@@ -74,16 +78,22 @@ def canonical_frame(df: pd.DataFrame, cols: ColumnMapping, file: str, rep: Repor
     meta_cols = [c for c in df.columns if c not in used and not is_prob_column(c)]
     frame = pd.DataFrame(
         {
-            ID: ids.to_numpy(),
-            TEXT: text.to_numpy(),
-            LABEL: label.to_numpy(),
-            SPLIT: split.to_numpy(),
+            ID: _values(ids),
+            TEXT: _values(text),
+            LABEL: _values(label),
+            SPLIT: _values(split),
         }
     )
     for c in meta_cols:
         name = c if c not in (ID, TEXT, LABEL, SPLIT) else f"meta_{c}"
-        frame[name] = df[c].to_numpy()
+        frame[name] = _values(df[c])
     return frame
+
+
+def _values(sr: pd.Series) -> object:
+    """The column's values without its index; Arrow-backed text stays Arrow-backed (``to_numpy``
+    would turn every text into a Python object, several times its size)."""
+    return sr.array if isinstance(sr.dtype, pd.StringDtype) else sr.to_numpy()
 
 
 def _check_ids(ids: pd.Series, column: str, file: str, rep: Report) -> None:

@@ -8,8 +8,13 @@ from pathlib import Path
 from labelaudit.errors import Report
 from labelaudit.io.checks import check_file_bytes
 
-#: Reading a table takes several times its size on disk; refuse files that would not fit.
-MEMORY_FACTOR = 6.0
+#: Peak memory of loading a CSV/TSV, per byte on disk, measured by bench/bench_memory.py
+#: (bench/results/memory.md: about 4x for 100-200 MB files), with headroom.
+MEMORY_FACTOR = 5.0
+#: Per-suffix factors where a format costs more than a CSV (JSON rows pass through Python dicts).
+FORMAT_FACTORS = {".jsonl": 12.0, ".ndjson": 12.0, ".json": 12.0}
+#: Fixed cost of a load whatever the size (a small file peaks at several times its size).
+MEMORY_ALLOWANCE_BYTES = 256 * 2**20
 #: Assumed when neither /proc/meminfo nor a cgroup limit can be read.
 FALLBACK_MEMORY_BYTES = 8 * 2**30
 
@@ -44,6 +49,16 @@ def available_memory_bytes() -> int:
     return avail if avail is not None else FALLBACK_MEMORY_BYTES
 
 
+def memory_needed(size: int, suffix: str) -> float:
+    """Bytes of memory that loading a ``suffix`` file of ``size`` bytes is expected to peak at.
+
+    Example:
+        >>> memory_needed(100 * 2**20, ".csv") / 2**20
+        756.0
+    """
+    return size * FORMAT_FACTORS.get(suffix.lower(), MEMORY_FACTOR) + MEMORY_ALLOWANCE_BYTES
+
+
 def check_size(path: Path, rep: Report) -> bool:
     """True when ``path`` is non-empty and small enough to read; otherwise an error in ``rep``."""
     size = path.stat().st_size
@@ -55,7 +70,7 @@ def check_size(path: Path, rep: Report) -> bool:
             fix="check that the export finished writing",
         )
         return False
-    need = size * MEMORY_FACTOR
+    need = memory_needed(size, path.suffix)
     avail = available_memory_bytes()
     if need > avail:
         rep.error(

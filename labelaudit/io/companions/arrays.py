@@ -16,7 +16,7 @@ def load_npy(p: Path, rep: Report) -> np.ndarray | None:
         return None
     try:
         return np.load(p, allow_pickle=False)  # never unpickle user files
-    except ValueError as e:
+    except (ValueError, EOFError) as e:  # EOFError: an empty or truncated file
         rep.error(
             f"cannot read it as a plain NumPy array ({e})",
             "a numeric .npy file saved without pickling",
