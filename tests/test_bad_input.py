@@ -378,3 +378,12 @@ def test_the_memory_guard_uses_the_measured_factor(tmp_path, monkeypatch):
     assert ds is None and "GiB of memory" in _errors(problems)[0]
     monkeypatch.setenv("LABELAUDIT_MEMORY_LIMIT_BYTES", str(int(need) + 1))
     assert validate(p)[0] is not None
+
+
+def test_every_bound_is_documented_in_the_readme():
+    from labelaudit.io.checks import Limits
+    from tests.conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for name in Limits.__dataclass_fields__:
+        assert f"LABELAUDIT_{name.upper()}" in readme, name
