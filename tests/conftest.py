@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -239,3 +240,12 @@ def write_lock() -> Iterator[Callable]:
     yield hold
     for p in procs:
         release(p)
+
+
+_MD_ESCAPED = re.compile(r"\\([\\`*_{}\[\]()#+\-.!|<>~$:])")
+
+
+def shown_text(value: object) -> str:
+    """An alert's text as the reader sees it: the app backslash-escapes Markdown in untrusted text
+    (components.text.md_escape), which AppTest reports verbatim."""
+    return _MD_ESCAPED.sub(r"\1", str(value))

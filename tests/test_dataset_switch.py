@@ -10,7 +10,7 @@ from streamlit.testing.v1 import AppTest
 from components import state
 from components.pages import DATA, PAGES, REVIEW
 from labelaudit.workspace import Workspace
-from tests.conftest import ROOT
+from tests.conftest import ROOT, shown_text
 from tests.test_review_data import toy_dataset
 
 
@@ -81,7 +81,7 @@ def test_switching_datasets_mid_review_resets_every_page(two_datasets):
     for page in PAGES:
         at.switch_page(page.path).run()
         assert not at.exception, (page.path, at.exception)
-        shown_text = " ".join(str(e.value) for e in [*at.error, *at.warning])
+        shown_text = " ".join(shown_text(e.value) for e in [*at.error, *at.warning])
         assert "no row with id" not in shown_text, page.path
     at.switch_page(REVIEW.path).run()
     assert at.session_state[state.REVIEW_SESSION].shown.item_id.startswith("s")
@@ -107,4 +107,4 @@ def test_a_url_naming_an_unknown_dataset_says_so(two_datasets):
     at.query_params[state.DATASET_QUERY_PARAM] = "0" * 16
     at.run()
     assert not at.exception and state.DATASET_HASH not in at.session_state
-    assert any("does not hold" in e.value for e in at.error)
+    assert any("does not hold" in shown_text(e.value) for e in at.error)

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from labelaudit.cli import main
 from labelaudit.errors import DataError
 from labelaudit.io import load_dataset, validate
-from tests.conftest import BAD, ROOT, SAMPLE
+from tests.conftest import BAD, ROOT, SAMPLE, shown_text
 
 GOOD = BAD / "good.csv"
 
@@ -197,7 +197,7 @@ def test_app_data_page_shows_each_problem(case, data, options, needles, workspac
             at.text_input(key=f"path_{k}").input(v).run()
     at.button(key="load_button").click().run()
     assert not at.exception, at.exception
-    shown = "\n".join(e.value for e in at.error)
+    shown = "\n".join(shown_text(e.value) for e in at.error)
     for needle in needles:
         assert needle in shown, f"{case}: {needle!r} not in {shown!r}"
     assert "dataset_hash" not in at.session_state

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from streamlit.testing.v1 import AppTest
 
-from tests.conftest import BAD, ROOT
+from tests.conftest import BAD, ROOT, shown_text
 
 
 def _page(workspace) -> AppTest:
@@ -31,7 +31,7 @@ def test_a_bad_server_path_shows_the_problem_not_a_traceback(workspace):
     at.text_input[0].input(str(BAD / "empty_text.csv")).run()
     at.button(key="load_button").click().run()
     assert not at.exception
-    errors = [e.value for e in at.error]
+    errors = [shown_text(e.value) for e in at.error]
     assert any("empty text" in e and "row 2" in e and "empty_text.csv" in e for e in errors), errors
     assert "dataset_hash" not in at.session_state
 

@@ -19,6 +19,7 @@ from components.data import (
 )
 from components.pages import render_unknown_page_notice
 from components.scan import render_scan_sidebar
+from components.text import md_escape
 
 st.title("Data")
 render_unknown_page_notice()
@@ -73,7 +74,7 @@ else:
         if why:
             refused.append(why)
     for why in refused:
-        st.error(why, icon=":material/block:")
+        st.error(md_escape(why), icon=":material/block:")
     if refused:
         data_path = None
 
@@ -83,7 +84,7 @@ if data_path is not None and not source.startswith("Bundled"):
     if data_path.exists() and data_path.is_file():
         columns, problem = read_columns(str(data_path), data_path.stat().st_mtime, encoding)
         if problem:
-            st.error(problem, icon=":material/error:")
+            st.error(md_escape(problem), icon=":material/error:")
         elif columns:
             st.markdown(
                 "**Columns** — leave on *(detect)* to let labelaudit choose; it says what it chose."
@@ -114,7 +115,7 @@ if (
         st.rerun()
 
 for problem in st.session_state.get(state.LOAD_PROBLEMS, []):
-    st.error(problem, icon=":material/error:")
+    st.error(md_escape(problem), icon=":material/error:")
 
 ds = current_dataset()
 if ds is None:

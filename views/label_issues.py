@@ -51,7 +51,7 @@ render_probability_source(details)
 try:
     table = cached_issue_table(ss[state.WORKSPACE], ds.content_hash, scan_options_key())
 except (DataError, UsageError) as e:
-    st.error(str(e))
+    st.error(md_escape(e))
     st.stop()
 learnt = estimated_precision(ss[state.WORKSPACE], ds, scan_options_key())
 if learnt is not None:  # what the reviewers' decisions say about each row (issue 13)
@@ -75,7 +75,7 @@ m3.metric(
 )
 m4.metric("Rows", f"{ds.n:,}")
 for w in details.get("warnings", []):
-    st.warning(w)
+    st.warning(md_escape(w))
 skipped = details.get("skipped") or {}
 if skipped:
     st.caption("Not run: " + "; ".join(f"{k} ({v})" for k, v in skipped.items()))
