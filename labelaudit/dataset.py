@@ -6,7 +6,6 @@ receives one may assume its invariants (documented on the class) and does not ch
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -14,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from labelaudit.errors import Problem
+from labelaudit.hashing import CanonicalHash
 
 #: Canonical column names in :attr:`Dataset.frame`.
 ID, TEXT, LABEL, SPLIT = "id", "text", "label", "split"
@@ -110,35 +110,39 @@ class Dataset:
     # ----------------------------------------------------------------- hashing
     @cached_property
     def text_hash(self) -> str:
-        """Hash of the texts alone (in row order): the key for embeddings and projections."""
-        h = hashlib.sha256()
-        for t in self.frame[TEXT].tolist():
-            h.update(t.encode("utf-8"))
-            h.update(b"\x00")
-        return h.hexdigest()[:20]
+        """Hash of the texts alone (in row order): the key for embeddings and projections.
+
+        Length-prefixed (:mod:`labelaudit.hashing`): no two different lists of texts share it.
+        """
+        h = CanonicalHash("texts")
+        h.strings(self.frame[TEXT])
+        return h.hexdigest()
 
     @cached_property
     def content_hash(self) -> str:
-        """Hash of everything loaded: rows, classes and companions. The dataset version."""
-        h = hashlib.sha256()
-        h.update(self.text_hash.encode())
-        for col in (ID, LABEL, SPLIT):
-            h.update("\x1f".join(self.frame[col].tolist()).encode("utf-8"))
-        h.update("\x1f".join(self.classes).encode("utf-8"))
-        h.update(
-            pd.util.hash_pandas_object(self.frame[self.metadata_columns].astype(str), index=False)
-            .to_numpy()
-            .tobytes()
-        )
-        for arr in (self.pred_probs, self.dynamics, self.embeddings):
-            h.update(b"|" if arr is None else _array_digest(arr))
-        for df in (self.annotations, self.row_scores, self.pair_scores):
-            h.update(
-                b"|"
-                if df is None
-                else pd.util.hash_pandas_object(df.astype(str), index=False).to_numpy().tobytes()
-            )
-        return h.hexdigest()[:20]
+        """Hash of everything loaded: rows, classes, class descriptions and companions. The dataset
+        version. Every column (name, dtype, values) and companion is encoded unambiguously
+        (:mod:`labelaudit.hashing`), so two different datasets never share a version; the source
+        path and the column mapping are not part of it (moving a file keeps its version).
+        """
+        h = CanonicalHash("dataset")
+        h.tag("texts")
+        h.strings([self.text_hash])
+        h.tag("frame")
+        h.frame(self.frame, skip=[TEXT])  # the texts are in text_hash
+        h.tag("classes")
+        h.strings(list(self.classes))
+        h.tag("class_descriptions")
+        items = sorted(self.class_descriptions.items())
+        h.strings([k for k, _ in items])
+        h.strings([str(v) for _, v in items])
+        for name in ("pred_probs", "dynamics", "embeddings"):
+            h.tag(name)
+            h.array(getattr(self, name))
+        for name in ("annotations", "row_scores", "pair_scores"):
+            h.tag(name)
+            h.frame(getattr(self, name))
+        return h.hexdigest()
 
     # ----------------------------------------------------------------- summaries
     def class_counts(self) -> pd.Series:
@@ -237,8 +241,3 @@ class Dataset:
             mapping=dict(self.mapping),
             warnings=list(self.warnings),
         )
-
-
-def _array_digest(arr: np.ndarray) -> bytes:
-    a = np.ascontiguousarray(arr)
-    return hashlib.sha256(str(a.shape).encode() + str(a.dtype).encode() + a.tobytes()).digest()

@@ -7,6 +7,7 @@ Layout::
     <root>/review.sqlite                      the review store (default database)
     <root>/review.sqlite.manifest.json        decisions saved (count, newest id): checked on open
     <root>/review.sqlite.backups/             rolling backups of the review store
+    <root>/workspace.json                     the format (labelaudit.workspace_format)
 
 ``key`` is whatever hash the artifact depends on: embeddings depend only on the texts
 (``Dataset.text_hash``), detector output on the whole dataset (``Dataset.content_hash``). An
@@ -58,9 +59,15 @@ def as_workspace(workspace: Workspace | str | os.PathLike | None) -> Workspace |
 class Workspace:
     """A folder of cached artifacts. Safe to share between processes (writes are atomic renames)."""
 
-    def __init__(self, root: str | os.PathLike | None = None):
+    def __init__(self, root: str | os.PathLike | None = None, *, check_format: bool = True):
         self.root = Path(root or os.environ.get("LABELAUDIT_WORKSPACE") or DEFAULT_ROOT).resolve()
         self.root.mkdir(parents=True, exist_ok=True)
+        #: What opening the workspace changed (an older format upgraded); see workspace_format.
+        self.notes: list[str] = []
+        if check_format:
+            from labelaudit.workspace_format import ensure_format
+
+            self.notes = ensure_format(self)
 
     def __repr__(self) -> str:
         return f"Workspace({str(self.root)!r})"
