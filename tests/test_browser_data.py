@@ -39,7 +39,7 @@ def test_a_page_url_opened_directly_runs_through_the_app_navigation(
     server = streamlit_server(dataset=sample_dataset)
     page.goto(f"{server.url}/review")
     wait_for_app(page)
-    page.get_by_text("Your name (recorded with every decision)").wait_for(timeout=90_000)
+    page.get_by_text("Your name (recorded with every decision").first.wait_for(timeout=90_000)
     nav = page.locator("[data-testid='stSidebarNav']").inner_text()
     assert "Label issues" in nav and "Training dynamics" in nav and "app" not in nav.split()
     assert page.get_by_text("Load a dataset first").count() == 0
