@@ -144,6 +144,8 @@ def render_statistics(report: AgreementReport) -> None:
         f"Consensus by {METHODS[report.method]}" + (f" — {', '.join(bits)}" if bits else "") + ". "
         "Kappa and alpha: 1 = perfect agreement, 0 = what chance gives, below 0 = worse than chance."
     )
+    for note in report.notes:
+        st.caption(md_escape(note))
 
 
 def kappa_matrix(

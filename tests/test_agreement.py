@@ -383,3 +383,21 @@ def test_spammer_cap_says_why():
     report = analyse_annotations(r, method="mv", seed=0)
     assert report.annotators["likely_spammer"].sum() == int(spammers.MAX_SHARE * 8)
     assert any("no better than chance" in n for n in report.notes)
+
+
+def test_auto_method_is_chosen_from_the_ratings_and_says_why(skewed_crowd):
+    from labelaudit.agreement.choose import CANDIDATES, choose_method
+
+    r, _, gold, _ = skewed_crowd
+    choice = choose_method(r, seed=0)
+    assert choice.method in CANDIDATES and set(choice.scores) == set(CANDIDATES)
+    assert choice.n_held_out > 0.1 * r.n_ratings
+    assert choose_method(r, seed=0).scores == choice.scores  # seeded
+    # On this skewed crowd a model of the raters explains held-out ratings better than the vote.
+    assert choice.scores["mace"] > choice.scores["mv"]
+    report = analyse_annotations(r, seed=0)  # default: auto
+    assert report.method == choice.method
+    assert any("held-out likelihood" in n for n in report.notes)
+    truth = gold.loc[r.item_ids].to_numpy()
+    acc = np.mean(report.items["consensus_label"].to_numpy() == truth)
+    assert acc >= np.mean(np.asarray(r.classes)[majority_vote(r).consensus] == truth) - 0.005

@@ -142,9 +142,11 @@ def test_bundled_sample_page_renders(workspace, sample_dataset):
     items = workspace.load(
         at.session_state["dataset_hash"],
         "agreement_items",
-        {"method": "mace", "seed": 0},
+        {"method": "auto", "seed": 0},  # the page's default: chosen from the ratings
         ext="parquet",
     )
+    assert any("chosen by held" in c.value for c in at.caption)  # which method, and why
+    assert any("Likely spammers: 2" in m.value for m in at.markdown)
     assert len(items) == 1500 and json.dumps(items.columns.tolist())
 
 

@@ -34,7 +34,7 @@ from labelaudit.agreement.ratings import Ratings
 from labelaudit.agreement.truth import TieBreak, TruthResult, majority_vote
 from labelaudit.progress import ProgressFn, no_progress
 
-Method = Literal["mv", "ds", "mace", "crowdlab"]
+Method = Literal["auto", "mv", "ds", "mace", "crowdlab"]
 #: {name: title} of every registered truth-inference method (labelaudit.agreement.methods).
 METHODS: Mapping[str, str] = MethodTitles()
 #: The likely-spammer rule (labelaudit.agreement.spammers): kappa with the consensus, competence, cap.
@@ -144,7 +144,7 @@ def infer_truth(
 def analyse_annotations(
     ratings: Ratings,
     *,
-    method: Method | str = "mace",
+    method: Method | str = "auto",
     seed: int = 0,
     tie_break: TieBreak = "random",
     pred_probs: np.ndarray | None = None,
@@ -153,7 +153,9 @@ def analyse_annotations(
 ) -> AgreementReport:
     """Agreement statistics, consensus per item and a profile per annotator.
 
-    ``method``: ``mv``, ``ds``, ``mace`` (default) or ``crowdlab`` (needs ``pred_probs``). Competence
+    ``method``: ``auto`` (default: majority vote, Dawid–Skene or MACE, whichever gives the held-out
+    ratings the highest likelihood; ``report.method`` is the one chosen and ``notes`` say why),
+    ``mv``, ``ds``, ``mace`` or ``crowdlab`` (needs ``pred_probs``). Competence
     comes from the method when it models annotators (DS, MACE, CROWDLAB); for ``mv`` it is the
     annotator's agreement with the consensus. Deterministic for a given ``seed``.
     """
@@ -166,6 +168,8 @@ def analyse_annotations(
         pred_probs=pred_probs,
         progress=progress,
     )
+    chosen_note = truth.details.get("chosen_by")
+    method = truth.method  # type: ignore[assignment]  # "auto" resolves to the method it chose
     vote = majority_vote(ratings, tie_break="random", seed=seed)
     names = np.asarray(ratings.classes, dtype=object)
     agree = item_agreement(ratings)
@@ -195,7 +199,7 @@ def analyse_annotations(
     spam = spammers.spammer_table(ratings, truth.consensus, spam_competence)
     for col in spam.columns:
         annotators[col] = spam[col].to_numpy()
-    notes = []
+    notes = [f"consensus method {METHODS[method]}: {chosen_note}"] if chosen_note else []
     capped = spammers.spammer_note(spam, ratings, spam_competence)
     if capped:
         notes.append(capped)

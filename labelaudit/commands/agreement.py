@@ -34,8 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--method",
         choices=[n for n, m in all_truth_methods().items() if not m.needs_probs],
-        default="mace",
-        help="consensus: majority vote, Dawid–Skene or MACE (default)",
+        default="auto",
+        help="consensus: auto (default: majority vote, Dawid–Skene or MACE, whichever the held-out "
+        "ratings support best; the output says which and why), or one method",
     )
     p.add_argument(
         "--tie-break",
