@@ -6,8 +6,10 @@ receives one may assume its invariants (documented on the class) and does not ch
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -241,3 +243,20 @@ class Dataset:
             mapping=dict(self.mapping),
             warnings=list(self.warnings),
         )
+
+
+#: Rows hashed per update by :func:`sha256_of_array` (bounds the temporary copy of a strided array).
+HASH_ROWS = 65_536
+
+
+def sha256_of_array(arr: np.ndarray, *, prefix: bytes = b"") -> Any:
+    """sha256 of ``prefix`` + the array's C-order bytes, fed in blocks of rows: the same digest as
+    hashing ``arr.tobytes()`` whole, without an (N, D) copy (a memory map is read, not loaded)."""
+    h = hashlib.sha256(prefix)
+    a = np.asarray(arr)
+    if a.ndim == 0:
+        h.update(np.ascontiguousarray(a).tobytes())
+        return h
+    for start in range(0, len(a), HASH_ROWS):
+        h.update(np.ascontiguousarray(a[start : start + HASH_ROWS]).data.cast("B"))
+    return h

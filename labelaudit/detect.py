@@ -31,11 +31,11 @@ from labelaudit.detectors.combiner import (
 from labelaudit.detectors.ensemble import ISSUE_RULE, Combiner, combine, rank_average
 from labelaudit.detectors.oof import cached_out_of_fold_probs
 from labelaudit.dynamics import as_workspace
-
-# embed.normalise_rows is idempotent to the bit: the detectors' trained runs keep the keys the pages read
-from labelaudit.embed import normalise_rows
+from labelaudit.engine import Engine
 from labelaudit.errors import DataError, UsageError
-from labelaudit.neighbours import nearest_neighbours
+
+# normalise_rows is idempotent to the bit: the detectors' trained runs keep the keys the pages read
+from labelaudit.neighbours import NeighbourGraph, nearest_neighbours, normalise_rows
 from labelaudit.progress import ProgressFn, no_progress
 from labelaudit.typed_json import serialisable
 
@@ -128,6 +128,8 @@ def detect_label_issues(
     progress: ProgressFn = no_progress,
     n_splits: int = 5,
     combiner: Combiner | str = "rank_average",
+    neighbour_graph: NeighbourGraph | None = None,
+    engine: Engine | None = None,
 ) -> Detection:
     """Run the label-issue detectors on ``ds`` (embeddings: float32 (N, D), L2-normalised).
 
@@ -140,7 +142,10 @@ def detect_label_issues(
     ``flags`` / ``evidence`` {detector: per-row}, ``detector_details``, ``skipped``, ``warnings``,
     ``issue_rule``, ``combiner`` and ``combiner_weights`` {detector: weight},
     ``flag_expected_precision``. ``combiner``: one of :data:`COMBINERS` or a callable
-    ``{name: DetectorResult} -> scores``.
+    ``{name: DetectorResult} -> scores``. ``neighbour_graph``: the k-NN graph of the embeddings
+    when the caller built one (the scan does); the kNN and near-duplicate detectors then share it
+    instead of building their own. ``engine``: where the out-of-fold folds run
+    (:mod:`labelaudit.engine`; default this process).
 
     >>> det = detect_label_issues(ds, emb, workspace=Workspace(".labelaudit"))  # doctest: +SKIP
     >>> det.table.sort_values("label_issue_score", ascending=False).head()  # doctest: +SKIP
@@ -168,6 +173,7 @@ def detect_label_issues(
                 n_splits=n_splits,
                 seed=seed,
                 progress=progress,
+                engine=engine,
             )
             source = PROBS_OOF
     notes.extend(str(w.message) for w in caught if issubclass(w.category, UserWarning))
@@ -185,6 +191,7 @@ def detect_label_issues(
         content_hash=ds.content_hash,
         dataset=ds,
         workspace=as_workspace(workspace),
+        neighbour_graph=neighbour_graph,
     )
     results, skipped = run_available(ctx, detectors, progress=progress)
     if not results:

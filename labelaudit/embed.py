@@ -11,12 +11,16 @@ import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from labelaudit.errors import UsageError
+from labelaudit.neighbours import normalise_rows  # noqa: F401  (re-exported: one definition)
 from labelaudit.progress import ProgressFn, no_progress
+
+if TYPE_CHECKING:
+    from labelaudit.engine import Engine
 
 #: Texts per ``encode`` call: large enough that per-call overhead is negligible, small enough for
 #: progress updates every few seconds on a CPU.
@@ -82,8 +86,13 @@ def embed_texts(
     batch_size: int = DEFAULT_BATCH_SIZE,
     device: str | None = None,
     progress: ProgressFn = no_progress,
+    engine: Engine | None = None,
 ) -> np.ndarray:
     """Embed ``texts`` into L2-normalised float32 vectors of shape (N, D).
+
+    ``engine`` (:mod:`labelaudit.engine`; default this process): where the chunks are encoded. On
+    the Ray engine each chunk is a task; a worker process loads the model once and keeps it for the
+    chunks it runs after (the model cache of :func:`load_model`), on its GPU when it has one.
 
     Texts are encoded longest first in chunks of :data:`CHUNK_SIZE` (so padding stays as low as in
     one big ``encode`` call while progress is reported per chunk as ``progress("embedding", done, N)``),
@@ -92,6 +101,8 @@ def embed_texts(
     >>> embed_texts(["card lost", "where is my card"]).shape   # doctest: +SKIP
     (2, 384)
     """
+    if engine is not None and engine.name != "local" and len(texts):
+        return _embed_on(engine, texts, model=model, batch_size=batch_size, progress=progress)
     st_model = load_model(model, device=device)
     n = len(texts)
     get_dim = (
@@ -119,14 +130,43 @@ def embed_texts(
     return out
 
 
-def normalise_rows(embeddings: np.ndarray) -> np.ndarray:
-    """float32 copy of ``embeddings`` (N, D) with unit L2 rows (zero rows stay zero).
+def embed_chunk(
+    texts: Sequence[str], *, model: str | None, batch_size: int = DEFAULT_BATCH_SIZE
+) -> np.ndarray:
+    """One engine work item: the normalised float32 embeddings of ``texts`` (model loaded once per process)."""
+    st_model = load_model(model)
+    return np.asarray(
+        st_model.encode(
+            list(texts),
+            batch_size=batch_size,
+            convert_to_numpy=True,
+            normalize_embeddings=True,
+            show_progress_bar=False,
+        ),
+        dtype=np.float32,
+    )
 
-    Idempotent to the bit: rows already of unit norm (within float32 rounding) are copied as they
-    are, so normalising twice gives the same bytes, and so the same workspace keys (the scan's
-    detectors and the pages share trained runs by the hash of these arrays)."""
-    e = np.asarray(embeddings, dtype=np.float32)
-    norms = np.linalg.norm(e, axis=1, keepdims=True)
-    if np.all((np.abs(norms - 1) < 1e-5) | (norms == 0)):
-        return e.copy()
-    return np.divide(e, norms, out=np.zeros_like(e), where=norms > 0)
+
+def _embed_on(
+    engine: Engine,
+    texts: Sequence[str],
+    *,
+    model: str | os.PathLike | None,
+    batch_size: int,
+    progress: ProgressFn,
+) -> np.ndarray:
+    """:func:`embed_texts` with the length-sorted chunks as engine work items, reassembled in order."""
+    n = len(texts)
+    progress("embedding", 0, n)
+    order = np.argsort([-len(t) for t in texts], kind="stable")
+    spans = [order[s : s + CHUNK_SIZE] for s in range(0, n, CHUNK_SIZE)]
+    chunks = [[texts[i] for i in idx] for idx in spans]
+    outs = engine.map(
+        embed_chunk, chunks, shared={"model": model_id(model), "batch_size": batch_size}
+    )
+    dim = outs[0].shape[1] if outs else 0
+    out = np.empty((n, dim), dtype=np.float32)
+    for idx, vecs in zip(spans, outs, strict=True):
+        out[idx] = vecs
+    progress("embedding", n, n)
+    return out

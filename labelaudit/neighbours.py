@@ -1,27 +1,78 @@
 """The nearest-neighbour graph of the embeddings, shared by every part that needs neighbours.
 
-:class:`NeighbourGraph` is the one shape the detectors read: for each of the N rows, its ``k``
+:class:`NeighbourGraph` is the one shape its consumers read: for each of the N rows, its ``k``
 most cosine-similar other rows (``indices``) and their similarities (``similarities``), most
-similar first. :func:`build_neighbour_graph` is the one place that decides how the graph is found
-(today an exact brute-force search in blocks); a detection run builds it once and every detector
-reads it through :meth:`labelaudit.detectors.base.DetectionContext.neighbours`.
+similar first. :func:`build_neighbour_graph` is the one place that decides how the graph is found:
+
+- up to :data:`EXACT_MAX_ROWS` rows, an exact brute-force search in blocks of :data:`BLOCK_ROWS`
+  rows (memory O(BLOCK_ROWS x N) at a time, time O(N^2 D): cheap at that size);
+- above it, an HNSW index (Malkov & Yashunin 2018, arXiv:1603.09320) from the ``hnswlib``
+  package, inner-product space on unit vectors (= cosine). hnswlib was chosen over faiss-cpu's
+  ``IndexHNSWFlat`` by measurement (same parameters, same run: faster at equal recall; see
+  bench/results/scale.md). Its similarities are recomputed exactly from the embeddings for every
+  returned pair, so consumers that threshold on a cosine (near-duplicates) see true values.
+
+A scan builds the graph once (:func:`cached_neighbour_graph`, stored in the workspace under the
+embeddings' key) and hands it to the projection (UMAP's ``precomputed_knn``), the detectors (through
+:meth:`labelaudit.detectors.base.DetectionContext.neighbours`) and the review card.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from labelaudit.progress import ProgressFn, no_progress
+
+if TYPE_CHECKING:
+    from labelaudit.engine import Engine
+
 #: Rows per block of the brute-force similarity product (block x N float32 in memory).
 BLOCK_ROWS = 1024
+#: Largest N searched exactly by default; above it the HNSW index is used (bench/bench_scale.py).
+EXACT_MAX_ROWS = 20_000
+#: Neighbours the scan's shared graph holds: UMAP's 15 (itself included) and the detectors' 10.
+SCAN_K = 15
+#: HNSW parameters: links per node, build-time and query-time candidate list sizes. Measured in
+#: bench/bench_scale.py for recall@10 against the exact graph.
+HNSW_M = 16
+HNSW_EF_CONSTRUCTION = 100
+HNSW_EF_SEARCH = 64
+#: Rows added to / queried from the index per call (progress granularity, bounded extra memory).
+HNSW_CHUNK = 50_000
+#: Rows per exact re-scoring step of the returned pairs ((SIM_BLOCK, k, D) float32 gathered at once).
+SIM_BLOCK = 4096
+#: Rows per engine work item of the graph search (one Ray task each on the Ray engine).
+SHARD_ROWS = 16_384
+METHODS = ("auto", "exact", "hnsw")
+#: Bump when the graph changes for the same inputs (cached graphs are then rebuilt).
+GRAPH_VERSION = 1
 
 
 def normalise_rows(embeddings: np.ndarray) -> np.ndarray:
-    """float32 copy with unit-length rows (zero rows stay zero)."""
+    """Unit-length float32 rows (zero rows stay zero); rows already unit length are not copied.
+
+    A float32 array (or memory map) whose rows all have norm 1 within float32 rounding (1e-5) or 0
+    is returned as is (a view, no copy), so a memory-mapped (N, D) file is never loaded; otherwise a
+    normalised float32 copy. Idempotent to the bit, so normalising twice gives the same bytes and
+    the same workspace keys (the detectors' trained runs are keyed by the hash of these arrays).
+    """
     x = np.asarray(embeddings, dtype=np.float32)
+    if x.ndim == 2 and len(x) and _unit_rows(x):
+        return x
     norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return x / np.where(norms > 0, norms, 1.0)
+    return np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
+
+
+def _unit_rows(x: np.ndarray, *, block: int = 65_536, tol: float = 1e-5) -> bool:
+    """True when every row has norm 1 (within ``tol``) or 0: checked in blocks (no (N, D) temporary)."""
+    for start in range(0, len(x), block):
+        n = np.sqrt(np.einsum("ij,ij->i", x[start : start + block], x[start : start + block]))
+        if not np.all((np.abs(n - 1.0) < tol) | (n == 0.0)):
+            return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -30,14 +81,16 @@ class NeighbourGraph:
 
     ``indices``: int64 (N, k), row numbers, each row sorted by decreasing similarity (ties by row
     number), never the row itself. ``similarities``: float32 (N, k), cosine similarity in [-1, 1].
+    ``method``: how it was found ("exact" or "hnsw").
 
     >>> g = build_neighbour_graph(np.eye(3), k=1)
-    >>> g.k, g.indices.shape
-    (1, (3, 1))
+    >>> g.k, g.indices.shape, g.method
+    (1, (3, 1), 'exact')
     """
 
     indices: np.ndarray
     similarities: np.ndarray
+    method: str = "exact"
 
     def __post_init__(self) -> None:
         if self.indices.shape != self.similarities.shape or self.indices.ndim != 2:
@@ -56,27 +109,108 @@ class NeighbourGraph:
 
     def first(self, k: int) -> NeighbourGraph:
         """The same graph cut to each row's ``k`` nearest neighbours (all of them when k >= self.k)."""
-        return NeighbourGraph(self.indices[:, :k], self.similarities[:, :k])
+        return NeighbourGraph(self.indices[:, :k], self.similarities[:, :k], self.method)
+
+    def row(self, r: int, k: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Row ``r``'s nearest rows and similarities, the first ``k`` (all when None)."""
+        return self.indices[r, :k], self.similarities[r, :k]
+
+    def umap_knn(self, n_neighbors: int) -> tuple[np.ndarray, np.ndarray, None]:
+        """UMAP's ``precomputed_knn``: each row itself first (distance 0), then its
+        ``n_neighbors - 1`` nearest, as cosine distances (1 - similarity); no search index."""
+        m = n_neighbors - 1
+        if m > self.k:
+            raise ValueError(f"the graph holds {self.k} neighbours, UMAP asks for {m}")
+        idx = np.empty((self.n, m + 1), dtype=np.int64)
+        idx[:, 0] = np.arange(self.n)
+        idx[:, 1:] = self.indices[:, :m]
+        dist = np.zeros((self.n, m + 1), dtype=np.float32)
+        dist[:, 1:] = np.clip(1.0 - self.similarities[:, :m], 0.0, 2.0)
+        return idx, dist, None
+
+    def recall(self, exact: NeighbourGraph, k: int | None = None) -> float:
+        """Mean share of each row's ``k`` exact neighbours that this graph also has (recall@k)."""
+        k = min(k or exact.k, self.k, exact.k)
+        if self.n == 0 or k == 0:
+            return 1.0
+        a, b = self.indices[:, :k], exact.indices[:, :k]
+        hits = (a[:, :, None] == b[:, None, :]).any(axis=2).sum()
+        return float(hits) / (self.n * k)
 
 
-def build_neighbour_graph(embeddings: np.ndarray, *, k: int) -> NeighbourGraph:
+def choose_method(n: int, method: str = "auto", *, exact_max_rows: int = EXACT_MAX_ROWS) -> str:
+    """``"exact"`` or ``"hnsw"`` for ``n`` rows: ``auto`` is exact up to ``exact_max_rows``."""
+    if method not in METHODS:
+        raise ValueError(f"unknown neighbour search '{method}'; choose one of {list(METHODS)}")
+    if method == "auto":
+        return "exact" if n <= exact_max_rows else "hnsw"
+    return method
+
+
+def build_neighbour_graph(
+    embeddings: np.ndarray,
+    *,
+    k: int,
+    method: str = "auto",
+    seed: int = 0,
+    num_threads: int | None = None,
+    progress: ProgressFn = no_progress,
+    engine: Engine | None = None,
+) -> NeighbourGraph:
     """The graph of the ``k`` most cosine-similar other rows of ``embeddings`` (N, D).
 
-    Exact (brute force, in blocks of :data:`BLOCK_ROWS` rows); k is capped at N - 1.
+    ``method``: "exact" (brute force in blocks), "hnsw" (approximate, hnswlib) or "auto" (exact up to
+    :data:`EXACT_MAX_ROWS` rows). k is capped at N - 1. Progress: ``neighbour graph``.
+    ``engine`` (:mod:`labelaudit.engine`): where the row blocks are searched (exact: each block
+    against all rows; hnsw: the index is built here and broadcast, shards of queries run there).
     """
-    rows, sims = neighbour_graph(embeddings, k=k)
-    return NeighbourGraph(rows, sims)
+    x = normalise_rows(embeddings)
+    chosen = choose_method(len(x), method)
+    if chosen == "exact":
+        rows, sims = exact_neighbours(x, k=k, progress=progress, engine=engine)
+    else:
+        rows, sims = hnsw_neighbours(
+            x, k=k, seed=seed, num_threads=num_threads, progress=progress, engine=engine
+        )
+    return NeighbourGraph(rows, sims, chosen)
 
 
-def neighbour_graph(embeddings: np.ndarray, *, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+def _sort_rows(part: np.ndarray, part_sims: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row by decreasing similarity, then row number (independent of search tie order)."""
+    order = np.lexsort((part, -part_sims), axis=1)
+    return np.take_along_axis(part, order, axis=1), np.take_along_axis(part_sims, order, axis=1)
+
+
+def exact_block(x: np.ndarray, start: int, stop: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact ``k`` nearest other rows of rows ``start:stop`` of the unit rows ``x`` (one block)."""
+    n = len(x)
+    s = x[start:stop] @ x.T
+    s[np.arange(stop - start), np.arange(start, stop)] = -np.inf
+    part = np.argpartition(-s, k - 1, axis=1)[:, :k] if k < n - 1 else np.argsort(-s, axis=1)[:, :k]
+    return _sort_rows(part.astype(np.int64), np.take_along_axis(s, part, axis=1))
+
+
+def _exact_shard(span: tuple[int, int], *, x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows ``span[0]:span[1]`` of the exact graph, block by block (one engine work item)."""
+    parts = [exact_block(x, s, min(span[1], s + BLOCK_ROWS), k) for s in range(*span, BLOCK_ROWS)]
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def _spans(n: int, step: int) -> list[tuple[int, int]]:
+    return [(s, min(n, s + step)) for s in range(0, n, step)]
+
+
+def exact_neighbours(
+    embeddings: np.ndarray,
+    *,
+    k: int = 10,
+    progress: ProgressFn = no_progress,
+    engine: Engine | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` most cosine-similar other rows of every row, exact (brute force, in blocks).
 
-    ``embeddings``: (N, D). Returns ``(rows, sims)``: int64 (N, k') and float32 (N, k') with
-    k' = min(k, N - 1), each row sorted by decreasing similarity (ties by row number). A row is never
-    its own neighbour.
-
-    >>> rows, sims = neighbour_graph(np.eye(3), k=1); rows.shape
-    (3, 1)
+    Returns ``(rows, sims)``: int64 (N, k') and float32 (N, k') with k' = min(k, N - 1), each row
+    sorted by decreasing similarity (ties by row number). A row is never its own neighbour.
     """
     x = normalise_rows(embeddings)
     n = len(x)
@@ -85,21 +219,177 @@ def neighbour_graph(embeddings: np.ndarray, *, k: int = 10) -> tuple[np.ndarray,
     sims = np.zeros((n, k), dtype=np.float32)
     if k == 0:
         return rows, sims
+    if engine is not None and engine.name != "local":
+        spans = _spans(n, SHARD_ROWS)
+        for (a, b), (r, s) in zip(
+            spans, engine.map(_exact_shard, spans, shared={"x": x, "k": k}), strict=True
+        ):
+            rows[a:b], sims[a:b] = r, s
+        progress("neighbour graph", n, n)
+        return rows, sims
     for start in range(0, n, BLOCK_ROWS):
         stop = min(n, start + BLOCK_ROWS)
-        s = x[start:stop] @ x.T
-        s[np.arange(stop - start), np.arange(start, stop)] = -np.inf
-        part = (
-            np.argpartition(-s, k - 1, axis=1)[:, :k]
-            if k < n - 1
-            else np.argsort(-s, axis=1)[:, :k]
-        )
-        part_sims = np.take_along_axis(s, part, axis=1)
-        # Sort by similarity, then row number, so results do not depend on argpartition's tie order.
-        order = np.lexsort((part, -part_sims), axis=1)
-        rows[start:stop] = np.take_along_axis(part, order, axis=1)
-        sims[start:stop] = np.take_along_axis(part_sims, order, axis=1)
+        rows[start:stop], sims[start:stop] = exact_block(x, start, stop, k)
+        progress("neighbour graph", stop, n)
     return rows, sims
+
+
+def neighbour_graph(embeddings: np.ndarray, *, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """Exact ``(rows, sims)`` of :func:`exact_neighbours` (kept for callers of the old name).
+
+    >>> rows, sims = neighbour_graph(np.eye(3), k=1); rows.shape
+    (3, 1)
+    """
+    return exact_neighbours(embeddings, k=k)
+
+
+def hnsw_index(
+    x: np.ndarray,
+    *,
+    seed: int = 0,
+    num_threads: int | None = None,
+    m: int = HNSW_M,
+    ef_construction: int = HNSW_EF_CONSTRUCTION,
+    progress: ProgressFn = no_progress,
+) -> Any:
+    """An hnswlib index (inner product) over the unit rows ``x``, labels = row numbers."""
+    import hnswlib
+
+    n, d = x.shape
+    index = hnswlib.Index(space="ip", dim=d)
+    index.init_index(max_elements=max(n, 1), ef_construction=ef_construction, M=m, random_seed=seed)
+    threads = num_threads or -1
+    for start in range(0, n, HNSW_CHUNK):
+        stop = min(n, start + HNSW_CHUNK)
+        index.add_items(
+            np.ascontiguousarray(x[start:stop]), np.arange(start, stop), num_threads=threads
+        )
+        progress("neighbour graph", stop // 2, n)
+    return index
+
+
+def query_hnsw(
+    index: Any,
+    x: np.ndarray,
+    start: int,
+    stop: int,
+    k: int,
+    *,
+    ef: int = HNSW_EF_SEARCH,
+    num_threads: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` nearest other rows of rows ``start:stop`` from ``index``, exact similarities, sorted.
+
+    Asks the index for k + 1 (the row itself is normally among them) and drops the row itself; a
+    row the index misses gets its farthest returned candidate in its place, so the shape holds.
+    """
+    index.set_ef(max(ef, k + 1))
+    q = np.ascontiguousarray(x[start:stop])
+    labels, _ = index.knn_query(
+        q, k=min(k + 1, index.get_current_count()), num_threads=num_threads or -1
+    )
+    labels = labels.astype(np.int64)
+    own = np.arange(start, stop)[:, None]
+    # The row itself (normally among the k + 1) moves last; then keep the first k candidates.
+    order = np.argsort(labels == own, axis=1, kind="stable")[:, :k]
+    part = np.take_along_axis(labels, order, axis=1)
+    # Exact cosine for every returned pair (the index's distances are float approximations), in
+    # sub-blocks so the (rows, k, D) gather stays small.
+    sims = np.empty(part.shape, dtype=np.float32)
+    for s in range(0, len(part), SIM_BLOCK):
+        e = s + SIM_BLOCK
+        sims[s:e] = np.einsum("ij,ikj->ik", q[s:e], x[part[s:e]])
+    return _sort_rows(part, sims)
+
+
+def _hnsw_shard(
+    span: tuple[int, int], *, index: Any, x: np.ndarray, k: int, ef: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rows ``span[0]:span[1]`` of the HNSW graph from a broadcast index (one engine work item)."""
+    return query_hnsw(index, x, span[0], span[1], k, ef=ef)
+
+
+def hnsw_neighbours(
+    embeddings: np.ndarray,
+    *,
+    k: int = 10,
+    seed: int = 0,
+    num_threads: int | None = None,
+    ef: int = HNSW_EF_SEARCH,
+    progress: ProgressFn = no_progress,
+    engine: Engine | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Approximate ``(rows, sims)`` like :func:`exact_neighbours`, from an HNSW index."""
+    x = normalise_rows(embeddings)
+    n = len(x)
+    k = max(0, min(k, n - 1))
+    rows = np.zeros((n, k), dtype=np.int64)
+    sims = np.zeros((n, k), dtype=np.float32)
+    if k == 0:
+        return rows, sims
+    index = hnsw_index(x, seed=seed, num_threads=num_threads, progress=progress)
+    if engine is not None and engine.name != "local":
+        spans = _spans(n, SHARD_ROWS)
+        shared = {"index": index, "x": x, "k": k, "ef": ef}
+        for (a, b), (r, s) in zip(
+            spans, engine.map(_hnsw_shard, spans, shared=shared), strict=True
+        ):
+            rows[a:b], sims[a:b] = r, s
+        progress("neighbour graph", n, n)
+        return rows, sims
+    for start in range(0, n, HNSW_CHUNK):
+        stop = min(n, start + HNSW_CHUNK)
+        rows[start:stop], sims[start:stop] = query_hnsw(
+            index, x, start, stop, k, ef=ef, num_threads=num_threads
+        )
+        progress("neighbour graph", n // 2 + stop // 2, n)
+    progress("neighbour graph", n, n)
+    return rows, sims
+
+
+def graph_key(embeddings_key: str, n: int, *, k: int = SCAN_K, method: str = "auto") -> dict:
+    """The workspace parameters of a stored graph (what it depends on)."""
+    return {
+        "embeddings": embeddings_key,
+        "k": int(k),
+        "method": choose_method(n, method),
+        "hnsw": [HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH]
+        if choose_method(n, method) == "hnsw"
+        else None,
+        "version": GRAPH_VERSION,
+    }
+
+
+def cached_neighbour_graph(
+    embeddings: np.ndarray,
+    *,
+    workspace: Any,
+    key: str,
+    embeddings_key: str,
+    k: int = SCAN_K,
+    method: str = "auto",
+    seed: int = 0,
+    progress: ProgressFn = no_progress,
+    engine: Engine | None = None,
+) -> NeighbourGraph:
+    """:func:`build_neighbour_graph`, stored in ``workspace`` (two ``.npy`` under ``key``) and read
+    back memory-mapped on later calls with the same embeddings, k and method."""
+    n = len(embeddings)
+    params = graph_key(embeddings_key, n, k=k, method=method)
+    if workspace is not None and workspace.has(key, "knn_sims", params):
+        progress("neighbour graph", n, n)
+        return NeighbourGraph(
+            workspace.load(key, "knn_indices", params, mmap=True),
+            workspace.load(key, "knn_sims", params, mmap=True),
+            params["method"],
+        )
+    g = build_neighbour_graph(
+        embeddings, k=k, method=method, seed=seed, progress=progress, engine=engine
+    )
+    if workspace is not None:
+        workspace.save(key, "knn_indices", g.indices, params)
+        workspace.save(key, "knn_sims", g.similarities, params)  # second: marks the graph complete
+    return g
 
 
 def nearest_neighbours(
@@ -107,13 +397,14 @@ def nearest_neighbours(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` rows most cosine-similar to ``row`` (itself excluded), most similar first.
 
-    Returns ``(rows int64 (k',), sims float32 (k',))``; O(N·D), fine for one row at a time.
+    Returns ``(rows int64 (k',), sims float32 (k',))``; O(N·D), fine for one row at a time (the
+    scan's stored graph answers the same question in O(k): :meth:`NeighbourGraph.row`).
 
     >>> nearest_neighbours(np.array([[1, 0], [0.9, 0.1], [0, 1]]), 0, k=1)[0]
     array([1])
     """
     x = normalise_rows(embeddings)
-    s = x @ x[row]
+    s = np.asarray(x @ x[row], dtype=np.float32)
     s[row] = -np.inf
     k = max(0, min(k, len(x) - 1))
     order = np.lexsort((np.arange(len(s)), -s))[:k]

@@ -3,7 +3,14 @@
 UMAP (McInnes, Healy & Melville 2018, arXiv:1802.03426) with a fixed seed. High-dimensional input
 is first reduced with PCA when there are enough rows for that to pay (see :data:`PCA_MIN_ROWS`;
 measured in bench/bench_scan.py). The 2-D map and the clustering space are two UMAP fits on the same
-data; they share one nearest-neighbour graph, which is the expensive part of a fit.
+data; they share one nearest-neighbour graph, which is the expensive part of a fit: the scan's own
+cosine k-NN graph of the embeddings (:mod:`labelaudit.neighbours`), given to UMAP as
+``precomputed_knn``, so the map's neighbourhoods are the ones the detectors and the review card use.
+
+Above :data:`FIT_MAX_ROWS` rows UMAP is fitted on a seeded random sample of that many rows and every
+other row is placed at the similarity-weighted mean of its already placed neighbours in the shared
+graph (repeated until every row is placed), as UMAP's own ``transform`` initialises new points
+(umap-learn docs, "Transforming New Data"); time and memory then grow linearly in N.
 
 umap (and through it numba, ~30 s of compilation per new process) is imported only inside the
 functions here, so importing this module is cheap.
@@ -11,9 +18,14 @@ functions here, so importing this module is cheap.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from labelaudit.progress import ProgressFn, no_progress
+
+if TYPE_CHECKING:
+    from labelaudit.neighbours import NeighbourGraph
 
 #: PCA to this many dimensions before UMAP when the input is wider.
 PCA_DIMS = 50
@@ -24,6 +36,56 @@ CLUSTER_DIMS = 10
 #: Below this many rows UMAP is not meaningful; a PCA view is returned instead.
 MIN_UMAP_ROWS = 16
 N_NEIGHBORS = 15
+#: Most rows UMAP (and HDBSCAN, :mod:`labelaudit.clustering`) is fitted on; the rest are placed.
+FIT_MAX_ROWS = 100_000
+#: Passes of placing rows from their placed neighbours before the leftovers go to the centroid.
+PLACE_PASSES = 20
+#: Rows placed per vectorised step (bounds the (rows, k, d) temporary).
+PLACE_BLOCK = 65_536
+
+
+def fit_sample(n: int, max_rows: int = FIT_MAX_ROWS, *, seed: int = 0) -> np.ndarray:
+    """Sorted int64 row numbers to fit on: all rows when n <= max_rows, else a seeded sample."""
+    if n <= max_rows:
+        return np.arange(n, dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(n, size=max_rows, replace=False)).astype(np.int64)
+
+
+def place_by_graph(
+    values: np.ndarray, sample: np.ndarray, graph: NeighbourGraph, *, passes: int = PLACE_PASSES
+) -> np.ndarray:
+    """Values (N, d) for every row of ``graph``: ``values`` (len(sample), d) at the rows ``sample``,
+    every other row the similarity-weighted mean of its placed neighbours, pass after pass (a row
+    is placed once at least one neighbour is); rows still unplaced get the mean of the placed ones.
+    O(passes x N x k x d) time, O(N x d) memory.
+    """
+    n = graph.n
+    v = np.asarray(values, dtype=np.float32)
+    out = np.zeros((n, v.shape[1]), dtype=np.float32)
+    placed = np.zeros(n, dtype=bool)
+    out[sample] = v
+    placed[sample] = True
+    for _ in range(passes):
+        todo = np.flatnonzero(~placed)
+        if len(todo) == 0:
+            break
+        before = placed.copy()
+        for start in range(0, len(todo), PLACE_BLOCK):
+            rows = todo[start : start + PLACE_BLOCK]
+            nb = np.asarray(graph.indices[rows])
+            w = (
+                np.clip(np.asarray(graph.similarities[rows], dtype=np.float32), 0, None) + 1e-6
+            ) * before[nb]
+            total = w.sum(axis=1)
+            ok = total > 0
+            out[rows[ok]] = np.einsum("ik,ikd->id", w[ok], out[nb[ok]]) / total[ok, None]
+            placed[rows[ok]] = True
+        if placed.sum() == before.sum():
+            break
+    if not placed.all():
+        out[~placed] = out[placed].mean(axis=0)
+    return out
 
 
 def pca_reduce(x: np.ndarray, n_components: int, *, seed: int = 0) -> np.ndarray:
@@ -99,6 +161,8 @@ def umap_fit(
     )
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="n_jobs value", category=UserWarning)
+        # The shared graph comes without UMAP's own search index: no transform needed here.
+        warnings.filterwarnings("ignore", message="precomputed_knn", category=UserWarning)
         return np.asarray(reducer.fit_transform(x), dtype=np.float32)
 
 
@@ -109,11 +173,15 @@ def map_and_cluster_space(
     cluster_dims: int = CLUSTER_DIMS,
     pca_min_rows: int = PCA_MIN_ROWS,
     progress: ProgressFn = no_progress,
+    graph: NeighbourGraph | None = None,
+    fit_max_rows: int = FIT_MAX_ROWS,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The 2-D map (N, 2) and the clustering space (N, <= cluster_dims), both float32.
 
     2-D input is returned as is for both. Fewer than :data:`MIN_UMAP_ROWS` rows get a PCA view.
     Reports ``progress("projection", done, 3)`` after the neighbour graph and each fit.
+    ``graph``: the cosine k-NN graph of ``embeddings`` (at least 14 neighbours), used as UMAP's
+    ``precomputed_knn`` and to place rows beyond a ``fit_max_rows`` sample; built here when None.
 
     >>> xy, space = map_and_cluster_space(np.random.rand(500, 384).astype("float32"))  # doctest: +SKIP
     >>> xy.shape, space.shape                                                           # doctest: +SKIP
@@ -129,16 +197,37 @@ def map_and_cluster_space(
     if n < MIN_UMAP_ROWS:
         progress("projection", 3, 3)
         return pca_reduce(e, 2, seed=seed), pca_reduce(e, min(cluster_dims, d), seed=seed)
-    x = prepare_for_umap(e, seed=seed, pca_min_rows=pca_min_rows)
+    sample = fit_sample(n, fit_max_rows, seed=seed)
+    sampled = len(sample) < n
+    if sampled and graph is None:
+        from labelaudit.neighbours import build_neighbour_graph
+
+        graph = build_neighbour_graph(e, k=N_NEIGHBORS - 1, seed=seed)
+    es = e[sample] if sampled else e
+    x = prepare_for_umap(es, seed=seed, pca_min_rows=pca_min_rows)
+    m = len(x)
     # Sharing the graph only matters (and only works robustly) beyond UMAP's exact small-data path.
-    knn = shared_neighbours(x, seed=seed) if n >= 4096 else None
+    knn = None
+    if m >= 4096:
+        if sampled:
+            from labelaudit.neighbours import build_neighbour_graph
+
+            knn = build_neighbour_graph(es, k=N_NEIGHBORS - 1, seed=seed).umap_knn(N_NEIGHBORS)
+        elif graph is not None and graph.k >= N_NEIGHBORS - 1:
+            knn = graph.umap_knn(N_NEIGHBORS)
+        else:
+            knn = shared_neighbours(x, seed=seed)
     progress("projection", 1, 3)
     xy = umap_fit(x, 2, seed=seed, knn=knn)
     progress("projection", 2, 3)
     if d <= cluster_dims:
-        space = e.copy()
+        space = e.copy() if not sampled else np.asarray(es, dtype=np.float32)
     else:
         # min_dist=0 packs clusters tightly: better for density clustering (UMAP docs, "clustering").
         space = umap_fit(x, cluster_dims, seed=seed, min_dist=0.0, knn=knn)
+    if sampled:
+        assert graph is not None
+        xy = place_by_graph(xy, sample, graph)
+        space = e.copy() if d <= cluster_dims else place_by_graph(space, sample, graph)
     progress("projection", 3, 3)
     return xy, space

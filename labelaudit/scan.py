@@ -7,7 +7,8 @@ umap, numba, torch or sentence-transformers: that is what a page view calls.
 
 Workspace artifacts (see :mod:`labelaudit.workspace`)::
 
-    <text_hash>/embeddings-*.npy      float32 (N, D), per model
+    <text_hash>/embeddings-*.npy      float32 (N, D), per model; read memory-mapped
+    <text_hash>/knn_indices-*.npy, knn_sims-*.npy   the shared neighbour graph (N, 15), per embeddings
     <text_hash>/map_xy-*.npy          float32 (N, 2), per embeddings and seed
     <text_hash>/cluster_space-*.npy   float32 (N, d), same key
     <text_hash>/clusters-*.npy        int64 (N,), per space, method, K, seed
@@ -17,7 +18,6 @@ Workspace artifacts (see :mod:`labelaudit.workspace`)::
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 from dataclasses import dataclass, field
@@ -30,12 +30,14 @@ from labelaudit import detect, typed_json
 from labelaudit.dataset import ID, LABEL, SPLIT, Dataset
 from labelaudit.detect import Detection, DetectionDetails
 from labelaudit.detectors import registry
+from labelaudit.engine import Engine
 from labelaudit.errors import UsageError
+from labelaudit.neighbours import NeighbourGraph, cached_neighbour_graph, graph_key
 from labelaudit.progress import ProgressFn, no_progress
 from labelaudit.workspace import Workspace, as_workspace
 
 #: Bump when the scan's output changes for the same inputs: old cached scans are then ignored.
-SCAN_VERSION = 4  # 4: typed detection details
+SCAN_VERSION = 5  # 4: typed detection details; 5: UMAP on the shared cosine graph
 #: Columns of ScanResult.table before the detection columns.
 BASE_COLUMNS = ["id", "given_label", "split", "x", "y", "cluster"]
 
@@ -52,6 +54,8 @@ class ScanResult:
       plus ``mean_issue_score`` / ``issue_rate`` when detection provides them.
     - ``detection``: the detector output (its ``pred_probs`` and typed ``details`` read back exactly).
     - ``params``: the scan parameters; ``timings``: seconds per step (``load`` on a cached read).
+    - ``neighbour_graph``: the k-NN graph every step shared (memory-mapped from the workspace on a
+      cached read; None when it was not stored).
     """
 
     table: pd.DataFrame
@@ -60,6 +64,7 @@ class ScanResult:
     detection: Detection | None
     params: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    neighbour_graph: NeighbourGraph | None = None
 
     @property
     def n(self) -> int:
@@ -70,8 +75,10 @@ class ScanResult:
 def embeddings_key(ds: Dataset, model: str | os.PathLike | None = None) -> str:
     """What the embeddings are: ``given:<digest>`` for precomputed ones, else the model's id."""
     if ds.embeddings is not None:
-        a = np.ascontiguousarray(ds.embeddings)
-        return "given:" + hashlib.sha256(str(a.shape).encode() + a.tobytes()).hexdigest()[:16]
+        from labelaudit.dataset import sha256_of_array
+
+        a = np.asarray(ds.embeddings)
+        return "given:" + sha256_of_array(a, prefix=str(a.shape).encode()).hexdigest()[:16]
     from labelaudit.embed import model_id
 
     return model_id(model)
@@ -117,11 +124,13 @@ def get_embeddings(
     workspace: Workspace | str | None = None,
     model: str | os.PathLike | None = None,
     progress: ProgressFn = no_progress,
+    engine: Engine | None = None,
 ) -> np.ndarray:
     """float32 (N, D) L2-normalised embeddings of ``ds.texts``.
 
-    ``ds.embeddings`` when the dataset came with them; else computed with ``model`` (default: the
-    bundled all-MiniLM-L6-v2) and cached in the workspace under ``ds.text_hash`` and the model.
+    ``ds.embeddings`` when the dataset came with them (not copied when already unit length); else
+    computed with ``model`` (default: the bundled all-MiniLM-L6-v2) and cached in the workspace
+    under ``ds.text_hash`` and the model, and returned memory-mapped from there (read-only).
     """
     from labelaudit.embed import embed_texts, normalise_rows
 
@@ -131,18 +140,42 @@ def get_embeddings(
     ws = as_workspace(workspace)
 
     def compute() -> np.ndarray:
-        return embed_texts(ds.texts, model=model, progress=progress)
+        return embed_texts(ds.texts, model=model, progress=progress, engine=engine)
 
     if ws is None:
         return compute()
     key = {"model": embeddings_key(ds, model)}
     if ws.has(ds.text_hash, "embeddings", key):
         progress("embedding", ds.n, ds.n)
-    return ws.cached(ds.text_hash, "embeddings", key, compute)
+    return ws.cached(ds.text_hash, "embeddings", key, compute, mmap=True)
+
+
+def _graph(
+    ds: Dataset,
+    emb: np.ndarray,
+    params: dict,
+    ws: Workspace | None,
+    progress: ProgressFn,
+    engine: Engine | None = None,
+) -> NeighbourGraph:
+    return cached_neighbour_graph(
+        emb,
+        workspace=ws,
+        key=ds.text_hash,
+        embeddings_key=params["embeddings"],
+        seed=params["seed"],
+        progress=progress,
+        engine=engine,
+    )
 
 
 def _map_and_space(
-    ds: Dataset, emb: np.ndarray, params: dict, ws: Workspace | None, progress: ProgressFn
+    ds: Dataset,
+    emb: np.ndarray,
+    params: dict,
+    ws: Workspace | None,
+    progress: ProgressFn,
+    graph: NeighbourGraph | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     from labelaudit import projection
 
@@ -154,7 +187,9 @@ def _map_and_space(
     ):
         progress("projection", 3, 3)
         return ws.load(ds.text_hash, "map_xy", key), ws.load(ds.text_hash, "cluster_space", key)
-    xy, space = projection.map_and_cluster_space(emb, seed=params["seed"], progress=progress)
+    xy, space = projection.map_and_cluster_space(
+        emb, seed=params["seed"], progress=progress, graph=graph
+    )
     if ws is not None:
         ws.save(ds.text_hash, "cluster_space", space, key)
         ws.save(ds.text_hash, "map_xy", xy, key)
@@ -162,7 +197,12 @@ def _map_and_space(
 
 
 def _clusters(
-    ds: Dataset, space: np.ndarray, params: dict, ws: Workspace | None, progress: ProgressFn
+    ds: Dataset,
+    space: np.ndarray,
+    params: dict,
+    ws: Workspace | None,
+    progress: ProgressFn,
+    graph: NeighbourGraph | None = None,
 ) -> np.ndarray:
     from labelaudit.clustering import cluster_points
 
@@ -175,6 +215,7 @@ def _clusters(
             method=params["cluster_method"],
             n_clusters=params["n_clusters"],
             seed=params["seed"],
+            graph=graph,
         )
 
     out = compute() if ws is None else ws.cached(ds.text_hash, "clusters", key, compute)
@@ -206,10 +247,17 @@ def scan(
     detectors: list[str] | None = None,
     combiner: str = "rank_average",
     progress: ProgressFn = no_progress,
+    engine: str | Engine | None = None,
+    ray_address: str | None = None,
 ) -> ScanResult:
     """Embed, map, cluster and run label-issue detection on ``ds``; cached in ``workspace``.
 
-    Progress steps: ``embedding`` (rows), ``projection`` (3 stages), ``clustering``, then those of
+    ``engine``: where the parallel parts run (:mod:`labelaudit.engine`): ``"local"`` (default, this
+    process) or ``"ray"`` (a Ray cluster at ``ray_address`` / ``RAY_ADDRESS``, else a local Ray
+    runtime). The engine is not part of the cache key: both write the same workspace artifacts.
+
+    Progress steps: ``embedding`` (rows), ``neighbour graph`` (rows), ``projection`` (3 stages),
+    ``clustering``, then those of
     :func:`labelaudit.detect.detect_label_issues`. A repeat call with the same dataset and
     parameters reads the stored result (well under 2 s for 10k rows) and recomputes nothing.
 
@@ -233,17 +281,52 @@ def scan(
         cached = _load(ds, ws, params)
         if cached is not None:
             return cached
+    from labelaudit.engine import get_engine
+
+    eng = get_engine(engine, address=ray_address)
+    try:
+        return _scan(
+            ds,
+            ws,
+            params,
+            eng,
+            model=model,
+            seed=seed,
+            detectors=detectors,
+            combiner=combiner,
+            progress=progress,
+        )
+    finally:
+        if eng is not engine:  # made here from a name: release it (a local Ray runtime stops)
+            eng.close()
+
+
+def _scan(
+    ds: Dataset,
+    ws: Workspace | None,
+    params: dict[str, Any],
+    eng: Engine,
+    *,
+    model: str | os.PathLike | None,
+    seed: int,
+    detectors: list[str] | None,
+    combiner: str,
+    progress: ProgressFn,
+) -> ScanResult:
     from labelaudit.clustering import summarise_clusters
 
     timings: dict[str, float] = {}
     t0 = t = time.perf_counter()
-    emb = get_embeddings(ds, workspace=ws, model=model, progress=progress)
+    emb = get_embeddings(ds, workspace=ws, model=model, progress=progress, engine=eng)
     timings["embedding"] = time.perf_counter() - t
     t = time.perf_counter()
-    xy, space = _map_and_space(ds, emb, params, ws, progress)
+    graph = _graph(ds, emb, params, ws, progress, eng)
+    timings["neighbour_graph"] = time.perf_counter() - t
+    t = time.perf_counter()
+    xy, space = _map_and_space(ds, emb, params, ws, progress, graph)
     timings["projection"] = time.perf_counter() - t
     t = time.perf_counter()
-    cluster = _clusters(ds, space, params, ws, progress)
+    cluster = _clusters(ds, space, params, ws, progress, graph)
     clusters = summarise_clusters(
         cluster, texts=ds.texts, labels=ds.label_names, ids=ds.ids, vectors=emb
     )
@@ -257,6 +340,8 @@ def scan(
         detectors=detectors,
         progress=progress,
         **({} if combiner == "rank_average" else {"combiner": combiner}),  # type: ignore[arg-type]
+        neighbour_graph=graph,
+        engine=eng,
     )
     timings["detection"] = time.perf_counter() - t
     table = pd.DataFrame(
@@ -282,6 +367,7 @@ def scan(
         detection=detection,
         params=params,
         timings=timings,
+        neighbour_graph=graph,
     )
     if ws is not None:
         _store(ds, ws, result)
@@ -346,14 +432,24 @@ def _load(ds: Dataset, ws: Workspace, params: dict[str, Any]) -> ScanResult | No
     if "representative_ids" in clusters:
         clusters["representative_ids"] = clusters["representative_ids"].map(list)
     if ds.embeddings is not None:
-        from labelaudit.embed import normalise_rows
+        from labelaudit.neighbours import normalise_rows
 
         emb = normalise_rows(ds.embeddings)
     else:
         emb_key = {"model": params["embeddings"]}
         if not ws.has(ds.text_hash, "embeddings", emb_key):
             return None  # the embeddings were deleted: rescan
-        emb = ws.load(ds.text_hash, "embeddings", emb_key)
+        emb = ws.load(ds.text_hash, "embeddings", emb_key, mmap=True)
+    gkey = graph_key(params["embeddings"], ds.n)
+    graph = (
+        NeighbourGraph(
+            ws.load(ds.text_hash, "knn_indices", gkey, mmap=True),
+            ws.load(ds.text_hash, "knn_sims", gkey, mmap=True),
+            gkey["method"],
+        )
+        if ws.has(ds.text_hash, "knn_sims", gkey)
+        else None
+    )
     pred_probs = ws.load(key, "scan_pred_probs", params) if meta.get("has_pred_probs") else None
     cols = [c for c in meta.get("detection_columns", []) if c in table.columns]
     stored = meta.get("detection_details")
@@ -370,6 +466,7 @@ def _load(ds: Dataset, ws: Workspace, params: dict[str, Any]) -> ScanResult | No
         detection=detection,
         params=params,
         timings=timings,
+        neighbour_graph=graph,
     )
 
 

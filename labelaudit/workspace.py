@@ -114,9 +114,16 @@ class Workspace:
         return self.path(key, name, params, ext).exists()
 
     def load(
-        self, key: str, name: str, params: dict[str, Any] | None = None, ext: str = "npy"
+        self,
+        key: str,
+        name: str,
+        params: dict[str, Any] | None = None,
+        ext: str = "npy",
+        *,
+        mmap: bool = False,
     ) -> Any:
-        return _read(self.path(key, name, params, ext))
+        """The stored artifact; ``mmap=True`` opens a ``.npy`` read-only memory-mapped (not loaded)."""
+        return _read(self.path(key, name, params, ext), mmap=mmap)
 
     def save(
         self,
@@ -137,13 +144,22 @@ class Workspace:
         params: dict[str, Any] | None,
         compute: Callable[[], T],
         ext: str = "npy",
+        *,
+        mmap: bool = False,
     ) -> T:
-        """Return the stored artifact, or compute, store and return it."""
+        """Return the stored artifact, or compute, store and return it.
+
+        ``mmap=True`` (``.npy`` only): the result is always the stored file opened memory-mapped,
+        also right after computing it, so the computed array can be freed by the caller.
+        """
         p = self.path(key, name, params, ext)
         if p.exists():
-            return _read(p)  # type: ignore[no-any-return]
+            return _read(p, mmap=mmap)  # type: ignore[no-any-return]
         value = compute()
         _write_atomic(p, value)
+        if mmap:
+            del value
+            return _read(p, mmap=True)  # type: ignore[no-any-return]
         return value
 
     # ------------------------------------------------------------------ datasets
@@ -222,9 +238,9 @@ class Workspace:
         )
 
 
-def _read(p: Path) -> Any:
+def _read(p: Path, *, mmap: bool = False) -> Any:
     if p.suffix == ".npy":
-        return np.load(p, allow_pickle=False)
+        return np.load(p, allow_pickle=False, mmap_mode="r" if mmap else None)
     if p.suffix == ".parquet":
         return pd.read_parquet(p)
     if p.suffix == ".json":

@@ -71,7 +71,9 @@ def fakes(monkeypatch) -> Calls:
     calls = Calls()
     real_cluster = clustering.cluster_points
 
-    def fake_embed(texts, *, model=None, batch_size=64, device=None, progress=embed.no_progress):
+    def fake_embed(
+        texts, *, model=None, batch_size=64, device=None, progress=embed.no_progress, engine=None
+    ):
         calls.embed += 1
         progress("embedding", len(texts), len(texts))
         return fake_vectors(texts)
@@ -84,7 +86,7 @@ def fakes(monkeypatch) -> Calls:
         calls.cluster += 1
         return real_cluster(*a, **kw)
 
-    def fake_detect(ds, embeddings, *, workspace=None, seed=0, detectors=None, progress=None):
+    def fake_detect(ds, embeddings, *, workspace=None, seed=0, detectors=None, progress=None, **_):
         calls.detect += 1
         # Suspicion = 1 - cosine to the own class centroid: the planted errors score high.
         cents = np.stack([embeddings[ds.labels == k].mean(axis=0) for k in range(ds.k)])
@@ -217,7 +219,7 @@ def test_progress_reports_each_step_in_order(fakes, workspace):
     seen: list[str] = []
     scan(topic_dataset(), workspace=workspace, progress=lambda step, done, total: seen.append(step))
     order = list(dict.fromkeys(seen))
-    assert order[:3] == ["embedding", "projection", "clustering"]
+    assert order[:4] == ["embedding", "neighbour graph", "projection", "clustering"]
 
 
 def test_page_view_path_never_imports_umap_or_torch(fakes, workspace):

@@ -44,6 +44,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--detectors", help="comma-separated detector names (default: every one the data can feed)"
     )
+    p.add_argument(
+        "--engine",
+        choices=["local", "ray"],
+        default="local",
+        help="where the parallel steps run: this process (default) or a Ray cluster (docs/scale.md)",
+    )
+    p.add_argument(
+        "--ray-address",
+        help="Ray cluster to use with --engine ray (default $RAY_ADDRESS; neither: a local Ray runtime)",
+    )
     p.add_argument("--clusters-out", help="also write the cluster summaries (.parquet or .csv)")
     p.add_argument("--out", required=True, help="output file, .parquet or .csv")
     p.set_defaults(func=run)
@@ -81,6 +91,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--model {args.model}: no such folder")
     if args.n_clusters is not None and args.cluster != "kmeans":
         raise UsageError("--n-clusters applies to --cluster kmeans only")
+    if args.ray_address and args.engine != "ray":
+        raise UsageError("--ray-address needs --engine ray")
     ds = load_from_args(args)
     for w in ds.warnings:  # look-alike labels, collapsed repeats, …: said before the long work
         print(f"warning: {w}", file=sys.stderr)
@@ -99,6 +111,8 @@ def run(args: argparse.Namespace) -> int:
             detectors=detectors,
             combiner=args.combiner,
             progress=bar,
+            engine=args.engine,
+            ray_address=args.ray_address,
         )
     finally:
         bar.close()

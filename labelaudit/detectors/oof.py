@@ -7,9 +7,8 @@ ones): in-sample predictions memorise the given labels and would hide the very e
 
 from __future__ import annotations
 
-import hashlib
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -17,6 +16,9 @@ from labelaudit.detectors.base import DetectionContext, DetectorResult
 from labelaudit.detectors.registry import register
 from labelaudit.errors import DataError, Problem
 from labelaudit.progress import ProgressFn, no_progress
+
+if TYPE_CHECKING:
+    from labelaudit.engine import Engine
 
 #: Inverse regularisation strength of the logistic regression on (L2-normalised) sentence embeddings.
 DEFAULT_C = 10.0
@@ -85,8 +87,13 @@ def out_of_fold_probs(
     C: float = DEFAULT_C,
     max_iter: int = DEFAULT_MAX_ITER,
     progress: ProgressFn = no_progress,
+    engine: Engine | None = None,
 ) -> tuple[np.ndarray, float]:
     """Stratified K-fold logistic-regression probabilities for every row, never in-sample.
+
+    The folds are independent: ``engine`` (default: this process, one after the other) runs them,
+    e.g. as Ray tasks (:mod:`labelaudit.engine`); the result does not depend on where they ran
+    beyond floating-point summation order.
 
     ``embeddings``: float (N, D); ``labels``: int (N,) in [0, K). Returns ``(probs, oof_accuracy)``
     with ``probs`` float64 (N, K), rows summing to 1, and ``oof_accuracy`` in [0, 1] (agreement of
@@ -95,8 +102,9 @@ def out_of_fold_probs(
 
     >>> probs, acc = out_of_fold_probs(X, y, n_splits=5, seed=0)  # doctest: +SKIP
     """
-    from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold
+
+    from labelaudit.engine import LOCAL
 
     labels = np.asarray(labels, dtype=np.int64)
     X = np.asarray(embeddings, dtype=np.float32)
@@ -111,21 +119,44 @@ def out_of_fold_probs(
     probs[single_rows] = prior
     rows = np.flatnonzero(~single_rows)
     folds = StratifiedKFold(n_splits=used, shuffle=True, random_state=seed)
-    for i, (train, test) in enumerate(folds.split(rows, labels[rows])):
-        progress("out-of-fold predictions", i, used)
-        train, test = rows[train], rows[test]
-        model = LogisticRegression(C=C, max_iter=max_iter, random_state=seed)
-        with warnings.catch_warnings():
-            warnings.simplefilter(
-                "ignore"
-            )  # ConvergenceWarning: a few more iterations change little
-            model.fit(X[train], labels[train])
+    plan = [(rows[train], rows[test]) for train, test in folds.split(rows, labels[rows])]
+    progress("out-of-fold predictions", 0, used)
+    eng = engine or LOCAL
+    if eng is LOCAL:  # one fold at a time, with progress after each
+        results = []
+        for i, fold in enumerate(plan):
+            results.append(fit_fold(fold, X=X, labels=labels, C=C, max_iter=max_iter, seed=seed))
+            progress("out-of-fold predictions", i + 1, used)
+    else:
+        shared = {"X": X, "labels": labels, "C": C, "max_iter": max_iter, "seed": seed}
+        results = eng.map(fit_fold, plan, shared=shared)
+    for (_, test), (classes, fold_probs) in zip(plan, results, strict=True):
         # Classes absent from this training fold get probability 0.
-        probs[np.ix_(test, model.classes_)] = model.predict_proba(X[test])
+        probs[np.ix_(test, classes)] = fold_probs
     progress("out-of-fold predictions", used, used)
     probs /= probs.sum(axis=1, keepdims=True)
     accuracy = float((probs.argmax(axis=1) == labels).mean())
     return probs, accuracy
+
+
+def fit_fold(
+    fold: tuple[np.ndarray, np.ndarray],
+    *,
+    X: np.ndarray,
+    labels: np.ndarray,
+    C: float,
+    max_iter: int,
+    seed: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One fold: fit on ``fold[0]``, predict ``fold[1]``; returns ``(classes_, probs)``."""
+    from sklearn.linear_model import LogisticRegression
+
+    train, test = fold
+    model = LogisticRegression(C=C, max_iter=max_iter, random_state=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ConvergenceWarning: a few more iterations change little
+        model.fit(X[train], labels[train])
+    return model.classes_, model.predict_proba(X[test])
 
 
 def cached_out_of_fold_probs(
@@ -140,6 +171,7 @@ def cached_out_of_fold_probs(
     C: float = DEFAULT_C,
     max_iter: int = DEFAULT_MAX_ITER,
     progress: ProgressFn = no_progress,
+    engine: Engine | None = None,
 ) -> tuple[np.ndarray, float]:
     """:func:`out_of_fold_probs`, stored in ``workspace`` under ``key`` (a content hash) and the params.
 
@@ -157,14 +189,16 @@ def cached_out_of_fold_probs(
             C=C,
             max_iter=max_iter,
             progress=progress,
+            engine=engine,
         )[0]
 
     if workspace is None:
         probs = compute()
     else:
-        digest = hashlib.sha256(
-            np.ascontiguousarray(embeddings, dtype=np.float32).tobytes()
-        ).hexdigest()[:16]
+        from labelaudit.dataset import sha256_of_array
+
+        # Fed in row blocks: the same digest as the whole array's bytes, without an (N, D) copy.
+        digest = sha256_of_array(np.asarray(embeddings, dtype=np.float32)).hexdigest()[:16]
         params = {
             "n_splits": n_splits,
             "seed": seed,

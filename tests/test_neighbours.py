@@ -1,0 +1,174 @@
+"""The shared neighbour graph: exact below the threshold, HNSW above it (recall against exact),
+exact similarities, stored memory-mapped, reused; placement and cluster votes through the graph."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from labelaudit import clustering, neighbours
+from labelaudit.dataset import sha256_of_array
+from labelaudit.detectors.base import DetectionContext
+from labelaudit.detectors.near_duplicates import NEAR_DUPLICATE_COSINE, duplicate_partners
+from labelaudit.neighbours import (
+    NeighbourGraph,
+    build_neighbour_graph,
+    cached_neighbour_graph,
+    choose_method,
+    exact_neighbours,
+    normalise_rows,
+)
+from labelaudit.projection import fit_sample, place_by_graph
+from labelaudit.workspace import Workspace
+
+
+def clustered(n: int, d: int = 64, blobs: int = 20, noise: float = 0.8, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((blobs, d)).astype(np.float32)
+    which = rng.integers(0, blobs, n)
+    x = centres[which] + noise * rng.standard_normal((n, d)).astype(np.float32)
+    return normalise_rows(x), which
+
+
+def test_auto_is_exact_up_to_the_threshold_then_hnsw():
+    assert choose_method(neighbours.EXACT_MAX_ROWS) == "exact"
+    assert choose_method(neighbours.EXACT_MAX_ROWS + 1) == "hnsw"
+    assert choose_method(10, "hnsw") == "hnsw"
+    with pytest.raises(ValueError, match="unknown neighbour search"):
+        choose_method(10, "annoy")
+
+
+def test_hnsw_recall_against_exact_and_exact_similarities():
+    x, _ = clustered(6000, d=384, blobs=50)
+    exact = build_neighbour_graph(x, k=10, method="exact")
+    approx = build_neighbour_graph(x, k=10, method="hnsw", seed=0)
+    assert approx.method == "hnsw" and approx.indices.shape == (6000, 10)
+    assert approx.recall(exact, 10) >= 0.95
+    # never the row itself, sorted by decreasing similarity, similarities are the true cosines
+    assert not (approx.indices == np.arange(6000)[:, None]).any()
+    assert (np.diff(approx.similarities, axis=1) <= 1e-6).all()
+    true = np.einsum("ij,ikj->ik", x, x[approx.indices])
+    np.testing.assert_allclose(approx.similarities, true, atol=1e-5)
+
+
+def test_recall_is_measured_not_assumed():
+    x, _ = clustered(500)
+    exact = build_neighbour_graph(x, k=5)
+    wrong = NeighbourGraph(np.roll(exact.indices, 1, axis=0), exact.similarities)
+    assert exact.recall(exact) == 1.0
+    assert wrong.recall(exact) < 0.5
+
+
+def test_exact_graph_matches_brute_force():
+    x, _ = clustered(700, d=16)
+    rows, sims = exact_neighbours(x, k=7)
+    s = x @ x.T
+    np.fill_diagonal(s, -np.inf)
+    np.testing.assert_allclose(sims, -np.sort(-s, axis=1)[:, :7], atol=1e-6)
+    np.testing.assert_allclose(np.take_along_axis(s, rows, axis=1), sims, atol=1e-6)
+
+
+def test_near_duplicates_reported_only_above_the_true_cosine_on_the_approximate_graph():
+    x, _ = clustered(3000, d=32, noise=0.3)
+    x[100] = x[200]  # an exact embedding duplicate
+    x[300] = normalise_rows(x[301:302] + 0.01)[0]
+    graph = build_neighbour_graph(x, k=10, method="hnsw")
+    ctx = DetectionContext(
+        labels=np.zeros(3000, dtype=np.int64), n_classes=2, embeddings=x, neighbour_graph=graph
+    )
+    partners = duplicate_partners(ctx)
+    assert 200 in partners[100].tolist() and 301 in partners[300].tolist()
+    for r, p in partners.items():
+        assert (x[p] @ x[r] >= NEAR_DUPLICATE_COSINE - 1e-6).all()
+
+
+def test_cached_graph_is_stored_memory_mapped_and_reused(tmp_path, monkeypatch):
+    ws = Workspace(tmp_path)
+    x, _ = clustered(400)
+    g = cached_neighbour_graph(x, workspace=ws, key="t", embeddings_key="e", k=6)
+    calls = []
+    monkeypatch.setattr(
+        neighbours, "build_neighbour_graph", lambda *a, **k: calls.append(1) or None
+    )
+    again = cached_neighbour_graph(x, workspace=ws, key="t", embeddings_key="e", k=6)
+    assert calls == []
+    assert isinstance(again.indices, np.memmap) and isinstance(again.similarities, np.memmap)
+    np.testing.assert_array_equal(again.indices, g.indices)
+
+
+def test_normalise_rows_does_not_copy_unit_memmaps(tmp_path):
+    x, _ = clustered(300)
+    p = tmp_path / "e.npy"
+    np.save(p, x)
+    m = np.load(p, mmap_mode="r")
+    assert np.shares_memory(normalise_rows(m), m)  # a view of the map, not a copy
+    raw = np.ones((3, 4), dtype=np.float32)
+    out = normalise_rows(raw)
+    assert out is not raw and np.allclose(np.linalg.norm(out, axis=1), 1)
+    zeros = normalise_rows(np.zeros((2, 3)))
+    assert not zeros.any()
+
+
+def test_array_hash_in_blocks_equals_the_whole_bytes():
+    a = np.random.default_rng(0).standard_normal((150_000, 3)).astype(np.float32)
+    assert sha256_of_array(a).hexdigest() == hashlib.sha256(a.tobytes()).hexdigest()
+    strided = a[:, :2]
+    assert sha256_of_array(strided).hexdigest() == hashlib.sha256(strided.tobytes()).hexdigest()
+
+
+def test_umap_knn_puts_each_row_first_at_distance_zero():
+    x, _ = clustered(200)
+    g = build_neighbour_graph(x, k=14)
+    idx, dist, index = g.umap_knn(15)
+    assert idx.shape == (200, 15) and index is None
+    assert (idx[:, 0] == np.arange(200)).all() and (dist[:, 0] == 0).all()
+    np.testing.assert_allclose(dist[:, 1:], 1 - g.similarities, atol=1e-6)
+    with pytest.raises(ValueError, match="holds 14"):
+        g.umap_knn(20)
+
+
+def test_place_by_graph_puts_rows_among_their_neighbours():
+    x, which = clustered(3000, d=16, blobs=5, noise=0.3)
+    g = build_neighbour_graph(x, k=10)
+    sample = fit_sample(3000, 300, seed=0)
+    coords = np.eye(5, dtype=np.float32)[which[sample]]  # one-hot of the blob as a "map"
+    placed = place_by_graph(coords, sample, g)
+    np.testing.assert_array_equal(placed[sample], coords)
+    assert (placed.argmax(axis=1) == which).mean() > 0.99
+
+
+def test_clustering_past_the_fit_sample_assigns_every_row_by_its_neighbours():
+    x, which = clustered(4000, d=8, blobs=4, noise=0.15, seed=3)
+    g = build_neighbour_graph(x, k=10)
+    out = clustering.cluster_points(x, graph=g, fit_max_rows=1000, seed=0)
+    assert out.shape == (4000,)
+    # every blob is (mostly) one cluster
+    agree = pd.crosstab(which, out).max(axis=1).sum() / 4000
+    assert agree > 0.9
+    full = clustering.cluster_points(x, seed=0)
+    assert pd.crosstab(which, full).max(axis=1).sum() / 4000 > 0.9
+
+
+def test_vote_by_graph_majority_and_unreachable_rows_are_noise():
+    g = NeighbourGraph(
+        np.array([[1, 2], [0, 2], [0, 1], [4, 4], [3, 3]]),
+        np.array([[0.9, 0.8], [0.9, 0.5], [0.8, 0.5], [0.9, 0.9], [0.9, 0.9]], dtype=np.float32),
+    )
+    out = clustering.vote_by_graph(np.array([7, 7]), np.array([0, 1]), g)
+    assert out.tolist() == [7, 7, 7, -1, -1]
+
+
+def test_ctfidf_groups_rows_in_one_pass_like_per_cluster_joins():
+    texts = ["card lost", "lost my card", "refund please", "want a refund", "noise here"]
+    cl = np.array([0, 0, 1, 1, -1])
+    kw = clustering.ctfidf_keywords(texts, cl, n_keywords=2)
+    assert "card" in kw[0] and "refund" in kw[1]
+    summary = clustering.summarise_clusters(
+        cl, texts=texts, labels=list("aabbc"), ids=list("vwxyz"), vectors=np.eye(5)
+    )
+    assert summary["cluster"].tolist() == [0, 1, -1]
+    assert summary["size"].tolist() == [2, 2, 1]
+    assert summary["representative_ids"].tolist() == [["v", "w"], ["x", "y"], ["z"]]
