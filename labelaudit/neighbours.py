@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 #: Rows per block of the brute-force similarity product (block x N float32 in memory).
 BLOCK_ROWS = 1024
 #: Largest N searched exactly by default; above it the HNSW index is used (bench/bench_scale.py).
-EXACT_MAX_ROWS = 20_000
+EXACT_MAX_ROWS = 10_000
 #: Neighbours the scan's shared graph holds: UMAP's 15 (itself included) and the detectors' 10.
 SCAN_K = 15
 #: HNSW parameters: links per node, build-time and query-time candidate list sizes. Measured in

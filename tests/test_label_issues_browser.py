@@ -21,7 +21,7 @@ def test_click_on_confusion_cell_lists_its_rows(streamlit_server, page, tmp_path
     ws = Workspace(tmp_path / "ws")
     h = ws.save_dataset(ds)
     orig = scan_mod._map_and_space
-    scan_mod._map_and_space = lambda ds, emb, params, ws, progress: (
+    scan_mod._map_and_space = lambda ds, emb, params, ws, progress, *_: (
         emb[:, :2].copy(),
         emb[:, :5].copy(),
     )

@@ -53,7 +53,7 @@ def scanned(tmp_path_factory):
     ds, flips = planted_dataset()
     ws = Workspace(tmp_path_factory.mktemp("issues_ws"))
     orig = scan_mod._map_and_space
-    scan_mod._map_and_space = lambda ds, emb, params, ws, progress: (
+    scan_mod._map_and_space = lambda ds, emb, params, ws, progress, *_: (
         emb[:, :2].copy(),
         emb[:, :5].copy(),
     )

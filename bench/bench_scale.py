@@ -1,0 +1,472 @@
+"""Scale benchmark (issue 14): the scan's steps on up to 1M synthetic 384-d rows, time and peak memory
+per step, each next to the bare library call that does the same work (the peer) in the same process.
+
+    .venv/bin/python -m bench.bench_scale --rows 1000000            # every part at 1M rows
+    .venv/bin/python -m bench.bench_scale --rows 100000 --parts exact_vs_hnsw
+    .venv/bin/python -m bench.bench_scale --rows 20000 --parts ray  # Ray engine vs local engine
+
+Data: a mixture of 50 Gaussian classes in 384 dimensions (unit rows, written as a float32 ``.npy``
+and opened memory-mapped, as the scan opens its stored embeddings), with 5 % of the labels moved to
+the nearest other class (planted flips). Out-of-sample probabilities come with the data (a noisy
+softmax over the distances to the class centres), so the detectors that need them run without the
+out-of-fold fits; those are measured on their own (part ``oof``).
+
+Parts (each in a fresh subprocess, so the peak resident memory (RSS, sampled every 0.05 s; VmHWM at the
+end) belongs to that part alone):
+
+- ``graph``: :func:`labelaudit.neighbours.build_neighbour_graph` (HNSW above 10k rows) against a bare
+  ``hnswlib`` index build + ``knn_query`` with the same parameters; recall@10 against the exact
+  neighbours of 1,000 random rows.
+- ``detect``: :func:`labelaudit.detect.detect_label_issues` on the stored graph with the detectors
+  knn, near_duplicates, confident_learning and self_confidence; peer: cleanlab's bare
+  ``find_label_issues`` on the same probabilities. Average precision of the planted flips.
+- ``cluster``: HDBSCAN on a 200k sample of a 10-d view + graph votes for the rest
+  (:func:`labelaudit.clustering.cluster_points`), and the placement of the rest of a 100k-sample map
+  (:func:`labelaudit.projection.place_by_graph`); peer: the bare HDBSCAN fit on the sample.
+- ``exact_vs_hnsw``: the kNN detector on the exact graph against the HNSW graph (time, AP).
+- ``oof``: out-of-fold logistic regression (5 folds) against one bare sklearn fit of the same size.
+- ``ray``: the same scan on the local engine and on the Ray engine (a local 2-worker-node cluster).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+D, CLASSES, FLIP_SHARE = 384, 50, 0.05
+
+
+# --------------------------------------------------------------------------- measurement helpers
+def rss_mib() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+class Peak:
+    """Peak RSS (MiB) while the ``with`` block runs, sampled every 0.05 s."""
+
+    def __enter__(self) -> Peak:
+        self.peak = rss_mib()
+        self._stop = False
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+        self.t0 = time.perf_counter()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop:
+            self.peak = max(self.peak, rss_mib())
+            time.sleep(0.05)
+
+    def __exit__(self, *exc) -> None:
+        self.seconds = time.perf_counter() - self.t0
+        self._stop = True
+        self._t.join()
+        self.peak = max(self.peak, rss_mib())
+
+
+def step(out: dict, name: str, fn):
+    with Peak() as p:
+        value = fn()
+    out[name] = {"seconds": round(p.seconds, 2), "peak_rss_mib": round(p.peak)}
+    print(f"  {name}: {p.seconds:.1f} s, peak RSS {p.peak:.0f} MiB", file=sys.stderr, flush=True)
+    return value
+
+
+# --------------------------------------------------------------------------- data
+def make_data(folder: Path, n: int, seed: int = 0) -> dict:
+    """Unit float32 embeddings (memmapped .npy), true and noisy labels, probabilities, flipped rows."""
+    folder.mkdir(parents=True, exist_ok=True)
+    emb_path = folder / f"emb_{n}.npy"
+    meta = folder / f"labels_{n}.npz"
+    if emb_path.exists() and meta.exists():
+        return {"emb": emb_path, "meta": meta}
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((CLASSES, D)).astype(np.float32)
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    y = rng.integers(0, CLASSES, n)
+    emb = np.lib.format.open_memmap(emb_path, mode="w+", dtype=np.float32, shape=(n, D))
+    probs = np.empty((n, CLASSES), dtype=np.float32)
+    block = 65_536
+    for s in range(0, n, block):
+        e = min(n, s + block)
+        x = centres[y[s:e]] + 0.07 * rng.standard_normal((e - s, D)).astype(np.float32)
+        x /= np.linalg.norm(x, axis=1, keepdims=True)
+        emb[s:e] = x
+        logits = 8.0 * (x @ centres.T) + rng.gumbel(size=(e - s, CLASSES)).astype(np.float32)
+        p = np.exp(logits - logits.max(axis=1, keepdims=True))
+        probs[s:e] = p / p.sum(axis=1, keepdims=True)
+    emb.flush()
+    del emb
+    # flips to the nearest other class centre (semantically close, as in the planted-flip benchmark)
+    sim = centres @ centres.T
+    np.fill_diagonal(sim, -np.inf)
+    nearest = sim.argmax(axis=1)
+    flipped = np.sort(rng.choice(n, int(FLIP_SHARE * n), replace=False))
+    noisy = y.copy()
+    noisy[flipped] = nearest[y[flipped]]
+    np.savez(meta, y=y, noisy=noisy, flipped=flipped, probs=probs)
+    return {"emb": emb_path, "meta": meta}
+
+
+def load(folder: Path, n: int):
+    paths = make_data(folder, n)
+    emb = np.load(paths["emb"], mmap_mode="r")
+    m = np.load(paths["meta"])
+    return emb, m["noisy"], m["flipped"], m["probs"].astype(np.float64)
+
+
+def average_precision(score: np.ndarray, flipped: np.ndarray) -> float:
+    from sklearn.metrics import average_precision_score
+
+    truth = np.zeros(len(score), dtype=bool)
+    truth[flipped] = True
+    return float(average_precision_score(truth, score))
+
+
+# --------------------------------------------------------------------------- parts (child side)
+def part_graph(folder: Path, n: int) -> dict:
+    import hnswlib
+
+    from labelaudit import neighbours as nb
+
+    emb, *_ = load(folder, n)
+    out: dict = {"rows": n}
+    g = step(out, "labelaudit_graph", lambda: nb.build_neighbour_graph(emb, k=nb.SCAN_K))
+    out["method"] = g.method
+
+    def bare():
+        x = np.asarray(emb)
+        index = hnswlib.Index(space="ip", dim=D)
+        index.init_index(
+            max_elements=n, ef_construction=nb.HNSW_EF_CONSTRUCTION, M=nb.HNSW_M, random_seed=0
+        )
+        index.add_items(x, np.arange(n))
+        index.set_ef(nb.HNSW_EF_SEARCH)
+        return index.knn_query(x, k=nb.SCAN_K + 1)
+
+    step(out, "bare_hnswlib_build_query", bare)
+    out["ratio_labelaudit_over_bare"] = round(
+        out["labelaudit_graph"]["seconds"] / out["bare_hnswlib_build_query"]["seconds"], 3
+    )
+    rng = np.random.default_rng(1)
+    q = np.sort(rng.choice(n, min(1000, n), replace=False))
+    x = np.asarray(emb)
+    hits = 0
+    for s in range(0, len(q), 100):
+        rows = q[s : s + 100]
+        sims = x[rows] @ x.T
+        sims[np.arange(len(rows)), rows] = -np.inf
+        exact = np.argpartition(-sims, 10, axis=1)[:, :10]
+        hits += sum(len(set(a) & set(b)) for a, b in zip(exact, g.indices[rows, :10], strict=True))
+    out["recall_at_10"] = round(hits / (len(q) * 10), 4)
+    np.save(folder / f"graph_idx_{n}.npy", g.indices)
+    np.save(folder / f"graph_sim_{n}.npy", g.similarities)
+    return out
+
+
+def stored_graph(folder: Path, n: int):
+    from labelaudit.neighbours import NeighbourGraph
+
+    return NeighbourGraph(
+        np.load(folder / f"graph_idx_{n}.npy", mmap_mode="r"),
+        np.load(folder / f"graph_sim_{n}.npy", mmap_mode="r"),
+        "hnsw",
+    )
+
+
+def dataset(noisy: np.ndarray, probs: np.ndarray):
+    import pandas as pd
+
+    from labelaudit.dataset import Dataset
+
+    n = len(noisy)
+    classes = [f"c{i:02d}" for i in range(CLASSES)]
+    frame = pd.DataFrame(
+        {
+            "id": np.arange(n).astype(str),
+            "text": [f"row {i}" for i in range(n)],
+            "label": np.asarray(classes, dtype=object)[noisy],
+            "split": "",
+        }
+    )
+    return Dataset(frame=frame, classes=classes, pred_probs=probs)
+
+
+def part_detect(folder: Path, n: int) -> dict:
+    from cleanlab.filter import find_label_issues
+
+    from labelaudit.detect import detect_label_issues
+
+    emb, noisy, flipped, probs = load(folder, n)
+    graph = stored_graph(folder, n)
+    out: dict = {"rows": n}
+    ds = step(out, "dataset", lambda: dataset(noisy, probs))
+    det = step(
+        out,
+        "labelaudit_detect",
+        lambda: detect_label_issues(
+            ds,
+            emb,
+            detectors=["knn", "near_duplicates", "confident_learning", "self_confidence"],
+            neighbour_graph=graph,
+        ),
+    )
+    step(out, "bare_cleanlab_find_label_issues", lambda: find_label_issues(noisy, probs, n_jobs=1))
+    out["ratio_labelaudit_detect_over_bare_cleanlab"] = round(
+        out["labelaudit_detect"]["seconds"] / out["bare_cleanlab_find_label_issues"]["seconds"], 3
+    )
+    out["ap_planted_flips"] = {
+        "ensemble": round(average_precision(det.table["label_issue_score"].to_numpy(), flipped), 4)
+    }
+    for c in det.table.columns:
+        if c.startswith("score_"):
+            out["ap_planted_flips"][c[6:]] = round(
+                average_precision(det.table[c].to_numpy(), flipped), 4
+            )
+    return out
+
+
+def part_cluster(folder: Path, n: int) -> dict:
+    import hdbscan
+
+    from labelaudit import clustering, projection
+
+    emb, *_ = load(folder, n)
+    graph = stored_graph(folder, n)
+    out: dict = {"rows": n}
+    # a 10-d view: random projection of the embeddings (UMAP's cost is measured in bench_scan)
+    rng = np.random.default_rng(0)
+    proj = rng.standard_normal((D, 10)).astype(np.float32)
+    space = step(
+        out,
+        "space_10d",
+        lambda: np.concatenate([np.asarray(emb[s : s + 65536]) @ proj for s in range(0, n, 65536)]),
+    )
+    labels = step(
+        out,
+        "labelaudit_cluster_points",
+        lambda: clustering.cluster_points(space, graph=graph, seed=0),
+    )
+    sample = projection.fit_sample(n, clustering.FIT_MAX_ROWS, seed=0)
+    mcs = clustering.default_min_cluster_size(len(sample))
+    step(
+        out,
+        "bare_hdbscan_on_the_sample",
+        lambda: hdbscan.HDBSCAN(min_cluster_size=mcs, min_samples=min(5, mcs)).fit_predict(
+            np.asarray(space[sample], dtype=np.float64)
+        ),
+    )
+    out["clusters"] = int(labels.max() + 1)
+    out["noise_share"] = round(float((labels < 0).mean()), 4)
+    msample = projection.fit_sample(n, projection.FIT_MAX_ROWS, seed=0)
+    xy = space[msample, :2]
+    step(out, "place_by_graph_2d", lambda: projection.place_by_graph(xy, msample, graph))
+    return out
+
+
+def part_exact_vs_hnsw(folder: Path, n: int) -> dict:
+    from labelaudit.detectors.base import DetectionContext
+    from labelaudit.detectors.knn import knn_disagreement
+    from labelaudit.neighbours import build_neighbour_graph
+
+    emb, noisy, flipped, _ = load(folder, n)
+    out: dict = {"rows": n}
+    x = np.asarray(emb)
+    res = {}
+    for method in ("exact", "hnsw"):
+
+        def run(method=method):
+            g = build_neighbour_graph(x, k=10, method=method)
+            ctx = DetectionContext(labels=noisy, n_classes=CLASSES, embeddings=x, neighbour_graph=g)
+            return g, knn_disagreement(ctx)
+
+        res[method] = step(out, f"knn_detector_{method}", run)
+    out["speedup_hnsw_over_exact"] = round(
+        out["knn_detector_exact"]["seconds"] / out["knn_detector_hnsw"]["seconds"], 2
+    )
+    out["recall_at_10"] = round(res["hnsw"][0].recall(res["exact"][0], 10), 4)
+    ap = {m: average_precision(r[1].score, flipped) for m, r in res.items()}
+    out["knn_ap"] = {m: round(v, 4) for m, v in ap.items()}
+    out["knn_ap_difference"] = round(ap["hnsw"] - ap["exact"], 4)
+    return out
+
+
+def part_oof(folder: Path, n: int) -> dict:
+    import warnings
+
+    from sklearn.linear_model import LogisticRegression
+
+    from labelaudit.detectors.oof import out_of_fold_probs
+
+    emb, noisy, flipped, _ = load(folder, n)
+    out: dict = {"rows": n}
+    probs, acc = step(
+        out, "labelaudit_oof_5_folds", lambda: out_of_fold_probs(emb, noisy, n_classes=CLASSES)
+    )
+    train = np.arange(n)[: int(0.8 * n)]
+
+    def bare():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return LogisticRegression(C=10.0, max_iter=300).fit(
+                np.asarray(emb)[train], noisy[train]
+            )
+
+    step(out, "bare_sklearn_one_fit_80pct", bare)
+    out["ratio_oof_over_one_bare_fit"] = round(
+        out["labelaudit_oof_5_folds"]["seconds"] / out["bare_sklearn_one_fit_80pct"]["seconds"], 2
+    )
+    out["oof_accuracy"] = round(acc, 4)
+    out["self_confidence_ap"] = round(average_precision(1 - probs[np.arange(n), noisy], flipped), 4)
+    return out
+
+
+def part_ray(folder: Path, n: int) -> dict:
+    import pandas as pd
+    import ray
+    from ray.cluster_utils import Cluster
+
+    from labelaudit.engine import get_engine
+    from labelaudit.io import load_dataset
+    from labelaudit.scan import scan
+
+    emb, noisy, *_ = load(folder, n)
+    frame = pd.DataFrame(
+        {"text": [f"row {i}" for i in range(n)], "label": [f"c{c:02d}" for c in noisy]}
+    )
+    ds = load_dataset(frame, embeddings=np.asarray(emb))
+    out: dict = {"rows": n}
+    tmp = Path(tempfile.mkdtemp(prefix="bench_ray_"))
+    detectors = ["knn", "near_duplicates", "confident_learning", "self_confidence"]
+    local = step(
+        out, "local_engine_scan", lambda: scan(ds, workspace=tmp / "l", detectors=detectors)
+    )
+    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
+    try:
+        for _ in range(2):
+            c.add_node(num_cpus=1)
+        c.wait_for_nodes()
+        eng = get_engine("ray", address=c.address)
+        remote = step(
+            out,
+            "ray_engine_scan_2_workers",
+            lambda: scan(ds, workspace=tmp / "r", detectors=detectors, engine=eng),
+        )
+        eng.close()
+    finally:
+        ray.shutdown()
+        c.shutdown()
+    out["ratio_ray_over_local"] = round(
+        out["ray_engine_scan_2_workers"]["seconds"] / out["local_engine_scan"]["seconds"], 3
+    )
+    out["same_flags"] = bool(
+        (
+            local.table["is_label_issue"].to_numpy() == remote.table["is_label_issue"].to_numpy()
+        ).all()
+    )
+    out["max_score_difference"] = float(
+        np.abs(local.table["label_issue_score"] - remote.table["label_issue_score"]).max()
+    )
+    return out
+
+
+PARTS = {
+    "graph": part_graph,
+    "detect": part_detect,
+    "cluster": part_cluster,
+    "exact_vs_hnsw": part_exact_vs_hnsw,
+    "oof": part_oof,
+    "ray": part_ray,
+}
+
+
+# --------------------------------------------------------------------------- driver
+def machine() -> str:
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{os.cpu_count()}-core {platform.machine()}, {mem:.0f} GiB, no GPU, Python {platform.python_version()}"
+
+
+def vm_hwm_mib() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def child(part: str, folder: Path, n: int) -> None:
+    out = PARTS[part](folder, n)
+    out["process_peak_rss_mib"] = round(vm_hwm_mib())
+    print(json.dumps(out))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--parts", default="graph,detect,cluster")
+    ap.add_argument("--data", default=str(Path(tempfile.gettempdir()) / "labelaudit_bench_scale"))
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    ap.add_argument("--json", default=str(RESULTS / "scale.json"))
+    args = ap.parse_args(argv)
+    folder = Path(args.data)
+    if args.child:
+        child(args.child, folder, args.rows)
+        return 0
+    raw = json.loads(Path(args.json).read_text()) if Path(args.json).exists() else {}
+    make_data(folder, args.rows)
+    for part in [p.strip() for p in args.parts.split(",") if p.strip()]:
+        print(f"{part} at {args.rows:,} rows", file=sys.stderr, flush=True)
+        started = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "bench.bench_scale",
+                "--child",
+                part,
+                "--rows",
+                str(args.rows),
+                "--data",
+                str(folder),
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        )
+        sys.stderr.write(proc.stderr[-3000:])
+        if proc.returncode != 0:
+            print(f"part {part} failed", file=sys.stderr)
+            continue
+        res = json.loads(proc.stdout.strip().splitlines()[-1])
+        res["started"] = started
+        res["load_average_after"] = os.getloadavg()
+        res["machine"] = machine()
+        res["command"] = f".venv/bin/python -m bench.bench_scale --rows {args.rows} --parts {part}"
+        raw[f"{part}@{args.rows}"] = res
+        Path(args.json).write_text(json.dumps(raw, indent=1) + "\n")  # written as soon as measured
+        print(json.dumps(res), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
