@@ -140,7 +140,9 @@ def get_embeddings(
     ws = as_workspace(workspace)
 
     def compute() -> np.ndarray:
-        return embed_texts(ds.texts, model=model, progress=progress, engine=engine)
+        if engine is not None and engine.name != "local":
+            return embed_texts(ds.texts, model=model, progress=progress, engine=engine)
+        return embed_texts(ds.texts, model=model, progress=progress)
 
     if ws is None:
         return compute()
