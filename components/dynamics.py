@@ -3,14 +3,14 @@
 A page view only *loads* stored artifacts (embeddings, the recorded training run, the influence
 model's weights, self-influence); training runs only when the user presses the button, with
 progress. Everything is keyed by workspace root and dataset content hash (and query / method), never
-by session state. Pure helpers (``dynamics_table``, ``search_rows``, ``build_*_figure``) take plain
-frames and arrays so they are testable without a running app.
+by session state. The tables themselves (``dynamics_table``, ``dynamics_view``,
+``self_influence_ranking``, ``search_rows``, ``prepare``) are plain functions in
+:mod:`labelaudit.training_view`; this module caches them and draws (``build_*_figure``).
 """
 
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -19,27 +19,23 @@ import streamlit as st
 from components import state
 from components.data import load_workspace_dataset
 from components.progress import StatusProgress
-from labelaudit.dataset import ID, LABEL, TEXT, Dataset
+from labelaudit import training_view
+from labelaudit.dataset import Dataset
 from labelaudit.dynamics import (
     DEFAULT_EPOCHS,
-    cached_aum,
-    cached_dynamics,
-    data_map,
-    dynamics_stored,
-    forgetting_events,
-    given_label_probs,
-    training_population,
 )
 from labelaudit.errors import DataError, UsageError
 from labelaudit.influence import (
-    cached_model,
-    cached_self_influence,
     external_influence_table,
-    influence_stored,
     influence_table,
 )
 from labelaudit.plots import hover_text
-from labelaudit.progress import ProgressFn, no_progress
+from labelaudit.training_view import (  # the view-model lives in the core
+    DynamicsView,
+    is_prepared,
+    prepare,
+    stored_embeddings,
+)
 from labelaudit.workspace import Workspace
 
 #: Colours of the data-map regions (colour-blind-safe Okabe-Ito hues).
@@ -55,62 +51,6 @@ class _NotPrepared(Exception):
 
 
 # --------------------------------------------------------------------------- embeddings and preparation
-def stored_embeddings(ds: Dataset, ws: Workspace) -> np.ndarray | None:
-    """The dataset's embeddings if given or already stored in the workspace by the scan, else None."""
-    from labelaudit.scan import embeddings_key, get_embeddings
-
-    if ds.embeddings is not None or ws.has(
-        ds.text_hash, "embeddings", {"model": embeddings_key(ds)}
-    ):
-        return get_embeddings(ds, workspace=ws)
-    return None
-
-
-def prepare(
-    ds: Dataset, ws: Workspace, *, influence: bool, progress: ProgressFn = no_progress
-) -> None:
-    """Compute and store what the pages read: embeddings, the training run, AUM and (when
-    ``influence``) the influence model and self-influence of the training rows."""
-    from labelaudit.scan import get_embeddings
-
-    emb = get_embeddings(ds, workspace=ws, progress=progress)
-    train = training_population(ds)
-    x, y = emb[train], ds.labels[train]
-    if ds.dynamics is None:
-        cached_dynamics(x, y, n_classes=ds.k, workspace=ws, progress=progress)
-    cached_aum(x, y, n_classes=ds.k, workspace=ws, progress=progress)
-    if influence:
-        progress("fitting the influence model", 0, 1)
-        cached_model(x, y, n_classes=ds.k, workspace=ws)
-        progress("fitting the influence model", 1, 1)
-        cached_self_influence(x, y, n_classes=ds.k, workspace=ws, progress=progress)
-
-
-def is_prepared(ds: Dataset, ws: Workspace, *, influence: bool) -> bool:
-    """Whether :func:`prepare` has stored everything (cheap: file checks after loading embeddings)."""
-    emb = stored_embeddings(ds, ws)
-    if emb is None:
-        return False
-    train = training_population(ds)
-    x, y = emb[train], ds.labels[train]
-    if ds.dynamics is None:
-        ok = dynamics_stored(x, y, n_classes=ds.k, workspace=ws)
-    else:
-        ok = _aum_only_stored(x, y, ds.k, ws)  # imported logits: only AUM is trained here
-    return bool(ok and (not influence or influence_stored(x, y, n_classes=ds.k, workspace=ws)))
-
-
-def _aum_only_stored(x: np.ndarray, y: np.ndarray, k: int, ws: Workspace) -> bool:
-    from labelaudit.dynamics import _aum_params, array_key
-
-    return ws.has(
-        array_key(np.asarray(x, np.float32), np.asarray(y, np.int64)),
-        "aum",
-        _aum_params(k, 0, DEFAULT_EPOCHS),
-        "json",
-    )
-
-
 def require_prepared(ds: Dataset, workspace_root: str, *, influence: bool) -> None:
     """Page guard: continue when the artifacts are stored. The scan's detectors store exactly what
     these pages read (the same training run, AUM, influence head and self-influence), so while
@@ -159,89 +99,18 @@ def require_prepared(ds: Dataset, workspace_root: str, *, influence: bool) -> No
 
 
 # --------------------------------------------------------------------------- training dynamics
-@dataclass
-class DynamicsView:
-    """``table``: one row per training row (id, text, given_label, confidence, variability, correctness,
-    region, forgetting, never_learned, aum, aum_flag); ``trajectories``: (E, n_train) probability of
-    the given label per epoch; ``source``: where the logits came from."""
-
-    table: pd.DataFrame
-    trajectories: np.ndarray
-    source: str
-
-
-def dynamics_table(
-    ds: Dataset,
-    logits: np.ndarray,
-    aum: np.ndarray | None = None,
-    aum_flag: np.ndarray | None = None,
-    rows: np.ndarray | None = None,
-) -> pd.DataFrame:
-    """The per-row table of the data map for ``rows`` of ``ds`` (default all) from (E, n, K) ``logits``."""
-    rows = np.arange(ds.n) if rows is None else rows
-    labels = ds.labels[rows]
-    dm = data_map(logits, labels)
-    events, never = forgetting_events(logits, labels)
-    t = pd.DataFrame(
-        {
-            "id": ds.frame[ID].to_numpy()[rows],
-            "text": ds.frame[TEXT].to_numpy()[rows],
-            "given_label": ds.frame[LABEL].to_numpy()[rows],
-        }
-    )
-    for c in ("confidence", "variability", "correctness", "region"):
-        t[c] = dm[c].to_numpy()
-    t["forgetting"] = events
-    t["never_learned"] = never
-    t["predicted"] = np.asarray(ds.classes, dtype=object)[dm["mean_pred"].to_numpy()]
-    if aum is not None:
-        t["aum"] = aum
-        t["aum_flag"] = aum_flag
-    return t
-
-
 @st.cache_resource(show_spinner=False, max_entries=4)
 def load_dynamics(workspace_root: str, dataset_hash: str) -> DynamicsView:
     """The data map of the training rows from stored artifacts (raises _NotPrepared, not cached, if missing)."""
     ds = load_workspace_dataset(workspace_root, dataset_hash)
-    ws = Workspace(workspace_root)
-    if not is_prepared(ds, ws, influence=False):
+    view = training_view.dynamics_view(ds, Workspace(workspace_root))
+    if view is None:
         raise _NotPrepared
-    emb = stored_embeddings(ds, ws)
-    if emb is None:
-        raise _NotPrepared
-    train = training_population(ds)
-    rows = np.flatnonzero(train)
-    x, y = emb[train], ds.labels[train]
-    if ds.dynamics is not None:
-        logits, source = (
-            np.asarray(ds.dynamics)[:, train],
-            f"imported ({ds.dynamics.shape[0]} epochs)",
-        )
-    else:
-        logits = cached_dynamics(x, y, n_classes=ds.k, workspace=ws).logits
-        source = f"softmax head trained on the embeddings ({logits.shape[0]} epochs, seeded mini-batch SGD)"
-    aum = cached_aum(x, y, n_classes=ds.k, workspace=ws)
-    table = dynamics_table(ds, logits, aum.aum, aum.is_mislabeled, rows)
-    return DynamicsView(table, given_label_probs(logits, y), source)
+    return view
 
 
 def dynamics_view(ds: Dataset, workspace_root: str) -> DynamicsView:
     return load_dynamics(workspace_root, ds.content_hash)
-
-
-def colour_options(table: pd.DataFrame, scan_table: pd.DataFrame | None) -> list[str]:
-    """What the data map can be coloured by: region, the dynamics columns, then the scan's detector scores."""
-    opts = ["region", "correctness", "forgetting", "aum"]
-    if scan_table is not None:
-        opts += [
-            c for c in scan_table.columns if c.startswith("score_") or c == "label_issue_score"
-        ]
-    return [
-        o
-        for o in opts
-        if o in table.columns or (scan_table is not None and o in scan_table.columns)
-    ]
 
 
 def build_data_map_figure(table: pd.DataFrame, colour: pd.Series, colour_name: str):
@@ -337,40 +206,13 @@ def query_influence(
 
 @st.cache_data(show_spinner=False, max_entries=4)
 def self_influence_ranking(workspace_root: str, dataset_hash: str) -> pd.DataFrame:
-    """Training rows by self-influence, highest first: id, text, given_label, predicted, self_influence, exact."""
+    """Training rows by self-influence, highest first (see labelaudit.training_view)."""
     ds = load_workspace_dataset(workspace_root, dataset_hash)
-    ws = Workspace(workspace_root)
-    emb = stored_embeddings(ds, ws)
-    if emb is None:
+    out = training_view.self_influence_ranking(ds, Workspace(workspace_root))
+    if out is None:
         raise _NotPrepared
-    train = training_population(ds)
-    x, y = emb[train], ds.labels[train]
-    values, exact = cached_self_influence(x, y, n_classes=ds.k, workspace=ws)
-    model = cached_model(x, y, n_classes=ds.k, workspace=ws)
-    frame = ds.frame.loc[train]
-    out = pd.DataFrame(
-        {
-            "id": frame[ID].to_numpy(),
-            "text": frame[TEXT].to_numpy(),
-            "given_label": frame[LABEL].to_numpy(),
-            "predicted": np.asarray(ds.classes, dtype=object)[model.probs.argmax(axis=1)],
-            "self_influence": values,
-            "exact": exact,
-        }
-    )
-    return out.sort_values("self_influence", ascending=False, kind="stable").reset_index(drop=True)
+    return out
 
 
 def external_influence(ds: Dataset, query_id: str) -> pd.DataFrame | None:
     return external_influence_table(ds, query_id)
-
-
-def search_rows(frame: pd.DataFrame, query: str, *, limit: int = 200) -> pd.DataFrame:
-    """Rows whose id equals ``query`` or whose text contains it (case-insensitive, plain substring)."""
-    q = query.strip()
-    if not q:
-        return frame.head(0)
-    exact = frame[ID].astype(str) == q
-    contains = frame[TEXT].str.contains(q, case=False, regex=False, na=False)
-    hits = frame[exact | contains]
-    return pd.concat([hits[exact[hits.index]], hits[~exact[hits.index]]]).head(limit)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from components.dynamics import prepare
+from labelaudit.training_view import prepare
 from tests.conftest import wait_for_app
 from tests.test_dynamics_pages import make_dataset
 

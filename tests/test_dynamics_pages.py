@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from components.dynamics import search_rows
 from labelaudit.dataset import Dataset
+from labelaudit.training_view import search_rows
 from labelaudit.workspace import Workspace
 
 ROOT = Path(__file__).resolve().parents[1]

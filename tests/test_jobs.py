@@ -159,10 +159,10 @@ def test_a_background_process_scans_once_and_a_killed_one_is_restarted(tmp_path,
 def test_the_scan_stores_what_the_dynamics_and_influence_pages_read(tmp_path):
     # Training dynamics "Prepare" took 250 s and Influence 89 s, training again what the scan's
     # detectors had trained: both now read the detectors' runs (same rows, same workspace keys).
-    from components.dynamics import is_prepared
     from labelaudit.detect import detect_label_issues
     from labelaudit.io import load_dataset
     from labelaudit.scan import get_embeddings
+    from labelaudit.training_view import is_prepared
 
     rng = np.random.default_rng(1)
     n = 90

@@ -8,13 +8,13 @@ from components.data import require_dataset
 from components.dynamics import (
     build_data_map_figure,
     build_trajectory_figure,
-    colour_options,
     dynamics_view,
     require_prepared,
 )
 from components.review import send_to_review
 from components.scan import cached_scan, selection_ids
 from labelaudit.dynamics import AMBIGUOUS_FRACTION, HARD_CONFIDENCE, REGIONS
+from labelaudit.training_view import colour_options
 
 st.title("Training dynamics")
 ds = require_dataset()

@@ -9,13 +9,13 @@ from components.dynamics import (
     external_influence,
     query_influence,
     require_prepared,
-    search_rows,
     self_influence_ranking,
 )
 from components.text import md_escape
 from labelaudit.csvfile import to_csv_bytes
 from labelaudit.dataset import ID, LABEL, SPLIT, TEXT
 from labelaudit.errors import DataError, UsageError
+from labelaudit.training_view import search_rows
 
 TOP_N = 20
 
