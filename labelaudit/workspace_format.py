@@ -56,11 +56,20 @@ def ensure_format(ws: Workspace) -> list[str]:
             f"the workspace {root} was written by a newer labelaudit (format {fmt}); this one "
             f"reads format {WORKSPACE_FORMAT}. Upgrade labelaudit or use another --workspace"
         )
+    has_old_keys = any((root / d).exists() for d in KEYED_FOLDERS)
+    if not os.access(root, os.W_OK):
+        if not has_old_keys:
+            return []  # nothing stored yet: a read-only empty workspace holds no untrusted key
+        raise UsageError(
+            f"the workspace {root} was written by an older labelaudit (format {fmt or 1}) whose "
+            "dataset versions could collide, and it is read-only, so it cannot be upgraded. Fix: "
+            "make it writable once (its results are then recomputed), or use another --workspace"
+        )
     with _lock(root):
         fmt = read_format(root)  # another process may have upgraded it meanwhile
         if fmt == WORKSPACE_FORMAT:
             return []
-        notes = _upgrade(ws, fmt or 1) if any((root / d).exists() for d in KEYED_FOLDERS) else []
+        notes = _upgrade(ws, fmt or 1) if has_old_keys else []
         _write_format(root)
     for n in notes:
         print(f"note: {n}", file=sys.stderr)
