@@ -145,6 +145,7 @@ def part_quality(b: Bench, seeds: int) -> list[str]:
                 workspace=b.ws,
                 rerank_every=20,
                 seed=seed,
+                on_queue=grab,
             )
             grab(
                 max(CHECKPOINTS),
