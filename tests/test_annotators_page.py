@@ -201,6 +201,6 @@ def test_in_chromium_kappa_hover_and_send_to_review(streamlit_server, page):
     assert page.locator("[data-testid='stException']").count() == 0, server.log()
     page.get_by_role("tab", name="Disputed items").click()
     page.get_by_role("button", name="most disputed items to review").click()
-    page.wait_for_url("**/review", timeout=60_000)
+    page.wait_for_url("**/review?*", timeout=60_000)  # the page keeps ?dataset= in the URL
     wait_for_app(page)
     assert page.locator("[data-testid='stException']").count() == 0, server.log()

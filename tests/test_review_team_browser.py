@@ -7,6 +7,8 @@ opposite decisions on the shared item reach the lead's adjudication view, whose 
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from labelaudit.review import team
@@ -42,11 +44,18 @@ def decide_all(page, button: str, limit: int = 30) -> list[str]:
         wait_for_app(page)
         if page.get_by_text("Nothing left to review").count():
             return seen
+        # the card redraws in a fragment: wait until it shows an item (or the end) before reading it
+        page.wait_for_function(
+            f"() => {{ const f = {ITEM_JS}; return f() !== null || "
+            "document.body.innerText.includes('Nothing left to review'); }"
+        )
+        if page.get_by_text("Nothing left to review").count():
+            return seen
         item = page.evaluate(ITEM_JS)
         seen.append(item)
         page.get_by_role("button", name=button).click()
         page.wait_for_function(
-            f"() => {{ const f = {ITEM_JS}; const v = f(); return v !== {item!r} || "
+            f"() => {{ const f = {ITEM_JS}; const v = f(); return v !== {json.dumps(item)} || "
             "document.body.innerText.includes('Nothing left to review'); }"
         )
     raise AssertionError("the queue did not end")

@@ -22,7 +22,7 @@ RATINGS = Ratings.from_frame(
 
 
 def test_the_built_in_methods_are_registered_in_order():
-    assert list(METHODS) == ["mace", "ds", "mv", "crowdlab"]
+    assert list(METHODS) == ["auto", "mace", "ds", "mv", "crowdlab"]
     assert METHODS["ds"] == "Dawid–Skene"
     assert methods.all_truth_methods()["crowdlab"].needs_probs
 
@@ -34,7 +34,7 @@ def test_infer_truth_runs_the_registered_method():
 
 def test_unknown_method_and_missing_probs_are_usage_errors():
     with pytest.raises(
-        UsageError, match="unknown method 'nope'; use one of mace, ds, mv, crowdlab"
+        UsageError, match="unknown method 'nope'; use one of auto, mace, ds, mv, crowdlab"
     ):
         infer_truth(RATINGS, method="nope")
     with pytest.raises(UsageError, match="crowdlab needs predicted probabilities"):
