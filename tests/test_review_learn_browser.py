@@ -29,13 +29,13 @@ def test_rerank_and_audit_from_the_queue_settings(scanned, streamlit_server, bro
             arg=item,
         )
     wait_for_app(page)
-    page.get_by_role("button", name="Queue settings").click()
+    page.get_by_role("button", name="Queue settings").first.click()
     page.get_by_role("button", name="Re-rank now").click()
     page.get_by_text("on demand, by lea").wait_for()
     rec = adaptive.latest_ranking(store, h)
     assert rec is not None and rec.trigger == "on demand" and rec.cutoff_decision_id == 3
     wait_for_app(page)
-    page.get_by_role("button", name="Queue settings").click()
+    page.get_by_role("button", name="Queue settings").first.click()
     page.get_by_role("button", name="Start audit").click()
     deadline = time.monotonic() + 60
     while adaptive.load_settings(store, h).audit_share == 0 and time.monotonic() < deadline:
@@ -44,7 +44,7 @@ def test_rerank_and_audit_from_the_queue_settings(scanned, streamlit_server, bro
     wait_for_app(page)
     page.reload()  # a fresh session: the popover starts closed, the name is remembered
     wait_for_app(page)
-    page.get_by_role("button", name="Queue settings").click()
+    page.get_by_role("button", name="Queue settings").first.click()
     page.get_by_text("on: 5% of the queue").wait_for()
     assert page.locator("[data-testid='stException']").count() == 0, server.log()
     ctx.close()
