@@ -156,7 +156,7 @@ def bench_label_errors() -> str:
 # ----------------------------------------------------------------------------- 2. BANKING77 flips
 def banking_embeddings():
     from labelaudit.io import load_dataset
-    from labelaudit.scan import get_embeddings
+    from labelaudit.scanning import get_embeddings
     from labelaudit.workspace import Workspace
 
     ds = load_dataset(BANKING)

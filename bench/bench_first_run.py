@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> None:
             "import json,time,sys\n"
             "t=time.perf_counter()\n"
             "from labelaudit.workspace import Workspace\n"
-            "from labelaudit.scan import load_cached_scan\n"
+            "from labelaudit.scanning import load_cached_scan\n"
             f"ws=Workspace({str(ws.root)!r}); ds=ws.load_dataset({ds.content_hash!r})\n"
             f"r=load_cached_scan(ds, workspace=ws, **{options!r})\n"
             "print(json.dumps({'s': time.perf_counter()-t, 'ok': r is not None}))\n"

@@ -37,7 +37,7 @@ BENCH_WS = ROOT / ".labelaudit-bench"
 
 def load_banking():
     from labelaudit.io import load_dataset
-    from labelaudit.scan import get_embeddings
+    from labelaudit.scanning import get_embeddings
     from labelaudit.workspace import Workspace
 
     ds = load_dataset(BANKING)

@@ -70,7 +70,7 @@ def mean_sd(values: list[float]) -> str:
 class Bench:
     def __init__(self, workspace: str, detectors: list[str] | None, db_dir: Path):
         from labelaudit.io import load_dataset
-        from labelaudit.scan import get_embeddings
+        from labelaudit.scanning import get_embeddings
         from labelaudit.workspace import Workspace
 
         self.ws = Workspace(workspace)
@@ -85,7 +85,7 @@ class Bench:
 
     def flipped(self, mode: str, seed: int):
         """(flipped dataset, answer key, scan result) for one flip mode and seed; scanned once."""
-        from labelaudit.scan import scan
+        from labelaudit.scanning import scan
         from labelaudit.simulate_review import plant_flips
 
         ds, key = plant_flips(self.ds, self.emb, rate=0.05, seed=seed, mode=mode)

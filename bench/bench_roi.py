@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from labelaudit import roi
     from labelaudit.progress import TqdmProgress
-    from labelaudit.report import find_scan
+    from labelaudit.reporting import find_scan
     from labelaudit.review.store import ReviewStore
     from labelaudit.simulate_review import load_answer_key, run_simulation
     from labelaudit.workspace import Workspace

@@ -345,7 +345,7 @@ def part_ray(folder: Path, n: int) -> dict:
 
     from labelaudit.engine import get_engine
     from labelaudit.io import load_dataset
-    from labelaudit.scan import scan
+    from labelaudit.scanning import scan
 
     emb, noisy, *_ = load(folder, n)
     frame = pd.DataFrame(

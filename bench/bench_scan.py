@@ -91,7 +91,7 @@ class StepMemory:
 
 def part_banking(ws: Path) -> dict:
     cold = run_py(f"""
-        from labelaudit.scan import scan
+        from labelaudit.scanning import scan
         ds = banking_train()
         mem = StepMemory()
         t = time.perf_counter()
@@ -106,7 +106,7 @@ def part_banking(ws: Path) -> dict:
     """)
     warm = run_py(f"""
         t0 = time.perf_counter()
-        from labelaudit.scan import scan
+        from labelaudit.scanning import scan
         ds = banking_train()
         t = time.perf_counter()
         res = scan(ds, workspace={str(ws)!r})
@@ -140,7 +140,7 @@ def part_embed(rows: int) -> dict:
 
 def part_pca(ws: Path) -> dict:
     return run_py(f"""
-        from labelaudit.scan import get_embeddings
+        from labelaudit.scanning import get_embeddings
         from labelaudit import projection
         from sklearn.neighbors import NearestNeighbors
         ds = banking_train()
@@ -169,7 +169,7 @@ def part_synthetic(ws: Path, n: int) -> dict:
         import pandas as pd
         from labelaudit import detect
         from labelaudit.detect import Detection
-        from labelaudit.scan import scan
+        from labelaudit.scanning import scan
         from labelaudit.workspace import Workspace
         rng = np.random.default_rng(0)
         n, d, blobs = {n}, 384, 100
@@ -207,7 +207,7 @@ def part_page_setup(ws: Path, n: int) -> str:
         from labelaudit import detect
         from labelaudit.detect import Detection
         from labelaudit.projection import pca_reduce
-        from labelaudit.scan import scan
+        from labelaudit.scanning import scan
         from labelaudit.workspace import Workspace
         rng = np.random.default_rng(0)
         n, d, blobs = {n}, 384, 100
@@ -234,7 +234,7 @@ def part_page(ws: Path, dataset_hash: str) -> dict:
     from playwright.sync_api import sync_playwright
 
     from components.scan import build_map_figure
-    from labelaudit.scan import MAX_MAP_POINTS, load_cached_scan, map_sample
+    from labelaudit.scanning import MAX_MAP_POINTS, load_cached_scan, map_sample
     from labelaudit.workspace import Workspace
     from tests.conftest import CHROMIUM, CHROMIUM_ARGS, StreamlitServer, wait_for_app
 

@@ -200,7 +200,7 @@ def _with_given(base: Case, ds, emb, probs: np.ndarray, name: str) -> Case:
 
 def _embedded(path: Path, **kw):
     from labelaudit.io import load_dataset
-    from labelaudit.scan import get_embeddings
+    from labelaudit.scanning import get_embeddings
     from labelaudit.workspace import Workspace
 
     ds = load_dataset(path, **kw)

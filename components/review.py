@@ -42,7 +42,7 @@ from labelaudit.review.queue import (
 from labelaudit.review.session import Outcome, QueuePlan, ReviewSession
 from labelaudit.review.store import Decision, ReviewStore
 from labelaudit.review.team import AssignmentBook, pair_for
-from labelaudit.scan import ScanResult
+from labelaudit.scanning import ScanResult
 
 #: Keyboard shortcuts of the action bar (Streamlit reserves C and R).
 SHORTCUTS = {

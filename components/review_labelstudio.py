@@ -30,7 +30,7 @@ from labelaudit.review.identity import Identity, require_lead
 from labelaudit.review.queue import without_decided
 from labelaudit.review.session import Outcome
 from labelaudit.review.store import ReviewStore
-from labelaudit.scan import ScanResult
+from labelaudit.scanning import ScanResult
 
 #: Items sent at once by default.
 DEFAULT_LIMIT = 200

@@ -30,7 +30,7 @@ from labelaudit.review import audit as audit_mod
 from labelaudit.review.identity import Identity, require_lead
 from labelaudit.review.session import rerank_due
 from labelaudit.review.store import ReviewStore
-from labelaudit.scan import ScanResult
+from labelaudit.scanning import ScanResult
 from labelaudit.workspace import Workspace
 
 #: The review queue kinds a page offers.

@@ -15,7 +15,7 @@ from components.progress import StatusProgress
 from components.store import get_store
 from labelaudit import roi
 from labelaudit.errors import DataError, UsageError
-from labelaudit.report import (
+from labelaudit.reporting import (
     RoiReport,
     compute_report,
     figure_accuracy_curve,

@@ -1,6 +1,6 @@
 """The scan in the app: cached loading, the background scan and its progress, and the map figure.
 
-A page view only ever *loads* a stored scan (:func:`labelaudit.scan.load_cached_scan`, no umap).
+A page view only ever *loads* a stored scan (:func:`labelaudit.scanning.load_cached_scan`, no umap).
 The scan itself runs in a background process (:mod:`labelaudit.jobs`), started as soon as a
 dataset is current (no button); its progress, read from the workspace, shows in the sidebar of
 every page and on the pages that wait for it, which fill in when it is stored.
@@ -22,7 +22,7 @@ from labelaudit.dataset import Dataset
 from labelaudit.errors import DataError, UsageError
 from labelaudit.jobs import JobStatus
 from labelaudit.plots import HOVER_CHARS, build_map_figure, color_options, hover_text, palette  # noqa: F401
-from labelaudit.scan import MAX_MAP_POINTS, ScanResult, load_cached_scan, map_sample, scan
+from labelaudit.scanning import MAX_MAP_POINTS, ScanResult, load_cached_scan, map_sample, scan
 
 #: Scan options until the user changes them; `labelaudit app DATA` starts its scan with the same.
 DEFAULT_OPTIONS = dict(APP_SCAN_OPTIONS)

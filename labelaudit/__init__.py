@@ -39,8 +39,6 @@ Example:
 from __future__ import annotations
 
 import importlib
-import sys
-import types
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -58,7 +56,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs only; at run time the names load
     from labelaudit.notebook import Dashboard, show
     from labelaudit.plots import build_map_figure  # noqa: F401
     from labelaudit.review.store import ReviewStore
-    from labelaudit.scan import ScanResult, get_embeddings, scan  # noqa: F401
+    from labelaudit.scanning import ScanResult, get_embeddings, scan  # noqa: F401
     from labelaudit.workspace import Workspace
 
 __version__ = "0.1.0"
@@ -71,10 +69,10 @@ _LAZY: dict[str, tuple[str, str]] = {
     "Problem": ("labelaudit.errors", "Problem"),
     "UsageError": ("labelaudit.errors", "UsageError"),
     "Workspace": ("labelaudit.workspace", "Workspace"),
-    "scan": ("labelaudit.scan", "scan"),
-    "ScanResult": ("labelaudit.scan", "ScanResult"),
+    "scan": ("labelaudit.scanning", "scan"),
+    "ScanResult": ("labelaudit.scanning", "ScanResult"),
     "build_map_figure": ("labelaudit.plots", "build_map_figure"),
-    "get_embeddings": ("labelaudit.scan", "get_embeddings"),
+    "get_embeddings": ("labelaudit.scanning", "get_embeddings"),
     "detect_label_issues": ("labelaudit.detect", "detect_label_issues"),
     "Detection": ("labelaudit.detect", "Detection"),
     "analyse_annotations": ("labelaudit.agreement", "analyse_annotations"),
@@ -134,27 +132,6 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
-
-
-class _PublicAPI(types.ModuleType):
-    """Keeps public functions that share a submodule's name (``scan``, ``report``) bound to the function.
-
-    Importing a submodule makes Python set it as an attribute of the package, which would replace
-    ``labelaudit.scan`` the function with ``labelaudit.scan`` the module whenever any code ran
-    ``import labelaudit.scan`` first. The function wins here; ``from labelaudit.scan import ...``
-    still reaches the module (through ``sys.modules``).
-    """
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if isinstance(value, types.ModuleType) and value.__name__ == f"{self.__name__}.{name}":
-            if name in _LAZY:
-                value = getattr(value, _LAZY[name][1], value)
-            elif callable(self.__dict__.get(name)):
-                return  # a facade defined below (``report``) keeps its name
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _PublicAPI
 
 
 # --------------------------------------------------------------------------- facades
@@ -262,7 +239,7 @@ def _embeddings_for(ds: Dataset, embeddings: np.ndarray | None, workspace: Any) 
     from labelaudit.errors import UsageError
 
     if embeddings is None:
-        from labelaudit.scan import get_embeddings as _get_embeddings
+        from labelaudit.scanning import get_embeddings as _get_embeddings
 
         return _get_embeddings(ds, workspace=workspace)
     emb = np.asarray(embeddings, dtype=np.float32)
@@ -428,17 +405,17 @@ def report(
     ``next_n``: rows in the "review the next N" projection. With ``out`` (``.html``), also writes
     the self-contained HTML report there.
 
-    Returns a :class:`labelaudit.report.RoiReport`: ``.summary`` (counts per action, precision by
+    Returns a :class:`labelaudit.reporting.RoiReport`: ``.summary`` (counts per action, precision by
     class and detector, reviewer time), ``.before_after`` (macro-F1 and accuracy with paired
     bootstrap intervals, or None), ``.projection``; its Plotly figures come from
-    :func:`labelaudit.report.report_figures`.
+    :func:`labelaudit.reporting.report_figures`.
 
     Example:
         >>> rep = la.report(ds, workspace=".labelaudit", out="roi.html")   # doctest: +SKIP
         >>> rep.summary.n_reviewed                                          # doctest: +SKIP
         120
     """
-    from labelaudit.report import compute_report, find_scan, write_report
+    from labelaudit.reporting import compute_report, find_scan, write_report
     from labelaudit.workspace import Workspace, as_workspace
 
     ws = as_workspace(workspace) or Workspace()

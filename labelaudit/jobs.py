@@ -11,7 +11,7 @@ progress, atomically and at most a few times a second, to::
 
 so any process can show it: every page of the app, a reload, another browser, a restarted server.
 A job whose process died (a server restart, a kill) is found by its lock's pid and started again;
-two sessions asking for the same scan share one job. The scan itself is :func:`labelaudit.scan.scan`,
+two sessions asking for the same scan share one job. The scan itself is :func:`labelaudit.scanning.scan`,
 whose steps are each stored as they finish, so a restarted job resumes after the last stored step.
 
 >>> status = start_scan(Workspace("ws"), ds.content_hash, {"seed": 0})   # doctest: +SKIP
@@ -164,7 +164,7 @@ def _lock_pid(lock: Path) -> int:
 
 # --------------------------------------------------------------------------- reading
 def _scan_params(ds, options: dict[str, Any]) -> dict[str, Any]:
-    from labelaudit.scan import scan_params
+    from labelaudit.scanning import scan_params
 
     return scan_params(ds, **options)
 
@@ -332,7 +332,7 @@ class FileProgress:
 def run_job(root: str, content_hash: str, options: dict[str, Any]) -> int:
     """The job process: scan the stored dataset, writing progress; 0 when stored, 1 on a problem."""
     from labelaudit.errors import DataError, UsageError
-    from labelaudit.scan import scan
+    from labelaudit.scanning import scan
 
     ws = Workspace(root)
     ds = ws.load_dataset(content_hash)

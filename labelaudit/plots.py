@@ -104,7 +104,7 @@ def build_map_figure(
 ):
     """One Scattergl trace of ``table`` rows (x, y); raw row id in customdata[0]; hover with escaped text.
 
-    ``table`` is a :class:`~labelaudit.scan.ScanResult` table (or a slice of it). Example, in a notebook::
+    ``table`` is a :class:`~labelaudit.scanning.ScanResult` table (or a slice of it). Example, in a notebook::
 
         res = labelaudit.scan(ds)
         build_map_figure(res.table, ds.frame["text"], color_by="label_issue_score")   # shows the map

@@ -376,7 +376,7 @@ def run_simulation(
     """Plant flips in ``data``, save and scan the flipped dataset, replay the review, and (with
     ``warm_roi``) compute the ROI retraining so the page opens fast. Returns what was done."""
     from labelaudit.io import load_dataset
-    from labelaudit.scan import get_embeddings, scan
+    from labelaudit.scanning import get_embeddings, scan
 
     ds = load_dataset(data)
     emb = get_embeddings(ds, workspace=workspace, progress=progress)

@@ -52,7 +52,7 @@ __all__ = [
 
 def stored_embeddings(ds: Dataset, ws: Workspace) -> np.ndarray | None:
     """The dataset's embeddings if given or already stored in the workspace by the scan, else None."""
-    from labelaudit.scan import embeddings_key, get_embeddings
+    from labelaudit.scanning import embeddings_key, get_embeddings
 
     if ds.embeddings is not None or ws.has(
         ds.text_hash, "embeddings", {"model": embeddings_key(ds)}
@@ -66,7 +66,7 @@ def prepare(
 ) -> None:
     """Compute and store what the pages read: embeddings, the training run, AUM and (when
     ``influence``) the influence model and self-influence of the training rows."""
-    from labelaudit.scan import get_embeddings
+    from labelaudit.scanning import get_embeddings
 
     emb = get_embeddings(ds, workspace=ws, progress=progress)
     train = training_population(ds)

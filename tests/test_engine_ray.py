@@ -82,7 +82,7 @@ def test_local_engine_needs_no_ray(tmp_path):
     import sys
 
     code = (
-        "import sys, labelaudit.scan, labelaudit.engine as e;"
+        "import sys, labelaudit.scanning, labelaudit.engine as e;"
         "assert e.get_engine(None).name == 'local';"
         "assert 'ray' not in sys.modules, 'ray imported'"
     )
@@ -101,7 +101,7 @@ def test_unknown_engine_and_address_without_ray_are_usage_errors():
 
 def test_ray_scan_equals_local_scan(engine, tmp_path, monkeypatch):
     from labelaudit import neighbours
-    from labelaudit.scan import scan
+    from labelaudit.scanning import scan
 
     monkeypatch.setattr(neighbours, "SHARD_ROWS", 256)  # several graph tasks for 1,500 rows
     ds = blob_dataset()
@@ -110,7 +110,7 @@ def test_ray_scan_equals_local_scan(engine, tmp_path, monkeypatch):
     assert_same_scan(local, remote)
     assert (remote.table["is_label_issue"]).sum() > 0
     # the same workspace layout: the stored scan reads back from the Ray run's workspace
-    from labelaudit.scan import load_cached_scan
+    from labelaudit.scanning import load_cached_scan
 
     again = load_cached_scan(ds, workspace=tmp_path / "ray", seed=0)
     assert again is not None
@@ -159,7 +159,7 @@ def _kill_first_running(name: str, stop: threading.Event, killed: list[int]) -> 
 
 
 def test_a_worker_killed_mid_scan_is_retried_and_the_result_is_the_same(engine, tmp_path):
-    from labelaudit.scan import scan
+    from labelaudit.scanning import scan
 
     ds = blob_dataset(n=3000, k=10, d=128, flips=120, seed=1)
     local = scan(ds, workspace=tmp_path / "local", seed=0)

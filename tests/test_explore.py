@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from labelaudit.scan import scan
+from labelaudit.scanning import scan
 from tests.conftest import ROOT
 from tests.test_scan import fakes, topic_dataset  # noqa: F401  (fixture)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from labelaudit.scan import scan
+from labelaudit.scanning import scan
 from tests.conftest import wait_for_app
 from tests.test_scan import fakes, topic_dataset  # noqa: F401  (fixture)
 

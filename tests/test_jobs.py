@@ -16,7 +16,7 @@ from streamlit.testing.v1 import AppTest
 
 from labelaudit import jobs
 from labelaudit.jobs import COMPLETE, RUNNING, STOPPED, FileProgress, JobStatus
-from labelaudit.scan import load_cached_scan
+from labelaudit.scanning import load_cached_scan
 from labelaudit.workspace import Workspace
 from tests.conftest import ROOT
 from tests.test_scan import fakes, topic_dataset  # noqa: F401  (fixture)
@@ -91,7 +91,7 @@ def test_a_failed_scan_is_not_retried_until_asked(tmp_path, monkeypatch):
 
     import importlib
 
-    monkeypatch.setattr(importlib.import_module("labelaudit.scan"), "scan", broken)
+    monkeypatch.setattr(importlib.import_module("labelaudit.scanning"), "scan", broken)
     st = jobs.start_scan(ws, ds, OPTIONS)
     assert st.state == jobs.FAILED and "disk on fire" in st.error
     assert jobs.start_scan(ws, ds, OPTIONS).state == jobs.FAILED and len(calls) == 1
@@ -161,7 +161,7 @@ def test_the_scan_stores_what_the_dynamics_and_influence_pages_read(tmp_path):
     # detectors had trained: both now read the detectors' runs (same rows, same workspace keys).
     from labelaudit.detect import detect_label_issues
     from labelaudit.io import load_dataset
-    from labelaudit.scan import get_embeddings
+    from labelaudit.scanning import get_embeddings
     from labelaudit.training_view import is_prepared
 
     rng = np.random.default_rng(1)

@@ -16,7 +16,7 @@ from tests.test_label_issues_page import planted_dataset
 def test_click_on_confusion_cell_lists_its_rows(streamlit_server, page, tmp_path):
     from labelaudit.workspace import Workspace
 
-    scan_mod = importlib.import_module("labelaudit.scan")
+    scan_mod = importlib.import_module("labelaudit.scanning")
     ds, _ = planted_dataset()
     ws = Workspace(tmp_path / "ws")
     h = ws.save_dataset(ds)

@@ -43,13 +43,9 @@ def planted_dataset() -> tuple[Dataset, np.ndarray]:
 @pytest.fixture(scope="module")
 def scanned(tmp_path_factory):
     """A real scan of the planted dataset (the 2-D map is replaced by the first embedding axes: no UMAP)."""
-    import importlib
-
+    import labelaudit.scanning as scan_mod
     from labelaudit.workspace import Workspace
 
-    scan_mod = importlib.import_module(
-        "labelaudit.scan"
-    )  # the module (the package may re-export the function)
     ds, flips = planted_dataset()
     ws = Workspace(tmp_path_factory.mktemp("issues_ws"))
     orig = scan_mod._map_and_space

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from labelaudit import roi
-from labelaudit.report import compute_report, headline_numbers, render_html
+from labelaudit.reporting import compute_report, headline_numbers, render_html
 from labelaudit.review import adaptive
 from labelaudit.review.store import ReviewStore
 from labelaudit.simulate_review import replay_adaptive_review

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import doctest
 import inspect
+import pkgutil
 import subprocess
 import sys
 
@@ -86,25 +87,27 @@ def test_unknown_attribute_raises_attribute_error():
         la.nope  # noqa: B018
 
 
-def test_importing_a_same_named_submodule_keeps_the_function():
-    # `import labelaudit.scan` (the module) must not replace labelaudit.scan (the function).
-    code = (
-        "import labelaudit.scan, labelaudit, types\n"
-        "from labelaudit.scan import ScanResult\n"
-        "assert isinstance(labelaudit.scan, types.FunctionType), labelaudit.scan\n"
-        "assert labelaudit.scan.__module__ == 'labelaudit.scan'\n"
-        "assert ScanResult is labelaudit.ScanResult"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+def test_no_submodule_shadows_a_public_name():
+    # A submodule named like a public function (the old labelaudit/scan.py and report.py) would
+    # replace the function on the package as soon as anything imported it.
+    submodules = {m.name for m in pkgutil.iter_modules(la.__path__)}
+    assert submodules & (set(la.__all__) | set(la._LAZY)) == set()
+    assert {"scanning", "reporting"} <= submodules
 
 
-def test_importing_the_report_module_keeps_the_report_facade():
+def test_scan_and_report_stay_functions_after_every_submodule_is_imported():
     code = (
-        "import labelaudit, types\n"
-        "import labelaudit.report\n"
-        "from labelaudit.report import RoiReport\n"
-        "assert isinstance(labelaudit.report, types.FunctionType), labelaudit.report\n"
-        "assert labelaudit.report.__module__ == 'labelaudit'"
+        "import importlib, pkgutil, types, labelaudit as la\n"
+        "for m in pkgutil.iter_modules(la.__path__):\n"
+        "    if m.name not in ('__main__', 'engine_ray'):\n"
+        "        importlib.import_module('labelaudit.' + m.name)\n"
+        "from labelaudit.scanning import ScanResult, scan\n"
+        "from labelaudit.reporting import RoiReport\n"
+        "assert type(la) is types.ModuleType, type(la)\n"
+        "assert la.scan is scan and isinstance(la.scan, types.FunctionType), la.scan\n"
+        "assert isinstance(la.report, types.FunctionType) and la.report.__module__ == 'labelaudit'\n"
+        "assert la.ScanResult is ScanResult\n"
+        "assert 'report' in la.report.__doc__ and RoiReport.__module__ == 'labelaudit.reporting'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 

@@ -17,7 +17,7 @@ from tests.learn_data import world
 def env(tmp_path, workspace):
     """A dataset file (one id looks like a formula), its stored scan, and an empty review store."""
     from labelaudit.detect import Detection
-    from labelaudit.scan import ScanResult, _store, scan_params
+    from labelaudit.scanning import ScanResult, _store, scan_params
 
     base, table, truth = world(400, seed=6)
     frame = base.frame.copy()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import re
 import shutil
 import tempfile
@@ -14,13 +13,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import labelaudit.reporting as report
 from labelaudit import roi
 from labelaudit.review.store import ReviewStore
 from labelaudit.simulate_review import simulated_clock
 from tests.test_roi import T0, clustered
-
-# the module, not the labelaudit.report() facade of the same name
-report = importlib.import_module("labelaudit.report")
 
 EVIL = "<script>alert('x')</script>"
 #: reviewer -> a review database holding the fixture's decisions, written once per test session.
@@ -215,7 +212,7 @@ def test_report_without_decisions(workspace):
 def store_fake_scan(ds, ws, scan_table, details):
     """A stored scan without UMAP or a model: the table and details the report reads."""
     from labelaudit.detect import Detection
-    from labelaudit.scan import ScanResult, _store, scan_params
+    from labelaudit.scanning import ScanResult, _store, scan_params
 
     table = scan_table.assign(
         given_label=ds.frame["label"], split=ds.frame["split"], x=0.0, y=0.0, cluster=0

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import importlib
-
 import pytest
 
+import labelaudit.reporting as report
 from tests.test_report import reviewed_setup
-
-# the module, not the labelaudit.report() facade of the same name
-report = importlib.import_module("labelaudit.report")
 
 
 @pytest.mark.browser

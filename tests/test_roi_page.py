@@ -107,7 +107,7 @@ def test_two_decisions_are_too_few_for_a_precision(workspace, tmp_path):
     at, h = open_page(workspace, tmp_path, decide=False)
     ds = workspace.load_dataset(h)
     store = ReviewStore(workspace.database_url)
-    from labelaudit.report import find_scan
+    from labelaudit.reporting import find_scan
 
     table = find_scan(ds, workspace).table
     flagged = table.loc[table["is_label_issue"].astype(bool), "id"].astype(str).tolist()[:2]

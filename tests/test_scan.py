@@ -20,7 +20,7 @@ from labelaudit import clustering, detect, embed, projection, typed_json
 from labelaudit.clustering import NOISE, ctfidf_keywords, summarise_clusters
 from labelaudit.detect import Detection
 from labelaudit.io import load_dataset
-from labelaudit.scan import BASE_COLUMNS, load_cached_scan, map_sample, scan
+from labelaudit.scanning import BASE_COLUMNS, load_cached_scan, map_sample, scan
 from labelaudit.workspace import Workspace
 from tests.conftest import ROOT
 
@@ -227,7 +227,7 @@ def test_page_view_path_never_imports_umap_or_torch(fakes, workspace):
     scan(ds, workspace=workspace)
     h = workspace.save_dataset(ds)
     code = (
-        "import sys; from labelaudit.workspace import Workspace; from labelaudit.scan import load_cached_scan\n"
+        "import sys; from labelaudit.workspace import Workspace; from labelaudit.scanning import load_cached_scan\n"
         f"ws = Workspace({str(workspace.root)!r}); ds = ws.load_dataset({h!r})\n"
         "res = load_cached_scan(ds, workspace=ws)\n"
         "assert res is not None and len(res.table) == ds.n\n"

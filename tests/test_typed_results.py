@@ -18,7 +18,7 @@ from labelaudit import projection, typed_json
 from labelaudit.detect import Detection, DetectionDetails
 from labelaudit.detectors import registry
 from labelaudit.detectors.base import DetectorDetails
-from labelaudit.scan import load_cached_scan, scan
+from labelaudit.scanning import load_cached_scan, scan
 from tests.test_scan import fake_vectors
 
 

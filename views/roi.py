@@ -10,7 +10,7 @@ from components.scan import require_scan, scan_options, scan_options_key
 from components.store import workspace_store
 from labelaudit import roi
 from labelaudit.errors import DataError, UsageError
-from labelaudit.report import definitions
+from labelaudit.reporting import definitions
 
 st.title("Data ROI")
 ds = require_dataset()

@@ -46,7 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from labelaudit.influence import DEFAULT_L2, influence_table, query_row, top_both_ways
     from labelaudit.progress import TqdmProgress
-    from labelaudit.scan import get_embeddings
+    from labelaudit.scanning import get_embeddings
     from labelaudit.workspace import Workspace
 
     out = Path(args.out)

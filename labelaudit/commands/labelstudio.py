@@ -97,7 +97,7 @@ def _open(args: argparse.Namespace):
 def _push(conn, args: argparse.Namespace) -> int:
     from labelaudit.integrations.labelstudio import push_queue
     from labelaudit.progress import TqdmProgress
-    from labelaudit.report import find_scan
+    from labelaudit.reporting import find_scan
     from labelaudit.review.queue import build_queue
 
     if args.limit <= 0:

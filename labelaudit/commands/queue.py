@@ -63,11 +63,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from labelaudit.progress import TqdmProgress
-    from labelaudit.report import find_scan
+    from labelaudit.reporting import find_scan
     from labelaudit.review import adaptive
     from labelaudit.review.export import write_table
     from labelaudit.review.learn import active_learning_scores
-    from labelaudit.scan import scan
+    from labelaudit.scanning import scan
     from labelaudit.workspace import Workspace
 
     out = check_output_path(args.out, "--out", OUT_SUFFIXES)

@@ -41,8 +41,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from labelaudit.progress import TqdmProgress
-    from labelaudit.report import compute_report, find_scan, write_report
-    from labelaudit.scan import scan
+    from labelaudit.reporting import compute_report, find_scan, write_report
+    from labelaudit.scanning import scan
 
     out = Path(args.out)
     if out.suffix.lower() not in (".html", ".htm"):

@@ -76,7 +76,7 @@ def _write(df, out: Path) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from labelaudit.progress import TqdmProgress
-    from labelaudit.scan import scan
+    from labelaudit.scanning import scan
 
     out = _check_out(args.out, "--out")
     clusters_out = _check_out(args.clusters_out, "--clusters-out") if args.clusters_out else None

@@ -5,7 +5,7 @@
   indices ranked worst first) as the per-row scores companion (``id`` + columns in [0, 1], higher =
   more suspicious, as every detector here).
 - :func:`cleanlab_inputs`: ``labels`` (N,) int, ``pred_probs`` (N, K) and ``features`` (N, D) from a
-  :class:`~labelaudit.scan.ScanResult`, ready for ``cleanlab.Datalab(...).find_issues(...)`` or
+  :class:`~labelaudit.scanning.ScanResult`, ready for ``cleanlab.Datalab(...).find_issues(...)`` or
   ``cleanlab.filter.find_label_issues``.
 """
 

@@ -573,7 +573,7 @@ def find_scan(ds: Dataset, workspace: Any) -> Any:
 
     Reads the parameters from each stored ``scan_meta`` and loads the newest that is still complete.
     """
-    from labelaudit.scan import load_cached_scan
+    from labelaudit.scanning import load_cached_scan
 
     folder = Path(workspace.root) / "artifacts" / ds.content_hash
     metas = (
