@@ -257,7 +257,10 @@ def render_scan_waiting(
         "(other pages stay usable).",
         icon=":material/hourglass_top:",
     )
-    with st.status("Scanning…", expanded=True):
+    # A bordered box, not st.status: a status container turns "complete" (a tick, collapsed) when its
+    # `with` block exits, which is at once here, so the live bar inside it was never seen.
+    with st.container(border=True):
+        st.markdown("**Scanning…**")
         _live_progress(ds.content_hash, scan_options_key(), in_sidebar=False)
     if options:
         with st.expander("Scan settings (a change starts another scan)"):
