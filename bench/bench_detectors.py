@@ -277,13 +277,19 @@ def _case_results(scores, flags, labels, probs):
 
 
 def _all_cases(names: list[str] | None):
+    """(name, results, truth, probabilities source, labels, probs, reference probs) per case; the
+    reference is the embedding head's out-of-fold probabilities when the probabilities were given
+    (the base case's), None when they are the same model or there are no embeddings."""
     from bench import detector_cases
 
     for name in names or detector_cases.case_names():
         if name in DATASETS:
             continue
         c = detector_cases.get_case(name)
-        yield name, _case_results(c.scores, c.flags, c.labels, c.probs), c.truth, c.probs_source
+        base, _, given = name.partition("+")
+        ref = detector_cases.get_case(base).probs if given else None
+        res = _case_results(c.scores, c.flags, c.labels, c.probs)
+        yield name, res, c.truth, c.probs_source, c.labels, c.probs, ref
     for name in DATASETS:
         if names and name not in names:
             continue
@@ -296,15 +302,18 @@ def _all_cases(names: list[str] | None):
         res, _ = run_available(
             DetectionContext(labels=labels, n_classes=probs.shape[1], pred_probs=probs)
         )
-        yield name, res, truth, "given (only probabilities)"
+        yield name, res, truth, "given (only probabilities)", labels, probs, None
 
 
 def bench_cases(names: list[str] | None = None) -> str:
-    from labelaudit.detectors.combiner import TRUST_ISSUE_RULE as TRUST_RULE
     from labelaudit.detectors.combiner import (
+        QUALITY_ISSUE_RULE,
         combined_score,
-        expected_precision,
+        learn_combination,
         learn_trust,
+        quality_expected_precision,
+        quality_flags,
+        quality_score,
         trusted_flags,
     )
     from labelaudit.detectors.ensemble import count_flags, min_flags_for, rank_average
@@ -313,30 +322,51 @@ def bench_cases(names: list[str] | None = None) -> str:
         "## 4. Combined ranking vs every single detector (issue 12)",
         "",
         "Cases from `bench/detector_cases.py` (detector outputs cached per case in `.labelaudit-bench/cases/`).",
-        "`+probs` = strong given probabilities: 5-fold out-of-fold logistic regression on TF-IDF word and",
-        "character n-grams plus the sentence embeddings, fitted on the noisy labels. P@n: precision in the",
-        "top n rows, n = number of known errors. Goal columns: trust AP minus the best single detector's",
-        "(goal >= -0.01) and minus self-confidence's (goal >= 0 where probabilities are given).",
+        "`+probs` = given probabilities from 5-fold out-of-fold logistic regression on TF-IDF word and",
+        "character n-grams plus the sentence embeddings, fitted on the noisy labels; `+cleanprobs` = the same",
+        "model fitted on the clean labels of the other folds (a much stronger model; still out of sample).",
+        "P@n: precision in the top n rows, n = number of known errors. Combiners: rank average (baseline),",
+        "trust (label model over every detector), quality (quality-gated label model, docs/detectors.md).",
+        "Goal columns: quality AP minus the best single detector's (goal >= -0.01), minus self-confidence's",
+        "(goal >= 0 where probabilities are given) and minus the rank average's.",
         "",
-        "| case | probabilities | errors | best single (AP) | self-conf. AP | rank avg AP | trust AP | trust - best | trust - self-conf. | trust P@n | trust AUROC |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| case | probabilities | errors | best single (AP) | self-conf. AP | rank avg AP | trust AP | quality AP | quality P@n | quality AUROC | quality - best | quality - self-conf. | quality - rank avg | quality kept |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     detail: list[str] = []
-    for name, res, truth, source in _all_cases(names):
+    for name, res, truth, source, labels, probs, ref in _all_cases(names):
         trust = learn_trust(res)
+        comb = learn_combination(res, labels=labels, probs=probs, reference_probs=ref)
         ra = rank_average(res)
         tw = combined_score(res, trust)
+        qg = quality_score(res, comb)
+        q_flags = quality_flags(res, comb)
+        why = (
+            f"Quality-gated: {comb.rationale}. Source accuracy against the given labels: "
+            + ", ".join(
+                f"{f} {'n/a' if a is None else f'{a:.3f}'}" for f, a in comb.source_accuracy.items()
+            )
+            + (
+                f"; probe AP {', '.join(f'{d} {a:.3f}' for d, a in comb.probe_ap.items())}"
+                if comb.probe_ap
+                else ""
+            )
+            + "."
+        )
         if truth is None:  # the near-clean control: how many rows get flagged
             ra_flags = count_flags(res) >= min_flags_for(len(res))
             tw_flags = trusted_flags(res, trust)
             n = len(ra)
+            est = quality_expected_precision(q_flags, comb)
             detail += [
                 f"### {name} (near-clean control, N={n:,})",
                 "",
                 f"Rows flagged: rank-average rule {int(ra_flags.sum())} ({ra_flags.mean():.1%}); trust-weighted "
-                f"rule {int(tw_flags.sum())} ({tw_flags.mean():.1%}), expected precision "
-                f"{expected_precision(tw_flags, trust) or float('nan'):.2f}. Per detector: "
+                f"rule {int(tw_flags.sum())} ({tw_flags.mean():.1%}); quality-gated rule {int(q_flags.sum())} "
+                f"({q_flags.mean():.1%}, expected precision {'n/a' if est is None else f'{est:.2f}'}). Per detector: "
                 + ", ".join(f"{d} {int(r.is_issue.sum())}" for d, r in res.items()),
+                "",
+                why,
                 "",
             ]
             continue
@@ -346,40 +376,50 @@ def bench_cases(names: list[str] | None = None) -> str:
         best = max(metrics, key=lambda d: metrics[d]["AP"])
         m_ra = ranking_metrics(ra, truth, (k,))
         m_tw = ranking_metrics(tw, truth, (k,))
+        m_q = ranking_metrics(qg, truth, (k,))
         sc = metrics.get("self_confidence", {}).get("AP", float("nan"))
         given = source.startswith("given")
+        kept = ", ".join(
+            f"{d} {w:.2f}"
+            for d, w in sorted(comb.weights.items(), key=lambda x: -x[1])
+            if w > 0.005
+        )
         lines.append(
             f"| {name} | {source} | {k} | {best} ({metrics[best]['AP']:.3f}) | {sc:.3f} | {m_ra['AP']:.3f} | "
-            f"{m_tw['AP']:.3f} | {m_tw['AP'] - metrics[best]['AP']:+.3f} | "
-            + (f"{m_tw['AP'] - sc:+.3f}" if given else "n/a")
-            + f" | {m_tw[f'P@{k}']:.3f} | {m_tw['AUROC']:.3f} |"
+            f"{m_tw['AP']:.3f} | {m_q['AP']:.3f} | {m_q[f'P@{k}']:.3f} | {m_q['AUROC']:.3f} | "
+            f"{m_q['AP'] - metrics[best]['AP']:+.3f} | "
+            + (f"{m_q['AP'] - sc:+.3f}" if given else "n/a")
+            + f" | {m_q['AP'] - m_ra['AP']:+.3f} | {kept} |"
         )
         ra_flags = count_flags(res) >= min_flags_for(len(res))
         tw_flags = trusted_flags(res, trust)
         detail += [
-            f"### {name}: {len(truth):,} rows, {k} errors; label model: m = {trust.n_errors}",
+            f"### {name}: {len(truth):,} rows, {k} errors; trust label model: m = {trust.n_errors}",
             "",
-            "| ranking | weight | AP | P@n | AUROC | flagged | flag precision | flag recall |",
-            "|---|---|---|---|---|---|---|---|",
+            "| ranking | trust weight | quality weight | AP | P@n | AUROC | flagged | flag precision | flag recall |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
-        for label, weight, m, fl in [
-            ("**trust-weighted**", "", m_tw, tw_flags),
-            ("rank average", "", m_ra, ra_flags),
+        for label, wt, wq, m, fl in [
+            ("**quality-gated**", "", "", m_q, q_flags),
+            ("trust-weighted", "", "", m_tw, tw_flags),
+            ("rank average", "", "", m_ra, ra_flags),
             *[
-                (d, f"{trust.weights[d]:.2f}", metrics[d], flg)
+                (d, f"{trust.weights[d]:.2f}", f"{comb.weights[d]:.2f}", metrics[d], flg)
                 for d, _, flg in sorted(rows, key=lambda r: -metrics[r[0]]["AP"])
             ],
         ]:
             f = flag_metrics(fl, truth)
             detail.append(
-                f"| {label} | {weight} | {m['AP']:.3f} | {m[f'P@{k}']:.3f} | {m['AUROC']:.3f} | "
+                f"| {label} | {wt} | {wq} | {m['AP']:.3f} | {m[f'P@{k}']:.3f} | {m['AUROC']:.3f} | "
                 f"{f['flagged']} | {f['precision']:.3f} | {f['recall']:.3f} |"
             )
-        est = expected_precision(tw_flags, trust)
+        est = quality_expected_precision(q_flags, comb)
         detail += [
             "",
-            f"Trust-weighted flag ({TRUST_RULE}): expected precision (label model) "
-            f"{'n/a' if est is None else f'{est:.3f}'}, measured {flag_metrics(tw_flags, truth)['precision']:.3f}.",
+            f"Quality-gated flag ({QUALITY_ISSUE_RULE}): expected precision (label model) "
+            f"{'n/a' if est is None else f'{est:.3f}'}, measured {flag_metrics(q_flags, truth)['precision']:.3f}.",
+            "",
+            why,
             "",
         ]
         print(lines[-1], flush=True)

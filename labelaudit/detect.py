@@ -22,10 +22,17 @@ from labelaudit.detectors.base import (
     FieldAccess,
 )
 from labelaudit.detectors.combiner import (
+    OTHER_FAMILY,
+    QUALITY_ISSUE_RULE,
     TRUST_ISSUE_RULE,
     combined_score,
+    detector_families,
     expected_precision,
+    learn_combination,
     learn_trust,
+    quality_expected_precision,
+    quality_flags,
+    quality_score,
     trusted_flags,
 )
 from labelaudit.detectors.ensemble import ISSUE_RULE, Combiner, combine, rank_average
@@ -42,15 +49,16 @@ from labelaudit.typed_json import serialisable
 __all__ = ["Detection", "DetectionDetails", "detect_label_issues", "nearest_neighbours"]
 
 PROBS_GIVEN, PROBS_OOF = "given", "out-of-fold"
-#: Named combiners: "rank_average" (equal weights, the default) and "trust" (weights learnt without
-#: reviewer labels, :mod:`labelaudit.detectors.combiner`). The default stays the rank average until
-#: the trust-weighted ranking is measured at least as good as the best single detector on every
-#: benchmark case; it is not yet (bench/results/detectors_combiner.md).
-COMBINERS = ("rank_average", "trust")
+#: Named combiners (:mod:`labelaudit.detectors.combiner`, docs/detectors.md "Combiners"):
+#: "quality" (quality-gated label model), "trust" (label model over every detector) and
+#: "rank_average" (equal weights, the benchmark baseline). Measured in bench/results/detectors_combiner.md.
+COMBINERS = ("quality", "rank_average", "trust")
+#: The combiner used when none is chosen.
+DEFAULT_COMBINER = "rank_average"
 #: Bump when detection output changes for the same inputs (the scan keys its cache on it).
-VERSION = (
-    4  # 4: combiner weights and the trust-weighted combiner; 3: training population (issue 16)
-)
+#: 5: the quality-gated combiner and its rationale; 4: combiner weights and the trust-weighted
+#: combiner; 3: training population (issue 16)
+VERSION = 5
 
 
 @serialisable
@@ -78,6 +86,8 @@ class DetectionDetails(FieldAccess):
     combiner_weights: dict[str, float] = field(default_factory=dict)
     #: Estimated precision of the "needs review" flag (trust-weighted combiner's label model), or None.
     flag_expected_precision: float | None = None
+    #: Why the combiner weighed the detectors as it did (one sentence; None for fixed weights).
+    combiner_rationale: str | None = None
     #: {class name: rows needing review}.
     issues_per_class: dict[str, int] = field(default_factory=dict)
     #: int64 / float64 (N, 3): the three most probable classes per row and their probabilities.
@@ -127,7 +137,7 @@ def detect_label_issues(
     detectors: list[str] | None = None,
     progress: ProgressFn = no_progress,
     n_splits: int = 5,
-    combiner: Combiner | str = "rank_average",
+    combiner: Combiner | str = DEFAULT_COMBINER,
     neighbour_graph: NeighbourGraph | None = None,
     engine: Engine | None = None,
 ) -> Detection:
@@ -198,9 +208,34 @@ def detect_label_issues(
         raise UsageError("no detector could run on this dataset")
     if isinstance(combiner, str) and combiner not in COMBINERS:
         raise UsageError(f"unknown combiner {combiner!r}; use one of {', '.join(COMBINERS)}")
-    issue_rule, flag_precision = ISSUE_RULE, None
+    issue_rule, flag_precision, rationale = ISSUE_RULE, None, None
     weights = {n: 1.0 / len(results) for n in results}
-    if combiner == "trust":
+    if combiner == "quality":
+        reference = probs
+        fams = detector_families(results)
+        if source == PROBS_GIVEN and OTHER_FAMILY in fams.values():
+            # the embedding head the other detectors stand on, to compare the two models' quality
+            reference, _ = cached_out_of_fold_probs(
+                emb,
+                labels,
+                n_classes=ds.k,
+                key=ds.content_hash,
+                workspace=workspace,
+                n_splits=n_splits,
+                seed=seed,
+                progress=progress,
+                engine=engine,
+            )
+        comb = learn_combination(
+            results, labels=labels, probs=probs, reference_probs=reference, families=fams, seed=seed
+        )
+        weights = comb.weights
+        ens = combine(results, pred_probs=probs, combiner=lambda r: quality_score(r, comb))
+        ens.is_issue = quality_flags(results, comb)
+        issue_rule = QUALITY_ISSUE_RULE
+        flag_precision = quality_expected_precision(ens.is_issue, comb)
+        combiner_name, rationale = "quality_gated", comb.rationale
+    elif combiner == "trust":
         trust = learn_trust(results)
         weights = trust.weights
         ens = combine(results, pred_probs=probs, combiner=lambda r: combined_score(r, trust))
@@ -236,6 +271,7 @@ def detect_label_issues(
         combiner=combiner_name,
         combiner_weights={n: float(w) for n, w in weights.items()},
         flag_expected_precision=flag_precision,
+        combiner_rationale=rationale,
         issues_per_class={
             str(c): int(v)
             for c, v in zip(

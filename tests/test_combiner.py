@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score
 
-from labelaudit.detectors.base import DetectorResult
+from labelaudit.detectors.base import DetectionContext, DetectorResult
 from labelaudit.detectors.combiner import (
     combined_score,
     expected_precision,
@@ -144,3 +144,120 @@ def test_detect_reports_the_combiner_and_its_weights():
     assert base.details.combiner_weights == {n: 0.5 for n in names}
     with pytest.raises(UsageError, match="unknown combiner"):
         detect_label_issues(ds, emb, detectors=names, combiner="best")
+    q = detect_label_issues(ds, emb, detectors=names, combiner="quality").details
+    assert q.combiner == "quality_gated" and q.issue_rule.startswith("flagged by detectors holding")
+    assert abs(sum(q.combiner_weights.values()) - 1) < 1e-9 and q.combiner_rationale
+
+
+# ----------------------------------------------------------------------------- quality-gated combiner
+def _softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def strong_given_case(seed: int = 0, n: int = 2000, k: int = 4, rate: float = 0.12):
+    """Strong given probabilities, a weak embedding head and five embedding detectors that are
+    mutually correlated and (nearly) uninformative: the held-out sentiment set's structure."""
+    from labelaudit.detectors.confident_learning import confident_learning
+    from labelaudit.detectors.oof import self_confidence
+
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, k, n)
+    given = y.copy()
+    flip = rng.random(n) < rate
+    given[flip] = (y[flip] + rng.integers(1, k, flip.sum())) % k
+    onehot = np.eye(k)[y]
+    strong = _softmax(4.0 * onehot + rng.normal(0, 1, (n, k)))
+    weak = _softmax(0.3 * onehot + rng.normal(0, 1, (n, k)))
+    ctx = DetectionContext(labels=given, n_classes=k, pred_probs=strong)
+    results = {
+        "self_confidence": self_confidence(ctx),
+        "confident_learning": confident_learning(ctx),
+    }
+    shared = rng.normal(0, 1, n) + 2.0 * (1 - weak[np.arange(n), given])
+    for name in ("knn", "aum", "datamap", "forgetting", "incv"):
+        s = 1 / (1 + np.exp(-(shared + rng.normal(0, 0.3, n))))
+        results[name] = _result(name, s)
+    return results, flip, given, strong, weak
+
+
+def _ap(truth, score):
+    return average_precision_score(truth, score)
+
+
+def test_quality_finds_the_strong_source_among_correlated_noise():
+    from labelaudit.detectors.combiner import PROBS_FAMILY, learn_combination, quality_score
+
+    results, truth, given, strong, weak = strong_given_case()
+    best = max(_ap(truth, results[n].score) for n in ("self_confidence", "confident_learning"))
+    assert max(_ap(truth, results[n].score) for n in ("knn", "aum", "incv")) < best - 0.3
+    # the baselines are dragged down by the correlated noise (the test can fail)
+    assert _ap(truth, rank_average(results)) < best - 0.1
+    assert _ap(truth, trust_weighted(results)) < best - 0.1
+    comb = learn_combination(results, labels=given, probs=strong, reference_probs=weak)
+    assert comb.dominant == PROBS_FAMILY and comb.dominance_z > 3
+    assert comb.source_accuracy[PROBS_FAMILY] > comb.source_accuracy["embeddings"]
+    assert _ap(truth, quality_score(results, comb)) >= best - 0.01
+    assert sum(comb.weights[n] for n in ("knn", "aum", "datamap", "forgetting", "incv")) == 0
+    assert abs(sum(comb.weights.values()) - 1) < 1e-9
+    assert "clearly better" in comb.rationale
+
+
+def test_quality_keeps_the_embedding_detectors_when_the_models_are_alike():
+    from labelaudit.detectors.combiner import learn_combination
+
+    results, truth, given, strong, _ = strong_given_case(seed=2)
+    # the same model behind both families: no family dominates, the label model weighs them all
+    comb = learn_combination(results, labels=given, probs=strong, reference_probs=strong)
+    assert comb.dominant is None and comb.dominance_z == 0.0
+    assert comb.trust is not None and set(comb.trust.weights) >= {"knn", "aum"}
+
+
+def test_quality_weights_deterministic_and_invariant_to_row_order():
+    from labelaudit.detectors.combiner import learn_combination, quality_score
+
+    results, _, given, strong, weak = strong_given_case(seed=1)
+    first = learn_combination(results, labels=given, probs=strong, reference_probs=weak, seed=3)
+    again = learn_combination(results, labels=given, probs=strong, reference_probs=weak, seed=3)
+    assert first.weights == again.weights and first.probe_ap == again.probe_ap
+    perm = np.random.default_rng(7).permutation(len(given))
+    shuffled = {
+        n: DetectorResult(
+            n,
+            r.score[perm],
+            r.is_issue[perm],
+            r.suggested_label[perm],
+            r.suggested_prob[perm],
+            [""] * len(perm),
+            r.details,
+        )
+        for n, r in results.items()
+    }
+    moved = learn_combination(
+        shuffled, labels=given[perm], probs=strong[perm], reference_probs=weak[perm], seed=3
+    )
+    for n in results:
+        assert moved.weights[n] == pytest.approx(first.weights[n], abs=1e-9)
+    for n in first.probe_ap:
+        assert moved.probe_ap[n] == pytest.approx(first.probe_ap[n], abs=1e-9)
+    assert np.allclose(quality_score(shuffled, moved), quality_score(results, first)[perm])
+
+
+def test_probes_follow_the_estimated_noise_process_and_are_order_invariant():
+    from labelaudit.detectors.combiner import plant_probes
+
+    rng = np.random.default_rng(0)
+    n, k = 1000, 4
+    labels = rng.integers(0, k, n)
+    probs = _softmax(rng.normal(0, 1, (n, k)))
+    nm = np.eye(k) * 0.9  # P(given = i | true = j): errors of class j go to class j ^ 1 only
+    for j in range(k):
+        nm[j ^ 1, j] = 0.1
+    probed, mask = plant_probes(labels, probs, nm, seed=0)
+    assert 50 <= mask.sum() <= 0.1 * n + 1
+    assert (probed[mask] == (labels[mask] ^ 1)).all() and (probed[~mask] == labels[~mask]).all()
+    uniform, umask = plant_probes(labels, probs, None, seed=0)
+    assert len(set(zip(labels[umask], uniform[umask], strict=True))) > 2 * k
+    perm = rng.permutation(n)
+    p2, m2 = plant_probes(labels[perm], probs[perm], nm, seed=0)
+    assert (m2 == mask[perm]).all() and (p2 == probed[perm]).all()

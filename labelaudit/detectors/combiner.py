@@ -25,7 +25,7 @@ value).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -142,3 +142,261 @@ def trusted_flags(results: Mapping[str, DetectorResult], trust: Trust) -> np.nda
 def expected_precision(flags: np.ndarray, trust: Trust) -> float | None:
     """Label-model estimate of the precision of ``flags`` (None when nothing is flagged)."""
     return float(trust.posterior[flags].mean()) if flags.any() else None
+
+
+# ----------------------------------------------------------------------------- quality-gated combiner
+#: Documented rule for the quality-gated "needs review" flag (the same weights as the score).
+QUALITY_ISSUE_RULE = "flagged by detectors holding at least half of the combiner's weight"
+#: A probability source *dominates* another when its accuracy against the given labels is higher by
+#: at least this many paired standard errors (McNemar-style z on the per-row differences).
+DOMINANCE_Z = 3.0
+#: Probes planted to choose among the detectors that are functions of (probabilities, label).
+PROBE_SHARE, PROBE_MIN, PROBE_MAX, PROBE_REPEATS = 0.10, 50, 2000, 3
+#: Probability detectors within this much probe AP of the best one are all kept (CIFAR-10: 0.948 vs
+#: 0.938 on probes, and the two together beat either; 20news: 0.861 vs 0.928, and only the better
+#: one should count).
+PROBE_TOLERANCE = 0.02
+#: Families: detectors reading only the probabilities, and those reading anything else (the
+#: embeddings, texts or training trajectories: in labelaudit, models trained on the embeddings).
+PROBS_FAMILY, OTHER_FAMILY = "probabilities", "embeddings"
+
+
+@dataclass
+class Combination:
+    """What the quality-gated combiner learnt (no reviewer labels). ``weights`` sum to 1."""
+
+    weights: dict[str, float]
+    #: detector -> family (:data:`PROBS_FAMILY` or :data:`OTHER_FAMILY`).
+    families: dict[str, str]
+    #: family -> accuracy of its probability model against the given labels (None = unknown).
+    source_accuracy: dict[str, float | None]
+    #: Paired z of (probabilities - embedding head) accuracy; None when one source is missing.
+    dominance_z: float | None
+    #: The family kept alone because its model dominates, or None (both kept).
+    dominant: str | None
+    #: Mean AP of each probability detector on planted probes, and those kept.
+    probe_ap: dict[str, float]
+    chosen_probs_detectors: list[str]
+    #: The label model over the kept detectors (None when only one detector is kept).
+    trust: Trust | None
+    #: One plain sentence saying why the weights are what they are.
+    rationale: str = ""
+
+
+def _canonical_order(labels: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    """A row order that depends only on the rows' contents (so probes are row-order invariant)."""
+    keys = [np.round(probs[:, j], 12) for j in range(probs.shape[1] - 1, -1, -1)]
+    return np.lexsort([*keys, labels])
+
+
+def plant_probes(
+    labels: np.ndarray, probs: np.ndarray, noise_matrix: np.ndarray | None, *, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Flip a random share of the labels the way the data's own errors look: a row labelled j gets
+    class i with probability proportional to the estimated P(given = i | true = j) (confident
+    learning's noise matrix, Northcutt et al. 2021), uniform over the others when it is unknown.
+    Returns (probed labels, probe mask). Deterministic for ``seed`` and invariant to row order."""
+    n, k = probs.shape
+    rng = np.random.default_rng(seed)
+    order = _canonical_order(labels, probs)
+    m = int(np.clip(round(PROBE_SHARE * n), min(PROBE_MIN, n // 2), PROBE_MAX))
+    picked = order[np.sort(rng.choice(n, m, replace=False))]
+    trans = np.ones((k, k)) if noise_matrix is None else np.nan_to_num(np.asarray(noise_matrix).T)
+    np.fill_diagonal(trans, 0.0)  # trans[j, i] ~ P(given = i | true = j), i != j
+    bad = trans.sum(axis=1) <= 0
+    trans[bad] = 1.0
+    np.fill_diagonal(trans, 0.0)
+    trans /= trans.sum(axis=1, keepdims=True)
+    cum = np.cumsum(trans[labels[picked]], axis=1)
+    new = (cum < rng.random(m)[:, None] * cum[:, -1:]).sum(axis=1)
+    out = labels.copy()
+    out[picked] = np.minimum(new, k - 1)
+    mask = np.zeros(n, dtype=bool)
+    mask[picked] = out[picked] != labels[picked]
+    return out, mask
+
+
+def _average_precision(score: np.ndarray, truth: np.ndarray) -> float:
+    from sklearn.metrics import average_precision_score
+
+    return float(average_precision_score(truth, score)) if truth.any() else float("nan")
+
+
+def probe_ap(
+    fns: Mapping[str, Callable[[np.ndarray], np.ndarray]],
+    labels: np.ndarray,
+    probs: np.ndarray,
+    noise_matrix: np.ndarray | None,
+    *,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Mean AP (probe vs untouched rows) of each ``fns[name](probed labels) -> scores`` over
+    :data:`PROBE_REPEATS` probe draws. Untouched rows include the real errors, so the values are
+    lower than a clean-data AP; only their order is used."""
+    aps: dict[str, list[float]] = {n: [] for n in fns}
+    for r in range(PROBE_REPEATS):
+        probed, mask = plant_probes(labels, probs, noise_matrix, seed=seed + r)
+        for name, fn in fns.items():
+            aps[name].append(_average_precision(np.asarray(fn(probed)), mask))
+    return {n: float(np.nanmean(v)) if v else float("nan") for n, v in aps.items()}
+
+
+def paired_accuracy_z(labels: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
+    """z of the paired difference in accuracy (argmax == label) of probability sources a and b."""
+    d = (a.argmax(axis=1) == labels).astype(np.float64) - (b.argmax(axis=1) == labels)
+    sd = float(d.std(ddof=1)) if len(d) > 1 else 0.0
+    if sd == 0.0:
+        return 0.0 if d.mean() == 0 else float(np.sign(d.mean()) * np.inf)
+    return float(d.mean() / (sd / np.sqrt(len(d))))
+
+
+def learn_combination(
+    results: Mapping[str, DetectorResult],
+    *,
+    labels: np.ndarray,
+    probs: np.ndarray,
+    reference_probs: np.ndarray | None = None,
+    families: Mapping[str, str] | None = None,
+    probe_fns: Mapping[str, Callable[[np.ndarray], np.ndarray]] | None = None,
+    seed: int = 0,
+) -> Combination:
+    """The quality-gated combination of ``results`` (see docs/detectors.md, "Combiners").
+
+    ``probs``: the probabilities the probability detectors read (given or out-of-fold);
+    ``reference_probs``: the embedding head's out-of-fold probabilities (None = the same model as
+    ``probs``); ``families``: detector -> family (default: from the registry's inputs);
+    ``probe_fns``: detector -> function of the labels giving its scores on ``probs`` (default: the
+    registered probability-only detectors rerun on probed labels).
+
+    1. Source quality: a family whose model is more accurate against the given labels by at least
+       :data:`DOMINANCE_Z` paired standard errors is kept alone (a much better model dominates).
+    2. Among the probability detectors, the one with the highest AP on planted probes (flips drawn
+       from the estimated noise process) represents the family; the others get no weight.
+    3. The kept detectors are weighted by the Dawid–Skene label model of :func:`learn_trust`.
+    """
+    if not results:
+        raise ValueError("no detector results to combine")
+    labels = np.asarray(labels, dtype=np.int64)
+    probs = np.asarray(probs, dtype=np.float64)
+    fam = dict(families) if families is not None else detector_families(results)
+    p_names = [n for n in results if fam.get(n) == PROBS_FAMILY]
+    o_names = [n for n in results if fam.get(n) != PROBS_FAMILY]
+    acc_p = float((probs.argmax(axis=1) == labels).mean())
+    acc_o: float | None = None
+    z: float | None = None
+    if reference_probs is not None and o_names:
+        reference_probs = np.asarray(reference_probs, dtype=np.float64)
+        acc_o = float((reference_probs.argmax(axis=1) == labels).mean())
+        z = paired_accuracy_z(labels, probs, reference_probs)
+    elif o_names:
+        acc_o = acc_p
+    dominant = None
+    if z is not None and p_names and o_names:
+        if z >= DOMINANCE_Z:
+            dominant = PROBS_FAMILY
+        elif z <= -DOMINANCE_Z:
+            dominant = OTHER_FAMILY
+
+    aps: dict[str, float] = {}
+    chosen: list[str] = []
+    if p_names and dominant != OTHER_FAMILY:
+        if len(p_names) > 1:
+            fns = (
+                dict(probe_fns) if probe_fns is not None else _registered_probe_fns(probs, p_names)
+            )
+            cl = results.get("confident_learning")
+            nm = None if cl is None else cl.details.get("noise_matrix")
+            aps = probe_ap({n: fns[n] for n in p_names if n in fns}, labels, probs, nm, seed=seed)
+            top = max(aps.get(n, -1.0) for n in p_names)
+            chosen = [n for n in p_names if aps.get(n, -1.0) >= top - PROBE_TOLERANCE]
+        else:
+            chosen = list(p_names)
+
+    if dominant == PROBS_FAMILY:
+        kept = chosen
+    elif dominant == OTHER_FAMILY:
+        kept = o_names
+    else:
+        kept = o_names + chosen
+    kept = kept or list(results)
+    trust = learn_trust({n: results[n] for n in kept}) if len(kept) > 1 else None
+    weights = {n: 0.0 for n in results}
+    if trust is None:
+        weights[kept[0]] = 1.0
+    else:
+        weights.update(trust.weights)
+    if dominant == PROBS_FAMILY:
+        why = (
+            f"the probabilities (accuracy {acc_p:.3f} against the given labels) are clearly better "
+            f"than the embedding head ({acc_o:.3f}, paired z = {z:.1f}): {' and '.join(chosen)} alone"
+        )
+    elif dominant == OTHER_FAMILY:
+        why = (
+            f"the embedding head (accuracy {acc_o:.3f}) is clearly better than the probabilities "
+            f"({acc_p:.3f}, paired z = {z:.1f}): the label model over the embedding detectors"
+        )
+    else:
+        parts = (["the embedding detectors"] if o_names else []) + (
+            [f"{' and '.join(chosen)} (best of the probability detectors on planted probes)"]
+            if chosen
+            else []
+        )
+        why = "label model over " + " and ".join(parts)
+    return Combination(
+        weights=weights,
+        families={n: fam.get(n, OTHER_FAMILY) for n in results},
+        source_accuracy={PROBS_FAMILY: acc_p, OTHER_FAMILY: acc_o},
+        dominance_z=z,
+        dominant=dominant,
+        probe_ap=aps,
+        chosen_probs_detectors=chosen,
+        trust=trust,
+        rationale=why,
+    )
+
+
+def detector_families(results: Mapping[str, DetectorResult]) -> dict[str, str]:
+    """detector -> family from the registry: :data:`PROBS_FAMILY` when it reads only the
+    probabilities, else :data:`OTHER_FAMILY` (unregistered names count as other)."""
+    from labelaudit.detectors import registry
+
+    specs = registry.all_detectors()
+    return {
+        n: PROBS_FAMILY
+        if n in specs and tuple(specs[n].requires) == ("pred_probs",)
+        else OTHER_FAMILY
+        for n in results
+    }
+
+
+def _registered_probe_fns(
+    probs: np.ndarray, names: list[str]
+) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
+    from labelaudit.detectors import registry
+    from labelaudit.detectors.base import DetectionContext
+
+    specs = registry.all_detectors()
+
+    def make(name: str) -> Callable[[np.ndarray], np.ndarray]:
+        def run(lab: np.ndarray) -> np.ndarray:
+            ctx = DetectionContext(labels=lab, n_classes=probs.shape[1], pred_probs=probs)
+            return specs[name].fn(ctx).score
+
+        return run
+
+    return {n: make(n) for n in names if n in specs}
+
+
+def quality_score(results: Mapping[str, DetectorResult], comb: Combination) -> np.ndarray:
+    """The combined score under ``comb``'s weights, float64 (N,) in [0, 1]."""
+    return combined_score(results, Trust(comb.weights, {}, {}, 0, np.zeros(0)))
+
+
+def quality_flags(results: Mapping[str, DetectorResult], comb: Combination) -> np.ndarray:
+    """Rows flagged by detectors holding at least half of ``comb``'s weight, bool (N,)."""
+    return trusted_flags(results, Trust(comb.weights, {}, {}, 0, np.zeros(0)))
+
+
+def quality_expected_precision(flags: np.ndarray, comb: Combination) -> float | None:
+    """The label model's estimate of the flag's precision (None with a single kept detector)."""
+    return None if comb.trust is None else expected_precision(flags, comb.trust)
