@@ -36,10 +36,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed (UMAP, KMeans, detectors)")
     p.add_argument(
         "--combiner",
-        choices=["rank_average", "trust"],
+        choices=["quality", "rank_average", "trust"],
         default="rank_average",
-        help="how the detectors' scores are combined: equal-weight rank average (default) or "
-        "trust-weighted (weights learnt from the detectors' agreement, no reviewer labels)",
+        help="how the detectors' scores are combined: equal-weight rank average (default), "
+        "quality-gated (the better model's detectors, probes and a label model; docs/detectors.md) "
+        "or trust-weighted (weights learnt from the detectors' agreement, no reviewer labels)",
     )
     p.add_argument(
         "--detectors", help="comma-separated detector names (default: every one the data can feed)"
@@ -139,4 +140,6 @@ def run(args: argparse.Namespace) -> int:
             f"combined ranking: {d.combiner} (weights: {weights}); needs review: {d.issue_rule}{expected}",
             file=sys.stdout,
         )
+        if d.combiner_rationale:
+            print(f"combiner: {d.combiner_rationale}", file=sys.stdout)
     return 0
