@@ -59,6 +59,45 @@ def render_probability_source(details: Mapping[str, Any]) -> None:
         )
 
 
+#: Names the pages show for the stored combiner names.
+COMBINER_LABELS = {
+    "quality_gated": "quality-gated (the better model's detectors, probes, label model)",
+    "trust_weighted": "trust-weighted (label model over every detector)",
+    "rank_average": "rank average (equal weights)",
+}
+
+
+def render_combiner(details: Mapping[str, Any]) -> None:
+    """Which combiner ran, why, the "needs review" rule and each detector's weight (a bar per
+    detector), in an expander; nothing for scans stored before weights were kept."""
+    weights = details.get("combiner_weights") or {}
+    if not weights:
+        return
+    name = details.get("combiner") or "rank_average"
+    with st.expander(f"Combined ranking: {COMBINER_LABELS.get(name, name)}"):
+        if details.get("combiner_rationale"):
+            st.caption(f"Why these weights: {md_escape(details['combiner_rationale'])}.")
+        rule = details.get("issue_rule")
+        est = details.get("flag_expected_precision")
+        if rule:
+            st.caption(
+                f"Needs review: {md_escape(rule)}"
+                + (
+                    ""
+                    if est is None
+                    else f"; expected precision {est:.0%} (label-model estimate, not a measurement)"
+                )
+                + "."
+            )
+        order = sorted(weights, key=lambda n: (-float(weights[n]), n))
+        st.caption(
+            "Weight of each detector in the combined score: "
+            + ", ".join(f"{md_escape(n)} {float(weights[n]):.2f}" for n in order)
+        )
+        frame = pd.DataFrame({"weight": [float(weights[n]) for n in order]}, index=order)
+        st.bar_chart(frame, horizontal=True, height=40 + 28 * len(order))
+
+
 def render_issue_table(view: pd.DataFrame, detectors: list[str], *, key: str) -> int | None:
     """The ranked table (first MAX_TABLE_ROWS rows of ``view``); returns the selected dataset row or None."""
     shown = view.head(MAX_TABLE_ROWS)

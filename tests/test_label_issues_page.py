@@ -101,6 +101,10 @@ def test_page_ranks_planted_flips_and_says_where_probabilities_come_from(scanned
     assert len(flipped_ids.intersection(top)) >= 10
     assert ranked["combined score"].is_monotonic_decreasing
     assert at.metric[0].value.startswith(f"{len(ranked):,} (")
+    # which combiner ran and each detector's weight (issue 12)
+    assert any(e.label.startswith("Combined ranking:") for e in at.expander)
+    weights = next(c.value for c in at.caption if c.value.startswith("Weight of each detector"))
+    assert all(d in weights for d in ("self\\_confidence", "confident\\_learning", "knn"))
 
 
 def test_filters_narrow_the_table_and_a_cell_lists_its_rows(scanned):

@@ -7,6 +7,7 @@ from components import state
 from components.data import require_dataset
 from components.label_issues import (
     cached_issue_table,
+    render_combiner,
     render_issue_table,
     render_issues_per_class,
     render_noise_matrix,
@@ -42,11 +43,15 @@ if det is None or "label_issue_score" not in res.table:
     st.warning("This scan has no label-issue detection. Run the scan again from the Explore page.")
     st.stop()
 details = det.details
+rule = (
+    details.get("issue_rule") or "flagged by at least half of the detectors run, and at least two"
+)
 st.caption(
     "Flags mean **needs review**, not *is wrong*: each detector is a reason to look again, and a row "
-    "needs review when at least half of the detectors (and at least two) flag it. Rank first, then decide in the Review page."
+    f"needs review when {md_escape(rule)}. Rank first, then decide in the Review page."
 )
 render_probability_source(details)
+render_combiner(details)
 
 try:
     table = cached_issue_table(ss[state.WORKSPACE], ds.content_hash, scan_options_key())
@@ -62,7 +67,7 @@ m1, m2, m3, m4 = st.columns(4)
 m1.metric(
     "Rows needing review",
     f"{n_flagged:,} ({n_flagged / max(ds.n, 1):.1%})",
-    help="flagged by at least half of the detectors (and at least two); a reason to look again, not a verdict",
+    help=f"{rule}; a reason to look again, not a verdict",
 )
 m2.metric("Detectors", len(detectors))
 noise = (
