@@ -87,9 +87,14 @@ class StreamlitServer:
     """The real app in a subprocess (``streamlit run app.py``) on a free loopback port."""
 
     def __init__(
-        self, workspace: Path, dataset_hash: str | None = None, env: dict[str, str] | None = None
+        self,
+        workspace: Path,
+        dataset_hash: str | None = None,
+        env: dict[str, str] | None = None,
+        args: list[str] | None = None,
+        port: int | None = None,
     ):
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.workspace = Path(workspace)
         self.log_path = self.workspace / f"streamlit-{self.port}.log"
@@ -121,6 +126,7 @@ class StreamlitServer:
                 "127.0.0.1",
                 "--server.fileWatcherType",
                 "none",
+                *(args or []),
             ],
             cwd=ROOT,
             env=full_env,
