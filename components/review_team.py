@@ -1,10 +1,8 @@
-"""Review as a team, on the page: who is reviewing, the lead's team panel, the adjudication card.
+"""Review as a team, on the page: the mode picker, the lead's team panel, the adjudication card.
 
-Who is reviewing (:func:`render_identity`): the signed-in user when the deployment configures
-Streamlit's OpenID Connect login (``[auth]`` in ``.streamlit/secrets.toml``, docs/review.md), else a
-typed name that the browser remembers in a cookie (:data:`REVIEWER_COOKIE`), so a reload does not
-ask again. The role comes from :func:`labelaudit.review.identity.resolve_identity` on every run,
-never from the browser: a URL or a session-state value cannot make anyone a lead.
+Who is reviewing is :mod:`components.login`'s (the signed-in user or a typed name); the role
+comes from :func:`labelaudit.review.identity.resolve_identity` on every run, never from the
+browser: a URL or a session-state value cannot make anyone a lead.
 
 The team panel (:func:`render_team_panel`, leads only) creates and closes assignments and shows
 everyone's progress, the agreement on the items reviewed twice, and the pairs' status. The rules
@@ -13,10 +11,8 @@ are :mod:`labelaudit.review.team`'s; this module only reads, calls and draws.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any
-from urllib.parse import quote, unquote
 
 import pandas as pd
 import streamlit as st
@@ -26,133 +22,13 @@ from components.text import md_escape
 from labelaudit.dataset import Dataset
 from labelaudit.errors import UsageError
 from labelaudit.review import team
-from labelaudit.review.identity import Identity, clean_name, resolve_identity
+from labelaudit.review.identity import Identity
 from labelaudit.review.session import ADJUDICATE_MODE, QUEUE_MODE
 from labelaudit.review.store import ReviewStore
 
-#: The cookie that remembers a typed reviewer name in the browser (a year; this site only).
-REVIEWER_COOKIE = "labelaudit_reviewer"
-COOKIE_SECONDS = 365 * 24 * 3600
 #: The Review page's modes (leads see all three).
 TEAM_MODE = "team"
 MODE_LABELS = {QUEUE_MODE: "My queue", ADJUDICATE_MODE: "Adjudication", TEAM_MODE: "Team"}
-
-
-# --------------------------------------------------------------------------- identity
-def login_configured() -> bool:
-    """True when the deployment configures login (an ``[auth]`` section in its secrets)."""
-    try:
-        return "auth" in st.secrets
-    except Exception:  # no secrets file at all
-        return False
-
-
-def login_claims() -> dict[str, Any] | None:
-    """The signed-in user's claims (``st.user``), or None when nobody is signed in."""
-    try:
-        user = st.user
-        if getattr(user, "is_logged_in", False):
-            return dict(user.to_dict())
-    except Exception:  # an older Streamlit, or login not set up
-        return None
-    return None
-
-
-def _cookie_name() -> str | None:
-    try:
-        raw = st.context.cookies.get(REVIEWER_COOKIE)
-    except Exception:
-        return None
-    if not isinstance(raw, str) or not raw:  # (a test harness without a browser has no cookies)
-        return None
-    try:
-        return clean_name(unquote(raw))
-    except UsageError:
-        return None
-
-
-def _remember(name: str | None) -> None:
-    """Set (or, with None, delete) the reviewer cookie in this browser."""
-    value = "" if name is None else quote(name, safe="")
-    age = 0 if name is None else COOKIE_SECONDS
-    cookie = f"{REVIEWER_COOKIE}={value}; path=/; max-age={age}; SameSite=Strict"
-    # json.dumps: the value is percent-encoded already; the quoting keeps the script literal intact.
-    st.html(
-        f"<script>document.cookie = {json.dumps(cookie)};</script>", unsafe_allow_javascript=True
-    )
-
-
-def _forget() -> None:
-    ss = st.session_state
-    ss.pop(state.REVIEWER, None)
-    ss[state.REVIEWER_REMEMBERED] = "forget"
-
-
-def render_identity() -> Identity:
-    """Who is reviewing (shown at the top); stops the page until it is known.
-
-    With login configured: the signed-in user, else a "Sign in" button (typed names are refused).
-    Without: the name typed once and remembered in the browser.
-    """
-    ss = st.session_state
-    configured = login_configured()
-    claims = login_claims()
-    if ss.get(state.REVIEWER_REMEMBERED) == "forget":
-        _remember(None)
-        ss[state.REVIEWER_REMEMBERED] = "forgotten"
-        typed = ss.get(state.REVIEWER)
-    else:
-        typed = ss.get(state.REVIEWER) or (
-            None if ss.get(state.REVIEWER_REMEMBERED) == "forgotten" else _cookie_name()
-        )
-    try:
-        who = resolve_identity(login=claims, login_configured=configured, typed_name=typed)
-    except UsageError as e:
-        st.error(str(e), icon=":material/error:")
-        st.stop()
-        raise AssertionError("unreachable") from None
-    if who is None and configured:
-        st.info("Sign in to review: every decision records who made it.", icon=":material/login:")
-        st.button("Sign in", type="primary", key=state.REVIEW_SIGN_IN, on_click=st.login)
-        st.stop()
-    if who is None:
-        with st.form("reviewer_form"):
-            name = st.text_input(
-                "Your name (recorded with every decision; this browser remembers it)",
-                key=state.REVIEWER_NAME_INPUT,
-            )
-            submitted = st.form_submit_button("Start reviewing", type="primary")
-        if submitted:
-            try:
-                ss[state.REVIEWER] = clean_name(name)
-            except UsageError as e:
-                st.warning(f"{e}: enter a name first." if not name.strip() else str(e))
-            else:
-                st.rerun()
-        st.stop()
-        raise AssertionError("unreachable")
-    if who.auth == "typed":
-        ss[state.REVIEWER] = who.name
-        if ss.get(state.REVIEWER_REMEMBERED) != who.name and _cookie_name() != who.name:
-            _remember(who.name)
-        ss[state.REVIEWER_REMEMBERED] = who.name
-    return who
-
-
-def render_identity_bar(who: Identity) -> None:
-    """ "Reviewing as …" with how the name was established, and sign out / not you."""
-    c = st.columns([5, 1])
-    c[0].text(f"Reviewing as {who.describe()}")
-    if who.auth == "oidc":
-        c[1].button("Sign out", key=state.REVIEW_SIGN_OUT, on_click=st.logout, width="stretch")
-    else:
-        c[1].button(
-            "Not you?",
-            key=state.REVIEW_FORGET_NAME,
-            on_click=_forget,
-            width="stretch",
-            help="Forget this name in this browser and ask again",
-        )
 
 
 def render_mode_picker(who: Identity, n_adjudication: int) -> str:

@@ -57,7 +57,7 @@ def test_resolve_identity_rules():
     leads = frozenset({"lea@example.com"})
     login = {"email": "Lea@Example.com", "name": "Lea", "sub": "42", "iss": "https://idp"}
     lead = resolve_identity(login=login, login_configured=True, typed_name="bo", leads=leads)
-    assert lead == Identity("Lea@Example.com", auth="oidc", role="lead", subject="https://idp|42")
+    assert lead == Identity("lea@example.com", auth="oidc", role="lead", subject="https://idp|42")
     # With login configured a typed name is never accepted, whatever it claims.
     assert resolve_identity(login=None, login_configured=True, typed_name="lea@example.com") is None
     typed = resolve_identity(login=None, login_configured=False, typed_name=" bo ", leads=leads)

@@ -222,10 +222,17 @@ def test_typed_name_is_recorded_as_typed(scanned):
 def test_a_signed_in_user_is_recorded_as_oidc_and_typed_names_are_refused(scanned, monkeypatch):
     """Login configured ([auth] in secrets): the page takes st.user's claims (stubbed here: no
     provider runs in the tests) and never a typed name."""
-    import components.review_team as rt
+    import components.login as rt
 
     ws, ds, h, store = scanned
-    monkeypatch.setattr(rt, "login_configured", lambda: True)
+    auth = {
+        "redirect_uri": "http://localhost:8501/oauth2callback",
+        "cookie_secret": "s" * 32,
+        "client_id": "labelaudit",
+        "client_secret": "x",
+        "server_metadata_url": "http://idp/.well-known/openid-configuration",
+    }
+    monkeypatch.setattr(rt, "auth_section", lambda: auth)
     monkeypatch.setattr(rt, "login_claims", lambda: None)
     at = page(ws, h, "lea")  # a typed name in the session: refused while login is configured
     assert not at.exception, at.exception
@@ -237,9 +244,9 @@ def test_a_signed_in_user_is_recorded_as_oidc_and_typed_names_are_refused(scanne
     monkeypatch.setenv("LABELAUDIT_LEADS", "lea@example.com")
     at = page(ws, h, "someone typed")
     assert not at.exception, at.exception
-    assert "Reviewing as Lea@Example.com (signed in, lead)" in texts(at)
+    assert "Reviewing as lea@example.com (signed in, lead)" in texts(at)
     assert "review_sign_out" in keys(at)
     decide(at, "keep")
     log = store.log(h)
-    assert log["reviewer"].tolist() == ["Lea@Example.com"]
+    assert log["reviewer"].tolist() == ["lea@example.com"]
     assert log["auth"].tolist() == ["oidc"] and log["role"].tolist() == ["lead"]

@@ -7,6 +7,7 @@ import streamlit as st
 from components import review_learn as learn_ui
 from components import state
 from components.data import require_dataset
+from components.login import render_identity, render_identity_bar
 from components.review import (
     current_scan,
     queue_source,
@@ -15,13 +16,7 @@ from components.review import (
     render_review_fragment,
 )
 from components.review_labelstudio import render_labelstudio
-from components.review_team import (
-    TEAM_MODE,
-    render_identity,
-    render_identity_bar,
-    render_mode_picker,
-    render_team_panel,
-)
+from components.review_team import TEAM_MODE, render_mode_picker, render_team_panel
 from components.scan import scan_options_key
 from components.store import render_store_error, workspace_store
 from labelaudit.errors import DataError, UsageError

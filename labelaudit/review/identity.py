@@ -125,6 +125,33 @@ def role_for(names: Iterable[str], leads: frozenset[str]) -> Role:
     return "lead" if any(str(n).strip().lower() in leads for n in names if n) else "reviewer"
 
 
+def _login_identity(login: Mapping[str, Any], leads: frozenset[str]) -> Identity:
+    """The identity the provider's claims vouch for (see :func:`resolve_identity`)."""
+    iss, sub = (str(login.get(k) or "").strip() for k in ("iss", "sub"))
+    if not sub:
+        raise UsageError(
+            "the login provider sent no subject ('sub' claim); it is not an OpenID Connect "
+            "provider, or its id_token is incomplete"
+        )
+    email = str(login.get("email") or "").strip().lower()
+    if email and login.get("email_verified") is False:
+        raise UsageError(
+            f"the login provider says the e-mail address {email} is not verified; verify it at "
+            "the provider (Keycloak: the user's 'Email verified' switch) and sign in again"
+        )
+    name = email or str(login.get("preferred_username") or login.get("name") or "").strip()
+    if not name:
+        raise UsageError(
+            "the login provider sent neither an e-mail address nor a user name; configure it to "
+            "include the 'email' claim (scope 'email')"
+        )
+    subject = f"{iss}|{sub}" if iss else sub
+    # The role follows what the provider vouches for: the (verified) address or the subject,
+    # never a display name a user can often edit at the provider.
+    role = role_for([email, subject, sub], leads)
+    return Identity(name, auth="oidc", role=role, subject=subject)
+
+
 def resolve_identity(
     *,
     login: Mapping[str, Any] | None,
@@ -139,23 +166,24 @@ def resolve_identity(
     ``typed_name``: the name given in the browser (ignored when login is configured);
     ``leads``: :func:`leads_from_env` by default.
 
+    A signed-in user is named by their e-mail address, lower-cased (addresses are compared
+    without case everywhere: assignments, leads), else by ``preferred_username``/``name``; the
+    subject is ``iss|sub``. They are a lead when ``LABELAUDIT_LEADS`` holds that address, that
+    subject or the bare ``sub``. UsageError when the claims cannot identify anyone: no ``sub``,
+    no address or name, or an address the provider marks unverified (``email_verified: false``),
+    which anyone could have typed at a provider that lets people sign up.
+
     >>> resolve_identity(login=None, login_configured=False, typed_name="bo", leads=frozenset())
     Identity(name='bo', auth='typed', role='lead', subject='')
     >>> resolve_identity(login=None, login_configured=True, typed_name="bo") is None
     True
+    >>> resolve_identity(login={"iss": "https://idp", "sub": "7", "email": "Ana@X.org"},
+    ...                  login_configured=True, typed_name=None, leads=frozenset({"lea@x.org"}))
+    Identity(name='ana@x.org', auth='oidc', role='reviewer', subject='https://idp|7')
     """
     leads = leads_from_env() if leads is None else leads
     if login:
-        email = str(login.get("email") or "").strip()
-        name = email or str(login.get("name") or login.get("preferred_username") or "").strip()
-        if not name:
-            raise UsageError(
-                "the login provider sent neither an e-mail address nor a name; configure it to "
-                "include the 'email' (or 'name') claim"
-            )
-        subject = "|".join(str(login.get(k) or "") for k in ("iss", "sub")).strip("|")
-        names = [email, str(login.get("name") or ""), str(login.get("preferred_username") or "")]
-        return Identity(name, auth="oidc", role=role_for(names, leads), subject=subject)
+        return _login_identity(login, leads)
     if login_configured or not typed_name or not str(typed_name).strip():
         return None
     name = clean_name(typed_name)
@@ -171,3 +199,80 @@ def require_lead(identity: Identity, what: str) -> None:
     """
     if not identity.is_lead:
         raise UsageError(f"only a lead can {what}; {identity.name} is a reviewer")
+
+
+# --------------------------------------------------------------------------- login configuration
+#: Where a deployment configures login: the ``[auth]`` table of Streamlit's secrets file.
+SECRETS_FILE = ".streamlit/secrets.toml"
+#: Keys of ``[auth]`` that Streamlit's ``st.login`` needs for every provider (docs/review.md).
+AUTH_KEYS: tuple[str, ...] = ("redirect_uri", "cookie_secret")
+#: Keys a provider needs: in ``[auth]`` itself (the default provider) or in ``[auth.NAME]``.
+PROVIDER_KEYS: tuple[str, ...] = ("client_id", "client_secret", "server_metadata_url")
+#: Optional provider keys Streamlit also reads (``client_kwargs``: e.g. ``{prompt = "login"}``).
+OPTIONAL_PROVIDER_KEYS: tuple[str, ...] = ("client_kwargs", "expose_tokens")
+#: The path Streamlit serves the provider's redirect on (``redirect_uri`` must end with it).
+CALLBACK_PATH = "/oauth2callback"
+#: The provider name Streamlit gives the keys written directly in ``[auth]``.
+DEFAULT_PROVIDER = "default"
+
+
+def login_providers(auth: Mapping[str, Any]) -> list[str]:
+    """The providers an ``[auth]`` table configures: ``"default"`` for provider keys written in
+    ``[auth]`` itself, then each ``[auth.NAME]`` sub-table, in file order.
+
+    >>> login_providers({"client_id": "a", "keycloak": {"client_id": "b"}})
+    ['default', 'keycloak']
+    """
+    out = [DEFAULT_PROVIDER] if any(k in auth for k in PROVIDER_KEYS) else []
+    return out + [k for k, v in auth.items() if isinstance(v, Mapping) and k != "client_kwargs"]
+
+
+def auth_config_problems(auth: Mapping[str, Any]) -> list[str]:
+    """What keeps ``st.login`` from working with this ``[auth]`` table, one message per problem
+    (empty when it is complete): the same checks Streamlit makes when someone clicks *Sign in*,
+    made before, so the page can say what to fix instead of failing on the click
+    (``tests/test_identity.py`` compares them with Streamlit's own on a table of cases).
+
+    >>> auth_config_problems({"redirect_uri": "http://localhost:8501/oauth2callback"})[0]
+    '.streamlit/secrets.toml: [auth] has no cookie_secret (a long random string that signs the login cookie)'
+    """
+    where = f"{SECRETS_FILE}: [auth]"
+    problems = []
+    redirect = str(auth.get("redirect_uri") or "")
+    if not redirect:
+        problems.append(
+            f"{where} has no redirect_uri (this app's address followed by {CALLBACK_PATH}, "
+            f"e.g. http://localhost:8501{CALLBACK_PATH})"
+        )
+    elif not redirect.startswith(("http://", "https://")) or not redirect.endswith(CALLBACK_PATH):
+        problems.append(
+            f"{where} redirect_uri is {redirect!r}; expected this app's address followed by "
+            f"{CALLBACK_PATH}, e.g. http://localhost:8501{CALLBACK_PATH}"
+        )
+    if not str(auth.get("cookie_secret") or ""):
+        problems.append(
+            f"{where} has no cookie_secret (a long random string that signs the login cookie)"
+        )
+    providers = login_providers(auth)
+    if not providers:
+        problems.append(
+            f"{where} names no provider: add {', '.join(PROVIDER_KEYS)} to [auth] "
+            "(or to a table [auth.NAME] per provider)"
+        )
+    for name in providers:
+        section = auth if name == DEFAULT_PROVIDER else auth[name]
+        table = "[auth]" if name == DEFAULT_PROVIDER else f"[auth.{name}]"
+        if "_" in name:
+            problems.append(
+                f"{SECRETS_FILE}: {table}: a provider name cannot hold an underscore; rename it"
+            )
+        missing = [k for k in PROVIDER_KEYS if not section.get(k)]
+        if missing:
+            problems.append(f"{SECRETS_FILE}: {table} has no {', '.join(missing)}")
+        url = str(section.get("server_metadata_url") or "")
+        if url and not url.startswith(("http://", "https://")):
+            problems.append(
+                f"{SECRETS_FILE}: {table} server_metadata_url is {url!r}; expected the provider's "
+                "discovery address, ending in /.well-known/openid-configuration"
+            )
+    return problems
