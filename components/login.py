@@ -22,7 +22,9 @@ import streamlit as st
 
 from components import state
 from components.text import md_escape
+from labelaudit.dataset import Dataset
 from labelaudit.errors import UsageError
+from labelaudit.review import team
 from labelaudit.review.identity import (
     DEFAULT_PROVIDER,
     Identity,
@@ -31,6 +33,7 @@ from labelaudit.review.identity import (
     login_providers,
     resolve_identity,
 )
+from labelaudit.review.store import ReviewStore
 
 #: The cookie that remembers a typed reviewer name in the browser (a year; this site only).
 REVIEWER_COOKIE = "labelaudit_reviewer"
@@ -194,3 +197,29 @@ def render_identity_bar(who: Identity) -> None:
             width="stretch",
             help="Forget this name in this browser and ask again",
         )
+
+
+def render_identities(store: ReviewStore, ds: Dataset) -> None:
+    """The audit log's identities (lead's Team view): who decided, signed in or typed."""
+    st.subheader("Who decided: signed in or typed")
+    who = team.identities_in_log(store, ds.content_hash)
+    if who.empty:
+        st.caption("No decisions yet.")
+        return
+    n_typed = int(who.loc[who["auth"] != "oidc", "decisions"].sum())
+    st.caption(
+        "A signed-in identity was vouched for by the login provider (subject = issuer|sub); a "
+        "typed name was not: anyone could have typed it."
+        + (f" {n_typed:,} decisions in the log were not made signed in." if n_typed else "")
+    )
+    st.dataframe(
+        who.drop(columns=["auth"]),
+        hide_index=True,
+        width="stretch",
+        key=state.TEAM_IDENTITIES,
+        column_config={
+            "first_decision": st.column_config.DatetimeColumn("first decision (UTC)"),
+            "last_decision": st.column_config.DatetimeColumn("last decision (UTC)"),
+            "blind_reviews": st.column_config.NumberColumn("blind reviews"),
+        },
+    )

@@ -232,6 +232,8 @@ TEAM_OVERVIEW = "team_overview"
 TEAM_PAIRS = "team_pairs"
 TEAM_PER_CLASS = "team_per_class"
 TEAM_DOUBLE = "team_double"
+#: The audit log's identities (signed in or typed), in the lead's Team view.
+TEAM_IDENTITIES = "team_identities"
 #: Label Studio on the Review page: how many items to send, the project to pull, the buttons.
 LS_LIMIT = "ls_limit"
 LS_PROJECT = "ls_project"

@@ -228,3 +228,45 @@ def test_unusable_claims_say_why_and_offer_to_sign_out(review_app, monkeypatch):
     assert "the e-mail address *ana*@x.org is not verified" in shown_text(err.value)
     assert "review_sign_out" in _buttons(at)
     assert "review_session" not in at.session_state
+
+
+# --------------------------------------------------------------------------- the audit log
+def test_the_log_says_which_identities_were_signed_in_and_which_typed(tmp_path):
+    from labelaudit.review import team
+    from labelaudit.review.store import ReviewStore
+    from tests.test_review_team import _blind
+
+    store = ReviewStore(f"sqlite:///{tmp_path / 'review.sqlite'}")
+    v = "v1"
+    lea = Identity("lea@example.com", auth="oidc", role="lead", subject=f"{ISS}|lea")
+    typed_lea = Identity("lea@example.com", auth="typed", role="lead")  # same name, not vouched
+    for i, ident in enumerate([lea, lea, typed_lea, None]):
+        store.record(
+            dataset_version=v,
+            item_id=f"x{i}",
+            reviewer=ident.name if ident else "cli",
+            action="keep",
+            old_label="a",
+            new_label=None,
+            identity=ident,
+        )
+    team.create_assignment(
+        store, dataset_version=v, item_ids=["0", "1"], reviewers=["ana", "bo"],
+        overlap_share=1.0, lead=lea,
+    )  # fmt: skip
+    book = team.assignment_book(store, v)
+    _blind(store, v, book, "0", "ana", "keep")  # identity: oidc ana (tests.test_review_team.who)
+
+    log = store.log(v)
+    assert log["subject"].tolist() == [f"{ISS}|lea", f"{ISS}|lea", "", ""]
+    got = team.identities_in_log(store, v)
+    assert list(got.columns) == team.IDENTITY_LOG_COLUMNS
+    rows = got[["reviewer", "identified", "subject", "decisions", "blind_reviews"]].values.tolist()
+    assert rows == [
+        ["ana", "signed in", "", 0, 1],
+        ["lea@example.com", "signed in", f"{ISS}|lea", 2, 0],
+        ["lea@example.com", "typed, not verified", "", 1, 0],
+        ["cli", "script", "", 1, 0],
+    ]
+    assert got["last_decision"].notna().all()
+    store.close()

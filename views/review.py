@@ -7,7 +7,7 @@ import streamlit as st
 from components import review_learn as learn_ui
 from components import state
 from components.data import require_dataset
-from components.login import render_identity, render_identity_bar
+from components.login import render_identities, render_identity, render_identity_bar
 from components.review import (
     current_scan,
     queue_source,
@@ -107,6 +107,7 @@ if mode == TEAM_MODE:
         for c in bulk_clusters(table)
     }
     render_team_panel(store, ds, who, sources=sources, clusters=clusters)
+    render_identities(store, ds)
     st.stop()
 
 plan = plan_queue(

@@ -66,9 +66,10 @@ CURRENT_COLUMNS = [
     "latest_decision_id",
 ]
 #: Who decided and how they were identified (:mod:`labelaudit.review.identity`), after LOG_COLUMNS in
-#: :meth:`ReviewStore.log`: ``auth`` (oidc | typed | import | script), ``role`` (reviewer | lead),
-#: ``capacity`` (see :data:`CAPACITIES`). Decisions logged before identities were kept have None.
-IDENTITY_COLUMNS = ["auth", "role", "capacity"]
+#: :meth:`ReviewStore.log`: ``auth`` (oidc | typed | import | script), ``subject`` (for oidc the
+#: provider's ``iss|sub``, else empty), ``role`` (reviewer | lead), ``capacity`` (see
+#: :data:`CAPACITIES`). Decisions logged before identities were kept have None.
+IDENTITY_COLUMNS = ["auth", "subject", "role", "capacity"]
 #: In what capacity a decision was made: one reviewer alone (``single``), a bulk decision, the
 #: agreement of two blind reviews (``consensus``), a lead settling a disagreement (``adjudication``,
 #: final: only a lead can change it), or an import from another tool.
@@ -1192,7 +1193,7 @@ def _signature(reviewer: str, identity: Identity | None, capacity: str) -> dict[
 def _with_identity(query: sa.Select) -> sa.Select:
     """``query`` on the log with the identity columns of each decision (outer join: old rows)."""
     ident = decision_identities_table.c
-    return query.add_columns(ident.auth, ident.role, ident.capacity).outerjoin_from(
+    return query.add_columns(ident.auth, ident.subject, ident.role, ident.capacity).outerjoin_from(
         decisions_table,
         decision_identities_table,
         ident.decision_id == decisions_table.c.decision_id,

@@ -1139,3 +1139,72 @@ def blind_done(
 
 def is_relabel(action: str) -> bool:
     return action in RELABEL_ACTIONS
+
+
+#: Columns of :func:`identities_in_log`.
+IDENTITY_LOG_COLUMNS = [
+    "reviewer",
+    "identified",
+    "auth",
+    "subject",
+    "decisions",
+    "blind_reviews",
+    "first_decision",
+    "last_decision",
+]
+#: How each ``auth`` reads in :func:`identities_in_log` (None: decided before identities were kept).
+IDENTIFIED_AS = {
+    "oidc": "signed in",
+    "typed": "typed, not verified",
+    "import": "imported",
+    "script": "script",
+}
+
+
+def identities_in_log(store: ReviewStore, dataset_version: str) -> pd.DataFrame:
+    """Who decided on ``dataset_version`` and how each was identified: one row per (reviewer,
+    auth, subject), columns :data:`IDENTITY_LOG_COLUMNS`, signed-in identities first. ``identified``
+    is plain text (:data:`IDENTIFIED_AS`, "unknown (before identities were kept)" for old rows);
+    ``decisions`` counts rows of the log (undo rows included), ``blind_reviews`` the blind reviews
+    of double-reviewed items (which enter the log only as their consensus or adjudication).
+
+    The same name can appear twice, e.g. once typed and once signed in: the audit question is
+    exactly which decisions a login vouched for.
+    """
+    log = store.log(dataset_version)
+    key = ["reviewer", "auth", "subject"]
+    if log.empty:
+        main = pd.DataFrame(columns=[*key, "decisions", "first_decision", "last_decision"])
+    else:
+        main = (
+            log.assign(auth=log["auth"].fillna(""), subject=log["subject"].fillna(""))
+            .groupby(key, sort=False)["decided_at"]
+            .agg(decisions="size", first_decision="min", last_decision="max")
+            .reset_index()
+        )
+    bc = blind_decisions_table.c
+    with store._reading() as conn:
+        rows = conn.execute(
+            sa.select(bc.reviewer, bc.auth, sa.func.count(), sa.func.max(bc.decided_at))
+            .where(bc.dataset_version == dataset_version)
+            .group_by(bc.reviewer, bc.auth)
+        ).all()
+    # Blind reviews keep no subject: join them to the reviewer's signed-in row when there is one.
+    blind = pd.DataFrame(
+        [(r, a, int(n), pd.Timestamp(_utc(t))) for r, a, n, t in rows],
+        columns=["reviewer", "auth", "blind_reviews", "last_blind"],
+    )
+    out = main.merge(blind, on=["reviewer", "auth"], how="outer")
+    out["subject"] = out["subject"].fillna("")
+    out["decisions"] = out["decisions"].fillna(0).astype(int)
+    out["blind_reviews"] = out["blind_reviews"].fillna(0).astype(int)
+    times = out[["last_decision", "last_blind"]].apply(pd.to_datetime, utc=True)
+    out["last_decision"] = times.max(axis=1)
+    out["first_decision"] = pd.to_datetime(out["first_decision"], utc=True)
+    out["identified"] = [
+        IDENTIFIED_AS.get(a, "unknown (before identities were kept)") for a in out["auth"]
+    ]
+    out["auth"] = out["auth"].replace("", None)
+    order = out["auth"].map({"oidc": 0, "typed": 1}).fillna(2)
+    out = out.assign(_o=order).sort_values(["_o", "reviewer"], kind="stable")
+    return out[IDENTITY_LOG_COLUMNS].reset_index(drop=True)
