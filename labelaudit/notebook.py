@@ -323,7 +323,7 @@ def _start_server(root: Path, dataset_hash: str, port: int | None) -> _Server:
     log_path = root / "logs" / f"dashboard-{port}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log_file = open(log_path, "w")  # noqa: SIM115 - closed by _Server.stop
-    cmd = streamlit_command(port, HOST)
+    cmd = streamlit_command(port, HOST, env["LABELAUDIT_LAUNCH_DIR"])
     # A new session: stop() can end streamlit and its children together, and Ctrl-C in the
     # notebook does not reach the server.
     proc = subprocess.Popen(

@@ -381,13 +381,17 @@ def _handler(idp: OIDCStub) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     p.add_argument("--port", type=int, default=8570)
     p.add_argument("--app", default="http://127.0.0.1:8501", help="the app's address (no path)")
     p.add_argument("--user", action="append", default=[], metavar="EMAIL")
     p.add_argument("--client-secret", default=None)
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     users = [StubUser(e) for e in (args.user or ["ana@example.com", "lea@example.com"])]
     redirect = f"{args.app.rstrip('/')}/oauth2callback"
     idp = OIDCStub([redirect], users, port=args.port)

@@ -270,3 +270,53 @@ def test_the_log_says_which_identities_were_signed_in_and_which_typed(tmp_path):
     ]
     assert got["last_decision"].notna().all()
     store.close()
+
+
+def test_labelaudit_app_reads_the_secrets_of_the_folder_it_was_started_from(tmp_path):
+    """The server runs in the app's own folder (a checkout or site-packages); without this flag a
+    deployment's .streamlit/secrets.toml beside its data would never be read."""
+    from labelaudit.commands.app import APP_SCRIPT, streamlit_command
+
+    cmd = streamlit_command(8501, launch_dir=tmp_path)
+    files = [cmd[i + 1] for i, a in enumerate(cmd) if a == "--secrets.files"]
+    assert files[-1] == str(tmp_path.resolve() / ".streamlit" / "secrets.toml")  # wins
+    assert str(APP_SCRIPT.parent / ".streamlit" / "secrets.toml") in files  # Streamlit's own
+    assert str(Path.home() / ".streamlit" / "secrets.toml") == files[0]
+
+
+# --------------------------------------------------------------------------- docs/review.md
+def _login_docs() -> str:
+    text = (Path(__file__).resolve().parents[1] / "docs" / "review.md").read_text("utf-8")
+    start = text.index("### Logins (OpenID Connect)")
+    return text[start : text.index("\n## ", start)]
+
+
+def test_the_documented_secrets_are_the_keys_the_code_requires():
+    import re
+    import tomllib
+
+    from labelaudit.review.identity import OPTIONAL_PROVIDER_KEYS
+
+    docs = _login_docs()
+    (block,) = [b for b in re.findall(r"```toml\n(.*?)```", docs, re.S) if "[auth]" in b]
+    auth = tomllib.loads(block)["auth"]
+    assert list(auth) == [*AUTH_KEYS, *PROVIDER_KEYS]  # exactly, in the order Streamlit's docs use
+    assert auth_config_problems(auth) == []
+    for optional in OPTIONAL_PROVIDER_KEYS[:1]:
+        assert f"`{optional}`" in docs
+    # Every discovery address in the section is a discovery address.
+    for url in re.findall(r"server_metadata_url = \"([^\"]+)\"", docs):
+        assert url.endswith("/.well-known/openid-configuration"), url
+
+
+def test_the_documented_stub_command_runs_as_written():
+    import re
+
+    from tests import oidc_stub
+
+    docs = _login_docs()
+    (cmd,) = re.findall(r"python -m tests\.oidc_stub (.*?)#", docs.replace("\\\n", " "), re.S)
+    args = oidc_stub.build_parser().parse_args(cmd.split())  # exits on an unknown flag
+    assert args.app == "http://127.0.0.1:8501" and args.port == 8570
+    assert args.user == ["ana@example.com", "lea@example.com"]
+    assert "LABELAUDIT_LEADS=lea@example.com" in docs

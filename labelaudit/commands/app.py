@@ -90,7 +90,24 @@ PRODUCTION_FLAGS = (
 )
 
 
-def streamlit_command(port: int, host: str = LOOPBACK) -> list[str]:
+def secrets_files(launch_dir: str | Path | None = None) -> list[str]:
+    """Where the server reads its secrets (the ``[auth]`` table that turns on login,
+    docs/review.md), later files winning: Streamlit's own two places (``~/.streamlit`` and the
+    app's folder, where the server runs) and then ``.streamlit/secrets.toml`` in the folder
+    ``labelaudit app`` was started from, the one a deployment edits. Missing files are skipped.
+
+    >>> secrets_files("/srv/team")[-1]
+    '/srv/team/.streamlit/secrets.toml'
+    """
+    launch = Path(launch_dir if launch_dir is not None else os.getcwd()).expanduser().resolve()
+    places = [Path.home(), APP_SCRIPT.parent, launch]
+    return list(dict.fromkeys(str(p / ".streamlit" / "secrets.toml") for p in places))
+
+
+def streamlit_command(
+    port: int, host: str = LOOPBACK, launch_dir: str | Path | None = None
+) -> list[str]:
+    secrets = [a for f in secrets_files(launch_dir) for a in ("--secrets.files", f)]
     return [
         sys.executable,
         "-m",
@@ -102,6 +119,7 @@ def streamlit_command(port: int, host: str = LOOPBACK) -> list[str]:
         str(port),
         "--server.address",
         host,
+        *secrets,
     ]
 
 
@@ -161,4 +179,5 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    return subprocess.call(streamlit_command(args.port, host), env=env, cwd=str(APP_SCRIPT.parent))
+    cmd = streamlit_command(args.port, host, env[LAUNCH_DIR_ENV])
+    return subprocess.call(cmd, env=env, cwd=str(APP_SCRIPT.parent))
