@@ -260,59 +260,37 @@ def training_dynamics(
     """Per-row training dynamics: data map, forgetting events and area under the margin.
 
     Uses the dataset's imported dynamics (``ds.dynamics``, (E, N, K) logits) when it has them;
-    otherwise trains a softmax head on ``embeddings`` (float (N, D); default: the scan's embeddings
-    from the bundled model, cached in ``workspace``) for ``epochs`` epochs and records every row's
-    logits after each epoch. Deterministic for a ``seed``.
+    otherwise trains a softmax head on the training population's ``embeddings`` (float (N, D);
+    default: the scan's embeddings from the bundled model, cached in ``workspace``) for ``epochs``
+    epochs and records every row's logits after each epoch; rows of the protected ``test`` split are
+    scored by the same run's checkpoints, as held-out rows
+    (:func:`labelaudit.dynamics.training_population`). Deterministic for a ``seed``. The same rule
+    and the same numbers as the datamap, forgetting and aum detectors and the Training dynamics page.
 
-    Returns N rows in dataset order: ``id``, ``given_label``, ``confidence`` (mean probability of
-    the given label over epochs, in [0, 1]), ``variability`` (its standard deviation), ``correctness``
-    (share of epochs predicted right), ``region`` (easy-to-learn / ambiguous / hard-to-learn;
-    Swayamdipta et al. 2020), ``predicted_label``, ``forgetting_events`` (Toneva et al. 2019),
-    ``never_learned``, and with ``aum`` (needs embeddings) ``aum``, ``aum_threshold``,
-    ``aum_flag`` (Pleiss et al. 2020).
+    Returns N rows in dataset order, the columns of the Training dynamics page's table
+    (:data:`labelaudit.training_view.DYNAMICS_COLUMNS`): ``id``, ``text``, ``given_label``,
+    ``in_training``, ``predicted_label``, ``confidence`` (mean probability of the given label over
+    epochs, in [0, 1]), ``variability`` (its standard deviation), ``correctness`` (share of epochs
+    predicted right), ``region`` (easy-to-learn / ambiguous / hard-to-learn; Swayamdipta et al.
+    2020), ``forgetting_events`` (Toneva et al. 2019), ``never_learned``, and with ``aum`` (needs
+    embeddings) ``aum``, ``aum_threshold``, ``aum_flag`` (Pleiss et al. 2020; NaN / False outside
+    the training population).
 
     Example:
         >>> dyn = la.training_dynamics(ds, embeddings=res.embeddings)    # doctest: +SKIP
         >>> dyn[dyn["region"] == "hard-to-learn"].head()                   # doctest: +SKIP
     """
-    import numpy as np
-    import pandas as pd
-
-    from labelaudit.dynamics import cached_aum, cached_dynamics, data_map, forgetting_events
+    from labelaudit.training_view import dynamics_table, population_of
     from labelaudit.workspace import as_workspace
 
     ws = as_workspace(workspace)
     emb = None
-    if ds.dynamics is not None:
-        logits = np.asarray(ds.dynamics)
-        if embeddings is not None:
-            emb = _embeddings_for(ds, embeddings, ws)
-    else:
+    if ds.dynamics is None or embeddings is not None:
         emb = _embeddings_for(ds, embeddings, ws)
-        logits = cached_dynamics(
-            emb, ds.labels, n_classes=ds.k, workspace=ws, seed=seed, epochs=epochs
-        ).logits
-    dm = data_map(logits, ds.labels)
-    events, never = forgetting_events(logits, ds.labels)
-    classes = np.asarray(ds.classes, dtype=object)
-    out = pd.DataFrame(
-        {
-            "id": ds.ids,
-            "given_label": ds.label_names,
-            "confidence": dm["confidence"].to_numpy(),
-            "variability": dm["variability"].to_numpy(),
-            "correctness": dm["correctness"].to_numpy(),
-            "region": dm["region"].to_numpy(),
-            "predicted_label": classes[dm["mean_pred"].to_numpy()],
-            "forgetting_events": events,
-            "never_learned": never,
-        }
-    )
-    if aum and emb is not None:
-        res = cached_aum(emb, ds.labels, n_classes=ds.k, workspace=ws, seed=seed, epochs=epochs)
-        out["aum"] = res.aum
-        out["aum_threshold"] = res.threshold
-        out["aum_flag"] = res.is_mislabeled
+    pop = population_of(ds, emb, ws, seed=seed, epochs=epochs, with_aum=aum)
+    out = dynamics_table(ds, pop)
+    if pop.aum is None:
+        out = out.drop(columns=["aum", "aum_threshold", "aum_flag"])
     return out
 
 

@@ -175,12 +175,15 @@ def data_map(
     *,
     ambiguous_fraction: float = AMBIGUOUS_FRACTION,
     hard_confidence: float = HARD_CONFIDENCE,
+    population: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Dataset-cartography coordinates for every row.
 
     ``logits``: (E, N, K); ``labels``: int (N,). Returns a DataFrame of N rows with ``confidence``,
     ``variability``, ``correctness`` (all in [0, 1]), ``region`` (one of :data:`REGIONS`),
     ``mean_pred`` (argmax of the epoch-averaged probabilities) and ``mean_pred_prob``.
+    ``population`` (bool (N,), default every row): the rows whose variability sets the ambiguous
+    cut (the training population); the other rows are placed by the same cut.
 
     >>> z = np.zeros((2, 3, 2)); z[:, :, 0] = 5
     >>> data_map(z, np.array([0, 0, 1]))["region"].tolist()
@@ -193,9 +196,10 @@ def data_map(
     var = py.std(axis=0)
     correct = (p.argmax(axis=2) == labels[None]).mean(axis=0)
     mean_p = p.mean(axis=0)
-    cut = np.quantile(var, 1 - ambiguous_fraction) if n else 0.0
+    ref = var if population is None else var[np.asarray(population, dtype=bool)]
+    cut = np.quantile(ref, 1 - ambiguous_fraction) if len(ref) else 0.0
     # Ties at the cut (e.g. all-constant variability) must not make every row ambiguous.
-    ambiguous = (var >= cut) & (var > var.min()) if n else np.zeros(0, bool)
+    ambiguous = (var >= cut) & (var > ref.min()) if len(ref) else np.zeros(n, bool)
     region = np.where(
         ambiguous, "ambiguous", np.where(conf < hard_confidence, "hard-to-learn", "easy-to-learn")
     )
@@ -462,4 +466,93 @@ def cached_aum(
 
     return memoised(
         ("aum", key, tuple(sorted(params.items())), str(getattr(workspace, "root", ""))), compute
+    )
+
+
+@dataclass
+class PopulationDynamics:
+    """The training dynamics of one dataset under the one population rule (:func:`training_population`).
+
+    ``train`` bool (N,): the rows the heads learn from. ``logits`` float32 (E, N, K): the imported
+    dynamics, or the run trained on the training rows (its recorded logits for them, its checkpoints
+    applied to the others: :func:`population_logits`). ``map``: :func:`data_map` of every row, the
+    ambiguous cut taken over the training rows. ``events`` int (N,) and ``never_learned`` bool (N,):
+    :func:`forgetting_events`. ``aum``: :func:`area_under_margin` of the training rows (aligned to
+    ``np.flatnonzero(train)``), or None when not asked for or without embeddings. ``source`` says
+    where the logits came from. The detectors (datamap, forgetting, aum), the Training dynamics
+    page and :func:`labelaudit.training_dynamics` all read this, so they agree row by row.
+    """
+
+    train: np.ndarray
+    logits: np.ndarray
+    map: pd.DataFrame
+    events: np.ndarray
+    never_learned: np.ndarray
+    aum: AUMResult | None
+    source: str
+
+
+def population_dynamics(
+    labels: np.ndarray,
+    *,
+    n_classes: int,
+    train: np.ndarray,
+    embeddings: np.ndarray | None = None,
+    dynamics: np.ndarray | None = None,
+    workspace=None,
+    seed: int = 0,
+    epochs: int = DEFAULT_EPOCHS,
+    with_aum: bool = False,
+    progress: ProgressFn = no_progress,
+) -> PopulationDynamics:
+    """:class:`PopulationDynamics` of rows with int ``labels`` (N,): imported ``dynamics`` (E, N, K)
+    when given, else a run of :func:`cached_dynamics` on ``embeddings[train]`` (float (N, D)); with
+    ``with_aum`` (and embeddings) also :func:`cached_aum` of the training rows. Cached in
+    ``workspace`` under the keys every caller shares.
+
+    >>> x = np.eye(4, dtype=np.float32)
+    >>> pop = population_dynamics(np.array([0, 1, 0, 1]), n_classes=2, embeddings=x,
+    ...                           train=np.array([True, True, True, False]), epochs=3)
+    >>> pop.logits.shape, len(pop.map), pop.aum is None
+    ((3, 4, 2), 4, True)
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    train = np.asarray(train, dtype=bool)
+    if dynamics is not None:
+        logits = np.asarray(dynamics)
+        source = f"imported ({logits.shape[0]} epochs)"
+    else:
+        if embeddings is None:
+            raise ValueError("population_dynamics needs embeddings or imported dynamics")
+        run = cached_dynamics(
+            embeddings[train],
+            labels[train],
+            n_classes=n_classes,
+            workspace=workspace,
+            seed=seed,
+            epochs=epochs,
+            progress=progress,
+        )
+        logits = population_logits(run, embeddings, train)
+        source = f"softmax head trained on the embeddings ({logits.shape[0]} epochs, seeded mini-batch SGD)"
+    aum = None
+    if with_aum and embeddings is not None:
+        aum = cached_aum(
+            embeddings[train],
+            labels[train],
+            n_classes=n_classes,
+            workspace=workspace,
+            seed=seed,
+            epochs=epochs,
+            progress=progress,
+        )
+    events, never = forgetting_events(logits, labels)
+    return PopulationDynamics(
+        train=train,
+        logits=logits,
+        map=data_map(logits, labels, population=train),
+        events=events,
+        never_learned=never,
+        aum=aum,
+        source=source,
     )

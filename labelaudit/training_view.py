@@ -23,14 +23,14 @@ import pandas as pd
 from labelaudit.dataset import ID, LABEL, TEXT, Dataset
 from labelaudit.dynamics import (
     DEFAULT_EPOCHS,
+    PopulationDynamics,
     _aum_params,
     array_key,
     cached_aum,
     cached_dynamics,
-    data_map,
     dynamics_stored,
-    forgetting_events,
     given_label_probs,
+    population_dynamics,
     training_population,
 )
 from labelaudit.influence import cached_model, cached_self_influence, influence_stored
@@ -38,11 +38,13 @@ from labelaudit.progress import ProgressFn, no_progress
 from labelaudit.workspace import Workspace
 
 __all__ = [
+    "DYNAMICS_COLUMNS",
     "DynamicsView",
     "colour_options",
     "dynamics_table",
     "dynamics_view",
     "is_prepared",
+    "population_of",
     "prepare",
     "search_rows",
     "self_influence_ranking",
@@ -104,45 +106,97 @@ def _aum_only_stored(x: np.ndarray, y: np.ndarray, k: int, ws: Workspace) -> boo
     )
 
 
+#: The columns of :func:`dynamics_table`, in order: the Training dynamics page, the facade
+#: :func:`labelaudit.training_dynamics` and the notebooks all use these names.
+DYNAMICS_COLUMNS = (
+    "id",
+    "text",
+    "given_label",
+    "in_training",
+    "predicted_label",
+    "confidence",
+    "variability",
+    "correctness",
+    "region",
+    "forgetting_events",
+    "never_learned",
+    "aum",
+    "aum_threshold",
+    "aum_flag",
+)
+
+
 @dataclass
 class DynamicsView:
-    """``table``: one row per training row (id, text, given_label, confidence, variability, correctness,
-    region, forgetting, never_learned, predicted, aum, aum_flag); ``trajectories``: (E, n_train)
-    probability of the given label per epoch; ``source``: where the logits came from."""
+    """``table``: :func:`dynamics_table` of the training rows only (the page's data map);
+    ``trajectories``: (E, n_train) probability of the given label per epoch; ``source``: where the
+    logits came from."""
 
     table: pd.DataFrame
     trajectories: np.ndarray
     source: str
 
 
-def dynamics_table(
+def population_of(
     ds: Dataset,
-    logits: np.ndarray,
-    aum: np.ndarray | None = None,
-    aum_flag: np.ndarray | None = None,
-    rows: np.ndarray | None = None,
-) -> pd.DataFrame:
-    """The per-row table of the data map for ``rows`` of ``ds`` (default all) from (E, n, K) ``logits``."""
-    rows = np.arange(ds.n) if rows is None else rows
-    labels = ds.labels[rows]
-    dm = data_map(logits, labels)
-    events, never = forgetting_events(logits, labels)
-    t = pd.DataFrame(
-        {
-            "id": ds.frame[ID].to_numpy()[rows],
-            "text": ds.frame[TEXT].to_numpy()[rows],
-            "given_label": ds.frame[LABEL].to_numpy()[rows],
-        }
+    embeddings: np.ndarray | None,
+    ws: Workspace | None,
+    *,
+    seed: int = 0,
+    epochs: int = DEFAULT_EPOCHS,
+    with_aum: bool = True,
+    progress: ProgressFn = no_progress,
+) -> PopulationDynamics:
+    """:func:`labelaudit.dynamics.population_dynamics` of ``ds`` (its imported dynamics, else a run
+    on ``embeddings``), trained on :func:`training_population` rows: what the detectors compute."""
+    return population_dynamics(
+        ds.labels,
+        n_classes=ds.k,
+        train=training_population(ds),
+        embeddings=embeddings,
+        dynamics=None if ds.dynamics is None else np.asarray(ds.dynamics),
+        workspace=ws,
+        seed=seed,
+        epochs=epochs,
+        with_aum=with_aum,
+        progress=progress,
     )
-    for c in ("confidence", "variability", "correctness", "region"):
-        t[c] = dm[c].to_numpy()
-    t["forgetting"] = events
-    t["never_learned"] = never
-    t["predicted"] = np.asarray(ds.classes, dtype=object)[dm["mean_pred"].to_numpy()]
-    if aum is not None:
-        t["aum"] = aum
-        t["aum_flag"] = aum_flag
-    return t
+
+
+def dynamics_table(ds: Dataset, pop: PopulationDynamics) -> pd.DataFrame:
+    """One row per row of ``ds``, in dataset order, with :data:`DYNAMICS_COLUMNS`: ``in_training``
+    (the row is in the training population), the data map (``confidence``, ``variability``,
+    ``correctness`` in [0, 1], ``region``), ``predicted_label`` (argmax of the epoch-averaged
+    probabilities), ``forgetting_events`` (Toneva et al. 2019), ``never_learned`` and the area under
+    the margin (``aum``, ``aum_threshold``: NaN outside the training population or without an AUM
+    run; ``aum_flag``: False there)."""
+    dm = pop.map
+    n = ds.n
+    aum = np.full(n, np.nan)
+    thr = np.full(n, np.nan)
+    flag = np.zeros(n, dtype=bool)
+    if pop.aum is not None:
+        aum[pop.train], thr[pop.train] = pop.aum.aum, pop.aum.threshold
+        flag[pop.train] = pop.aum.is_mislabeled
+    return pd.DataFrame(
+        {
+            "id": ds.frame[ID].to_numpy(),
+            "text": ds.frame[TEXT].to_numpy(),
+            "given_label": ds.frame[LABEL].to_numpy(),
+            "in_training": pop.train,
+            "predicted_label": np.asarray(ds.classes, dtype=object)[dm["mean_pred"].to_numpy()],
+            "confidence": dm["confidence"].to_numpy(),
+            "variability": dm["variability"].to_numpy(),
+            "correctness": dm["correctness"].to_numpy(),
+            "region": dm["region"].to_numpy(),
+            "forgetting_events": pop.events,
+            "never_learned": pop.never_learned,
+            "aum": aum,
+            "aum_threshold": thr,
+            "aum_flag": flag,
+        },
+        columns=list(DYNAMICS_COLUMNS),
+    )
 
 
 def dynamics_view(ds: Dataset, ws: Workspace) -> DynamicsView | None:
@@ -153,23 +207,16 @@ def dynamics_view(ds: Dataset, ws: Workspace) -> DynamicsView | None:
     emb = stored_embeddings(ds, ws)
     if emb is None:
         return None
-    train = training_population(ds)
-    rows = np.flatnonzero(train)
-    x, y = emb[train], ds.labels[train]
-    if ds.dynamics is not None:
-        logits = np.asarray(ds.dynamics)[:, train]
-        source = f"imported ({ds.dynamics.shape[0]} epochs)"
-    else:
-        logits = cached_dynamics(x, y, n_classes=ds.k, workspace=ws).logits
-        source = f"softmax head trained on the embeddings ({logits.shape[0]} epochs, seeded mini-batch SGD)"
-    aum = cached_aum(x, y, n_classes=ds.k, workspace=ws)
-    table = dynamics_table(ds, logits, aum.aum, aum.is_mislabeled, rows)
-    return DynamicsView(table, given_label_probs(logits, y), source)
+    pop = population_of(ds, emb, ws)
+    train = pop.train
+    table = dynamics_table(ds, pop)[train].reset_index(drop=True)
+    trajectories = given_label_probs(pop.logits[:, train], ds.labels[train])
+    return DynamicsView(table, trajectories, pop.source)
 
 
 def self_influence_ranking(ds: Dataset, ws: Workspace) -> pd.DataFrame | None:
-    """Training rows by self-influence, highest first: id, text, given_label, predicted,
-    self_influence, exact; None when the embeddings are not stored yet."""
+    """Training rows by self-influence, highest first: id, text, given_label, predicted_label (the
+    influence head's), self_influence, exact; None when the embeddings are not stored yet."""
     emb = stored_embeddings(ds, ws)
     if emb is None:
         return None
@@ -183,7 +230,7 @@ def self_influence_ranking(ds: Dataset, ws: Workspace) -> pd.DataFrame | None:
             "id": frame[ID].to_numpy(),
             "text": frame[TEXT].to_numpy(),
             "given_label": frame[LABEL].to_numpy(),
-            "predicted": np.asarray(ds.classes, dtype=object)[model.probs.argmax(axis=1)],
+            "predicted_label": np.asarray(ds.classes, dtype=object)[model.probs.argmax(axis=1)],
             "self_influence": values,
             "exact": exact,
         }
@@ -193,7 +240,7 @@ def self_influence_ranking(ds: Dataset, ws: Workspace) -> pd.DataFrame | None:
 
 def colour_options(table: pd.DataFrame, scan_table: pd.DataFrame | None) -> list[str]:
     """What the data map can be coloured by: region, the dynamics columns, then the scan's detector scores."""
-    opts = ["region", "correctness", "forgetting", "aum"]
+    opts = ["region", "correctness", "forgetting_events", "aum"]
     if scan_table is not None:
         opts += [
             c for c in scan_table.columns if c.startswith("score_") or c == "label_issue_score"

@@ -161,7 +161,7 @@ st.caption(
     "fits only by bending towards them, often mislabelled. Click a row to explain it."
 )
 st.dataframe(
-    ranking.head(2000)[["self_influence", "given_label", "predicted", "id", "text", "exact"]],
+    ranking.head(2000)[["self_influence", "given_label", "predicted_label", "id", "text", "exact"]],
     hide_index=True,
     width="stretch",
     on_select="rerun",

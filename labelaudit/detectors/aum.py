@@ -17,8 +17,7 @@ from labelaudit.detectors.base import (
     rank_normalise,
 )
 from labelaudit.detectors.registry import register
-from labelaudit.detectors.training_dynamics import context_logits, context_population
-from labelaudit.dynamics import cached_aum, data_map
+from labelaudit.detectors.training_dynamics import context_dynamics
 from labelaudit.typed_json import serialisable
 
 
@@ -42,15 +41,9 @@ def detect_aum(ctx: DetectionContext) -> DetectorResult:
     assert ctx.embeddings is not None  # the registry runs this detector only with embeddings
     # Trained on the training population (the run the Training dynamics page shows); AUM is a
     # margin during training, so rows outside it get no score (0) and no flag.
-    train = context_population(ctx)
-    res = cached_aum(
-        ctx.embeddings[train],
-        ctx.labels[train],
-        n_classes=ctx.n_classes,
-        seed=ctx.seed,
-        workspace=ctx.workspace,
-    )
-    dm = data_map(context_logits(ctx), ctx.labels)
+    pop = context_dynamics(ctx, with_aum=True)
+    train, res, dm = pop.train, pop.aum, pop.map
+    assert res is not None  # embeddings are present
     n = len(ctx.labels)
     score, flags = np.zeros(n), np.zeros(n, dtype=bool)
     score[train], flags[train] = rank_normalise(-res.aum), res.is_mislabeled

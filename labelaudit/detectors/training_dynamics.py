@@ -15,11 +15,9 @@ from labelaudit.detectors.base import DetectionContext, DetectorDetails, Detecto
 from labelaudit.detectors.registry import register
 from labelaudit.dynamics import (
     HARD_CONFIDENCE,
-    cached_dynamics,
-    data_map,
-    forgetting_events,
+    PopulationDynamics,
     forgetting_score,
-    population_logits,
+    population_dynamics,
     training_population,
 )
 from labelaudit.typed_json import serialisable
@@ -32,22 +30,22 @@ def context_population(ctx: DetectionContext) -> np.ndarray:
     return training_population(ctx.dataset) if ctx.dataset is not None else np.ones(n, dtype=bool)
 
 
-def context_logits(ctx: DetectionContext) -> np.ndarray:
-    """(E, N, K) logits: imported dynamics, or a run trained on the training population's
-    embeddings (cached under the same key the Training dynamics page reads, so the scan's run is
-    the page's run); rows outside the population are scored by the same run's checkpoints."""
-    if ctx.dynamics is not None:
-        return np.asarray(ctx.dynamics)
-    assert ctx.embeddings is not None  # the registry runs this detector only with embeddings
-    train = context_population(ctx)
-    run = cached_dynamics(
-        ctx.embeddings[train],
-        ctx.labels[train],
+def context_dynamics(ctx: DetectionContext, *, with_aum: bool = False) -> PopulationDynamics:
+    """The context's :class:`~labelaudit.dynamics.PopulationDynamics`: imported dynamics, or a run
+    trained on the training population's embeddings (cached under the keys the Training dynamics
+    page and :func:`labelaudit.training_dynamics` read, so the scan's run is theirs); rows outside
+    the population are scored by the same run's checkpoints, and the data map's ambiguous cut is
+    taken over the population, as on the page."""
+    return population_dynamics(
+        ctx.labels,
         n_classes=ctx.n_classes,
-        seed=ctx.seed,
+        train=context_population(ctx),
+        embeddings=ctx.embeddings,
+        dynamics=None if ctx.dynamics is None else np.asarray(ctx.dynamics),
         workspace=ctx.workspace,
+        seed=ctx.seed,
+        with_aum=with_aum,
     )
-    return population_logits(run, ctx.embeddings, train)
 
 
 @serialisable
@@ -71,7 +69,7 @@ class ForgettingDetails(DetectorDetails):
     description="Data maps (Swayamdipta et al. 2020): low mean probability of the given label over training epochs",
 )
 def detect_datamap(ctx: DetectionContext) -> DetectorResult:
-    dm = data_map(context_logits(ctx), ctx.labels)
+    dm = context_dynamics(ctx).map
     evidence = [
         f"data map: confidence {c:.2f}, variability {v:.2f}, correct in {k:.0%} of epochs ({r})"
         for c, v, k, r in zip(dm.confidence, dm.variability, dm.correctness, dm.region, strict=True)
@@ -99,10 +97,10 @@ def detect_datamap(ctx: DetectionContext) -> DetectorResult:
     description="Forgetting events (Toneva et al. 2019): learned then forgotten across epochs; never learned = most",
 )
 def detect_forgetting(ctx: DetectionContext) -> DetectorResult:
-    logits = context_logits(ctx)
-    events, never = forgetting_events(logits, ctx.labels)
-    score = forgetting_score(events, never, logits.shape[0])
-    dm = data_map(logits, ctx.labels)
+    pop = context_dynamics(ctx)
+    events, never = pop.events, pop.never_learned
+    score = forgetting_score(events, never, pop.logits.shape[0])
+    dm = pop.map
     evidence = [
         "never learned in any epoch" if nl else (f"forgotten {e} time(s)" if e else "")
         for e, nl in zip(events, never, strict=True)
