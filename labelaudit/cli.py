@@ -9,15 +9,14 @@ that adds its parser and sets ``func``; this module only discovers and dispatche
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
-import pkgutil
 import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 from labelaudit.errors import DataError, StoreError, UsageError
+from labelaudit.plugins import import_submodules
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -177,10 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    import labelaudit.commands as cmds
-
-    for mod in sorted(pkgutil.iter_modules(cmds.__path__), key=lambda m: m.name):
-        importlib.import_module(f"{cmds.__name__}.{mod.name}").register(sub)
+    for mod in import_submodules("labelaudit.commands"):
+        mod.register(sub)
     return parser
 
 

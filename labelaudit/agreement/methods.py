@@ -12,8 +12,6 @@ The built-in methods are registered below as thin calls into the modules that im
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
@@ -22,6 +20,7 @@ import numpy as np
 from labelaudit.agreement.ratings import Ratings
 from labelaudit.agreement.truth import TieBreak, TruthResult
 from labelaudit.errors import UsageError
+from labelaudit.plugins import import_submodules
 from labelaudit.progress import ProgressFn, no_progress
 
 
@@ -52,7 +51,6 @@ class TruthMethod:
 
 
 _REGISTRY: dict[str, TruthMethod] = {}
-_LOADED = False
 
 
 def register_truth_method(
@@ -71,14 +69,7 @@ def register_truth_method(
 
 def all_truth_methods() -> dict[str, TruthMethod]:
     """Every registered method by name, in listing order."""
-    global _LOADED
-    if not _LOADED:
-        import labelaudit.agreement as pkg
-
-        for mod in pkgutil.iter_modules(pkg.__path__):
-            if not mod.name.startswith("_"):
-                importlib.import_module(f"{pkg.__name__}.{mod.name}")
-        _LOADED = True
+    import_submodules("labelaudit.agreement")
     return dict(sorted(_REGISTRY.items(), key=lambda kv: (kv[1].order, kv[0])))
 
 

@@ -6,12 +6,11 @@ A detector module registers itself with :func:`register`; every module in
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from labelaudit.detectors.base import DetectionContext, DetectorResult
+from labelaudit.plugins import import_submodules
 
 DetectorFn = Callable[[DetectionContext], DetectorResult]
 
@@ -30,7 +29,6 @@ class DetectorSpec:
 
 
 _REGISTRY: dict[str, DetectorSpec] = {}
-_LOADED = False
 
 
 def register(
@@ -49,14 +47,7 @@ def register(
 
 
 def all_detectors() -> dict[str, DetectorSpec]:
-    global _LOADED
-    if not _LOADED:
-        import labelaudit.detectors as pkg
-
-        for mod in pkgutil.iter_modules(pkg.__path__):
-            if mod.name not in ("base", "registry"):
-                importlib.import_module(f"{pkg.__name__}.{mod.name}")
-        _LOADED = True
+    import_submodules("labelaudit.detectors", skip=("base", "registry"))
     return dict(sorted(_REGISTRY.items(), key=lambda kv: (kv[1].cost, kv[0])))
 
 

@@ -15,11 +15,11 @@ raising.
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from labelaudit.plugins import import_submodules
 
 if TYPE_CHECKING:
     from labelaudit.dataset import Dataset
@@ -56,7 +56,6 @@ class Companion:
 
 
 _REGISTRY: dict[str, Companion] = {}
-_LOADED = False
 
 
 def register_companion(
@@ -110,12 +109,7 @@ def register_loader_companion(companion: Companion) -> None:
 
 def all_companions() -> list[Companion]:
     """Every registered companion, in reading order."""
-    global _LOADED
-    if not _LOADED:
-        for mod in pkgutil.iter_modules(__path__):
-            if not mod.name.startswith("_"):
-                importlib.import_module(f"{__name__}.{mod.name}")
-        _LOADED = True
+    import_submodules(__name__)
     return sorted(_REGISTRY.values(), key=lambda c: (c.order, c.name))
 
 

@@ -13,13 +13,13 @@ every column as ``str`` so ids like ``007`` keep their zeros.
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+
+from labelaudit.plugins import import_submodules
 
 TableReader = Callable[[Path, "str | None"], pd.DataFrame]
 
@@ -40,7 +40,6 @@ class TableFormat:
 
 
 _REGISTRY: dict[str, TableFormat] = {}
-_LOADED = False
 
 
 def register_format(
@@ -73,12 +72,7 @@ def register_format(
 
 def all_formats() -> list[TableFormat]:
     """Every registered format, each once, in the order of their first suffix."""
-    global _LOADED
-    if not _LOADED:
-        for mod in pkgutil.iter_modules(__path__):
-            if not mod.name.startswith("_"):
-                importlib.import_module(f"{__name__}.{mod.name}")
-        _LOADED = True
+    import_submodules(__name__)
     seen: dict[str, TableFormat] = {}
     for fmt in _REGISTRY.values():
         seen.setdefault(fmt.name, fmt)
