@@ -1,14 +1,24 @@
-"""Every page of the dashboard, named once: its file, title, icon and navigation section.
+"""Every page of the dashboard, found in ``views/``: its file, title, icon and navigation section.
 
-``app.py`` builds the navigation from :data:`PAGES`; links and page switches name a page by its
-constant (``switch_to(REVIEW)``), never by its path; the tests and the README check walk the same
-list. Adding a page: a file in ``views/``, one :class:`Page` here (in :data:`PAGES`), and its test.
-Paths are relative to the folder of ``app.py``, as ``st.Page`` and ``st.switch_page`` expect.
+Each page file declares its own entry at the top level, a literal read here with :mod:`ast` (the page
+is not run)::
+
+    PAGE = {"title": "Training dynamics", "icon": ":material/timeline:", "section": "Find", "order": 50}
+
+``order`` places it in the navigation (sections appear in the order of their first page); the keys
+are the fields of :class:`Page` (``default``, ``needs_dataset`` too). ``app.py`` builds the
+navigation from :data:`PAGES`; links and page switches name a page by its constant
+(``switch_to(REVIEW)``), never by its path; the tests and the README check walk the same list.
+Adding a page: one file in ``views/`` with its ``PAGE``, and its test. Paths are relative to the
+folder of ``app.py``, as ``st.Page`` and ``st.switch_page`` expect.
 """
 
 from __future__ import annotations
 
+import ast
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import streamlit as st
 
@@ -32,35 +42,61 @@ class Page:
         return "/" + self.path.rsplit("/", 1)[-1].removesuffix(".py")
 
 
-DATA = Page(
-    "views/data.py",
-    "Data",
-    ":material/database:",
-    "Data",
-    default=True,
-    needs_dataset=False,
-)
-EXPLORE = Page("views/explore.py", "Explore", ":material/scatter_plot:", "Find")
-LABEL_ISSUES = Page("views/label_issues.py", "Label issues", ":material/report:", "Find")
-ANNOTATORS = Page("views/annotators.py", "Annotators", ":material/groups:", "Find")
-DYNAMICS = Page("views/dynamics.py", "Training dynamics", ":material/timeline:", "Find")
-INFLUENCE = Page("views/influence.py", "Influence", ":material/hub:", "Find")
-REVIEW = Page("views/review.py", "Review", ":material/rule:", "Fix")
-ROI = Page("views/roi.py", "ROI", ":material/trending_up:", "Fix")
-ABOUT = Page("views/about.py", "About", ":material/info:", "Help", needs_dataset=False)
+#: The folder of the page files (beside ``components/``, in a checkout and in the installed wheel).
+VIEWS = Path(__file__).resolve().parents[1] / "views"
 
-#: Every page, in navigation order (sections appear in the order of their first page).
-PAGES: tuple[Page, ...] = (
-    DATA,
-    EXPLORE,
-    LABEL_ISSUES,
-    ANNOTATORS,
-    DYNAMICS,
-    INFLUENCE,
-    REVIEW,
-    ROI,
-    ABOUT,
-)
+
+def declared_page(path: Path) -> dict[str, Any]:
+    """The ``PAGE = {...}`` literal of the page file ``path`` (the file is parsed, not run)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    for node in tree.body:
+        if (
+            isinstance(node, ast.Assign)
+            and len(node.targets) == 1
+            and isinstance(node.targets[0], ast.Name)
+            and node.targets[0].id == "PAGE"
+        ):
+            try:
+                meta = ast.literal_eval(node.value)
+            except ValueError as e:
+                raise ValueError(
+                    f"{path.name}, line {node.lineno}: PAGE must be a literal dict ({e})"
+                ) from None
+            if not isinstance(meta, dict) or not {"title", "icon", "section", "order"} <= set(meta):
+                raise ValueError(
+                    f"{path.name}: PAGE must be a dict with title, icon, section and order; "
+                    f"found {meta!r}"
+                )
+            return meta
+    raise ValueError(f"{path.name}: no top-level PAGE = {{...}} entry (see components/pages.py)")
+
+
+def discover_pages(folder: Path = VIEWS) -> tuple[Page, ...]:
+    """A :class:`Page` for every ``*.py`` in ``folder``, by ``order`` (then file name)."""
+    entries = []
+    for path in sorted(folder.glob("*.py")):
+        if path.name == "__init__.py":
+            continue
+        meta = dict(declared_page(path))
+        order = meta.pop("order")
+        entries.append((order, path.name, Page(f"{folder.name}/{path.name}", **meta)))
+    return tuple(page for _, _, page in sorted(entries, key=lambda e: (e[0], e[1])))
+
+
+#: Every page, in navigation order.
+PAGES: tuple[Page, ...] = discover_pages()
+_BY_FILE = {p.path.rsplit("/", 1)[-1].removesuffix(".py"): p for p in PAGES}
+
+# The pages other code links to.
+DATA = _BY_FILE["data"]
+EXPLORE = _BY_FILE["explore"]
+LABEL_ISSUES = _BY_FILE["label_issues"]
+ANNOTATORS = _BY_FILE["annotators"]
+DYNAMICS = _BY_FILE["dynamics"]
+INFLUENCE = _BY_FILE["influence"]
+REVIEW = _BY_FILE["review"]
+ROI = _BY_FILE["roi"]
+ABOUT = _BY_FILE["about"]
 
 
 def navigation() -> dict[str, list[st.Page]]:

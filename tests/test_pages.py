@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import ast
 
+import pytest
+
 from components.pages import PAGES, Page, navigation
 from tests.conftest import ROOT
 
@@ -50,3 +52,40 @@ def test_no_page_path_is_spelled_outside_the_registry():
             ):
                 offenders.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.value!r}")
     assert not offenders, offenders
+
+
+def test_a_new_page_is_one_file_with_its_page_entry(tmp_path):
+    from components.pages import discover_pages
+
+    (tmp_path / "zeta.py").write_text(
+        'import streamlit as st\n\nPAGE = {"title": "Zeta", "icon": ":material/star:", '
+        '"section": "Find", "order": 5}\n\nraise SystemExit("a page is parsed, never run")\n'
+    )
+    (tmp_path / "alpha.py").write_text(
+        'PAGE = {"title": "Alpha", "icon": ":material/home:", "section": "Data", "order": 1,\n'
+        '        "default": True, "needs_dataset": False}\n'
+    )
+    pages = discover_pages(tmp_path)
+    name = tmp_path.name
+    assert pages == (
+        Page(f"{name}/alpha.py", "Alpha", ":material/home:", "Data", True, False),
+        Page(f"{name}/zeta.py", "Zeta", ":material/star:", "Find"),
+    )
+    assert pages[1].url_path == "/zeta"
+
+
+@pytest.mark.parametrize(
+    "source, message",
+    [
+        ("import streamlit as st\n", "no top-level PAGE"),
+        ('PAGE = {"title": "X"}\n', "PAGE must be a dict with title, icon, section and order"),
+        ("PAGE = make_page()\n", "line 1: PAGE must be a literal dict"),
+    ],
+)
+def test_a_page_without_a_proper_entry_is_named(tmp_path, source, message):
+    from components.pages import discover_pages
+
+    (tmp_path / "broken.py").write_text(source)
+    with pytest.raises(ValueError, match=message) as err:
+        discover_pages(tmp_path)
+    assert str(err.value).startswith("broken.py")

@@ -2,6 +2,15 @@
 
 import streamlit as st
 
+#: Its entry in the navigation (components/pages.py reads it without running the page).
+PAGE = {
+    "title": "About",
+    "icon": ":material/info:",
+    "section": "Help",
+    "order": 90,
+    "needs_dataset": False,
+}
+
 st.title("About labelaudit")
 st.markdown(
     """

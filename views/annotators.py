@@ -8,6 +8,9 @@ from components.data import require_dataset
 from labelaudit.agreement import METHODS
 from labelaudit.errors import DataError, UsageError
 
+#: Its entry in the navigation (components/pages.py reads it without running the page).
+PAGE = {"title": "Annotators", "icon": ":material/groups:", "section": "Find", "order": 40}
+
 st.title("Annotators")
 ds = require_dataset()
 if ds.annotations is None or ds.annotations.empty:

@@ -21,6 +21,16 @@ from components.pages import render_unknown_page_notice
 from components.scan import render_scan_sidebar
 from components.text import md_escape
 
+#: Its entry in the navigation (components/pages.py reads it without running the page).
+PAGE = {
+    "title": "Data",
+    "icon": ":material/database:",
+    "section": "Data",
+    "order": 10,
+    "default": True,
+    "needs_dataset": False,
+}
+
 st.title("Data")
 render_unknown_page_notice()
 

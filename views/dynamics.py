@@ -16,6 +16,9 @@ from components.scan import cached_scan, selection_ids
 from labelaudit.dynamics import AMBIGUOUS_FRACTION, HARD_CONFIDENCE, REGIONS
 from labelaudit.training_view import colour_options
 
+#: Its entry in the navigation (components/pages.py reads it without running the page).
+PAGE = {"title": "Training dynamics", "icon": ":material/timeline:", "section": "Find", "order": 50}
+
 st.title("Training dynamics")
 ds = require_dataset()
 ss = st.session_state

@@ -21,6 +21,9 @@ from labelaudit.dataset import TEXT
 from labelaudit.plots import map_legend
 from labelaudit.tables import text_matches
 
+#: Its entry in the navigation (components/pages.py reads it without running the page).
+PAGE = {"title": "Explore", "icon": ":material/scatter_plot:", "section": "Find", "order": 20}
+
 #: Most ids put in a shareable URL; larger selections are not shared by URL (the page says so).
 MAX_URL_IDS = 200
 

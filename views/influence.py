@@ -17,6 +17,9 @@ from labelaudit.dataset import ID, LABEL, SPLIT, TEXT
 from labelaudit.errors import DataError, UsageError
 from labelaudit.training_view import search_rows
 
+#: Its entry in the navigation (components/pages.py reads it without running the page).
+PAGE = {"title": "Influence", "icon": ":material/hub:", "section": "Find", "order": 60}
+
 TOP_N = 20
 
 st.title("Influence")

@@ -34,6 +34,9 @@ from labelaudit.tables import (
     most_confused_pairs,
 )
 
+#: Its entry in the navigation (components/pages.py reads it without running the page).
+PAGE = {"title": "Label issues", "icon": ":material/report:", "section": "Find", "order": 30}
+
 st.title("Label issues")
 ds = require_dataset()
 res = require_scan(ds)

@@ -24,6 +24,9 @@ from labelaudit.review import team
 from labelaudit.review.queue import bulk_clusters, cluster_slice, without_decided
 from labelaudit.review.session import plan_queue
 
+#: Its entry in the navigation (components/pages.py reads it without running the page).
+PAGE = {"title": "Review", "icon": ":material/rule:", "section": "Fix", "order": 70}
+
 st.title("Review")
 ds = require_dataset()
 who = render_identity()

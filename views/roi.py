@@ -12,6 +12,9 @@ from labelaudit import roi
 from labelaudit.errors import DataError, UsageError
 from labelaudit.reporting import definitions
 
+#: Its entry in the navigation (components/pages.py reads it without running the page).
+PAGE = {"title": "ROI", "icon": ":material/trending_up:", "section": "Fix", "order": 80}
+
 st.title("Data ROI")
 ds = require_dataset()
 res = require_scan(ds)
