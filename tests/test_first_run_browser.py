@@ -56,7 +56,9 @@ def test_the_scan_starts_on_its_own_and_the_page_fills_in(app, page):
     if running.count():
         main = page.locator("[data-testid='stMain']")
         main.locator("[data-testid='stProgress']").first.wait_for(timeout=30_000)
-        assert main.locator("[data-testid='stExpander'] details:not([open])").count() <= 1  # settings only
+        assert (
+            main.locator("[data-testid='stExpander'] details:not([open])").count() <= 1
+        )  # settings only
         sidebar.get_by_text("Scan running in the background").wait_for(timeout=30_000)
     assert page.get_by_role("button", name="Run scan").count() == 0
     # No click: the map appears when the background scan is stored.
