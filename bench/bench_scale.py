@@ -142,17 +142,72 @@ def average_precision(score: np.ndarray, flipped: np.ndarray) -> float:
 
 # --------------------------------------------------------------------------- parts (child side)
 def part_graph(folder: Path, n: int) -> dict:
+    """The scan's graph (:func:`labelaudit.neighbours.build_neighbour_graph`; above the exact limit its
+    two halves, index build and query of every row, timed apart from one index), recall@10 of 1,000
+    random rows against exact for several query-time ef on that same index, and the bare hnswlib
+    peer (skipped with ``BENCH_SCALE_PEERS=0``: at 1M it doubles the part's time)."""
     import hnswlib
 
     from labelaudit import neighbours as nb
 
     emb, *_ = load(folder, n)
-    out: dict = {"rows": n}
-    g = step(out, "labelaudit_graph", lambda: nb.build_neighbour_graph(emb, k=nb.SCAN_K))
+    out: dict = {"rows": n, "hnsw": [nb.HNSW_M, nb.HNSW_EF_CONSTRUCTION, nb.HNSW_EF_SEARCH]}
+    index = None
+    if nb.choose_method(n) == "hnsw":
+        x = nb.normalise_rows(emb)
+        index = step(out, "hnsw_index_build", lambda: nb.hnsw_index(x, seed=0))
+
+        def query():
+            rows = np.empty((n, nb.SCAN_K), dtype=np.int64)
+            sims = np.empty((n, nb.SCAN_K), dtype=np.float32)
+            for s in range(0, n, nb.HNSW_CHUNK):
+                e = min(n, s + nb.HNSW_CHUNK)
+                rows[s:e], sims[s:e] = nb.query_hnsw(index, x, s, e, nb.SCAN_K)
+            return nb.NeighbourGraph(rows, sims, "hnsw")
+
+        g = step(out, "hnsw_query_every_row", query)
+        b, q = out["hnsw_index_build"], out["hnsw_query_every_row"]
+        out["labelaudit_graph"] = {
+            "seconds": round(b["seconds"] + q["seconds"], 2),
+            "peak_rss_mib": max(b["peak_rss_mib"], q["peak_rss_mib"]),
+        }
+    else:
+        g = step(out, "labelaudit_graph", lambda: nb.build_neighbour_graph(emb, k=nb.SCAN_K))
     out["method"] = g.method
+    np.save(folder / f"graph_idx_{n}.npy", g.indices)
+    np.save(folder / f"graph_sim_{n}.npy", g.similarities)
+
+    rng = np.random.default_rng(1)
+    q = np.sort(rng.choice(n, min(1000, n), replace=False))
+    x = np.asarray(emb)
+    exact = []
+    for s in range(0, len(q), 100):
+        rows = q[s : s + 100]
+        sims = x[rows] @ x.T
+        sims[np.arange(len(rows)), rows] = -np.inf
+        exact.extend(np.argpartition(-sims, 10, axis=1)[:, :10])
+
+    def recall_of(found) -> float:
+        return round(
+            sum(len(set(a) & set(b[:10])) for a, b in zip(exact, found, strict=True))
+            / (len(q) * 10),
+            4,
+        )
+
+    out["recall_at_10"] = recall_of(g.indices[q])
+    if index is not None:
+        out["recall_at_10_by_ef"] = {}
+        for ef in (64, 100, 128, 160):
+            index.set_ef(ef)
+            lab, _ = index.knn_query(np.ascontiguousarray(x[q]), k=11)
+            found = [r[r != i][:10] for r, i in zip(lab.astype(np.int64), q, strict=True)]
+            out["recall_at_10_by_ef"][str(ef)] = recall_of(found)
+        del index
+    if os.environ.get("BENCH_SCALE_PEERS", "1") == "0":
+        out["bare_hnswlib_build_query"] = "skipped (BENCH_SCALE_PEERS=0)"
+        return out
 
     def bare():
-        x = np.asarray(emb)
         index = hnswlib.Index(space="ip", dim=D)
         index.init_index(
             max_elements=n, ef_construction=nb.HNSW_EF_CONSTRUCTION, M=nb.HNSW_M, random_seed=0
@@ -165,19 +220,6 @@ def part_graph(folder: Path, n: int) -> dict:
     out["ratio_labelaudit_over_bare"] = round(
         out["labelaudit_graph"]["seconds"] / out["bare_hnswlib_build_query"]["seconds"], 3
     )
-    rng = np.random.default_rng(1)
-    q = np.sort(rng.choice(n, min(1000, n), replace=False))
-    x = np.asarray(emb)
-    hits = 0
-    for s in range(0, len(q), 100):
-        rows = q[s : s + 100]
-        sims = x[rows] @ x.T
-        sims[np.arange(len(rows)), rows] = -np.inf
-        exact = np.argpartition(-sims, 10, axis=1)[:, :10]
-        hits += sum(len(set(a) & set(b)) for a, b in zip(exact, g.indices[rows, :10], strict=True))
-    out["recall_at_10"] = round(hits / (len(q) * 10), 4)
-    np.save(folder / f"graph_idx_{n}.npy", g.indices)
-    np.save(folder / f"graph_sim_{n}.npy", g.similarities)
     return out
 
 
@@ -243,6 +285,55 @@ def part_detect(folder: Path, n: int) -> dict:
     return out
 
 
+def kept_at_10(space: np.ndarray, graph, rows: np.ndarray) -> float:
+    """Share of each of ``rows``' 10 nearest graph neighbours (cosine, full dimension) that are
+    among its 10 nearest rows in ``space`` (exact, Euclidean): how well the view keeps neighbours."""
+    hits = 0
+    for s in range(0, len(rows), 100):
+        r = rows[s : s + 100]
+        q = np.asarray(space[r], dtype=np.float32)
+        d = (
+            (q * q).sum(axis=1)[:, None]
+            - 2 * q @ np.asarray(space, dtype=np.float32).T
+            + (np.asarray(space, dtype=np.float32) ** 2).sum(axis=1)[None, :]
+        )
+        d[np.arange(len(r)), r] = np.inf
+        near = np.argpartition(d, 10, axis=1)[:, :10]
+        hits += sum(
+            len(set(a) & set(b))
+            for a, b in zip(near, np.asarray(graph.indices[r, :10]), strict=True)
+        )
+    return round(hits / (len(rows) * 10), 4)
+
+
+def part_map(folder: Path, n: int) -> dict:
+    """The scan's map and clustering space (:func:`labelaudit.projection.map_and_cluster_space` on the
+    stored graph: UMAP fitted on a 100k sample above 100k rows, the rest placed through the graph),
+    and how well the 10-d space keeps each row's 10 nearest graph neighbours, for fitted and placed
+    rows apart. Saves the space for the ``cluster`` part."""
+    from labelaudit import projection
+
+    emb, *_ = load(folder, n)
+    graph = stored_graph(folder, n)
+    out: dict = {"rows": n, "fit_rows": min(n, projection.FIT_MAX_ROWS)}
+    xy, space = step(
+        out,
+        "labelaudit_map_and_cluster_space",
+        lambda: projection.map_and_cluster_space(emb, seed=0, graph=graph),
+    )
+    np.save(folder / f"space_{n}.npy", space)
+    np.save(folder / f"xy_{n}.npy", xy)
+    sample = projection.fit_sample(n, projection.FIT_MAX_ROWS, seed=0)
+    rng = np.random.default_rng(2)
+    fitted = rng.choice(sample, min(500, len(sample)), replace=False)
+    out["kept_at_10_fitted_rows"] = kept_at_10(space, graph, fitted)
+    rest = np.setdiff1d(np.arange(n), sample)
+    if len(rest):
+        placed = rng.choice(rest, min(500, len(rest)), replace=False)
+        out["kept_at_10_placed_rows"] = kept_at_10(space, graph, placed)
+    return out
+
+
 def part_cluster(folder: Path, n: int) -> dict:
     import hdbscan
 
@@ -251,33 +342,46 @@ def part_cluster(folder: Path, n: int) -> dict:
     emb, *_ = load(folder, n)
     graph = stored_graph(folder, n)
     out: dict = {"rows": n}
-    # a 10-d view: random projection of the embeddings (UMAP's cost is measured in bench_scan)
-    rng = np.random.default_rng(0)
-    proj = rng.standard_normal((D, 10)).astype(np.float32)
-    space = step(
-        out,
-        "space_10d",
-        lambda: np.concatenate([np.asarray(emb[s : s + 65536]) @ proj for s in range(0, n, 65536)]),
-    )
+    stored_space = folder / f"space_{n}.npy"
+    if stored_space.exists():  # the ``map`` part's UMAP space, as the scan clusters it
+        out["space"] = "umap 10-d (part map)"
+        space = np.load(stored_space)
+    else:  # a 10-d random projection (no UMAP in this part)
+        out["space"] = "random projection 10-d"
+        rng = np.random.default_rng(0)
+        proj = rng.standard_normal((D, 10)).astype(np.float32)
+        space = step(
+            out,
+            "space_10d",
+            lambda: np.concatenate(
+                [np.asarray(emb[s : s + 65536]) @ proj for s in range(0, n, 65536)]
+            ),
+        )
     labels = step(
         out,
         "labelaudit_cluster_points",
         lambda: clustering.cluster_points(space, graph=graph, seed=0),
     )
-    sample = projection.fit_sample(n, clustering.FIT_MAX_ROWS, seed=0)
-    mcs = clustering.default_min_cluster_size(len(sample))
-    step(
-        out,
-        "bare_hdbscan_on_the_sample",
-        lambda: hdbscan.HDBSCAN(min_cluster_size=mcs, min_samples=min(5, mcs)).fit_predict(
-            np.asarray(space[sample], dtype=np.float64)
-        ),
-    )
     out["clusters"] = int(labels.max() + 1)
     out["noise_share"] = round(float((labels < 0).mean()), 4)
-    msample = projection.fit_sample(n, projection.FIT_MAX_ROWS, seed=0)
-    xy = space[msample, :2]
-    step(out, "place_by_graph_2d", lambda: projection.place_by_graph(xy, msample, graph))
+    m = np.load(folder / f"labels_{n}.npz")
+    from sklearn.metrics import adjusted_rand_score
+
+    out["adjusted_rand_vs_true_class"] = round(float(adjusted_rand_score(m["y"], labels)), 4)
+    if os.environ.get("BENCH_SCALE_PEERS", "1") != "0":
+        sample = projection.fit_sample(n, clustering.FIT_MAX_ROWS, seed=0)
+        mcs = clustering.default_min_cluster_size(len(sample))
+        step(
+            out,
+            "bare_hdbscan_on_the_sample",
+            lambda: hdbscan.HDBSCAN(min_cluster_size=mcs, min_samples=min(5, mcs)).fit_predict(
+                np.asarray(space[sample], dtype=np.float64)
+            ),
+        )
+    if not stored_space.exists():
+        msample = projection.fit_sample(n, projection.FIT_MAX_ROWS, seed=0)
+        xy = space[msample, :2]
+        step(out, "place_by_graph_2d", lambda: projection.place_by_graph(xy, msample, graph))
     return out
 
 
@@ -390,6 +494,7 @@ def part_ray(folder: Path, n: int) -> dict:
 PARTS = {
     "graph": part_graph,
     "detect": part_detect,
+    "map": part_map,
     "cluster": part_cluster,
     "exact_vs_hnsw": part_exact_vs_hnsw,
     "oof": part_oof,
@@ -462,6 +567,10 @@ def main(argv: list[str] | None = None) -> int:
         res["load_average_after"] = os.getloadavg()
         res["machine"] = machine()
         res["command"] = f".venv/bin/python -m bench.bench_scale --rows {args.rows} --parts {part}"
+        if os.environ.get("BENCH_SCALE_PEERS") == "0":
+            res["command"] = "BENCH_SCALE_PEERS=0 " + res["command"]
+        # re-read: another run (other rows) may have written meanwhile
+        raw = json.loads(Path(args.json).read_text()) if Path(args.json).exists() else {}
         raw[f"{part}@{args.rows}"] = res
         Path(args.json).write_text(json.dumps(raw, indent=1) + "\n")  # written as soon as measured
         print(json.dumps(res), flush=True)

@@ -20,6 +20,7 @@ from components.data import load_workspace_dataset
 from components.scan import load_scan
 from components.text import md_escape
 from labelaudit.dataset import Dataset
+from labelaudit.neighbours import NeighbourGraph
 from labelaudit.plots import (
     build_issues_per_class_figure,
     build_noise_matrix_figure,
@@ -175,11 +176,13 @@ def render_row_details(
     table: pd.DataFrame,
     details: Mapping[str, Any],
     ds: Dataset,
-    embeddings: np.ndarray,
+    embeddings: np.ndarray | None,
     *,
     k: int = 10,
+    graph: NeighbourGraph | None = None,
 ) -> None:
-    """The selected row: text, suggestions, each detector's evidence, and its nearest neighbours."""
+    """The selected row: text, suggestions, each detector's evidence, and its nearest neighbours
+    (read from the scan's ``graph`` when given: no search over every row)."""
     r = table.loc[table["row"] == row].iloc[0]
     # md_escape, not a code span: an id holding a backtick would close the span and let markdown through
     st.markdown(f"**Row {md_escape(r['id'])}**: given label and text:")
@@ -193,7 +196,7 @@ def render_row_details(
     lines = evidence_lines(details, row)
     if lines:
         st.text("Evidence (needs review, not proof):\n" + "\n".join(lines))
-    neighbours = nearest_neighbours(ds, row, embeddings, k=k)
+    neighbours = nearest_neighbours(ds, row, embeddings, k=k, graph=graph)
     st.dataframe(
         neighbours[["id", "similarity", "label", "text"]],
         hide_index=True,

@@ -552,6 +552,7 @@ def cached_evidence(
         pred_probs=pred_probs if pred_probs is not None else ds.pred_probs,
         embeddings=scan.embeddings if scan is not None else None,
         detection_details=det.details if det is not None else None,
+        neighbour_graph=scan.neighbour_graph if scan is not None else None,
     )
 
 

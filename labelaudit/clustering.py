@@ -40,37 +40,27 @@ def vote_by_graph(
 ) -> np.ndarray:
     """Cluster ids (N,) for every row of ``graph``: ``assigned`` at the rows ``sample``; every other row
     the similarity-weighted majority id among its assigned neighbours (ties: the lower id), pass after
-    pass; rows with no assigned neighbour after ``passes`` get :data:`NOISE`. O(passes x N x k).
+    pass (:func:`labelaudit.neighbours.spread_over_graph`); rows with no assigned neighbour after
+    ``passes`` get :data:`NOISE`. O(passes x N x k).
     """
     from scipy.sparse import coo_matrix
 
-    n = graph.n
-    out = np.full(n, NOISE, dtype=np.int64)
-    done = np.zeros(n, dtype=bool)
+    from labelaudit.neighbours import spread_over_graph
+
+    out = np.full(graph.n, NOISE, dtype=np.int64)
     out[sample] = assigned
-    done[sample] = True
     n_ids = int(out.max()) + 2  # ids -1..max shifted to 0..max+1
-    for _ in range(passes):
-        todo = np.flatnonzero(~done)
-        if len(todo) == 0:
-            break
-        before = done.copy()
-        for start in range(0, len(todo), VOTE_BLOCK):
-            rows = todo[start : start + VOTE_BLOCK]
-            nb = np.asarray(graph.indices[rows])
-            w = (
-                np.clip(np.asarray(graph.similarities[rows], dtype=np.float64), 0, None) + 1e-6
-            ) * before[nb]
-            pos = np.repeat(np.arange(len(rows)), nb.shape[1])
-            votes = coo_matrix(
-                (w.ravel(), (pos, out[nb].ravel() + 1)), shape=(len(rows), n_ids)
-            ).tocsr()
-            ok = np.asarray(votes.sum(axis=1)).ravel() > 0
-            best = np.asarray(votes.argmax(axis=1)).ravel() - 1
-            out[rows[ok]] = best[ok]
-            done[rows[ok]] = True
-        if done.sum() == before.sum():
-            break
+
+    def fill(rows: np.ndarray, nb: np.ndarray, w: np.ndarray) -> np.ndarray:
+        pos = np.repeat(np.arange(len(rows)), nb.shape[1])
+        votes = coo_matrix(
+            (w.ravel(), (pos, out[nb].ravel() + 1)), shape=(len(rows), n_ids)
+        ).tocsr()
+        ok = np.asarray(votes.sum(axis=1)).ravel() > 0
+        out[rows[ok]] = np.asarray(votes.argmax(axis=1)).ravel()[ok] - 1
+        return ok
+
+    spread_over_graph(graph, sample, fill, passes=passes, block=VOTE_BLOCK)
     return out
 
 

@@ -30,6 +30,9 @@ import pandas as pd
 
 #: The encoding of dataset versions. 1 was the separator-joined hash (collisions possible).
 HASH_FORMAT = 2
+#: Bytes of an array hashed per update (bounds the temporary copy of a strided or memory-mapped
+#: companion: embeddings, probabilities, dynamics are streamed, not copied whole).
+ARRAY_BLOCK_BYTES = 16 * 2**20
 
 
 def _n(x: int) -> bytes:
@@ -55,7 +58,21 @@ class CanonicalHash:
         self._h.update(b"T" + _n(len(b)) + b)
 
     def raw(self, data: bytes) -> None:
-        self._h.update(b"B" + _n(len(data)) + data)
+        self._h.update(b"B" + _n(len(data)))
+        self._h.update(data)
+
+    def raw_array(self, a: np.ndarray) -> None:
+        """:meth:`raw` of ``a``'s C-order bytes, fed in blocks of rows: the same digest as
+        ``raw(a.tobytes())`` without an (N, ...) copy (a memory map is read, not loaded)."""
+        self._h.update(b"B" + _n(a.nbytes))
+        if a.ndim == 0:
+            self._h.update(np.ascontiguousarray(a).tobytes())
+            return
+        row_bytes = max(1, a.nbytes // max(1, len(a)))
+        step = max(1, ARRAY_BLOCK_BYTES // row_bytes)
+        for start in range(0, len(a), step):
+            block = np.ascontiguousarray(a[start : start + step])
+            self._h.update(block.reshape(-1).view(np.uint8))  # any dtype, datetime64 too
 
     def strings(self, values: Sequence[str] | pd.Series) -> None:
         """A count, each value's UTF-8 length in bytes, then the bytes back to back."""
@@ -78,7 +95,7 @@ class CanonicalHash:
         if isinstance(dtype, np.dtype) and dtype.kind in "biufcmM":
             self.tag("numeric")
             self.strings([dtype.str])
-            self.raw(np.ascontiguousarray(values.to_numpy()).tobytes())
+            self.raw_array(values.to_numpy())
             return
         # Text-like columns are encoded by value, not by pandas dtype (object, str, category give
         # the same version for the same values, whatever the pandas version).
@@ -118,11 +135,11 @@ class CanonicalHash:
         if arr is None:
             self.tag("none")
             return
-        a = np.ascontiguousarray(arr)
+        a = np.asarray(arr)  # a memory map stays one: read block by block below, never copied whole
         self.tag("array")
         self.strings([a.dtype.str])
         self._h.update(_n(a.ndim) + b"".join(_n(d) for d in a.shape))
-        self.raw(a.tobytes())
+        self.raw_array(a)
 
     def hexdigest(self, length: int = 20) -> str:
         return self._h.hexdigest()[:length]

@@ -19,6 +19,7 @@ embeddings' key) and hands it to the projection (UMAP's ``precomputed_knn``), th
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -39,7 +40,7 @@ SCAN_K = 15
 #: bench/bench_scale.py for recall@10 against the exact graph.
 HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 100
-HNSW_EF_SEARCH = 64
+HNSW_EF_SEARCH = 128
 #: Rows added to / queried from the index per call (progress granularity, bounded extra memory).
 HNSW_CHUNK = 50_000
 #: Rows per exact re-scoring step of the returned pairs ((SIM_BLOCK, k, D) float32 gathered at once).
@@ -392,20 +393,90 @@ def cached_neighbour_graph(
     return g
 
 
+#: Rows filled per vectorised step of :func:`spread_over_graph` (bounds the (rows, k, ...) temporaries).
+SPREAD_BLOCK = 65_536
+#: Passes of :func:`spread_over_graph` before it gives up on rows no known row reaches.
+SPREAD_PASSES = 20
+
+
+def spread_over_graph(
+    graph: NeighbourGraph,
+    known: np.ndarray,
+    fill: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray],
+    *,
+    passes: int = SPREAD_PASSES,
+    block: int = SPREAD_BLOCK,
+) -> np.ndarray:
+    """Propagate values from the ``known`` rows to the rest along the graph, pass after pass.
+
+    ``known``: int row numbers (or a bool mask) that have a value. In each pass every row without a
+    value is offered its neighbours that had one *before the pass* (so the result does not depend
+    on block order), weighted by ``max(similarity, 0) + 1e-6`` (0 for neighbours without a value):
+    ``fill(rows, neighbours, weights)`` gets int64 (m,), int64 (m, k), float64 (m, k) and writes the
+    values of the rows it can fill itself, returning a bool (m,) mask of those. Stops when every row
+    has a value, after ``passes`` passes, or when a pass fills nothing. Returns the bool (N,) mask
+    of rows that have a value. O(passes x N x k) time; the shared loop of the map placement
+    (:func:`labelaudit.projection.place_by_graph`) and the cluster votes
+    (:func:`labelaudit.clustering.vote_by_graph`).
+    """
+    known = np.asarray(known)
+    done = known.copy() if known.dtype == bool else np.zeros(graph.n, dtype=bool)
+    if known.dtype != bool:
+        done[known] = True
+    for _ in range(passes):
+        todo = np.flatnonzero(~done)
+        if len(todo) == 0:
+            break
+        before = done.copy()
+        for start in range(0, len(todo), block):
+            rows = todo[start : start + block]
+            nb = np.asarray(graph.indices[rows])
+            w = (
+                np.clip(np.asarray(graph.similarities[rows], dtype=np.float64), 0.0, None) + 1e-6
+            ) * before[nb]
+            done[rows[fill(rows, nb, w)]] = True
+        if done.sum() == before.sum():
+            break
+    return done
+
+
 def nearest_neighbours(
-    embeddings: np.ndarray, row: int, *, k: int = 10
+    embeddings: np.ndarray | None,
+    row: int,
+    *,
+    k: int = 10,
+    graph: NeighbourGraph | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` rows most cosine-similar to ``row`` (itself excluded), most similar first.
 
-    Returns ``(rows int64 (k',), sims float32 (k',))``; O(N·D), fine for one row at a time (the
-    scan's stored graph answers the same question in O(k): :meth:`NeighbourGraph.row`).
+    Returns ``(rows int64 (k',), sims float32 (k',))``. With the scan's ``graph`` holding at least
+    ``k`` neighbours (k capped at N - 1) the answer is its row: O(k), nothing else is read (the
+    review card and the Label issues details at any N). Otherwise an exact search of ``row``
+    against all rows of ``embeddings``, in blocks of rows (no normalised (N, D) copy): O(N D).
 
     >>> nearest_neighbours(np.array([[1, 0], [0.9, 0.1], [0, 1]]), 0, k=1)[0]
     array([1])
     """
-    x = normalise_rows(embeddings)
-    s = np.asarray(x @ x[row], dtype=np.float32)
+    n = graph.n if graph is not None else len(embeddings) if embeddings is not None else 0
+    k = max(0, min(k, n - 1))
+    if graph is not None and graph.k >= k:
+        return (
+            np.array(graph.indices[row, :k], dtype=np.int64),
+            np.array(graph.similarities[row, :k], dtype=np.float32),
+        )
+    if embeddings is None:
+        raise ValueError("the neighbours of a row need the embeddings or a large enough graph")
+    e = np.asarray(embeddings)
+    n = len(e)
+    q = np.asarray(e[row], dtype=np.float32)
+    qn = float(np.linalg.norm(q))
+    s = np.empty(n, dtype=np.float32)
+    for start in range(0, n, 65_536):
+        b = np.asarray(e[start : start + 65_536], dtype=np.float32)
+        norms = np.linalg.norm(b, axis=1) * qn
+        s[start : start + len(b)] = np.divide(
+            b @ q, norms, out=np.zeros(len(b), dtype=np.float32), where=norms > 0
+        )
     s[row] = -np.inf
-    k = max(0, min(k, len(x) - 1))
-    order = np.lexsort((np.arange(len(s)), -s))[:k]
+    order = np.lexsort((np.arange(n), -s))[:k]
     return order.astype(np.int64), s[order].astype(np.float32)

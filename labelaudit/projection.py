@@ -57,32 +57,22 @@ def place_by_graph(
 ) -> np.ndarray:
     """Values (N, d) for every row of ``graph``: ``values`` (len(sample), d) at the rows ``sample``,
     every other row the similarity-weighted mean of its placed neighbours, pass after pass (a row
-    is placed once at least one neighbour is); rows still unplaced get the mean of the placed ones.
-    O(passes x N x k x d) time, O(N x d) memory.
+    is placed once at least one neighbour is; :func:`labelaudit.neighbours.spread_over_graph`);
+    rows still unplaced get the mean of the placed ones. O(passes x N x k x d) time, O(N x d) memory.
     """
-    n = graph.n
+    from labelaudit.neighbours import spread_over_graph
+
     v = np.asarray(values, dtype=np.float32)
-    out = np.zeros((n, v.shape[1]), dtype=np.float32)
-    placed = np.zeros(n, dtype=bool)
+    out = np.zeros((graph.n, v.shape[1]), dtype=np.float32)
     out[sample] = v
-    placed[sample] = True
-    for _ in range(passes):
-        todo = np.flatnonzero(~placed)
-        if len(todo) == 0:
-            break
-        before = placed.copy()
-        for start in range(0, len(todo), PLACE_BLOCK):
-            rows = todo[start : start + PLACE_BLOCK]
-            nb = np.asarray(graph.indices[rows])
-            w = (
-                np.clip(np.asarray(graph.similarities[rows], dtype=np.float32), 0, None) + 1e-6
-            ) * before[nb]
-            total = w.sum(axis=1)
-            ok = total > 0
-            out[rows[ok]] = np.einsum("ik,ikd->id", w[ok], out[nb[ok]]) / total[ok, None]
-            placed[rows[ok]] = True
-        if placed.sum() == before.sum():
-            break
+
+    def fill(rows: np.ndarray, nb: np.ndarray, w: np.ndarray) -> np.ndarray:
+        total = w.sum(axis=1)
+        ok = total > 0
+        out[rows[ok]] = np.einsum("ik,ikd->id", w[ok], out[nb[ok]]) / total[ok, None]
+        return ok
+
+    placed = spread_over_graph(graph, sample, fill, passes=passes, block=PLACE_BLOCK)
     if not placed.all():
         out[~placed] = out[placed].mean(axis=0)
     return out

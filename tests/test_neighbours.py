@@ -172,3 +172,83 @@ def test_ctfidf_groups_rows_in_one_pass_like_per_cluster_joins():
     assert summary["cluster"].tolist() == [0, 1, -1]
     assert summary["size"].tolist() == [2, 2, 1]
     assert summary["representative_ids"].tolist() == [["v", "w"], ["x", "y"], ["z"]]
+
+
+def test_spread_over_graph_reads_only_rows_known_before_each_pass():
+    # a chain 0 - 1 - 2 - 3: one hop per pass, so after one pass only row 1 knows a value
+    g = NeighbourGraph(
+        np.array([[1], [0], [1], [2]]), np.array([[0.9], [0.9], [0.9], [0.9]], dtype=np.float32)
+    )
+    seen = []
+
+    def fill(rows, nb, w):
+        seen.append(rows.tolist())
+        return w.sum(axis=1) > 0
+
+    done = neighbours.spread_over_graph(g, np.array([0]), fill, passes=1)
+    assert done.tolist() == [True, True, False, False] and seen == [[1, 2, 3]]
+    done = neighbours.spread_over_graph(g, np.array([0]), lambda r, nb, w: w.sum(axis=1) > 0)
+    assert done.all()
+    # a pass that fills nothing stops the loop (no wasted passes)
+    calls = []
+    neighbours.spread_over_graph(
+        g, np.array([3]), lambda r, nb, w: calls.append(1) or np.zeros(len(r), bool), passes=5
+    )
+    assert len(calls) == 1
+
+
+def test_card_neighbours_come_from_the_graph_without_reading_the_embeddings():
+    x, _ = clustered(2000, d=32)
+    g = build_neighbour_graph(x, k=8)
+    rows, sims = neighbours.nearest_neighbours(None, 17, k=5, graph=g)
+    exact_rows, exact_sims = neighbours.nearest_neighbours(x, 17, k=5)
+    np.testing.assert_array_equal(rows, exact_rows)
+    np.testing.assert_allclose(sims, exact_sims, atol=1e-6)
+    # more neighbours than the graph holds: the exact search over the embeddings
+    assert len(neighbours.nearest_neighbours(x, 17, k=12, graph=g)[0]) == 12
+    with pytest.raises(ValueError, match="need the embeddings"):
+        neighbours.nearest_neighbours(None, 17, k=12, graph=g)
+    # the exact search gives cosines also for rows that are not unit length (no normalised copy)
+    r, s = neighbours.nearest_neighbours(x * 3.0, 17, k=5)
+    np.testing.assert_array_equal(r, exact_rows)
+    np.testing.assert_allclose(s, exact_sims, atol=1e-6)
+
+
+def test_card_evidence_reads_the_scan_graph(monkeypatch):
+    from labelaudit.io import load_dataset
+    from labelaudit.review import queue
+
+    x, _ = clustered(300, d=16)
+    frame = pd.DataFrame({"text": [f"t{i}" for i in range(300)], "label": ["a", "b"] * 150})
+    ds = load_dataset(frame)
+    g = build_neighbour_graph(x, k=6)
+    ev = queue.item_evidence(ds, ds.frame["id"].iloc[3], embeddings=None, neighbour_graph=g)
+    assert ev.neighbours["id"].tolist() == ds.frame["id"].to_numpy()[g.indices[3, :5]].tolist()
+
+
+def test_companion_arrays_are_hashed_streamed_with_the_same_digest(tmp_path, monkeypatch):
+    import tracemalloc
+
+    from labelaudit import hashing
+
+    x = np.random.default_rng(0).standard_normal((40_000, 64)).astype(np.float32)
+    p = tmp_path / "e.npy"
+    np.save(p, x)
+    m = np.load(p, mmap_mode="r")
+
+    class Whole(hashing.CanonicalHash):  # the old encoding: raw(a.tobytes()) of the whole array
+        def raw_array(self, a):
+            self.raw(np.ascontiguousarray(a).tobytes())
+
+    monkeypatch.setattr(hashing, "ARRAY_BLOCK_BYTES", 1 << 16)
+    for arr in (m, x[:, ::3], np.asfortranarray(x[:500]), np.zeros((0, 4)), np.float64(2.5)):
+        a, b = hashing.CanonicalHash("x"), Whole("x")
+        a.array(arr)
+        b.array(arr)
+        assert a.hexdigest() == b.hexdigest()
+    tracemalloc.start()
+    h = hashing.CanonicalHash("x")
+    h.array(m)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < m.nbytes / 20  # blocks of 64 KiB, not the 10 MB array

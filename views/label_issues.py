@@ -130,7 +130,9 @@ if right.button(
 picked_row = render_issue_table(view, detectors, key=state.ISSUES_TABLE)
 if picked_row is not None:
     with st.container(border=True):
-        render_row_details(picked_row, table, details, ds, res.embeddings)
+        render_row_details(
+            picked_row, table, details, ds, res.embeddings, graph=res.neighbour_graph
+        )
 else:
     st.caption("Select a row to see its evidence and nearest neighbours.")
 if learnt is not None:

@@ -18,6 +18,7 @@ import pandas as pd
 
 from labelaudit.dataset import ID, LABEL, SPLIT, TEST_SPLIT, TEXT, Dataset
 from labelaudit.errors import UsageError
+from labelaudit.neighbours import NeighbourGraph
 from labelaudit.neighbours import nearest_neighbours as neighbour_rows
 from labelaudit.review.identity import Identity, require_lead
 from labelaudit.review.store import ConflictError, Decision, ReviewStore
@@ -185,6 +186,7 @@ def item_evidence(
     detection_details: Mapping[str, Any] | None = None,
     n_neighbours: int = 5,
     n_suggestions: int = 3,
+    neighbour_graph: NeighbourGraph | None = None,
 ) -> ItemEvidence:
     """Collect what the reviewer sees for ``item_id``.
 
@@ -230,8 +232,11 @@ def item_evidence(
             if name not in suggestions or np.isnan(suggestions[name]):
                 suggestions[name] = float(p[k])
     ev.suggestions = list(suggestions.items())
-    if embeddings is not None and len(embeddings) == ds.n and n_neighbours > 0:
-        ev.neighbours = nearest_neighbours(ds, row, embeddings, k=n_neighbours)
+    graph = neighbour_graph if neighbour_graph is not None and neighbour_graph.n == ds.n else None
+    if n_neighbours > 0 and (
+        graph is not None or (embeddings is not None and len(embeddings) == ds.n)
+    ):
+        ev.neighbours = nearest_neighbours(ds, row, embeddings, k=n_neighbours, graph=graph)
     if ds.annotations is not None:
         a = ds.annotations[ds.annotations["item_id"] == item_id]
         if len(a):
@@ -285,11 +290,18 @@ def _detector_rows(
 
 
 def nearest_neighbours(
-    ds: Dataset, row: int, embeddings: np.ndarray, *, k: int = 5
+    ds: Dataset,
+    row: int,
+    embeddings: np.ndarray | None,
+    *,
+    k: int = 5,
+    graph: NeighbourGraph | None = None,
 ) -> pd.DataFrame:
     """The ``k`` rows most similar to ``row`` (cosine on float (N, D) embeddings), itself excluded:
-    columns id, similarity (in [-1, 1]), label, text; most similar first (ties in dataset order)."""
-    top, sims = neighbour_rows(embeddings, row, k=k)
+    columns id, similarity (in [-1, 1]), label, text; most similar first (ties in dataset order).
+    ``graph``: the scan's shared neighbour graph; when it holds ``k`` neighbours the row is read from
+    it (O(k) at any N, the same neighbours the detectors used) instead of searching every row."""
+    top, sims = neighbour_rows(embeddings, row, k=k, graph=graph)
     return pd.DataFrame(
         {
             "id": ds.frame[ID].to_numpy(dtype=object)[top],
