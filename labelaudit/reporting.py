@@ -400,7 +400,8 @@ def definitions() -> list[str]:
 
 
 _CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;
+  margin:2em auto;padding:0 1em;color:#222}
 h1{margin-bottom:.2em} .meta{color:#666} table{border-collapse:collapse;margin:1em 0}
 td,th{border-bottom:1px solid #ddd;padding:.35em .8em;text-align:left;vertical-align:top}
 .banner{background:#fff3cd;border:1px solid #e0b000;padding:.8em 1em;border-radius:6px;font-weight:600}

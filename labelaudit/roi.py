@@ -885,17 +885,24 @@ def project(
     secs = summary.time.median_seconds
     hours = next_n * secs / 3600 if not math.isnan(secs) else math.nan
     if audit_estimate is not None and audited:
+        scaled_left = (
+            None
+            if estimated_errors is None or math.isnan(p)
+            else max(estimated_errors * p - fixed, 0.0)
+        )
         error_lines = [
             f"Label errors left among the undecided rows: {audit_estimate.describe()}. The audit items were drawn at "
             "random, stratified by score, so this estimate replaces the noise-matrix assumption "
-            f"(which would say {_fmt(None if estimated_errors is None or math.isnan(p) else max(estimated_errors * p - fixed, 0.0), ',.0f')}).",
+            f"(which would say {_fmt(scaled_left, ',.0f')}).",
             f"Labels fixed so far: {fixed:,} (accept + change).",
         ]
     else:
         error_lines = [
-            f"Estimated label errors in the dataset: {_fmt(estimated_errors, '.0f')} ({estimate_source or 'unknown source'}).",
-            f"Reviewers confirmed {_fmt_pct(p)} of the flagged rows they saw (changed the label); the estimate is scaled "
-            "by this share, on the assumption that unreviewed flagged rows are confirmed as often.",
+            f"Estimated label errors in the dataset: {_fmt(estimated_errors, '.0f')} "
+            f"({estimate_source or 'unknown source'}).",
+            f"Reviewers confirmed {_fmt_pct(p)} of the flagged rows they saw (changed the label); "
+            "the estimate is scaled by this share, on the assumption that unreviewed flagged rows "
+            "are confirmed as often.",
             f"Labels fixed so far: {fixed:,} (accept + change); they are subtracted from the scaled estimate.",
         ]
         if audit_estimate is not None and audit_estimate.reason:

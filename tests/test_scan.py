@@ -231,7 +231,8 @@ def test_page_view_path_never_imports_umap_or_torch(fakes, workspace):
         f"ws = Workspace({str(workspace.root)!r}); ds = ws.load_dataset({h!r})\n"
         "res = load_cached_scan(ds, workspace=ws)\n"
         "assert res is not None and len(res.table) == ds.n\n"
-        "heavy = [m for m in ('umap', 'numba', 'torch', 'sentence_transformers', 'hdbscan', 'streamlit') if m in sys.modules]\n"
+        "heavy = [m for m in ('umap', 'numba', 'torch', 'sentence_transformers', 'hdbscan', "
+        "'streamlit') if m in sys.modules]\n"
         "print(heavy)\n"
     )
     out = subprocess.run(

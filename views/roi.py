@@ -44,7 +44,8 @@ roi_ui.render_simulation_notice(rep)
 if not rep.summary.n_reviewed:
     st.info(
         "No review decisions yet for this dataset version. Decide some items on the Review page; this page "
-        "then shows what they changed. For a demo, `make demo` (or `scripts/simulate_review.py`) replays a seeded review on planted flips."
+        "then shows what they changed. For a demo, `make demo` (or `scripts/simulate_review.py`) "
+        "replays a seeded review on planted flips."
     )
 roi_ui.render_headline(rep)
 

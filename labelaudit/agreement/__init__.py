@@ -100,7 +100,8 @@ class AgreementReport:
             )
         lines.append(
             f"consensus by {METHODS[self.method]}: "
-            f"{int((self.items['consensus_label'] != self.items['vote_label']).sum()):,} items differ from the plain vote"
+            f"{int((self.items['consensus_label'] != self.items['vote_label']).sum()):,} items "
+            "differ from the plain vote"
         )
         for key in ("ties", "iterations", "converged", "log_likelihood"):
             if key in self.truth.details:

@@ -2,11 +2,12 @@
 
 A rater is a **likely spammer** when their labels agree with the consensus no better than chance:
 Cohen's kappa between their labels and the other raters' consensus on the items they rated (see
-:func:`kappa_with_others`) is below :data:`MAX_KAPPA`. Chance accounts for their own label mix, so a rater who says the majority class
-of a skewed set every time (88 % raw agreement, kappa 0) is caught, and careful raters of a skewed
-set are not. With a method that models competence (MACE, Dawid–Skene, CROWDLAB) the model must
-agree: competence below :data:`MAX_COMPETENCE` too, over at least :data:`MIN_LABELS` ratings;
-without one (majority vote) kappa alone decides, over at least :data:`MIN_LABELS_KAPPA_ONLY`.
+:func:`kappa_with_others`) is below :data:`MAX_KAPPA`. Chance accounts for their own label mix, so a
+rater who says the majority class of a skewed set every time (88 % raw agreement, kappa 0) is
+caught, and careful raters of a skewed set are not. With a method that models competence (MACE,
+Dawid–Skene, CROWDLAB) the model must agree: competence below :data:`MAX_COMPETENCE` too, over at
+least :data:`MIN_LABELS` ratings; without one (majority vote) kappa alone decides, over at least
+:data:`MIN_LABELS_KAPPA_ONLY`.
 Competence alone does not decide: MACE with a uniform truth prior gave a low competence to raters
 whose majority-class ratings it could explain as spamming towards that class, which on a skewed
 crowd called most raters spammers; and kappa alone is noisy on a skewed set with few ratings (a

@@ -78,7 +78,8 @@ def majority_vote(
     Posterior = vote shares.
 
     Example:
-        >>> r = Ratings.from_frame(pd.DataFrame({"item_id": ["a", "a"], "annotator_id": ["x", "y"], "label": ["p", "q"]}))
+        >>> r = Ratings.from_frame(pd.DataFrame(
+        ...     {"item_id": ["a", "a"], "annotator_id": ["x", "y"], "label": ["p", "q"]}))
         >>> majority_vote(r, tie_break="rarer").details["ties"]      # doctest: +SKIP
         1
     """

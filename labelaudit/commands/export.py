@@ -47,7 +47,8 @@ def pick_dataset(hashes: list[str], wanted: str | None, decided: dict[str, int],
         )
     if not hashes:
         raise UsageError(
-            f"no dataset in the workspace {root}; give DATA (as to `labelaudit scan`), run `labelaudit scan DATA --workspace W` first, or pass --workspace"
+            f"no dataset in the workspace {root}; give DATA (as to `labelaudit scan`), "
+            "run `labelaudit scan DATA --workspace W` first, or pass --workspace"
         )
     if len(hashes) == 1:
         return hashes[0]

@@ -125,7 +125,8 @@ def run(args: argparse.Namespace) -> int:
                 al[["id", "queue_rank", "active_learning_score", "n_annotations", "n_labels"]], out
             )
             print(
-                f"{ds.source} ({h}): {len(al):,} multi-annotated items left -> {out} (cleanlab ActiveLab, lowest score first)"
+                f"{ds.source} ({h}): {len(al):,} multi-annotated items left -> {out} "
+                "(cleanlab ActiveLab, lowest score first)"
             )
             return 0
         q = adaptive.queue_in_force(

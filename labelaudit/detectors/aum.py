@@ -1,7 +1,8 @@
 """Area under the margin (Pleiss et al. 2020) with threshold samples: detector "aum".
 
 Trains two (K+1)-class softmax heads on the training population's ``ctx.embeddings`` (disjoint
-threshold sets), cached in ``ctx.workspace`` when given; rows outside the population score 0. See :func:`labelaudit.dynamics.area_under_margin`.
+threshold sets), cached in ``ctx.workspace`` when given; rows outside the population score 0.
+See :func:`labelaudit.dynamics.area_under_margin`.
 """
 
 from __future__ import annotations

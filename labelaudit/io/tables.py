@@ -24,7 +24,8 @@ def read_table(
     Returns the raw rows, shape (rows, columns), with stripped column names; text formats give
     ``str`` columns so ids like ``007`` keep their zeros. Raises DataError naming the file for a
     missing, unsupported, unreadable, empty, undecodable or oversized file, and for repeated column
-    names, nested cells, NUL characters and sizes beyond the bounds of :mod:`labelaudit.io.checks`. ``what`` names the file's role in messages ("annotations", "scores");
+    names, nested cells, NUL characters and sizes beyond the bounds of :mod:`labelaudit.io.checks`.
+    ``what`` names the file's role in messages ("annotations", "scores");
     columns whose names fully match one of the patterns ``nested`` may hold lists (cartography's
     ``logits_epoch_<e>``).
 

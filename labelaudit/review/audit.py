@@ -19,10 +19,10 @@ it has not reached. The audit sample can. It works in four steps:
    review would have decided them. From *e* label changes among *n* audited items, the stratum's
    *U* undecided items hold about ``U * e / n`` errors, with a Jeffreys interval on its rate. The
    total's interval is a Jeffreys interval on the stratified error rate at its effective sample
-   size (Korn & Graubard 1998), times the undecided rows (:func:`stratified_interval`). A stratum with fewer than :data:`MIN_PER_STRATUM` audited items is
-   merged into its neighbour (collapsed strata). Below :data:`MIN_AUDIT_DECISIONS` audited items
-   overall there is no estimate, and the ROI projection keeps the noise-matrix assumption and
-   says why.
+   size (Korn & Graubard 1998), times the undecided rows (:func:`stratified_interval`). A stratum
+   with fewer than :data:`MIN_PER_STRATUM` audited items is merged into its neighbour (collapsed
+   strata). Below :data:`MIN_AUDIT_DECISIONS` audited items overall there is no estimate, and the
+   ROI projection keeps the noise-matrix assumption and says why.
 4. **Label change** means what it means on the ROI page: the decision in force is accept or change.
 """
 

@@ -44,8 +44,8 @@ def build_queue(
     ``label_issue_score`` (ties in dataset order). Without a scan table but with ``pred_probs``
     (float (N, K), e.g. ``ds.pred_probs``), by ascending self-confidence (the probability of the given
     label; Northcutt et al. 2021, "Confident Learning"); with neither, dataset order.
-    ``flagged_only`` keeps only flagged rows of the scan ranking (no effect without a scan). Ids in ``decided_ids`` are left out
-    unless ``include_decided``.
+    ``flagged_only`` keeps only flagged rows of the scan ranking (no effect without a scan). Ids in
+    ``decided_ids`` are left out unless ``include_decided``.
 
     >>> build_queue(ds, scan_table=table, decided_ids={"17"})[:3]    # doctest: +SKIP
     ['942', '12', '3051']

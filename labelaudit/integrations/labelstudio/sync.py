@@ -383,7 +383,8 @@ class PullResult:
         parts = [f"took {len(self.saved):,} decision(s) from project {self.project}"]
         if self.conflicts:
             parts.append(
-                f"{len(self.conflicts):,} conflict(s): decided here and in Label Studio after sending (kept as decided here)"
+                f"{len(self.conflicts):,} conflict(s): decided here and in Label Studio after "
+                "sending (kept as decided here)"
             )
         if self.unchanged:
             parts.append(f"{self.unchanged:,} already taken")

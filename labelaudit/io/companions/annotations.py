@@ -95,7 +95,8 @@ def _check_known(out: pd.DataFrame, ds: Dataset, file: str, rep: Report) -> None
     if unknown_items.any():
         rows = rows_of(unknown_items)
         rep.error(
-            f"{len(rows)} row(s) name items that are not in the dataset, e.g. '{out['item_id'][unknown_items].iloc[0]}' "
+            f"{len(rows)} row(s) name items that are not in the dataset, "
+            f"e.g. '{out['item_id'][unknown_items].iloc[0]}' "
             f"in {rows_text(rows)}",
             "item_id values that are ids of the dataset",
             file=file,

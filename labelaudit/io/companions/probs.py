@@ -65,8 +65,9 @@ def probs_from_columns(
 def check_prob_matrix(p: np.ndarray, n: int, k: int, file: str, rep: Report) -> np.ndarray | None:
     """``p`` as float64 (N, K) with rows summing to 1, or None with an error in ``rep``.
 
-    Refused: strings, objects, booleans and complex numbers, another shape, NaN or infinite values, negative values, rows summing further than
-    ``PROB_SUM_TOLERANCE`` from 1. Rows closer than that are renormalised with a warning.
+    Refused: strings, objects, booleans and complex numbers, another shape, NaN or infinite values,
+    negative values, rows summing further than ``PROB_SUM_TOLERANCE`` from 1. Rows closer than that
+    are renormalised with a warning.
     """
     if not check_dtype(p, "probabilities", file, rep):
         return None
