@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 
 from labelaudit.errors import DataError, UsageError
 from labelaudit.integrations.labelstudio import (
@@ -277,24 +278,23 @@ def test_a_broken_annotation_fails_the_pull_before_any_write(server, ds, store, 
     assert len(store.log(ds.content_hash)) == 0
 
 
-def test_a_database_failure_mid_pull_writes_nothing(server, ds, store, tmp_path, monkeypatch):
+def test_a_database_failure_mid_pull_writes_nothing(server, ds, store, tmp_path):
     r = _push(server, ds, store, tmp_path)
     for t in r.task_ids:
         server.annotate(t, "c")
-    real = store._append_in
-    calls = {"n": 0}
-
-    def flaky(conn, values, seen):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise RuntimeError("disk full")
-        return real(conn, values, seen)
-
-    monkeypatch.setattr(store, "_append_in", flaky)
-    with pytest.raises(RuntimeError):
+    # A real database failure on the third decision of the batch (a trigger aborting its insert).
+    item = "r2"
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql(
+            "CREATE TRIGGER disk_full BEFORE INSERT ON review_decisions "
+            f"WHEN NEW.item_id = '{item}' BEGIN SELECT RAISE(ABORT, 'disk full'); END"
+        )
+    with pytest.raises(sa.exc.DBAPIError, match="disk full"):
         pull_decisions(server, ds, store, project=r.project, workspace=tmp_path / "ws")
     assert len(store.log(ds.content_hash)) == 0
-    monkeypatch.undo()
+    assert store.latest_decision_id(ds.content_hash, item) is None
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql("DROP TRIGGER disk_full")
     assert (
         len(pull_decisions(server, ds, store, project=r.project, workspace=tmp_path / "ws").saved)
         == 4

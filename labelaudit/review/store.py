@@ -336,6 +336,9 @@ DEFAULT_BUSY_TIMEOUT = 30.0
 #: Rolling SQLite backups: one after this many decisions (and on open and close), this many kept.
 BACKUP_EVERY = 25
 BACKUPS_KEPT = 5
+#: Keys per statement when a batch reads or writes many items (SQLite allows 999 parameters in a
+#: statement on old builds; PostgreSQL 65,535).
+BATCH_ROWS = 900
 # Connection.info keys: ids of decisions inserted in the open transaction, and once committed.
 _NEW_IDS = "labelaudit_new_decision_ids"
 _COMMITTED_IDS = "labelaudit_committed_decision_ids"
@@ -466,8 +469,9 @@ def _utc(ts: Any) -> datetime:
     return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
 
 
-def _row_to_decision(row: Any) -> Decision:
-    m = row._mapping
+def _row_to_decision(row: Any, identity: dict[str, Any] | None = None) -> Decision:
+    """A log row (with the identity columns, or ``identity`` for a row just inserted)."""
+    m = row._mapping if identity is None else {**row._mapping, **identity}
     return Decision(
         auth=m.get("auth"),
         role=m.get("role"),
@@ -689,15 +693,20 @@ class ReviewStore:
             self.backup()
 
     def _present(self, dbapi_conn: Any, ids: list[int]) -> list[int]:
-        """Which of ``ids`` are in the log (committed), read on the raw connection."""
-        marks = ",".join(["%s" if self.sqlite_file is None else "?"] * len(ids))
+        """Which of ``ids`` are in the log (committed), read on the raw connection, :data:`BATCH_ROWS`
+        ids per statement."""
+        mark = "%s" if self.sqlite_file is None else "?"
+        found: list[int] = []
         cur = dbapi_conn.cursor()
         try:
-            cur.execute(
-                f"SELECT decision_id FROM review_decisions WHERE decision_id IN ({marks})",
-                [int(i) for i in ids],
-            )
-            found = [int(r[0]) for r in cur.fetchall()]
+            for start in range(0, len(ids), BATCH_ROWS):
+                chunk = [int(i) for i in ids[start : start + BATCH_ROWS]]
+                cur.execute(
+                    "SELECT decision_id FROM review_decisions WHERE decision_id IN "
+                    f"({','.join([mark] * len(chunk))})",
+                    chunk,
+                )
+                found.extend(int(r[0]) for r in cur.fetchall())
         finally:
             cur.close()
             if self.sqlite_file is None:
@@ -820,16 +829,163 @@ class ReviewStore:
         """Append several decisions in one transaction: all of them, or none.
 
         Each dict holds the keyword arguments of :meth:`record` (``undo`` is not accepted). The same
-        checks apply to each; if any raises (:class:`ConflictError` for an item decided since its
-        ``seen_decision_id``, :class:`UsageError`, a database error), nothing at all is written. Used
-        by imports of decisions made elsewhere (a Label Studio pull), which must not land half-way.
+        checks apply to each, in the order given, exactly as if :meth:`record` wrote them one after
+        the other inside one transaction (a later request on an item sees the decision an earlier
+        one wrote); if any raises (:class:`ConflictError` for an item decided since its
+        ``seen_decision_id``, :class:`FinalDecisionError`, :class:`UsageError`, a database error),
+        nothing at all is written. Used by imports of decisions made elsewhere (a Label Studio
+        pull), which must not land half-way.
+
+        The batch is written in bulk: the items' head rows are created and locked (in item order,
+        so two batches never deadlock) and their histories read with one statement per
+        :data:`BATCH_ROWS` items, then the decisions, identities and heads are written with one
+        multi-row statement each, rather than six statements per decision. The manifest and the
+        backup counter are updated once, after the commit.
         """
         prepared = [(self._values(**d), d.get("seen_decision_id")) for d in decisions]
         self._writable()
-        out: list[Decision] = []
+        if not prepared:
+            return []
         with self.engine.begin() as conn:
-            for values, seen in prepared:
-                out.append(self._append_in(conn, values, seen))
+            return self._append_many_in(conn, prepared)
+
+    def _append_many_in(
+        self, conn: Connection, prepared: list[tuple[dict[str, Any], int | None]]
+    ) -> list[Decision]:
+        """:meth:`_append_in` for each of ``prepared`` in order, in bulk (see :meth:`record_many`).
+
+        The checks run in Python on the heads and histories read under the lock; rows wait in a
+        segment that is written when the batch ends or when a request reaches an item the segment
+        already holds (its check must see that decision's id, known only once it is inserted)."""
+        keys = sorted({(v["dataset_version"], v["item_id"]) for v, _ in prepared})
+        self._ensure_heads(conn, keys)
+        heads = self._lock_heads(conn, keys)
+        histories = self._histories(conn, [k for k in keys if heads.get(k)])
+        known = {d.id: d for h in histories.values() for d in h}
+        stacks = {k: effective_stack(h) for k, h in histories.items()}
+        out: list[Decision] = []
+        segment: list[tuple[tuple[str, str], dict[str, Any], dict[str, Any]]] = []
+        in_segment: set[tuple[str, str]] = set()
+        for values, seen in prepared:
+            values = dict(values)
+            signature = {k: values.pop(k) for k in _SIGNATURE_KEYS}
+            key = (values["dataset_version"], values["item_id"])
+            if key in in_segment:
+                self._write_segment(conn, segment, heads, stacks, known, out)
+                segment, in_segment = [], set()
+            latest = heads[key]
+            if latest != (seen or 0):  # the transaction rolls back
+                raise ConflictError(known.get(latest) or self._get(conn, latest))
+            if latest and signature["role"] != "lead":
+                stack = stacks.get(key)
+                if stack and stack[-1].final:
+                    raise FinalDecisionError(stack[-1])
+            values["decided_at"] = self.clock()
+            segment.append((key, values, signature))
+            in_segment.add(key)
+        self._write_segment(conn, segment, heads, stacks, known, out)
+        return out
+
+    def _write_segment(
+        self,
+        conn: Connection,
+        segment: list[tuple[tuple[str, str], dict[str, Any], dict[str, Any]]],
+        heads: dict[tuple[str, str], int],
+        stacks: dict[tuple[str, str], list[Decision]],
+        known: dict[int, Decision],
+        out: list[Decision],
+    ) -> None:
+        """Insert the segment's decisions (ids in request order), their identities, and move the
+        heads; the decisions go to ``out`` and the in-memory state the next checks read."""
+        if not segment:
+            return
+        rows = conn.execute(
+            decisions_table.insert().returning(*decisions_table.c, sort_by_parameter_order=True),
+            [values for _, values, _ in segment],
+        ).all()
+        ids = [int(r.decision_id) for r in rows]
+        if len(ids) != len(segment):  # never expected: the driver must return one row per insert
+            raise StoreError(f"inserted {len(segment)} decisions but got {len(ids)} ids back")
+        conn.execute(
+            decision_identities_table.insert(),
+            [
+                dict(decision_id=i, dataset_version=key[0], **signature)
+                for i, (key, _, signature) in zip(ids, segment, strict=True)
+            ],
+        )
+        h = heads_table.c
+        conn.execute(
+            heads_table.update()
+            .where(
+                (h.dataset_version == sa.bindparam("b_dv")) & (h.item_id == sa.bindparam("b_item"))
+            )
+            .values(latest_decision_id=sa.bindparam("b_id")),
+            [
+                dict(b_dv=key[0], b_item=key[1], b_id=i)
+                for i, (key, _, _) in zip(ids, segment, strict=True)
+            ],
+        )
+        conn.info.setdefault(_NEW_IDS, []).extend(ids)  # counted in the manifest on commit
+        for row, (key, _, signature) in zip(rows, segment, strict=True):
+            d = _row_to_decision(row, signature)
+            heads[key] = d.id
+            known[d.id] = d
+            stacks.setdefault(key, []).append(d)
+            out.append(d)
+
+    def _ensure_heads(self, conn: Connection, keys: list[tuple[str, str]]) -> None:
+        """:meth:`_ensure_head` for many ``(dataset_version, item_id)`` keys (sorted by the caller)."""
+        if conn.dialect.name not in ("postgresql", "sqlite"):
+            for dv, item in keys:
+                self._ensure_head(conn, dv, item)
+            return
+        insert = _dialect_insert(conn)
+        for start in range(0, len(keys), BATCH_ROWS):
+            conn.execute(
+                insert(heads_table).on_conflict_do_nothing(),
+                [
+                    dict(dataset_version=dv, item_id=item, latest_decision_id=0)
+                    for dv, item in keys[start : start + BATCH_ROWS]
+                ],
+            )
+
+    def _lock_heads(
+        self, conn: Connection, keys: list[tuple[str, str]]
+    ) -> dict[tuple[str, str], int]:
+        """The latest decision id of each key, read with a row lock (PostgreSQL; SQLite holds the
+        write lock already), in item order."""
+        h = heads_table.c
+        out: dict[tuple[str, str], int] = {}
+        for dv, items in _by_version(keys):
+            for start in range(0, len(items), BATCH_ROWS):
+                chunk = items[start : start + BATCH_ROWS]
+                rows = conn.execute(
+                    sa.select(h.item_id, h.latest_decision_id)
+                    .where((h.dataset_version == dv) & h.item_id.in_(chunk))
+                    .order_by(h.item_id)
+                    .with_for_update()
+                ).all()
+                out.update(((dv, r[0]), int(r[1])) for r in rows)
+        return out
+
+    def _histories(
+        self, conn: Connection, keys: list[tuple[str, str]]
+    ) -> dict[tuple[str, str], list[Decision]]:
+        """Every decision (with its identity) of each key, oldest first."""
+        c = decisions_table.c
+        out: dict[tuple[str, str], list[Decision]] = {}
+        for dv, items in _by_version(keys):
+            for start in range(0, len(items), BATCH_ROWS):
+                rows = conn.execute(
+                    _with_identity(sa.select(decisions_table))
+                    .where(
+                        (c.dataset_version == dv) & c.item_id.in_(items[start : start + BATCH_ROWS])
+                    )
+                    .order_by(c.decision_id)
+                ).all()
+                for r in rows:
+                    d = _row_to_decision(r)
+                    out.setdefault((dv, d.item_id), []).append(d)
         return out
 
     def _values(
@@ -945,11 +1101,10 @@ class ReviewStore:
         return decision
 
     def _ensure_head(self, conn: Connection, dv: str, item: str) -> None:
-        if conn.dialect.name == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        elif conn.dialect.name == "sqlite":
-            from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
-        else:  # other databases: insert if missing under the transaction's own isolation
+        if conn.dialect.name not in (
+            "postgresql",
+            "sqlite",
+        ):  # other databases: insert if missing under the transaction's own isolation
             exists = conn.execute(
                 sa.select(heads_table.c.item_id).where(
                     (heads_table.c.dataset_version == dv) & (heads_table.c.item_id == item)
@@ -963,7 +1118,7 @@ class ReviewStore:
                 )
             return
         conn.execute(
-            insert(heads_table)
+            _dialect_insert(conn)(heads_table)
             .values(dataset_version=dv, item_id=item, latest_decision_id=0)
             .on_conflict_do_nothing()
         )
@@ -1012,7 +1167,7 @@ class ReviewStore:
 
     def _history(self, conn: Connection, dv: str, item: str) -> list[Decision]:
         rows = conn.execute(
-            sa.select(decisions_table)
+            _with_identity(sa.select(decisions_table))
             .where((decisions_table.c.dataset_version == dv) & (decisions_table.c.item_id == item))
             .order_by(decisions_table.c.decision_id)
         ).all()
@@ -1188,6 +1343,23 @@ def _signature(reviewer: str, identity: Identity | None, capacity: str) -> dict[
         "role": identity.role,
         "capacity": capacity,
     }
+
+
+def _dialect_insert(conn: Connection) -> Any:
+    """The INSERT construct with ON CONFLICT of the connection's dialect (PostgreSQL or SQLite)."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+    return insert
+
+
+def _by_version(keys: list[tuple[str, str]]) -> list[tuple[str, list[str]]]:
+    """``(dataset_version, item_id)`` keys grouped by version, items in the keys' order."""
+    groups: dict[str, list[str]] = {}
+    for dv, item in keys:
+        groups.setdefault(dv, []).append(item)
+    return list(groups.items())
 
 
 def _with_identity(query: sa.Select) -> sa.Select:
