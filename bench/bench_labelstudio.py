@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
 import tempfile
 import time
@@ -62,7 +63,16 @@ def dataset(n: int):
     return load_dataset(df, probs=rng.dirichlet(np.ones(10), size=n))
 
 
-def run_size(conn: LabelStudioConnection, n: int) -> dict:
+def record_many_by_row(store: ReviewStore, requests: list[dict]) -> list:
+    """The row-by-row ``record_many`` of before the bulk write: each decision's own statements
+    (:meth:`ReviewStore.append_in`) in one transaction. The "before" of the same run."""
+    with store.engine.begin() as conn:
+        return [
+            store.append_in(conn, store.prepare(**r), r.get("seen_decision_id")) for r in requests
+        ]
+
+
+def run_size(conn: LabelStudioConnection, n: int, *, by_row: bool = True) -> dict:
     ds = dataset(n)
     ws = Path(tempfile.mkdtemp(prefix="bench-ls-"))
     store = ReviewStore(f"sqlite:///{ws / 'review.sqlite'}")
@@ -88,6 +98,16 @@ def run_size(conn: LabelStudioConnection, n: int) -> dict:
         f"c.actions.create(id='predictions_to_annotations', project={r.project}, "
         "selected_items={'all': True, 'excluded': []})\n",
     )
+    before_s = None
+    if by_row:  # the same pull with the row-by-row write, on a copy of the store and sync state
+        ws_row = Path(tempfile.mkdtemp(prefix="bench-ls-row-"))
+        shutil.copytree(ws, ws_row, dirs_exist_ok=True)
+        row_store = ReviewStore(f"sqlite:///{ws_row / 'review.sqlite'}")
+        row_store.record_many = lambda reqs, s=row_store: record_many_by_row(s, reqs)  # type: ignore[method-assign]
+        t0 = time.perf_counter()
+        pull_decisions(conn, ds, row_store, project=r.project, workspace=ws_row)
+        before_s = time.perf_counter() - t0
+        row_store.close()
     t0 = time.perf_counter()
     res = pull_decisions(conn, ds, store, project=r.project, workspace=ws)
     pull_s = time.perf_counter() - t0
@@ -104,6 +124,7 @@ def run_size(conn: LabelStudioConnection, n: int) -> dict:
         "peer_push_s": peer_push_s,
         "annotate_s": annotate_s,
         "pull_s": pull_s,
+        "pull_by_row_s": before_s,
         "peer_pull_s": peer_pull_s,
         "decisions": len(res.saved),
         "load": os.getloadavg()[0],
@@ -113,6 +134,9 @@ def run_size(conn: LabelStudioConnection, n: int) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
+    ap.add_argument(
+        "--no-by-row", action="store_true", help="skip the row-by-row pull (the before figure)"
+    )
     args = ap.parse_args()
     server = None
     if os.environ.get("LABEL_STUDIO_URL") and os.environ.get("LABEL_STUDIO_API_KEY"):
@@ -125,7 +149,7 @@ def main() -> None:
         version = conn.check()["version"]
         rows = []
         for n in args.sizes:
-            rows.append(run_size(conn, n))
+            rows.append(run_size(conn, n, by_row=not args.no_by_row))
             _write(args.sizes, version, rows)  # each size as soon as it is measured
     finally:
         if server is not None:
@@ -149,20 +173,30 @@ def _write(sizes: list[int], version: str, rows: list[dict]) -> None:
         "record what was sent. *peer push* = the bare SDK importing the same task JSON into a new "
         "project in the same batches. *pull* = `pull_decisions`: download the export through the SDK, "
         "parse and check it, plan the decisions with the conflict rules, write them in one transaction "
-        "(SQLite). *peer pull* = the bare SDK downloading the same export and parsing the JSON. The "
+        "(SQLite) with `record_many`'s bulk write. *pull, row by row* = the same pull on a copy of "
+        "the store, writing each decision with its own statements (`append_in`, the record_many of "
+        "before), measured first in the same run. *peer pull* = the bare SDK downloading the same export and parsing the JSON. The "
         "annotations were made in one request (`predictions_to_annotations`).",
         "",
-        "| tasks | push s | peer push s | push / peer | pull s (decisions) | peer pull s | pull / peer | load average |",
-        "|---|---|---|---|---|---|---|---|",
+        "| tasks | push s | peer push s | push / peer | pull s (decisions) | pull, row by row s | peer pull s | pull / peer | row by row / peer | load average |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r['n']:,} | {r['push_s']:.1f} | {r['peer_push_s']:.1f} | {r['push_s'] / r['peer_push_s']:.2f} "
-            f"| {r['pull_s']:.1f} ({r['decisions']:,}) | {r['peer_pull_s']:.1f} | {r['pull_s'] / r['peer_pull_s']:.2f} "
+            f"| {r['pull_s']:.1f} ({r['decisions']:,}) | {_opt(r['pull_by_row_s'])} "
+            f"| {r['peer_pull_s']:.1f} | {r['pull_s'] / r['peer_pull_s']:.2f} "
+            f"| {_opt(r['pull_by_row_s'], r['peer_pull_s'])} "
             f"| {r['load']:.1f} |"
         )
     OUT.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+
+
+def _opt(x: float | None, per: float | None = None) -> str:
+    if x is None:
+        return "not run"
+    return f"{x / per:.2f}" if per else f"{x:.1f}"
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "sample_data" / "banking77"
 COMMAND = ".venv/bin/python -m bench.bench_review"
+BATCH_ROWS_TEXT = "900"  # labelaudit.review.store.BATCH_ROWS
 
 
 def _timed_records(store, version: str, n: int) -> np.ndarray:
@@ -228,6 +229,83 @@ def bench_read_export(url: str) -> dict:
     }
 
 
+def _import_requests(version: str, n: int) -> list[dict]:
+    from labelaudit.review.identity import Identity
+
+    who = Identity("labelstudio:ana@example.com", auth="import")
+    return [
+        dict(
+            dataset_version=version,
+            item_id=str(i),
+            reviewer=who.name,
+            action=("change", "keep", "accept", "remove")[i % 4],
+            old_label="a",
+            new_label="b" if i % 4 in (0, 2) else None,
+            comment=f"Label Studio project 1, task {i}, annotation {i}",
+            shown={"queue": "labelstudio", "task": i, "annotation": i, "suggested_label": "b"},
+            seen_decision_id=None,
+            identity=who,
+            capacity="import",
+        )
+        for i in range(n)
+    ]
+
+
+def record_many_by_row(store, requests: list[dict]) -> list:
+    """record_many as it was before the bulk write: each decision's own statements, one transaction."""
+    with store.engine.begin() as conn:
+        return [
+            store.append_in(conn, store.prepare(**r), r.get("seen_decision_id")) for r in requests
+        ]
+
+
+def bench_batch(url: str, sizes: list[int], by_row_max: int) -> list[dict]:
+    """record_many (bulk) against the row-by-row write of the same requests, then the reads a
+    Review-page click makes on the version with the most decisions."""
+    from labelaudit.review.store import ReviewStore
+
+    store = ReviewStore(url)
+    out = []
+    version = None
+    for n in sizes:
+        row = {"n": n, "by_row_s": None}
+        if n <= by_row_max:
+            reqs = _import_requests(uuid.uuid4().hex[:20], n)
+            t = time.perf_counter()
+            record_many_by_row(store, reqs)
+            row["by_row_s"] = time.perf_counter() - t
+        version = uuid.uuid4().hex[:20]
+        reqs = _import_requests(version, n)
+        t = time.perf_counter()
+        store.record_many(reqs)
+        row["bulk_s"] = time.perf_counter() - t
+        row["load"] = os.getloadavg()[0]
+        out.append(row)
+        print(row, flush=True)
+    # Reads per click on the largest version (median of 5)
+    reads = {
+        "current()": lambda: store.current(version),
+        "latest_decision_ids()": lambda: store.latest_decision_ids(version),
+        "in_force(50 items)": lambda: store.in_force(
+            version, [str(i) for i in range(0, 5000, 100)]
+        ),
+        "touched_since(newest - 10)": lambda: store.touched_since(
+            version, store.newest_decision_id() - 10
+        ),
+        "history(1 item)": lambda: store.history(version, "7"),
+    }
+    timings = {}
+    for name, fn in reads.items():
+        ts = []
+        for _ in range(5):
+            t = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t)
+        timings[name] = float(np.median(ts))
+    store.close()
+    return [{"rows": out, "reads": timings, "reads_n": sizes[-1]}]
+
+
 def start_pg() -> tuple[str, str]:
     out = subprocess.run(
         [str(ROOT / "scripts" / "pg_test_server.sh"), "start"],
@@ -248,6 +326,17 @@ def main() -> None:
     ap.add_argument("--pg-url", default=os.environ.get("LABELAUDIT_TEST_PG_URL"))
     ap.add_argument("--n", type=int, default=500)
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "review.md"))
+    ap.add_argument(
+        "--batch",
+        type=int,
+        nargs="+",
+        default=[10_000, 100_000],
+        help="record_many sizes (section 4); the row-by-row peer runs up to --by-row-max",
+    )
+    ap.add_argument("--by-row-max", type=int, default=10_000)
+    ap.add_argument(
+        "--only-batch", action="store_true", help="only section 4 (record_many and the reads)"
+    )
     args = ap.parse_args()
     pg_dir = None
     pg_url = args.pg_url
@@ -258,14 +347,18 @@ def main() -> None:
     results = {}
     try:
         for name, url in backends.items():
-            print(f"{name}: write", flush=True)
-            w = bench_write(url, args.n)
-            print(f"{name}: contention", flush=True)
-            c = bench_contention(url)
-            print(f"{name}: read/export", flush=True)
-            r = bench_read_export(url)
-            results[name] = (w, c, r)
-            print(name, w, c, r, flush=True)
+            w = c = r = None
+            if not args.only_batch:
+                print(f"{name}: write", flush=True)
+                w = bench_write(url, args.n)
+                print(f"{name}: contention", flush=True)
+                c = bench_contention(url)
+                print(f"{name}: read/export", flush=True)
+                r = bench_read_export(url)
+            print(f"{name}: record_many", flush=True)
+            b = bench_batch(url, args.batch, args.by_row_max)[0]
+            results[name] = (w, c, r, b)
+            print(name, w, c, r, b, flush=True)
     finally:
         if pg_dir:
             subprocess.run(
@@ -277,6 +370,10 @@ def main() -> None:
 def write_report(results: dict, args: argparse.Namespace) -> None:
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     cmd = COMMAND + (f" --n {args.n}" if args.n != 500 else "")
+    if args.only_batch:
+        cmd += " --only-batch"
+    if args.batch != [10_000, 100_000]:
+        cmd += " --batch " + " ".join(map(str, args.batch))
     lines = [
         "# Review store and export: measured figures",
         "",
@@ -284,6 +381,10 @@ def write_report(results: dict, args: argparse.Namespace) -> None:
         "scripts/pg_test_server.sh, default settings, fsync on).",
         f"Machine: 2-core x86_64, 24 GiB, no GPU ({platform.python_implementation()} {platform.python_version()}, "
         f"SQLAlchemy {sa.__version__}). Date: {now}. Every figure below comes from that one run.",
+        "",
+        "Load average during the run: "
+        + ", ".join(f"{name} {b['rows'][-1]['load']:.1f}" for name, (*_x, b) in results.items())
+        + " (the machine was shared; speed figures are from a loaded machine).",
         "",
         "## 1. Writing decisions (sequential, one reviewer)",
         "",
@@ -294,7 +395,10 @@ def write_report(results: dict, args: argparse.Namespace) -> None:
         "| database | ours: decisions/s | ours: p50 / p95 ms | peer: inserts/s | peer p50 ms | ours / peer throughput |",
         "|---|---|---|---|---|---|",
     ]
-    for name, (w, _c, _r) in results.items():
+    for name, (w, _c, _r, _b) in results.items():
+        if w is None:
+            lines.append(f"| {name} | not run | | | | |")
+            continue
         lines.append(
             f"| {name} | {w['ours_per_s']:.0f} | {w['ours_p50_ms']:.2f} / {w['ours_p95_ms']:.2f} | "
             f"{w['plain_per_s']:.0f} | {w['plain_p50_ms']:.2f} | {w['ours_per_s'] / w['plain_per_s']:.2f} |"
@@ -309,7 +413,10 @@ def write_report(results: dict, args: argparse.Namespace) -> None:
         "| database | attempts | won | conflicts | rows written | items with exactly one row | attempts/s |",
         "|---|---|---|---|---|---|---|",
     ]
-    for name, (_w, c, _r) in results.items():
+    for name, (_w, c, _r, _b) in results.items():
+        if c is None:
+            lines.append(f"| {name} | not run | | | | | |")
+            continue
         lines.append(
             f"| {name} | {c['procs'] * c['items']} | {c['won']} | {c['conflicts']} | {c['rows']} | "
             f"{c['items_with_one_row']} of {c['items']} | {c['attempts_per_s']:.0f} |"
@@ -325,11 +432,50 @@ def write_report(results: dict, args: argparse.Namespace) -> None:
         "| database | current() 10k s | cleaned_dataset s | CSV s (MB) | peer plain CSV s | CSV / peer | Parquet s (MB) |",
         "|---|---|---|---|---|---|---|",
     ]
-    for name, (_w, _c, r) in results.items():
+    for name, (_w, _c, r, _b) in results.items():
+        if r is None:
+            lines.append(f"| {name} | not run | | | | | |")
+            continue
         lines.append(
             f"| {name} | {r['current_s']:.3f} | {r['clean_s']:.3f} | {r['csv_s']:.3f} ({r['csv_mb']:.1f}) | "
             f"{r['plain_csv_s']:.3f} | {r['csv_s'] / r['plain_csv_s']:.2f} | "
             f"{r['parquet_s']:.3f} ({r['parquet_mb']:.1f}) |"
+        )
+    lines += [
+        "",
+        "## 4. Importing decisions in one batch (`record_many`, e.g. a Label Studio pull)",
+        "",
+        "Decisions on distinct new items, one transaction, with identities (auth=import). *bulk* = "
+        "`record_many`: heads created and locked, histories read, decisions/identities/heads written "
+        f"with one multi-row statement per {BATCH_ROWS_TEXT} items. *row by row* = the same requests "
+        "through `append_in` one by one in one transaction (the record_many of before), same run.",
+        "",
+        "| database | decisions | bulk s | row by row s | row by row / bulk | bulk decisions/s |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, (*_x, b) in results.items():
+        for row in b["rows"]:
+            by_row = row["by_row_s"]
+            lines.append(
+                f"| {name} | {row['n']:,} | {row['bulk_s']:.2f} | "
+                + (f"{by_row:.2f} | {by_row / row['bulk_s']:.1f}" if by_row else "not run | ")
+                + f" | {row['n'] / row['bulk_s']:,.0f} |"
+            )
+    lines += [
+        "",
+        "Reads a Review-page click makes, on the version holding the largest batch "
+        "(median of 5, ms):",
+        "",
+        "| database | decisions in the version | "
+        + " | ".join(next(iter(results.values()))[3]["reads"])
+        + " |",
+        "|---|---|" + "---|" * len(next(iter(results.values()))[3]["reads"]),
+    ]
+    for name, (*_x, b) in results.items():
+        lines.append(
+            f"| {name} | {b['reads_n']:,} | "
+            + " | ".join(f"{1e3 * v:.1f}" for v in b["reads"].values())
+            + " |"
         )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text("\n".join(lines) + "\n", encoding="utf-8")
