@@ -306,3 +306,36 @@ def test_platt_fit_matches_scikit_learn():
     )
     grid = np.linspace(0, 1, 11).reshape(-1, 1)
     assert learn._platt(x, y, grid) == pytest.approx(ref.predict_proba(grid)[:, 1], abs=1e-5)
+
+
+# --------------------------------------------------------------------------- switch-on rule
+def test_auroc_gain_interval_is_paired_and_centred_on_the_gain():
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(1)
+    y = rng.random(300) < 0.4
+    static = rng.random(300) + 0.3 * y
+    learnt = static + 0.8 * y  # better everywhere
+    low, high = learn.auroc_gain_interval(y, learnt, static)
+    gain = roc_auc_score(y, learnt) - roc_auc_score(y, static)
+    assert low < gain < high and low > 0
+    # the same scores: no gain, an interval of exactly 0 (the rule needs it above 0)
+    assert learn.auroc_gain_interval(y, static, static) == (0.0, 0.0)
+    # vectorised AUROC equals scikit-learn's, ties included
+    s = np.round(static, 1)
+    assert learn._auroc_many(y[None, :], s[None, :])[0] == pytest.approx(roc_auc_score(y, s))
+
+
+def test_a_combiner_that_does_not_clearly_beat_the_static_ranking_stays_off(synthetic):
+    """Outcomes follow the static ranking alone: the learnt model cannot beat it by a margin the
+    bootstrap trusts, so the static ranking stays and the reason gives the interval."""
+    ds, table, _ = synthetic
+    rng = np.random.default_rng(4)
+    rank = learn.static_rank_score(table)
+    truth = rng.random(ds.n) < rank**8  # errors depend on the static rank only
+    rows = learn.static_order(table)[:300]
+    fit = learn.fit_learnt(ds, table, outcomes_for(ds, rows, truth, table=table))
+    assert fit.ranking == learn.STATIC
+    assert "bootstrap interval" in fit.reason and "does not exclude 0" in fit.reason
+    assert not fit.gain_low > 0
+    assert (learn.ranked_rows(fit, table) == learn.static_order(table)).all()

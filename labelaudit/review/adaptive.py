@@ -44,7 +44,7 @@ from labelaudit.review.store import ReviewStore, rankings_table, settings_table
 #: Re-rank after this many decisions by default.
 DEFAULT_RERANK_EVERY = 20
 #: Bump when a fit changes for the same decisions (cached fits are then recomputed).
-LEARN_VERSION = 1
+LEARN_VERSION = 2
 #: Columns of :attr:`QueueInForce.queue` (``labelaudit queue`` writes the first five).
 QUEUE_COLUMNS = [
     "id",
@@ -256,7 +256,7 @@ def _fit_cached(
     ):
         meta: dict[str, Any] = workspace.load(key, "learnt_ranking_meta", params, ext="json")
         arrays = workspace.load(key, "learnt_ranking", params, ext="parquet")
-        for k in ("auroc", "auroc_static"):
+        for k in ("auroc", "auroc_static", "gain_low", "gain_high"):
             meta[k] = math.nan if meta.get(k) is None else float(meta[k])
         return learn.Fit(
             probability=arrays["probability"].to_numpy(dtype=np.float64),
