@@ -49,7 +49,7 @@ SIM_BLOCK = 4096
 SHARD_ROWS = 16_384
 METHODS = ("auto", "exact", "hnsw")
 #: Bump when the graph changes for the same inputs (cached graphs are then rebuilt).
-GRAPH_VERSION = 1
+GRAPH_VERSION = 2  # 2: rows whose HNSW search lost itself are searched exactly
 
 
 def normalise_rows(embeddings: np.ndarray) -> np.ndarray:
@@ -291,6 +291,12 @@ def query_hnsw(
     )
     labels = labels.astype(np.int64)
     own = np.arange(start, stop)[:, None]
+    # Every queried row is in the index, so a search that did not return the row itself ended in
+    # the wrong region of the graph (in well-separated classes: among another class's rows). Those
+    # rows are searched exactly instead of keeping wrong neighbours.
+    lost = np.flatnonzero(~(labels == own).any(axis=1))
+    if len(lost):
+        labels[lost] = _exact_candidates(x, start + lost, labels.shape[1])
     # The row itself (normally among the k + 1) moves last; then keep the first k candidates.
     order = np.argsort(labels == own, axis=1, kind="stable")[:, :k]
     part = np.take_along_axis(labels, order, axis=1)
@@ -301,6 +307,17 @@ def query_hnsw(
         e = s + SIM_BLOCK
         sims[s:e] = np.einsum("ij,ikj->ik", q[s:e], x[part[s:e]])
     return _sort_rows(part, sims)
+
+
+def _exact_candidates(x: np.ndarray, rows: np.ndarray, m: int) -> np.ndarray:
+    """The ``m`` most similar rows of ``x`` to each of ``rows`` (the row itself included), exact."""
+    out = np.empty((len(rows), m), dtype=np.int64)
+    for s in range(0, len(rows), BLOCK_ROWS):
+        r = rows[s : s + BLOCK_ROWS]
+        sims = np.asarray(x[r], dtype=np.float32) @ np.asarray(x).T
+        sims[np.arange(len(r)), r] = np.inf  # itself first, as a successful search returns it
+        out[s : s + len(r)] = np.argpartition(-sims, m - 1, axis=1)[:, :m]
+    return out
 
 
 def _hnsw_shard(

@@ -252,3 +252,18 @@ def test_companion_arrays_are_hashed_streamed_with_the_same_digest(tmp_path, mon
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert peak < m.nbytes / 20  # blocks of 64 KiB, not the 10 MB array
+
+
+def test_hnsw_rows_whose_search_got_lost_are_searched_exactly():
+    # a deliberately poor index (2 links, tiny candidate lists) loses many searches in 20 classes
+    x, _ = clustered(4000, d=64, blobs=20, noise=0.5, seed=4)
+    index = neighbours.hnsw_index(x, seed=0, m=2, ef_construction=8, num_threads=1)
+    index.set_ef(6)
+    raw, _ = index.knn_query(x, k=6, num_threads=1)
+    lost = ~(raw == np.arange(4000)[:, None]).any(axis=1)
+    assert lost.sum() > 20  # the situation the repair is for
+    rows, sims = neighbours.query_hnsw(index, x, 0, 4000, 5, ef=6, num_threads=1)
+    exact, _ = exact_neighbours(x, k=5)
+    # every lost row now has its exact neighbours
+    np.testing.assert_array_equal(rows[lost], exact[lost])
+    assert not (rows == np.arange(4000)[:, None]).any()
