@@ -16,10 +16,11 @@ import streamlit as st
 from components import state
 from components.data import load_workspace_dataset
 from components.progress import StatusProgress
-from labelaudit import jobs
+from labelaudit import first_pass, jobs
 from labelaudit.commands.app import APP_SCAN_OPTIONS
 from labelaudit.dataset import Dataset
 from labelaudit.errors import DataError, UsageError
+from labelaudit.first_pass import FirstPass
 from labelaudit.jobs import JobStatus
 from labelaudit.plots import HOVER_CHARS, build_map_figure, color_options, hover_text, palette  # noqa: F401
 from labelaudit.scanning import MAX_MAP_POINTS, ScanResult, load_cached_scan, map_sample, scan
@@ -191,16 +192,24 @@ def _draw_status(status: JobStatus) -> None:
 
 
 @st.fragment(run_every=1.5)
-def _live_progress(dataset_hash: str, options_json: str, *, in_sidebar: bool) -> None:
+def _live_progress(
+    dataset_hash: str, options_json: str, *, in_sidebar: bool, wants_first_pass: bool = False
+) -> None:
     """Redrawn every 1.5 s while the scan runs; when it is stored, reruns the app so that every page
-    fills in (a page waiting for the scan shows it at once)."""
+    fills in (a page waiting for the scan shows it at once). ``wants_first_pass``: the page waits
+    for the first pass too, and reruns as soon as it is stored."""
     ds = load_workspace_dataset(st.session_state[state.WORKSPACE], dataset_hash)
     status = _job_status(ds, json.loads(options_json))
-    if status is None or status.state != jobs.RUNNING:
+    if status is None or status.state != jobs.RUNNING or (wants_first_pass and status.first_pass):
         st.rerun()
         return
     if in_sidebar:
         st.markdown("**Scan running in the background**")
+        if status.first_pass:
+            st.caption(
+                "First pass ready: Explore and Label issues show a provisional map and queue "
+                "from a sample until the full scan is stored."
+            )
     _draw_status(status)
 
 
@@ -237,8 +246,60 @@ def require_scan(ds: Dataset) -> ScanResult:
     raise AssertionError("unreachable")  # render_scan_waiting stops
 
 
+def _first_pass(ds: Dataset) -> FirstPass | None:
+    from labelaudit.workspace import Workspace
+
+    return first_pass.load_first_pass(
+        Workspace(st.session_state[state.WORKSPACE]), ds, scan_options()
+    )
+
+
+def require_results(ds: Dataset) -> tuple[Dataset, ScanResult, str]:
+    """Page guard of the pages that can show the first pass (Explore, Label issues): ``(dataset
+    shown, its scan, the options key of that scan)``. The full scan when it is stored; else, while
+    it runs, the first pass (:mod:`labelaudit.first_pass`: a stratified sample with the cheap
+    detectors, as a dataset of its own) under a note that says so, with the full scan's progress,
+    replaced when the full scan lands; else the scan's progress and a stop (as :func:`require_scan`)."""
+    res = cached_scan(ds)
+    if res is not None:
+        return ds, res, scan_options_key()
+    status = ensure_scan(ds)
+    if status is not None and status.state == jobs.COMPLETE:
+        res = cached_scan(ds)
+        if res is not None:
+            return ds, res, scan_options_key()
+    if status is None or status.state == jobs.STOPPED:
+        _require_scan_by_button(ds)
+    assert status is not None
+    fp = _first_pass(ds) if status.state == jobs.RUNNING else None
+    if fp is None:
+        render_scan_waiting(
+            ds, status, what="the map, clusters and label issues", options=True, first_pass_too=True
+        )
+        raise AssertionError("unreachable")
+    render_first_pass_note(ds, fp)
+    return fp.sample, fp.result, scan_options_key(fp.options)
+
+
+def render_first_pass_note(ds: Dataset, fp: FirstPass) -> None:
+    """What a page shows while it shows the first pass: which rows and detectors, and the full
+    scan's live progress (the page is replaced when the full scan is stored)."""
+    with st.container(border=True):
+        st.markdown(
+            f":orange-badge[Provisional] **First pass**: {fp.describe()}. The full scan of every "
+            "row, with every detector, is running in the background; this page is replaced by its "
+            "results when it is stored."
+        )
+        _live_progress(ds.content_hash, scan_options_key(), in_sidebar=False)
+
+
 def render_scan_waiting(
-    ds: Dataset, status: JobStatus, *, what: str, options: bool = False
+    ds: Dataset,
+    status: JobStatus,
+    *,
+    what: str,
+    options: bool = False,
+    first_pass_too: bool = False,
 ) -> None:
     """A page that needs the scan while it runs (its live progress; the page fills in when it is
     stored) or after it failed (the problem and "Try again"); then a stop."""
@@ -257,11 +318,18 @@ def render_scan_waiting(
         "(other pages stay usable).",
         icon=":material/hourglass_top:",
     )
+    if first_pass_too and first_pass.wanted(ds):
+        st.caption(
+            "A first pass on a stratified sample comes first: a provisional map and queue within "
+            "about a minute."
+        )
     # A bordered box, not st.status: a status container turns "complete" (a tick, collapsed) when its
     # `with` block exits, which is at once here, so the live bar inside it was never seen.
     with st.container(border=True):
         st.markdown("**Scanning…**")
-        _live_progress(ds.content_hash, scan_options_key(), in_sidebar=False)
+        _live_progress(
+            ds.content_hash, scan_options_key(), in_sidebar=False, wants_first_pass=first_pass_too
+        )
     if options:
         with st.expander("Scan settings (a change starts another scan)"):
             render_scan_options(key_prefix=state.SCAN_OPTIONS_GUARD)

@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from labelaudit import first_pass
 from labelaudit.workspace import Workspace, params_hash
 
 #: Seconds between two progress writes (a step's first and last update are always written).
@@ -79,6 +80,8 @@ class JobStatus:
     estimate_seconds: float | None = None
     estimate_source: str = ""
     error: str = ""
+    #: The first pass (:mod:`labelaudit.first_pass`) is stored: pages can show it until the full scan is.
+    first_pass: bool = False
 
     @property
     def running(self) -> bool:
@@ -211,7 +214,9 @@ def estimate(ws: Workspace, n_rows: int) -> tuple[float, str]:
         try:
             raw = json.loads(meta.read_text(encoding="utf-8"))
             timings, rows = raw["timings"], int(raw.get("n_rows") or 0)
-        except (OSError, ValueError, KeyError, TypeError):
+            if (raw.get("params") or {}).get("detectors") == sorted(first_pass.DETECTORS):
+                continue  # a first pass: cheap detectors only, no guide to a full scan
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
             continue
         total = sum(float(timings.get(k, 0.0)) for k in ROUGH_SECONDS_PER_ROW)
         if rows > 0 and total > 0:
@@ -329,6 +334,22 @@ class FileProgress:
         _write_status(self.path, st)
 
 
+def _first_pass(ws: Workspace, ds, options: dict[str, Any], progress: FileProgress) -> None:
+    """The first pass (a map and a provisional queue from a stratified sample) before the full
+    scan, when the dataset is large enough for it to pay. A problem in it is logged and the full
+    scan goes on (it would report a data problem itself)."""
+    if not first_pass.wanted(ds):
+        return
+    try:
+        stored = first_pass.run_first_pass(ws, ds, options, progress=progress)
+    except Exception as e:  # the full scan is what matters; the log keeps the reason
+        print(f"first pass skipped: {type(e).__name__}: {e}", file=sys.stderr)
+        return
+    if stored is not None:
+        progress.status.first_pass = True
+        _write_status(progress.path, progress.status)
+
+
 def run_job(root: str, content_hash: str, options: dict[str, Any]) -> int:
     """The job process: scan the stored dataset, writing progress; 0 when stored, 1 on a problem."""
     from labelaudit.errors import DataError, UsageError
@@ -342,6 +363,8 @@ def run_job(root: str, content_hash: str, options: dict[str, Any]) -> int:
     status.state, status.pid, status.n_rows = RUNNING, os.getpid(), ds.n
     progress = FileProgress(path, status)
     try:
+        _first_pass(ws, ds, options, progress)
+        first_pass.full_embeddings(ws, ds, options, progress=progress)
         scan(ds, workspace=ws, progress=progress, **options)
     except (DataError, UsageError) as e:
         progress.finish(FAILED, str(e))

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import time
 import tomllib
 from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -84,3 +90,134 @@ def test_a_zero_change_shows_no_green_arrow():
         "delta_arrow": "off",
     }
     assert _points_delta(0.012) == {"delta": "+1.20 points"}
+
+
+# --------------------------------------------------------------------------- the first pass
+from labelaudit import embed as _embed  # noqa: E402
+from labelaudit import first_pass, jobs  # noqa: E402
+from labelaudit.jobs import JobStatus  # noqa: E402
+from labelaudit.scan import load_cached_scan  # noqa: E402
+from labelaudit.scan import scan as _scan  # noqa: E402
+from labelaudit.workspace import Workspace  # noqa: E402
+from tests.test_scan import fakes, topic_dataset  # noqa: E402,F401  (fixture)
+
+FP_OPTIONS = {"cluster_method": "hdbscan", "n_clusters": None, "seed": 0}
+
+
+def _count_texts(monkeypatch) -> list[int]:
+    """Wrap the (fake) embedder: the number of texts of each call."""
+    sizes: list[int] = []
+    inner = _embed.embed_texts
+
+    def counting(texts, **kw):
+        sizes.append(len(texts))
+        return inner(texts, **kw)
+
+    monkeypatch.setattr(_embed, "embed_texts", counting)
+    return sizes
+
+
+def test_the_job_stores_a_first_pass_then_the_full_scan_embedding_each_text_once(
+    fakes,  # noqa: F811
+    tmp_path,
+    monkeypatch,
+):
+    monkeypatch.setenv(jobs.RUNNER_ENV, "inline")
+    monkeypatch.setenv(first_pass.ROWS_ENV, "30")
+    sizes = _count_texts(monkeypatch)
+    ws = Workspace(tmp_path / "ws")
+    ds = topic_dataset()  # 120 rows, 3 classes of 40
+    st = jobs.start_scan(ws, ds, FP_OPTIONS)
+    assert st is not None and st.state == jobs.COMPLETE and st.first_pass
+    fp = first_pass.load_first_pass(ws, ds, FP_OPTIONS)
+    assert fp is not None and fp.sample.n == 30 and fp.n_full == ds.n
+    # stratified: every class keeps its share of the sample
+    assert sorted(np.unique(fp.sample.label_names, return_counts=True)[1]) == [10, 10, 10]
+    assert fp.result.detection.details["detectors"] == []  # fake detection: no detector list
+    assert {"first pass: embedding", "embedding"} <= set(st.finished)
+    # nothing embedded twice: the sample's 30 texts, then the other 90
+    assert sizes == [30, 90]
+    full = load_cached_scan(ds, workspace=ws, **FP_OPTIONS)
+    assert full is not None
+    rows = ds.frame["id"].isin(set(fp.sample.ids)).to_numpy()
+    np.testing.assert_array_equal(
+        np.asarray(full.embeddings)[rows], np.asarray(fp.result.embeddings)
+    )
+    # the first pass's timing is no guide to a full scan's estimate
+    assert "120 rows" in jobs.estimate(ws, 1000)[1]
+
+
+def test_small_datasets_get_no_first_pass(fakes, tmp_path, monkeypatch):  # noqa: F811
+    monkeypatch.setenv(first_pass.ROWS_ENV, "50")  # 120 rows < 3 x 50
+    ws = Workspace(tmp_path / "ws")
+    ds = topic_dataset()
+    assert not first_pass.wanted(ds)
+    assert first_pass.run_first_pass(ws, ds, FP_OPTIONS) is None
+    monkeypatch.setenv(first_pass.ROWS_ENV, "0")  # off
+    assert not first_pass.wanted(ds)
+
+
+def _running_with_first_pass(ws, ds, monkeypatch):
+    """The state a page sees while the full scan runs after its first pass: a first pass stored,
+    and a job status "running" owned by a live process (this one), so nothing new starts."""
+    monkeypatch.setenv(jobs.RUNNER_ENV, "process")
+    monkeypatch.setenv(first_pass.ROWS_ENV, "30")
+    ws.save_dataset(ds)
+    assert first_pass.run_first_pass(ws, ds, FP_OPTIONS) is not None
+    path, lock, _ = jobs._paths(
+        ws, jobs.job_name(ds.content_hash, jobs._scan_params(ds, FP_OPTIONS))
+    )
+    now = time.time()
+    jobs._write_status(
+        path,
+        JobStatus(
+            state=jobs.RUNNING,
+            step="embedding",
+            done=40,
+            total=120,
+            started=now,
+            updated=now,
+            step_started=now,
+            pid=os.getpid(),
+            n_rows=ds.n,
+            first_pass=True,
+        ),
+    )
+    lock.write_text(str(os.getpid()))
+
+
+@pytest.mark.parametrize("page", ["explore", "label_issues"])
+def test_pages_show_the_first_pass_then_the_full_scan(fakes, tmp_path, monkeypatch, page):  # noqa: F811
+    from labelaudit import detect
+
+    fake = detect.detect_label_issues
+
+    def with_flags(*a, **kw):  # the columns the Label issues table reads besides the fake's
+        det = fake(*a, **kw)
+        det.table["n_flags"] = det.table["is_label_issue"].astype(int)
+        return det
+
+    monkeypatch.setattr(detect, "detect_label_issues", with_flags)
+    ws = Workspace(tmp_path / "ws")
+    ds = topic_dataset()
+    _running_with_first_pass(ws, ds, monkeypatch)
+    at = AppTest.from_file(str(ROOT / f"views/{page}.py"), default_timeout=120)
+    at.session_state["workspace"] = str(ws.root)
+    at.session_state["dataset_hash"] = ds.content_hash
+    at.run()
+    assert not at.exception, at.exception
+    shown = " ".join(m.value for m in at.markdown)
+    assert "Provisional" in shown and "30 of the 120 rows" in shown
+    if page == "explore":
+        assert at.get("plotly_chart")
+        assert any("30 rows" in c.value for c in at.caption)
+    else:
+        assert any(s.value.startswith("Ranked rows") for s in at.subheader)
+    # The full scan lands: the same session shows it, without the note.
+    monkeypatch.setenv(jobs.RUNNER_ENV, "off")
+    _scan(ds, workspace=ws, **FP_OPTIONS)
+    at.run()
+    assert not at.exception
+    assert "Provisional" not in " ".join(m.value for m in at.markdown)
+    if page == "explore":
+        assert any("120 rows" in c.value for c in at.caption)

@@ -12,8 +12,7 @@ from components.scan import (
     color_options,
     map_rows,
     render_scan_options,
-    require_scan,
-    scan_options_key,
+    require_results,
     selection_ids,
 )
 from components.text import md_escape
@@ -28,11 +27,10 @@ PAGE = {"title": "Explore", "icon": ":material/scatter_plot:", "section": "Find"
 MAX_URL_IDS = 200
 
 st.title("Explore")
-ds = require_dataset()
-res = require_scan(ds)
+# While the full scan runs, ds and res may be its first pass: a stratified sample (a dataset of its own)
+ds, res, options_json = require_results(require_dataset())
 ss = st.session_state
 ws_root = ss[state.WORKSPACE]
-options_json = scan_options_key()
 table = res.table
 known = set(table["id"].astype(str))
 

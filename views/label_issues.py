@@ -17,7 +17,7 @@ from components.label_issues import (
 )
 from components.review import send_to_review
 from components.review_learn import PRECISION_COLUMN, estimated_precision
-from components.scan import require_scan, scan_options_key
+from components.scan import require_results
 from components.text import md_escape
 from labelaudit.errors import DataError, UsageError
 from labelaudit.plots import build_confusion_figure
@@ -38,8 +38,9 @@ from labelaudit.tables import (
 PAGE = {"title": "Label issues", "icon": ":material/report:", "section": "Find", "order": 30}
 
 st.title("Label issues")
-ds = require_dataset()
-res = require_scan(ds)
+full_ds = require_dataset()
+# While the full scan runs, ds and res may be its first pass: a stratified sample (a dataset of its own)
+ds, res, options_json = require_results(full_ds)
 ss = st.session_state
 det = res.detection
 if det is None or "label_issue_score" not in res.table:
@@ -57,11 +58,13 @@ render_probability_source(details)
 render_combiner(details)
 
 try:
-    table = cached_issue_table(ss[state.WORKSPACE], ds.content_hash, scan_options_key())
+    table = cached_issue_table(ss[state.WORKSPACE], ds.content_hash, options_json)
 except (DataError, UsageError) as e:
     st.error(md_escape(e))
     st.stop()
-learnt = estimated_precision(ss[state.WORKSPACE], ds, scan_options_key())
+learnt = (  # the decisions are on the full dataset's queue: none for a first pass
+    estimated_precision(ss[state.WORKSPACE], ds, options_json) if ds is full_ds else None
+)
 if learnt is not None:  # what the reviewers' decisions say about each row (issue 13)
     table = table.assign(**{PRECISION_COLUMN: learnt[0][table["row"].to_numpy()]})
 detectors = detector_names(res.table)
