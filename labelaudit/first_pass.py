@@ -6,7 +6,7 @@ sample of the rows (every class keeps its share, and at least a few rows):
 
 1. the sample's texts are embedded first, and those vectors are kept: the full scan's embedding
    step then embeds only the other rows and assembles all of them (nothing is embedded twice);
-2. the sample is scanned as a dataset of its own (:func:`labelaudit.scan.scan`) with the cheap
+2. the sample is scanned as a dataset of its own (:func:`labelaudit.scanning.scan`) with the cheap
    detectors only (:data:`DETECTORS`): its map, clusters and ranked queue are stored in the
    workspace under the sample's content hash, like any scan;
 3. a small record under the full dataset's content hash names that sample, so every page can find
@@ -61,7 +61,7 @@ def wanted(ds: Dataset, rows: int | None = None) -> bool:
 def sample_mask(ds: Dataset, rows: int | None = None, *, seed: int = 0) -> np.ndarray:
     """bool (N,): a stratified sample of ``rows`` rows by given label (each class its share, at
     least MIN_PER_CLASS rows or all it has); deterministic for a seed."""
-    from labelaudit.scan import map_sample
+    from labelaudit.scanning import map_sample
 
     target = sample_rows_target() if rows is None else rows
     picked = map_sample(
@@ -78,7 +78,7 @@ def first_pass_options(options: dict[str, Any]) -> dict[str, Any]:
 
 
 def _record_key(ds: Dataset, options: dict[str, Any]) -> dict[str, Any]:
-    from labelaudit.scan import scan_params
+    from labelaudit.scanning import scan_params
 
     return {"full": scan_params(ds, **options), "first_pass": VERSION}
 
@@ -90,7 +90,7 @@ class FirstPass:
     scan options, for reading it again) and ``n_full`` (rows of the whole dataset)."""
 
     sample: Dataset
-    result: Any  # labelaudit.scan.ScanResult
+    result: Any  # labelaudit.scanning.ScanResult
     options: dict[str, Any]
     n_full: int
 
@@ -103,7 +103,7 @@ class FirstPass:
 
 def load_first_pass(ws: Workspace, ds: Dataset, options: dict[str, Any]) -> FirstPass | None:
     """The stored first pass of ``ds`` for the full-scan ``options``, or None (no umap, no torch)."""
-    from labelaudit.scan import load_cached_scan
+    from labelaudit.scanning import load_cached_scan
 
     key = _record_key(ds, options)
     if not ws.has(ds.content_hash, "first_pass", key, ext="json"):
@@ -121,7 +121,7 @@ def load_first_pass(ws: Workspace, ds: Dataset, options: dict[str, Any]) -> Firs
 
 
 def _embeddings_key(ds: Dataset, options: dict[str, Any]) -> dict[str, Any]:
-    from labelaudit.scan import embeddings_key
+    from labelaudit.scanning import embeddings_key
 
     return {"model": embeddings_key(ds, options.get("model"))}
 
@@ -137,7 +137,7 @@ def run_first_pass(
     """Scan a stratified sample of ``ds`` with the cheap detectors and store it (see the module
     doc); None when ``ds`` is too small for a first pass to pay (:func:`wanted`). Its steps are
     reported as ``first pass: <step>``."""
-    from labelaudit.scan import scan
+    from labelaudit.scanning import scan
 
     if not wanted(ds, rows):
         return None

@@ -96,8 +96,8 @@ def test_a_zero_change_shows_no_green_arrow():
 from labelaudit import embed as _embed  # noqa: E402
 from labelaudit import first_pass, jobs  # noqa: E402
 from labelaudit.jobs import JobStatus  # noqa: E402
-from labelaudit.scan import load_cached_scan  # noqa: E402
-from labelaudit.scan import scan as _scan  # noqa: E402
+from labelaudit.scanning import load_cached_scan  # noqa: E402
+from labelaudit.scanning import scan as _scan  # noqa: E402
 from labelaudit.workspace import Workspace  # noqa: E402
 from tests.test_scan import fakes, topic_dataset  # noqa: E402,F401  (fixture)
 
