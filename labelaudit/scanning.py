@@ -73,15 +73,16 @@ class ScanResult:
 
 # --------------------------------------------------------------------------- keys
 def embeddings_key(ds: Dataset, model: str | os.PathLike | None = None) -> str:
-    """What the embeddings are: ``given:<digest>`` for precomputed ones, else the model's id."""
+    """What the embeddings are: ``given:<digest>`` for precomputed ones, else the model's id (with
+    the embedding backend after it when that is not torch: :func:`labelaudit.embed.embeddings_id`)."""
     if ds.embeddings is not None:
         from labelaudit.dataset import sha256_of_array
 
         a = np.asarray(ds.embeddings)
         return "given:" + sha256_of_array(a, prefix=str(a.shape).encode()).hexdigest()[:16]
-    from labelaudit.embed import model_id
+    from labelaudit.embed import embeddings_id
 
-    return model_id(model)
+    return embeddings_id(model)
 
 
 def scan_params(
