@@ -121,9 +121,9 @@ def reviewed_setup(tmp_path, *, reviewer: str = "ana"):
     return ds, x, store, scan_table, details
 
 
-@pytest.fixture
-def built(tmp_path, workspace):
-    ds, x, store, scan_table, details = reviewed_setup(tmp_path)
+def reviewed_report(tmp_path: Path, workspace, **setup):
+    """(dataset, its report) from :func:`reviewed_setup` (``setup``: its keywords)."""
+    ds, x, store, scan_table, details = reviewed_setup(tmp_path, **setup)
     try:
         rep = report.compute_report(
             ds,
@@ -137,6 +137,11 @@ def built(tmp_path, workspace):
     finally:
         store.close()
     return ds, rep
+
+
+@pytest.fixture
+def built(tmp_path, workspace):
+    return reviewed_report(tmp_path, workspace)
 
 
 def test_report_renders_figures_numbers_and_findings(built, tmp_path):
@@ -171,19 +176,7 @@ def test_report_escapes_dataset_and_user_text(built):
 
 
 def test_simulated_decisions_get_the_banner(tmp_path, workspace):
-    ds, x, store, scan_table, details = reviewed_setup(tmp_path, reviewer=roi.SIMULATED_REVIEWER)
-    try:
-        rep = report.compute_report(
-            ds,
-            store.log(ds.content_hash),
-            store.findings(ds.content_hash),
-            scan_table=scan_table,
-            details=details,
-            embeddings=x,
-            workspace=workspace,
-        )
-    finally:
-        store.close()
+    ds, rep = reviewed_report(tmp_path, workspace, reviewer=roi.SIMULATED_REVIEWER)
     c = Collector()
     c.feed(report.render_html(rep))
     assert rep.simulated and "simulated-banner" in c.ids

@@ -5,24 +5,12 @@ from __future__ import annotations
 import pytest
 
 import labelaudit.reporting as report
-from tests.test_report import reviewed_setup
+from tests.test_report import reviewed_report, reviewed_setup
 
 
 @pytest.mark.browser
 def test_report_draws_its_charts_offline(page, tmp_path, workspace):
-    ds, x, store, scan_table, details = reviewed_setup(tmp_path)
-    try:
-        rep = report.compute_report(
-            ds,
-            store.log(ds.content_hash),
-            store.findings(ds.content_hash),
-            scan_table=scan_table,
-            details=details,
-            embeddings=x,
-            workspace=workspace,
-        )
-    finally:
-        store.close()
+    ds, rep = reviewed_report(tmp_path, workspace)
     path = report.write_report(rep, tmp_path / "roi.html")
     requested: list[str] = []
 
