@@ -6,10 +6,12 @@ Run: ``.venv/bin/python -m bench.bench_review_ui [--sizes 10000 1000000] [--clic
 For each size, a synthetic dataset (N rows, 10 classes, out-of-sample probabilities; no scan, so the
 queue follows the model's probabilities) is stored in a throwaway workspace and the real app is
 started on it (``streamlit run app.py``, SQLite review store). In headless Chromium the benchmark
-opens the Review page, gives a name, then clicks *Keep given label* ``--clicks`` times, timing each
-click until the card shows the next item's id. The peer, in the same run and browser: a Streamlit
-page holding one ``st.button`` and a counter, timed from the click until the counter changes (one
-full rerun of the smallest possible page). The goal of issue 18: click-to-next <= 1.5 x the
+opens the Review page, gives a name, then repeats a reviewer's pattern of clicks (Keep given label,
+Skip, Undo last: :data:`PATTERN`), timing each click until the card shows another item's id. The
+peer, in the same run and browser: a Streamlit page holding one ``st.button`` and a counter, timed
+from the click until the counter changes (one full rerun of the smallest possible page). Its click
+follows each review click at once, so both see the same load; the report gives the ratio of the
+medians and the median of the per-click ratios. The goal of issue 18: click-to-next <= 1.5 x the
 peer's rerun, and under 1 s on a quiet machine, at 10k and at 1M rows.
 """
 
@@ -46,7 +48,7 @@ DROP_ENV = ("LABELAUDIT_DB_URL", "LABELAUDIT_LEADS")
 BARE_PAGE = """
 import streamlit as st
 st.session_state.setdefault("n", 0)
-if st.button("Click"):
+if st.button("Click", key="click"):
     st.session_state["n"] += 1
 st.text(f"clicks: {st.session_state['n']}")
 """
@@ -140,61 +142,124 @@ def _wait_idle(page, timeout: float = 300_000) -> None:
     )
 
 
-ITEM_JS = """() => { const m = document.body.innerText.match(/Item (\\S+) · given label/);
-  return m ? m[1] : null; }"""
+#: The item id on the card. Reads the textContent of the st.text elements only: body.innerText
+#: forces a layout of the whole page on every poll, which cost the measured page itself ~2 s of
+#: browser CPU per click (CDP Performance metrics).
+ITEM_JS = """() => { for (const e of document.querySelectorAll('[data-testid="stText"]')) {
+  const m = e.textContent.match(/^Item (\\S+) · given label/); if (m) return m[1]; }
+  return null; }"""
 
 
-def time_review(page, url: str, clicks: int) -> list[float]:
+#: What a reviewer does, in a repeating pattern: decisions, a skip, an undo (each changes the item).
+PATTERN = ("keep", "keep", "skip", "keep", "undo")
+BUTTONS = {"keep": "Keep given label", "skip": "Skip", "undo": "Undo last"}
+#: The buttons by their widget keys (Streamlit's ``st-key-<key>`` class): a role locator computes
+#: ARIA roles over the whole page on every click, browser work the page itself does not do.
+BUTTON_KEYS = {"keep": "review_keep", "skip": "review_skip", "undo": "review_undo"}
+
+
+def open_review(page, url: str) -> None:
     page.goto(url + "/review")
     _wait_idle(page)
     page.get_by_label("Your name").fill("bench")
     page.get_by_role("button", name="Start reviewing").click()
-    page.get_by_role("button", name="Keep given label").wait_for(timeout=600_000)
+    page.get_by_role("button", name=BUTTONS["keep"]).wait_for(timeout=600_000)
     _wait_idle(page)
-    out = []
-    for _ in range(clicks):
-        before = page.evaluate(ITEM_JS)
-        t = time.perf_counter()
-        page.get_by_role("button", name="Keep given label").click()
-        page.wait_for_function(
-            f"() => {{ const f = {ITEM_JS}; const v = f(); return v && v !== {before!r}; }}",
-            timeout=120_000,
-        )
-        out.append(time.perf_counter() - t)
-        _wait_idle(page)
-    return out
 
 
-def time_bare(page, url: str, clicks: int) -> list[float]:
+def click_review(page, action: str) -> float:
+    """Seconds from the click on ``action`` until the card shows another item's id."""
+    before = page.evaluate(ITEM_JS)
+    t = time.perf_counter()
+    page.locator(f".st-key-{BUTTON_KEYS[action]} button").first.click()
+    page.wait_for_function(
+        f"() => {{ const f = {ITEM_JS}; const v = f(); return v && v !== {before!r}; }}",
+        timeout=120_000,
+        polling=20,
+    )
+    dt = time.perf_counter() - t
+    _wait_idle(page)
+    return dt
+
+
+def open_bare(page, url: str) -> None:
     page.goto(url)
     _wait_idle(page)
     page.get_by_text("clicks: 0").wait_for()
+
+
+def click_bare(page, i: int) -> float:
+    """Seconds from the click until the counter shows ``i``: one rerun of the smallest page."""
+    t = time.perf_counter()
+    page.locator(".st-key-click button").click()
+    page.get_by_text(f"clicks: {i}", exact=True).wait_for()
+    dt = time.perf_counter() - t
+    _wait_idle(page)
+    return dt
+
+
+def time_pairs(review_page, bare_page, clicks: int, warm: int) -> list[tuple[str, float, float]]:
+    """``warm`` + ``clicks`` rounds of one review click (actions from :data:`PATTERN`) followed at
+    once by one bare-page click, so both see the same machine load; the warm rounds are dropped."""
     out = []
-    for i in range(clicks):
-        t = time.perf_counter()
-        page.get_by_role("button", name="Click").click()
-        page.get_by_text(f"clicks: {i + 1}", exact=True).wait_for()
-        out.append(time.perf_counter() - t)
-        _wait_idle(page)
+    for i in range(warm + clicks):
+        action = PATTERN[i % len(PATTERN)]
+        r = click_review(review_page, action)
+        b = click_bare(bare_page, i + 1)
+        if i >= warm:
+            out.append((action, r, b))
     return out
 
 
-def _stats(xs: list[float]) -> tuple[float, float]:
-    a = np.asarray(xs[2:] if len(xs) > 4 else xs)  # the first clicks warm caches up
-    return float(np.median(a)), float(np.percentile(a, 90))
+def _med(xs) -> float:
+    return float(np.median(np.asarray(xs, dtype=float)))
+
+
+def _p90(xs) -> float:
+    return float(np.percentile(np.asarray(xs, dtype=float), 90))
+
+
+def summarise(n: int, pairs: list[tuple[str, float, float]], load: float) -> list[dict]:
+    """One row for all clicks, then one per action: medians, p90s, the ratio of the medians and
+    the median of the per-click ratios (each review click over the bare click right after it)."""
+    rows = []
+    groups = [("all", pairs)] + [
+        (a, [p for p in pairs if p[0] == a]) for a in dict.fromkeys(PATTERN)
+    ]
+    for name, ps in groups:
+        if not ps:
+            continue
+        r = [p[1] for p in ps]
+        b = [p[2] for p in ps]
+        rows.append(
+            dict(
+                n=n,
+                action=name,
+                clicks=len(ps),
+                review_med=_med(r),
+                review_p90=_p90(r),
+                bare_med=_med(b),
+                bare_p90=_p90(b),
+                ratio=_med(r) / _med(b),
+                paired=_med([x / y for x, y in zip(r, b, strict=True)]),
+                load=load,
+            )
+        )
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 1_000_000])
-    ap.add_argument("--clicks", type=int, default=20)
+    ap.add_argument("--clicks", type=int, default=20, help="timed rounds per size")
+    ap.add_argument("--warm", type=int, default=3, help="untimed rounds first (caches warming up)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "review_ui.md"))
     args = ap.parse_args(argv)
     from playwright.sync_api import sync_playwright
 
     from labelaudit.workspace import Workspace
 
-    rows = []
+    rows: list[dict] = []
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
@@ -205,27 +270,38 @@ def main(argv: list[str] | None = None) -> int:
             t = time.perf_counter()
             h = ws.save_dataset(synthetic(n))
             print(f"{n:,} rows stored in {time.perf_counter() - t:.1f} s", flush=True)
-            env = {"LABELAUDIT_WORKSPACE": str(ws.root), "LABELAUDIT_DATASET": h}
+            # No background scan: it would compete for the CPU and redraw the sidebar every 1.5 s.
+            env = {
+                "LABELAUDIT_WORKSPACE": str(ws.root),
+                "LABELAUDIT_DATASET": h,
+                "LABELAUDIT_SCAN_RUNNER": "off",
+            }
             app = Server(ROOT / "app.py", env, Path(tmp) / f"app{n}.log")
             bare = Server(bare_script, {}, Path(tmp) / f"bare{n}.log")
             try:
-                ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
-                page = ctx.new_page()
-                page.set_default_timeout(120_000)
-                review = time_review(page, app.url, args.clicks)
-                peer = time_bare(page, bare.url, args.clicks)
-                ctx.close()
+                contexts = [
+                    browser.new_context(viewport={"width": 1400, "height": 1000}) for _ in range(2)
+                ]
+                review_page, bare_page = (c.new_page() for c in contexts)
+                for p in (review_page, bare_page):
+                    p.set_default_timeout(120_000)
+                open_review(review_page, app.url)
+                open_bare(bare_page, bare.url)
+                pairs = time_pairs(review_page, bare_page, args.clicks, args.warm)
+                for c in contexts:
+                    c.close()
             finally:
                 app.stop()
                 bare.stop()
-            rm, r90 = _stats(review)
-            pm, p90 = _stats(peer)
-            rows.append((n, rm, r90, pm, p90, rm / pm, os.getloadavg()[0]))
-            print(
-                f"{n:,} rows: click-to-next median {rm * 1000:.0f} ms (p90 {r90 * 1000:.0f}); bare "
-                f"button rerun median {pm * 1000:.0f} ms (p90 {p90 * 1000:.0f}); ratio {rm / pm:.2f}",
-                flush=True,
-            )
+            found = summarise(n, pairs, os.getloadavg()[0])
+            rows += found
+            for r in found:
+                print(
+                    f"{n:,} rows, {r['action']}: click-to-next median {r['review_med'] * 1000:.0f} ms "
+                    f"(p90 {r['review_p90'] * 1000:.0f}); bare rerun median {r['bare_med'] * 1000:.0f} "
+                    f"ms (p90 {r['bare_p90'] * 1000:.0f}); ratio {r['ratio']:.2f}, paired {r['paired']:.2f}",
+                    flush=True,
+                )
         browser.close()
     lines = [
         "# Review page: click to next item (issue 18)",
@@ -233,22 +309,27 @@ def main(argv: list[str] | None = None) -> int:
         f"Command: `{COMMAND} --sizes {' '.join(map(str, args.sizes))} --clicks {args.clicks}`",
         "",
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-        f"Chromium headless (Debian), {dt.date.today().isoformat()}; load average at the start "
-        f"{load_before[0]:.1f} (1 min).",
+        f"Chromium headless (Debian), {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC; load average at "
+        f"the start {load_before[0]:.1f} (1 min).",
         "",
-        "Each click on *Keep given label* is timed until the card shows the next item's id (SQLite "
-        "review store in the workspace; queue from the model's probabilities). Peer, same run and "
-        "browser: a Streamlit page with one `st.button` and a counter, timed until the counter "
-        f"changes. Medians and 90th percentiles over {args.clicks} clicks (the first two left out: "
-        "caches warming up). Goal: ratio <= 1.5, and under 1 s on a quiet machine.",
+        "Each round clicks one action on the Review page (pattern "
+        + ", ".join(PATTERN)
+        + ") and times it until the card shows another item's id (SQLite review store in the "
+        "workspace; queue from the model's probabilities); right after it, in the same browser, one "
+        "click on a Streamlit page holding one `st.button` and a counter, timed until the counter "
+        f"changes (the peer: one rerun of the smallest page). {args.warm} warm-up rounds, then "
+        f"{args.clicks} timed. *ratio*: median over median; *paired*: median of each click's ratio "
+        "to the bare click right after it (robust to the load changing during the run). Goal: "
+        "ratio <= 1.5, and under 1 s on a quiet machine.",
         "",
-        "| rows | click-to-next, median | p90 | bare button rerun, median | p90 | ratio | load (1 min) after |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
+        "| rows | action | clicks | click-to-next, median | p90 | bare rerun, median | p90 | ratio | paired | load (1 min) after |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for n, rm, r90, pm, p90, ratio, load in rows:
+    for r in rows:
         lines.append(
-            f"| {n:,} | {rm * 1000:.0f} ms | {r90 * 1000:.0f} ms | {pm * 1000:.0f} ms | "
-            f"{p90 * 1000:.0f} ms | {ratio:.2f} | {load:.1f} |"
+            f"| {r['n']:,} | {r['action']} | {r['clicks']} | {r['review_med'] * 1000:.0f} ms | "
+            f"{r['review_p90'] * 1000:.0f} ms | {r['bare_med'] * 1000:.0f} ms | "
+            f"{r['bare_p90'] * 1000:.0f} ms | {r['ratio']:.2f} | {r['paired']:.2f} | {r['load']:.1f} |"
         )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -145,8 +145,7 @@ def render_flash() -> None:
     if not isinstance(outcome, Outcome):
         return
     text = md_escape(outcome.message)  # carries ids, labels, names and comments typed by people
-    if outcome.kind == "saved":
-        st.toast("Saved", icon=":material/check:")
+    if outcome.kind == "saved":  # no toast as well: one element less to draw per decision
         st.success(text, icon=":material/check:")
     elif outcome.kind == "conflict":
         st.warning(text, icon=":material/group:")
@@ -159,6 +158,7 @@ def _decide(store: ReviewStore, ds: Dataset, who: Identity, action: str) -> None
     ss = st.session_state
     session = review_session(ds)
     item = session.shown.item_id if session.shown is not None else ""
+    mine = ss.get(state.REVIEW_FORM_ITEM) == item  # the form's label and comment are this item's
     flash(
         session.decide(
             store,
@@ -166,8 +166,8 @@ def _decide(store: ReviewStore, ds: Dataset, who: Identity, action: str) -> None
             reviewer=who.name,
             identity=who,
             action=action,
-            new_label=ss.get(state.key_for(state.REVIEW_LABEL, item)),
-            comment=str(ss.get(state.key_for(state.REVIEW_COMMENT, item)) or ""),
+            new_label=ss.get(state.REVIEW_LABEL) if mine else None,
+            comment=str(ss.get(state.REVIEW_COMMENT) or "") if mine else "",
         )
     )
 
@@ -187,7 +187,7 @@ def _undo(store: ReviewStore, ds: Dataset, who: Identity) -> None:
 
 def _pin(store: ReviewStore, ds: Dataset, who: Identity, item_id: str) -> None:
     """Button callback: pin the item as a finding (kind "item") for the ROI page and report."""
-    note = str(st.session_state.get(state.key_for(state.REVIEW_PIN_NOTE, item_id)) or "").strip()
+    note = str(st.session_state.get(state.REVIEW_PIN_NOTE) or "").strip()
     try:
         fid = store.add_finding(
             dataset_version=ds.content_hash, kind="item", target=item_id, note=note, author=who.name
@@ -285,15 +285,17 @@ def render_action_bar(store: ReviewStore, ds: Dataset, ev: ItemEvidence, who: Id
         ("ambiguous", "Ambiguous", state.REVIEW_AMBIGUOUS),
         ("remove", "Remove row", state.REVIEW_REMOVE),
     ]
-    with st.form(f"review_form_{ev.item_id}", border=True):
+    ss = st.session_state
+    if ss.get(state.REVIEW_FORM_ITEM) != ev.item_id:  # another item: its own defaults
+        ss[state.REVIEW_FORM_ITEM] = ev.item_id
+        ss[state.REVIEW_LABEL] = options[default]
+        ss[state.REVIEW_COMMENT] = ""
+        ss[state.REVIEW_PIN_NOTE] = ""
+    # One key per widget (not per item): the browser updates the form in place on the next item.
+    with st.form(state.REVIEW_FORM, border=True):
         c1, c2 = st.columns([2, 3])
-        c1.selectbox(
-            "Label (type to search)",
-            options,
-            index=default,
-            key=state.key_for(state.REVIEW_LABEL, ev.item_id),
-        )
-        c2.text_input("Comment (optional)", key=state.key_for(state.REVIEW_COMMENT, ev.item_id))
+        c1.selectbox("Label (type to search)", options, key=state.REVIEW_LABEL)
+        c2.text_input("Comment (optional)", key=state.REVIEW_COMMENT)
         for col, (action, label, key) in zip(st.columns(5), buttons, strict=True):
             with col:
                 st.form_submit_button(
@@ -306,7 +308,7 @@ def render_action_bar(store: ReviewStore, ds: Dataset, ev: ItemEvidence, who: Id
                     key=key,
                     width="stretch",
                 )
-    c = st.columns([1, 1, 1, 1, 3])
+    c = st.columns(4)
     c[3].button(
         "Back",
         on_click=_back,
@@ -316,9 +318,7 @@ def render_action_bar(store: ReviewStore, ds: Dataset, ev: ItemEvidence, who: Id
         help="Show the previous item of this session again",
     )
     with c[2].popover("Pin finding", icon=":material/push_pin:", width="stretch"):
-        note = st.text_input(
-            "Note for the ROI report", key=state.key_for(state.REVIEW_PIN_NOTE, ev.item_id)
-        )
+        note = st.text_input("Note for the ROI report", key=state.REVIEW_PIN_NOTE)
         st.button(
             "Pin this item",
             key=state.REVIEW_PIN,
@@ -345,7 +345,11 @@ def render_action_bar(store: ReviewStore, ds: Dataset, ev: ItemEvidence, who: Id
         width="stretch",
         help=None if last is None else f"Undo your last decision (item {last.item_id})",
     )
-    c[4].caption(
+
+
+def render_shortcuts() -> None:
+    """The keyboard shortcuts, drawn once by the page (outside the card: it never changes)."""
+    st.caption(
         "Keys: "
         + " · ".join(f"{k} {v}" for v, k in SHORTCUTS.items())
         + " · Enter in the form = accept"

@@ -151,9 +151,13 @@ INFLUENCE_OPPONENTS = "influence_opponents"
 INFLUENCE_DOWNLOAD = "influence_download"
 INFLUENCE_EXTERNAL = "influence_external"
 
-#: Review page: the name form's input, per-item label / comment / pin note (key_for(REVIEW_LABEL,
-#: item_id)), the action buttons, the queue toggles, the bulk form and the export.
+#: Review page: the name form's input, the card's form (its label / comment / pin note keep one key
+#: each and are reset when another item comes on screen, REVIEW_FORM_ITEM: a widget that keeps its
+#: identity is updated in the browser instead of rebuilt), the action buttons, the queue toggles,
+#: the bulk form and the export.
 REVIEWER_NAME_INPUT = "reviewer_name_input"
+REVIEW_FORM = "review_form"
+REVIEW_FORM_ITEM = "review_form_item"
 REVIEW_LABEL = "review_label"
 REVIEW_COMMENT = "review_comment"
 REVIEW_PIN_NOTE = "review_pin_note"

@@ -87,8 +87,8 @@ def test_change_with_comment_keep_remove(setup):
     ws, ds, h, store = setup
     at = open_page(ws, h)
     item = shown(at).item_id
-    at.selectbox(key=f"review_label_{item}").set_value("refund_not_showing_up")
-    at.text_input(key=f"review_comment_{item}").set_value("looks like a refund")
+    at.selectbox(key="review_label").set_value("refund_not_showing_up")
+    at.text_input(key="review_comment").set_value("looks like a refund")
     button(at, "review_change").click().run()
     d = store.log(h).iloc[-1]
     assert (d.item_id, d.action, d.new_label, d.comment) == (
@@ -214,7 +214,7 @@ def test_pin_item_as_finding(setup):
     ws, ds, h, store = setup
     at = open_page(ws, h)
     item = shown(at).item_id
-    at.text_input(key=f"review_pin_note_{item}").set_value("refund vs card confusion").run()
+    at.text_input(key="review_pin_note").set_value("refund vs card confusion").run()
     button(at, "review_pin").click().run()
     f = store.findings(h)
     assert f[["kind", "target", "note", "author"]].values.tolist() == [

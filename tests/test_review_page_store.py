@@ -34,8 +34,8 @@ def test_busy_database_keeps_the_decision_and_retry_saves_it(setup, write_lock):
     assert not at.exception
     item = shown(at).item_id
     holder = write_lock(ws.root / "review.sqlite")
-    at.selectbox(key=f"review_label_{item}").set_value("refund_not_showing_up")
-    at.text_input(key=f"review_comment_{item}").set_value("a refund, surely")
+    at.selectbox(key="review_label").set_value("refund_not_showing_up")
+    at.text_input(key="review_comment").set_value("a refund, surely")
     button(at, "review_change").click().run()
     assert not at.exception
     assert any("Not saved yet" in w.value for w in at.warning)

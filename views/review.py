@@ -14,6 +14,7 @@ from components.review import (
     render_bulk,
     render_export,
     render_review_fragment,
+    render_shortcuts,
 )
 from components.review_labelstudio import render_labelstudio
 from components.review_team import TEAM_MODE, render_mode_picker, render_team_panel
@@ -147,6 +148,7 @@ refit = learn_ui.refit_cutoff(ws_root, ds) if scan is not None else 0
 render_review_fragment(
     store, ds, who, plan, token, book, ws_root, options_json, scan, learning, refit
 )
+render_shortcuts()
 
 if who.is_lead:
     render_bulk(store, ds, who, queue_ids=list(order), source=source, scan_table=table)
