@@ -31,15 +31,19 @@ from labelaudit.review.live import LiveQueue, positions_of
 from labelaudit.review.queue import (
     RANKING_SOURCE,
     BulkRequest,
+    ClassExemplars,
     ItemEvidence,
     build_queue,
     bulk_clusters,
     bulk_targets,
+    class_exemplars,
     cluster_slice,
+    grid_rows,
     item_evidence,
     suggestion_map,
+    typical_rows,
 )
-from labelaudit.review.session import Outcome, QueuePlan, ReviewSession
+from labelaudit.review.session import LastBatch, Outcome, QueuePlan, ReviewSession
 from labelaudit.review.store import Decision, ReviewStore
 from labelaudit.review.team import AssignmentBook, pair_for
 from labelaudit.scanning import ScanResult
@@ -181,6 +185,21 @@ def _back(ds: Dataset) -> None:
         flash(Outcome("error", "Nothing before this item in this session."))
 
 
+def _jump(ds: Dataset) -> None:
+    """Button callback: show the item picked (a decided one) or typed (any id) next."""
+    ss = st.session_state
+    typed = str(ss.get(state.REVIEW_JUMP_ID) or "").strip()
+    item = typed or str(ss.get(state.REVIEW_JUMP_PICK) or "")
+    if not item:
+        flash(Outcome("error", "Pick a decided item or type an item id first."))
+        return
+    if item not in ds.id_to_row:
+        flash(Outcome("error", f"No row with id {item!r} in the dataset."))
+        return
+    review_session(ds).jump(item)
+    ss[state.REVIEW_JUMP_ID] = ""
+
+
 def _undo(store: ReviewStore, ds: Dataset, who: Identity) -> None:
     flash(review_session(ds).undo(store, reviewer=who.name, identity=who))
 
@@ -242,9 +261,42 @@ def render_item_card(ev: ItemEvidence, *, current: Decision | None = None) -> No
             )
 
 
-def render_item_evidence(ev: ItemEvidence) -> None:
-    """Tabs: each detector's score and evidence, nearest neighbours with labels, annotators' votes."""
-    ev_tabs = st.tabs(["Detectors", "Nearest neighbours", "Annotators"])
+def render_typical(
+    ev: ItemEvidence, typical: dict[str, pd.DataFrame], method: str, descriptions: dict[str, str]
+) -> None:
+    """For the given and the suggested class: its description when the data has one and a few
+    typical rows, as plain text (dataset text)."""
+    for name, rows in typical.items():
+        role = "given" if name == ev.given_label else "suggested"
+        head = f"{name} ({role})"
+        if name == ev.given_label and name == ev.suggested_label:
+            head = f"{name} (given and suggested)"
+        st.text(head + (f": {descriptions[name]}" if descriptions.get(name) else ""))
+        if rows.empty:
+            st.text("  no other row of this class outside the test split")
+        else:
+            st.text(
+                "\n".join(
+                    f"  {i}: {t if len(t) <= 200 else t[:199] + '…'}"
+                    for i, t in zip(rows["id"], rows["text"], strict=True)
+                )
+            )
+    st.caption(f"Typical rows: {method} among the rows of each class outside the test split.")
+
+
+def render_item_evidence(
+    ev: ItemEvidence,
+    typical: dict[str, pd.DataFrame] | None = None,
+    method: str = "",
+    descriptions: dict[str, str] | None = None,
+) -> None:
+    """Tabs: typical rows of the given and suggested class, each detector's score and evidence,
+    nearest neighbours with labels, annotators' votes."""
+    typical_tab, *ev_tabs = st.tabs(
+        ["Typical rows", "Detectors", "Nearest neighbours", "Annotators"]
+    )
+    with typical_tab:
+        render_typical(ev, typical or {}, method, descriptions or {})
     with ev_tabs[0]:
         if ev.detectors.empty:
             st.caption("No detector scores yet: run the scan on the Label issues page.")
@@ -308,7 +360,18 @@ def render_action_bar(store: ReviewStore, ds: Dataset, ev: ItemEvidence, who: Id
                     key=key,
                     width="stretch",
                 )
-    c = st.columns(4)
+    c = st.columns(5)
+    with c[4].popover("Go to…", icon=":material/history:", width="stretch"):
+        decided = list(reversed(review_session(ds).decided))
+        st.selectbox(
+            "Decided in this session (newest first)",
+            decided,
+            index=None,
+            placeholder="none yet" if not decided else "pick one",
+            key=state.REVIEW_JUMP_PICK,
+        )
+        st.text_input("Or any item id", key=state.REVIEW_JUMP_ID)
+        st.button("Show it", key=state.REVIEW_JUMP, on_click=_jump, args=(ds,))
     c[3].button(
         "Back",
         on_click=_back,
@@ -343,7 +406,11 @@ def render_action_bar(store: ReviewStore, ds: Dataset, ev: ItemEvidence, who: Id
         shortcut=SHORTCUTS["undo"],
         key=state.REVIEW_UNDO,
         width="stretch",
-        help=None if last is None else f"Undo your last decision (item {last.item_id})",
+        help=None
+        if last is None
+        else f"Undo your grid decision on {len(last.items)} items (one step)"
+        if isinstance(last, LastBatch)
+        else f"Undo your last decision (item {last.item_id})",
     )
 
 
@@ -560,6 +627,34 @@ def cached_evidence(
     )
 
 
+@st.cache_resource(show_spinner=False, max_entries=8)
+def cached_exemplars(
+    workspace_root: str, dataset_hash: str, options_json: str, scanned: bool
+) -> ClassExemplars:
+    """:func:`class_exemplars` of the dataset (every class at once: one sort), computed once per
+    dataset and scan and shared by sessions (read-only): the scan's probabilities, else the data's,
+    else the embeddings' class centroids."""
+    ds = load_workspace_dataset(workspace_root, dataset_hash)
+    scan = stored_scan(workspace_root, dataset_hash, options_json) if scanned else None
+    det = scan.detection if scan is not None else None
+    probs = det.pred_probs if det is not None and det.pred_probs is not None else ds.pred_probs
+    emb = scan.embeddings if scan is not None else ds.embeddings
+    return class_exemplars(ds, pred_probs=probs, embeddings=emb, k=TYPICAL_ROWS + 1)
+
+
+#: Typical rows shown per class on the card.
+TYPICAL_ROWS = 3
+
+
+def typical_for(ds: Dataset, ex: ClassExemplars, ev: ItemEvidence) -> dict[str, pd.DataFrame]:
+    """The typical rows of the item's given class and of its suggested class (the item left out)."""
+    names = [ev.given_label] + ([ev.suggested_label] if ev.suggested_label else [])
+    return {
+        name: typical_rows(ds, ex, name, exclude=ev.item_id).head(TYPICAL_ROWS)
+        for name in dict.fromkeys(names)
+    }
+
+
 def live_queue(store: ReviewStore, ds: Dataset, plan: QueuePlan, token: tuple) -> LiveQueue:
     """This session's :class:`LiveQueue` over ``plan`` (a new one when ``token`` changed), brought
     up to date by reading only the decisions since the last run."""
@@ -661,10 +756,162 @@ def render_review_fragment(
     render_action_bar(store, ds, ev, who)  # above the evidence: no scrolling to decide
     if learning is not None:
         learning(ev)
-    render_item_evidence(ev)
+    ex = cached_exemplars(workspace_root, ds.content_hash, options_json, scan is not None)
+    render_item_evidence(ev, typical_for(ds, ex, ev), ex.method, ds.class_descriptions)
     nxt = live.peek_next(session, item)
     if nxt is not None:  # ready before the click
         with contextlib.suppress(DataError, UsageError):
             cached_evidence(
                 workspace_root, ds.content_hash, options_json, scan is not None, nxt, refit_cutoff
             )
+
+
+# --------------------------------------------------------------------------- grid mode
+GRID_QUEUE = "the next rows of this queue"
+GRID_CLUSTER_SLICE = "a cluster slice"
+GRID_ACTIONS_SHOWN = {
+    "accept": "accept each row's suggestion",
+    "change": "change to one label",
+    "keep": "reject the suggestions (keep the given labels)",
+}
+
+
+def _grid_apply(
+    store: ReviewStore,
+    ds: Dataset,
+    who: Identity,
+    ids: list[str],
+    seen: dict[str, int | None],
+    suggestions: dict[str, str],
+    source: str,
+    hidden: frozenset[str],
+) -> None:
+    """Button callback: the grid decision on the selected rows, one transaction."""
+    ss = st.session_state
+    action = str(ss.get(state.GRID_ACTION) or "keep")
+    outcome = review_session(ds).decide_grid(
+        store,
+        ds,
+        item_ids=ids,
+        action=action,
+        reviewer=who.name,
+        identity=who,
+        seen=seen,
+        new_label=ss.get(state.GRID_LABEL) if action == "change" else None,
+        suggestions=suggestions,
+        comment=str(ss.get(state.GRID_COMMENT) or ""),
+        source=source,
+        hidden=hidden,
+    )
+    ss[state.GRID_FLASH] = outcome
+    if outcome.kind == "saved":
+        ss.pop(state.GRID_TABLE, None)  # the selection is decided: start afresh
+        ss[state.GRID_RERUN] = True
+
+
+def _grid_undo(store: ReviewStore, ds: Dataset, who: Identity) -> None:
+    outcome = review_session(ds).undo(store, reviewer=who.name, identity=who)
+    if outcome is not None:
+        st.session_state[state.GRID_FLASH] = outcome
+        st.session_state[state.GRID_RERUN] = outcome.kind == "saved"
+
+
+@st.fragment
+def render_grid(
+    store: ReviewStore,
+    ds: Dataset,
+    who: Identity,
+    plan: QueuePlan,
+    scan: ScanResult | None,
+) -> None:
+    """Grid mode: many similar rows (the next rows of the queue, or a cluster slice) in one table;
+    select rows and accept their suggestions, change them to one label or keep the given labels,
+    in one transaction; undo is one step. Runs as a fragment: selecting rows redraws only this."""
+    ss = st.session_state
+    if ss.pop(state.GRID_RERUN, False):  # decided: the card and the progress show it too
+        st.rerun(scope="app")
+    session = review_session(ds)
+    table = scan.table if scan is not None else None
+    with st.expander("Grid: decide many similar rows at once", icon=":material/grid_view:"):
+        outcome = ss.pop(state.GRID_FLASH, None)
+        if isinstance(outcome, Outcome):
+            text = md_escape(outcome.message)
+            if outcome.kind == "saved":
+                st.success(text, icon=":material/check:")
+            elif outcome.kind == "conflict":
+                st.warning(text, icon=":material/group:")
+            else:
+                st.error(text, icon=":material/error:")
+        sources = [GRID_QUEUE] + ([GRID_CLUSTER_SLICE] if bulk_clusters(table) else [])
+        c = st.columns([2, 1])
+        src = c[0].radio("Rows", sources, horizontal=True, key=state.GRID_SOURCE)
+        hidden = plan.hidden | frozenset(plan.my_slots)  # blind overlap items: one at a time
+        if src == GRID_CLUSTER_SLICE and table is not None:
+            cluster = c[1].selectbox("Cluster", bulk_clusters(table), key=state.GRID_CLUSTER)
+            candidates = cluster_slice(ds, table, cluster)
+            source = f"grid: cluster {cluster}"
+        else:
+            done = set(session.decided)
+            candidates = [i for i in plan.order[: 5 * GRID_LIMIT] if i not in done]
+            source = f"grid: {plan.source}"
+        candidates = [i for i in candidates if i not in hidden]
+        in_force = store.in_force(ds.content_hash, candidates[:GRID_LIMIT])
+        probs = None
+        if scan is not None and scan.detection is not None:
+            probs = scan.detection.pred_probs
+        grid = grid_rows(
+            ds, candidates, scan_table=table, pred_probs=probs, in_force=in_force, limit=GRID_LIMIT
+        )
+        if grid.empty:
+            st.caption("No rows to show here.")
+            return
+        picked = st.dataframe(
+            grid,
+            hide_index=True,
+            width="stretch",
+            height=min(38 + 35 * len(grid), 420),
+            on_select="rerun",
+            selection_mode="multi-row",
+            key=state.GRID_TABLE,
+            column_config={"test": st.column_config.CheckboxColumn("test split")},
+        )
+        chosen = [int(r) for r in picked.selection.rows] if picked is not None else []
+        ids = grid["id"].iloc[chosen].tolist()
+        c = st.columns([2, 2, 2])
+        action = c[0].selectbox(
+            "Decision",
+            list(GRID_ACTIONS_SHOWN),
+            format_func=GRID_ACTIONS_SHOWN.get,
+            key=state.GRID_ACTION,
+        )
+        if action == "change":
+            c[1].selectbox("New label", list(ds.classes), key=state.GRID_LABEL)
+        c[2].text_input("Comment (optional)", key=state.GRID_COMMENT)
+        seen = {i: store.latest_decision_id(ds.content_hash, i) for i in ids}
+        suggestions = dict(zip(grid["id"], grid["suggested"], strict=True))
+        n_test = int(grid["test"].iloc[chosen].sum()) if chosen else 0
+        st.text(
+            f"{len(ids):,} of {len(grid):,} rows selected"
+            + (f" · {n_test:,} in the protected test split are left out" if n_test else "")
+        )
+        b = st.columns(2)
+        b[0].button(
+            f"Apply to {len(ids):,} selected rows",
+            type="primary",
+            disabled=not ids,
+            key=state.GRID_APPLY,
+            on_click=_grid_apply,
+            args=(store, ds, who, ids, seen, suggestions, source, plan.hidden),
+        )
+        last = session.last
+        b[1].button(
+            "Undo the grid decision",
+            disabled=not isinstance(last, LastBatch),
+            key=state.GRID_UNDO,
+            on_click=_grid_undo,
+            args=(store, ds, who),
+        )
+
+
+#: Rows in one grid.
+GRID_LIMIT = 50

@@ -232,3 +232,66 @@ def test_bulk_accept_without_a_scan_says_why(setup):
     assert not at.exception
     assert any("run the scan first" in e.value for e in at.error)
     assert len(store.log(h)) == 0
+
+
+# --------------------------------------------------------------------------- peers' features
+def test_go_back_and_jump_to_a_decided_item(setup):
+    ws, ds, h, store = setup
+    at = open_page(ws, h)
+    first = shown(at).item_id
+    button(at, "review_keep").click().run()
+    second = shown(at).item_id
+    button(at, "review_keep").click().run()
+    assert shown(at).item_id not in (first, second)
+    at.selectbox(key="review_jump_pick").set_value(first)
+    button(at, "review_jump").click().run()
+    assert not at.exception
+    assert shown(at).item_id == first and "Decided already: keep" in texts(at)
+    button(at, "review_back").click().run()
+    assert shown(at).item_id != first
+    # any id can be typed; an unknown one is said plainly
+    at.text_input(key="review_jump_id").set_value("no-such-id")
+    button(at, "review_jump").click().run()
+    assert any("No row with id 'no-such-id'" in e.value.replace("\\", "") for e in at.error)
+
+
+def test_typical_rows_of_given_and_suggested_class(setup):
+    ws, ds, h, _ = setup
+    at = open_page(ws, h, review_queue=["r0"], review_queue_source="selection")
+    assert shown(at).item_id == "r0"
+    out = texts(at)
+    # r0: given card_arrival, suggested card_delivery_estimate (toy_dataset's planted row)
+    assert "card_arrival (given)" in out and "card_delivery_estimate (suggested)" in out
+    from labelaudit.review.queue import class_exemplars
+
+    ex = class_exemplars(ds, pred_probs=ds.pred_probs, k=4)
+    best = [
+        str(ds.frame["id"].iloc[r])
+        for r in ex.rows[ds.classes.index("card_delivery_estimate")]
+        if str(ds.frame["id"].iloc[r]) != "r0"
+    ][0]
+    assert f"\n{best}: " in out
+    assert "highest self-confidence" in " ".join(c.value for c in at.caption)
+
+
+def test_grid_decides_the_selection_in_one_step_and_undoes_it(setup):
+    ws, ds, h, store = setup
+    at = open_page(ws, h, review_queue=["r2", "r3", "r5", "r33"], review_queue_source="cluster 4")
+    grid = next(d for d in at.dataframe if list(d.value.columns)[:2] == ["id", "text"])
+    assert grid.value["id"].tolist() == ["r2", "r3", "r5", "r33"]
+    at.session_state["grid_table"] = {"selection": {"rows": [0, 2, 3], "columns": []}}
+    at.selectbox(key="grid_action").set_value("change").run()
+    at.selectbox(key="grid_label").set_value("card_arrival").run()
+    assert "3 of 4 rows selected · 1 in the protected test split are left out" in texts(at)
+    button(at, "grid_apply").click().run()
+    assert not at.exception
+    log = store.log(h)
+    assert log[["item_id", "action", "new_label"]].values.tolist() == [
+        ["r2", "change", "card_arrival"],
+        ["r5", "change", "card_arrival"],
+    ]
+    assert any("Saved 2 decisions" in s.value for s in at.success)
+    assert at.metric[0].value.startswith("2 of")  # the card's progress follows
+    button(at, "grid_undo").click().run()
+    assert store.log(h)["action"].tolist()[-2:] == ["undo", "undo"]
+    assert len(store.current(h)) == 0

@@ -192,3 +192,121 @@ def test_bulk_targets_from_the_scan_table():
     assert suggestion_map(table)["r0"] == ds.frame["label"].iloc[-1]
     assert suggestion_map(table.drop(columns="suggested_label")) is None
     assert without_decided(["a", "b", "c"], ["b", "z"]) == ["a", "c"]
+
+
+# --------------------------------------------------------------------------- grid decisions
+def test_grid_decision_is_one_transaction_and_one_undo(review):
+    ds, store, session = review
+    h = ds.content_hash
+    ids = ["r2", "r5", "r33"]  # r33 is in the protected test split
+    seen = {i: store.latest_decision_id(h, i) for i in ids}
+    out = session.decide_grid(
+        store,
+        ds,
+        item_ids=ids,
+        action="change",
+        new_label="card_arrival",
+        reviewer="ana",
+        seen=seen,
+    )
+    assert (
+        out.kind == "saved" and "Saved 2 decisions" in out.message and "test split" in out.message
+    )
+    log = store.log(h)
+    assert log[["item_id", "action", "new_label"]].values.tolist() == [
+        ["r2", "change", "card_arrival"],
+        ["r5", "change", "card_arrival"],
+    ]
+    assert all('"grid": true' in s for s in log["shown"])
+    assert session.decided == ["r2", "r5"]
+    out = session.undo(store, reviewer="ana")
+    assert out.kind == "saved" and "2 items" in out.message
+    assert store.log(h)["action"].tolist() == ["change", "change", "undo", "undo"]
+    assert len(store.current(h)) == 0 and session.last is None
+
+
+def test_grid_conflict_writes_nothing(review):
+    ds, store, session = review
+    h = ds.content_hash
+    seen = {i: store.latest_decision_id(h, i) for i in ["r2", "r6"]}
+    # bo decides r6 after the grid was drawn
+    store.record(
+        dataset_version=h,
+        item_id="r6",
+        reviewer="bo",
+        action="keep",
+        old_label=ds.frame.loc[6, "label"],
+        new_label=None,
+        seen_decision_id=None,
+    )
+    out = session.decide_grid(
+        store, ds, item_ids=["r2", "r6"], action="keep", reviewer="ana", seen=seen
+    )
+    assert out.kind == "conflict" and "item r6" in out.message
+    assert store.log(h)["reviewer"].tolist() == ["bo"]  # r2 not written either
+
+
+def test_grid_accept_uses_each_rows_suggestion_and_refuses_held_rows(review):
+    ds, store, session = review
+    h = ds.content_hash
+    sug = {"r2": "card_arrival", "r3": "card_delivery_estimate"}
+    seen = {"r2": None, "r3": None, "r4": None}
+    out = session.decide_grid(
+        store,
+        ds,
+        item_ids=["r2", "r3", "r4"],
+        action="accept",
+        suggestions=sug,
+        reviewer="ana",
+        seen=seen,
+    )
+    assert out.kind == "saved" and "1 without a suggestion" in out.message
+    cur = store.current(h).set_index("item_id")
+    assert cur.loc["r2", "final_label"] == "card_arrival"
+    assert cur.loc["r3", "final_label"] == "card_delivery_estimate"
+    from labelaudit.review.identity import Identity
+
+    ana = Identity("ana", role="reviewer")
+    out = session.decide_grid(
+        store,
+        ds,
+        item_ids=["r7"],
+        action="keep",
+        reviewer="ana",
+        seen={"r7": None},
+        hidden={"r7"},
+        identity=ana,
+    )
+    assert out.kind == "error" and "assigned to other reviewers" in out.message
+    assert "r7" not in set(store.log(h)["item_id"])
+
+
+def test_typical_rows_are_the_most_self_confident_of_the_class():
+    import numpy as np
+
+    from labelaudit.review.queue import (
+        EXEMPLAR_BY_CENTRALITY,
+        EXEMPLAR_BY_CONFIDENCE,
+        class_exemplars,
+        typical_rows,
+    )
+
+    ds = toy_dataset()
+    ex = class_exemplars(ds, pred_probs=ds.pred_probs, k=3)
+    assert ex.method == EXEMPLAR_BY_CONFIDENCE
+    k = ds.classes.index("card_arrival")
+    rows = ex.rows[k]
+    train = ~ds.test_mask
+    members = np.flatnonzero((ds.labels == k) & train)
+    conf = ds.pred_probs[members, k]
+    assert list(rows) == list(members[np.argsort(-conf, kind="stable")[:3]])
+    assert not ds.test_mask[rows].any()
+    t = typical_rows(ds, ex, "card_arrival", exclude=ds.frame["id"].iloc[rows[0]])
+    assert len(t) == 2 and list(t.columns) == ["id", "text"]
+    assert typical_rows(ds, ex, "no such class").empty
+    # without probabilities: closest to the class centroid
+    ex2 = class_exemplars(ds, embeddings=ds.embeddings, k=2)
+    assert ex2.method == EXEMPLAR_BY_CENTRALITY
+    e = ds.embeddings[members].astype(float)
+    c = e.sum(0) / np.linalg.norm(e.sum(0))
+    assert list(ex2.rows[k]) == list(members[np.argsort(-(e @ c), kind="stable")[:2]])

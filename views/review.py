@@ -13,6 +13,7 @@ from components.review import (
     queue_source,
     render_bulk,
     render_export,
+    render_grid,
     render_review_fragment,
     render_shortcuts,
 )
@@ -149,6 +150,7 @@ render_review_fragment(
     store, ds, who, plan, token, book, ws_root, options_json, scan, learning, refit
 )
 render_shortcuts()
+render_grid(store, ds, who, plan, scan)
 
 if who.is_lead:
     render_bulk(store, ds, who, queue_ids=list(order), source=source, scan_table=table)

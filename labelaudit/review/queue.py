@@ -312,6 +312,141 @@ def nearest_neighbours(
     )
 
 
+# --------------------------------------------------------------------------- typical rows
+#: How the typical rows of a class were chosen (what the card says).
+EXEMPLAR_BY_CONFIDENCE = "highest self-confidence"
+EXEMPLAR_BY_CENTRALITY = "closest to the class centroid"
+EXEMPLAR_BY_ORDER = "first in the dataset"
+
+
+@dataclass(frozen=True)
+class ClassExemplars:
+    """The few most typical rows of every class: ``rows[k]`` holds row indices of class ``k``
+    (given label), most typical first; ``method``: one of the ``EXEMPLAR_BY_*`` names."""
+
+    rows: tuple[np.ndarray, ...]
+    method: str
+
+
+def class_exemplars(
+    ds: Dataset,
+    *,
+    pred_probs: np.ndarray | None = None,
+    embeddings: np.ndarray | None = None,
+    k: int = 3,
+) -> ClassExemplars:
+    """The ``k`` most typical rows of each class, computed once for all classes (cache the result).
+
+    With ``pred_probs`` (float (N, K) out-of-sample probabilities): the rows of the class whose
+    given label the model is most confident about (highest self-confidence, the opposite end of
+    Northcutt et al.'s ranking of likely label errors). Else with ``embeddings`` (float (N, D),
+    L2-normalised, may be memory-mapped): the rows closest (cosine) to their class's mean
+    embedding. Else the first rows of each class. Rows of the protected test split are left out.
+    One pass over the rows plus one sort: O(N log N), no (N, N) product.
+
+    >>> ex = class_exemplars(ds, pred_probs=ds.pred_probs, k=3)      # doctest: +SKIP
+    >>> ds.frame["text"].iloc[ex.rows[ds.classes.index("refund")]]   # doctest: +SKIP
+    """
+    n, n_classes = ds.n, len(ds.classes)
+    labels = np.asarray(ds.labels)
+    usable = (~np.asarray(ds.test_mask, dtype=bool)) & (labels >= 0)
+    if pred_probs is not None and len(pred_probs) == n:
+        score = np.asarray(pred_probs, dtype=np.float64)[np.arange(n), np.clip(labels, 0, None)]
+        method = EXEMPLAR_BY_CONFIDENCE
+    elif embeddings is not None and len(embeddings) == n and n_classes:
+        sums = np.zeros((n_classes, embeddings.shape[1]), dtype=np.float64)
+        block = 65_536  # row blocks: a memory-mapped (N, D) array is never copied whole
+        for lo in range(0, n, block):
+            hi = min(lo + block, n)
+            m = usable[lo:hi]
+            np.add.at(sums, labels[lo:hi][m], np.asarray(embeddings[lo:hi], dtype=np.float64)[m])
+        norms = np.linalg.norm(sums, axis=1, keepdims=True)
+        centroids = sums / np.where(norms > 0, norms, 1.0)
+        score = np.empty(n, dtype=np.float64)
+        for lo in range(0, n, block):
+            hi = min(lo + block, n)
+            e = np.asarray(embeddings[lo:hi], dtype=np.float64)
+            score[lo:hi] = np.einsum("ij,ij->i", e, centroids[np.clip(labels[lo:hi], 0, None)])
+        method = EXEMPLAR_BY_CENTRALITY
+    else:
+        score = -np.arange(n, dtype=np.float64)
+        method = EXEMPLAR_BY_ORDER
+    score = np.where(usable, score, -np.inf)
+    # by class, then best score first, ties in dataset order
+    order = np.lexsort((np.arange(n), -score, labels))
+    order = order[usable[order]]
+    by_class = labels[order]
+    starts = np.searchsorted(by_class, np.arange(n_classes), side="left")
+    ends = np.minimum(np.searchsorted(by_class, np.arange(n_classes), side="right"), starts + k)
+    rows = tuple(order[a:b].copy() for a, b in zip(starts, ends, strict=True))
+    return ClassExemplars(rows=rows, method=method)
+
+
+def typical_rows(
+    ds: Dataset, exemplars: ClassExemplars, class_name: str, *, exclude: str | None = None
+) -> pd.DataFrame:
+    """The typical rows of ``class_name`` (columns id, text; dataset text: draw it as plain text),
+    without the row ``exclude`` (the item on screen); empty for an unknown class."""
+    if class_name not in ds.classes:
+        return pd.DataFrame(columns=["id", "text"])
+    rows = exemplars.rows[ds.classes.index(class_name)]
+    ids = ds.frame[ID].iloc[rows].astype(str).to_numpy()
+    texts = ds.frame[TEXT].iloc[rows].astype(str).to_numpy()
+    keep = ids != exclude if exclude is not None else np.ones(len(ids), dtype=bool)
+    return pd.DataFrame({"id": ids[keep], "text": texts[keep]})
+
+
+# --------------------------------------------------------------------------- grid
+#: At most this many rows in one grid (a screenful to read before deciding them together).
+GRID_MAX_ROWS = 100
+
+
+def grid_rows(
+    ds: Dataset,
+    item_ids: Sequence[str],
+    *,
+    scan_table: pd.DataFrame | None = None,
+    pred_probs: np.ndarray | None = None,
+    in_force: Mapping[str, Decision] | None = None,
+    limit: int = GRID_MAX_ROWS,
+) -> pd.DataFrame:
+    """The grid of similar rows to decide together: the first ``limit`` known ids of
+    ``item_ids`` with columns id, text, given (label), suggested (the scan's suggestion, else the
+    most probable class, else ""), decided (the decision in force, from ``in_force``
+    :meth:`ReviewStore.in_force`, else "") and test (in the protected split). Reads only those
+    rows. All text is dataset text: draw it as plain text (a data grid does)."""
+    known = ds.id_to_row
+    ids = [str(i) for i in dict.fromkeys(item_ids) if str(i) in known][:limit]
+    rows = np.asarray([known[i] for i in ids], dtype=np.int64)
+    sub = ds.frame.iloc[rows]
+    suggested = [""] * len(ids)
+    if scan_table is not None and "suggested_label" in scan_table and len(scan_table) == ds.n:
+        vals = scan_table["suggested_label"].iloc[rows].tolist()
+        suggested = [v if isinstance(v, str) and v in ds.classes else "" for v in vals]
+    probs = pred_probs if pred_probs is not None else ds.pred_probs
+    if probs is not None and len(probs) == ds.n and len(rows):
+        top = np.asarray(probs[rows]).argmax(axis=1)
+        suggested = [s or ds.classes[int(k)] for s, k in zip(suggested, top, strict=True)]
+    decided = []
+    for i in ids:
+        d = (in_force or {}).get(i)
+        decided.append(
+            ""
+            if d is None
+            else d.action + (f" → {d.new_label}" if d.action in ("accept", "change") else "")
+        )
+    return pd.DataFrame(
+        {
+            "id": ids,
+            "text": sub[TEXT].astype(str).to_numpy(),
+            "given": sub[LABEL].astype(str).to_numpy(),
+            "suggested": suggested,
+            "decided": decided,
+            "test": np.asarray(ds.test_mask, dtype=bool)[rows] if len(rows) else [],
+        }
+    )
+
+
 # --------------------------------------------------------------------------- bulk
 @dataclass
 class BulkResult:

@@ -25,7 +25,13 @@ The rules, in one place:
   adjudication queue, an adjudication (:func:`labelaudit.review.team.adjudicate`). A reviewer is
   refused an item that other reviewers hold.
 - **Going back.** :meth:`ReviewSession.back` shows the previous item again and
-  :meth:`ReviewSession.jump` any item (a decided one, to look at it or decide again).
+  :meth:`ReviewSession.jump` any item (a decided one, to look at it or decide again);
+  :attr:`ReviewSession.decided` lists what this session decided, newest last.
+- **Many similar rows at once.** :meth:`ReviewSession.decide_grid` records one decision per
+  selected row (accept each row's suggestion, change to one label, or keep the given label) in one
+  transaction, each checked against the decision id it had when the grid was drawn: one conflict
+  and nothing is written. Test-split rows are left out, as bulk decisions leave them. Undo cancels
+  the whole grid decision as one step, again in one transaction.
 
 Example:
     >>> session = ReviewSession(dataset_version=ds.content_hash)                 # doctest: +SKIP
@@ -97,6 +103,23 @@ class LastDecision:
 
 
 @dataclass(frozen=True)
+class LastBatch:
+    """This session's latest grid decision: every (item id, decision id) it wrote; "undo" cancels
+    them all in one transaction."""
+
+    items: tuple[tuple[str, int], ...]
+
+    @property
+    def item_id(self) -> str:
+        """The first item (what the card brings back after the undo)."""
+        return self.items[0][0]
+
+
+#: What a grid decision can do to each selected row ("keep": reject the suggestion).
+GRID_ACTIONS = ("accept", "change", "keep")
+
+
+@dataclass(frozen=True)
 class PendingDecision:
     """A decision the database could not save yet (busy): what :meth:`ReviewSession.retry` saves."""
 
@@ -119,16 +142,18 @@ class ReviewSession:
     ``skipped``: ids passed this session, oldest first (decided items count as passed);
     ``forced``: an item to show next whatever the queue says; ``last``: the decision "undo" cancels;
     ``shown``: the item on screen; ``visited``: items shown this session, oldest first (for back);
+    ``decided``: items this session decided, newest last (to jump back to one);
     ``pending``: a decision the database could not save yet (see :meth:`retry`).
     """
 
     dataset_version: str
     skipped: list[str] = field(default_factory=list)
     forced: str | None = None
-    last: LastDecision | None = None
+    last: LastDecision | LastBatch | None = None
     shown: ShownItem | None = None
     visited: list[str] = field(default_factory=list)
     pending: PendingDecision | None = None
+    decided: list[str] = field(default_factory=list)
 
     # ------------------------------------------------------------------ which item
     def pick(self, queue: Sequence[str]) -> str | None:
@@ -286,6 +311,7 @@ class ReviewSession:
                     **common,  # type: ignore[arg-type]
                 )
                 self.last = LastDecision(item, out.review.id, blind_slot=shown.slot.slot)
+                self._decided([item])
                 self.skip(item)
                 return Outcome(
                     "saved",
@@ -326,6 +352,7 @@ class ReviewSession:
             )
         self.pending = None
         self.last = LastDecision(item, d.id)
+        self._decided([item])
         self.skip(item)  # move on, also when decided items stay in the queue
         relabel = f" → {d.new_label}" if d.action in ("accept", "change") else ""
         final = " It is final." if d.final else ""
@@ -356,15 +383,131 @@ class ReviewSession:
             identity=identity,
         )
 
+    def _decided(self, items: Iterable[str]) -> None:
+        new = list(dict.fromkeys(items))
+        self.decided = [i for i in self.decided if i not in set(new)] + new
+
+    def decide_grid(
+        self,
+        store: ReviewStore,
+        ds: Dataset,
+        *,
+        item_ids: Sequence[str],
+        action: str,
+        reviewer: str,
+        seen: dict[str, int | None],
+        new_label: str | None = None,
+        suggestions: dict[str, str] | None = None,
+        comment: str = "",
+        source: str = "grid",
+        hidden: Iterable[str] = (),
+        identity: Identity | None = None,
+    ) -> Outcome:
+        """Record ``action`` on every row of ``item_ids`` in one transaction (see the module
+        docstring). ``seen``: each row's latest decision id when the grid was drawn (None: none);
+        ``suggestions``: {item id: suggested label} (what accept sets; rows without one are left
+        out); ``hidden``: rows other reviewers hold (refused). Returns the outcome to show; a
+        saved grid decision is what :meth:`undo` cancels next."""
+        if ds.content_hash != self.dataset_version:
+            raise UsageError(
+                f"this review session is on dataset version {self.dataset_version}, not {ds.content_hash}"
+            )
+        who = identity or Identity(reviewer, auth="script")
+        if action not in GRID_ACTIONS:
+            return Outcome("error", f"a grid decision is accept, change or keep, not {action!r}")
+        if action == "change" and new_label not in ds.classes:
+            return Outcome("error", f"choose the new label for the selection (got {new_label!r})")
+        wanted = list(dict.fromkeys(str(i) for i in item_ids))
+        if not wanted:
+            return Outcome("error", "select at least one row first")
+        held = set(hidden) & set(wanted)
+        if held and not who.is_lead:
+            return Outcome(
+                "error",
+                f"{len(held)} selected rows are assigned to other reviewers (e.g. item "
+                f"{sorted(held)[0]}); leave them out",
+            )
+        test = ds.test_mask
+        rows = [(i, ds.id_to_row.get(i)) for i in wanted]
+        unknown = [i for i, r in rows if r is None]
+        if unknown:
+            return Outcome("error", f"no row with id {unknown[0]!r} in the dataset")
+        protected = [i for i, r in rows if r is not None and test[r]]
+        targets = [i for i in wanted if i not in set(protected)]
+        in_force = store.in_force(self.dataset_version, targets) if targets else {}
+        decisions: list[dict[str, Any]] = []
+        no_suggestion: list[str] = []
+        for item in targets:
+            d = in_force.get(item)
+            old = (
+                d.new_label
+                if d is not None and d.action != "remove" and d.new_label is not None
+                else str(ds.frame[LABEL].iat[ds.id_to_row[item]])
+            )
+            label = new_label if action == "change" else None
+            what: dict[str, Any] = {"queue": source, "grid": True, "grid_size": len(targets)}
+            if action == "accept":
+                label = (suggestions or {}).get(item)
+                if label not in ds.classes:
+                    no_suggestion.append(item)
+                    continue
+                what["suggested_label"] = label
+            decisions.append(
+                dict(
+                    dataset_version=self.dataset_version,
+                    item_id=item,
+                    reviewer=who.name,
+                    action=action,
+                    old_label=old,
+                    new_label=label,
+                    comment=comment.strip(),
+                    shown=what,
+                    seen_decision_id=seen.get(item),
+                    identity=who,
+                )
+            )
+        if not decisions:
+            why = "in the protected test split" if protected else "without a suggestion"
+            return Outcome("error", f"nothing to save: every selected row is {why}")
+        try:
+            saved = store.record_many(decisions)
+        except ConflictError as e:
+            return Outcome(
+                "conflict",
+                f"Nothing saved: item {e.latest.item_id} changed after the grid was shown. "
+                f"{e.latest.describe()}. Look again and decide.",
+            )
+        except UsageError as e:
+            return Outcome("error", f"Nothing saved: {e}")
+        except StoreError as e:
+            return Outcome("busy", f"Nothing saved: {e}. Press the button again to retry.")
+        self.last = LastBatch(tuple((d.item_id, int(d.id)) for d in saved))
+        self._decided(d.item_id for d in saved)
+        for d in saved:
+            if self.shown is not None and self.shown.item_id == d.item_id:
+                self.shown = None
+            if self.forced == d.item_id:
+                self.forced = None
+        parts = [f"Saved {len(saved)} decisions ({action}"]
+        parts[0] += f" → {new_label})" if action == "change" else ")"
+        if protected:
+            parts.append(f"{len(protected)} in the protected test split left out")
+        if no_suggestion:
+            parts.append(f"{len(no_suggestion)} without a suggestion left out")
+        return Outcome("saved", ", ".join(parts) + ". Undo cancels them all.")
+
     def undo(
         self, store: ReviewStore, *, reviewer: str, identity: Identity | None = None
     ) -> Outcome | None:
-        """Cancel this session's last decision and bring its item back on screen; None when there
-        is none. A conflict (someone decided the item since) writes nothing and forgets the undo."""
+        """Cancel this session's last decision (or grid decision, as one step) and bring its item
+        back on screen; None when there is none. A conflict (someone decided the item since) writes
+        nothing and forgets the undo."""
         last = self.last
         if last is None:
             return None
         who = identity or Identity(reviewer, auth="script")
+        if isinstance(last, LastBatch):
+            return self._undo_batch(store, last, who)
         try:
             if last.blind_slot is not None:
                 team.undo_blind(
@@ -402,6 +545,34 @@ class ReviewSession:
         return Outcome(
             "saved", f"Undone: item {last.item_id} is back to {u.new_label} (decision {u.id})."
         )
+
+    def _undo_batch(self, store: ReviewStore, last: LastBatch, who: Identity) -> Outcome:
+        try:
+            store.undo_many(
+                dataset_version=self.dataset_version,
+                items=list(last.items),
+                reviewer=who.name,
+                identity=who,
+            )
+        except ConflictError as e:
+            self.last = None
+            return Outcome(
+                "conflict",
+                f"Not undone: item {e.latest.item_id} changed since the grid decision. "
+                f"{e.latest.describe()}. Nothing was undone.",
+            )
+        except UsageError as e:
+            return Outcome("error", str(e))
+        except StoreError as e:
+            return Outcome("busy", f"Not undone: {e}. Press Undo again to retry.")
+        self.last = None
+        self.forced = last.item_id
+        self.shown = None
+        return Outcome("saved", _undo_grid_message(len(last.items)))
+
+
+def _undo_grid_message(n: int) -> str:
+    return f"Undone: the grid decision on {n} items (one step)."
 
 
 def label_now(store: ReviewStore, ds: Dataset, item_id: str) -> str:

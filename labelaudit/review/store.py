@@ -988,6 +988,38 @@ class ReviewStore:
                     out.setdefault((dv, d.item_id), []).append(d)
         return out
 
+    def undo_many(
+        self,
+        *,
+        dataset_version: str,
+        items: list[tuple[str, int]],
+        reviewer: str,
+        identity: Identity | None = None,
+        comment: str = "",
+    ) -> list[Decision]:
+        """Undo several items' latest decisions in one transaction: all of them, or none.
+
+        ``items``: (item id, the decision id the caller saw as its latest, i.e. the one to undo).
+        The checks of :meth:`undo` apply to each (:class:`ConflictError` when an item was decided
+        since, :class:`UsageError` when nothing is left to undo); any failure writes nothing. The
+        undo of a grid decision on the Review page (one step for the whole selection).
+        """
+        self._writable()
+        who = str(reviewer).strip()
+        out: list[Decision] = []
+        with self.engine.begin() as conn:
+            for item_id, seen in items:
+                values = dict(
+                    dataset_version=dataset_version,
+                    item_id=str(item_id),
+                    reviewer=who,
+                    action="undo",
+                    comment=comment or "",
+                )
+                values.update(_signature(who, identity, "single"))
+                out.append(self._append_in(conn, values, seen))
+        return out
+
     def _values(
         self,
         *,
