@@ -807,6 +807,7 @@ def _grid_apply(
     if outcome.kind == "saved":
         ss.pop(state.GRID_TABLE, None)  # the selection is decided: start afresh
         ss[state.GRID_RERUN] = True
+        flash(outcome)  # also above the card, which the app rerun redraws
 
 
 def _grid_undo(store: ReviewStore, ds: Dataset, who: Identity) -> None:
@@ -814,6 +815,8 @@ def _grid_undo(store: ReviewStore, ds: Dataset, who: Identity) -> None:
     if outcome is not None:
         st.session_state[state.GRID_FLASH] = outcome
         st.session_state[state.GRID_RERUN] = outcome.kind == "saved"
+        if outcome.kind == "saved":
+            flash(outcome)
 
 
 @st.fragment
@@ -832,8 +835,12 @@ def render_grid(
         st.rerun(scope="app")
     session = review_session(ds)
     table = scan.table if scan is not None else None
-    with st.expander("Grid: decide many similar rows at once", icon=":material/grid_view:"):
-        outcome = ss.pop(state.GRID_FLASH, None)
+    outcome = ss.pop(state.GRID_FLASH, None)
+    with st.expander(
+        "Grid: decide many similar rows at once",
+        icon=":material/grid_view:",
+        expanded=isinstance(outcome, Outcome),
+    ):
         if isinstance(outcome, Outcome):
             text = md_escape(outcome.message)
             if outcome.kind == "saved":
