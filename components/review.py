@@ -887,8 +887,8 @@ def render_grid(
         c = st.columns([2, 2, 2])
         action = c[0].selectbox(
             "Decision",
-            list(GRID_ACTIONS_SHOWN),
-            format_func=GRID_ACTIONS_SHOWN.get,
+            list[str](GRID_ACTIONS_SHOWN),
+            format_func=lambda a: GRID_ACTIONS_SHOWN[a],
             key=state.GRID_ACTION,
         )
         if action == "change":

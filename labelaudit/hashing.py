@@ -72,7 +72,7 @@ class CanonicalHash:
         step = max(1, ARRAY_BLOCK_BYTES // row_bytes)
         for start in range(0, len(a), step):
             block = np.ascontiguousarray(a[start : start + step])
-            self._h.update(block.reshape(-1).view(np.uint8))  # any dtype, datetime64 too
+            self._h.update(block.reshape(-1).view(np.uint8).data)  # any dtype, datetime64 too
 
     def strings(self, values: Sequence[str] | pd.Series) -> None:
         """A count, each value's UTF-8 length in bytes, then the bytes back to back."""

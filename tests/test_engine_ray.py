@@ -1,8 +1,9 @@
 """The Ray engine against a real local Ray cluster: a head node and two worker nodes (separate raylets
 and worker processes on loopback, ``ray.cluster_utils.Cluster``), started here and stopped afterwards,
 also on failure. The same scan on the Ray engine and on the local engine gives the same result: equal
-where the steps are deterministic (flags, suggestions, clusters, the exact neighbour graph), within
-1e-6 where only floating-point summation order differs (BLAS threads differ between processes).
+where the steps are deterministic (flags, suggestions, clusters), within 1e-6 where only
+floating-point summation order differs (BLAS threads differ between processes; in the exact
+neighbour graph that can swap two neighbours whose similarities tie within 1e-6).
 A worker process killed mid-scan is retried by Ray and the scan still gives the same result."""
 
 from __future__ import annotations
@@ -74,7 +75,26 @@ def assert_same_scan(a, b) -> None:
         else:
             assert x.tolist() == y.tolist(), col
     np.testing.assert_allclose(a.detection.pred_probs, b.detection.pred_probs, atol=1e-6)
-    np.testing.assert_array_equal(a.neighbour_graph.indices, b.neighbour_graph.indices)
+    assert_same_graph(a.neighbour_graph, b.neighbour_graph)
+
+
+def assert_same_graph(a, b, atol: float = 1e-6) -> None:
+    """The same exact graph up to summation order: similarities within ``atol`` at every position,
+    and a neighbour differs only where its similarity ties (within ``atol``) with the next or previous
+    one, or in the last column (a tie with the first row left out). Measured: 1 of 1,500 rows swapped
+    two neighbours at 0.8646703 vs 0.86467016 between the driver's and a worker's BLAS."""
+    ia, ib = np.asarray(a.indices), np.asarray(b.indices)
+    sa, sb = np.asarray(a.similarities), np.asarray(b.similarities)
+    assert ia.shape == ib.shape
+    np.testing.assert_allclose(sa, sb, atol=atol)
+    tie = np.zeros(ia.shape, dtype=bool)
+    close = np.abs(np.diff(sa, axis=1)) <= atol
+    tie[:, :-1] |= close
+    tie[:, 1:] |= close
+    tie[:, -1] = True
+    bad = (ia != ib) & ~tie
+    assert not bad.any(), f"rows {np.flatnonzero(bad.any(axis=1))[:10]} differ outside ties"
+    assert (np.sort(ia[:, :-1], axis=1) == np.sort(ib[:, :-1], axis=1)).mean() > 0.99
 
 
 def test_local_engine_needs_no_ray(tmp_path):
