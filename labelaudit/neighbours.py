@@ -49,7 +49,11 @@ SIM_BLOCK = 4096
 SHARD_ROWS = 16_384
 METHODS = ("auto", "exact", "hnsw")
 #: Bump when the graph changes for the same inputs (cached graphs are then rebuilt).
-GRAPH_VERSION = 2  # 2: rows whose HNSW search lost itself are searched exactly
+GRAPH_VERSION = 3  # 2: lost HNSW searches redone exactly; 3: exact candidates re-scored in float64
+#: Extra candidates the exact search re-scores beyond k (covers float32 near-ties at the boundary).
+RESCORE_MARGIN = 8
+#: Query rows per float64 re-scoring step (bounds the (rows, k + margin, D) float64 gather).
+RESCORE_ROWS = 256
 
 
 def normalise_rows(embeddings: np.ndarray) -> np.ndarray:
@@ -187,8 +191,22 @@ def exact_block(x: np.ndarray, start: int, stop: int, k: int) -> tuple[np.ndarra
     n = len(x)
     s = x[start:stop] @ x.T
     s[np.arange(stop - start), np.arange(start, stop)] = -np.inf
-    part = np.argpartition(-s, k - 1, axis=1)[:, :k] if k < n - 1 else np.argsort(-s, axis=1)[:, :k]
-    return _sort_rows(part.astype(np.int64), np.take_along_axis(s, part, axis=1))
+    # BLAS sums in an order that depends on the block shape and the threads, so two processes can
+    # disagree in the last float32 bit and swap near-tied neighbours (measured: 0.7972219 vs
+    # 0.7972218 between the driver and a Ray worker, which changed a kNN vote). The k + margin
+    # candidates are re-scored in float64 by einsum (same summation order for every pair), then
+    # sorted by that score and row number: the same graph in every process and block layout.
+    m = min(k + RESCORE_MARGIN, n - 1)
+    part = np.argpartition(-s, m - 1, axis=1)[:, :m] if m < n - 1 else np.argsort(-s, axis=1)[:, :m]
+    part = part.astype(np.int64)
+    q = np.asarray(x[start:stop], dtype=np.float64)
+    exact = np.empty(part.shape, dtype=np.float64)
+    for a in range(0, len(part), RESCORE_ROWS):
+        b = a + RESCORE_ROWS
+        exact[a:b] = np.einsum("rd,rmd->rm", q[a:b], np.asarray(x[part[a:b]], dtype=np.float64))
+    order = np.lexsort((part, -exact), axis=1)[:, :k]
+    rows = np.take_along_axis(part, order, axis=1)
+    return rows, np.take_along_axis(exact, order, axis=1).astype(np.float32)
 
 
 def _exact_shard(span: tuple[int, int], *, x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -71,7 +71,11 @@ def assert_same_scan(a, b) -> None:
     for col in a.table.columns:
         x, y = a.table[col], b.table[col]
         if pd.api.types.is_float_dtype(x):
-            np.testing.assert_allclose(x.to_numpy(), y.to_numpy(), atol=1e-6, err_msg=col)
+            # The combined score is a mean of ranks: two rows whose detector scores tie within the
+            # 1e-7 BLAS noise may swap one rank step (measured: 2 of 3,000 rows moved 3.7e-5, i.e.
+            # 1 / (N x 9 detectors)); one step of one detector is at most 1 / N.
+            atol = 1.0 / len(x) if col == "label_issue_score" else 1e-6
+            np.testing.assert_allclose(x.to_numpy(), y.to_numpy(), atol=atol, err_msg=col)
         else:
             assert x.tolist() == y.tolist(), col
     np.testing.assert_allclose(a.detection.pred_probs, b.detection.pred_probs, atol=1e-6)
