@@ -255,3 +255,27 @@ def shown_text(value: object) -> str:
     """An alert's text as the reader sees it: the app backslash-escapes Markdown in untrusted text
     (components.text.md_escape), which AppTest reports verbatim."""
     return _MD_ESCAPED.sub(r"\1", str(value))
+
+
+# The review store on both databases (used by the store, batch and team tests).
+TEST_PG_URL = os.environ.get("LABELAUDIT_TEST_PG_URL")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request, tmp_path) -> str:
+    """A review-store URL: SQLite in tmp_path, and PostgreSQL when make test started one."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'review.sqlite'}"
+    if not TEST_PG_URL:
+        pytest.skip("LABELAUDIT_TEST_PG_URL is not set (make test starts a PostgreSQL and sets it)")
+    return TEST_PG_URL
+
+
+@pytest.fixture
+def store(db_url):
+    """A :class:`ReviewStore` on ``db_url``, closed afterwards."""
+    from labelaudit.review.store import ReviewStore
+
+    s = ReviewStore(db_url)
+    yield s
+    s.close()

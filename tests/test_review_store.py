@@ -26,22 +26,6 @@ ROOT = Path(__file__).resolve().parents[1]
 PG_URL = os.environ.get("LABELAUDIT_TEST_PG_URL")
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db_url(request, tmp_path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'review.sqlite'}"
-    if not PG_URL:
-        pytest.skip("LABELAUDIT_TEST_PG_URL is not set (make test starts a PostgreSQL and sets it)")
-    return PG_URL
-
-
-@pytest.fixture
-def store(db_url):
-    s = ReviewStore(db_url)
-    yield s
-    s.close()
-
-
 @pytest.fixture
 def version() -> str:
     # A fresh dataset version per test keeps tests independent on the shared PostgreSQL database.

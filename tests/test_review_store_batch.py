@@ -26,22 +26,6 @@ T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 LEAD = Identity("lee", auth="typed", role="lead")
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db_url(request, tmp_path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'review.sqlite'}"
-    if not PG_URL:
-        pytest.skip("LABELAUDIT_TEST_PG_URL is not set (make test starts a PostgreSQL and sets it)")
-    return PG_URL
-
-
-@pytest.fixture
-def store(db_url):
-    s = ReviewStore(db_url)
-    yield s
-    s.close()
-
-
 def _clock():
     n = itertools.count()
     return lambda: T0 + timedelta(seconds=next(n))

@@ -23,22 +23,6 @@ PG_URL = os.environ.get("LABELAUDIT_TEST_PG_URL")
 LEAD = Identity("lea@example.com", auth="oidc", role="lead", subject="https://idp|lea")
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db_url(request, tmp_path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'review.sqlite'}"
-    if not PG_URL:
-        pytest.skip("LABELAUDIT_TEST_PG_URL is not set (make test starts a PostgreSQL and sets it)")
-    return PG_URL
-
-
-@pytest.fixture
-def store(db_url):
-    s = ReviewStore(db_url)
-    yield s
-    s.close()
-
-
 @pytest.fixture
 def version() -> str:
     return uuid.uuid4().hex[:20]
