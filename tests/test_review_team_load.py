@@ -7,10 +7,9 @@ The small version of ``bench/bench_team_load.py`` (10 reviewers x 1,000 items ag
 from __future__ import annotations
 
 from bench.bench_team_load import run_load
-from tests.test_review_team import db_url  # noqa: F401 (the sqlite / postgres fixture)
 
 
-def test_three_reviewers_at_once_lose_and_duplicate_nothing(db_url):  # noqa: F811
+def test_three_reviewers_at_once_lose_and_duplicate_nothing(db_url):
     r = run_load(db_url, reviewers=3, per_reviewer=24, overlap=0.25, processes=False)
     assert r.items == 58 and r.overlap_items == 14
     assert r.lost == 0 and r.duplicated == 0 and r.not_saved == 0
