@@ -1,9 +1,9 @@
 """Every page of the dashboard, found in ``views/``: its file, title, icon and navigation section.
 
-Each page file declares its own entry at the top level, a literal read here with :mod:`ast` (the page
-is not run)::
+Each page file declares its own entry at the top level, a literal read here with :mod:`ast` (the
+page is not run)::
 
-    PAGE = {"title": "Training dynamics", "icon": ":material/timeline:", "section": "Find", "order": 50}
+    PAGE = {"title": "Annotators", "icon": ":material/groups:", "section": "Find", "order": 40}
 
 ``order`` places it in the navigation (sections appear in the order of their first page); the keys
 are the fields of :class:`Page` (``default``, ``needs_dataset`` too). ``app.py`` builds the
@@ -16,6 +16,7 @@ folder of ``app.py``, as ``st.Page`` and ``st.switch_page`` expect.
 from __future__ import annotations
 
 import ast
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,8 @@ import streamlit as st
 class Page:
     """One page: ``path`` of its script (``views/<name>.py``), ``title`` in the navigation and the
     README's table, ``icon`` (a Material symbol), ``section`` of the navigation, ``default``
-    (the page ``/`` opens), ``needs_dataset`` (the page starts with the "Load a dataset first" guard)."""
+    (the page ``/`` opens), ``needs_dataset`` (the page starts with the "Load a dataset first"
+    guard)."""
 
     path: str
     title: str
@@ -35,6 +37,9 @@ class Page:
     section: str
     default: bool = False
     needs_dataset: bool = True
+    #: What the page shows, for the README's page table: the first line of the page file's
+    #: docstring without its "Title:" lead (``discover_pages`` fills it in).
+    summary: str = ""
 
     @property
     def url_path(self) -> str:
@@ -71,6 +76,21 @@ def declared_page(path: Path) -> dict[str, Any]:
     raise ValueError(f"{path.name}: no top-level PAGE = {{...}} entry (see components/pages.py)")
 
 
+def page_summary(path: Path) -> str:
+    """The first line of the page file's docstring, without a leading "Title:" or "Title page:"
+    ("" without a docstring).
+
+    >>> page_summary(VIEWS / "annotators.py")
+    'Rater agreement, annotator competence and consensus labels.'
+    """
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    doc = (ast.get_docstring(tree) or "").strip().splitlines()
+    if not doc:
+        return ""  # tests/test_docs.py requires one of every real page
+    first = re.sub(r"^[^:.]{1,40}:\s+", "", doc[0].strip())
+    return first[:1].upper() + first[1:]
+
+
 def discover_pages(folder: Path = VIEWS) -> tuple[Page, ...]:
     """A :class:`Page` for every ``*.py`` in ``folder``, by ``order`` (then file name)."""
     entries = []
@@ -79,7 +99,8 @@ def discover_pages(folder: Path = VIEWS) -> tuple[Page, ...]:
             continue
         meta = dict(declared_page(path))
         order = meta.pop("order")
-        entries.append((order, path.name, Page(f"{folder.name}/{path.name}", **meta)))
+        page = Page(f"{folder.name}/{path.name}", **meta, summary=page_summary(path))
+        entries.append((order, path.name, page))
     return tuple(page for _, _, page in sorted(entries, key=lambda e: (e[0], e[1])))
 
 
@@ -145,9 +166,8 @@ def render_unknown_page_notice() -> None:
     name = unknown_page_requested(url, base)
     if name is not None:
         st.warning(
-            f"There is no page **/{md_escape(name[:80])}** here, so this is the Data page. The pages: "
-            + ", ".join(p.title for p in PAGES)
-            + ".",
+            f"There is no page **/{md_escape(name[:80])}** here, so this is the Data page. "
+            "The pages: " + ", ".join(p.title for p in PAGES) + ".",
             icon=":material/link_off:",
         )
 
@@ -158,7 +178,8 @@ def switch_to(page: Page) -> None:
 
 
 def render_page_link(page: Page, label: str | None = None) -> None:
-    """A link to ``page``; a page run on its own (AppTest) has no navigation, so it says where instead."""
+    """A link to ``page``; a page run on its own (AppTest) has no navigation, so it says where
+    instead."""
     text = label or f"Go to the {page.title} page"
     try:
         st.page_link(page.path, label=text, icon=page.icon)
