@@ -1,7 +1,7 @@
 """Benchmark: click-to-next-item on the Review page in a real Chromium, against a bare Streamlit page.
 
 Run: ``.venv/bin/python -m bench.bench_review_ui [--sizes 10000 1000000] [--clicks 20]
-[--out bench/results/review_ui.md]``
+[--out bench/results/review_ui.md] [--profile] [--port-base 8650]``
 
 For each size, a synthetic dataset (N rows, 10 classes, out-of-sample probabilities; no scan, so the
 queue follows the model's probabilities) is stored in a throwaway workspace and the real app is
@@ -13,12 +13,20 @@ from the click until the counter changes (one full rerun of the smallest possibl
 follows each review click at once, so both see the same load; the report gives the ratio of the
 medians and the median of the per-click ratios. The goal of issue 18: click-to-next <= 1.5 x the
 peer's rerun, and under 1 s on a quiet machine, at 10k and at 1M rows.
+
+``--profile`` adds a per-click profile per action (medians): on the server, every script run
+the click caused (:mod:`bench.review_ui_profile`: wall and CPU time, deltas sent, named steps such
+as the store write, the manifest, the live queue), and in the browser the Chrome DevTools
+Performance metrics (script, layout, style recalculation, all main-thread tasks) from the click
+until the page is idle. ``--port-base P`` puts the servers on ports P and P+1 (a shared machine:
+each user their own range) instead of free ports.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import os
 import platform
 import socket
@@ -61,10 +69,11 @@ def _free_port() -> int:
 
 
 class Server:
-    """``streamlit run SCRIPT`` on a free loopback port; stopped by :meth:`stop` (process group)."""
+    """``streamlit run SCRIPT`` on a loopback port (a free one unless given); stopped by
+    :meth:`stop` (process group)."""
 
-    def __init__(self, script: Path, env: dict[str, str], log: Path):
-        self.port = _free_port()
+    def __init__(self, script: Path, env: dict[str, str], log: Path, port: int | None = None):
+        self.port = port or _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._log = open(log, "w")  # noqa: SIM115 (closed in stop)
         self.proc = subprocess.Popen(
@@ -167,9 +176,29 @@ def open_review(page, url: str) -> None:
     _wait_idle(page)
 
 
-def click_review(page, action: str) -> float:
+#: Chrome DevTools Performance metrics kept per click (seconds of main-thread time).
+CDP_METRICS = ("TaskDuration", "ScriptDuration", "LayoutDuration", "RecalcStyleDuration")
+
+
+class Probe:
+    """What ``--profile`` records around each review click: the wall-clock window (to match the
+    server's script runs) and the browser's CDP Performance metrics."""
+
+    def __init__(self, page) -> None:
+        self.cdp = page.context.new_cdp_session(page)
+        self.cdp.send("Performance.enable")
+        self.clicks: list[dict] = []
+
+    def metrics(self) -> dict[str, float]:
+        got = self.cdp.send("Performance.getMetrics")["metrics"]
+        return {m["name"]: float(m["value"]) for m in got if m["name"] in CDP_METRICS}
+
+
+def click_review(page, action: str, probe: Probe | None = None) -> float:
     """Seconds from the click on ``action`` until the card shows another item's id."""
     before = page.evaluate(ITEM_JS)
+    m0 = probe.metrics() if probe is not None else {}
+    w0 = time.time()
     t = time.perf_counter()
     page.locator(f".st-key-{BUTTON_KEYS[action]} button").first.click()
     page.wait_for_function(
@@ -179,6 +208,15 @@ def click_review(page, action: str) -> float:
     )
     dt = time.perf_counter() - t
     _wait_idle(page)
+    if probe is not None:
+        m1 = probe.metrics()
+        probe.clicks.append(
+            dict(
+                action=action,
+                window=(w0, time.time()),
+                browser={k: m1.get(k, 0.0) - m0.get(k, 0.0) for k in CDP_METRICS},
+            )
+        )
     return dt
 
 
@@ -198,17 +236,105 @@ def click_bare(page, i: int) -> float:
     return dt
 
 
-def time_pairs(review_page, bare_page, clicks: int, warm: int) -> list[tuple[str, float, float]]:
+def time_pairs(
+    review_page, bare_page, clicks: int, warm: int, probe: Probe | None = None
+) -> list[tuple[str, float, float]]:
     """``warm`` + ``clicks`` rounds of one review click (actions from :data:`PATTERN`) followed at
     once by one bare-page click, so both see the same machine load; the warm rounds are dropped."""
     out = []
     for i in range(warm + clicks):
         action = PATTERN[i % len(PATTERN)]
-        r = click_review(review_page, action)
+        r = click_review(review_page, action, probe if i >= warm else None)
         b = click_bare(bare_page, i + 1)
         if i >= warm:
             out.append((action, r, b))
     return out
+
+
+def read_runs(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
+def profile_rows(n: int, probe: Probe, runs: list[dict]) -> list[dict]:
+    """Per action, the medians over its clicks of: the server's script runs started inside the
+    click's window (count, wall, CPU, deltas, each named step) and the browser's CDP metrics."""
+    per_click = []
+    for c in probe.clicks:
+        lo, hi = c["window"]
+        mine = [r for r in runs if lo <= r["start"] <= hi]
+        parts: dict[str, float] = {}
+        for r in mine:
+            for k, v in r["parts"].items():
+                parts[k] = parts.get(k, 0.0) + v
+        per_click.append(
+            dict(
+                action=c["action"],
+                runs=len(mine),
+                fragment_runs=sum(1 for r in mine if r["fragment"]),
+                wall=sum(r["wall"] for r in mine),
+                cpu=sum(r["cpu"] for r in mine),
+                deltas=sum(r["deltas"] for r in mine),
+                delta_kb=sum(r["delta_bytes"] for r in mine) / 1024,
+                parts=parts,
+                browser=c["browser"],
+            )
+        )
+    out = []
+    for action in dict.fromkeys(c["action"] for c in per_click):
+        cs = [c for c in per_click if c["action"] == action]
+        names = sorted({k for c in cs for k in c["parts"]})
+        out.append(
+            dict(
+                n=n,
+                action=action,
+                clicks=len(cs),
+                runs=_med([c["runs"] for c in cs]),
+                fragment_runs=_med([c["fragment_runs"] for c in cs]),
+                wall=_med([c["wall"] for c in cs]),
+                cpu=_med([c["cpu"] for c in cs]),
+                deltas=_med([c["deltas"] for c in cs]),
+                delta_kb=_med([c["delta_kb"] for c in cs]),
+                parts={k: _med([c["parts"].get(k, 0.0) for c in cs]) for k in names},
+                browser={k: _med([c["browser"][k] for c in cs]) for k in CDP_METRICS},
+            )
+        )
+    return out
+
+
+def profile_lines(rows: list[dict]) -> list[str]:
+    lines = [
+        "",
+        "Per-click profile (`--profile`), medians per action: server = the script runs the click "
+        "caused (button callbacks included), browser = Chrome DevTools Performance metrics from "
+        "the click until the page is idle.",
+        "",
+        "| rows | action | clicks | server runs (fragment) | server wall | server CPU | deltas (KiB) "
+        "| browser tasks | script | layout | style |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        b = r["browser"]
+        lines.append(
+            f"| {r['n']:,} | {r['action']} | {r['clicks']} | {r['runs']:.0f} "
+            f"({r['fragment_runs']:.0f}) | {r['wall'] * 1000:.0f} ms | {r['cpu'] * 1000:.0f} ms | "
+            f"{r['deltas']:.0f} ({r['delta_kb']:.1f}) | {b['TaskDuration'] * 1000:.0f} ms | "
+            f"{b['ScriptDuration'] * 1000:.0f} ms | {b['LayoutDuration'] * 1000:.0f} ms | "
+            f"{b['RecalcStyleDuration'] * 1000:.0f} ms |"
+        )
+    lines += [
+        "",
+        "Named server steps (median ms per click; inclusive, so nested steps overlap):",
+        "",
+    ]
+    names = sorted({k for r in rows for k in r["parts"]})
+    lines.append("| rows | action | " + " | ".join(names) + " |")
+    lines.append("|---:|---|" + "---:|" * len(names))
+    for r in rows:
+        cells = " | ".join(f"{r['parts'].get(k, 0.0) * 1000:.1f}" for k in names)
+        lines.append(f"| {r['n']:,} | {r['action']} | {cells} |")
+    return lines
 
 
 def _med(xs) -> float:
@@ -254,12 +380,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--clicks", type=int, default=20, help="timed rounds per size")
     ap.add_argument("--warm", type=int, default=3, help="untimed rounds first (caches warming up)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "review_ui.md"))
+    ap.add_argument("--profile", action="store_true", help="add the per-click profile")
+    ap.add_argument("--port-base", type=int, default=None, help="servers on this port and the next")
     args = ap.parse_args(argv)
     from playwright.sync_api import sync_playwright
 
     from labelaudit.workspace import Workspace
 
     rows: list[dict] = []
+    profiles: list[dict] = []
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
@@ -276,8 +405,16 @@ def main(argv: list[str] | None = None) -> int:
                 "LABELAUDIT_DATASET": h,
                 "LABELAUDIT_SCAN_RUNNER": "off",
             }
-            app = Server(ROOT / "app.py", env, Path(tmp) / f"app{n}.log")
-            bare = Server(bare_script, {}, Path(tmp) / f"bare{n}.log")
+            runs_file = Path(tmp) / f"runs{n}.jsonl"
+            if args.profile:
+                hook = Path(tmp) / "profile_hook"
+                hook.mkdir(exist_ok=True)
+                (hook / "sitecustomize.py").write_text("import bench.review_ui_profile\n")
+                env["PYTHONPATH"] = os.pathsep.join([str(hook), str(ROOT)])
+                env["LABELAUDIT_UI_PROFILE"] = str(runs_file)
+            base = args.port_base
+            app = Server(ROOT / "app.py", env, Path(tmp) / f"app{n}.log", base)
+            bare = Server(bare_script, {}, Path(tmp) / f"bare{n}.log", base + 1 if base else None)
             try:
                 contexts = [
                     browser.new_context(viewport={"width": 1400, "height": 1000}) for _ in range(2)
@@ -287,7 +424,10 @@ def main(argv: list[str] | None = None) -> int:
                     p.set_default_timeout(120_000)
                 open_review(review_page, app.url)
                 open_bare(bare_page, bare.url)
-                pairs = time_pairs(review_page, bare_page, args.clicks, args.warm)
+                probe = Probe(review_page) if args.profile else None
+                pairs = time_pairs(review_page, bare_page, args.clicks, args.warm, probe)
+                if probe is not None:
+                    profiles += profile_rows(n, probe, read_runs(runs_file))
                 for c in contexts:
                     c.close()
             finally:
@@ -306,7 +446,9 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         "# Review page: click to next item (issue 18)",
         "",
-        f"Command: `{COMMAND} --sizes {' '.join(map(str, args.sizes))} --clicks {args.clicks}`",
+        f"Command: `{COMMAND} --sizes {' '.join(map(str, args.sizes))} --clicks {args.clicks}"
+        + (" --profile" if args.profile else "")
+        + "`",
         "",
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
         f"Chromium headless (Debian), {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC; load average at "
@@ -331,6 +473,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['review_p90'] * 1000:.0f} ms | {r['bare_med'] * 1000:.0f} ms | "
             f"{r['bare_p90'] * 1000:.0f} ms | {r['ratio']:.2f} | {r['paired']:.2f} | {r['load']:.1f} |"
         )
+    if profiles:
+        lines += profile_lines(profiles)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines) + "\n", encoding="utf-8")
