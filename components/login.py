@@ -120,6 +120,41 @@ def _sign_in_buttons(auth: dict[str, Any]) -> None:
         )
 
 
+def known_identity() -> Identity | None:
+    """Who is at the page, without asking or drawing anything: the signed-in user (``st.user``);
+    without login configured, the typed name this session or this browser remembers; else None.
+    For pages that record who did something but must not stop for it (the ROI page's findings).
+    Claims that identify nobody (e.g. an unverified address) give None: the Review page says why."""
+    ss = st.session_state
+    typed = None
+    if ss.get(state.REVIEWER_REMEMBERED) not in ("forget", "forgotten"):
+        typed = ss.get(state.REVIEWER) or _cookie_name()
+    try:
+        return resolve_identity(
+            login=login_claims(), login_configured=login_configured(), typed_name=typed
+        )
+    except UsageError:
+        return None
+
+
+def render_sign_in(reason: str) -> None:
+    """With login configured and nobody signed in: why to sign in and the *Sign in* button(s), or
+    what keeps login from working."""
+    auth = auth_section()
+    if auth is None:
+        return
+    problems = login_problems(auth)
+    if problems:
+        st.error(
+            "Login is configured but cannot work yet:\n\n"
+            + "\n".join(f"- {md_escape(p)}" for p in problems),
+            icon=":material/error:",
+        )
+        return
+    st.info(reason, icon=":material/login:")
+    _sign_in_buttons(auth)
+
+
 def render_identity() -> Identity:
     """Who is reviewing (shown at the top); stops the page until it is known.
 

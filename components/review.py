@@ -209,7 +209,12 @@ def _pin(store: ReviewStore, ds: Dataset, who: Identity, item_id: str) -> None:
     note = str(st.session_state.get(state.REVIEW_PIN_NOTE) or "").strip()
     try:
         fid = store.add_finding(
-            dataset_version=ds.content_hash, kind="item", target=item_id, note=note, author=who.name
+            dataset_version=ds.content_hash,
+            kind="item",
+            target=item_id,
+            note=note,
+            author=who.name,
+            identity=who,
         )
     except StoreError as e:  # busy: nothing written; the note stays in its box to pin again
         flash(Outcome("busy", f"Not pinned: {e}. Press Pin again to retry."))

@@ -11,8 +11,10 @@ import streamlit as st
 
 from components import state
 from components.data import load_workspace_dataset
+from components.login import login_configured, render_sign_in
 from components.progress import StatusProgress
 from components.store import get_store
+from components.text import md_escape
 from labelaudit import roi
 from labelaudit.errors import DataError, UsageError
 from labelaudit.reporting import (
@@ -24,7 +26,9 @@ from labelaudit.reporting import (
     figure_precision_by_detector,
     render_html,
 )
+from labelaudit.review.identity import Identity, leads_from_env, role_for
 from labelaudit.review.store import FINDING_KINDS, ReviewStore
+from labelaudit.review.team import IDENTIFIED_AS
 from labelaudit.workspace import Workspace
 
 DEFAULT_NEXT_N = 100
@@ -273,16 +277,29 @@ def render_projection(rep: RoiReport) -> None:
         st.markdown(f"- {a}")
 
 
-def render_findings(store: ReviewStore, dataset_hash: str, findings: pd.DataFrame) -> None:
-    """The pinned findings as a table (plain text) and a small form to pin one."""
+def render_findings(
+    store: ReviewStore, dataset_hash: str, findings: pd.DataFrame, who: Identity | None
+) -> None:
+    """The pinned findings as a table (plain text) and a small form to pin one.
+
+    ``who``: the person at the page (:func:`components.login.known_identity`). Signed in, a
+    finding records that identity as a decision does, and no name is asked for. With login
+    configured and nobody signed in, the page offers *Sign in* instead of the form. Without login,
+    the form asks for a name (prefilled with the one this browser remembers), recorded as typed.
+    """
     if len(findings):
+        shown = findings.assign(identified=findings["author_auth"].map(IDENTIFIED_AS).fillna(""))
         st.dataframe(
-            findings[["kind", "target", "note", "author", "created_at"]],
+            shown[["kind", "target", "note", "author", "identified", "created_at"]],
             hide_index=True,
             width="stretch",
         )
     else:
         st.caption("No findings pinned yet.")
+    signed_in = who is not None and who.authenticated
+    if not signed_in and login_configured():
+        render_sign_in("Sign in to pin a finding: it records who pinned it.")
+        return
     with st.form("roi_finding_form", clear_on_submit=True):
         c1, c2 = st.columns([1, 3])
         kind = c1.selectbox("Kind", FINDING_KINDS, key=state.ROI_FINDING_KIND)
@@ -294,28 +311,38 @@ def render_findings(store: ReviewStore, dataset_hash: str, findings: pd.DataFram
         note = st.text_area(
             "Note", key=state.ROI_FINDING_NOTE, placeholder="the guideline is ambiguous"
         )
-        author = st.text_input(
-            "Your name",
-            value=st.session_state.get(state.REVIEWER, ""),
-            key=state.ROI_FINDING_AUTHOR,
-        )
+        if signed_in and who is not None:
+            st.text(f"Pinned as {who.describe()}")
+            author = who.name
+        else:
+            author = st.text_input(
+                "Your name",
+                value=who.name if who is not None else "",
+                key=state.ROI_FINDING_AUTHOR,
+            )
         submitted = st.form_submit_button("Pin finding", icon=":material/push_pin:")
     if submitted:
         if not note.strip() or not author.strip():
             st.warning("A finding needs a note and your name.")
             return
         try:
+            if signed_in and who is not None:
+                by = who
+            else:
+                by = Identity(author, auth="typed", role=role_for([author], leads_from_env()))
             store.add_finding(
                 dataset_version=dataset_hash,
                 kind=kind,
                 target=target.strip() or "-",
                 note=note.strip(),
-                author=author.strip(),
+                author=by.name,
+                identity=by,
             )
         except UsageError as e:
-            st.error(str(e))
+            st.error(md_escape(str(e)))
             return
-        st.session_state[state.REVIEWER] = st.session_state.get(state.REVIEWER) or author.strip()
+        if not signed_in:
+            st.session_state[state.REVIEWER] = st.session_state.get(state.REVIEWER) or by.name
         st.rerun()
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from labelaudit.errors import UsageError
+from labelaudit.review.identity import Identity
 from labelaudit.review.store import (
     CURRENT_COLUMNS,
     IDENTITY_COLUMNS,
@@ -308,6 +309,46 @@ def test_findings_roundtrip(store, version):
     assert f.loc[0, "created_at"].tzinfo is not None
     with pytest.raises(UsageError):
         store.add_finding(dataset_version=version, kind="bogus", target="", note="", author="ana")
+
+
+def test_a_finding_records_how_its_author_was_identified(store, version):
+    ana = Identity("ana@example.com", auth="oidc", subject="https://idp|7")
+    store.add_finding(
+        dataset_version=version, kind="note", target="-", note="a", author=ana.name, identity=ana
+    )
+    bo = Identity("bo", auth="typed")
+    store.add_finding(
+        dataset_version=version, kind="note", target="-", note="b", author="bo", identity=bo
+    )
+    store.add_finding(dataset_version=version, kind="note", target="-", note="c", author="cli")
+    f = store.findings(version)
+    assert f[["author", "author_auth", "author_subject"]].values.tolist() == [
+        ["ana@example.com", "oidc", "https://idp|7"],
+        ["bo", "typed", ""],
+        ["cli", "script", ""],
+    ]
+    with pytest.raises(UsageError, match="identity is 'bo'"):  # the identity must be the author
+        store.add_finding(
+            dataset_version=version, kind="note", target="-", note="d", author="ana", identity=bo
+        )
+    assert len(store.findings(version)) == 3
+
+
+def test_findings_of_a_database_from_before_author_identities(tmp_path, version):
+    url = f"sqlite:///{tmp_path / 'old.sqlite'}"
+    store = ReviewStore(url)
+    store.add_finding(dataset_version=version, kind="note", target="-", note="n", author="ana")
+    with store.engine.begin() as conn:  # as a database written before the table existed
+        conn.exec_driver_sql("DROP TABLE review_finding_identities")
+    store.close()
+    old = ReviewStore(url, read_only=True)  # reads it as it is: creates nothing
+    f = old.findings(version)
+    assert f["note"].tolist() == ["n"] and f["author_auth"].isna().all()
+    old.close()
+    writer = ReviewStore(url)  # a writer adds the missing table; the old finding stays unknown
+    writer.add_finding(dataset_version=version, kind="note", target="-", note="m", author="bo")
+    assert writer.findings(version)["author_auth"].tolist() == [None, "script"]
+    writer.close()
 
 
 def test_two_stores_on_one_database_share_state(db_url, version):

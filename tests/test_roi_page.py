@@ -99,7 +99,52 @@ def test_pin_a_finding(workspace, tmp_path, note):
     assert not at.exception, at.exception
     found = ReviewStore(workspace.database_url).findings(h)
     assert found["note"].tolist() == [note] and found["kind"].tolist() == ["class_pair"]
+    assert found[["author", "author_auth"]].values.tolist() == [["dee", "typed"]]
     assert any(note in df.value["note"].tolist() for df in at.dataframe if "note" in df.value)
+
+
+def test_a_signed_in_user_pins_as_themselves_without_typing_a_name(
+    workspace, tmp_path, monkeypatch
+):
+    import components.login as login
+    from tests.test_identity import GOOD, ISS
+
+    claims = {"iss": ISS, "sub": "u-7", "email": "Ana@Example.com", "email_verified": True}
+    monkeypatch.setattr(login, "login_claims", lambda: claims)
+    monkeypatch.setenv("LABELAUDIT_LEADS", "lea@example.com")  # ana is a reviewer
+    at, h = open_page(workspace, tmp_path, decide=False)
+    at.secrets["auth"] = GOOD
+    at.session_state["reviewer"] = "typed-before"  # a typed name never wins over the login
+    at.run()
+    assert not at.exception, at.exception
+    assert not [t for t in at.text_input if t.key == "roi_finding_author"]
+    assert any(t.value == "Pinned as ana@example.com (signed in)" for t in at.text)
+    at.text_area(key="roi_finding_note").input("refund wording is ambiguous")
+    next(b for b in at.button if "Pin finding" in b.label).click()
+    at.run()
+    assert not at.exception, at.exception
+    found = ReviewStore(workspace.database_url).findings(h)
+    assert found[["author", "author_auth", "author_subject"]].values.tolist() == [
+        ["ana@example.com", "oidc", f"{ISS}|u-7"]
+    ]
+    shown = next(df.value for df in at.dataframe if "identified" in df.value)
+    assert shown[["author", "identified"]].values.tolist() == [["ana@example.com", "signed in"]]
+
+
+def test_with_login_configured_nobody_pins_without_signing_in(workspace, tmp_path, monkeypatch):
+    import components.login as login
+    from tests.test_identity import GOOD
+
+    monkeypatch.setattr(login, "login_claims", lambda: None)
+    at, _ = open_page(workspace, tmp_path, decide=False)
+    at.secrets["auth"] = GOOD
+    at.session_state["reviewer"] = "mallory"  # a typed name is refused when login is configured
+    at.run()
+    assert not at.exception, at.exception
+    assert not [b for b in at.button if "Pin finding" in b.label]
+    assert not [t for t in at.text_input if t.key == "roi_finding_author"]
+    assert any("Sign in to pin a finding" in i.value for i in at.info)
+    assert [b.label for b in at.button if b.key == "review_sign_in"] == ["Sign in"]
 
 
 def test_two_decisions_are_too_few_for_a_precision(workspace, tmp_path):

@@ -5,6 +5,7 @@ import streamlit as st
 from components import roi as roi_ui
 from components import state
 from components.data import require_dataset
+from components.login import known_identity
 from components.review_learn import ranking_token
 from components.scan import require_scan, scan_options, scan_options_key
 from components.store import workspace_store
@@ -80,7 +81,7 @@ st.number_input(
 roi_ui.render_projection(rep)
 
 st.header("Findings")
-roi_ui.render_findings(store, ds.content_hash, findings)
+roi_ui.render_findings(store, ds.content_hash, findings, known_identity())
 
 st.header("Report")
 roi_ui.render_download(rep, roi_ui.cached_report_html(*report_key))

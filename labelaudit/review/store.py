@@ -75,6 +75,10 @@ IDENTITY_COLUMNS = ["auth", "subject", "role", "capacity"]
 #: final: only a lead can change it), or an import from another tool.
 CAPACITIES = ("single", "bulk", "consensus", "adjudication", "import")
 FINDING_COLUMNS = ["finding_id", "kind", "target", "note", "author", "created_at"]
+#: How a finding's author was identified, after FINDING_COLUMNS in :meth:`ReviewStore.findings`:
+#: ``author_auth`` (oidc | typed | import | script) and ``author_subject`` (oidc: ``iss|sub``);
+#: None for findings pinned before authors' identities were kept.
+FINDING_IDENTITY_COLUMNS = ["author_auth", "author_subject"]
 
 _metadata = sa.MetaData()
 decisions_table = sa.Table(
@@ -110,6 +114,15 @@ findings_table = sa.Table(
     sa.Column("note", sa.Text, nullable=False),
     sa.Column("author", sa.Text, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+# Who pinned each finding and how they were identified (as review_decision_identities for the log).
+finding_identities_table = sa.Table(
+    "review_finding_identities",
+    _metadata,
+    sa.Column("finding_id", sa.Integer, primary_key=True),
+    sa.Column("auth", sa.String(16), nullable=False),  # oidc | typed | import | script
+    sa.Column("subject", sa.Text, nullable=False, default=""),  # oidc: issuer|sub
+    sa.Column("role", sa.String(16), nullable=False),  # reviewer | lead
 )
 
 # Learning from the decisions (labelaudit.review.learn / audit / adaptive read and write these; all
@@ -560,6 +573,8 @@ class ReviewStore:
         self._since_backup = 0
         self._counter_lock = threading.Lock()
         self.described = health.redacted(self.url)
+        #: Tables of the schema a read-only store found missing (an older database): not read.
+        self._absent: frozenset[str] = frozenset()
         manifest_now = None
         if self.sqlite_file is not None:
             manifest_now = health.check_sqlite_file(
@@ -590,6 +605,8 @@ class ReviewStore:
         missing = self._missing_tables()
         if missing and not read_only:
             self._create(missing)
+        elif missing:
+            self._absent = frozenset(t.name for t in missing)
         if len(missing) == len(_metadata.tables):  # read-only on a database without the schema
             last, count = 0, 0
         else:
@@ -1156,16 +1173,29 @@ class ReviewStore:
         )
 
     def add_finding(
-        self, *, dataset_version: str, kind: str, target: str, note: str, author: str
+        self,
+        *,
+        dataset_version: str,
+        kind: str,
+        target: str,
+        note: str,
+        author: str,
+        identity: Identity | None = None,
     ) -> int:
-        """Pin a finding for the ROI page and report; returns its id. ``kind`` in :data:`FINDING_KINDS`."""
+        """Pin a finding for the ROI page and report; returns its id. ``kind`` in :data:`FINDING_KINDS`.
+
+        ``identity``: who pins it and how they were identified, kept beside the finding as a
+        decision's is (default: ``author`` from a script); its name must be ``author``.
+        """
         self._writable()
         if kind not in FINDING_KINDS:
             raise UsageError(
                 f"unknown finding kind {kind!r}; expected one of {', '.join(FINDING_KINDS)}"
             )
+        signature = _signature(str(author).strip(), identity, "single")
+        signature.pop("capacity")
         with self.engine.begin() as conn:
-            return int(
+            finding_id = int(
                 conn.execute(
                     findings_table.insert()
                     .values(
@@ -1173,12 +1203,16 @@ class ReviewStore:
                         kind=kind,
                         target=str(target),
                         note=note or "",
-                        author=str(author),
+                        author=str(author).strip(),
                         created_at=self.clock(),
                     )
                     .returning(findings_table.c.finding_id)
                 ).scalar_one()
             )
+            conn.execute(
+                finding_identities_table.insert().values(finding_id=finding_id, **signature)
+            )
+        return finding_id
 
     # ------------------------------------------------------------------ reading
     def _reading(self) -> Connection:
@@ -1344,14 +1378,29 @@ class ReviewStore:
         return out
 
     def findings(self, dataset_version: str) -> pd.DataFrame:
-        """Pinned findings, oldest first: columns :data:`FINDING_COLUMNS`."""
+        """Pinned findings, oldest first: columns :data:`FINDING_COLUMNS` then
+        :data:`FINDING_IDENTITY_COLUMNS` (how the author was identified)."""
+        q = sa.select(*[findings_table.c[c] for c in FINDING_COLUMNS])
+        if finding_identities_table.name in self._absent:  # read-only, older database
+            q = q.add_columns(sa.null(), sa.null())
+        else:
+            fi = finding_identities_table.c
+            q = q.add_columns(fi.auth, fi.subject).outerjoin_from(
+                findings_table,
+                finding_identities_table,
+                fi.finding_id == findings_table.c.finding_id,
+            )
         with self._reading() as conn:
             rows = conn.execute(
-                sa.select(*[findings_table.c[c] for c in FINDING_COLUMNS])
-                .where(findings_table.c.dataset_version == dataset_version)
-                .order_by(findings_table.c.finding_id)
+                q.where(findings_table.c.dataset_version == dataset_version).order_by(
+                    findings_table.c.finding_id
+                )
             ).all()
-        df = pd.DataFrame([tuple(r) for r in rows], columns=FINDING_COLUMNS)
+        df = pd.DataFrame(
+            [tuple(r) for r in rows], columns=FINDING_COLUMNS + FINDING_IDENTITY_COLUMNS
+        )
+        for col in FINDING_IDENTITY_COLUMNS:  # None (not NaN) for findings from before
+            df[col] = df[col].astype(object).where(df[col].notna(), None)
         df["created_at"] = pd.to_datetime(df["created_at"], utc=True)
         return df
 
