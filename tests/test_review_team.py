@@ -662,3 +662,126 @@ def test_session_routes_blind_reviews_and_refuses_items_held_by_others(store, ve
     refused = s2.decide(store, ds, reviewer="ana", action="keep", identity=who("ana"))
     assert refused.kind == "error" and "assigned to bo" in refused.message
     assert isinstance(s2.shown, ShownItem) and store.log(ds.content_hash).empty
+
+
+# --------------------------------------------------------------------------- one form of a name
+def test_names_match_without_case_or_surrounding_blanks_and_are_shown_as_typed(store, version):
+    import pandas as pd
+
+    from labelaudit.io import load_dataset
+    from labelaudit.review.identity import name_key, same_name
+    from labelaudit.review.session import plan_queue
+
+    ids = [f"r{i}" for i in range(6)]
+    frame = pd.DataFrame({"id": ids, "text": [f"t {i}" for i in ids], "label": ["a", "b"] * 3})
+    ds = load_dataset(frame.assign(run=version))  # a version of its own (a shared PostgreSQL)
+    version = ds.content_hash
+
+    assert name_key("  Ana ") == name_key("ANA") == "ana"
+    assert same_name("Straße", "STRASSE") and not same_name("Ana", "Anna")
+    with pytest.raises(UsageError, match="compared without case"):
+        team.create_assignment(
+            store,
+            dataset_version=version,
+            item_ids=ids[:4],
+            reviewers=["Ana", "ana "],
+            overlap_share=0.0,
+            lead=LEAD,
+        )
+    team.create_assignment(
+        store,
+        dataset_version=version,
+        item_ids=ids,
+        reviewers=["Ana", "Bo"],
+        overlap_share=0.5,
+        lead=LEAD,
+        seed=1,
+    )
+    book = team.assignment_book(store, version)
+    typed = Identity(" ana", auth="typed")  # the name as typed at the Review page, other case
+    assert typed.name == "ana"
+    mine = book.queue_for("Ana")
+    assert mine and book.queue_for(typed.name) == mine
+    assert book.hidden_from("ana") == book.hidden_from("Ana")
+    plan = plan_queue(typed, mode="queue", base_order=ids, base_source="ranking", book=book)
+    assert plan.source == "assignment" and list(plan.order) == mine
+    overlap = next(i for i in mine if i in plan.my_slots)
+    single = next(i for i in mine if i not in plan.my_slots)
+
+    # A blind review and a single decision by "ana" are held to "Ana"'s slots, stored as typed.
+    slot = book.slot_of(overlap, "ana")
+    assert slot is not None and slot.reviewer == "Ana"
+    out = team.record_blind(
+        store,
+        dataset_version=version,
+        item_id=overlap,
+        slot=slot.slot,
+        identity=typed,
+        action="keep",
+        old_label="a",
+        new_label=None,
+        seen_blind_id=None,
+        seen_decision_id=None,
+    )
+    assert out.review.reviewer == "ana"
+    session = ReviewSession(dataset_version=version)
+    session.shown = ShownItem(single, None, {}, None, held_by=tuple(book.holders(single)))
+    got = session.decide(store, ds, reviewer="ana", action="keep", identity=typed)
+    assert got is not None and got.kind == "saved", got
+    # Someone else ("Bo") still cannot decide it; "BO" can decide Bo's items.
+    bo_item = book.queue_for("Bo")[0]
+    bo_session = ReviewSession(dataset_version=version)
+    bo_session.shown = ShownItem(single, store.latest_decision_id(version, single), {}, None,
+                                 held_by=tuple(book.holders(single)))  # fmt: skip
+    refused = bo_session.decide(store, ds, reviewer="Bo", action="keep", identity=who("Bo"))
+    assert refused is not None and refused.kind == "error" and "assigned to Ana" in refused.message
+    assert book.slot_of(bo_item, "BO") is not None
+
+    # Progress and the audit log count "Ana" and "ana" as one person, shown as typed.
+    overview = team.team_overview(store, version, book).set_index("reviewer")
+    assert list(overview.index) == ["Ana", "Bo"]
+    assert overview.loc["Ana", "decided"] == 2 and overview.loc["Ana", "last_decision"] is not None
+    store.record(
+        dataset_version=version,
+        item_id="x",
+        reviewer="Ana",
+        action="keep",
+        old_label="a",
+        new_label=None,
+        identity=Identity("Ana", auth="typed"),
+    )
+    ids = team.identities_in_log(store, version)
+    typed_rows = ids[ids["auth"] == "typed"]
+    assert typed_rows[["reviewer", "spellings", "decisions", "blind_reviews"]].values.tolist() == [
+        ["ana", "ana, Ana", 2, 1]
+    ]
+    # Nothing stored was rewritten: each row keeps its name as typed.
+    assert store.log(version)["reviewer"].tolist() == ["ana", "Ana"]
+
+    # Moving items follows the same rule.
+    moved, _ = team.move_open_items(
+        store,
+        dataset_version=version,
+        assignment_id=int(book.assignments["assignment_id"].iloc[0]),
+        from_reviewer="BO",
+        to_reviewer="ana",
+        lead=LEAD,
+    )
+    assert moved > 0
+    with pytest.raises(UsageError, match="two different reviewers"):
+        team.move_open_items(
+            store,
+            dataset_version=version,
+            assignment_id=int(book.assignments["assignment_id"].iloc[0]),
+            from_reviewer="Ana",
+            to_reviewer=" ANA",
+            lead=LEAD,
+        )
+
+
+def test_leads_are_matched_by_the_same_name_key():
+    from labelaudit.review.identity import leads_from_env
+
+    leads = leads_from_env({"LABELAUDIT_LEADS": " Straße , Lea@Example.com"})
+    assert role_for(["STRASSE"], leads) == "lead" and role_for(["lea@example.COM"], leads) == "lead"
+    assert role_for(["Strase"], leads) == "reviewer"

@@ -103,14 +103,37 @@ def clean_name(name: object) -> str:
     return text
 
 
+def name_key(name: object) -> str:
+    """The one form in which reviewer names are compared: stripped and case-folded
+    (:meth:`str.casefold`, Unicode's caseless matching, so ``"Straße"`` and ``"STRASSE"`` match).
+
+    Assignments, the queue (whose items a reviewer holds), the lead list and the audit log compare
+    names by this key; every name is still stored and shown as it was typed, and nothing stored is
+    rewritten: a decision logged as ``"Ana"`` keeps ``"Ana"``.
+
+    >>> name_key("  Ana "), name_key("ANA") == name_key("ana")
+    ('ana', True)
+    """
+    return str(name or "").strip().casefold()
+
+
+def same_name(a: object, b: object) -> bool:
+    """Whether two reviewer names are the same person's (:func:`name_key`).
+
+    >>> same_name("Ana", " ana"), same_name("Ana", "Anna")
+    (True, False)
+    """
+    return name_key(a) == name_key(b)
+
+
 def leads_from_env(environ: Mapping[str, str] | None = None) -> frozenset[str]:
-    """The leads named in ``LABELAUDIT_LEADS``, lower-cased; empty when unset.
+    """The leads named in ``LABELAUDIT_LEADS``, as :func:`name_key`; empty when unset.
 
     >>> sorted(leads_from_env({"LABELAUDIT_LEADS": "Lea@example.com, max"}))
     ['lea@example.com', 'max']
     """
     raw = (os.environ if environ is None else environ).get(LEADS_ENV, "")
-    return frozenset(p.strip().lower() for p in raw.split(",") if p.strip())
+    return frozenset(name_key(p) for p in raw.split(",") if p.strip())
 
 
 def role_for(names: Iterable[str], leads: frozenset[str]) -> Role:
@@ -122,7 +145,7 @@ def role_for(names: Iterable[str], leads: frozenset[str]) -> Role:
     """
     if not leads:
         return "lead"
-    return "lead" if any(str(n).strip().lower() in leads for n in names if n) else "reviewer"
+    return "lead" if any(name_key(n) in leads for n in names if n) else "reviewer"
 
 
 def _login_identity(login: Mapping[str, Any], leads: frozenset[str]) -> Identity:

@@ -51,7 +51,7 @@ from typing import Any, Literal
 from labelaudit.dataset import LABEL, Dataset
 from labelaudit.errors import StoreError, UsageError
 from labelaudit.review import team
-from labelaudit.review.identity import Identity
+from labelaudit.review.identity import Identity, same_name
 from labelaudit.review.queue import ItemEvidence
 from labelaudit.review.store import ConflictError, ReviewStore
 
@@ -283,7 +283,11 @@ class ReviewSession:
         self.pending = None  # a conflict or a refusal ends a pending retry; busy sets it again
         try:
             who = identity or Identity(reviewer, auth="script")
-            if shown.held_by and who.name not in shown.held_by and not who.is_lead:
+            if (
+                shown.held_by
+                and not any(same_name(who.name, h) for h in shown.held_by)
+                and not who.is_lead
+            ):
                 raise UsageError(
                     f"item {item} is assigned to {', '.join(shown.held_by)}; only they or a lead "
                     "can decide it"
@@ -637,7 +641,7 @@ def plan_queue(
             f"unknown review mode {mode!r}; expected {QUEUE_MODE} or {ADJUDICATE_MODE}"
         )
     if book is not None and not book.empty:
-        mine = book.slots[book.slots["reviewer"] == identity.name]
+        mine = book.slots_of(identity.name)  # names compare by name_key ("Ana" = "ana")
         if len(mine):
             slots = {
                 str(r.item_id): int(r.slot) for r in mine.itertuples(index=False) if bool(r.overlap)

@@ -44,7 +44,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from labelaudit.errors import UsageError
-from labelaudit.review.identity import Identity, clean_name, require_lead
+from labelaudit.review.identity import Identity, clean_name, name_key, require_lead, same_name
 from labelaudit.review.store import (
     RELABEL_ACTIONS,
     ConflictError,
@@ -211,10 +211,13 @@ def create_assignment(
     names = [clean_name(r) for r in reviewers]
     if not names:
         raise UsageError("an assignment needs at least one reviewer")
-    lowered = [n.lower() for n in names]
-    if len(set(lowered)) != len(lowered):
-        dup = sorted({n for n in names if lowered.count(n.lower()) > 1})
-        raise UsageError(f"reviewer names repeat: {', '.join(dup)}; give each reviewer once")
+    keys = [name_key(n) for n in names]
+    if len(set(keys)) != len(keys):
+        dup = sorted({n for n in names if keys.count(name_key(n)) > 1})
+        raise UsageError(
+            f"reviewer names repeat: {', '.join(dup)} (names are compared without case); give "
+            "each reviewer once"
+        )
     share = float(overlap_share)
     if not 0.0 <= share <= MAX_OVERLAP:
         raise UsageError(f"overlap share {overlap_share!r} is outside [0, 1]")
@@ -329,31 +332,26 @@ def move_open_items(
     holds stay where they are (one person never reviews an item twice)."""
     require_lead(lead, "change the queue for others")
     src, dst = clean_name(from_reviewer), clean_name(to_reviewer)
-    if src == dst:
+    if same_name(src, dst):
         raise UsageError("moving items needs two different reviewers")
     c = assignment_items_table.c
     with store.engine.begin() as conn:
         _lock_assignments(conn)
         if int(assignment_id) not in _open_assignment_ids(conn, dataset_version):
             raise UsageError(f"assignment {assignment_id} is not open for this dataset")
-        rows = conn.execute(
-            sa.select(c.item_id, c.slot, c.overlap).where(
-                (c.assignment_id == int(assignment_id)) & (c.reviewer == src)
+        # Names compare by name_key, in Python: SQLite's lower() folds ASCII only.
+        held = conn.execute(
+            sa.select(c.item_id, c.slot, c.overlap, c.reviewer).where(
+                c.assignment_id == int(assignment_id)
             )
         ).all()
+        rows = [(r[0], r[1], r[2]) for r in held if same_name(r[3], src)]
         if not rows:
             raise UsageError(f"{src} holds no item of assignment {assignment_id}")
         items = [r[0] for r in rows]
         done_main = _main_in_force(conn, dataset_version, items)
         blind = _blind_in_force(conn, dataset_version, items)
-        dst_holds = {
-            r[0]
-            for r in conn.execute(
-                sa.select(c.item_id).where(
-                    (c.assignment_id == int(assignment_id)) & (c.reviewer == dst)
-                )
-            ).all()
-        }
+        dst_holds = {r[0] for r in held if same_name(r[3], dst)}
         moved = kept = 0
         for item, slot, overlap in rows:
             if item in done_main or (overlap and (item, slot) in blind):
@@ -415,25 +413,41 @@ class AssignmentBook:
             )
         return out
 
+    # Reviewers are matched by labelaudit.review.identity.name_key ("Ana" holds what "ana " was
+    # given); names are shown as they were typed when the assignment was made.
+    @cached_property
+    def _keys(self) -> pd.Series:
+        return self.slots["reviewer"].map(name_key)
+
     def slot_of(self, item_id: str, reviewer: str) -> AssignedSlot | None:
         """``reviewer``'s slot on ``item_id``, None when they hold none."""
-        return next((s for s in self._by_item.get(item_id, ()) if s.reviewer == reviewer), None)
+        key = name_key(reviewer)
+        return next(
+            (s for s in self._by_item.get(item_id, ()) if name_key(s.reviewer) == key), None
+        )
 
     def holders(self, item_id: str) -> list[str]:
         return [s.reviewer for s in self._by_item.get(item_id, ())]
 
     def reviewers(self) -> list[str]:
-        """Every reviewer holding a slot, in the order of first appearance."""
-        return list(dict.fromkeys(self.slots["reviewer"].tolist()))
+        """Every reviewer holding a slot, in the order of first appearance (one spelling each: the
+        first one used)."""
+        first: dict[str, str] = {}
+        for name in self.slots["reviewer"].tolist():
+            first.setdefault(name_key(name), name)
+        return list(first.values())
+
+    def slots_of(self, reviewer: str) -> pd.DataFrame:
+        """``reviewer``'s rows of :attr:`slots` (oldest assignment first, in its queue's order)."""
+        return self.slots[self._keys == name_key(reviewer)]
 
     def queue_for(self, reviewer: str) -> list[str]:
         """``reviewer``'s items, oldest assignment first, each in its queue's order."""
-        mine = self.slots[self.slots["reviewer"] == reviewer]
-        return mine["item_id"].tolist()
+        return self.slots_of(reviewer)["item_id"].tolist()
 
     def hidden_from(self, reviewer: str) -> frozenset[str]:
         """Items other reviewers hold and ``reviewer`` does not: never in ``reviewer``'s queue."""
-        others = set(self.slots.loc[self.slots["reviewer"] != reviewer, "item_id"])
+        others = set(self.slots.loc[self._keys != name_key(reviewer), "item_id"])
         return frozenset(others - set(self.queue_for(reviewer)))
 
 
@@ -629,7 +643,7 @@ def _held_slot(conn: Connection, dv: str, item: str, slot: int, reviewer: str) -
             & c.assignment_id.in_(open_ids or [-1])
         )
     ).first()
-    if row is None or row[1] != reviewer:
+    if row is None or not same_name(row[1], reviewer):
         raise UsageError(f"item {item} is not assigned to {reviewer} for review")
     return AssignedSlot(int(row[0]), item, slot, row[1], int(row[2]), bool(row[3]))
 
@@ -1067,29 +1081,25 @@ def team_overview(
         )
         names = book.reviewers()
         d, bc = decisions_table.c, blind_decisions_table.c
-        last_main = dict(
-            conn.execute(
-                sa.select(d.reviewer, sa.func.max(d.decided_at))
-                .where((d.dataset_version == dataset_version) & d.reviewer.in_(names))
-                .group_by(d.reviewer)
-            ).all()
-        )
-        last_blind = dict(
-            conn.execute(
-                sa.select(bc.reviewer, sa.func.max(bc.decided_at))
-                .where((bc.dataset_version == dataset_version) & bc.reviewer.in_(names))
-                .group_by(bc.reviewer)
-            ).all()
-        )
+        # Per spelling in SQL, then per person (name_key) here: "Ana" and "ana" are one reviewer.
+        last: dict[str, list[Any]] = {}
+        for table, col in ((d, d.decided_at), (bc, bc.decided_at)):
+            for who, at in conn.execute(
+                sa.select(table.reviewer, sa.func.max(col))
+                .where(table.dataset_version == dataset_version)
+                .group_by(table.reviewer)
+            ).all():
+                if at is not None:
+                    last.setdefault(name_key(who), []).append(at)
     done = [
         r.item_id in main or (bool(r.overlap) and (r.item_id, int(r.slot)) in blind)
         for r in slots.itertuples(index=False)
     ]
-    t = slots.assign(done=done)
+    t = slots.assign(done=done, _key=slots["reviewer"].map(name_key))
     out = []
     for name in names:
-        mine = t[t["reviewer"] == name]
-        times = [pd.Timestamp(_utc(x)) for x in (last_main.get(name), last_blind.get(name)) if x]
+        mine = t[t["_key"] == name_key(name)]
+        times = [pd.Timestamp(_utc(x)) for x in last.get(name_key(name), [])]
         out.append(
             {
                 "reviewer": name,
@@ -1144,6 +1154,7 @@ def is_relabel(action: str) -> bool:
 #: Columns of :func:`identities_in_log`.
 IDENTITY_LOG_COLUMNS = [
     "reviewer",
+    "spellings",
     "identified",
     "auth",
     "subject",
@@ -1162,49 +1173,96 @@ IDENTIFIED_AS = {
 
 
 def identities_in_log(store: ReviewStore, dataset_version: str) -> pd.DataFrame:
-    """Who decided on ``dataset_version`` and how each was identified: one row per (reviewer,
-    auth, subject), columns :data:`IDENTITY_LOG_COLUMNS`, signed-in identities first. ``identified``
-    is plain text (:data:`IDENTIFIED_AS`, "unknown (before identities were kept)" for old rows);
-    ``decisions`` counts rows of the log (undo rows included), ``blind_reviews`` the blind reviews
-    of double-reviewed items (which enter the log only as their consensus or adjudication).
+    """Who decided on ``dataset_version`` and how each was identified: one row per (person, auth,
+    subject), columns :data:`IDENTITY_LOG_COLUMNS`, signed-in identities first.
+
+    A person is a :func:`~labelaudit.review.identity.name_key`: "Ana" and "ana" typed on two days
+    are one row. ``reviewer`` is the first spelling used, ``spellings`` every spelling as typed
+    (", "-separated, in order of first use); the log itself keeps each decision's name as typed.
+    ``identified`` is plain text (:data:`IDENTIFIED_AS`, "unknown (before identities were kept)"
+    for old rows); ``decisions`` counts rows of the log (undo rows included), ``blind_reviews`` the
+    blind reviews of double-reviewed items (which enter the log only as their consensus or
+    adjudication). Counted in the database (one grouped query per table), never by reading the log.
 
     The same name can appear twice, e.g. once typed and once signed in: the audit question is
     exactly which decisions a login vouched for.
     """
-    log = store.log(dataset_version)
-    key = ["reviewer", "auth", "subject"]
-    if log.empty:
-        main = pd.DataFrame(columns=[*key, "decisions", "first_decision", "last_decision"])
-    else:
-        main = (
-            log.assign(auth=log["auth"].fillna(""), subject=log["subject"].fillna(""))
-            .groupby(key, sort=False)["decided_at"]
-            .agg(decisions="size", first_decision="min", last_decision="max")
-            .reset_index()
-        )
-    bc = blind_decisions_table.c
+    from labelaudit.review.store import decision_identities_table, decisions_table
+
+    d, ident, bc = decisions_table.c, decision_identities_table.c, blind_decisions_table.c
     with store._reading() as conn:
-        rows = conn.execute(
-            sa.select(bc.reviewer, bc.auth, sa.func.count(), sa.func.max(bc.decided_at))
+        main_rows = conn.execute(
+            sa.select(
+                d.reviewer,
+                ident.auth,
+                ident.subject,
+                sa.func.count(),
+                sa.func.min(d.decided_at),
+                sa.func.max(d.decided_at),
+                sa.func.min(d.decision_id),
+            )
+            .outerjoin_from(
+                decisions_table, decision_identities_table, ident.decision_id == d.decision_id
+            )
+            .where(d.dataset_version == dataset_version)
+            .group_by(d.reviewer, ident.auth, ident.subject)
+        ).all()
+        blind_rows = conn.execute(
+            sa.select(
+                bc.reviewer,
+                bc.auth,
+                sa.func.count(),
+                sa.func.max(bc.decided_at),
+                sa.func.min(bc.blind_id),
+            )
             .where(bc.dataset_version == dataset_version)
             .group_by(bc.reviewer, bc.auth)
         ).all()
+    people: dict[tuple[str, str, str], dict[str, Any]] = {}
+
+    def person(name: str, auth: str, subject: str, first_id: tuple[int, int]) -> dict[str, Any]:
+        p = people.setdefault(
+            (name_key(name), auth, subject),
+            {"names": {}, "decisions": 0, "blind_reviews": 0, "first": [], "last": []},
+        )
+        p["names"][name] = min(p["names"].get(name, first_id), first_id)
+        return p
+
+    for name, auth, subject, n, first, last, first_id in main_rows:
+        p = person(name, auth or "", subject or "", (0, int(first_id)))
+        p["decisions"] += int(n)
+        p["first"].append(_utc(first))
+        p["last"].append(_utc(last))
     # Blind reviews keep no subject: join them to the reviewer's signed-in row when there is one.
-    blind = pd.DataFrame(
-        [(r, a, int(n), pd.Timestamp(_utc(t))) for r, a, n, t in rows],
-        columns=["reviewer", "auth", "blind_reviews", "last_blind"],
+    subjects: dict[tuple[str, str], str] = {}
+    for k, _a, _s in sorted(people):
+        subjects.setdefault((k, _a), _s)
+    for name, auth, n, last, first_id in blind_rows:
+        subject = subjects.get((name_key(name), auth or ""), "")
+        p = person(name, auth or "", subject, (1, int(first_id)))
+        p["blind_reviews"] += int(n)
+        p["last"].append(_utc(last))
+    out = []
+    for (_key, auth, subject), p in people.items():
+        names = sorted(p["names"], key=p["names"].__getitem__)
+        out.append(
+            {
+                "reviewer": names[0],
+                "spellings": ", ".join(names),
+                "identified": IDENTIFIED_AS.get(auth, "unknown (before identities were kept)"),
+                "auth": auth or None,
+                "subject": subject,
+                "decisions": p["decisions"],
+                "blind_reviews": p["blind_reviews"],
+                "first_decision": pd.Timestamp(min(p["first"])) if p["first"] else pd.NaT,
+                "last_decision": pd.Timestamp(max(p["last"])) if p["last"] else pd.NaT,
+            }
+        )
+    df = pd.DataFrame(out, columns=IDENTITY_LOG_COLUMNS)
+    for col in ("first_decision", "last_decision"):
+        df[col] = pd.to_datetime(df[col], utc=True)
+    order = df["auth"].map({"oidc": 0, "typed": 1}).fillna(2)
+    df = df.assign(_o=order, _k=df["reviewer"].map(name_key)).sort_values(
+        ["_o", "_k"], kind="stable"
     )
-    out = main.merge(blind, on=["reviewer", "auth"], how="outer")
-    out["subject"] = out["subject"].fillna("")
-    out["decisions"] = out["decisions"].fillna(0).astype(int)
-    out["blind_reviews"] = out["blind_reviews"].fillna(0).astype(int)
-    times = out[["last_decision", "last_blind"]].apply(pd.to_datetime, utc=True)
-    out["last_decision"] = times.max(axis=1)
-    out["first_decision"] = pd.to_datetime(out["first_decision"], utc=True)
-    out["identified"] = [
-        IDENTIFIED_AS.get(a, "unknown (before identities were kept)") for a in out["auth"]
-    ]
-    out["auth"] = out["auth"].replace("", None)
-    order = out["auth"].map({"oidc": 0, "typed": 1}).fillna(2)
-    out = out.assign(_o=order).sort_values(["_o", "reviewer"], kind="stable")
-    return out[IDENTITY_LOG_COLUMNS].reset_index(drop=True)
+    return df[IDENTITY_LOG_COLUMNS].reset_index(drop=True)
