@@ -23,6 +23,7 @@ import multiprocessing as mp
 import os
 import platform
 import subprocess
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -124,6 +125,12 @@ class LoadResult:
     not_saved: int
     consensus: int
     waiting_for_lead: int
+    #: The folded log under the concurrent writers: a watcher's store called current() and
+    #: latest_decision_ids() throughout the run; consistent = both equal a fresh store's full
+    #: read at the end. repairs = reads that found a decision committed after a higher id.
+    cache_consistent: bool = False
+    cache_reads: int = 0
+    cache_repairs: int = 0
 
 
 def run_load(
@@ -149,16 +156,40 @@ def run_load(
         lead=Identity("lead", role="lead"),
     )
     jobs = [(url, n_items, name, j) for j, name in enumerate(names)]
-    t = time.perf_counter()
-    if processes:
-        with mp.get_context("spawn").Pool(reviewers) as pool:
-            results = pool.map(_worker, jobs)
-    else:
-        from concurrent.futures import ThreadPoolExecutor
+    watcher = ReviewStore(url)
+    stop = threading.Event()
 
-        with ThreadPoolExecutor(reviewers) as ex:
-            results = list(ex.map(_worker, jobs))
+    def watch() -> None:  # a page that rereads current() while the team decides
+        while not stop.is_set():
+            watcher.current(h)
+            watcher.latest_decision_ids(h)
+            stop.wait(0.05)
+
+    watching = threading.Thread(target=watch, daemon=True)
+    watching.start()
+    t = time.perf_counter()
+    try:
+        if processes:
+            with mp.get_context("spawn").Pool(reviewers) as pool:
+                results = pool.map(_worker, jobs)
+        else:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(reviewers) as ex:
+                results = list(ex.map(_worker, jobs))
+    finally:
+        stop.set()
+        watching.join()
     seconds = time.perf_counter() - t
+    fresh = ReviewStore(url, read_only=True)
+    cache_consistent = bool(
+        watcher.current(h).equals(fresh.current(h))
+        and watcher.latest_decision_ids(h) == fresh.latest_decision_ids(h)
+    )
+    fold = watcher._folds[h]
+    cache_reads, cache_repairs = fold.refreshes, fold.repairs
+    fresh.close()
+    watcher.close()
     lat = np.concatenate([np.asarray(r["latencies"]) for r in results])
     saved = sum(r["kinds"].get("saved", 0) for r in results)
 
@@ -198,6 +229,9 @@ def run_load(
         not_saved=sum(sum(v for k, v in r["kinds"].items() if k != "saved") for r in results),
         consensus=int((pairs["status"] == "agreed").sum()),
         waiting_for_lead=int((pairs["status"] == "disagreed").sum()),
+        cache_consistent=cache_consistent,
+        cache_reads=cache_reads,
+        cache_repairs=cache_repairs,
     )
 
 
@@ -247,6 +281,12 @@ def main(argv: list[str] | None = None) -> int:
         f"| {r.reviewers} | {r.reviews:,} | {r.seconds:.1f} | {r.per_second:.1f} | {r.p50_ms:.1f} | "
         f"{r.p95_ms:.1f} | {r.lost} | {r.duplicated} | {r.not_saved} | {r.consensus:,} | "
         f"{r.waiting_for_lead:,} |",
+        "",
+        "The folded log under these writers: a watcher in the main process called `current()` and "
+        f"`latest_decision_ids()` every 50 ms during the run ({r.cache_reads:,} folded reads, "
+        f"{r.cache_repairs:,} of them found a decision committed after a higher id and folded its "
+        "item again); at the end both equal a fresh store's full read: "
+        f"**{'yes' if r.cache_consistent else 'NO'}**.",
     ]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -465,3 +465,123 @@ def test_the_store_stamps_with_its_clock_and_with_clock_shares_the_database(db_u
         store.close()
     result = doctest.testmod(labelaudit.simulate_review, optionflags=doctest.ELLIPSIS)
     assert result.attempted >= 1 and result.failed == 0
+
+
+# --------------------------------------------------------------------------- the folded log
+def _cold(url: str, version: str):
+    """current() and latest_decision_ids() of a fresh store: one full read, no fold kept."""
+    fresh = ReviewStore(url, read_only=True)
+    try:
+        return fresh.current(version), fresh.latest_decision_ids(version)
+    finally:
+        fresh.close()
+
+
+def test_current_folds_only_the_new_rows_and_equals_a_full_read(store, db_url, version):
+    for i in range(12):
+        decide(store, version, str(i % 5), "change", new=f"b{i}")
+        if i % 4 == 3:
+            store.undo(
+                dataset_version=version,
+                item_id=str(i % 5),
+                reviewer="ana",
+                seen_decision_id=store.latest_decision_id(version, str(i % 5)),
+            )
+        cur, latest = store.current(version), store.latest_decision_ids(version)
+        cold_cur, cold_latest = _cold(db_url, version)
+        assert cur.equals(cold_cur) and latest == cold_latest
+    fold = store._folds[version]
+    assert fold.count == len(store.log(version)) and fold.repairs == 0
+    # A rerun with nothing new reads no row and rebuilds nothing; the caller gets its own copy.
+    changes, frame = fold.changes, fold.frame
+    again = store.current(version)
+    assert fold.changes == changes and fold.frame is frame and again.equals(frame)
+    again.loc[0, "final_label"] = "scribbled"
+    assert store.current(version).equals(frame)
+    # Another version has its own fold; another store on the same database sees the same.
+    decide(store, "other-" + version, "1", "keep")
+    assert len(store.current("other-" + version)) == 1
+    other = ReviewStore(db_url)
+    decide(other, version, "9", "remove")
+    assert store.current(version).equals(_cold(db_url, version)[0])
+    assert store.latest_decision_ids(version)["9"] == other.latest_decision_id(version, "9")
+    other.close()
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(not PG_URL, reason="LABELAUDIT_TEST_PG_URL is not set")
+def test_a_decision_committed_after_a_higher_id_is_not_missed():
+    # PostgreSQL hands out ids before commit: a slow transaction can commit id 1 after id 2 was
+    # read. The fold must notice (its row count falls short) and fold the late row's item again.
+    version = uuid.uuid4().hex[:20]
+    store = ReviewStore(PG_URL)
+    slow = store.engine.connect()
+    tx = slow.begin()
+    values = store.prepare(
+        dataset_version=version,
+        item_id="late",
+        reviewer="ana",
+        action="change",
+        old_label="a",
+        new_label="b",
+    )
+    late = store.append_in(slow, values, None)  # id allocated, not committed
+    early = decide(store, version, "early", "keep")
+    assert early.id > late.id
+    assert store.current(version)["item_id"].tolist() == ["early"]
+    tx.commit()
+    slow.close()
+    cur = store.current(version)
+    assert sorted(cur["item_id"]) == ["early", "late"]
+    assert cur.equals(_cold(PG_URL, version)[0])
+    assert store.latest_decision_ids(version) == {"early": early.id, "late": late.id}
+    assert store._folds[version].repairs == 1
+    # An undo of the late row, committed normally, folds on top of the repaired item.
+    store.undo(dataset_version=version, item_id="late", reviewer="ana", seen_decision_id=late.id)
+    assert store.current(version)["item_id"].tolist() == ["early"]
+    store.close()
+
+
+def test_a_writer_adds_the_version_id_index_to_an_older_database(tmp_path, version):
+    import sqlalchemy as sa
+
+    url = f"sqlite:///{tmp_path / 'old.sqlite'}"
+    store = ReviewStore(url)
+    decide(store, version, "1", "keep")
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql("DROP INDEX ix_review_decisions_version_id")
+    store.close()
+    reader = ReviewStore(url, read_only=True)  # a reader creates nothing, and still reads
+    assert reader.current(version)["item_id"].tolist() == ["1"]
+    with reader.reading() as conn:
+        names = {ix["name"] for ix in sa.inspect(conn).get_indexes("review_decisions")}
+    assert "ix_review_decisions_version_id" not in names
+    reader.close()
+    writer = ReviewStore(url)
+    with writer.reading() as conn:
+        names = {ix["name"] for ix in sa.inspect(conn).get_indexes("review_decisions")}
+        plan = conn.exec_driver_sql(
+            "EXPLAIN QUERY PLAN SELECT decision_id, item_id FROM review_decisions "
+            "WHERE decision_id > 5 AND dataset_version = 'v' ORDER BY decision_id"
+        ).all()
+    assert "ix_review_decisions_version_id" in names
+    assert "ix_review_decisions_version_id" in " ".join(str(r[-1]) for r in plan)
+    writer.close()
+
+
+def test_record_returns_the_row_as_the_log_reads_it_back(store, version):
+    who = Identity("ana", auth="typed", role="lead")
+    made = [
+        decide(store, version, "1", "change", new="b", identity=who, comment="c", shown={"s": 1}),
+        decide(store, version, "1", "keep", old="b", identity=who),
+        decide(store, version, "2", "remove", identity=who),
+        store.undo(
+            dataset_version=version,
+            item_id="2",
+            reviewer="ana",
+            seen_decision_id=store.latest_decision_id(version, "2"),
+            identity=who,
+        ),
+    ]
+    for d in made:
+        assert d == store.decision(d.id)

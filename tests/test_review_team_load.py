@@ -15,3 +15,5 @@ def test_three_reviewers_at_once_lose_and_duplicate_nothing(db_url):
     assert r.lost == 0 and r.duplicated == 0 and r.not_saved == 0
     assert r.reviews == r.items + r.overlap_items  # every slot reviewed once
     assert r.consensus + r.waiting_for_lead == r.overlap_items
+    # a page rereading current() throughout saw exactly what a full read sees at the end
+    assert r.cache_consistent and r.cache_reads > 0

@@ -96,6 +96,9 @@ decisions_table = sa.Table(
     sa.Column("shown", sa.Text, nullable=False, default="{}"),  # JSON: what the reviewer saw
     sa.Column("undoes_id", sa.Integer, nullable=True),  # for undo rows: the decision it cancels
     sa.Index("ix_review_decisions_version_item", "dataset_version", "item_id"),
+    # "the rows of a version after id X" (touched_since, the folded log's refresh) as a range scan:
+    # with the index above alone, SQLite walks every row of the version instead.
+    sa.Index("ix_review_decisions_version_id", "dataset_version", "decision_id"),
 )
 heads_table = sa.Table(
     "review_heads",
@@ -517,6 +520,84 @@ def effective_stack(history: list[Decision]) -> list[Decision]:
     return stack
 
 
+#: The log columns a fold keeps per decision (the order :meth:`_Fold.add` reads them in).
+_FOLD_COLUMNS = [
+    decisions_table.c[n]
+    for n in (
+        "item_id",
+        "action",
+        "new_label",
+        "reviewer",
+        "decided_at",
+        "decision_id",
+        "undoes_id",
+    )
+]
+
+
+@dataclass
+class _Fold:
+    """One dataset version's log folded per item, kept by the store between reads.
+
+    ``stacks``: item -> its decisions still in force, oldest first (plain tuples of
+    :data:`_FOLD_COLUMNS`); ``latest``: item -> its newest decision id; ``ids``: every decision id
+    folded; ``cursor``: the highest of them; ``count``: how many; ``changes``: bumped whenever a
+    read folded something (the frame of :meth:`ReviewStore.current` is rebuilt then);
+    ``refreshes``/``repairs``: reads, and reads that found rows committed late.
+    """
+
+    cursor: int = 0
+    count: int = 0
+    stacks: dict[str, list[tuple]] = field(default_factory=dict)
+    latest: dict[str, int] = field(default_factory=dict)
+    ids: set[int] = field(default_factory=set)
+    changes: int = 0
+    frame: pd.DataFrame | None = None
+    frame_changes: int = -1
+    refreshes: int = 0
+    repairs: int = 0
+
+    def add(self, rows: Any) -> None:
+        """Fold ``rows`` (ordered by id, all above the cursor)."""
+        for r in rows:
+            item, action, undoes, decision_id = r[0], r[1], r[6], int(r[5])
+            stack = self.stacks.setdefault(item, [])
+            if action == "undo":
+                self.stacks[item] = [d for d in stack if d[5] != undoes]
+            else:
+                stack.append(tuple(r))
+            self.latest[item] = decision_id
+            self.ids.add(decision_id)
+            self.cursor = max(self.cursor, decision_id)
+            self.count += 1
+        if rows:
+            self.changes += 1
+
+    def refold(self, item: str, history: Any) -> None:
+        """Replace ``item``'s state by the fold of its whole ``history`` (ordered by id)."""
+        stack: list[tuple] = []
+        for r in history:
+            decision_id = int(r[5])
+            if decision_id not in self.ids:
+                self.ids.add(decision_id)
+                self.count += 1
+            if r[1] == "undo":
+                stack = [d for d in stack if d[5] != r[6]]
+            else:
+                stack.append(tuple(r))
+        if history:
+            self.stacks[item] = stack
+            self.latest[item] = max(int(r[5]) for r in history)
+        self.changes += 1
+
+    def to_frame(self) -> pd.DataFrame:
+        out = [(*stack[-1][:6], self.latest[item]) for item, stack in self.stacks.items() if stack]
+        df = pd.DataFrame(out, columns=CURRENT_COLUMNS)
+        df["decided_at"] = pd.to_datetime(df["decided_at"], utc=True)  # naive (SQLite) = UTC
+        df["final_label"] = df["final_label"].astype(object).where(df["final_label"].notna(), None)
+        return df.sort_values("decision_id", kind="stable").reset_index(drop=True)
+
+
 class ReviewStore:
     """Append-only decision log and pinned findings, in any SQLAlchemy database.
 
@@ -562,6 +643,10 @@ class ReviewStore:
         """
         self.url = normalise_url(url)
         self.clock = clock
+        #: The log of each dataset version folded per item, brought up to date on each read by
+        #: the rows added since (:meth:`current`, :meth:`latest_decision_ids`).
+        self._folds: dict[str, _Fold] = {}
+        self._fold_lock = threading.Lock()
         self.read_only = read_only
         self.busy_timeout = _busy_timeout(busy_timeout)
         self.sqlite_file = health.sqlite_path(self.url)
@@ -607,6 +692,8 @@ class ReviewStore:
             self._create(missing)
         elif missing:
             self._absent = frozenset(t.name for t in missing)
+        if not read_only and decisions_table not in missing:
+            self._create_indexes()
         if len(missing) == len(_metadata.tables):  # read-only on a database without the schema
             last, count = 0, 0
         else:
@@ -649,6 +736,23 @@ class ReviewStore:
             except sa.exc.DBAPIError:
                 # Another process created the tables between our check and our CREATE: they exist now.
                 _metadata.create_all(self.engine, tables=missing)
+
+    def _create_indexes(self) -> None:
+        """Indexes of the schema an older database lacks (the tables exist): created once, by a
+        writer; an index changes no row."""
+        with self._reading() as conn:  # no write lock unless one is missing
+            have = {ix["name"] for ix in sa.inspect(conn).get_indexes(decisions_table.name)}
+        wanted = [ix for ix in decisions_table.indexes if ix.name not in have]
+        if not wanted:
+            return
+        try:
+            with self.engine.begin() as conn:
+                for index in wanted:
+                    index.create(conn, checkfirst=True)
+        except StoreBusy:
+            raise
+        except sa.exc.DBAPIError:  # another process created it between the check and ours
+            pass
 
     def _figures(self) -> tuple[int, int]:
         """(highest decision id, number of decisions) in the log."""
@@ -1146,8 +1250,23 @@ class ReviewStore:
             )
         )
         conn.info.setdefault(_NEW_IDS, []).append(int(new_id))  # counted in the manifest on commit
-        decision = self._get(conn, new_id)
-        return decision
+        # The row just written, as _get would read it back (one SELECT less inside the write lock).
+        return Decision(
+            id=int(new_id),
+            dataset_version=dv,
+            item_id=item,
+            reviewer=values["reviewer"],
+            decided_at=_utc(values["decided_at"]),
+            action=values["action"],
+            old_label=values.get("old_label"),
+            new_label=values.get("new_label"),
+            comment=values.get("comment") or "",
+            shown=json.loads(values.get("shown") or "{}"),
+            undoes_id=values.get("undoes_id"),
+            auth=signature["auth"],
+            role=signature["role"],
+            capacity=signature["capacity"],
+        )
 
     def _ensure_head(self, conn: Connection, dv: str, item: str) -> None:
         if conn.dialect.name not in (
@@ -1261,15 +1380,12 @@ class ReviewStore:
         return int(v) if v else None
 
     def latest_decision_ids(self, dataset_version: str) -> dict[str, int]:
-        """``{item_id: latest decision id}`` for every item with a decision."""
-        with self._reading() as conn:
-            rows = conn.execute(
-                sa.select(heads_table.c.item_id, heads_table.c.latest_decision_id).where(
-                    (heads_table.c.dataset_version == dataset_version)
-                    & (heads_table.c.latest_decision_id > 0)
-                )
-            ).all()
-        return {r[0]: int(r[1]) for r in rows}
+        """``{item_id: latest decision id}`` for every item with a decision (undos included: the
+        id of the item's newest row). From the folded log (see :meth:`current`): a call reads only
+        the decisions logged since the previous one."""
+        with self._fold_lock:
+            fold = self._folded(dataset_version)
+            return dict(fold.latest)
 
     def log(self, dataset_version: str | None = None) -> pd.DataFrame:
         """The decision log, oldest first: columns :data:`LOG_COLUMNS` (``shown`` as a JSON string,
@@ -1294,38 +1410,90 @@ class ReviewStore:
         removed); ``reviewer``, ``decided_at`` and ``decision_id`` are those of that effective
         decision; ``latest_decision_id`` is the newest row for the item (an undo, perhaps). Items
         whose decisions were all undone are absent (undecided again).
+
+        The store keeps each version's log folded per item and brings it up to date on each call
+        by reading only the rows added since (:class:`_Fold`), so a rerun does not read the whole
+        table again; the frame is rebuilt only when something changed. The result is a copy.
         """
+        with self._fold_lock:
+            fold = self._folded(dataset_version)
+            if fold.frame is None or fold.frame_changes != fold.changes:
+                fold.frame = fold.to_frame()
+                fold.frame_changes = fold.changes
+            return fold.frame.copy()
+
+    def _folded(self, dataset_version: str) -> _Fold:
+        """The folded log of ``dataset_version``, brought up to date (hold ``_fold_lock``).
+
+        One read snapshot (SQLite: one deferred transaction; PostgreSQL: REPEATABLE READ) gives the
+        rows above the fold's cursor and the version's row count. The log is append-only, so when
+        the fold's rows plus the new ones make that count, nothing is missing. When they do not, a
+        transaction with a lower id committed after a higher one was folded (PostgreSQL hands out
+        ids before commit): the ids at or below the cursor that the fold lacks are found, and only
+        their items are folded again from their own history.
+        """
+        fold = self._folds.get(dataset_version)
+        if fold is None:
+            fold = self._folds[dataset_version] = _Fold()
         c = decisions_table.c
-        with self._reading() as conn:
+        conn = self._reading()
+        if conn.dialect.name == "postgresql":
+            conn = conn.execution_options(isolation_level="REPEATABLE READ")
+        with conn:
             rows = conn.execute(
-                sa.select(
-                    c.item_id,
-                    c.action,
-                    c.new_label,
-                    c.reviewer,
-                    c.decided_at,
-                    c.decision_id,
-                    c.undoes_id,
-                )
-                .where(c.dataset_version == dataset_version)
+                sa.select(*_FOLD_COLUMNS)
+                .where((c.dataset_version == dataset_version) & (c.decision_id > fold.cursor))
                 .order_by(c.decision_id)
             ).all()
-        # Fold per item on plain tuples (no JSON, no dataclasses): this runs on every page view.
-        stacks: dict[str, list[tuple]] = {}
-        latest: dict[str, int] = {}
-        for r in rows:
-            item, action, undoes = r[0], r[1], r[6]
-            stack = stacks.setdefault(item, [])
-            if action == "undo":
-                stacks[item] = [d for d in stack if d[5] != undoes]
-            else:
-                stack.append(tuple(r))
-            latest[item] = r[5]
-        out = [(*stack[-1][:6], latest[item]) for item, stack in stacks.items() if stack]
-        df = pd.DataFrame(out, columns=CURRENT_COLUMNS)
-        df["decided_at"] = pd.to_datetime(df["decided_at"], utc=True)  # naive (SQLite) = UTC
-        df["final_label"] = df["final_label"].astype(object).where(df["final_label"].notna(), None)
-        return df.sort_values("decision_id", kind="stable").reset_index(drop=True)
+            total = int(
+                conn.execute(
+                    sa.select(sa.func.count()).where(c.dataset_version == dataset_version)
+                ).scalar_one()
+            )
+            fold.refreshes += 1
+            fold.add(rows)
+            if fold.count != total:
+                self._repair(conn, dataset_version, fold)
+        return fold
+
+    def _repair(self, conn: Connection, dataset_version: str, fold: _Fold) -> None:
+        """Fold the rows at or below the cursor that ``fold`` lacks (committed late), item by item."""
+        c = decisions_table.c
+        ids = {
+            int(r[0])
+            for r in conn.execute(
+                sa.select(c.decision_id).where(
+                    (c.dataset_version == dataset_version) & (c.decision_id <= fold.cursor)
+                )
+            ).all()
+        }
+        missing = sorted(ids - fold.ids)
+        items: set[str] = set()
+        for start in range(0, len(missing), BATCH_ROWS):
+            items.update(
+                r[0]
+                for r in conn.execute(
+                    sa.select(c.item_id).where(
+                        c.decision_id.in_(missing[start : start + BATCH_ROWS])
+                    )
+                ).all()
+            )
+        histories: dict[str, list[Any]] = {i: [] for i in items}
+        ordered = sorted(items)
+        for start in range(0, len(ordered), BATCH_ROWS):
+            for r in conn.execute(
+                sa.select(*_FOLD_COLUMNS)
+                .where(
+                    (c.dataset_version == dataset_version)
+                    & c.item_id.in_(ordered[start : start + BATCH_ROWS])
+                    & (c.decision_id <= fold.cursor)
+                )
+                .order_by(c.decision_id)
+            ).all():
+                histories[r[0]].append(r)
+        for item, history in histories.items():
+            fold.refold(item, history)
+        fold.repairs += 1
 
     def touched_since(self, dataset_version: str, after_id: int) -> tuple[int, list[str]]:
         """``(newest decision id, ids of the items with a decision above after_id)``: what a live
