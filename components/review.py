@@ -750,7 +750,11 @@ def render_review_fragment(
         adjudicate=plan.adjudicate,
         audit=item in plan.audit,
     )
-    current = store.in_force(ds.content_hash, [item]).get(item)
+    if live.checked is not None and live.checked[0] == item:  # read by pick() just now
+        current = live.checked[1]
+    else:
+        current = store.in_force(ds.content_hash, [item]).get(item)
+    session.note_label(current, ev.given_label)
     if plan.adjudicate:
         from components.review_team import render_blind_pair
 

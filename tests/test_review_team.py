@@ -785,3 +785,43 @@ def test_leads_are_matched_by_the_same_name_key():
     leads = leads_from_env({"LABELAUDIT_LEADS": " Straße , Lea@Example.com"})
     assert role_for(["STRASSE"], leads) == "lead" and role_for(["lea@example.COM"], leads) == "lead"
     assert role_for(["Strase"], leads) == "reviewer"
+
+
+def test_a_decision_replaces_the_label_read_when_the_item_was_shown(store, version, monkeypatch):
+    import pandas as pd
+
+    from labelaudit.io import load_dataset
+    from labelaudit.review import session as session_mod
+    from labelaudit.review.queue import ItemEvidence
+
+    frame = pd.DataFrame({"id": ["r0", "r1"], "text": ["t0", "t1"], "label": ["a", "b"]})
+    ds = load_dataset(frame.assign(run=version))
+    h = ds.content_hash
+    first = store.record(
+        dataset_version=h, item_id="r0", reviewer="bo", action="change", old_label="a",
+        new_label="c",
+    )  # fmt: skip
+    s = ReviewSession(dataset_version=h)
+    s.show(store, ItemEvidence("r0", 0, "t0", "a", "", suggestions=[("b", 0.6)]), "ranking")
+    s.note_label(store.in_force(h, ["r0"]).get("r0"), "a")
+    assert s.shown is not None and s.shown.label == "c" and s.shown.seen == first.id
+
+    def unread(*_a, **_k):  # the label is known: the decision reads nothing more
+        raise AssertionError("label_now read the item again")
+
+    monkeypatch.setattr(session_mod, "label_now", unread)
+    out = s.decide(store, ds, reviewer="ana", action="keep")
+    assert out is not None and out.kind == "saved"
+    assert store.log(h)["old_label"].tolist() == ["a", "c"]
+
+    # Noted, then decided elsewhere: the store refuses it, so a stale label is never written.
+    s2 = ReviewSession(dataset_version=h)
+    s2.show(store, ItemEvidence("r1", 1, "t1", "b", "", suggestions=[("a", 0.6)]), "ranking")
+    s2.note_label(None, "b")
+    store.record(
+        dataset_version=h, item_id="r1", reviewer="bo", action="change", old_label="b",
+        new_label="c", seen_decision_id=None,
+    )  # fmt: skip
+    out = s2.decide(store, ds, reviewer="ana", action="keep")
+    assert out is not None and out.kind == "conflict"
+    assert store.log(h)["item_id"].tolist() == ["r0", "r0", "r1"]

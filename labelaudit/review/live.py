@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from labelaudit.review.store import ReviewStore
+from labelaudit.review.store import Decision, ReviewStore
 
 if TYPE_CHECKING:
     from labelaudit.review.session import ReviewSession
@@ -67,6 +67,9 @@ class LiveQueue:
     pointer: int = 0
     done_count: int = 0
     synced_at: float = 0.0
+    #: ``(item, its decision in force or None)`` as :meth:`pick` read it in this call (None when it
+    #: read nothing): the card shows it instead of reading the item again.
+    checked: tuple[str, Decision | None] | None = None
 
     @classmethod
     def start(
@@ -176,7 +179,9 @@ class LiveQueue:
         """Read ``item``'s own state now (one indexed read); True when it is done."""
         from labelaudit.review import team
 
-        self._set(item, main=bool(store.in_force(self.dataset_version, [item])))
+        decision = store.in_force(self.dataset_version, [item]).get(item)
+        self.checked = (item, decision)
+        self._set(item, main=decision is not None)
         slot = self.my_slots.get(item)
         if slot is not None:
             self._set(
@@ -230,7 +235,9 @@ class LiveQueue:
 
     def pick(self, store: ReviewStore, session: ReviewSession) -> str | None:
         """The next item to show, checked against the store first (a decision made elsewhere a
-        moment ago is never shown as open); None when nothing is left."""
+        moment ago is never shown as open); None when nothing is left. The state read
+        of the item handed out is kept in :attr:`checked`."""
+        self.checked = None
         for _ in range(1000):  # each round closes an item: bounded
             item = self.candidate(session)
             if item is None or session.forced == item or self.include_decided:

@@ -86,6 +86,10 @@ class ShownItem:
     seen_blind: int | None = None
     held_by: tuple[str, ...] = ()
     adjudicate: bool = False
+    #: The item's label in force as read right after it was first shown (None: not read yet). A
+    #: decision replaces it without reading it again: had anything landed since ``seen``, the
+    #: store refuses the decision anyway (ConflictError), so the label cannot be stale.
+    label: str | None = None
 
     @property
     def blind(self) -> bool:
@@ -214,6 +218,16 @@ class ReviewSession:
             self.shown.shown, self.shown.suggested = what, ev.suggested_label
         return self.shown
 
+    def note_label(self, in_force: Any, given_label: str) -> None:
+        """Keep the label in force of the item on screen (its decision in force ``in_force``, a
+        :class:`~labelaudit.review.store.Decision` or None, read after :meth:`show`), once."""
+        if self.shown is None or self.shown.label is not None:
+            return
+        if in_force is not None and in_force.action != "remove" and in_force.new_label is not None:
+            self.shown.label = str(in_force.new_label)
+        else:
+            self.shown.label = str(given_label)
+
     def back(self) -> str | None:
         """Show the item before the one on screen again (None when there is none); pressing it
         again goes one further back.
@@ -292,7 +306,7 @@ class ReviewSession:
                     f"item {item} is assigned to {', '.join(shown.held_by)}; only they or a lead "
                     "can decide it"
                 )
-            old = label_now(store, ds, item)
+            old = shown.label if shown.label is not None else label_now(store, ds, item)
             label = (
                 shown.suggested if action == "accept" else new_label if action == "change" else None
             )
