@@ -585,3 +585,34 @@ def test_record_returns_the_row_as_the_log_reads_it_back(store, version):
     ]
     for d in made:
         assert d == store.decision(d.id)
+
+
+def test_the_current_frame_is_patched_for_the_changed_items_only(store, db_url, version):
+    for i in range(40):
+        decide(store, version, str(i), "change", new="b")
+    store.current(version)
+    fold = store._folds[version]
+    asked: list[list[str]] = []
+    rows = fold._rows
+    fold._rows = lambda items: rows(asked.append(list(items)) or asked[-1])  # type: ignore[method-assign]
+    for step, item in enumerate(["3", "3", "17", "39"]):  # few items changed: the frame is patched
+        if step == 1:
+            store.undo(
+                dataset_version=version,
+                item_id=item,
+                reviewer="ana",
+                seen_decision_id=store.latest_decision_id(version, item),
+            )
+        else:
+            decide(store, version, item, "remove")
+        cur = store.current(version)
+        assert asked[-1] == [item]  # only that item's row rebuilt
+        assert not fold.dirty and cur.equals(_cold(db_url, version)[0])
+    store.undo(
+        dataset_version=version,
+        item_id="3",
+        reviewer="ana",
+        seen_decision_id=store.latest_decision_id(version, "3"),
+    )  # every decision on "3" undone: its row leaves the frame
+    cur = store.current(version)
+    assert "3" not in set(cur["item_id"]) and cur.equals(_cold(db_url, version)[0])

@@ -556,6 +556,8 @@ class _Fold:
     frame_changes: int = -1
     refreshes: int = 0
     repairs: int = 0
+    #: Items changed since :attr:`frame` was built (the frame is patched for them, not rebuilt).
+    dirty: set[str] = field(default_factory=set)
 
     def add(self, rows: Any) -> None:
         """Fold ``rows`` (ordered by id, all above the cursor)."""
@@ -567,6 +569,7 @@ class _Fold:
             else:
                 stack.append(tuple(r))
             self.latest[item] = decision_id
+            self.dirty.add(item)
             self.ids.add(decision_id)
             self.cursor = max(self.cursor, decision_id)
             self.count += 1
@@ -588,14 +591,32 @@ class _Fold:
         if history:
             self.stacks[item] = stack
             self.latest[item] = max(int(r[5]) for r in history)
+        self.dirty.add(item)
         self.changes += 1
 
     def to_frame(self) -> pd.DataFrame:
-        out = [(*stack[-1][:6], self.latest[item]) for item, stack in self.stacks.items() if stack]
+        """The frame of :meth:`ReviewStore.current`: the last one with the changed items' rows
+        replaced when few changed, else built anew."""
+        if self.frame is not None and len(self.dirty) * 10 < max(len(self.stacks), 1):
+            dirty = self.dirty
+            kept = self.frame[~self.frame["item_id"].isin(dirty)]
+            new = self._rows(i for i in dirty)
+            df = pd.concat([kept, new], ignore_index=True) if len(new) else kept
+        else:
+            df = self._rows(self.stacks)
+        self.dirty = set()
+        return df.sort_values("decision_id", kind="stable").reset_index(drop=True)
+
+    def _rows(self, items: Any) -> pd.DataFrame:
+        out = [
+            (*self.stacks[item][-1][:6], self.latest[item])
+            for item in items
+            if self.stacks.get(item)
+        ]
         df = pd.DataFrame(out, columns=CURRENT_COLUMNS)
         df["decided_at"] = pd.to_datetime(df["decided_at"], utc=True)  # naive (SQLite) = UTC
         df["final_label"] = df["final_label"].astype(object).where(df["final_label"].notna(), None)
-        return df.sort_values("decision_id", kind="stable").reset_index(drop=True)
+        return df
 
 
 class ReviewStore:
