@@ -23,7 +23,7 @@ from components.pages import REVIEW, switch_to
 from components.scan import cached_scan, stored_scan
 from components.store import get_store, render_pending
 from components.text import md_escape
-from labelaudit.dataset import Dataset
+from labelaudit.dataset import LABEL, Dataset
 from labelaudit.errors import DataError, StoreError, UsageError
 from labelaudit.review.export import cleaned_dataset, decision_log, to_csv_bytes, to_parquet_bytes
 from labelaudit.review.identity import Identity
@@ -38,6 +38,7 @@ from labelaudit.review.queue import (
     bulk_targets,
     class_exemplars,
     cluster_slice,
+    duplicate_groups,
     grid_rows,
     item_evidence,
     suggestion_map,
@@ -145,10 +146,15 @@ def flash(outcome: Outcome | None) -> None:
 
 def render_flash() -> None:
     """Show the outcome of the last action (set by a callback before this run)."""
-    outcome = st.session_state.pop(state.REVIEW_FLASH, None)
+    render_outcome(st.session_state.pop(state.REVIEW_FLASH, None))
+
+
+def render_outcome(outcome: object) -> None:
+    """An :class:`Outcome` as a success, warning (conflict) or error box; nothing for anything else.
+    The message carries ids, labels, names and comments typed by people: shown as plain text."""
     if not isinstance(outcome, Outcome):
         return
-    text = md_escape(outcome.message)  # carries ids, labels, names and comments typed by people
+    text = md_escape(outcome.message)
     if outcome.kind == "saved":  # no toast as well: one element less to draw per decision
         st.success(text, icon=":material/check:")
     elif outcome.kind == "conflict":
@@ -778,6 +784,7 @@ def render_review_fragment(
 # --------------------------------------------------------------------------- grid mode
 GRID_QUEUE = "the next rows of this queue"
 GRID_CLUSTER_SLICE = "a cluster slice"
+GRID_DUPLICATES = "a duplicate group"
 GRID_ACTIONS_SHOWN = {
     "accept": "accept each row's suggestion",
     "change": "change to one label",
@@ -814,7 +821,7 @@ def _grid_apply(
     )
     ss[state.GRID_FLASH] = outcome
     if outcome.kind == "saved":
-        ss.pop(state.GRID_TABLE, None)  # the selection is decided: start afresh
+        _new_grid_table()  # the selection is decided: start afresh
         ss[state.GRID_RERUN] = True
         flash(outcome)  # also above the card, which the app rerun redraws
 
@@ -825,7 +832,23 @@ def _grid_undo(store: ReviewStore, ds: Dataset, who: Identity) -> None:
         st.session_state[state.GRID_FLASH] = outcome
         st.session_state[state.GRID_RERUN] = outcome.kind == "saved"
         if outcome.kind == "saved":
+            _new_grid_table()
             flash(outcome)
+
+
+def _grid_table_key() -> str:
+    version = int(st.session_state.get(state.GRID_VERSION, 0))
+    return state.key_for(state.GRID_TABLE, version) if version else state.GRID_TABLE
+
+
+def _new_grid_table() -> None:
+    """Drop the grid's selection in the browser as well as here. The browser keeps a data grid's
+    selected row positions across reruns of the same widget, so after a decision the rows that
+    moved up into those positions would show ticked (and be sent with the next click) although
+    nobody picked them: a table under a new key starts with none selected."""
+    ss = st.session_state
+    ss.pop(_grid_table_key(), None)
+    ss[state.GRID_VERSION] = int(ss.get(state.GRID_VERSION, 0)) + 1
 
 
 @st.fragment
@@ -836,7 +859,8 @@ def render_grid(
     plan: QueuePlan,
     scan: ScanResult | None,
 ) -> None:
-    """Grid mode: many similar rows (the next rows of the queue, or a cluster slice) in one table;
+    """Grid mode: many similar rows (the next rows of the queue, a cluster slice, or a group of
+    near-duplicates with conflicting labels) in one table;
     select rows and accept their suggestions, change them to one label or keep the given labels,
     in one transaction; undo is one step. Runs as a fragment: selecting rows redraws only this."""
     ss = st.session_state
@@ -850,15 +874,10 @@ def render_grid(
         icon=":material/grid_view:",
         expanded=isinstance(outcome, Outcome),
     ):
-        if isinstance(outcome, Outcome):
-            text = md_escape(outcome.message)
-            if outcome.kind == "saved":
-                st.success(text, icon=":material/check:")
-            elif outcome.kind == "conflict":
-                st.warning(text, icon=":material/group:")
-            else:
-                st.error(text, icon=":material/error:")
+        det = scan.detection if scan is not None else None
+        groups = duplicate_groups(ds, det.details if det is not None else None)
         sources = [GRID_QUEUE] + ([GRID_CLUSTER_SLICE] if bulk_clusters(table) else [])
+        sources += [GRID_DUPLICATES] if groups else []
         c = st.columns([2, 1])
         src = c[0].radio("Rows", sources, horizontal=True, key=state.GRID_SOURCE)
         hidden = plan.hidden | frozenset(plan.my_slots)  # blind overlap items: one at a time
@@ -866,20 +885,28 @@ def render_grid(
             cluster = c[1].selectbox("Cluster", bulk_clusters(table), key=state.GRID_CLUSTER)
             candidates = cluster_slice(ds, table, cluster)
             source = f"grid: cluster {cluster}"
+        elif src == GRID_DUPLICATES and groups:
+            g = c[1].selectbox(
+                "Group",
+                range(len(groups)),
+                format_func=lambda i: _group_title(ds, groups[i], i),
+                key=state.GRID_GROUP,
+            )
+            candidates = groups[min(int(g or 0), len(groups) - 1)]
+            source = f"grid: near-duplicate group of {candidates[0]}"
         else:
             done = set(session.decided)
             candidates = [i for i in plan.order[: 5 * GRID_LIMIT] if i not in done]
             source = f"grid: {plan.source}"
         candidates = [i for i in candidates if i not in hidden]
         in_force = store.in_force(ds.content_hash, candidates[:GRID_LIMIT])
-        probs = None
-        if scan is not None and scan.detection is not None:
-            probs = scan.detection.pred_probs
+        probs = det.pred_probs if det is not None else None
         grid = grid_rows(
             ds, candidates, scan_table=table, pred_probs=probs, in_force=in_force, limit=GRID_LIMIT
         )
         if grid.empty:
             st.caption("No rows to show here.")
+            render_outcome(outcome)
             return
         picked = st.dataframe(
             grid,
@@ -888,7 +915,7 @@ def render_grid(
             height=min(38 + 35 * len(grid), 420),
             on_select="rerun",
             selection_mode="multi-row",
-            key=state.GRID_TABLE,
+            key=_grid_table_key(),
             column_config={"test": st.column_config.CheckboxColumn("test split")},
         )
         chosen = [int(r) for r in picked.selection.rows] if picked is not None else []
@@ -927,6 +954,16 @@ def render_grid(
             on_click=_grid_undo,
             args=(store, ds, who),
         )
+        # Under the buttons, where the click was: above the table it is scrolled out of view.
+        render_outcome(outcome)
+
+
+def _group_title(ds: Dataset, ids: list[str], i: int) -> str:
+    """A selectbox option for a near-duplicate group: its rows and given labels (plain text: a
+    selectbox option is not Markdown)."""
+    labels = ds.frame[LABEL].iloc[[ds.id_to_row[x] for x in ids]].astype(str)
+    shown = ", ".join(sorted(set(labels))[:3])
+    return f"{i + 1}: {len(ids)} rows, labelled {shown}" + ("…" if labels.nunique() > 3 else "")
 
 
 #: Rows in one grid.

@@ -15,6 +15,7 @@ import streamlit as st
 
 from components import state
 from components.progress import StatusProgress
+from components.review import render_outcome
 from components.text import md_escape
 from labelaudit.dataset import Dataset
 from labelaudit.errors import DataError, UsageError
@@ -37,15 +38,7 @@ DEFAULT_LIMIT = 200
 
 
 def _show_last() -> None:
-    outcome = st.session_state.pop(state.REVIEW_LS_FLASH, None)
-    if isinstance(outcome, Outcome):
-        text = md_escape(outcome.message)
-        if outcome.kind == "saved":
-            st.success(text, icon=":material/check:")
-        elif outcome.kind == "conflict":
-            st.warning(text, icon=":material/group:")
-        else:
-            st.error(text, icon=":material/error:")
+    render_outcome(st.session_state.pop(state.REVIEW_LS_FLASH, None))
 
 
 def render_labelstudio(

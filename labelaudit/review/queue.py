@@ -520,6 +520,29 @@ def cluster_slice(
     return ds.frame.loc[mask, ID].tolist()
 
 
+def duplicate_groups(ds: Dataset, detection_details: Any) -> list[list[str]]:
+    """The near-duplicate groups whose given labels differ, as id lists (each in dataset order),
+    largest first: what the near-duplicates detector stored in the scan
+    (``detection.details.detector_details["near_duplicates"].conflicting_groups``, row numbers).
+    [] when the detector did not run or found none. A group is decided together in the grid.
+
+    >>> from labelaudit.io import load_dataset
+    >>> ds = load_dataset(pd.DataFrame({"text": list("abc"), "label": list("xyx")}))
+    >>> duplicate_groups(ds, {"detector_details": {"near_duplicates": {"conflicting_groups": [[0, 1]]}}})
+    [['0', '1']]
+    """
+    if detection_details is None:
+        return []
+    per = detection_details.get("detector_details") or {}
+    nd = per.get("near_duplicates")
+    groups = getattr(nd, "conflicting_groups", None)
+    if groups is None and isinstance(nd, Mapping):  # a details dict read back as plain JSON
+        groups = nd.get("conflicting_groups")
+    ids = ds.frame[ID].astype(str).to_numpy()
+    out = [[str(ids[r]) for r in sorted(g) if 0 <= int(r) < ds.n] for g in groups or []]
+    return sorted((g for g in out if len(g) > 1), key=lambda g: (-len(g), g[0]))
+
+
 def suggestion_map(scan_table: pd.DataFrame | None) -> dict[str, str] | None:
     """{item id: the scan's suggested label}, what a bulk accept sets; None without suggestions."""
     if scan_table is None or "suggested_label" not in scan_table:
