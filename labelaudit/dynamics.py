@@ -117,20 +117,32 @@ def train_dynamics(
     onehot = np.eye(n_classes, dtype=np.float32)
     logits = np.empty((epochs, len(x), n_classes), dtype=np.float32)
     checkpoints = np.empty((epochs, n_classes, xa.shape[1]), dtype=np.float32)
-    for e in range(epochs):
-        order = rng.permutation(rows)
-        for s in range(0, len(order), batch_size):
-            b = order[s : s + batch_size]
-            z = xa[b] @ w.T
-            z -= z.max(axis=1, keepdims=True)
-            p = np.exp(z)
-            p /= p.sum(axis=1, keepdims=True)
-            p -= onehot[labels[b]]
-            w -= lr * (p.T @ xa[b] / len(b) + l2 * w)
-        logits[e] = xa @ w.T
-        checkpoints[e] = w
-        progress("training dynamics", e + 1, epochs)
+    # One BLAS thread: the steps multiply (32, D) by (D, K) matrices, far too small to share, and
+    # OpenBLAS's second thread spinning for each one cost 27x the CPU time (BANKING77 train, 10k
+    # rows: 48.6 s vs 1.8 s CPU, 217.6 s vs 15.6 s wall at load 15-17; bench/results/first_run.md).
+    with single_blas_thread():
+        for e in range(epochs):
+            order = rng.permutation(rows)
+            for s in range(0, len(order), batch_size):
+                b = order[s : s + batch_size]
+                xb = xa[b]
+                z = xb @ w.T
+                z -= z.max(axis=1, keepdims=True)
+                p = np.exp(z)
+                p /= p.sum(axis=1, keepdims=True)
+                p -= onehot[labels[b]]
+                w -= lr * (p.T @ xb / len(b) + l2 * w)
+            logits[e] = xa @ w.T
+            checkpoints[e] = w
+            progress("training dynamics", e + 1, epochs)
     return DynamicsRun(logits, checkpoints, np.full(epochs, lr))
+
+
+def single_blas_thread():
+    """A context in which NumPy's BLAS runs on one thread (threadpoolctl, a scikit-learn dependency)."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 def population_logits(run: DynamicsRun, embeddings: np.ndarray, train: np.ndarray) -> np.ndarray:
@@ -518,34 +530,26 @@ def population_dynamics(
     """
     labels = np.asarray(labels, dtype=np.int64)
     train = np.asarray(train, dtype=bool)
+    # The dynamics run and the AUM runs of the same rows, under the keys every caller shares.
+    shared = {
+        "n_classes": n_classes,
+        "workspace": workspace,
+        "seed": seed,
+        "epochs": epochs,
+        "progress": progress,
+    }
     if dynamics is not None:
         logits = np.asarray(dynamics)
         source = f"imported ({logits.shape[0]} epochs)"
     else:
         if embeddings is None:
             raise ValueError("population_dynamics needs embeddings or imported dynamics")
-        run = cached_dynamics(
-            embeddings[train],
-            labels[train],
-            n_classes=n_classes,
-            workspace=workspace,
-            seed=seed,
-            epochs=epochs,
-            progress=progress,
-        )
+        run = cached_dynamics(embeddings[train], labels[train], **shared)
         logits = population_logits(run, embeddings, train)
         source = f"softmax head trained on the embeddings ({logits.shape[0]} epochs, seeded mini-batch SGD)"
     aum = None
     if with_aum and embeddings is not None:
-        aum = cached_aum(
-            embeddings[train],
-            labels[train],
-            n_classes=n_classes,
-            workspace=workspace,
-            seed=seed,
-            epochs=epochs,
-            progress=progress,
-        )
+        aum = cached_aum(embeddings[train], labels[train], **shared)
     events, never = forgetting_events(logits, labels)
     return PopulationDynamics(
         train=train,

@@ -101,17 +101,24 @@ class FirstPass:
         )
 
 
-def load_first_pass(ws: Workspace, ds: Dataset, options: dict[str, Any]) -> FirstPass | None:
-    """The stored first pass of ``ds`` for the full-scan ``options``, or None (no umap, no torch)."""
-    from labelaudit.scanning import load_cached_scan
-
+def _stored_sample(ws: Workspace, ds: Dataset, options: dict[str, Any]) -> Dataset | None:
+    """The sample the stored first pass of ``ds`` (for the full-scan ``options``) scanned, or None."""
     key = _record_key(ds, options)
     if not ws.has(ds.content_hash, "first_pass", key, ext="json"):
         return None
     record = ws.load(ds.content_hash, "first_pass", key, ext="json")
     try:
-        sample = ws.load_dataset(record["sample_hash"])
+        return ws.load_dataset(record["sample_hash"])
     except (OSError, KeyError, ValueError):
+        return None
+
+
+def load_first_pass(ws: Workspace, ds: Dataset, options: dict[str, Any]) -> FirstPass | None:
+    """The stored first pass of ``ds`` for the full-scan ``options``, or None (no umap, no torch)."""
+    from labelaudit.scanning import load_cached_scan
+
+    sample = _stored_sample(ws, ds, options)
+    if sample is None:
         return None
     opts = first_pass_options(options)
     res = load_cached_scan(sample, workspace=ws, **opts)
@@ -179,13 +186,8 @@ def full_embeddings(
     key = _embeddings_key(ds, options)
     if ws.has(ds.text_hash, "embeddings", key):
         return False
-    fp_key = _record_key(ds, options)
-    if not ws.has(ds.content_hash, "first_pass", fp_key, ext="json"):
-        return False
-    record = ws.load(ds.content_hash, "first_pass", fp_key, ext="json")
-    try:
-        sample = ws.load_dataset(record["sample_hash"])
-    except (OSError, KeyError, ValueError):
+    sample = _stored_sample(ws, ds, options)
+    if sample is None:
         return False
     skey = _embeddings_key(sample, options)
     if not ws.has(sample.text_hash, "embeddings", skey):
