@@ -104,14 +104,14 @@ def test_grid_apply_says_saved_where_the_click_was(streamlit_server, page, tmp_p
     page.locator("[class*='st-key-grid_table'] [data-testid='stDataFrame']").hover()
     rows.nth(3).wait_for(state="attached")
     assert not {"r4", "r22"} & {t.split("query")[0] for t in rows.all_inner_texts()[1:4]}
-    _select_rows(page, [1])
-    page.get_by_role("button", name="Apply to 1 selected rows").wait_for()
-    page.keyboard.press("Escape")  # leave the data grid (its overlay makes the page inert)
-    page.mouse.move(5, 5)
-    wait_for_app(page)
+    page.mouse.move(5, 5)  # off the data grid
     # undo is one step for the whole grid decision, also said where the click was
     page.get_by_role("button", name="Undo the grid decision").click()
     undone = grid_box.get_by_text(re.compile(r"^Undone: the grid decision on 2 items"))
     undone.wait_for(timeout=30_000)
     assert _in_view(page, undone)
+    wait_for_app(page)
+    # the rows are back and nothing is ticked: one tick selects one row, not three
+    page.get_by_text(re.compile(r"^0 of \d+ rows selected")).wait_for()
+    _select_rows(page, [1])  # waits for "1 of N rows selected"
     assert page.locator("[data-testid='stException']").count() == 0, server.log()
