@@ -50,9 +50,11 @@ $(BIN)/python:
 	$(BIN)/pip install -q --upgrade pip
 
 # torch first, pinned to the CPU wheel on this machine; otherwise a dependency pulls a multi-GB CUDA build.
+# Then one tiny UMAP fit fills numba's on-disk cache, so the first map in the app does not compile.
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/python -m scripts.warm_numba
 	touch $(STAMP)
 
 # The Label Studio server + SDK, and a migrated template data folder the tests copy (skips minutes of migrations).
