@@ -153,6 +153,10 @@ def render_outcome(outcome: object) -> None:
     """An :class:`Outcome` as a success, warning (conflict) or error box; nothing for anything else.
     The message carries ids, labels, names and comments typed by people: shown as plain text."""
     if not isinstance(outcome, Outcome):
+        # Hold the alert's place: without it every element after it moves one position up when a
+        # click brings no message (skip after a decision), and the browser rebuilds the card
+        # instead of updating it (bench_review_ui --profile: skip 560 ms of browser script vs 367).
+        st.empty()
         return
     text = md_escape(outcome.message)
     if outcome.kind == "saved":  # no toast as well: one element less to draw per decision
