@@ -34,6 +34,7 @@ import pandas as pd
 
 from labelaudit.dataset import ID, LABEL, Dataset
 from labelaudit.progress import ProgressFn, no_progress
+from labelaudit.review.identity import name_key
 
 if TYPE_CHECKING:
     from labelaudit.review.audit import RemainingErrors
@@ -302,6 +303,17 @@ class ReviewerTime:
         )
 
 
+def _distinct_reviewers(names: pd.Series) -> list[str]:
+    """One entry per person (names compared by :func:`~labelaudit.review.identity.name_key`), shown
+    in the spelling of that person's first decision.
+
+    >>> _distinct_reviewers(pd.Series(["Ana", "bo", " ana", "ANA"]))
+    ['Ana', 'bo']
+    """
+    first = names.groupby(names.map(name_key), sort=False).first()
+    return sorted(first.tolist(), key=name_key)
+
+
 def reviewer_time(log: pd.DataFrame, *, break_seconds: float = BREAK_SECONDS) -> ReviewerTime:
     """Median seconds per decision from the gaps between consecutive decisions of each reviewer.
 
@@ -325,7 +337,8 @@ def reviewer_time(log: pd.DataFrame, *, break_seconds: float = BREAK_SECONDS) ->
     df["decided_at"] = pd.to_datetime(df["decided_at"], utc=True)
     gaps: list[float] = []
     breaks = 0
-    for _, g in df.groupby("reviewer", sort=True):
+    # One person whatever the spelling ("Ana" and "ana"): names compare by the review store's key.
+    for _, g in df.groupby(df["reviewer"].map(name_key), sort=True):
         secs = g["decided_at"].sort_values().diff().dt.total_seconds().dropna().to_numpy()
         breaks += int((secs > break_seconds).sum())
         gaps.extend(secs[secs <= break_seconds].tolist())
@@ -421,7 +434,7 @@ def summarise_review(
         counts=counts,
         n_log_rows=len(log),
         n_undos=int((log["action"] == "undo").sum()) if len(log) else 0,
-        reviewers=sorted(dec["reviewer"].unique().tolist()),
+        reviewers=_distinct_reviewers(dec["reviewer"]),
         simulated=is_simulated(dec),
         precision=precision_table(sug),
         precision_unflagged=precision_table(dec.loc[~flagged, "action"]),

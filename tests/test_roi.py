@@ -170,6 +170,23 @@ def test_reviewer_time_per_reviewer_and_without_bulk():
     assert rt.n_gaps == 2 and rt.median_seconds == 22.5  # ana 0->10, bo 5->40; bulk rows left out
 
 
+def test_one_reviewer_whatever_the_spelling():
+    # "Ana" and " ana" are one person (identity.name_key), as on the Review page's audit log:
+    # one reviewer in the summary, and her gaps measured across both spellings.
+    times = T0 + pd.to_timedelta([0, 10, 20], unit="s")
+    log = pd.DataFrame(
+        {
+            "reviewer": ["Ana", " ana", "ANA"],
+            "decided_at": times,
+            "shown": "{}",
+            "decision_id": range(3),
+        }
+    )
+    rt = roi.reviewer_time(log)
+    assert rt.n_gaps == 2 and rt.median_seconds == 10.0
+    assert roi._distinct_reviewers(pd.Series(["Ana", "bo", " ana", "ANA", "Bo"])) == ["Ana", "bo"]
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_macro_f1_matches_sklearn(seed):
     from sklearn.metrics import f1_score
