@@ -293,6 +293,11 @@ def test_agreeing_reviews_become_a_consensus_and_disagreeing_go_to_the_lead(stor
     assert second.status == "agreed" and second.consensus is not None
     log = store.log(version)
     assert log[["item_id", "new_label", "capacity"]].values.tolist() == [["0", "b", "consensus"]]
+    # Both blind reviews keep the signed-in subject (issuer|sub), and the consensus names both.
+    assert second.consensus.shown["double_review"]["subjects"] == [
+        "https://idp|ana",
+        "https://idp|bo",
+    ]
     _blind(store, version, book, "1", "ana", "keep")
     out = _blind(store, version, book, "1", "bo", "remove")
     assert out.status == "disagreed" and out.consensus is None

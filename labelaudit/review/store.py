@@ -256,6 +256,14 @@ blind_decisions_table = sa.Table(
     sa.Column("undoes_id", sa.Integer, nullable=True),
     sa.Index("ix_review_blind_decisions_version_item", "dataset_version", "item_id"),
 )
+# The OpenID Connect subject (issuer|sub) of a signed-in blind review, as review_decision_identities
+# holds it for the log (the review row itself keeps name, auth and role).
+blind_identities_table = sa.Table(
+    "review_blind_identities",
+    _metadata,
+    sa.Column("blind_id", sa.Integer, primary_key=True),
+    sa.Column("subject", sa.Text, nullable=False),
+)
 blind_heads_table = sa.Table(
     "review_blind_heads",
     _metadata,

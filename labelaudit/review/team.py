@@ -57,6 +57,7 @@ from labelaudit.review.store import (
     assignments_table,
     blind_decisions_table,
     blind_heads_table,
+    blind_identities_table,
     effective_stack,
     heads_table,
 )
@@ -738,6 +739,7 @@ def record_blind(
                     "assignment_id": held.assignment_id,
                     "blind_ids": sorted([first.id, review.id]),
                     "reviewers": [first.reviewer, review.reviewer],
+                    "subjects": [_blind_subject(conn, first.id), _blind_subject(conn, review.id)],
                 }
             },
             identity=identity,
@@ -772,6 +774,10 @@ def _insert_blind(
             blind_decisions_table.insert().values(**row).returning(blind_decisions_table.c.blind_id)
         ).scalar_one()
     )
+    if values.get("subject"):
+        conn.execute(
+            blind_identities_table.insert().values(blind_id=blind_id, subject=values["subject"])
+        )
     h = blind_heads_table.c
     conn.execute(
         blind_heads_table.update()
@@ -783,6 +789,13 @@ def _insert_blind(
         .values(latest_blind_id=blind_id)
     )
     return blind_id
+
+
+def _blind_subject(conn: Connection, blind_id: int) -> str:
+    """The OpenID Connect subject of a blind review ("" when it was not signed in)."""
+    bi = blind_identities_table.c
+    found = conn.execute(sa.select(bi.subject).where(bi.blind_id == blind_id)).scalar()
+    return str(found or "")
 
 
 def _blind_get(conn: Connection, blind_id: int) -> Decision:
