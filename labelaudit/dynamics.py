@@ -25,13 +25,18 @@ Checkpoints (weights after each epoch) are kept for TracIn (:func:`labelaudit.in
 from __future__ import annotations
 
 import hashlib
+import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
 
 from labelaudit.progress import ProgressFn, no_progress
-from labelaudit.workspace import as_workspace
+from labelaudit.workspace import Workspace, as_workspace
+
+_Run = TypeVar("_Run")
 
 DEFAULT_EPOCHS = 20
 DEFAULT_BATCH_SIZE = 32
@@ -350,6 +355,35 @@ def memoised(key: tuple, compute):
     return _MEMO[key]
 
 
+def _stored_run(
+    kind: str,
+    embeddings: np.ndarray,
+    labels: np.ndarray,
+    params: dict,
+    workspace: Workspace | str | os.PathLike | None,
+    load: Callable[[Workspace, str], _Run | None],
+    train: Callable[[], _Run],
+    save: Callable[[Workspace, str, _Run], None],
+) -> _Run:
+    """The run ``kind`` of a head on ``(embeddings, labels)`` with ``params``: memoised per process
+    and workspace; read from the workspace by ``load`` (None = not stored), else ``train``-ed and
+    written there by ``save``. Keyed by :func:`array_key` of the inputs and by ``params``."""
+    ws = as_workspace(workspace)
+    key = array_key(np.asarray(embeddings, np.float32), np.asarray(labels, np.int64))
+
+    def compute() -> _Run:
+        stored = None if ws is None else load(ws, key)
+        if stored is not None:
+            return stored
+        run = train()
+        if ws is not None:
+            save(ws, key, run)
+        return run
+
+    memo_key = (kind, key, tuple(sorted(params.items())), str(getattr(ws, "root", "")))
+    return memoised(memo_key, compute)
+
+
 def _dynamics_params(n_classes: int, seed: int, epochs: int) -> dict:
     return {
         "seed": seed,
@@ -402,33 +436,25 @@ def cached_dynamics(
     progress: ProgressFn = no_progress,
 ) -> DynamicsRun:
     """:func:`train_dynamics` with default options, stored in ``workspace`` (if any) and memoised."""
-    workspace = as_workspace(workspace)
-    key = array_key(np.asarray(embeddings, np.float32), np.asarray(labels, np.int64))
     params = _dynamics_params(n_classes, seed, epochs)
 
-    def compute() -> DynamicsRun:
-        if (
-            workspace is not None
-            and workspace.has(key, "dynamics-logits", params)
-            and workspace.has(key, "dynamics-checkpoints", params)
-        ):
-            return DynamicsRun(
-                workspace.load(key, "dynamics-logits", params),
-                workspace.load(key, "dynamics-checkpoints", params),
-                np.full(epochs, DEFAULT_LR),
-            )
-        run = train_dynamics(
+    def load(ws: Workspace, key: str) -> DynamicsRun | None:
+        names = ("dynamics-logits", "dynamics-checkpoints")
+        if not all(ws.has(key, name, params) for name in names):
+            return None
+        logits, checkpoints = (ws.load(key, name, params) for name in names)
+        return DynamicsRun(logits, checkpoints, np.full(epochs, DEFAULT_LR))
+
+    def save(ws: Workspace, key: str, run: DynamicsRun) -> None:
+        ws.save(key, "dynamics-checkpoints", run.checkpoints, params)
+        ws.save(key, "dynamics-logits", run.logits, params)
+
+    def train() -> DynamicsRun:
+        return train_dynamics(
             embeddings, labels, n_classes=n_classes, epochs=epochs, seed=seed, progress=progress
         )
-        if workspace is not None:
-            workspace.save(key, "dynamics-checkpoints", run.checkpoints, params)
-            workspace.save(key, "dynamics-logits", run.logits, params)
-        return run
 
-    return memoised(
-        ("dynamics", key, tuple(sorted(params.items())), str(getattr(workspace, "root", ""))),
-        compute,
-    )
+    return _stored_run("dynamics", embeddings, labels, params, workspace, load, train, save)
 
 
 def cached_aum(
@@ -442,43 +468,32 @@ def cached_aum(
     progress: ProgressFn = no_progress,
 ) -> AUMResult:
     """:func:`area_under_margin` stored in ``workspace`` (if any) and memoised."""
-    workspace = as_workspace(workspace)
-    key = array_key(np.asarray(embeddings, np.float32), np.asarray(labels, np.int64))
     params = _aum_params(n_classes, seed, epochs)
 
-    def compute() -> AUMResult:
-        if workspace is not None and workspace.has(key, "aum", params, "json"):
-            d = workspace.load(key, "aum", params, "json")
-            aum, thr = np.asarray(d["aum"]), np.asarray(d["threshold"])
-            return AUMResult(
-                aum,
-                thr,
-                aum < thr,
-                (np.asarray(d["set1"], dtype=np.int64), np.asarray(d["set2"], dtype=np.int64)),
-                tuple(d["thresholds"]),
-            )
-        res = area_under_margin(
+    def load(ws: Workspace, key: str) -> AUMResult | None:
+        if not ws.has(key, "aum", params, "json"):
+            return None
+        d = ws.load(key, "aum", params, "json")
+        aum, thr = np.asarray(d["aum"]), np.asarray(d["threshold"])
+        sets = (np.asarray(d["set1"], dtype=np.int64), np.asarray(d["set2"], dtype=np.int64))
+        return AUMResult(aum, thr, aum < thr, sets, tuple(d["thresholds"]))
+
+    def save(ws: Workspace, key: str, res: AUMResult) -> None:
+        stored = {
+            "aum": res.aum,
+            "threshold": res.threshold,
+            "set1": res.threshold_rows[0],
+            "set2": res.threshold_rows[1],
+            "thresholds": list(res.thresholds),
+        }
+        ws.save(key, "aum", stored, params, "json")
+
+    def train() -> AUMResult:
+        return area_under_margin(
             embeddings, labels, n_classes=n_classes, epochs=epochs, seed=seed, progress=progress
         )
-        if workspace is not None:
-            workspace.save(
-                key,
-                "aum",
-                {
-                    "aum": res.aum,
-                    "threshold": res.threshold,
-                    "set1": res.threshold_rows[0],
-                    "set2": res.threshold_rows[1],
-                    "thresholds": list(res.thresholds),
-                },
-                params,
-                "json",
-            )
-        return res
 
-    return memoised(
-        ("aum", key, tuple(sorted(params.items())), str(getattr(workspace, "root", ""))), compute
-    )
+    return _stored_run("aum", embeddings, labels, params, workspace, load, train, save)
 
 
 @dataclass

@@ -156,24 +156,16 @@ def figure_accuracy_curve(ba: roi.BeforeAfter) -> Any:
 
     c = ba.curve
     fig = go.Figure()
-    fig.add_trace(
-        go.Scatter(
-            x=c["n_reviewed"],
-            y=c["accuracy"],
-            mode="lines+markers",
-            name="accuracy",
-            hovertemplate="%{x} reviewed: accuracy %{y:.2%}<extra></extra>",
+    for column, name in (("accuracy", "accuracy"), ("macro_f1", "macro-F1")):
+        fig.add_trace(
+            go.Scatter(
+                x=c["n_reviewed"],
+                y=c[column],
+                mode="lines+markers",
+                name=name,
+                hovertemplate=f"%{{x}} reviewed: {name} %{{y:.2%}}<extra></extra>",
+            )
         )
-    )
-    fig.add_trace(
-        go.Scatter(
-            x=c["n_reviewed"],
-            y=c["macro_f1"],
-            mode="lines+markers",
-            name="macro-F1",
-            hovertemplate="%{x} reviewed: macro-F1 %{y:.2%}<extra></extra>",
-        )
-    )
     fig.update_xaxes(title="items reviewed (in review order)")
     fig.update_yaxes(
         title=f"on {ba.n_eval:,} evaluation rows",

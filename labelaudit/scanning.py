@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import numpy as np
 import pandas as pd
@@ -83,6 +83,17 @@ def embeddings_key(ds: Dataset, model: str | os.PathLike | None = None) -> str:
     from labelaudit.embed import embeddings_id
 
     return embeddings_id(model)
+
+
+class ScanSettings(TypedDict, total=False):
+    """The options of :func:`scan` that key its stored result (the defaults are :func:`scan`'s)."""
+
+    model: str | os.PathLike | None
+    seed: int
+    cluster_method: str
+    n_clusters: int | None
+    detectors: list[str] | None
+    combiner: str
 
 
 def scan_params(
@@ -378,29 +389,16 @@ def _scan(
 
 
 def load_cached_scan(
-    ds: Dataset,
-    *,
-    workspace: Workspace | str,
-    model: str | os.PathLike | None = None,
-    seed: int = 0,
-    cluster_method: str = "hdbscan",
-    n_clusters: int | None = None,
-    detectors: list[str] | None = None,
-    combiner: str = "rank_average",
+    ds: Dataset, *, workspace: Workspace | str, **settings: Unpack[ScanSettings]
 ) -> ScanResult | None:
-    """The stored scan of ``ds`` with these parameters, or None when it was never run. Fast: no umap."""
+    """The stored scan of ``ds`` run with ``settings`` (the cache-keying options of :func:`scan`,
+    with its defaults), or None when it was never run. Fast: no umap.
+
+    >>> load_cached_scan(ds, workspace="ws", seed=0)      # doctest: +SKIP
+    """
     ws = as_workspace(workspace)
     assert ws is not None
-    params = scan_params(
-        ds,
-        model=model,
-        seed=seed,
-        cluster_method=cluster_method,
-        n_clusters=n_clusters,
-        detectors=detectors,
-        combiner=combiner,
-    )
-    return _load(ds, ws, params)
+    return _load(ds, ws, scan_params(ds, **settings))
 
 
 # --------------------------------------------------------------------------- storage

@@ -87,17 +87,18 @@ def bound_fix(name: str) -> str:
     return f"sample or split the input, or raise the bound with LABELAUDIT_{name.upper()}"
 
 
+def bound_error(rep: Report, name: str, file: str, found: str, expected: str) -> bool:
+    """Record that an input is over the bound ``name`` (with how to raise it); returns False."""
+    rep.error(found, expected, file=file, fix=bound_fix(name))
+    return False
+
+
 def check_file_bytes(size: int, file: str, rep: Report, what: str = "file") -> bool:
     """True when a file of ``size`` bytes is within ``max_file_bytes``; else an error in ``rep``."""
     bound = limits().max_file_bytes
     if size > bound:
-        rep.error(
-            f"the {what} is {size / 2**30:.2f} GiB, above the bound of {bound / 2**30:.2f} GiB",
-            f"a file of at most {bound:,} bytes",
-            file=file,
-            fix=bound_fix("max_file_bytes"),
-        )
-        return False
+        found = f"the {what} is {size / 2**30:.2f} GiB, above the bound of {bound / 2**30:.2f} GiB"
+        return bound_error(rep, "max_file_bytes", file, found, f"a file of at most {bound:,} bytes")
     return True
 
 
@@ -105,13 +106,8 @@ def check_row_count(n_rows: int, file: str, rep: Report) -> bool:
     """True when ``n_rows`` is within ``max_rows``; else an error in ``rep``."""
     bound = limits().max_rows
     if n_rows > bound:
-        rep.error(
-            f"{n_rows:,} rows or more, above the bound of {bound:,} rows",
-            f"at most {bound:,} rows",
-            file=file,
-            fix=bound_fix("max_rows"),
-        )
-        return False
+        found = f"{n_rows:,} rows or more, above the bound of {bound:,} rows"
+        return bound_error(rep, "max_rows", file, found, f"at most {bound:,} rows")
     return True
 
 
@@ -125,13 +121,8 @@ def check_header(columns: Sequence[object], file: str, rep: Report) -> bool:
     lim = limits()
     ok = True
     if len(columns) > lim.max_columns:
-        rep.error(
-            f"{len(columns):,} columns, above the bound of {lim.max_columns:,}",
-            f"at most {lim.max_columns:,} columns",
-            file=file,
-            fix=bound_fix("max_columns"),
-        )
-        return False
+        found = f"{len(columns):,} columns, above the bound of {lim.max_columns:,}"
+        return bound_error(rep, "max_columns", file, found, f"at most {lim.max_columns:,} columns")
     names = [str(c).strip() for c in columns]
     long = [n for n in names if len(n) > lim.max_column_name_chars]
     if long:
@@ -451,12 +442,8 @@ def check_array(arr: object, spec: ArraySpec, file: str, rep: Report) -> np.ndar
             return None
     bound = limits().max_array_elements
     if arr.size > bound:
-        rep.error(
-            f"{arr.size:,} values, above the bound of {bound:,}",
-            f"at most {bound:,} values",
-            file=file,
-            fix=bound_fix("max_array_elements"),
-        )
+        found = f"{arr.size:,} values, above the bound of {bound:,}"
+        bound_error(rep, "max_array_elements", file, found, f"at most {bound:,} values")
         return None
     axis = spec.names.index("rows") if "rows" in spec.names else 0
 
