@@ -23,6 +23,7 @@ from labelaudit.agreement import METHODS, AgreementReport, Ratings, analyse_anno
 from labelaudit.agreement.spammers import RULE as SPAMMER_RULE
 from labelaudit.dataset import Dataset
 from labelaudit.simulate_raters import is_simulated
+from labelaudit.tables import disputed_order, items_with_text, kappa_matrix
 from labelaudit.workspace import Workspace
 
 #: Annotators shown in the kappa heatmap at most (the ones with the most labels).
@@ -37,14 +38,6 @@ DIFFERING_SOURCE = "consensus differs from the given label (Annotators)"
 
 def _esc(value: object) -> str:
     return html.escape(str(value), quote=False)
-
-
-def available_methods(ds: Dataset) -> list[str]:
-    """Registered methods the dataset can feed (those needing probabilities only with them)."""
-    from labelaudit.agreement.methods import all_truth_methods
-
-    have_probs = ds.pred_probs is not None
-    return [n for n, m in all_truth_methods().items() if have_probs or not m.needs_probs]
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
@@ -81,14 +74,6 @@ def load_agreement_report(
 def artifact_params(method: str, seed: int, tie_break: str = "random") -> dict:
     """Params of the stored ``agreement_items`` artifact (tie_break only matters for majority vote)."""
     return {"method": method, "seed": seed, **({"tie_break": tie_break} if method == "mv" else {})}
-
-
-def tie_breaks(ds: Dataset) -> dict[str, str]:
-    """Majority-vote tie rules the dataset can feed, with their labels."""
-    out = {"random": "at random (seed 0)", "rarer": "the rarer class"}
-    if ds.pred_probs is not None:
-        out["model"] = "the model's choice"
-    return out
 
 
 def render_no_annotations_note() -> None:
@@ -148,31 +133,12 @@ def render_statistics(report: AgreementReport) -> None:
         st.caption(md_escape(note))
 
 
-def kappa_matrix(
-    report: AgreementReport, annotators: list[str]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(kappa, overlap, raw agreement) square matrices over ``annotators``; NaN/0 where undefined."""
-    pos = {a: i for i, a in enumerate(annotators)}
-    n = len(annotators)
-    kappa, overlap, agree = (
-        np.full((n, n), np.nan),
-        np.zeros((n, n), dtype=np.int64),
-        np.full((n, n), np.nan),
-    )
-    for row in report.pairs.itertuples(index=False):
-        if row.annotator_a in pos and row.annotator_b in pos:
-            a, b = pos[row.annotator_a], pos[row.annotator_b]
-            for x, y in ((a, b), (b, a)):
-                kappa[x, y], overlap[x, y], agree[x, y] = row.kappa, row.overlap, row.agreement
-    return kappa, overlap, agree
-
-
 def render_kappa_heatmap(report: AgreementReport) -> None:
     ann = report.annotators.sort_values("n_labels", ascending=False)
     names = ann["annotator_id"].astype(str).tolist()[:MAX_HEATMAP_ANNOTATORS]
     if len(ann) > MAX_HEATMAP_ANNOTATORS:
         st.caption(f"The {MAX_HEATMAP_ANNOTATORS} annotators with the most labels of {len(ann):,}.")
-    kappa, overlap, agree = kappa_matrix(report, names)
+    kappa, overlap, agree = kappa_matrix(report.pairs, names)
     labels = [_esc(a) for a in names]
     custom = np.dstack([overlap, np.nan_to_num(agree, nan=-1)])
     fig = go.Figure(
@@ -318,26 +284,8 @@ def render_annotator_confusion(report: AgreementReport) -> None:
         st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
 
 
-def items_with_text(report: AgreementReport, ds: Dataset) -> pd.DataFrame:
-    """The per-item table joined with the dataset's text and given label."""
-    rows = [ds.id_to_row[i] for i in report.items["item_id"]]
-    out = report.items.copy()
-    out.insert(1, "text", ds.frame["text"].to_numpy()[rows])
-    out.insert(2, "given_label", ds.frame["label"].to_numpy()[rows])
-    return out
-
-
-def disputed_order(items: pd.DataFrame) -> pd.DataFrame:
-    """Most disputed first: lowest pairwise agreement, then least confident consensus, then most raters."""
-    return items.sort_values(
-        ["disagreement", "consensus_confidence", "n_ratings"],
-        ascending=[False, True, False],
-        kind="mergesort",
-    )
-
-
 def render_disputed_items(report: AgreementReport, ds: Dataset) -> None:
-    items = disputed_order(items_with_text(report, ds))
+    items = disputed_order(items_with_text(report.items, ds.frame, ds.id_to_row))
     disputed = items[items["disagreement"] > 0]
     st.caption(
         f"{len(disputed):,} of {len(items):,} rated items have at least one disagreeing pair of ratings."
@@ -379,7 +327,7 @@ def render_disputed_items(report: AgreementReport, ds: Dataset) -> None:
 
 
 def render_consensus_vs_given(report: AgreementReport, ds: Dataset) -> None:
-    items = items_with_text(report, ds)
+    items = items_with_text(report.items, ds.frame, ds.id_to_row)
     differ = items[items["consensus_label"] != items["given_label"]].sort_values(
         "consensus_confidence", ascending=False
     )

@@ -11,6 +11,11 @@ Label issues
     (box selection or pick, whichever came last), :func:`cell_rows`, :func:`evidence_lines`,
     :func:`issues_per_class`.
 
+Annotators
+    :func:`truth_methods_for` (the methods a dataset can feed), :func:`tie_breaks_for`,
+    :func:`kappa_matrix` (pairwise kappa, overlap and raw agreement), :func:`items_with_text`,
+    :func:`disputed_order`.
+
 Example:
     >>> import labelaudit as la
     >>> from labelaudit.tables import issue_table, filter_issues
@@ -356,4 +361,80 @@ def issues_per_class(counts: Mapping[str, float], class_counts: pd.Series) -> pd
     )
     return frame.sort_values("rows needing review", ascending=False, kind="stable").reset_index(
         drop=True
+    )
+
+
+# --------------------------------------------------------------------------- annotators
+def truth_methods_for(has_probs: bool) -> list[str]:
+    """Registered truth-inference methods a dataset can feed: those needing model probabilities
+    only when it has them (``has_probs``), in listing order.
+
+    >>> "crowdlab" in truth_methods_for(False), "crowdlab" in truth_methods_for(True)
+    (False, True)
+    """
+    from labelaudit.agreement.methods import all_truth_methods
+
+    return [n for n, m in all_truth_methods().items() if has_probs or not m.needs_probs]
+
+
+def tie_breaks_for(has_probs: bool) -> dict[str, str]:
+    """Majority-vote tie rules a dataset can feed, with their labels (``model`` needs
+    probabilities).
+
+    >>> list(tie_breaks_for(False))
+    ['random', 'rarer']
+    """
+    out = {"random": "at random (seed 0)", "rarer": "the rarer class"}
+    if has_probs:
+        out["model"] = "the model's choice"
+    return out
+
+
+def kappa_matrix(
+    pairs: pd.DataFrame, annotators: Sequence[str]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(kappa, overlap, raw agreement) square matrices over ``annotators`` from the pair table of
+    :class:`labelaudit.agreement.AgreementReport` (``annotator_a``, ``annotator_b``, ``kappa``,
+    ``overlap``, ``agreement``); symmetric, NaN (overlap 0) where a pair rated nothing together.
+
+    >>> pairs = pd.DataFrame({"annotator_a": ["a"], "annotator_b": ["b"], "kappa": [0.5],
+    ...                       "overlap": [4], "agreement": [0.75]})
+    >>> kappa, overlap, agree = kappa_matrix(pairs, ["a", "b", "c"])
+    >>> float(kappa[1, 0]), int(overlap[0, 2]), bool(np.isnan(agree[0, 2]))
+    (0.5, 0, True)
+    """
+    pos = {a: i for i, a in enumerate(annotators)}
+    n = len(annotators)
+    kappa, overlap, agree = (
+        np.full((n, n), np.nan),
+        np.zeros((n, n), dtype=np.int64),
+        np.full((n, n), np.nan),
+    )
+    for row in pairs.itertuples(index=False):
+        if row.annotator_a in pos and row.annotator_b in pos:
+            a, b = pos[row.annotator_a], pos[row.annotator_b]
+            for x, y in ((a, b), (b, a)):
+                kappa[x, y], overlap[x, y], agree[x, y] = row.kappa, row.overlap, row.agreement
+    return kappa, overlap, agree
+
+
+def items_with_text(
+    items: pd.DataFrame, frame: pd.DataFrame, id_to_row: Mapping[str, int]
+) -> pd.DataFrame:
+    """The per-item agreement table with each item's ``text`` and ``given_label`` (from the
+    dataset's ``frame``, found by ``id_to_row``) as its second and third columns."""
+    rows = [id_to_row[i] for i in items["item_id"]]
+    out = items.copy()
+    out.insert(1, "text", frame["text"].to_numpy()[rows])
+    out.insert(2, "given_label", frame["label"].to_numpy()[rows])
+    return out
+
+
+def disputed_order(items: pd.DataFrame) -> pd.DataFrame:
+    """Most disputed first: lowest pairwise agreement, then least confident consensus, then most
+    raters (a stable sort, so ties keep their order)."""
+    return items.sort_values(
+        ["disagreement", "consensus_confidence", "n_ratings"],
+        ascending=[False, True, False],
+        kind="mergesort",
     )

@@ -25,7 +25,7 @@ import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 import numpy as np
 import pandas as pd
@@ -42,6 +42,12 @@ def params_hash(params: dict[str, Any]) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
+@overload
+def as_workspace(workspace: Workspace | str | os.PathLike) -> Workspace: ...
+@overload
+def as_workspace(workspace: None) -> None: ...
+@overload
+def as_workspace(workspace: Workspace | str | os.PathLike | None) -> Workspace | None: ...
 def as_workspace(workspace: Workspace | str | os.PathLike | None) -> Workspace | None:
     """A :class:`Workspace` from a Workspace, a folder path, or None (kept None: no caching).
 

@@ -147,3 +147,38 @@ def test_figures_escape_class_names():
         issues_per_class({"<b>x</b>": 1}, pd.Series({"<b>x</b>": 2}))
     )
     assert bars.data[0].x[0] == "&lt;b&gt;x&lt;/b&gt;"
+
+
+def test_the_annotators_tables_are_plain_functions():
+    # The Annotators page's matrices and orderings, reachable from a notebook (no Streamlit).
+    import labelaudit as la
+    from labelaudit.agreement import Ratings, analyse_annotations
+    from labelaudit.tables import disputed_order, items_with_text, kappa_matrix
+
+    ds = la.load_dataset(
+        pd.DataFrame({"id": ["i1", "i2", "i3"], "text": ["a", "b", "c"], "label": ["x", "y", "x"]}),
+        annotations=pd.DataFrame(
+            {
+                "item_id": ["i1", "i1", "i2", "i2", "i3", "i3"],
+                "annotator_id": ["ann", "bob", "ann", "bob", "ann", "bob"],
+                "label": ["x", "x", "y", "x", "x", "x"],
+            }
+        ),
+    )
+    report = analyse_annotations(Ratings.from_dataset(ds), method="mv", min_overlap=1)
+    kappa, overlap, agree = kappa_matrix(report.pairs, ["ann", "bob"])
+    assert overlap.tolist() == [[0, 3], [3, 0]]
+    assert agree[0, 1] == agree[1, 0] == pytest.approx(2 / 3)
+    items = disputed_order(items_with_text(report.items, ds.frame, ds.id_to_row))
+    assert items["item_id"].iloc[0] == "i2"  # the one item the raters disagree on comes first
+    assert items.set_index("item_id").loc["i2", ["text", "given_label"]].tolist() == ["b", "y"]
+
+
+def test_truth_methods_and_tie_breaks_follow_the_probabilities():
+    from labelaudit.agreement.methods import all_truth_methods
+    from labelaudit.tables import tie_breaks_for, truth_methods_for
+
+    needs = {n for n, m in all_truth_methods().items() if m.needs_probs}
+    assert set(truth_methods_for(True)) == set(all_truth_methods())
+    assert set(truth_methods_for(False)) == set(all_truth_methods()) - needs
+    assert "model" in tie_breaks_for(True) and "model" not in tie_breaks_for(False)

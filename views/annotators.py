@@ -7,6 +7,7 @@ from components import state
 from components.data import require_dataset
 from labelaudit.agreement import METHODS
 from labelaudit.errors import DataError, UsageError
+from labelaudit.tables import tie_breaks_for, truth_methods_for
 
 #: Its entry in the navigation (components/pages.py reads it without running the page).
 PAGE = {"title": "Annotators", "icon": ":material/groups:", "section": "Find", "order": 40}
@@ -17,7 +18,7 @@ if ds.annotations is None or ds.annotations.empty:
     ui.render_no_annotations_note()
     st.stop()
 
-methods = ui.available_methods(ds)
+methods = truth_methods_for(ds.pred_probs is not None)
 if st.session_state.get(state.ANNOTATORS_METHOD) not in methods:
     st.session_state[state.ANNOTATORS_METHOD] = methods[0]
 method = st.selectbox(
@@ -30,7 +31,7 @@ method = st.selectbox(
 )
 tie_break = "random"
 if method == "mv":
-    rules = ui.tie_breaks(ds)
+    rules = tie_breaks_for(ds.pred_probs is not None)
     if st.session_state.get(state.ANNOTATORS_TIE_BREAK) not in rules:
         st.session_state[state.ANNOTATORS_TIE_BREAK] = "random"
     tie_break = (

@@ -41,7 +41,7 @@ from labelaudit.progress import ProgressFn, no_progress
 from labelaudit.review.identity import Identity
 from labelaudit.review.queue import current_labels, label_before
 from labelaudit.review.store import ConflictError, Decision, ReviewStore
-from labelaudit.workspace import Workspace
+from labelaudit.workspace import Workspace, as_workspace
 
 #: Reviewer name prefix of decisions pulled from Label Studio.
 REVIEWER_PREFIX = "labelstudio:"
@@ -107,7 +107,7 @@ class SyncState:
 
 def sent_projects(workspace: Workspace | str, dataset: str) -> list[SyncState]:
     """Every project the queue of ``dataset`` was pushed to from this workspace, newest first."""
-    ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
+    ws = as_workspace(workspace)
     folder = ws.root / "labelstudio" / dataset
     out = []
     for p in sorted(folder.glob("*-project-*.json"), key=lambda p: p.stat().st_mtime, reverse=True):
@@ -262,7 +262,7 @@ def push_queue(
     >>> r.summary()                                                                               # doctest: +SKIP
     'sent 200 task(s) to project 4 at http://127.0.0.1:8080 (new project)'
     """
-    ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
+    ws = as_workspace(workspace)
     unknown = [i for i in item_ids if i not in ds.id_to_row]
     if unknown:
         raise UsageError(f"{len(unknown)} queue id(s) are not in the dataset, e.g. {unknown[0]!r}")
@@ -427,7 +427,7 @@ def pull_decisions(
     Raises LabelStudioError (server down, slow, token refused) or DataError (an export it cannot
     read) before writing anything; UsageError when nothing was sent to ``project`` from here.
     """
-    ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
+    ws = as_workspace(workspace)
     state = SyncState.load(ws, conn.url, project, ds.content_hash)
     if state is None:
         raise UsageError(
