@@ -12,7 +12,8 @@ import streamlit as st
 
 #: Content hash of the current dataset (stored in the workspace); absent until one is loaded.
 DATASET_HASH = "dataset_hash"
-#: URL query parameter that opens a stored dataset (``?dataset=<content hash>``); labelaudit.show() uses it.
+#: URL query parameter that opens a stored dataset (``?dataset=<content hash>``); labelaudit.show()
+#: uses it.
 DATASET_QUERY_PARAM = "dataset"
 #: Absolute path of the workspace folder.
 WORKSPACE = "workspace"
@@ -40,7 +41,8 @@ EXPLORE_CLUSTER = "explore_cluster"
 EXPLORE_CLASSES = "explore_classes"
 #: Explore page: the text search (str; matches are highlighted on the map and narrow the table).
 EXPLORE_SEARCH = "explore_search"
-#: Annotators page: truth-inference method ("mace", "ds", "mv", "crowdlab") and the annotator whose confusion is shown.
+#: Annotators page: truth-inference method ("mace", "ds", "mv", "crowdlab") and the annotator whose
+#: confusion is shown.
 ANNOTATORS_METHOD = "annotators_method"
 ANNOTATORS_SELECTED = "annotators_selected"
 #: Annotators page: majority-vote tie rule ("random", "model", "rarer").
@@ -57,11 +59,13 @@ ISSUES_CELL = "issues_cell"
 #: selection or the pick from the list, whichever changed last).
 ISSUES_CELL_CHOICE = "issues_cell_choice"
 
-#: Training dynamics page: colour of the data map, regions shown, and the row whose trajectory is drawn.
+#: Training dynamics page: colour of the data map, regions shown, and the row whose trajectory is
+#: drawn.
 DYNAMICS_COLOUR = "dynamics_colour"
 DYNAMICS_REGIONS = "dynamics_regions"
 DYNAMICS_ROW = "dynamics_row"
-#: Influence page: the query row's id, the attribution method ("influence" or "tracin"), the text search.
+#: Influence page: the query row's id, the attribution method ("influence" or "tracin"), the text
+#: search.
 INFLUENCE_QUERY = "influence_query"
 INFLUENCE_METHOD = "influence_method"
 INFLUENCE_SEARCH = "influence_search"
@@ -69,7 +73,7 @@ INFLUENCE_SEARCH = "influence_search"
 ROI_NEXT_N = "roi_next_n"
 
 
-# --------------------------------------------------------------------------- widget and element keys
+# ------------------------------------------------------------------- widget and element keys
 # Every ``key=`` the pages give Streamlit is named here too, so that nothing else creates a
 # session-state key (tests/test_state_keys.py checks it). Per-item widgets take :func:`key_for`.
 
@@ -218,14 +222,15 @@ ROI_PRECISION_DETECTOR = "roi_precision_detector"
 ROI_DOWNLOAD = "roi_download"
 
 
-#: Review as a team and the queue that learns (issues 18, 13, 17), owned by the Review and ROI pages.
-#: Session state: this session's live queue (``(token, labelaudit.review.live.LiveQueue)``), the
-#: decisions made since its order was built, the Review page's mode ("queue", "adjudicate", "team"),
-#: and the Label Studio outcome to show (an ``Outcome``).
+#: Review as a team and the queue that learns (issues 18, 13, 17), owned by the Review and ROI
+#: pages. Session state: this session's live queue (``(token, labelaudit.review.live.LiveQueue)``),
+#: the decisions made since its order was built, the Review page's mode ("queue", "adjudicate",
+#: "team"), and the Label Studio outcome to show (an ``Outcome``).
 REVIEW_LIVE = "review_live"
 REVIEW_MODE = "review_mode"
 REVIEW_LS_FLASH = "review_ls_flash"
-#: The typed name this browser's cookie holds (set once per session), "forget" / "forgotten" after "Not you?".
+#: The typed name this browser's cookie holds (set once per session), "forget" / "forgotten" after
+#: "Not you?".
 REVIEWER_REMEMBERED = "reviewer_remembered"
 #: Widgets: sign in / out, forget the typed name, back, the queue kind, re-rank settings and audit.
 REVIEW_SIGN_IN = "review_sign_in"
@@ -338,7 +343,8 @@ def init_state() -> None:
             set_dataset(wanted)
             return
         ss[LOAD_PROBLEMS] = [
-            f"The link names dataset {wanted[:40]}, which this workspace ({ss[WORKSPACE]}) does not "
+            f"The link names dataset {wanted[:40]}, which this workspace ({ss[WORKSPACE]}) does "
+            "not "
             "hold; load the data again below (its version is the same when the data is)."
         ]
         del st.query_params[DATASET_QUERY_PARAM]

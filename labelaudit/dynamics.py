@@ -8,8 +8,8 @@ shape as imported dynamics (``Dataset.dynamics``). From it:
   epochs of the probability of the given label, *variability* = its standard deviation, and
   *correctness* = the fraction of epochs in which the argmax is the given label. Regions (our
   thresholds, parameters of :func:`data_map`): **ambiguous** = the top third by variability (the
-  paper's 33% subsets); of the rest, **hard-to-learn** = confidence < 0.5, **easy-to-learn** = the others.
-  Mislabelled rows concentrate in hard-to-learn.
+  paper's 33% subsets); of the rest, **hard-to-learn** = confidence < 0.5, **easy-to-learn** = the
+  others. Mislabelled rows concentrate in hard-to-learn.
 - **Forgetting events** (Toneva et al. 2019): a row is forgotten when it goes from correct at one
   epoch to incorrect at the next (recorded per epoch here, not per mini-batch); rows never learned
   count as the most forgotten.
@@ -105,9 +105,11 @@ def train_dynamics(
 
     ``embeddings``: float (N, D); ``labels``: int (N,) in [0, K); ``train_mask``: (N,) bool, rows to
     train on (default all; logits are recorded for every row). Deterministic for a given ``seed``.
-    NumPy float32 matrix products: one epoch on BANKING77 (10k x 384, K=77) takes well under a second.
+    NumPy float32 matrix products: one epoch on BANKING77 (10k x 384, K=77) takes well under a
+    second.
 
-    >>> run = train_dynamics(np.eye(4, dtype=np.float32), np.array([0, 1, 0, 1]), n_classes=2, epochs=3)
+    >>> x, y = np.eye(4, dtype=np.float32), np.array([0, 1, 0, 1])
+    >>> run = train_dynamics(x, y, n_classes=2, epochs=3)
     >>> run.logits.shape, run.checkpoints.shape
     ((3, 4, 2), (3, 2, 5))
     """
@@ -248,12 +250,14 @@ def forgetting_events(logits: np.ndarray, labels: np.ndarray) -> tuple[np.ndarra
 
 
 def forgetting_score(events: np.ndarray, never_learned: np.ndarray, epochs: int) -> np.ndarray:
-    """Events scaled to [0, 1] by the epoch count; never-learned rows get 1 (more than any count)."""
+    """Events scaled to [0, 1] by the epoch count; never-learned rows get 1 (more than any
+    count)."""
     return np.where(never_learned, 1.0, events / max(epochs, 1))
 
 
 def margins(logits: np.ndarray, assigned: np.ndarray) -> np.ndarray:
-    """Margin of each row's assigned label after each epoch: its logit minus the largest other, (E, N)."""
+    """Margin of each row's assigned label after each epoch: its logit minus the largest other,
+    (E, N)."""
     z = np.asarray(logits, dtype=np.float64)
     n = z.shape[1]
     own = z[:, np.arange(n), assigned]
@@ -286,12 +290,14 @@ def area_under_margin(
     progress: ProgressFn = no_progress,
     **train_options,
 ) -> AUMResult:
-    """AUM with threshold samples (Pleiss et al. 2020) for every row: two runs, disjoint threshold sets.
+    """AUM with threshold samples (Pleiss et al. 2020) for every row: two runs, disjoint threshold
+    sets.
 
     Each run relabels N/(K+1) random rows to a fake class K, trains a (K+1)-class head and records
     margins; the cut-off is the ``percentile`` of the threshold samples' AUM. Needs N >= 2 (K+1)/K.
 
-    >>> r = area_under_margin(np.eye(6, dtype=np.float32), np.array([0, 1] * 3), n_classes=2, epochs=3)
+    >>> x, y = np.eye(6, dtype=np.float32), np.array([0, 1] * 3)
+    >>> r = area_under_margin(x, y, n_classes=2, epochs=3)
     >>> r.aum.shape, r.is_mislabeled.dtype
     ((6,), dtype('bool'))
     """
@@ -331,13 +337,14 @@ def area_under_margin(
     return AUMResult(aum, threshold, aum < threshold, sets, (cutoffs[0], cutoffs[1]))
 
 
-# ---------------------------------------------------------------------- caching shared by the detectors
+# ------------------------------------------------------------- caching shared by the detectors
 _MEMO: dict[tuple, object] = {}
 _MEMO_SIZE = 6
 
 
 def array_key(*arrays: np.ndarray) -> str:
-    """A short content hash of arrays (shape, dtype and bytes): the workspace key for derived runs."""
+    """A short content hash of arrays (shape, dtype and bytes): the workspace key for derived
+    runs."""
     h = hashlib.sha256()
     for a in arrays:
         a = np.ascontiguousarray(a)
@@ -416,7 +423,8 @@ def dynamics_stored(
     epochs: int = DEFAULT_EPOCHS,
     aum: bool = True,
 ) -> bool:
-    """Whether :func:`cached_dynamics` (and, with ``aum``, :func:`cached_aum`) would load, not train."""
+    """Whether :func:`cached_dynamics` (and, with ``aum``, :func:`cached_aum`) would load, not
+    train."""
     key = array_key(np.asarray(embeddings, np.float32), np.asarray(labels, np.int64))
     p = _dynamics_params(n_classes, seed, epochs)
     ok = workspace.has(key, "dynamics-logits", p) and workspace.has(key, "dynamics-checkpoints", p)
@@ -435,7 +443,8 @@ def cached_dynamics(
     epochs: int = DEFAULT_EPOCHS,
     progress: ProgressFn = no_progress,
 ) -> DynamicsRun:
-    """:func:`train_dynamics` with default options, stored in ``workspace`` (if any) and memoised."""
+    """:func:`train_dynamics` with default options, stored in ``workspace`` (if any) and
+    memoised."""
     params = _dynamics_params(n_classes, seed, epochs)
 
     def load(ws: Workspace, key: str) -> DynamicsRun | None:
@@ -498,7 +507,8 @@ def cached_aum(
 
 @dataclass
 class PopulationDynamics:
-    """The training dynamics of one dataset under the one population rule (:func:`training_population`).
+    """The training dynamics of one dataset under the one population rule
+    (:func:`training_population`).
 
     ``train`` bool (N,): the rows the heads learn from. ``logits`` float32 (E, N, K): the imported
     dynamics, or the run trained on the training rows (its recorded logits for them, its checkpoints
@@ -561,7 +571,10 @@ def population_dynamics(
             raise ValueError("population_dynamics needs embeddings or imported dynamics")
         run = cached_dynamics(embeddings[train], labels[train], **shared)
         logits = population_logits(run, embeddings, train)
-        source = f"softmax head trained on the embeddings ({logits.shape[0]} epochs, seeded mini-batch SGD)"
+        source = (
+            f"softmax head trained on the embeddings ({logits.shape[0]} epochs, "
+            "seeded mini-batch SGD)"
+        )
     aum = None
     if with_aum and embeddings is not None:
         aum = cached_aum(embeddings[train], labels[train], **shared)

@@ -1,8 +1,9 @@
 """Discovery for every registry: import each module of a package once, so its decorators register.
 
-Detectors (:mod:`labelaudit.detectors`), truth-inference methods (:mod:`labelaudit.agreement`), input
-formats (:mod:`labelaudit.io.formats`), companion inputs (:mod:`labelaudit.io.companions`) and CLI
-commands (:mod:`labelaudit.commands`) are each one module that registers itself; the registry calls
+Detectors (:mod:`labelaudit.detectors`), truth-inference methods (:mod:`labelaudit.agreement`),
+input formats (:mod:`labelaudit.io.formats`), companion inputs (:mod:`labelaudit.io.companions`) and
+CLI commands (:mod:`labelaudit.commands`) are each one module that registers itself; the registry
+calls
 :func:`import_submodules` before it lists them, so a new module is found without being named
 anywhere else.
 

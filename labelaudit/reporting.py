@@ -104,7 +104,8 @@ def _precision_bars(table: pd.DataFrame, title: str, *, axis_title: str) -> Any:
             )
             if len(t)
             else None,
-            hovertemplate="%{x}: %{y:.0%} (%{customdata[1]} of %{customdata[0]} changed)<extra></extra>",
+            hovertemplate="%{x}: %{y:.0%} (%{customdata[1]} of %{customdata[0]} "
+            "changed)<extra></extra>",
             marker_color="#1565c0",
         )
     )
@@ -325,7 +326,8 @@ def headline_numbers(rep: RoiReport) -> list[tuple[str, str]]:
         rows += [
             (
                 "Accuracy before → after",
-                f"{_pct(ba.metrics['accuracy_before'].value)} → {_pct(ba.metrics['accuracy_after'].value)}",
+                f"{_pct(ba.metrics['accuracy_before'].value)} → "
+                f"{_pct(ba.metrics['accuracy_after'].value)}",
             ),
             (
                 "Accuracy change (95% CI)",
@@ -345,7 +347,8 @@ def headline_numbers(rep: RoiReport) -> list[tuple[str, str]]:
             "Estimated label errors left",
             _num(p.remaining_errors)
             + (
-                f" (95% interval {_num(p.remaining_low)} to {_num(p.remaining_high)}, from the audit)"
+                f" (95% interval {_num(p.remaining_low)} to {_num(p.remaining_high)}, from the "
+                "audit)"
                 if p.remaining_source == "audit"
                 else ""
             ),
@@ -380,14 +383,21 @@ def definitions() -> list[str]:
     """How the numbers are defined (the page and the report show the same sentences)."""
     return [
         "Items reviewed: items with a decision in force after undos.",
-        "Precision of suggestions: among reviewed rows the detectors flagged, the share whose label was changed "
-        "(accept or change). Remove and ambiguous count as not changed; the problem rate counts everything but keep.",
-        f"Reviewer time: gaps between consecutive decisions of each reviewer; gaps over {roi.BREAK_SECONDS / 60:.0f} "
+        "Precision of suggestions: among reviewed rows the detectors flagged, the share whose "
+        "label was changed "
+        "(accept or change). Remove and ambiguous count as not changed; the problem rate counts "
+        "everything but keep.",
+        "Reviewer time: gaps between consecutive decisions of each reviewer; gaps over "
+        f"{roi.BREAK_SECONDS / 60:.0f} "
         "minutes are breaks and ignored; bulk decisions are left out.",
-        "Before/after: a multinomial logistic regression on the sentence embeddings (seeded, same hyper-parameters "
-        "both times) trained on the original labels and on the labels after the decisions (removed rows dropped), "
-        "both scored on the protected split, whose reviewed labels are the truth where they exist. Intervals: "
-        f"{roi.BOOTSTRAP_RESAMPLES:,} paired bootstrap resamples of the evaluation rows, 2.5th-97.5th percentiles.",
+        "Before/after: a multinomial logistic regression on the sentence embeddings (seeded, same "
+        "hyper-parameters "
+        "both times) trained on the original labels and on the labels after the decisions (removed "
+        "rows dropped), "
+        "both scored on the protected split, whose reviewed labels are the truth where they exist. "
+        "Intervals: "
+        f"{roi.BOOTSTRAP_RESAMPLES:,} paired bootstrap resamples of the evaluation rows, "
+        "2.5th-97.5th percentiles.",
     ]
 
 
@@ -396,26 +406,32 @@ body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:11
   margin:2em auto;padding:0 1em;color:#222}
 h1{margin-bottom:.2em} .meta{color:#666} table{border-collapse:collapse;margin:1em 0}
 td,th{border-bottom:1px solid #ddd;padding:.35em .8em;text-align:left;vertical-align:top}
-.banner{background:#fff3cd;border:1px solid #e0b000;padding:.8em 1em;border-radius:6px;font-weight:600}
+.banner{background:#fff3cd;border:1px solid #e0b000;padding:.8em 1em;border-radius:6px;
+  font-weight:600}
 .fig{margin:1.5em 0} .num{font-variant-numeric:tabular-nums}
 """
 
 
 def render_html(rep: RoiReport) -> str:
-    """The report as one self-contained HTML document (plotly.js inlined once; no network needed)."""
+    """The report as one self-contained HTML document (plotly.js inlined once; no network
+    needed)."""
     e = html.escape
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>Data ROI report: {e(rep.dataset_source)}</title><style>{_CSS}</style></head><body>",
+        "<title>Data ROI report: "
+        f"{e(rep.dataset_source)}</title><style>{_CSS}</style></head><body>",
         "<h1>Data ROI report</h1>",
-        f'<p class="meta">Dataset: {e(rep.dataset_source)} · version {e(rep.dataset_hash)} · {rep.n_rows:,} rows · '
+        f'<p class="meta">Dataset: {e(rep.dataset_source)} · version {e(rep.dataset_hash)} · '
+        f"{rep.n_rows:,} rows · "
         f"generated {e(rep.generated_at.strftime('%Y-%m-%d %H:%M UTC'))}</p>",
     ]
     if rep.simulated:
         parts.append(
-            '<p class="banner" id="simulated-banner">Simulated demo: these decisions were replayed by '
-            f"{e(roi.SIMULATED_REVIEWER)} from an answer key of planted label flips, not made by people. "
+            '<p class="banner" id="simulated-banner">Simulated demo: these decisions were replayed '
+            "by "
+            f"{e(roi.SIMULATED_REVIEWER)} from an answer key of planted label flips, not made by "
+            "people. "
             "Every number below is computed from them as it would be from a real review.</p>"
         )
     parts.append('<h2>Headline numbers</h2><table id="headline">')
@@ -452,7 +468,8 @@ def render_html(rep: RoiReport) -> str:
     for a in roi.DECISION_ACTIONS:
         parts.append(f"<tr><td>{e(a)}</td><td class='num'>{s.counts[a]:,}</td></tr>")
     parts.append(
-        f"</table><p>{s.n_log_rows:,} rows in the decision log, {s.n_undos:,} of them undos; reviewers: "
+        f"</table><p>{s.n_log_rows:,} rows in the decision log, {s.n_undos:,} of them undos; "
+        "reviewers: "
         f"{e(', '.join(s.reviewers) or 'none')}.</p>"
     )
     if len(s.by_detector):
@@ -470,7 +487,8 @@ def render_html(rep: RoiReport) -> str:
     parts.append("<h2>Findings</h2>")
     if len(rep.findings):
         parts.append(
-            '<table id="findings"><tr><th>kind</th><th>target</th><th>note</th><th>by</th><th>when</th></tr>'
+            '<table id="findings"><tr><th>kind</th><th>target</th><th>note</th><th>by</th>'
+            "<th>when</th></tr>"
         )
         for f in rep.findings.itertuples():
             when = pd.Timestamp(f.created_at).strftime("%Y-%m-%d %H:%M")
@@ -499,7 +517,8 @@ def _learning_html(learning: Any) -> str:
     overall = est[est["by"] == "all"]
     if len(overall):
         out.append(
-            "<h3>Estimated precision of the flags</h3><p>Share of reviewed flagged items whose label was "
+            "<h3>Estimated precision of the flags</h3><p>Share of reviewed flagged items whose "
+            "label was "
             "changed, with 95% Wilson intervals.</p>"
         )
         out.append(
@@ -509,13 +528,15 @@ def _learning_html(learning: Any) -> str:
         for r in overall.itertuples():
             out.append(
                 f"<tr><td>{e(str(r.scope))}</td><td>{r.reviewed:,}</td><td>{r.changed:,}</td>"
-                f"<td>{_pct(r.precision)}</td><td>{_pct(r.precision_low)} to {_pct(r.precision_high)}</td></tr>"
+                f"<td>{_pct(r.precision)}</td><td>{_pct(r.precision_low)} to "
+                f"{_pct(r.precision_high)}</td></tr>"
             )
         out.append("</table>")
     groups = est[est["by"] != "all"]
     if len(groups):
         out.append(
-            f"<p>Per class and cluster (groups with at least 10 reviewed flags): {len(groups):,} rows; "
+            f"<p>Per class and cluster (groups with at least 10 reviewed flags): {len(groups):,} "
+            "rows; "
             "the ROI page lists them.</p>"
         )
     rem = learning.remaining
@@ -524,14 +545,16 @@ def _learning_html(learning: Any) -> str:
         out.append(f"<p>{e(rem.describe())}.</p>")
         out.append(
             "<table><tr><th>stratum</th><th>ranking share</th><th>undecided</th><th>audited</th>"
-            "<th>errors</th><th>error rate (95% interval)</th><th>errors left (95% interval)</th></tr>"
+            "<th>errors</th><th>error rate (95% interval)</th><th>errors left (95% "
+            "interval)</th></tr>"
         )
         for r in rem.strata.itertuples():
             out.append(
                 f"<tr><td>{e(str(r.stratum))}</td><td>{r.rank_from:.0%}-{r.rank_to:.0%}</td>"
                 f"<td>{r.undecided:,}</td><td>{r.audited:,}</td><td>{r.errors:,}</td>"
                 f"<td>{_pct(r.rate)} ({_pct(r.rate_low)}-{_pct(r.rate_high)})</td>"
-                f"<td>{_num(r.remaining)} ({_num(r.remaining_low)}-{_num(r.remaining_high)})</td></tr>"
+                f"<td>{_num(r.remaining)} "
+                f"({_num(r.remaining_low)}-{_num(r.remaining_high)})</td></tr>"
             )
         out.append("</table>")
     else:
@@ -562,7 +585,8 @@ def write_report(rep: RoiReport, path: str | Path) -> Path:
 
 
 def find_scan(ds: Dataset, workspace: Any) -> Any:
-    """The most recent stored scan of ``ds`` in ``workspace`` (whatever options it ran with), or None.
+    """The most recent stored scan of ``ds`` in ``workspace`` (whatever options it ran with), or
+    None.
 
     Reads the parameters from each stored ``scan_meta`` and loads the newest that is still complete.
     """

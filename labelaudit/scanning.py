@@ -8,7 +8,8 @@ umap, numba, torch or sentence-transformers: that is what a page view calls.
 Workspace artifacts (see :mod:`labelaudit.workspace`)::
 
     <text_hash>/embeddings-*.npy      float32 (N, D), per model; read memory-mapped
-    <text_hash>/knn_indices-*.npy, knn_sims-*.npy   the shared neighbour graph (N, 15), per embeddings
+    <text_hash>/knn_indices-*.npy     the shared neighbour graph (N, 15), per embeddings,
+    <text_hash>/knn_sims-*.npy        with knn_indices
     <text_hash>/map_xy-*.npy          float32 (N, 2), per embeddings and seed
     <text_hash>/cluster_space-*.npy   float32 (N, d), same key
     <text_hash>/clusters-*.npy        int64 (N,), per space, method, K, seed
@@ -52,7 +53,8 @@ class ScanResult:
     - ``embeddings``: float32 (N, D), L2-normalised.
     - ``clusters``: one row per cluster, see :func:`labelaudit.clustering.summarise_clusters`,
       plus ``mean_issue_score`` / ``issue_rate`` when detection provides them.
-    - ``detection``: the detector output (its ``pred_probs`` and typed ``details`` read back exactly).
+    - ``detection``: the detector output (its ``pred_probs`` and typed ``details`` read back
+      exactly).
     - ``params``: the scan parameters; ``timings``: seconds per step (``load`` on a cached read).
     - ``neighbour_graph``: the k-NN graph every step shared (memory-mapped from the workspace on a
       cached read; None when it was not stored).
@@ -74,7 +76,8 @@ class ScanResult:
 # --------------------------------------------------------------------------- keys
 def embeddings_key(ds: Dataset, model: str | os.PathLike | None = None) -> str:
     """What the embeddings are: ``given:<digest>`` for precomputed ones, else the model's id (with
-    the embedding backend after it when that is not torch: :func:`labelaudit.embed.embeddings_id`)."""
+    the embedding backend after it when that is not torch:
+    :func:`labelaudit.embed.embeddings_id`)."""
     if ds.embeddings is not None:
         from labelaudit.dataset import sha256_of_array
 
@@ -117,11 +120,12 @@ def scan_params(
         raise UsageError(f"--n-clusters must be at least 1, got {n_clusters}")
     if cluster_method == "kmeans" and n_clusters is None:
         n_clusters = ds.k  # one cluster per class is the natural first look for label auditing
+    k_clusters = None if cluster_method == "hdbscan" or n_clusters is None else int(n_clusters)
     return {
         "embeddings": embeddings_key(ds, model),
         "seed": int(seed),
         "cluster_method": cluster_method,
-        "n_clusters": None if cluster_method == "hdbscan" else int(n_clusters),  # type: ignore[arg-type]
+        "n_clusters": k_clusters,
         "detectors": sorted(detectors) if detectors else None,
         **({} if combiner == "rank_average" else {"combiner": combiner}),
         "version": SCAN_VERSION,
@@ -290,7 +294,8 @@ def scan(
         combiner=combiner,
     )
     if ws is not None:
-        # the dataset goes with its scan, so that `labelaudit report/export --workspace W` and the app find it
+        # the dataset goes with its scan, so that `labelaudit report/export --workspace W` and the
+        # app find it
         ws.save_dataset(ds)
         cached = _load(ds, ws, params)
         if cached is not None:
@@ -487,8 +492,8 @@ def map_sample(
 
     Each stratum (e.g. given label) keeps its share of ``max_points`` but at least
     ``min_per_stratum`` rows (or all it has), so small classes stay visible; the floors are paid for
-    by the largest strata, so exactly ``max_points`` rows are drawn unless the floors alone need more.
-    Deterministic for a seed.
+    by the largest strata, so exactly ``max_points`` rows are drawn unless the floors alone need
+    more. Deterministic for a seed.
 
     >>> rows = map_sample(np.repeat(["a", "b"], [30_000, 100]), max_points=1000)
     >>> len(rows), int((rows >= 30_000).sum())    # class "b" keeps 20 rows

@@ -24,6 +24,47 @@ def test_ruff_is_clean():
     assert out.returncode == 0, out.stdout + out.stderr
 
 
+def _ruff_config() -> dict:
+    import tomllib
+
+    return tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["ruff"]
+
+
+def test_the_formatter_and_the_linter_share_one_line_length():
+    # E501 measures against `line-length`, the width `ruff format` writes; no second number.
+    ruff = _ruff_config()
+    assert "max-line-length" not in ruff["lint"].get("pycodestyle", {})
+    assert "E501" not in ruff["lint"].get("ignore", [])
+    assert ruff["line-length"] == 100
+
+
+def test_every_line_length_exemption_names_a_file_that_still_needs_it():
+    # Exemptions are by file, never by folder or glob, and each goes when its file is wrapped.
+    exempt = [f for f, rules in ruff_ignores().items() if "E501" in rules]
+    assert all("*" not in f and (ROOT / f).is_file() for f in exempt), exempt
+    out = _run(
+        "ruff",
+        "check",
+        "--select",
+        "E501",
+        "--output-format",
+        "concise",
+        "--isolated",
+        "--line-length",
+        str(_ruff_config()["line-length"]),
+        *exempt,
+    )
+    still_long = {line.split(":")[0] for line in out.stdout.splitlines() if " E501 " in line}
+    assert set(exempt) <= still_long, (
+        f"no line over the limit any more, delete their E501 entry in pyproject.toml: "
+        f"{sorted(set(exempt) - still_long)}"
+    )
+
+
+def ruff_ignores() -> dict[str, list[str]]:
+    return _ruff_config()["lint"].get("per-file-ignores", {})
+
+
 def test_ruff_format_is_applied():
     out = _run("ruff", "format", "--check", *LINTED)
     assert out.returncode == 0, "run `ruff format` (make lint):\n" + out.stdout + out.stderr

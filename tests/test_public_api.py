@@ -1,4 +1,5 @@
-"""The public API in labelaudit/__init__.py: cheap to import, every name documented, facades behave."""
+"""The public API in labelaudit/__init__.py: cheap to import, every name documented, facades
+behave."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ import labelaudit as la
 from labelaudit.errors import DataError, UsageError
 
 HEAVY = ("torch", "sentence_transformers", "umap", "streamlit", "numba", "hdbscan")
-#: Classes whose docstrings (owned by other modules) carry no example yet: they still need a docstring.
+#: Classes whose docstrings (owned by other modules) carry no example yet: they still need a
+#: docstring.
 CLASSES_WITHOUT_EXAMPLE = {
     "Dataset",
     "DataError",
@@ -105,7 +107,8 @@ def test_scan_and_report_stay_functions_after_every_submodule_is_imported():
         "from labelaudit.reporting import RoiReport\n"
         "assert type(la) is types.ModuleType, type(la)\n"
         "assert la.scan is scan and isinstance(la.scan, types.FunctionType), la.scan\n"
-        "assert isinstance(la.report, types.FunctionType) and la.report.__module__ == 'labelaudit'\n"
+        "assert isinstance(la.report, types.FunctionType) and la.report.__module__ == "
+        "'labelaudit'\n"
         "assert la.ScanResult is ScanResult\n"
         "assert 'report' in la.report.__doc__ and RoiReport.__module__ == 'labelaudit.reporting'\n"
     )
@@ -168,7 +171,8 @@ def test_rater_agreement_refuses_other_inputs():
 def _clustered(
     n_per_class: int = 40, k: int = 3, d: int = 8, flip: int = 3, seed: int = 0, test_rows: int = 0
 ):
-    """Separable clusters with ``flip`` labels moved to the next class: (dataset, embeddings, flipped ids)."""
+    """Separable clusters with ``flip`` labels moved to the next class: (dataset, embeddings,
+    flipped ids)."""
     rng = np.random.default_rng(seed)
     centres = rng.normal(size=(k, d)) * 4
     y = np.repeat(np.arange(k), n_per_class)
@@ -202,7 +206,8 @@ def test_training_dynamics_table_shape_ranges_and_flipped_rows(tmp_path):
     assert set(dyn["region"]) <= {"easy-to-learn", "ambiguous", "hard-to-learn"}
     assert set(dyn["predicted_label"]) <= set(ds.classes)
     assert {"aum", "aum_threshold", "aum_flag"} <= set(dyn.columns)
-    # Flipped labels are the hardest to learn: their mean given-label confidence is far below the rest.
+    # Flipped labels are the hardest to learn: their mean given-label confidence is far below the
+    # rest.
     is_flipped = dyn["id"].isin(flipped)
     assert (
         dyn.loc[is_flipped, "confidence"].mean() < dyn.loc[~is_flipped, "confidence"].mean() - 0.3
@@ -276,34 +281,34 @@ def test_embeddings_of_the_wrong_length_are_refused():
         la.training_dynamics(ds, embeddings=emb[:-1])
 
 
-@pytest.mark.parametrize("removed, rows", [("drop", 2), ("flag", 3)])
-def test_export_writes_the_reviewed_dataset(tmp_path, removed, rows):
+def _reviewed(tmp_path, first_text: str, last_action: str):
+    """Three rows (a, b, c) and a workspace where "ana" changed b to x and gave c
+    ``last_action``."""
     ds = la.load_dataset(
         pd.DataFrame(
-            {"id": ["a", "b", "c"], "text": ["=1+1", "two", "three"], "label": ["x", "y", "y"]}
+            {"id": ["a", "b", "c"], "text": [first_text, "two", "three"], "label": ["x", "y", "y"]}
         )
     )
     ws = la.Workspace(tmp_path / "ws")
     store = la.ReviewStore(ws.database_url)
     try:
-        store.record(
-            dataset_version=ds.content_hash,
-            item_id="b",
-            reviewer="ana",
-            action="change",
-            old_label="y",
-            new_label="x",
-        )
-        store.record(
-            dataset_version=ds.content_hash,
-            item_id="c",
-            reviewer="ana",
-            action="remove",
-            old_label="y",
-            new_label=None,
-        )
+        for item, action, new in (("b", "change", "x"), ("c", last_action, None)):
+            store.record(
+                dataset_version=ds.content_hash,
+                item_id=item,
+                reviewer="ana",
+                action=action,
+                old_label="y",
+                new_label=new,
+            )
     finally:
         store.close()
+    return ds, ws
+
+
+@pytest.mark.parametrize("removed, rows", [("drop", 2), ("flag", 3)])
+def test_export_writes_the_reviewed_dataset(tmp_path, removed, rows):
+    ds, ws = _reviewed(tmp_path, "=1+1", "remove")
     written = la.export(ds, out=tmp_path / "clean.csv", workspace=ws, removed=removed, log=True)
     assert [p.name for p in written] == ["clean.csv", "clean.decisions.csv"]
     out = pd.read_csv(written[0], dtype=str, keep_default_na=False)
@@ -313,32 +318,7 @@ def test_export_writes_the_reviewed_dataset(tmp_path, removed, rows):
 
 
 def test_report_summarises_the_review_and_writes_html(tmp_path):
-    ds = la.load_dataset(
-        pd.DataFrame(
-            {"id": ["a", "b", "c"], "text": ["one <b>", "two", "three"], "label": ["x", "y", "y"]}
-        )
-    )
-    ws = la.Workspace(tmp_path / "ws")
-    store = la.ReviewStore(ws.database_url)
-    try:
-        store.record(
-            dataset_version=ds.content_hash,
-            item_id="b",
-            reviewer="ana",
-            action="change",
-            old_label="y",
-            new_label="x",
-        )
-        store.record(
-            dataset_version=ds.content_hash,
-            item_id="c",
-            reviewer="ana",
-            action="keep",
-            old_label="y",
-            new_label=None,
-        )
-    finally:
-        store.close()
+    ds, ws = _reviewed(tmp_path, "one <b>", "keep")
     rep = la.report(ds, workspace=ws, out=tmp_path / "roi.html")
     assert rep.summary.n_reviewed == 2
     assert rep.before_after is None  # no scan, so no embeddings to retrain on

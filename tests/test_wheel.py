@@ -1,4 +1,5 @@
-"""The wheel carries the dashboard: build it, install it into a fresh venv, run it outside a checkout.
+"""The wheel carries the dashboard: build it, install it into a fresh venv, run it outside a
+checkout.
 
 The fresh venv reuses this venv's installed dependencies (a ``.pth`` line; no download, no
 ``--system-site-packages`` needed) but not its editable labelaudit, and only the wheel is installed

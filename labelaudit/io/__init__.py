@@ -1,7 +1,8 @@
 """Reading and validating datasets and their companions.
 
-Validation happens here, once. Everything that goes wrong becomes a :class:`~labelaudit.errors.Problem`
-naming file, row and column; all problems of a load are collected and raised together as one
+Validation happens here, once. Everything that goes wrong becomes a
+:class:`~labelaudit.errors.Problem` naming file, row and column; all problems of a load are
+collected and raised together as one
 :class:`~labelaudit.errors.DataError`, so a user fixes a file in one pass.
 
 One module per job:

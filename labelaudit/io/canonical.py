@@ -20,7 +20,8 @@ def canonical_frame(df: pd.DataFrame, cols: ColumnMapping, file: str, rep: Repor
     Every cell of the four canonical columns is a ``str`` (missing values become ``""``); ids are
     the 0-based row numbers when there is no id column. Empty texts, missing labels and missing or
     repeated ids go to ``rep`` as errors naming their rows. Probability columns are left out (they
-    are the ``probs`` companion); a metadata column named like a canonical one becomes ``meta_<name>``.
+    are the ``probs`` companion); a metadata column named like a canonical one becomes
+    ``meta_<name>``.
     """
     assert cols.text is not None and cols.label is not None
 
@@ -111,7 +112,8 @@ def _check_ids(ids: pd.Series, column: str, file: str, rep: Report) -> None:
         first = ids[dup].iloc[0]
         rows = rows_of(ids == first)
         rep.error(
-            f"{int(ids[dup].nunique())} id(s) appear more than once, e.g. '{first}' in {rows_text(rows)}",
+            f"{int(ids[dup].nunique())} id(s) appear more than once, e.g. '{first}' in "
+            f"{rows_text(rows)}",
             "unique ids",
             file=file,
             column=column,
@@ -122,7 +124,8 @@ def _check_ids(ids: pd.Series, column: str, file: str, rep: Report) -> None:
 def resolve_classes(
     labels: pd.Series, class_list: list[str] | None, column: str, file: str, rep: Report
 ) -> list[str]:
-    """The class list: ``class_list`` when given (every label must be in it), else the sorted labels.
+    """The class list: ``class_list`` when given (every label must be in it), else the sorted
+    labels.
 
     ``labels`` is the canonical label column (``""`` for a missing label, already reported). Labels
     outside a given list, a list that repeats a name, and fewer than two classes among the labels

@@ -1,10 +1,11 @@
 """Checks every input shares, whatever reads it: headers, cell values, class lists, companion arrays
 and the size bounds of every input dimension.
 
-``validate``, ``scan``, the library and the Data page all load through :func:`labelaudit.io.load_dataset`,
-so a check written here holds everywhere. Each check reports to a :class:`~labelaudit.errors.Report`
-(file, row, column, found, expected, fix) and returns what the caller may use; none raises anything
-but :class:`~labelaudit.errors.DataError`. A companion reader calls :func:`check_array` with its own
+``validate``, ``scan``, the library and the Data page all load through
+:func:`labelaudit.io.load_dataset`, so a check written here holds everywhere. Each check reports to
+a :class:`~labelaudit.errors.Report` (file, row, column, found, expected, fix) and returns what the
+caller may use; none raises anything but :class:`~labelaudit.errors.DataError`. A companion reader
+calls :func:`check_array` with its own
 :class:`ArraySpec`, so a new companion gets the dtype, shape, finiteness and magnitude checks by
 declaring what it expects.
 """
@@ -252,8 +253,8 @@ def _short(v: object, n: int = 40) -> str:
 
 
 def label_key(label: str) -> str:
-    """What two labels that look alike share: NFKC-normalised, case-folded, runs of whitespace as one
-    space, and a number in one spelling (``1``, ``1.0`` and ``01`` share ``1``).
+    """What two labels that look alike share: NFKC-normalised, case-folded, runs of whitespace as
+    one space, and a number in one spelling (``1``, ``1.0`` and ``01`` share ``1``).
 
     Example:
         >>> label_key("Card  Arrival") == label_key("card arrival")
@@ -289,7 +290,8 @@ def lookalike_groups(labels: Iterable[str]) -> list[list[str]]:
 def check_class_list(
     classes: Sequence[str], file: str, rep: Report, column: str | None = None
 ) -> bool:
-    """True when ``classes`` has no repeated name; errors for repeats, one warning listing the groups
+    """True when ``classes`` has no repeated name; errors for repeats, one warning listing the
+    groups
     of look-alike classes (they stay separate classes, since they may be meant)."""
     seen: dict[str, int] = {}
     for c in classes:
@@ -376,7 +378,8 @@ _KIND_NAMES = {
 
 
 def check_dtype(arr: np.ndarray, what: str, file: str, rep: Report) -> bool:
-    """True for real numbers (int, unsigned, float); strings, objects, booleans, complex are refused."""
+    """True for real numbers (int, unsigned, float); strings, objects, booleans, complex are
+    refused."""
     if arr.dtype.kind in "fiu":
         return True
     rep.error(
@@ -389,8 +392,8 @@ def check_dtype(arr: np.ndarray, what: str, file: str, rep: Report) -> bool:
 
 
 def check_array(arr: object, spec: ArraySpec, file: str, rep: Report) -> np.ndarray | None:
-    """``arr`` as a ``spec.dtype`` array when it is a real numeric array of ``spec.shape`` with finite
-    values within ``spec.max_abs``; else None with one error in ``rep``.
+    """``arr`` as a ``spec.dtype`` array when it is a real numeric array of ``spec.shape`` with
+    finite values within ``spec.max_abs``; else None with one error in ``rep``.
 
     Refused, each with its own message: non-arrays, strings, objects, booleans, complex numbers,
     another number of dimensions or size, empty dimensions, more than ``max_array_elements``

@@ -93,7 +93,8 @@ def pick_column(
     rep: Report,
     required: bool,
 ) -> tuple[str | None, str]:
-    """The column for ``role`` and how it was chosen ("given", "detected by name", …), or (None, "")."""
+    """The column for ``role`` and how it was chosen ("given", "detected by name", …), or
+    ``(None, "")``."""
     cols = list(df.columns)
     if given is not None:
         if given in cols:
@@ -120,7 +121,8 @@ def pick_column(
         )
         return None, ""
     if role == "text":
-        # No column is named like text: take the string column with the longest texts, if it stands out.
+        # No column is named like text: take the string column with the longest texts, if it stands
+        # out.
         obj = [c for c in cols if df[c].dtype == object]
         if obj:
             mean_len = {c: df[c].astype(str).str.len().mean() for c in obj}

@@ -35,7 +35,8 @@ def folder_prefixes() -> dict[str, str]:
 
 
 def folder_companion_role(p: Path) -> str | None:
-    """The load_dataset option a file in a dataset folder feeds (``annotations_simulated.csv`` -> annotations)."""
+    """The load_dataset option a file in a dataset folder feeds (``annotations_simulated.csv`` ->
+    annotations)."""
     stem = p.stem.lower()
     for prefix, role in folder_prefixes().items():
         if stem == prefix or stem.startswith(prefix + "_"):
@@ -44,7 +45,8 @@ def folder_companion_role(p: Path) -> str | None:
 
 
 def folder_companions(path: Path) -> dict[str, Path]:
-    """Companion files found in a dataset folder, by load_dataset option (first match by name wins)."""
+    """Companion files found in a dataset folder, by load_dataset option (first match by name
+    wins)."""
     out: dict[str, Path] = {}
     for p in sorted(path.iterdir()):
         role = folder_companion_role(p)

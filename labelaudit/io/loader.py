@@ -45,10 +45,10 @@ def load_dataset(
     row numbers as strings.
 
     Companions: ``probs`` (N, K) ``.npy`` or columns named ``prob_<class>``; ``annotations`` long
-    format ``item_id, annotator_id, label[, timestamp]``; ``dynamics`` (E, N, K) ``.npy`` or a folder
-    / glob of cartography ``dynamics_epoch_*.jsonl``; ``embeddings`` (N, D) ``.npy``; ``scores``
-    per-row (``id`` + numeric columns) or per-pair (``train_id, query_id, score``). Any other
-    companion registered in :mod:`labelaudit.io.companions` is passed by its name in ``more``.
+    format ``item_id, annotator_id, label[, timestamp]``; ``dynamics`` (E, N, K) ``.npy`` or a
+    folder / glob of cartography ``dynamics_epoch_*.jsonl``; ``embeddings`` (N, D) ``.npy``;
+    ``scores`` per-row (``id`` + numeric columns) or per-pair (``train_id, query_id, score``). Any
+    other companion registered in :mod:`labelaudit.io.companions` is passed by its name in ``more``.
 
     Returns a valid :class:`Dataset` (non-fatal problems in ``.warnings``); raises
     :class:`~labelaudit.errors.DataError` listing every problem otherwise.
@@ -164,7 +164,8 @@ def _read_companions(
 def validate(
     data: str | Path | pd.DataFrame, **options: Any
 ) -> tuple[Dataset | None, list[Problem]]:
-    """Load ``data`` like :func:`load_dataset` but return ``(dataset or None, problems)`` instead of raising.
+    """Load ``data`` like :func:`load_dataset` but return ``(dataset or None, problems)`` instead of
+    raising.
 
     Example:
         >>> ds, problems = validate("tests/data/bad/duplicate_ids.csv")   # doctest: +SKIP

@@ -74,7 +74,8 @@ def check_size(path: Path, rep: Report) -> bool:
     avail = available_memory_bytes()
     if need > avail:
         rep.error(
-            f"the file is {size / 2**30:.1f} GiB; reading it needs about {need / 2**30:.1f} GiB of memory "
+            f"the file is {size / 2**30:.1f} GiB; reading it needs about {need / 2**30:.1f} GiB of "
+            "memory "
             f"but only {avail / 2**30:.1f} GiB is available",
             "a file that fits in memory",
             file=path.name,

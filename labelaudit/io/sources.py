@@ -1,7 +1,7 @@
-"""Datasets written by other tools, recognised by their content: a Label Studio JSON export, a Hugging
-Face ``save_to_disk`` folder or its Arrow / Parquet files. Each reader turns the source into rows
-(and companions such as the annotations of every annotator) and hands them to ``load_dataset``, so
-validation stays in one place. The readers live in :mod:`labelaudit.integrations`.
+"""Datasets written by other tools, recognised by their content: a Label Studio JSON export, a
+Hugging Face ``save_to_disk`` folder or its Arrow / Parquet files. Each reader turns the source into
+rows (and companions such as the annotations of every annotator) and hands them to ``load_dataset``,
+so validation stays in one place. The readers live in :mod:`labelaudit.integrations`.
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ def _hf(path: Path, **options: Any) -> Dataset:
 
 
 def source_reader(path: Path) -> tuple[str, SourceReader] | None:
-    """``(name, reader)`` when ``path`` is another tool's dataset, else None (an ordinary table or folder)."""
+    """``(name, reader)`` when ``path`` is another tool's dataset, else None (an ordinary table or
+    folder)."""
     from labelaudit.integrations.hf import is_hf_file, is_hf_folder
     from labelaudit.integrations.labelstudio.export import looks_like_labelstudio_export
 

@@ -1,11 +1,11 @@
-"""The optional inputs that come beside a dataset (probabilities, annotations, …): one module each.
+"""The optional inputs beside a dataset (probabilities, annotations, …): one module each.
 
 Every module here registers its companion with :func:`register_companion`: its ``load_dataset``
-option, CLI flag and help, the files a dataset folder names it by, the upload types of the Data page,
-the README line, what the workspace stores, and the reader. The loader, the CLI, the workspace, the
-Data page and the README table all read :func:`all_companions`, so adding a companion is adding a
-module here plus its test (see CONTRIBUTING.md). Modules whose name starts with ``_`` or that
-register nothing (``arrays``) hold shared helpers.
+option, CLI flag and help, the files a dataset folder names it by, the upload types of the Data
+page, the README line, what the workspace stores, and the reader. The loader, the CLI, the
+workspace, the Data page and the README table all read :func:`all_companions`, so adding a companion
+is adding a module here plus its test (see CONTRIBUTING.md). Modules whose name starts with ``_`` or
+that register nothing (``arrays``) hold shared helpers.
 
 A reader takes ``(source, dataset, report)``: ``source`` is what the caller passed (a path, or an
 in-memory array/DataFrame), ``dataset`` the rows already validated. It sets the dataset attributes
@@ -40,7 +40,8 @@ class Companion:
     doc: str
     #: Sets the dataset's attributes from a source; None = read by the loader itself (classes).
     read: CompanionReader | None
-    #: A dataset-folder file whose stem is one of these, or starts with one and "_", is this companion.
+    #: A dataset-folder file whose stem is one of these, or starts with one and "_", is this
+    #: companion.
     folder_prefixes: tuple[str, ...] = ()
     #: The Data page's upload label and accepted file types (without the dot).
     upload_label: str = ""

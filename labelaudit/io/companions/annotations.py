@@ -1,8 +1,8 @@
 """The ``annotations`` companion: labels from several people, long format.
 
 Columns ``item_id`` (an id of the dataset), ``annotator_id``, ``label`` (a class of the dataset)
-and optionally ``timestamp`` (read as UTC). Common other names (``worker``, ``rater``, ``task``, …)
-are accepted for the first two.
+and optionally ``timestamp`` (read as UTC). Common other names (``worker``, ``rater``, ``task``,
+…) are accepted for the first two.
 """
 
 from __future__ import annotations
@@ -70,7 +70,8 @@ def read_annotations(
         if bad.any():
             rows = rows_of(bad)
             rep.error(
-                f"unreadable timestamps in {rows_text(rows)}, e.g. {df['timestamp'][bad].iloc[0]!r}",
+                f"unreadable timestamps in {rows_text(rows)}, e.g. "
+                f"{df['timestamp'][bad].iloc[0]!r}",
                 "ISO 8601 times such as 2024-05-01T12:00:00Z",
                 file=file,
                 column="timestamp",
@@ -141,7 +142,8 @@ def collapse_repeats(out: pd.DataFrame, file: str, rep: Report) -> pd.DataFrame:
     rep.warn(
         f"{n_pairs} (item, annotator) pair(s) are rated more than once, e.g. item "
         f"'{first['item_id']}' by '{first['annotator_id']}' in {rows_text(example_rows)}; kept one "
-        f"rating per pair (the {kept}) and dropped {int(drop.sum())} row(s): {rows_text(rows_of(drop))}",
+        f"rating per pair (the {kept}) and dropped {int(drop.sum())} row(s): "
+        f"{rows_text(rows_of(drop))}",
         "one rating per annotator per item",
         file=file,
         fix="remove the repeats, or keep only each annotator's final label",

@@ -10,7 +10,8 @@ from labelaudit.errors import Report
 
 
 def load_npy(p: Path, rep: Report) -> np.ndarray | None:
-    """The array in ``p``, or None with an error in ``rep`` (missing, pickled or unreadable file)."""
+    """The array in ``p``, or None with an error in ``rep`` (missing, pickled or unreadable
+    file)."""
     if not p.exists():
         rep.error(f"no such file: {p}", "a .npy file", file=p.name)
         return None

@@ -54,7 +54,8 @@ register_loader_companion(
     Companion(
         "classes",
         help="JSON list of class names (column order of --probs), or {name: description}",
-        doc="JSON list of class names, or `{name: description}` (descriptions are shown to reviewers)",
+        doc="JSON list of class names, or `{name: description}` (descriptions are shown to "
+        "reviewers)",
         read=None,
         upload_label="Class list (JSON list, or {class: description})",
         upload_types=("json",),

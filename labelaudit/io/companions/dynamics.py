@@ -48,7 +48,8 @@ def dynamics_spec(n: int, k: int) -> ArraySpec:
 
 
 def read_cartography(p: Path, ds: Dataset, rep: Report) -> np.ndarray | None:
-    """allenai/cartography's training_dynamics/dynamics_epoch_{e}.jsonl: guid, logits_epoch_{e}, gold."""
+    """allenai/cartography's training_dynamics/dynamics_epoch_{e}.jsonl: guid, logits_epoch_{e},
+    gold."""
     pattern = str(p / "dynamics_epoch_*.jsonl") if p.is_dir() else str(p)
     files = sorted(
         glob.glob(pattern), key=lambda f: int(re.findall(r"(\d+)", Path(f).stem)[-1] or 0)

@@ -16,7 +16,8 @@ from labelaudit.io.companions.arrays import load_npy
 from labelaudit.io.rows import rows_of, rows_text
 from labelaudit.io.tables import read_table
 
-#: Probability rows whose sum is off by at most this are renormalised with a warning; beyond it, refused.
+#: Probability rows whose sum is off by at most this are renormalised with a warning; beyond it,
+#: refused.
 PROB_SUM_TOLERANCE = 1e-2
 #: Row sums closer to 1 than this are taken as exact (float noise), not renormalised.
 PROB_SUM_EXACT = 1e-6
@@ -53,7 +54,8 @@ def probs_from_columns(
     extra = [c for c in by_class if c not in classes]
     if missing or extra:
         rep.error(
-            f"probability columns do not match the classes (missing {missing[:5]}, unknown {extra[:5]})",
+            f"probability columns do not match the classes (missing {missing[:5]}, unknown "
+            f"{extra[:5]})",
             "one prob_<class> column per class",
             file=file,
         )
@@ -125,7 +127,8 @@ def check_prob_matrix(p: np.ndarray, n: int, k: int, file: str, rep: Report) -> 
         return None
     if (off > PROB_SUM_EXACT).any():
         rep.warn(
-            f"{int((off > PROB_SUM_EXACT).sum())} probability rows sum to 1 only within {off.max():.2g}; renormalised",
+            f"{int((off > PROB_SUM_EXACT).sum())} probability rows sum to 1 only within "
+            f"{off.max():.2g}; renormalised",
             "",
             file=file,
         )
@@ -137,7 +140,8 @@ def check_prob_matrix(p: np.ndarray, n: int, k: int, file: str, rep: Report) -> 
     "probs",
     help="predicted probabilities, (N, K) .npy or a CSV/Parquet with K columns",
     doc="out-of-sample predicted probabilities, (N, K) `.npy`, a CSV/Parquet of K columns, or "
-    "`prob_<class>` columns in the data; K columns in class order (sorted class names, or `--classes`)",
+    "`prob_<class>` columns in the data; K columns in class order (sorted class names, or "
+    "`--classes`)",
     folder_prefixes=("pred_probs",),
     upload_label="Predicted probabilities (N x K)",
     upload_types=("npy", "csv", "parquet", "pq"),

@@ -35,7 +35,8 @@ class TableFormat:
     read: TableReader
     #: One line for the README and the Data page.
     description: str
-    #: Files with these suffixes in a dataset folder are split files (``.json`` is not: categories.json).
+    #: Files with these suffixes in a dataset folder are split files (``.json`` is not:
+    #: categories.json).
     in_folders: bool = True
 
 
@@ -86,7 +87,8 @@ def format_for(path: Path) -> TableFormat | None:
 
 
 def table_suffixes(*, in_folders: bool = False) -> list[str]:
-    """Every readable suffix, sorted (only those that are split files in a folder if ``in_folders``).
+    """Every readable suffix, sorted (only those that are split files in a folder if
+    ``in_folders``).
 
     Example:
         >>> ".csv" in table_suffixes() and ".json" not in table_suffixes(in_folders=True)

@@ -68,7 +68,8 @@ def check_text_file(path: Path, encoding: str | None) -> str:
 
 
 def decode_text(path: Path, encoding: str | None) -> str:
-    """The file's text (a UTF-8 byte-order mark is dropped); DataError for binary or undecodable files."""
+    """The file's text (a UTF-8 byte-order mark is dropped); DataError for binary or undecodable
+    files."""
     enc = check_text_file(path, encoding)
     return path.read_bytes().decode(enc)
 
@@ -112,7 +113,8 @@ def _decode_problem(path: Path, err: UnicodeDecodeError, offset: int, lines_befo
         guess = ""
     hint = f" (it looks like {guess})" if guess else ""
     return Problem(
-        f"byte 0x{err.object[err.start]:02x} at line {line} is not valid {_codec_name(err.encoding)}{hint}",
+        f"byte 0x{err.object[err.start]:02x} at line {line} is not valid "
+        f"{_codec_name(err.encoding)}{hint}",
         f"a {_codec_name(err.encoding)} text file",
         file=path.name,
         fix=f"re-save the file as UTF-8, or pass its encoding (--encoding {guess or 'cp1252'})",

@@ -57,7 +57,8 @@ def _read_delimited(path: Path, encoding: str, sep: str) -> pd.DataFrame:
             rep.raise_if_errors()
         chunks = []
         rows = 0
-        with pd.read_csv(path, chunksize=CHUNK_ROWS, **options) as reader:  # type: ignore[call-overload]
+        reader = pd.read_csv(path, chunksize=CHUNK_ROWS, **options)  # type: ignore[call-overload]
+        with reader:
             for chunk in reader:
                 rows += len(chunk)
                 if not check_row_count(rows, path.name, rep):

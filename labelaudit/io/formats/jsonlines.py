@@ -1,4 +1,5 @@
-"""JSON Lines (one object per line) and JSON (an array of objects, or JSON Lines in a .json file)."""
+"""JSON Lines (one object per line) and JSON (an array of objects, or JSON Lines in a .json
+file)."""
 
 from __future__ import annotations
 
