@@ -146,7 +146,8 @@ def train_dynamics(
 
 
 def single_blas_thread():
-    """A context in which NumPy's BLAS runs on one thread (threadpoolctl, a scikit-learn dependency)."""
+    """A context in which NumPy's BLAS runs on one thread (threadpoolctl, a scikit-learn
+    dependency)."""
     from threadpoolctl import threadpool_limits
 
     return threadpool_limits(limits=1, user_api="blas")
