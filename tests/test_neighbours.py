@@ -267,3 +267,73 @@ def test_hnsw_rows_whose_search_got_lost_are_searched_exactly():
     # every lost row now has its exact neighbours
     np.testing.assert_array_equal(rows[lost], exact[lost])
     assert not (rows == np.arange(4000)[:, None]).any()
+
+
+def test_refinement_keeps_every_closer_neighbour_and_finds_neighbours_of_neighbours():
+    x, _ = clustered(3000, d=32, blobs=10, noise=0.6, seed=5)
+    exact, exact_sims = exact_neighbours(x, k=8)
+    # a damaged graph: each row keeps only its 2 nearest, the other 6 slots are random rows
+    rng = np.random.default_rng(0)
+    damaged = exact.copy()
+    damaged[:, 2:] = rng.integers(0, 3000, (3000, 6))
+    own = damaged == np.arange(3000)[:, None]
+    damaged[own] = (np.nonzero(own)[0] + 1) % 3000  # never the row itself
+    x64 = x.astype(np.float64)
+    before = np.full(damaged.shape, -np.inf)
+    for r, cand in enumerate(damaged):  # distinct candidates only (random rows can repeat)
+        u = np.unique(cand)
+        before[r, : len(u)] = np.sort(x64[u] @ x64[r])[::-1]
+    rows, sims = neighbours.refine_graph(x, damaged, refine_from=2)
+    assert not (rows == np.arange(3000)[:, None]).any()
+    assert all(len(set(r)) == 8 for r in rows[:200])  # no candidate twice
+    # row by row, the k-th best similarity never gets worse ...
+    assert (sims >= before.astype(np.float32) - 1e-6).all()
+
+    # ... and the neighbours' neighbours bring back exact neighbours the damaged graph had lost
+    def hits(g):
+        return (g[:, :, None] == exact[:, None, :]).any(axis=2).mean()
+
+    assert hits(damaged) < 0.26 and hits(rows) > 0.3
+    np.testing.assert_allclose(sims[:, 0], exact_sims[:, 0], atol=1e-6)
+
+
+def test_island_rows_are_found_and_searched_exactly():
+    # rows whose neighbours all sit in another blob (what an HNSW row linked into the wrong region
+    # at insertion returns) are the rows flagged, and an exact search gives them their true ones
+    x, which = clustered(3000, d=64, blobs=10, noise=0.5, seed=6)
+    rows, sims = exact_neighbours(x, k=10)
+    # on an exact graph only the odd outlier (far from rows that are close to each other) is flagged
+    outliers = neighbours.island_rows(sims, rows)
+    assert len(outliers) < 10
+    islands = np.arange(0, 3000, 97)
+    bad_rows, bad_sims = rows.copy(), sims.copy()
+    for r in islands:
+        other = np.flatnonzero(which != which[r])[:10]
+        bad_rows[r] = other
+        bad_sims[r] = x[other] @ x[r]
+    islands = np.setdiff1d(islands, outliers)
+    flagged = neighbours.island_rows(bad_sims, bad_rows)
+    np.testing.assert_array_equal(np.setdiff1d(flagged, outliers), islands)
+    neighbours.research_exactly(x, bad_rows, bad_sims, islands)
+    np.testing.assert_array_equal(bad_rows, rows)
+    np.testing.assert_allclose(bad_sims, sims, atol=1e-6)
+
+
+def test_a_weak_hnsw_index_gives_the_exact_graphs_classes_after_the_repairs():
+    # well-separated classes in 256-d (within-class cosine ~0.35, between ~0, as in the scale
+    # benchmark) and a poor index (4 links, short lists): hundreds of rows end among another class's
+    # rows; after the lost-search and island repairs (almost) none does
+    rng = np.random.default_rng(7)
+    centres = rng.standard_normal((30, 256))
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    which = rng.integers(0, 30, 6000)
+    x = normalise_rows(
+        (centres[which] + 0.09 * rng.standard_normal((6000, 256))).astype(np.float32)
+    )
+    exact, _ = exact_neighbours(x, k=10)
+    assert (which[exact] == which[:, None]).all()
+    weak = {"m": 4, "ef_construction": 12, "ef": 11, "num_threads": 1}
+    raw, _ = neighbours.hnsw_neighbours(x, k=10, refine_from=0, island_gap=None, **weak)
+    assert ((which[raw] != which[:, None]).sum(axis=1) > 5).sum() > 100  # what the repairs are for
+    rows, _ = neighbours.hnsw_neighbours(x, k=10, **weak)
+    assert ((which[rows] != which[:, None]).sum(axis=1) > 5).sum() <= 2
