@@ -157,12 +157,8 @@ def part_graph(folder: Path, n: int) -> dict:
         x = nb.normalise_rows(emb)
         index = step(out, "hnsw_index_build", lambda: nb.hnsw_index(x, seed=0))
 
-        def query():
-            rows = np.empty((n, nb.SCAN_K), dtype=np.int64)
-            sims = np.empty((n, nb.SCAN_K), dtype=np.float32)
-            for s in range(0, n, nb.HNSW_CHUNK):
-                e = min(n, s + nb.HNSW_CHUNK)
-                rows[s:e], sims[s:e] = nb.query_hnsw(index, x, s, e, nb.SCAN_K)
+        def query():  # the scan's path: queries, lost-search and island repairs
+            rows, sims = nb.graph_from_index(index, x, nb.SCAN_K)
             return nb.NeighbourGraph(rows, sims, "hnsw")
 
         g = step(out, "hnsw_query_every_row", query)
