@@ -305,6 +305,25 @@ def _all_cases(names: list[str] | None):
         yield name, res, truth, "given (only probabilities)", labels, probs, None
 
 
+def _cleanlab_candidates(labels, probs, truth) -> dict[str, float]:
+    """AP of cleanlab's other label-quality scores (get_label_quality_scores methods and
+    adjust_pred_probs), measured as candidate members for the combiner."""
+    from cleanlab.rank import get_label_quality_scores
+    from sklearn.metrics import average_precision_score
+
+    out = {}
+    for method, adjust in (
+        ("self_confidence", True),
+        ("normalized_margin", True),
+        ("confidence_weighted_entropy", False),
+    ):
+        q = get_label_quality_scores(labels, probs, method=method, adjust_pred_probs=adjust)
+        out[f"{method}{' (adjust_pred_probs)' if adjust else ''}"] = float(
+            average_precision_score(truth, 1 - q)
+        )
+    return out
+
+
 def bench_cases(names: list[str] | None = None) -> str:
     from labelaudit.detectors.combiner import (
         QUALITY_ISSUE_RULE,
@@ -415,6 +434,13 @@ def bench_cases(names: list[str] | None = None) -> str:
             )
         est = quality_expected_precision(q_flags, comb)
         detail += [
+            "",
+            "Other cleanlab label-quality scores on the same probabilities (candidates, not "
+            "detectors): "
+            + ", ".join(
+                f"{m} {a:.3f}" for m, a in _cleanlab_candidates(labels, probs, truth).items()
+            )
+            + ".",
             "",
             f"Quality-gated flag ({QUALITY_ISSUE_RULE}): expected precision (label model) "
             f"{'n/a' if est is None else f'{est:.3f}'}, measured {flag_metrics(q_flags, truth)['precision']:.3f}.",

@@ -139,9 +139,11 @@ def test_detect_reports_the_combiner_and_its_weights():
     assert d.combiner == "trust_weighted" and set(d.combiner_weights) == set(names)
     assert abs(sum(d.combiner_weights.values()) - 1) < 1e-9
     assert d.flag_expected_precision is not None
-    base = detect_label_issues(ds, emb, detectors=names)
+    base = detect_label_issues(ds, emb, detectors=names, combiner="rank_average")
     assert base.details.combiner == "rank_average"
     assert base.details.combiner_weights == {n: 0.5 for n in names}
+    default = detect_label_issues(ds, emb, detectors=names).details
+    assert default.combiner == "quality_gated" and default.combiner_rationale
     with pytest.raises(UsageError, match="unknown combiner"):
         detect_label_issues(ds, emb, detectors=names, combiner="best")
     q = detect_label_issues(ds, emb, detectors=names, combiner="quality").details
@@ -261,3 +263,81 @@ def test_probes_follow_the_estimated_noise_process_and_are_order_invariant():
     perm = rng.permutation(n)
     p2, m2 = plant_probes(labels[perm], probs[perm], nm, seed=0)
     assert (m2 == mask[perm]).all() and (p2 == probed[perm]).all()
+
+
+# ----------------------------------------------------------------------------- nearest-class errors
+def similar_class_case(seed: int = 0, kind: str = "nearest", n: int = 3000, k: int = 20):
+    """Classes in similar pairs (j, j ^ 1); 10 % of the labels flipped to the similar class
+    ("nearest", and the model has learnt those flips, as a model trained on the noisy labels
+    does) or to a random other class ("uniform")."""
+    from labelaudit.detectors.confident_learning import confident_learning
+    from labelaudit.detectors.oof import self_confidence
+
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, k, n)
+    pair = np.arange(k) ^ 1
+    flip = rng.random(n) < 0.1
+    given = y.copy()
+    if kind == "nearest":
+        given[flip] = pair[y[flip]]
+    else:
+        given[flip] = (y[flip] + rng.integers(1, k, flip.sum())) % k
+    probs = _softmax(3.0 * np.eye(k)[y] + 1.5 * np.eye(k)[pair[y]] + rng.normal(0, 1, (n, k)))
+    if kind == "nearest":
+        probs = probs @ (0.9 * np.eye(k) + 0.1 * np.eye(k)[pair])
+    ctx = DetectionContext(labels=given, n_classes=k, pred_probs=probs)
+    results = {
+        "self_confidence": self_confidence(ctx),
+        "confident_learning": confident_learning(ctx),
+    }
+    return results, flip, given, probs
+
+
+def test_error_structure_tells_similar_class_errors_from_random_ones():
+    from labelaudit.detectors.combiner import estimate_error_structure, estimated_errors
+
+    for seed in range(3):
+        near = similar_class_case(seed, "nearest")
+        rand = similar_class_case(seed, "uniform")
+        es_near = estimate_error_structure(near[0], near[2], near[3], estimated_errors(near[0]))
+        es_rand = estimate_error_structure(rand[0], rand[2], rand[3], estimated_errors(rand[0]))
+        assert es_near is not None and es_rand is not None
+        # errors to the similar class: the given label is the next most likely class far more
+        # often than errors to a random class (1 / 19 of the time) make it
+        assert es_near.share_next > 3 * es_near.uniform_share_next
+        assert es_rand.share_next < 3 * es_rand.uniform_share_next
+        assert es_near.share_next > es_rand.share_next + 0.2
+        assert abs(es_near.rank_share.sum() - 1) < 1e-9
+
+
+def test_quality_keeps_confident_learning_on_similar_class_errors():
+    from labelaudit.detectors.combiner import learn_combination, quality_score
+
+    # seeds 1 and 2; on seed 0 the probes still prefer self-confidence (see the xfail below)
+    for seed in (1, 2):
+        results, truth, given, probs = similar_class_case(seed, "nearest")
+        # the case has the property: confident learning's margin beats self-confidence clearly
+        assert _ap(truth, results["confident_learning"].score) > (
+            _ap(truth, results["self_confidence"].score) + 0.1
+        )
+        comb = learn_combination(results, labels=given, probs=probs, seed=0)
+        assert "confident_learning" in comb.chosen_probs_detectors
+        assert _ap(truth, quality_score(results, comb)) > _ap(
+            truth, results["self_confidence"].score
+        )
+        assert comb.error_structure is not None and "estimated structure" in comb.rationale
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known limit (issue 12): probes planted at the estimated structure do not reproduce how "
+    "a model that learnt systematic flips scores them, so they rank the two probability detectors "
+    "about equally and both are kept; the combination is below confident learning alone",
+)
+def test_quality_within_001_of_the_best_on_similar_class_errors():
+    from labelaudit.detectors.combiner import learn_combination, quality_score
+
+    results, truth, given, probs = similar_class_case(0, "nearest")
+    best = max(_ap(truth, r.score) for r in results.values())
+    comb = learn_combination(results, labels=given, probs=probs, seed=0)
+    assert _ap(truth, quality_score(results, comb)) >= best - 0.01

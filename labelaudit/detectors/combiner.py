@@ -162,12 +162,15 @@ PROBE_SHARE, PROBE_MIN, PROBE_MAX, PROBE_REPEATS = 0.10, 50, 2000, 3
 #: probes give CIFAR-10 0.977 vs 0.946 (the two together beat either on real errors), BANKING77
 #: uniform flips 0.679 vs 0.641 and 20news 0.943 vs 0.898 (only the better one should count).
 PROBE_TOLERANCE = 0.035
-#: Where probes take their new label: "uniform" over the other classes, or "noise_matrix" (drawn
-#: from confident learning's estimated noise matrix). The noise-matrix probes were measured biased
-#: towards the normalised margin (BANKING77 test, uniform 5 % flips: probe AP 0.62 vs 0.53 for
-#: self-confidence, real AP 0.83 vs 0.97), as the estimated matrix mixes the model's own confusions
-#: into the noise; uniform probes order them as the real errors do there.
-PROBE_DESTINATION = "uniform"
+#: Where probes take their new label: "estimated" (the default: the error structure estimated from
+#: the most confidently flagged rows, :func:`estimate_error_structure`), "uniform" over the other
+#: classes, or "noise_matrix" (drawn from confident learning's estimated noise matrix). The
+#: noise-matrix probes were measured biased towards the normalised margin (BANKING77 test, uniform
+#: 5 % flips: probe AP 0.62 vs 0.53 for self-confidence, real AP 0.83 vs 0.97), as the estimated
+#: matrix mixes the model's own confusions into the noise; uniform probes order them as the real
+#: errors do there but drop confident learning on flips to the nearest intent (probe AP 0.97 vs
+#: 0.68, real AP 0.59 vs 0.76; bench/results/detectors_combiner.md).
+PROBE_DESTINATION = "estimated"
 #: Families: detectors reading only the probabilities, and those reading anything else (the
 #: embeddings, texts or training trajectories: in labelaudit, models trained on the embeddings).
 PROBS_FAMILY, OTHER_FAMILY = "probabilities", "embeddings"
@@ -191,6 +194,8 @@ class Combination:
     chosen_probs_detectors: list[str]
     #: The label model over the kept detectors (None when only one detector is kept).
     trust: Trust | None
+    #: The estimated error structure the probes followed (None: uniform probes).
+    error_structure: ErrorStructure | None = None
     #: One plain sentence saying why the weights are what they are.
     rationale: str = ""
 
@@ -201,31 +206,109 @@ def _canonical_order(labels: np.ndarray, probs: np.ndarray) -> np.ndarray:
     return np.lexsort([*keys, labels])
 
 
+def _other_classes_by_probability(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """int64 (N, K-1): per row, the classes other than its label, most probable first (ties by
+    class index, so the order depends only on the row's contents)."""
+    n, k = probs.shape
+    order = np.argsort(-probs, axis=1, kind="stable")
+    keep = order != labels[:, None]
+    out = order[keep].reshape(n, k - 1)
+    return out.astype(np.int64)
+
+
 def plant_probes(
-    labels: np.ndarray, probs: np.ndarray, noise_matrix: np.ndarray | None, *, seed: int
+    labels: np.ndarray,
+    probs: np.ndarray,
+    noise_matrix: np.ndarray | None,
+    *,
+    seed: int,
+    structure: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Flip a random share of the labels the way the data's own errors look: a row labelled j gets
-    class i with probability proportional to the estimated P(given = i | true = j) (confident
-    learning's noise matrix, Northcutt et al. 2021), uniform over the others when it is unknown.
-    Returns (probed labels, probe mask). Deterministic for ``seed`` and invariant to row order."""
+    """Flip a random share of the labels the way the data's own errors look.
+
+    With ``structure`` (float (K-1,), :func:`estimate_error_structure`): a probed row gets the
+    class at rank r among the classes other than its label, ordered by the row's own probabilities,
+    r drawn from ``structure`` (rank 0 = the class the model finds most likely after the label).
+    Else with ``noise_matrix``: a row labelled j gets class i with probability proportional to the
+    estimated P(given = i | true = j) (confident learning's noise matrix, Northcutt et al. 2021);
+    else uniform over the other classes. Returns (probed labels, probe mask). Deterministic for
+    ``seed`` and invariant to row order."""
     n, k = probs.shape
     rng = np.random.default_rng(seed)
     order = _canonical_order(labels, probs)
     m = int(np.clip(round(PROBE_SHARE * n), min(PROBE_MIN, n // 2), PROBE_MAX))
     picked = order[np.sort(rng.choice(n, m, replace=False))]
-    trans = np.ones((k, k)) if noise_matrix is None else np.nan_to_num(np.asarray(noise_matrix).T)
-    np.fill_diagonal(trans, 0.0)  # trans[j, i] ~ P(given = i | true = j), i != j
-    bad = trans.sum(axis=1) <= 0
-    trans[bad] = 1.0
-    np.fill_diagonal(trans, 0.0)
-    trans /= trans.sum(axis=1, keepdims=True)
-    cum = np.cumsum(trans[labels[picked]], axis=1)
-    new = (cum < rng.random(m)[:, None] * cum[:, -1:]).sum(axis=1)
     out = labels.copy()
-    out[picked] = np.minimum(new, k - 1)
+    if structure is not None and k > 1:
+        share = np.asarray(structure, dtype=np.float64)
+        ranks = rng.choice(k - 1, m, p=share / share.sum())
+        others = _other_classes_by_probability(probs[picked], labels[picked])
+        out[picked] = others[np.arange(m), ranks]
+    else:
+        trans = (
+            np.ones((k, k)) if noise_matrix is None else np.nan_to_num(np.asarray(noise_matrix).T)
+        )
+        np.fill_diagonal(trans, 0.0)  # trans[j, i] ~ P(given = i | true = j), i != j
+        bad = trans.sum(axis=1) <= 0
+        trans[bad] = 1.0
+        np.fill_diagonal(trans, 0.0)
+        trans /= trans.sum(axis=1, keepdims=True)
+        cum = np.cumsum(trans[labels[picked]], axis=1)
+        new = (cum < rng.random(m)[:, None] * cum[:, -1:]).sum(axis=1)
+        out[picked] = np.minimum(new, k - 1)
     mask = np.zeros(n, dtype=bool)
     mask[picked] = out[picked] != labels[picked]
     return out, mask
+
+
+@dataclass
+class ErrorStructure:
+    """Where the given labels of the most confidently flagged rows sit in their own predictions."""
+
+    #: float (K-1,): share of those rows whose given label is at rank r among the classes other
+    #: than the row's most probable other class (rank 0 = the second most probable class).
+    rank_share: np.ndarray
+    #: How many rows the estimate rests on.
+    n_rows: int
+    #: Share at rank 0, and what errors to a uniformly random class would give (1 / (K - 1)).
+    share_next: float
+    uniform_share_next: float
+
+
+def estimate_error_structure(
+    results: Mapping[str, DetectorResult], labels: np.ndarray, probs: np.ndarray, m: int
+) -> ErrorStructure | None:
+    """The structure of this data's label errors, from the rows every detector in ``results``
+    (the probability detectors whose choice is at stake) flags *and* ranks among its ``m`` most
+    suspicious: requiring all of them keeps the model's own confusions out as far as the
+    candidates can, and favours none of them. For each such row: the rank of its given label
+    among the classes other than its most probable other class (the likely true class), by the
+    row's probabilities. Errors to a random class spread evenly over the K - 1 ranks; errors to a
+    similar class (a neighbouring intent) sit at rank 0. None when no row qualifies or K < 3."""
+    n, k = probs.shape
+    if k < 3 or not results:
+        return None
+    sel = np.ones(n, dtype=bool)
+    for r in results.values():
+        sel &= np.asarray(r.is_issue, dtype=bool) & _top(np.asarray(r.score), m)
+    if not sel.any():
+        return None
+    rows = np.flatnonzero(sel)
+    lab = labels[rows]
+    p = probs[rows]
+    masked = p.copy()
+    masked[np.arange(len(rows)), lab] = -np.inf
+    suggested = masked.argmax(axis=1)
+    others = _other_classes_by_probability(p, suggested)  # classes other than the suggestion
+    rank = np.argmax(others == lab[:, None], axis=1)
+    counts = np.bincount(rank, minlength=k - 1)[: k - 1].astype(np.float64)
+    share = counts / counts.sum()
+    return ErrorStructure(
+        rank_share=share,
+        n_rows=int(len(rows)),
+        share_next=float(share[0]),
+        uniform_share_next=1.0 / (k - 1),
+    )
 
 
 def _average_precision(score: np.ndarray, truth: np.ndarray) -> float:
@@ -241,13 +324,14 @@ def probe_ap(
     noise_matrix: np.ndarray | None,
     *,
     seed: int = 0,
+    structure: np.ndarray | None = None,
 ) -> dict[str, float]:
     """Mean AP (probe vs untouched rows) of each ``fns[name](probed labels) -> scores`` over
     :data:`PROBE_REPEATS` probe draws. Untouched rows include the real errors, so the values are
     lower than a clean-data AP; only their order is used."""
     aps: dict[str, list[float]] = {n: [] for n in fns}
     for r in range(PROBE_REPEATS):
-        probed, mask = plant_probes(labels, probs, noise_matrix, seed=seed + r)
+        probed, mask = plant_probes(labels, probs, noise_matrix, seed=seed + r, structure=structure)
         for name, fn in fns.items():
             aps[name].append(_average_precision(np.asarray(fn(probed)), mask))
     return {n: float(np.nanmean(v)) if v else float("nan") for n, v in aps.items()}
@@ -283,10 +367,12 @@ def learn_combination(
     1. Source quality: a family whose model is more accurate against the given labels by at least
        :data:`DOMINANCE_Z` paired standard errors, with errors beyond the estimated noise rate at
        most 1 / :data:`DOMINANCE_RATIO` of the other's, is kept alone (a much better model dominates).
-    2. Among the probability detectors, the one with the highest AP on planted probes (uniform
-       flips, :data:`PROBE_DESTINATION`) and any within :data:`PROBE_TOLERANCE` of it represent the
-       family; the others get no weight.
-    3. The kept detectors are weighted by the Dawid–Skene label model of :func:`learn_trust`.
+    2. Among the probability detectors, the one with the highest AP on planted probes (flips that
+       follow the errors' estimated structure, :data:`PROBE_DESTINATION`) and any within
+       :data:`PROBE_TOLERANCE` of it represent the family; the others get no weight.
+    3. The kept detectors are weighted by the Dawid–Skene label model of :func:`learn_trust`;
+       when both families are kept, each family's weights are rescaled to hold half of the total
+       (each family is one model: the label model would count its correlated detectors again).
     """
     if not results:
         raise ValueError("no detector results to combine")
@@ -318,6 +404,7 @@ def learn_combination(
 
     aps: dict[str, float] = {}
     chosen: list[str] = []
+    structure: ErrorStructure | None = None
     if p_names and dominant != OTHER_FAMILY:
         if len(p_names) > 1:
             fns = (
@@ -326,7 +413,18 @@ def learn_combination(
             cl = results.get("confident_learning")
             nm = None if cl is None else cl.details.get("noise_matrix")
             nm = nm if PROBE_DESTINATION == "noise_matrix" else None
-            aps = probe_ap({n: fns[n] for n in p_names if n in fns}, labels, probs, nm, seed=seed)
+            if PROBE_DESTINATION == "estimated":
+                structure = estimate_error_structure(
+                    {n: results[n] for n in p_names}, labels, probs, estimated_errors(results)
+                )
+            aps = probe_ap(
+                {n: fns[n] for n in p_names if n in fns},
+                labels,
+                probs,
+                nm,
+                seed=seed,
+                structure=None if structure is None else structure.rank_share,
+            )
             top = max(aps.get(n, -1.0) for n in p_names)
             chosen = [n for n in p_names if aps.get(n, -1.0) >= top - PROBE_TOLERANCE]
         else:
@@ -345,6 +443,15 @@ def learn_combination(
         weights[kept[0]] = 1.0
     else:
         weights.update(trust.weights)
+    balanced = dominant is None and bool(chosen) and any(weights[n] > 0 for n in o_names)
+    if balanced:
+        # Each family is one source (one model behind it): the label model assumes conditionally
+        # independent raters and counts the correlated embedding detectors several times over,
+        # so each family's label-model weights are rescaled to hold half of the total.
+        for group in (chosen, o_names):
+            total = sum(weights[n] for n in group)
+            for n in group:
+                weights[n] = 0.5 * weights[n] / total if total > 0 else 0.0
     if dominant == PROBS_FAMILY:
         why = (
             f"the probabilities (accuracy {acc_p:.3f} against the given labels) are clearly better "
@@ -362,6 +469,14 @@ def learn_combination(
             else []
         )
         why = "label model over " + " and ".join(parts)
+        if balanced:
+            why += ", each family holding half of the weight"
+    if structure is not None:
+        why += (
+            f"; probes follow the errors' estimated structure ({structure.share_next:.0%} of "
+            f"{structure.n_rows} confidently flagged rows have the given label as the next most "
+            f"likely class, {structure.uniform_share_next:.0%} for errors to a random class)"
+        )
     return Combination(
         weights=weights,
         families={n: fam.get(n, OTHER_FAMILY) for n in results},
@@ -371,6 +486,7 @@ def learn_combination(
         probe_ap=aps,
         chosen_probs_detectors=chosen,
         trust=trust,
+        error_structure=structure,
         rationale=why,
     )
 
