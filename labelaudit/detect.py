@@ -54,11 +54,12 @@ PROBS_GIVEN, PROBS_OOF = "given", "out-of-fold"
 #: "rank_average" (equal weights, the benchmark baseline). Measured in bench/results/detectors_combiner.md.
 COMBINERS = ("quality", "rank_average", "trust")
 #: The combiner used when none is chosen.
-DEFAULT_COMBINER = "rank_average"
+DEFAULT_COMBINER = "quality"
 #: Bump when detection output changes for the same inputs (the scan keys its cache on it).
-#: 5: the quality-gated combiner and its rationale; 4: combiner weights and the trust-weighted
+#: 6: quality-gated probes follow the estimated error structure, families hold half the weight
+#: each, and it is the default; 5: the quality-gated combiner and its rationale; 4: combiner weights and the trust-weighted
 #: combiner; 3: training population (issue 16)
-VERSION = 5
+VERSION = 6
 
 
 @serialisable

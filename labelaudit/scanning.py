@@ -107,7 +107,7 @@ def scan_params(
     cluster_method: str = "hdbscan",
     n_clusters: int | None = None,
     detectors: list[str] | None = None,
-    combiner: str = "rank_average",
+    combiner: str = "quality",
 ) -> dict[str, Any]:
     """The parameters a scan's cache entry is keyed by (with defaults resolved)."""
     from labelaudit.clustering import METHODS
@@ -263,7 +263,7 @@ def scan(
     cluster_method: str = "hdbscan",
     n_clusters: int | None = None,
     detectors: list[str] | None = None,
-    combiner: str = "rank_average",
+    combiner: str = "quality",
     progress: ProgressFn = no_progress,
     engine: str | Engine | None = None,
     ray_address: str | None = None,
@@ -358,7 +358,7 @@ def _scan(
         seed=seed,
         detectors=detectors,
         progress=progress,
-        **({} if combiner == "rank_average" else {"combiner": combiner}),  # type: ignore[arg-type]
+        combiner=combiner,
         neighbour_graph=graph,
         engine=eng,
     )

@@ -37,9 +37,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--combiner",
         choices=["quality", "rank_average", "trust"],
-        default="rank_average",
-        help="how the detectors' scores are combined: equal-weight rank average (default), "
-        "quality-gated (the better model's detectors, probes and a label model; docs/detectors.md) "
+        default="quality",
+        help="how the detectors' scores are combined: quality-gated (default: the better model's "
+        "detectors, probes and a label model; docs/detectors.md), equal-weight rank average "
         "or trust-weighted (weights learnt from the detectors' agreement, no reviewer labels)",
     )
     p.add_argument(
