@@ -57,8 +57,8 @@ COMBINERS = ("quality", "rank_average", "trust")
 DEFAULT_COMBINER = "quality"
 #: Bump when detection output changes for the same inputs (the scan keys its cache on it).
 #: 6: quality-gated probes follow the estimated error structure, families hold half the weight
-#: each, and it is the default; 5: the quality-gated combiner and its rationale; 4: combiner weights and the trust-weighted
-#: combiner; 3: training population (issue 16)
+#: each, and it is the default; 5: the quality-gated combiner and its rationale; 4: combiner
+#: weights and the trust-weighted combiner; 3: training population (issue 16)
 VERSION = 6
 
 
