@@ -20,6 +20,7 @@ import streamlit as st
 
 from components import state
 from components.data import load_workspace_dataset
+from components.label_issues import PRECISION_COLUMN  # the Label issues table's column
 from components.scan import load_scan
 from components.store import get_store
 from components.text import md_escape
@@ -143,7 +144,8 @@ def active_learning_order(workspace_root: str, dataset_hash: str, options_json: 
     """Annotated items, the one most in need of one more annotation first (cleanlab's ActiveLab)."""
     ds = load_workspace_dataset(workspace_root, dataset_hash)
     res = load_scan(workspace_root, dataset_hash, options_json)
-    probs = res.detection.pred_probs if res.detection is not None else ds.pred_probs
+    probs = res.detection.pred_probs if res.detection is not None else None
+    probs = probs if probs is not None else ds.pred_probs  # as `labelaudit queue` does
     if probs is None:
         raise UsageError("the active-learning queue needs predicted probabilities: run the scan")
     return learn.active_learning_scores(ds, probs)["id"].astype(str).tolist()
@@ -406,10 +408,6 @@ def card_learning(
     return draw
 
 
-#: The Label issues table's column: the estimated chance that the row's label needs a change.
-PRECISION_COLUMN = "estimated precision"
-
-
 def estimated_precision(
     workspace_root: str, ds: Dataset, options_json: str
 ) -> tuple[np.ndarray, str] | None:
@@ -421,6 +419,8 @@ def estimated_precision(
     try:
         store = workspace_store(workspace_root)
         token = ranking_token(store, ds.content_hash)
+        if token[0] == 0:  # no ranking recorded yet: the static estimate follows every decision
+            token = (*token, store.newest_decision_id())
         q = queue_in_force(workspace_root, ds.content_hash, store.url, options_json, token)
     except (DataError, UsageError):
         return None
