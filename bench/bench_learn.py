@@ -1,32 +1,35 @@
 """Learning from the reviewers (issue 13): the learnt queue, the audit's estimate of the errors left, refit time.
 
-    .venv/bin/python -m bench.bench_learn [--workspace DIR] [--seeds 5] [--coverage-runs 4]
-        [--parts quality,coverage,timing,suggestions] [--detectors core|all] [--out bench/results/learn.md]
+    .venv/bin/python -m bench.bench_learn [--workspace DIR] [--seeds 0,1,2,3,4] [--arms static,learnt,...]
+        [--coverage-runs 4] [--parts quality,coverage,timing,suggestions] [--detectors core|all]
+        [--out bench/results/learn.md]
 
 On the BANKING77 sample with 5 % planted flips in the train rows (``labelaudit.simulate_review.
 plant_flips``; ``uniform``: to any other intent, ``nearest``: to the intent whose embedding centroid
 is nearest), each flipped dataset scanned once (``labelaudit.scan``; the 5 core detectors unless
-``--detectors all``), and the seeded simulated reviewer of ``scripts/simulate_review.py``
-(``replay_adaptive_review``: the queue in force, re-ranked every N decisions, through a real
-SQLite review store):
+``--detectors all``; cached in the workspace):
 
-1. quality: precision of the next 200 items after 100, 200 and 400 reviewed, the learnt queue
-   against the static ranking (the scan's rank average), seeds 0..S-1 per flip mode;
-2. coverage: the audit's estimate of the planted flips still unreviewed (10 % audit share, 600
-   decisions) against the truth, and how often its 95 % interval covers it, over 5 flip seeds x R
-   audit seeds per mode (20 runs with the defaults); the peer is the noise-matrix projection of the
-   ROI page on the same decisions;
+1. quality (:func:`direct_review`: a reviewer who knows the planted flips decides down each arm's
+   queue, re-ranked every 20 decisions, without the store): precision of the next 200 items and
+   the yield after 100, 200 and 400 reviewed, each arm of :data:`ARMS` against the static ranking
+   (the scan's rank average), paired by seed;
+2. coverage (the seeded simulated reviewer of ``scripts/simulate_review.py``,
+   ``replay_adaptive_review``: the queue in force through a real SQLite review store): the audit's
+   estimate of the planted flips still unreviewed (10 % audit share, 600 decisions) against the
+   truth, and how often its 95 % interval covers it, over flip seeds x R audit seeds per mode; the
+   peer is the noise-matrix projection of the ROI page on the same decisions;
 3. timing: refit and re-rank at 10k and 100k rows (400 and 2,000 decisions), against a bare
    scikit-learn logistic regression fitted once on the same features (the peer); Platt scaling by
    Newton against scikit-learn;
 4. suggestions: the out-of-fold model refitted with 400 reviewed labels fixed, against the scan's.
 
-Writes bench/results/learn.md.
+Writes bench/results/learn.md (``--out``).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import platform
 import statistics
@@ -109,118 +112,155 @@ def flip_share(ids, flips: set[str]) -> float:
 
 
 # --------------------------------------------------------------------------- 1. quality
-def part_quality(b: Bench, seeds: int) -> list[str]:
-    from labelaudit.review import adaptive, learn
-    from labelaudit.simulate_review import replay_adaptive_review
+def _static_arm(ds, table, details, out):
+    from labelaudit.review import learn
 
+    return learn.static_order(table), None
+
+
+def _learnt_arm(window):
+    def arm(ds, table, details, out):
+        from labelaudit.review import learn
+
+        fit = learn.fit_learnt(ds, table, out, details=details, window=window)
+        return learn.ranked_rows(fit, table), fit
+
+    return arm
+
+
+#: The queues compared: the scan's static order; the learnt combiner as shipped (it re-orders the
+#: next RERANK_WINDOW undecided rows of the static order, switched on by the forward check); the
+#: learnt combiner over the whole queue (same rule, no window) to show what the window buys.
+ARMS = {
+    "static": _static_arm,
+    "learnt": _learnt_arm(200),
+    "learnt-whole-queue": _learnt_arm(None),
+}
+
+
+def direct_review(ds, table, details, truth, arm, *, every: int = 20, upto: int = 400):
+    """A reviewer who knows ``truth`` decides down the queue ``arm`` gives, re-ranked every
+    ``every`` decisions (the queue stays fixed in between, as on the Review page). No store, no
+    ambiguous/remove decisions. Returns {reviewed: (precision of the next NEXT, found so far, fit)}."""
+    decided: list[int] = []
+    is_dec = np.zeros(ds.n, bool)
+    res = {}
+    order, fit = arm(ds, table, details, _outcomes(ds, [], truth, table))
+    while True:
+        n = len(decided)
+        if n and n % every == 0:
+            order, fit = arm(ds, table, details, _outcomes(ds, decided, truth, table))
+        rem = order[~is_dec[order]]
+        if n in CHECKPOINTS:
+            res[n] = (
+                float(truth[rem[:NEXT]].mean()),
+                float(truth[decided].mean()) if n else math.nan,
+                fit,
+            )
+        if n >= upto:
+            return res
+        take = rem[:every]
+        decided.extend(take.tolist())
+        is_dec[take] = True
+
+
+def part_quality(b: Bench, seeds: list[int], arms: list[str], modes=MODES) -> list[str]:
     rows = []
-    for mode in MODES:
-        for seed in range(seeds):
+    for mode in modes:
+        for seed in seeds:
             ds, key, res = b.flipped(mode, seed)
             flips = set(key["id"])
-            order = ds.ids[learn.static_order(res.table)].astype(str)
-            got: dict[int, tuple] = {}
-
-            def grab(n, q, got=got, flips=flips):
-                if n in CHECKPOINTS:
-                    got[n] = (
-                        flip_share(q.queue["id"].head(NEXT), flips),
-                        q.ranking,
-                        q.fit.auroc,
-                        q.fit.auroc_static,
-                        q.fit.seconds,
-                        flip_share(q.outcomes["item_id"], flips),
-                    )
-
-            store = b.store(f"quality-{mode}-{seed}")
+            truth = np.array([i in flips for i in ds.ids.astype(str)])
             details = res.detection.details if res.detection is not None else {}
-            t = time.perf_counter()
-            replay_adaptive_review(
-                store,
-                ds,
-                key,
-                res.table,
-                n_items=max(CHECKPOINTS),
-                details=details,
-                workspace=b.ws,
-                rerank_every=20,
-                seed=seed,
-                on_queue=grab,
-            )
-            grab(
-                max(CHECKPOINTS),
-                adaptive.queue_in_force(
-                    store,
-                    ds,
-                    res.table,
-                    details=details,
-                    workspace=b.ws,
-                    seed=seed,
-                    auto=False,
-                    rerank=True,
-                ),
-            )
-            replay_secs = time.perf_counter() - t
-            store.close()
-            for r in CHECKPOINTS:
-                p_learnt, ranking, auc, auc_static, fit_secs, found = got[r]
-                rows.append(
-                    {
-                        "mode": mode,
-                        "seed": seed,
-                        "reviewed": r,
-                        "static_next": flip_share(order[r : r + NEXT], flips),
-                        "learnt_next": p_learnt,
-                        "static_found": flip_share(order[:r], flips),
-                        "learnt_found": found,
-                        "ranking": ranking,
-                        "auroc": auc,
-                        "auroc_static": auc_static,
-                        "fit_seconds": fit_secs,
-                    }
+            for name in arms:
+                t = time.perf_counter()
+                got = direct_review(
+                    ds, res.table, details, truth, ARMS[name], upto=max(CHECKPOINTS)
                 )
-            print(pd.DataFrame(rows).tail(3).to_string(), f"replay {replay_secs:.0f} s", flush=True)
+                for r, (nxt, found, fit) in got.items():
+                    rows.append(
+                        {
+                            "mode": mode,
+                            "seed": seed,
+                            "arm": name,
+                            "reviewed": r,
+                            "next": nxt,
+                            "found": found,
+                            "yield": (found * r + nxt * NEXT) / (r + NEXT) if r else nxt,
+                            "ranking": "static" if fit is None else fit.ranking,
+                            "fwd_learnt": math.nan if fit is None else fit.forward_auroc,
+                            "fwd_static": math.nan if fit is None else fit.forward_auroc_static,
+                            "fit_seconds": math.nan if fit is None else fit.seconds,
+                        }
+                    )
+                print(
+                    mode,
+                    seed,
+                    name,
+                    " ".join(f"{r}:{v[0]:.3f}/{v[1]:.3f}" for r, v in got.items()),
+                    f"{time.perf_counter() - t:.0f} s",
+                    load(),
+                    flush=True,
+                )
     df = pd.DataFrame(rows)
     df.to_csv(b.db_dir / "quality.csv", index=False)
+    base = df[df["arm"] == "static"].set_index(["mode", "seed", "reviewed"])
     lines = [
         "## 1. Precision of the next 200 items: learnt queue against the static ranking",
         "",
-        f"5 % planted flips in the train rows of the sample (500 of {b.ds.n:,} rows), seeds 0-{seeds - 1} per mode; the "
-        "simulated reviewer decides down the queue in force, re-ranked every 20 decisions (the learnt combiner from "
-        "the first re-ranking with at least 20 decisions of each outcome whose cross-validated AUROC is not below the "
-        "static ranking's); the static arm decides down the scan's ranking. Precision = share of planted flips among "
-        "the next 200 undecided items of each arm's queue (mean ± standard deviation over seeds). "
-        "*found* = share of planted flips among the items reviewed so far.",
+        f"5 % planted flips in the train rows of the sample (500 of {b.ds.n:,} rows), seeds "
+        f"{', '.join(map(str, seeds))} per mode. A reviewer who knows the planted flips decides down each "
+        "arm's queue, re-ranked every 20 decisions (`direct_review`: no store, no ambiguous/remove "
+        "decisions). *next 200* = share of planted flips among the next 200 undecided items of the arm's "
+        "queue; *found* = share among the items reviewed so far; *yield* = share among the first "
+        "reviewed + 200 items (found and next 200 together: an arm that finds more flips early leaves fewer "
+        "for its next 200, so *next 200* alone penalises it). Mean ± standard deviation over seeds; "
+        "*paired diff.* = arm minus static on the same seed (mean, and min to max over seeds). Arms: "
+        "`static` = the scan's ranking; `learnt` = the shipped rule (re-orders the next 200 undecided rows "
+        "of the static order, switched on by the forward check); `learnt-whole-queue` = the same model and "
+        "rule ordering the whole queue.",
         "",
-        "| flips | reviewed | static: next 200 | learnt: next 200 | ratio learnt / static | static: found | learnt: found | learnt in force | CV AUROC learnt / static |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| flips | reviewed | arm | next 200 | paired diff. next 200 | found | yield of reviewed + 200 | paired diff. yield | learnt in force | forward AUROC learnt / static |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for mode in MODES:
+
+    def paired(d, col):
+        diff = d.set_index(["mode", "seed", "reviewed"])[col] - base[col].reindex(
+            d.set_index(["mode", "seed", "reviewed"]).index
+        )
+        return f"{diff.mean():+.3f} ({diff.min():+.3f} to {diff.max():+.3f})"
+
+    for mode in modes:
         for r in CHECKPOINTS:
-            d = df[(df["mode"] == mode) & (df["reviewed"] == r)]
-            ratio = d["learnt_next"].mean() / d["static_next"].mean()
-            lines.append(
-                f"| {mode} | {r} | {mean_sd(d['static_next'].tolist())} | {mean_sd(d['learnt_next'].tolist())} | "
-                f"{ratio:.2f} | {mean_sd(d['static_found'].tolist())} | {mean_sd(d['learnt_found'].tolist())} | "
-                f"{int((d['ranking'] == 'learnt').sum())} of {len(d)} | "
-                f"{mean_sd(d['auroc'].tolist())} / {mean_sd(d['auroc_static'].tolist())} |"
-            )
+            for name in arms:
+                d = df[(df["mode"] == mode) & (df["reviewed"] == r) & (df["arm"] == name)]
+                on = f"{int((d['ranking'] == 'learnt').sum())} of {len(d)}"
+                fwd = mean_sd(d["fwd_learnt"].tolist()) + " / " + mean_sd(d["fwd_static"].tolist())
+                lines.append(
+                    f"| {mode} | {r} | {name} | {mean_sd(d['next'].tolist())} | "
+                    f"{'' if name == 'static' else paired(d, 'next')} | {mean_sd(d['found'].tolist())} | "
+                    f"{mean_sd(d['yield'].tolist())} | {'' if name == 'static' else paired(d, 'yield')} | "
+                    f"{'' if name == 'static' else on} | {'' if name == 'static' else fwd} |"
+                )
+    fs = df["fit_seconds"].dropna()
     lines += [
         "",
-        "Per seed (precision of the next 200, static → learnt): "
+        "Per seed (next 200, static → learnt): "
         + "; ".join(
             f"{m} {r}: "
             + ", ".join(
-                f"{a:.2f}→{c:.2f}"
-                for a, c in df[(df["mode"] == m) & (df["reviewed"] == r)][
-                    ["static_next", "learnt_next"]
+                f"{base.loc[(m, s, r), 'next']:.2f}→{v:.2f}"
+                for s, v in df[(df["mode"] == m) & (df["reviewed"] == r) & (df["arm"] == "learnt")][
+                    ["seed", "next"]
                 ].itertuples(index=False)
             )
-            for m in MODES
+            for m in modes
             for r in CHECKPOINTS
         ),
         "",
-        "Scan wall time per flipped dataset (detection only; embeddings, map and clusters are shared): "
+        f"Fit time per re-ranking (13,083 rows): median {fs.median():.2f} s, max {fs.max():.2f} s. "
+        "Scan wall time per flipped dataset (detection only; embeddings, map and clusters are shared, "
+        "0-1 s when cached): "
         + ", ".join(f"{m} {s}: {v:.0f} s" for (m, s), v in b.scan_seconds.items())
         + f". {load()} at the end of this part.",
         "",
@@ -229,14 +269,14 @@ def part_quality(b: Bench, seeds: int) -> list[str]:
 
 
 # --------------------------------------------------------------------------- 2. coverage
-def part_coverage(b: Bench, seeds: int, runs: int) -> list[str]:
+def part_coverage(b: Bench, seeds: list[int], runs: int) -> list[str]:
     from labelaudit import roi
     from labelaudit.review import adaptive
     from labelaudit.simulate_review import replay_adaptive_review
 
     rows = []
     for mode in MODES:
-        for seed in range(seeds):
+        for seed in seeds:
             ds, key, res = b.flipped(mode, seed)
             flips = set(key["id"])
             details = res.detection.details if res.detection is not None else {}
@@ -296,7 +336,7 @@ def part_coverage(b: Bench, seeds: int, runs: int) -> list[str]:
         "## 2. Errors left: the audit's estimate against the truth",
         "",
         f"Each run: 600 decisions down the queue in force (re-ranked every 50), 10 % of them audit items drawn from a "
-        f"stratified sample of 1,000; flip seeds 0-{seeds - 1} x audit seeds 100-{99 + runs} per mode. Truth = planted "
+        f"stratified sample of 1,000; flip seeds {', '.join(map(str, seeds))} x audit seeds 100-{99 + runs} per mode. Truth = planted "
         "flips not yet decided. Peer: the ROI page's noise-matrix projection on the same decisions (confident "
         "learning's estimate of all label errors x the precision reviewers saw - labels fixed); it counts "
         "BANKING77's natural errors too, which the simulated reviewer keeps, so it is not expected to match planted "
@@ -442,8 +482,15 @@ def part_timing(b: Bench) -> list[str]:
     return lines
 
 
-def _outcomes(ds, rows, truth) -> pd.DataFrame:
+def _outcomes(ds, rows, truth, table=None) -> pd.DataFrame:
+    """The outcomes frame (:func:`labelaudit.review.learn.reviewed_outcomes`) of a reviewer who
+    knows ``truth`` and decided ``rows`` in that order (planted flips changed, the rest kept)."""
     rows = np.asarray(rows, dtype=np.int64)
+    flagged = (
+        table["is_label_issue"].fillna(False).to_numpy(bool)[rows]
+        if table is not None and "is_label_issue" in table
+        else np.zeros(len(rows), bool)
+    )
     return pd.DataFrame(
         {
             "item_id": ds.ids[rows].astype(str),
@@ -452,7 +499,7 @@ def _outcomes(ds, rows, truth) -> pd.DataFrame:
             "changed": truth[rows],
             "audit": False,
             "queue": "ranking",
-            "flagged": False,
+            "flagged": flagged,
             "decision_id": np.arange(1, len(rows) + 1),
             "review_order": np.arange(len(rows)),
         }
@@ -508,17 +555,27 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--workspace", default="/tmp/labelaudit-bench-learn")
     p.add_argument("--db-dir", default="/dev/shm/labelaudit-bench-learn")
-    p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--seeds", default="0,1,2,3,4", help="flip seeds, comma-separated")
+    p.add_argument("--arms", default=",".join(ARMS), help="queues compared in the quality part")
+    p.add_argument("--modes", default=",".join(MODES), help="flip modes of the quality part")
     p.add_argument("--coverage-runs", type=int, default=4)
     p.add_argument("--parts", default="quality,coverage,timing,suggestions")
     p.add_argument("--detectors", choices=("core", "all"), default="core")
     p.add_argument("--out", default=str(OUT))
     args = p.parse_args(argv)
     parts = [x.strip() for x in args.parts.split(",") if x.strip()]
+    seeds = [int(x) for x in args.seeds.split(",") if x.strip()]
+    arms = [x.strip() for x in args.arms.split(",") if x.strip()]
+    unknown = [a for a in arms if a not in ARMS]
+    if unknown:
+        raise SystemExit(f"unknown arm(s) {', '.join(unknown)}; known: {', '.join(ARMS)}")
+    if "static" not in arms:
+        arms.insert(0, "static")  # the paired differences need it
     b = Bench(args.workspace, CORE if args.detectors == "core" else None, Path(args.db_dir))
     command = (
         f".venv/bin/python -m bench.bench_learn --workspace {args.workspace} --seeds {args.seeds} "
-        f"--coverage-runs {args.coverage_runs} --parts {','.join(parts)} --detectors {args.detectors}"
+        f"--arms {','.join(arms)} --modes {args.modes} --coverage-runs {args.coverage_runs} --parts {','.join(parts)} "
+        f"--detectors {args.detectors}"
     )
     started = datetime.now(UTC)
     lines = [
@@ -538,9 +595,9 @@ def main(argv: list[str] | None = None) -> int:
     for part in parts:
         t = time.perf_counter()
         if part == "quality":
-            lines += part_quality(b, args.seeds)
+            lines += part_quality(b, seeds, arms, [m for m in args.modes.split(",") if m])
         elif part == "coverage":
-            lines += part_coverage(b, args.seeds, args.coverage_runs)
+            lines += part_coverage(b, seeds, args.coverage_runs)
         elif part == "timing":
             lines += part_timing(b)
         elif part == "suggestions":

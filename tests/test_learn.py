@@ -169,14 +169,26 @@ def test_learnt_combiner_beats_the_static_ranking_where_it_can(synthetic):
     ds, table, truth = synthetic
     order = learn.static_order(table)
     rows = order[:300]
-    fit = learn.fit_learnt(ds, table, outcomes_for(ds, rows, truth, table=table))
+    out = outcomes_for(ds, rows, truth, table=table)
+    fit = learn.fit_learnt(ds, table, out)
     assert fit.ranking == learn.LEARNT, fit.reason
     assert fit.auroc > fit.auroc_static
-    assert "cross-validated AUROC" in fit.describe()
+    assert fit.forward_auroc > fit.forward_auroc_static and fit.gain_low > 0
+    assert fit.n_forward == len(rows) // 2  # the later half of the decisions, scored forward
+    assert "Forward check" in fit.describe() and "re-orders the next 200 items" in fit.describe()
     decided = set(rows.tolist())
-    learnt_next = [r for r in learn.ranked_rows(fit, table) if r not in decided][:150]
-    static_next = [r for r in order if r not in decided][:150]
-    assert truth[learnt_next].mean() > truth[static_next].mean() + 0.1
+    w = learn.RERANK_WINDOW
+    learnt_next = [r for r in learn.ranked_rows(fit, table) if r not in decided]
+    static_next = [r for r in order if r not in decided]
+    # it re-orders the static ranking's next window only, and puts more errors at its head
+    assert set(learnt_next[:w]) == set(static_next[:w])
+    assert learnt_next[w:] == static_next[w:]
+    assert truth[learnt_next[:50]].mean() > truth[static_next[:50]].mean() + 0.1
+    # without the window the same model orders the whole queue
+    whole = learn.fit_learnt(ds, table, out, window=None)
+    assert whole.ranking == learn.LEARNT and whole.window is None
+    whole_next = [r for r in learn.ranked_rows(whole, table) if r not in decided][:150]
+    assert truth[whole_next].mean() > truth[static_next[:150]].mean() + 0.1
 
 
 def test_learnt_estimates_are_calibrated_on_unseen_rows(synthetic):
@@ -224,7 +236,9 @@ def test_the_combiner_never_scores_an_item_it_was_trained_on(synthetic):
         outcomes_for(ds, rows, truth),
         estimator_factory=lambda c, n, s: Recording(),
     )
-    assert len(Recording.fitted) == learn.N_FOLDS + 1  # five folds and the final model
+    # five folds, the final model and one per block of the forward check
+    assert len(Recording.fitted) == learn.N_FOLDS + 1 + len(learn.FORWARD_CUTS)
+    assert fit.n_forward == len(rows) // 2
     assert not np.isnan(fit.probability).any()
 
 
@@ -238,6 +252,47 @@ def test_no_memorisation_leaks_into_the_out_of_fold_auroc(synthetic):
     rows = rng.choice(ds.n, size=300, replace=False)
     fit = learn.fit_learnt(ds, noise, outcomes_for(ds, rows, coin), model="boosting")
     assert abs(fit.auroc - 0.5) < 0.12
+
+
+def test_a_learnt_fit_reorders_only_its_window_of_the_static_order():
+    ds, table, _ = world(50, seed=0)
+    order = learn.static_order(table)
+    decided = order[[0, 2]]
+    window = learn.rerank_window(table, decided, 5)
+    assert set(np.flatnonzero(window)) == set(order[[1, 3, 4, 5, 6]])  # next 5 undecided
+    prob = np.zeros(ds.n)
+    prob[order[6]], prob[order[4]], prob[order[30]] = 0.9, 0.8, 0.99  # order[30]: outside
+    fit = learn.Fit(
+        learn.LEARNT, prob, np.ones(ds.n, bool), 2, 1, 0.8, 0.7, model="logistic", window=window
+    )
+    ranked = learn.ranked_rows(fit, table).tolist()
+    assert ranked[:5] == [order[6], order[4], order[1], order[3], order[5]]
+    assert ranked[5:] == [r for r in order if r not in ranked[:5]]  # the rest: static order
+
+
+def test_forward_check_sees_a_model_that_fails_deeper_down():
+    """Early decisions reward a high feature value, later (deeper) ones a low one: a random-fold
+    check on all of them is mixed; the forward check, which scores the later decisions with a model
+    fitted on the earlier ones, finds the model worse than the static ranking and keeps it off."""
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    n = 400
+    x = rng.random((n, 1))
+    static = rng.random(n)
+    early = np.arange(n) < n // 2
+    y = np.where(early, x[:, 0] > 0.5, x[:, 0] < 0.5) ^ (rng.random(n) < 0.1)
+    y = y | (static > 0.9)  # the static ranking is a little informative everywhere
+    auc, auc_static, n_scored, low, high = learn.forward_check(
+        x, y, static, np.arange(n), lambda: LogisticRegression()
+    )
+    assert n_scored == n // 2 and auc < 0.5 < auc_static and high < 0
+    # the same model on decisions whose pattern holds all the way down clearly wins
+    y2 = (x[:, 0] > 0.5) ^ (rng.random(n) < 0.1)
+    auc, auc_static, _, low, _ = learn.forward_check(
+        x, y2, static, np.arange(n), lambda: LogisticRegression()
+    )
+    assert auc > 0.8 and low > 0
 
 
 def test_ranked_rows_orders_by_probability_ties_in_static_order():

@@ -44,7 +44,7 @@ from labelaudit.review.store import ReviewStore, rankings_table, settings_table
 #: Re-rank after this many decisions by default.
 DEFAULT_RERANK_EVERY = 20
 #: Bump when a fit changes for the same decisions (cached fits are then recomputed).
-LEARN_VERSION = 2
+LEARN_VERSION = 3
 #: Columns of :attr:`QueueInForce.queue` (``labelaudit queue`` writes the first five).
 QUEUE_COLUMNS = [
     "id",
@@ -215,6 +215,17 @@ def latest_ranking(store: ReviewStore, dataset_version: str) -> RankingRecord | 
 
 
 # --------------------------------------------------------------------------- cached fits
+_ARRAY_FIELDS = ("probability", "in_support", "window")
+_FLOAT_FIELDS = (
+    "auroc",
+    "auroc_static",
+    "gain_low",
+    "gain_high",
+    "forward_auroc",
+    "forward_auroc_static",
+)
+
+
 def _fit_params(
     outcomes: pd.DataFrame, scan_table: pd.DataFrame, model: str, seed: int, cutoff: int
 ) -> dict[str, Any]:
@@ -256,23 +267,23 @@ def _fit_cached(
     ):
         meta: dict[str, Any] = workspace.load(key, "learnt_ranking_meta", params, ext="json")
         arrays = workspace.load(key, "learnt_ranking", params, ext="parquet")
-        for k in ("auroc", "auroc_static", "gain_low", "gain_high"):
+        for k in _FLOAT_FIELDS:
             meta[k] = math.nan if meta.get(k) is None else float(meta[k])
+        has_window = bool(meta.pop("has_window", False))
         return learn.Fit(
             probability=arrays["probability"].to_numpy(dtype=np.float64),
             in_support=arrays["in_support"].to_numpy(dtype=bool),
+            window=arrays["window"].to_numpy(dtype=bool) if has_window else None,
             **meta,
         )
     fit = compute()
-    workspace.save(
-        key,
-        "learnt_ranking",
-        pd.DataFrame({"probability": fit.probability, "in_support": fit.in_support}),
-        params,
-        ext="parquet",
-    )
-    meta = {k: v for k, v in asdict(fit).items() if k not in ("probability", "in_support")}
+    arrays = {"probability": fit.probability, "in_support": fit.in_support}
+    if fit.window is not None:
+        arrays["window"] = fit.window
+    workspace.save(key, "learnt_ranking", pd.DataFrame(arrays), params, ext="parquet")
+    meta = {k: v for k, v in asdict(fit).items() if k not in _ARRAY_FIELDS}
     meta = {k: _nan_to_none(v) if isinstance(v, float) else v for k, v in meta.items()}
+    meta["has_window"] = fit.window is not None
     workspace.save(key, "learnt_ranking_meta", meta, params, ext="json")  # last: marks it complete
     return fit
 
