@@ -79,7 +79,9 @@ def test_queue_after_decisions_is_learnt_and_leaves_decided_items_out(env, tmp_p
     ds, table, truth, common, db = env
     store = ReviewStore(db)
     order = learn.static_order(table)
-    rows = [r for r in order if truth[r]][:25] + [r for r in order if not truth[r]][:40]
+    changed, kept = [r for r in order if truth[r]][:40], [r for r in order if not truth[r]][:90]
+    # mixed outcomes all along the review order, so every block of the forward check holds both
+    rows = [int(r) for r in np.random.default_rng(0).permutation(changed + kept)]
     for r in rows:
         given = ds.label_names[r]
         other = next(c for c in ds.classes if c != given)
