@@ -165,7 +165,23 @@ def detect_label_issues(
         raise UsageError(f"embeddings have {len(embeddings)} rows but the dataset has {ds.n}")
     emb = normalise_rows(embeddings)
     labels = ds.labels
+    workspace = as_workspace(workspace)  # a folder path works as well as a Workspace
     notes: list[str] = []
+
+    def embedding_head_probs() -> tuple[np.ndarray, float]:
+        """Out-of-fold probabilities of the head on the embeddings (cached in the workspace)."""
+        return cached_out_of_fold_probs(
+            emb,
+            labels,
+            n_classes=ds.k,
+            key=ds.content_hash,
+            workspace=workspace,
+            n_splits=n_splits,
+            seed=seed,
+            progress=progress,
+            engine=engine,
+        )
+
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         if ds.pred_probs is not None:
@@ -175,17 +191,7 @@ def detect_label_issues(
                 None,
             )
         else:
-            probs, oof_accuracy = cached_out_of_fold_probs(
-                emb,
-                labels,
-                n_classes=ds.k,
-                key=ds.content_hash,
-                workspace=workspace,
-                n_splits=n_splits,
-                seed=seed,
-                progress=progress,
-                engine=engine,
-            )
+            probs, oof_accuracy = embedding_head_probs()
             source = PROBS_OOF
     notes.extend(str(w.message) for w in caught if issubclass(w.category, UserWarning))
 
@@ -201,7 +207,7 @@ def detect_label_issues(
         classes=list(ds.classes),
         content_hash=ds.content_hash,
         dataset=ds,
-        workspace=as_workspace(workspace),
+        workspace=workspace,
         neighbour_graph=neighbour_graph,
     )
     results, skipped = run_available(ctx, detectors, progress=progress)
@@ -216,17 +222,7 @@ def detect_label_issues(
         fams = detector_families(results)
         if source == PROBS_GIVEN and OTHER_FAMILY in fams.values():
             # the embedding head the other detectors stand on, to compare the two models' quality
-            reference, _ = cached_out_of_fold_probs(
-                emb,
-                labels,
-                n_classes=ds.k,
-                key=ds.content_hash,
-                workspace=workspace,
-                n_splits=n_splits,
-                seed=seed,
-                progress=progress,
-                engine=engine,
-            )
+            reference, _ = embedding_head_probs()
         comb = learn_combination(
             results, labels=labels, probs=probs, reference_probs=reference, families=fams, seed=seed
         )

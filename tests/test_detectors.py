@@ -314,6 +314,21 @@ def test_detect_label_issues_end_to_end(workspace):
     np.testing.assert_allclose(again.pred_probs, det.pred_probs)
 
 
+def test_a_workspace_given_as_a_folder_path_caches_like_a_workspace(tmp_path, monkeypatch):
+    # detect_label_issues(workspace="a/folder") used to reach the out-of-fold cache as a str and fail.
+    x, y, _ = blobs(n=150, n_flips=10, seed=7)
+    ds = make_dataset(y, 3)
+    det = detect_label_issues(ds, x, workspace=str(tmp_path / "ws"), detectors=["self_confidence"])
+    import labelaudit.detectors.oof as oof
+
+    def boom(*a, **k):
+        raise AssertionError("recomputed")
+
+    monkeypatch.setattr(oof, "out_of_fold_probs", boom)
+    again = detect_label_issues(ds, x, workspace=tmp_path / "ws", detectors=["self_confidence"])
+    np.testing.assert_allclose(again.pred_probs, det.pred_probs)
+
+
 def test_given_probabilities_are_used_and_reported():
     x, y, _ = blobs(n=150, n_flips=10, seed=6)
     given = np.full((150, 3), 0.1)
