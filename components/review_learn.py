@@ -116,27 +116,15 @@ def rerank_if_due(
     return q
 
 
-def base_order(q: adaptive.QueueInForce, scan_table: pd.DataFrame, flagged_only: bool) -> list[str]:
-    """Every item in the order in force (decided first, then the remaining queue); ``flagged_only``
-    keeps the rows the scan flags (audit slots stay: they are drawn from outside the top)."""
-    order = q.full_order
-    if not flagged_only or "is_label_issue" not in scan_table:
-        return order
-    flagged = set(
-        scan_table.loc[scan_table["is_label_issue"].fillna(False).astype(bool), "id"].astype(str)
-    )
-    audit = set(q.queue.loc[q.queue["audit"], "id"])
-    return [i for i in order if i in flagged or i in audit]
-
-
 @st.cache_resource(show_spinner=False, max_entries=8)
 def flagged_order(
     workspace_root: str, dataset_hash: str, db_url: str, options_json: str, token: tuple
 ) -> tuple[str, ...]:
-    """:func:`base_order` with only the flagged rows, once per ranking (shared, immutable)."""
+    """:meth:`~labelaudit.review.adaptive.QueueInForce.flagged_order`, once per ranking (shared,
+    immutable)."""
     q = queue_in_force(workspace_root, dataset_hash, db_url, options_json, token)
     res = load_scan(workspace_root, dataset_hash, options_json)
-    return tuple(base_order(q, res.table, True))
+    return tuple(q.flagged_order(res.table))
 
 
 @st.cache_data(show_spinner=False, max_entries=4)

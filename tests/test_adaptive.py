@@ -187,6 +187,21 @@ def test_audit_slots_interleave_and_are_recorded_with_the_decision(store, setup)
     assert again.plan_id == plan.plan_id
 
 
+def test_flagged_order_keeps_flagged_rows_and_audit_slots_in_the_order_in_force(store, setup):
+    ds, table, truth = setup
+    adaptive.save_setting(store, ds.content_hash, "rerank_every", 1000, set_by="ana")
+    review_next(store, ds, table, truth, 3)
+    adaptive.start_audit(store, ds, table, share=0.1, created_by="ana", n_items=200)
+    q = adaptive.queue_in_force(store, ds, table)
+    flags = table.assign(is_label_issue=np.arange(len(table)) % 7 == 0)
+    got = q.flagged_order(flags)
+    audit_ids = set(q.queue.loc[q.queue["audit"], "id"])
+    flagged_ids = set(flags.loc[flags["is_label_issue"], "id"].astype(str))
+    assert audit_ids and not audit_ids <= flagged_ids  # the test would see audit slots dropped
+    assert got == [i for i in q.full_order if i in flagged_ids | audit_ids]
+    assert q.flagged_order(table.drop(columns="is_label_issue", errors="ignore")) == q.full_order
+
+
 def test_remaining_errors_from_the_queue_in_force(store, setup):
     ds, table, truth = setup
     h = ds.content_hash

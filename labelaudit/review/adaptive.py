@@ -325,6 +325,17 @@ class QueueInForce:
         """Decisions until the next automatic re-ranking."""
         return max(self.settings.rerank_every - self.decisions_since_rerank, 0)
 
+    def flagged_order(self, scan_table: pd.DataFrame) -> list[str]:
+        """:attr:`full_order` (decided first, then the remaining queue) without the rows the scan
+        does not flag (``is_label_issue``); audit slots stay, since they are drawn from outside the top.
+        All of it when the table has no flags."""
+        if "is_label_issue" not in scan_table:
+            return self.full_order
+        flags = scan_table["is_label_issue"].fillna(False).astype(bool)
+        keep = set(scan_table.loc[flags, "id"].astype(str))
+        keep |= set(self.queue.loc[self.queue["audit"], "id"].astype(str))
+        return [i for i in self.full_order if i in keep]
+
     def is_audit(self, item_id: str) -> bool:
         hit = self.queue.loc[self.queue["id"] == str(item_id), "audit"]
         return bool(hit.iloc[0]) if len(hit) else False
