@@ -63,6 +63,7 @@ def fake_vectors(texts, dim: int = 32) -> np.ndarray:
 class Calls:
     def __init__(self) -> None:
         self.embed = self.umap = self.cluster = self.detect = 0
+        self.combiners: list[object] = []
 
 
 @pytest.fixture
@@ -88,6 +89,7 @@ def fakes(monkeypatch) -> Calls:
 
     def fake_detect(ds, embeddings, *, workspace=None, seed=0, detectors=None, progress=None, **_):
         calls.detect += 1
+        calls.combiners.append(_.get("combiner"))
         # Suspicion = 1 - cosine to the own class centroid: the planted errors score high.
         cents = np.stack([embeddings[ds.labels == k].mean(axis=0) for k in range(ds.k)])
         cents /= np.linalg.norm(cents, axis=1, keepdims=True)
@@ -148,6 +150,16 @@ def test_second_scan_loads_and_recomputes_nothing(fakes, workspace):
     assert typed_json.same(again.detection.details, first.detection.details)
     assert again.detection.details.noise_matrix.dtype == np.float64
     assert list(again.detection.table.columns) == list(first.detection.table.columns)
+
+
+def test_the_combiner_asked_for_is_the_one_that_runs(fakes, workspace):
+    # scan() once left combiner="rank_average" out of its call to detection, so asking for the
+    # rank average silently ran the default (quality-gated) combiner.
+    ds = topic_dataset()
+    scan(ds, workspace=workspace)
+    scan(ds, workspace=workspace, combiner="rank_average")
+    scan(ds, workspace=workspace, combiner="rank_average")  # cached: no third detection
+    assert fakes.combiners == ["quality", "rank_average"]
 
 
 def test_load_cached_scan_is_none_until_scanned(fakes, workspace):
