@@ -351,6 +351,20 @@ def test_findings_of_a_database_from_before_author_identities(tmp_path, version)
     writer.close()
 
 
+def test_log_of_a_database_from_before_decision_identities_read_only(tmp_path, version):
+    url = f"sqlite:///{tmp_path / 'old.sqlite'}"
+    store = ReviewStore(url)
+    decide(store, version, "1", "change", new="b")
+    with store.engine.begin() as conn:  # as a database written before the table existed
+        conn.exec_driver_sql("DROP TABLE review_decision_identities")
+    store.close()
+    old = ReviewStore(url, read_only=True)  # reads it as it is: creates nothing
+    log = old.log(version)
+    assert log["new_label"].tolist() == ["b"] and log["auth"].isna().all()
+    assert old.current(version)["item_id"].tolist() == ["1"]
+    old.close()
+
+
 def test_two_stores_on_one_database_share_state(db_url, version):
     a, b = ReviewStore(db_url), ReviewStore(db_url)
     d = decide(a, version, "1", "keep")

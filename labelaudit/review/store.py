@@ -1127,7 +1127,7 @@ class ReviewStore:
         for dv, items in _by_version(keys):
             for start in range(0, len(items), BATCH_ROWS):
                 rows = conn.execute(
-                    _with_identity(sa.select(decisions_table))
+                    _with_identity(sa.select(decisions_table), self._absent)
                     .where(
                         (c.dataset_version == dv) & c.item_id.in_(items[start : start + BATCH_ROWS])
                     )
@@ -1373,7 +1373,7 @@ class ReviewStore:
 
     def _get(self, conn: Connection, decision_id: int) -> Decision:
         row = conn.execute(
-            _with_identity(sa.select(decisions_table)).where(
+            _with_identity(sa.select(decisions_table), self._absent).where(
                 decisions_table.c.decision_id == decision_id
             )
         ).one()
@@ -1381,7 +1381,7 @@ class ReviewStore:
 
     def _history(self, conn: Connection, dv: str, item: str) -> list[Decision]:
         rows = conn.execute(
-            _with_identity(sa.select(decisions_table))
+            _with_identity(sa.select(decisions_table), self._absent)
             .where((decisions_table.c.dataset_version == dv) & (decisions_table.c.item_id == item))
             .order_by(decisions_table.c.decision_id)
         ).all()
@@ -1420,9 +1420,9 @@ class ReviewStore:
         """The decision log, oldest first: columns :data:`LOG_COLUMNS` (``shown`` as a JSON string,
         ``decided_at`` UTC) then :data:`IDENTITY_COLUMNS` (who decided, how they were identified,
         in what capacity; None for decisions logged before identities were kept)."""
-        q = _with_identity(sa.select(*[decisions_table.c[c] for c in LOG_COLUMNS])).order_by(
-            decisions_table.c.decision_id
-        )
+        q = _with_identity(
+            sa.select(*[decisions_table.c[c] for c in LOG_COLUMNS]), self._absent
+        ).order_by(decisions_table.c.decision_id)
         if dataset_version is not None:
             q = q.where(decisions_table.c.dataset_version == dataset_version)
         with self._reading() as conn:
@@ -1560,7 +1560,7 @@ class ReviewStore:
             for start in range(0, len(ids), 500):
                 chunk = ids[start : start + 500]
                 rows = conn.execute(
-                    _with_identity(sa.select(decisions_table))
+                    _with_identity(sa.select(decisions_table), self._absent)
                     .where((c.dataset_version == dataset_version) & c.item_id.in_(chunk))
                     .order_by(c.decision_id)
                 ).all()
@@ -1640,8 +1640,12 @@ def _by_version(keys: list[tuple[str, str]]) -> list[tuple[str, list[str]]]:
     return list(groups.items())
 
 
-def _with_identity(query: sa.Select) -> sa.Select:
-    """``query`` on the log with the identity columns of each decision (outer join: old rows)."""
+def _with_identity(query: sa.Select, absent: frozenset[str] = frozenset()) -> sa.Select:
+    """``query`` on the log with the identity columns of each decision (outer join: old rows).
+    ``absent``: tables a read-only store found missing; without the identity table (a database from
+    before it, opened read-only) the columns are NULL, as for old rows."""
+    if decision_identities_table.name in absent:
+        return query.add_columns(*[sa.null().label(c) for c in IDENTITY_COLUMNS])
     ident = decision_identities_table.c
     return query.add_columns(ident.auth, ident.subject, ident.role, ident.capacity).outerjoin_from(
         decisions_table,
