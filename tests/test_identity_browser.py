@@ -17,6 +17,7 @@ import io
 import json
 import os
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -215,6 +216,11 @@ def test_a_signed_in_reviewer_is_recorded_and_held_to_their_own_assignment(brows
 
         # Signing out goes through the provider's end-session endpoint and ends the login.
         page.get_by_role("button", name="Sign out").click()
+        # Wait for the provider to see the end-session request: right after the click the page can
+        # still be on the app's path, so waiting for the path alone raced the redirect (flaky).
+        deadline = time.monotonic() + 30
+        while not dep.stub.of("logout") and time.monotonic() < deadline:
+            page.wait_for_timeout(100)
         page.wait_for_function(
             "() => !location.pathname.startsWith('/auth') && !location.pathname.startsWith('/oauth2')"
         )
