@@ -106,6 +106,9 @@ def test_assignment_blind_overlap_and_adjudication_in_three_browsers(
     lead.get_by_text("Adjudication (1)").click()
     lead.get_by_text("The two blind reviews").wait_for()
     (item,) = both
+    # the card is drawn after the comparison text: wait for it rather than read it at once (raced
+    # under a loaded full run)
+    lead.wait_for_function(f"() => ({ITEM_JS})() !== null")
     assert lead.evaluate(ITEM_JS) == item
     lead.get_by_role("button", name="Keep given label").click()
     lead.get_by_text("It is final.").wait_for()

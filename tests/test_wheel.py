@@ -146,7 +146,7 @@ def test_labelaudit_app_from_the_wheel_renders_a_page(wheel_venv, tmp_path, page
         wait_for_app(page)
         page.get_by_role("heading", name="Data").wait_for()
         assert page.locator("[data-testid='stException']").count() == 0
-        assert page.get_by_text("Bundled sample: BANKING77").count() >= 1
+        page.get_by_text("Bundled sample: BANKING77").first.wait_for()  # drawn after the heading
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
