@@ -334,13 +334,25 @@ def test_a_finding_records_how_its_author_was_identified(store, version):
     assert len(store.findings(version)) == 3
 
 
-def test_findings_of_a_database_from_before_author_identities(tmp_path, version):
+def older_database(tmp_path, table, write) -> str:
+    """A SQLite review database written by ``write(store)`` before ``table`` existed."""
     url = f"sqlite:///{tmp_path / 'old.sqlite'}"
     store = ReviewStore(url)
-    store.add_finding(dataset_version=version, kind="note", target="-", note="n", author="ana")
-    with store.engine.begin() as conn:  # as a database written before the table existed
-        conn.exec_driver_sql("DROP TABLE review_finding_identities")
+    write(store)
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql(f"DROP TABLE {table}")
     store.close()
+    return url
+
+
+def test_findings_of_a_database_from_before_author_identities(tmp_path, version):
+    url = older_database(
+        tmp_path,
+        "review_finding_identities",
+        lambda s: s.add_finding(
+            dataset_version=version, kind="note", target="-", note="n", author="ana"
+        ),
+    )
     old = ReviewStore(url, read_only=True)  # reads it as it is: creates nothing
     f = old.findings(version)
     assert f["note"].tolist() == ["n"] and f["author_auth"].isna().all()
@@ -352,12 +364,9 @@ def test_findings_of_a_database_from_before_author_identities(tmp_path, version)
 
 
 def test_log_of_a_database_from_before_decision_identities_read_only(tmp_path, version):
-    url = f"sqlite:///{tmp_path / 'old.sqlite'}"
-    store = ReviewStore(url)
-    decide(store, version, "1", "change", new="b")
-    with store.engine.begin() as conn:  # as a database written before the table existed
-        conn.exec_driver_sql("DROP TABLE review_decision_identities")
-    store.close()
+    url = older_database(
+        tmp_path, "review_decision_identities", lambda s: decide(s, version, "1", "change", new="b")
+    )
     old = ReviewStore(url, read_only=True)  # reads it as it is: creates nothing
     log = old.log(version)
     assert log["new_label"].tolist() == ["b"] and log["auth"].isna().all()
