@@ -82,10 +82,28 @@ class Peak:
 
 
 def step(out: dict, name: str, fn):
+    """Run ``fn`` as one measured step: wall seconds, CPU seconds of this process (every thread)
+    and peak RSS, stored in ``out[name]``, printed at once and appended to the part's partial
+    file (``BENCH_SCALE_PARTIAL``), so a part that is cut short still leaves its finished steps."""
+    cpu0 = time.process_time()
     with Peak() as p:
         value = fn()
-    out[name] = {"seconds": round(p.seconds, 2), "peak_rss_mib": round(p.peak)}
-    print(f"  {name}: {p.seconds:.1f} s, peak RSS {p.peak:.0f} MiB", file=sys.stderr, flush=True)
+    cpu = time.process_time() - cpu0
+    out[name] = {
+        "seconds": round(p.seconds, 2),
+        "cpu_seconds": round(cpu, 2),
+        "peak_rss_mib": round(p.peak),
+    }
+    print(
+        f"  {name}: {p.seconds:.1f} s wall, {cpu:.1f} CPU-s, peak RSS {p.peak:.0f} MiB, "
+        f"load {os.getloadavg()[0]:.1f}",
+        file=sys.stderr,
+        flush=True,
+    )
+    partial = os.environ.get("BENCH_SCALE_PARTIAL")
+    if partial:
+        with open(partial, "a") as f:
+            f.write(json.dumps({"step": name, **out[name], "load": os.getloadavg()}) + "\n")
     return value
 
 
@@ -157,15 +175,22 @@ def part_graph(folder: Path, n: int) -> dict:
         x = nb.normalise_rows(emb)
         index = step(out, "hnsw_index_build", lambda: nb.hnsw_index(x, seed=0))
 
-        def query():  # the scan's path: queries, lost-search and island repairs
-            rows, sims = nb.graph_from_index(index, x, nb.SCAN_K)
-            return nb.NeighbourGraph(rows, sims, "hnsw")
-
-        g = step(out, "hnsw_query_every_row", query)
-        b, q = out["hnsw_index_build"], out["hnsw_query_every_row"]
+        # the scan's path (graph_from_index) in its two halves: every row queried with the
+        # lost searches redone exactly, then the island rows searched exactly
+        rows, sims = step(
+            out,
+            "hnsw_query_every_row",
+            lambda: nb.graph_from_index(index, x, nb.SCAN_K, island_gap=None),
+        )
+        islands = nb.island_rows(sims, rows)
+        out["island_rows"] = len(islands)
+        step(out, "island_repair", lambda: nb.research_exactly(x, rows, sims, islands))
+        g = nb.NeighbourGraph(rows, sims, "hnsw")
+        parts = [out[s] for s in ("hnsw_index_build", "hnsw_query_every_row", "island_repair")]
         out["labelaudit_graph"] = {
-            "seconds": round(b["seconds"] + q["seconds"], 2),
-            "peak_rss_mib": max(b["peak_rss_mib"], q["peak_rss_mib"]),
+            "seconds": round(sum(p["seconds"] for p in parts), 2),
+            "cpu_seconds": round(sum(p["cpu_seconds"] for p in parts), 2),
+            "peak_rss_mib": max(p["peak_rss_mib"] for p in parts),
         }
     else:
         g = step(out, "labelaudit_graph", lambda: nb.build_neighbour_graph(emb, k=nb.SCAN_K))
@@ -250,11 +275,14 @@ def dataset(noisy: np.ndarray, probs: np.ndarray):
 def part_detect(folder: Path, n: int) -> dict:
     from cleanlab.filter import find_label_issues
 
-    from labelaudit.detect import detect_label_issues
+    from labelaudit.detect import DEFAULT_COMBINER, detect_label_issues
 
     emb, noisy, flipped, probs = load(folder, n)
     graph = stored_graph(folder, n)
-    out: dict = {"rows": n}
+    # The default combiner ("quality") fits the 5-fold embedding head as its reference model even
+    # when probabilities are given; BENCH_SCALE_COMBINER=rank_average measures detection without it.
+    combiner = os.environ.get("BENCH_SCALE_COMBINER", DEFAULT_COMBINER)
+    out: dict = {"rows": n, "combiner": combiner}
     ds = step(out, "dataset", lambda: dataset(noisy, probs))
     det = step(
         out,
@@ -264,6 +292,7 @@ def part_detect(folder: Path, n: int) -> dict:
             emb,
             detectors=["knn", "near_duplicates", "confident_learning", "self_confidence"],
             neighbour_graph=graph,
+            combiner=combiner,
         ),
     )
     step(out, "bare_cleanlab_find_label_issues", lambda: find_label_issues(noisy, probs, n_jobs=1))
@@ -537,6 +566,8 @@ def main(argv: list[str] | None = None) -> int:
     for part in [p.strip() for p in args.parts.split(",") if p.strip()]:
         print(f"{part} at {args.rows:,} rows", file=sys.stderr, flush=True)
         started = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+        partial = folder / f"partial_{part}_{args.rows}.jsonl"
+        partial.unlink(missing_ok=True)
         proc = subprocess.run(
             [
                 sys.executable,
@@ -550,21 +581,27 @@ def main(argv: list[str] | None = None) -> int:
                 str(folder),
             ],
             cwd=ROOT,
-            capture_output=True,
+            stdout=subprocess.PIPE,  # the child's step lines go straight to stderr, as they end
             text=True,
-            env=dict(os.environ, PYTHONPATH=str(ROOT)),
+            env=dict(os.environ, PYTHONPATH=str(ROOT), BENCH_SCALE_PARTIAL=str(partial)),
         )
-        sys.stderr.write(proc.stderr[-3000:])
         if proc.returncode != 0:
-            print(f"part {part} failed", file=sys.stderr)
-            continue
-        res = json.loads(proc.stdout.strip().splitlines()[-1])
+            print(f"part {part} failed (exit {proc.returncode})", file=sys.stderr)
+            steps = partial.read_text().splitlines() if partial.exists() else []
+            res = {
+                "rows": args.rows,
+                "incomplete": f"exit {proc.returncode}; only the steps below finished",
+                "finished_steps": [json.loads(line) for line in steps],
+            }
+        else:
+            res = json.loads(proc.stdout.strip().splitlines()[-1])
         res["started"] = started
         res["load_average_after"] = os.getloadavg()
         res["machine"] = machine()
         res["command"] = f".venv/bin/python -m bench.bench_scale --rows {args.rows} --parts {part}"
-        if os.environ.get("BENCH_SCALE_PEERS") == "0":
-            res["command"] = "BENCH_SCALE_PEERS=0 " + res["command"]
+        for var in ("BENCH_SCALE_COMBINER", "BENCH_SCALE_PEERS"):
+            if var in os.environ:
+                res["command"] = f"{var}={os.environ[var]} " + res["command"]
         # re-read: another run (other rows) may have written meanwhile
         raw = json.loads(Path(args.json).read_text()) if Path(args.json).exists() else {}
         raw[f"{part}@{args.rows}"] = res
