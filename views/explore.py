@@ -6,6 +6,7 @@ import streamlit as st
 
 from components import state
 from components.data import require_dataset
+from components.label_issues import MAX_TABLE_ROWS
 from components.review import send_to_review
 from components.scan import (
     build_map_figure,
@@ -101,7 +102,7 @@ else:
     if len(rows) < n_in_view:
         st.caption(
             f"The map draws a sample of {len(rows):,} of the {n_in_view:,} rows in view, stratified by "
-            "given label so small classes stay visible. Tables and scores below use every row."
+            "given label so small classes stay visible. Counts and scores below use every row."
         )
     else:
         st.caption(f"{n_in_view:,} rows. Drag a box or lasso on the map to select rows.")
@@ -118,6 +119,24 @@ score_cols = [
 shown = ["id", "given_label", "cluster"] + score_cols
 
 
+def most_suspicious(row_index: np.ndarray) -> np.ndarray:
+    """At most MAX_TABLE_ROWS of ``row_index`` for a table, the most suspicious first kept (the
+    order rows_frame sorts by), with a caption when rows are left out: a table element holds what
+    the browser is sent, so it never gets every row of a large dataset."""
+    if len(row_index) <= MAX_TABLE_ROWS:
+        return row_index
+    if "label_issue_score" in table:
+        score = table["label_issue_score"].to_numpy()[row_index]
+        keep = np.sort(np.argsort(-score, kind="stable")[:MAX_TABLE_ROWS])
+    else:
+        keep = np.arange(MAX_TABLE_ROWS)
+    st.caption(
+        f"Showing the {MAX_TABLE_ROWS:,} most suspicious of {len(row_index):,} rows; "
+        "pick a cluster or classes, or search, to narrow."
+    )
+    return row_index[keep]
+
+
 def rows_frame(row_index: np.ndarray) -> pd.DataFrame:
     df = table.iloc[row_index][shown].copy()
     df.insert(1, "text", texts.iloc[row_index].to_numpy())
@@ -130,7 +149,12 @@ if selection:
     st.subheader(f"Selected rows ({len(selection):,})")
     sel_rows = np.array([ds.id_to_row[i] for i in selection], dtype=np.int64)
     selected = rows_frame(sel_rows)
-    st.dataframe(selected, hide_index=True, width="stretch", key=state.EXPLORE_SELECTED_ROWS)
+    st.dataframe(
+        rows_frame(most_suspicious(sel_rows)),
+        hide_index=True,
+        width="stretch",
+        key=state.EXPLORE_SELECTED_ROWS,
+    )
     b1, b2 = st.columns(2)
     if b1.button(
         "Send selection to review", type="primary", icon=":material/rule:", key=state.EXPLORE_SEND
@@ -155,7 +179,12 @@ elif n_in_view:
     st.subheader(
         f"Rows in view ({len(in_view):,})" + (" matching the search" if matches is not None else "")
     )
-    st.dataframe(rows_frame(in_view), hide_index=True, width="stretch", key=state.EXPLORE_VIEW_ROWS)
+    st.dataframe(
+        rows_frame(most_suspicious(in_view)),
+        hide_index=True,
+        width="stretch",
+        key=state.EXPLORE_VIEW_ROWS,
+    )
     if st.button(f"Select all {len(in_view):,} rows in view", key=state.EXPLORE_SELECT_VIEW):
         ss[state.SELECTION] = table["id"].iloc[in_view].astype(str).tolist()
         st.rerun()
