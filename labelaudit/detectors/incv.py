@@ -42,16 +42,19 @@ def _fit_predict(
 ) -> np.ndarray:
     from sklearn.linear_model import LogisticRegression
 
+    from labelaudit import dynamics
+
     probs = np.zeros((len(test), k))
     classes = np.unique(y[train])
     if len(classes) < 2:  # nothing to learn: predict the only class
         probs[:, classes] = 1.0
         return probs
     model = LogisticRegression(C=DEFAULT_C, max_iter=200, random_state=seed)
-    with warnings.catch_warnings():
+    # one BLAS thread, as the out-of-fold folds (labelaudit.detectors.oof.fit_fold)
+    with warnings.catch_warnings(), dynamics.single_blas_thread():
         warnings.simplefilter("ignore")
         model.fit(x[train], y[train])
-    probs[:, model.classes_] = model.predict_proba(x[test])
+        probs[:, model.classes_] = model.predict_proba(x[test])
     return probs
 
 

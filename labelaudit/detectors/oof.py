@@ -148,15 +148,22 @@ def fit_fold(
     max_iter: int,
     seed: int,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """One fold: fit on ``fold[0]``, predict ``fold[1]``; returns ``(classes_, probs)``."""
+    """One fold: fit on ``fold[0]``, predict ``fold[1]``; returns ``(classes_, probs)``.
+
+    NumPy's BLAS runs on one thread here (:func:`labelaudit.dynamics.single_blas_thread`): its
+    (rows, D) x (D, K) products are too small to gain from a second thread, and on a busy 2-core
+    machine the spinning second thread cost 9x the wall time (bench/results/first_run.md).
+    """
     from sklearn.linear_model import LogisticRegression
+
+    from labelaudit import dynamics
 
     train, test = fold
     model = LogisticRegression(C=C, max_iter=max_iter, random_state=seed)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), dynamics.single_blas_thread():
         warnings.simplefilter("ignore")  # ConvergenceWarning: a few more iterations change little
         model.fit(X[train], labels[train])
-    return model.classes_, model.predict_proba(X[test])
+        return model.classes_, model.predict_proba(X[test])
 
 
 def cached_out_of_fold_probs(

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from labelaudit import dynamics
 from labelaudit.detectors.base import (
     DetectionContext,
     DetectorDetails,
@@ -56,8 +57,10 @@ def detect_self_influence(ctx: DetectionContext) -> DetectorResult:
     # workspace keys). Rows outside it are not in the head's loss: score 0, no flag, its prediction.
     train = context_population(ctx)
     x, y = ctx.embeddings[train], ctx.labels[train]
-    values, exact = cached_self_influence(x, y, n_classes=ctx.n_classes, workspace=ws)
-    model = cached_model(x, y, n_classes=ctx.n_classes, workspace=ws)
+    # One BLAS thread, as the other trained detectors (bench/results/first_run.md)
+    with dynamics.single_blas_thread():
+        values, exact = cached_self_influence(x, y, n_classes=ctx.n_classes, workspace=ws)
+        model = cached_model(x, y, n_classes=ctx.n_classes, workspace=ws)
     n = len(ctx.labels)
     probs = np.empty((n, ctx.n_classes))
     probs[train] = model.probs
