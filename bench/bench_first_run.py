@@ -15,10 +15,15 @@ Measures, as the app runs it (``labelaudit.jobs.start_scan`` in process mode, a 
 - a page view of the stored results: ``load_cached_scan`` (and ``load_first_pass``) in a new
   process (goal: under 2 s);
 - with ``--parts onnx`` (default both): ONNX Runtime against torch for the embedding step
-  (:mod:`bench.bench_embed_backends`, ``--onnx-rows`` texts).
+  (:mod:`bench.bench_embed_backends`, ``--onnx-rows`` texts);
+- with ``--parts embed``: the scan's embedding call (:func:`labelaudit.embed.embed_texts`: length
+  sorted chunks, batch 64) against a bare ``SentenceTransformer.encode`` of the same texts
+  (sentence-transformers' defaults: batch 32, its own length sort), in one process, each run twice
+  in alternation after a warm-up (``--embed-rows`` sample texts): texts per second and the ratio.
 
-Writes bench/results/first_run.md with the command and the load average (``os.getloadavg``) at start
-and end next to the figures.
+Writes its sections into bench/results/first_run.md (each replaces the section of the same heading;
+the file's other sections are kept), with the command and the load average (``os.getloadavg``) at
+start and end next to the figures.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--rows", type=int, default=0, help="first N rows of the sample (0 = all)")
     ap.add_argument("--parts", default="scan,onnx", help="comma-separated: scan, onnx")
     ap.add_argument("--onnx-rows", type=int, default=2000)
+    ap.add_argument("--embed-rows", type=int, default=4000)
     ap.add_argument(
         "--until",
         choices=("full", "first-pass"),
@@ -58,8 +64,83 @@ def main(argv: list[str] | None = None) -> None:
         from bench.bench_embed_backends import run
 
         lines += ([""] if lines else []) + run(args.onnx_rows)[0]
-    RESULTS.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    if "embed" in parts:
+        lines += ([""] if lines else []) + embed_part(args.embed_rows)
+    write_sections(RESULTS, lines)
     print("\n".join(lines))
+
+
+def write_sections(path: Path, lines: list[str]) -> None:
+    """Put each ``## `` section of ``lines`` into ``path``: a section with the same heading is
+    replaced, a new one appended; every other section of the file is kept (the quiet-machine
+    figures of an earlier run are not overwritten by a run of another part)."""
+
+    def split(text_lines: list[str]) -> list[list[str]]:
+        out: list[list[str]] = []
+        for line in text_lines:
+            if line.startswith("## ") or not out:
+                out.append([])
+            out[-1].append(line)
+        return out
+
+    old = split(path.read_text(encoding="utf-8").splitlines()) if path.exists() else []
+    new = split(lines)
+    heads = {sec[0]: sec for sec in new if sec and sec[0].startswith("## ")}
+    kept = [heads.pop(sec[0], sec) if sec and sec[0] in heads else sec for sec in old]
+    merged = kept + [sec for sec in new if sec and sec[0] in heads]
+    body = "\n\n".join("\n".join(sec).rstrip("\n") for sec in merged)
+    path.write_text(body.rstrip("\n") + "\n", encoding="utf-8")
+
+
+def embed_part(rows: int) -> list[str]:
+    """The scan's embed_texts against a bare SentenceTransformer.encode, same texts, one process."""
+    import numpy as np
+    import torch
+
+    from labelaudit import embed
+    from labelaudit.io import load_dataset
+
+    ds = load_dataset(ROOT / "sample_data" / "banking77")
+    texts = list(ds.texts[:rows])
+    model = embed.load_model(None)
+    load_start = os.getloadavg()
+    started_at = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    model.encode(texts[:256], show_progress_bar=False)  # warm-up
+    runs: dict[str, list[float]] = {"scan": [], "bare": []}
+    out: dict[str, np.ndarray] = {}
+    for _ in range(2):
+        for name in ("scan", "bare"):
+            t = time.perf_counter()
+            if name == "scan":
+                out[name] = embed.embed_texts(texts)
+            else:
+                out[name] = model.encode(
+                    texts, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+                )
+            runs[name].append(time.perf_counter() - t)
+    load_end = os.getloadavg()
+    cos = float(np.min(np.sum(out["scan"] * out["bare"], axis=1)))
+    best = {k: min(v) for k, v in runs.items()}
+    return [
+        "## The embedding step in the scan against a bare model call (issue 16)",
+        "",
+        f"Command: `.venv/bin/python -m bench.bench_first_run --parts embed --embed-rows {rows}`; "
+        f"{started_at}; load average {load_start[0]:.1f} at the start and {load_end[0]:.1f} at "
+        f"the end; torch {torch.__version__}, {torch.get_num_threads()} intra-op threads. "
+        f"The first {len(texts):,} texts of the bundled sample, one process, after a warm-up "
+        "call; each call run twice in alternation, the faster run kept.",
+        "",
+        "| call | seconds (both runs) | texts/s (faster run) |",
+        "|---|---:|---:|",
+        f"| the scan's `embed_texts` (length-sorted chunks of {embed.CHUNK_SIZE}, batch "
+        f"{embed.DEFAULT_BATCH_SIZE}) | {runs['scan'][0]:.1f}, {runs['scan'][1]:.1f} | "
+        f"{len(texts) / best['scan']:,.0f} |",
+        f"| bare `SentenceTransformer.encode` (batch 32) | {runs['bare'][0]:.1f}, "
+        f"{runs['bare'][1]:.1f} | {len(texts) / best['bare']:,.0f} |",
+        f"| scan / bare (time) | {best['scan'] / best['bare']:.2f}x | |",
+        "",
+        f"Same vectors: the lowest cosine between the two calls' rows is {cos:.6f}.",
+    ]
 
 
 def scan_part(args) -> list[str]:
