@@ -118,22 +118,24 @@ def _static_arm(ds, table, details, out):
     return learn.static_order(table), None
 
 
-def _learnt_arm(window):
+def _learnt_arm(window, pulls=True):
     def arm(ds, table, details, out):
         from labelaudit.review import learn
 
-        fit = learn.fit_learnt(ds, table, out, details=details, window=window)
+        fit = learn.fit_learnt(ds, table, out, details=details, window=window, pulls=pulls)
         return learn.ranked_rows(fit, table), fit
 
     return arm
 
 
-#: The queues compared: the scan's static order; the learnt combiner as shipped (it re-orders the
-#: next RERANK_WINDOW undecided rows of the static order, switched on by the forward check); the
-#: learnt combiner over the whole queue (same rule, no window) to show what the window buys.
+#: The queues compared: the scan's static order; the learnt combiner as shipped (it fills the next
+#: RERANK_WINDOW places from the next 2 x RERANK_WINDOW undecided rows of the static order, pulls
+#: and the re-ordering each switched on by its forward check); the same without pulls (session 3's
+#: rule: it only re-orders the next RERANK_WINDOW); the learnt combiner over the whole queue.
 ARMS = {
     "static": _static_arm,
     "learnt": _learnt_arm(200),
+    "learnt-window-only": _learnt_arm(200, pulls=False),
     "learnt-whole-queue": _learnt_arm(None),
 }
 
@@ -164,22 +166,45 @@ def direct_review(ds, table, details, truth, arm, *, every: int = 20, upto: int 
         is_dec[take] = True
 
 
+def same_state(ds, table, details, truth, arm):
+    """Protocol (b): after the same ``r`` decisions (the first ``r`` of the static order, decided by
+    a reviewer who knows ``truth``), the precision of the next NEXT undecided items of ``arm``'s
+    ranking. Returns {r: (precision of the next NEXT, found so far, fit)}."""
+    from labelaudit.review import learn
+
+    order = learn.static_order(table)
+    res = {}
+    for r in CHECKPOINTS:
+        decided = order[:r]
+        ranked, fit = arm(ds, table, details, _outcomes(ds, decided, truth, table))
+        is_dec = np.zeros(ds.n, bool)
+        is_dec[decided] = True
+        rem = ranked[~is_dec[ranked]]
+        res[r] = (float(truth[rem[:NEXT]].mean()), float(truth[decided].mean()), fit)
+    return res
+
+
 def part_quality(b: Bench, seeds: list[int], arms: list[str], modes=MODES) -> list[str]:
     rows = []
-    for mode in modes:
-        for seed in seeds:
-            ds, key, res = b.flipped(mode, seed)
-            flips = set(key["id"])
-            truth = np.array([i in flips for i in ds.ids.astype(str)])
-            details = res.detection.details if res.detection is not None else {}
+    # seed-major (nearest 0, uniform 0, nearest 1, ...): a run cut short still covers both modes
+    for seed, mode in [(s, m) for s in seeds for m in modes]:
+        ds, key, res = b.flipped(mode, seed)
+        flips = set(key["id"])
+        truth = np.array([i in flips for i in ds.ids.astype(str)])
+        details = res.detection.details if res.detection is not None else {}
+        for protocol in ("own", "same"):
             for name in arms:
                 t = time.perf_counter()
-                got = direct_review(
-                    ds, res.table, details, truth, ARMS[name], upto=max(CHECKPOINTS)
-                )
+                if protocol == "own":
+                    got = direct_review(
+                        ds, res.table, details, truth, ARMS[name], upto=max(CHECKPOINTS)
+                    )
+                else:
+                    got = same_state(ds, res.table, details, truth, ARMS[name])
                 for r, (nxt, found, fit) in got.items():
                     rows.append(
                         {
+                            "protocol": protocol,
                             "mode": mode,
                             "seed": seed,
                             "arm": name,
@@ -188,12 +213,15 @@ def part_quality(b: Bench, seeds: list[int], arms: list[str], modes=MODES) -> li
                             "found": found,
                             "yield": (found * r + nxt * NEXT) / (r + NEXT) if r else nxt,
                             "ranking": "static" if fit is None else fit.ranking,
+                            "pulls": bool(fit is not None and fit.pulls),
+                            "pull_gain_low": math.nan if fit is None else fit.pull_gain_low,
                             "fwd_learnt": math.nan if fit is None else fit.forward_auroc,
                             "fwd_static": math.nan if fit is None else fit.forward_auroc_static,
                             "fit_seconds": math.nan if fit is None else fit.seconds,
                         }
                     )
                 print(
+                    protocol,
                     mode,
                     seed,
                     name,
@@ -202,67 +230,109 @@ def part_quality(b: Bench, seeds: list[int], arms: list[str], modes=MODES) -> li
                     load(),
                     flush=True,
                 )
+                pd.DataFrame(rows).to_csv(b.db_dir / "quality.csv", index=False)
     df = pd.DataFrame(rows)
     df.to_csv(b.db_dir / "quality.csv", index=False)
-    base = df[df["arm"] == "static"].set_index(["mode", "seed", "reviewed"])
+    lines = quality_lines(df, b.ds.n, b.scan_seconds)
+    return [*lines[:-1], f"{load()} at the end of this part.", ""]
+
+
+def quality_lines(df: pd.DataFrame, n_rows: int, scan_seconds: dict | None = None) -> list[str]:
+    """The quality section from the rows of :func:`part_quality` (also rebuilt from its CSV with
+    ``--quality-csv``). Modes, seeds and arms are the ones the rows hold."""
+    modes = [m for m in MODES if m in set(df["mode"])]
+    arms = [a for a in ARMS if a in set(df["arm"])]
+    seeds_of = {m: sorted(set(df[df["mode"] == m]["seed"])) for m in modes}
     lines = [
         "## 1. Precision of the next 200 items: learnt queue against the static ranking",
         "",
-        f"5 % planted flips in the train rows of the sample (500 of {b.ds.n:,} rows), seeds "
-        f"{', '.join(map(str, seeds))} per mode. A reviewer who knows the planted flips decides down each "
-        "arm's queue, re-ranked every 20 decisions (`direct_review`: no store, no ambiguous/remove "
-        "decisions). *next 200* = share of planted flips among the next 200 undecided items of the arm's "
-        "queue; *found* = share among the items reviewed so far; *yield* = share among the first "
-        "reviewed + 200 items (found and next 200 together: an arm that finds more flips early leaves fewer "
-        "for its next 200, so *next 200* alone penalises it). Mean ± standard deviation over seeds; "
-        "*paired diff.* = arm minus static on the same seed (mean, and min to max over seeds). Arms: "
-        "`static` = the scan's ranking; `learnt` = the shipped rule (re-orders the next 200 undecided rows "
-        "of the static order, switched on by the forward check); `learnt-whole-queue` = the same model and "
-        "rule ordering the whole queue.",
+        f"5 % planted flips in the train rows of the sample (500 of {n_rows:,} rows); seeds per mode: "
+        + "; ".join(f"{m} {', '.join(map(str, seeds_of[m]))}" for m in modes)
+        + ". The static ranking is the scan's (main's default combiner, quality-gated). A reviewer who "
+        "knows the planted flips decides (no store, no ambiguous/remove decisions). Two protocols:",
         "",
-        "| flips | reviewed | arm | next 200 | paired diff. next 200 | found | yield of reviewed + 200 | paired diff. yield | learnt in force | forward AUROC learnt / static |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "- **(a) own queue** (`direct_review`, what a team lives through): each arm reviews down its own "
+        "queue, re-ranked every 20 decisions, so after r reviewed the arms are in different states. "
+        "*found* = planted flips per reviewed item so far; *yield* = planted flips per item over the "
+        "first r + 200 (found and next 200 together: an arm that found more already leaves fewer for its "
+        "next 200).",
+        "- **(b) same state** (`same_state`): after the same r decisions (the first r of the static "
+        "order), the precision of each ranking's next 200 undecided items.",
+        "",
+        "*next 200* = share of planted flips among the next 200 undecided items of the arm's queue; mean "
+        "± standard deviation over seeds; *paired diff.* = arm minus static on the same seed and "
+        "protocol (mean, and min to max over seeds). Arms: `static`; `learnt` = as shipped (re-orders "
+        "the static order's next 200 undecided items, switched on by the forward AUROC check, and pulls "
+        "items from the next 200 below them into those places when the forward pull check's 95 % "
+        "interval is above 0); `learnt-window-only` = session 3's rule (no pulls); "
+        "`learnt-whole-queue` = the same model ordering the whole queue.",
+        "",
+        "| protocol | flips | reviewed | arm | next 200 | paired diff. next 200 | found | yield of reviewed + 200 | paired diff. yield | learnt in force | pulls on | forward AUROC learnt / static |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    key = ["protocol", "mode", "seed", "reviewed"]
+    base = df[df["arm"] == "static"].set_index(key)
 
     def paired(d, col):
-        diff = d.set_index(["mode", "seed", "reviewed"])[col] - base[col].reindex(
-            d.set_index(["mode", "seed", "reviewed"]).index
-        )
+        ix = d.set_index(key)
+        diff = ix[col] - base[col].reindex(ix.index)
         return f"{diff.mean():+.3f} ({diff.min():+.3f} to {diff.max():+.3f})"
 
-    for mode in modes:
-        for r in CHECKPOINTS:
-            for name in arms:
-                d = df[(df["mode"] == mode) & (df["reviewed"] == r) & (df["arm"] == name)]
-                on = f"{int((d['ranking'] == 'learnt').sum())} of {len(d)}"
-                fwd = mean_sd(d["fwd_learnt"].tolist()) + " / " + mean_sd(d["fwd_static"].tolist())
-                lines.append(
-                    f"| {mode} | {r} | {name} | {mean_sd(d['next'].tolist())} | "
-                    f"{'' if name == 'static' else paired(d, 'next')} | {mean_sd(d['found'].tolist())} | "
-                    f"{mean_sd(d['yield'].tolist())} | {'' if name == 'static' else paired(d, 'yield')} | "
-                    f"{'' if name == 'static' else on} | {'' if name == 'static' else fwd} |"
-                )
+    for protocol in ("own", "same"):
+        label = "(a) own queue" if protocol == "own" else "(b) same state"
+        for mode in modes:
+            for r in CHECKPOINTS:
+                for name in arms:
+                    d = df[
+                        (df["protocol"] == protocol)
+                        & (df["mode"] == mode)
+                        & (df["reviewed"] == r)
+                        & (df["arm"] == name)
+                    ]
+                    if not len(d):
+                        continue
+                    st = name == "static"
+                    on = f"{int((d['ranking'] == 'learnt').sum())} of {len(d)}"
+                    pulls = f"{int(d['pulls'].astype(bool).sum())} of {len(d)}"
+                    fwd = (
+                        mean_sd(d["fwd_learnt"].tolist())
+                        + " / "
+                        + mean_sd(d["fwd_static"].tolist())
+                    )
+                    found = "" if protocol == "same" and not st else mean_sd(d["found"].tolist())
+                    lines.append(
+                        f"| {label} | {mode} | {r} | {name} | {mean_sd(d['next'].tolist())} | "
+                        f"{'' if st else paired(d, 'next')} | {found} | "
+                        f"{mean_sd(d['yield'].tolist()) if protocol == 'own' else ''} | "
+                        f"{'' if st or protocol == 'same' else paired(d, 'yield')} | "
+                        f"{'' if st else on} | {'' if st else pulls} | {'' if st else fwd} |"
+                    )
     fs = df["fit_seconds"].dropna()
+    per_seed = []
+    for protocol in ("own", "same"):
+        for m in modes:
+            for r in CHECKPOINTS:
+                d = df[(df["protocol"] == protocol) & (df["mode"] == m) & (df["reviewed"] == r)]
+                st = d[d["arm"] == "static"].set_index("seed")["next"]
+                le = d[d["arm"] == "learnt"].set_index("seed")["next"]
+                if len(le):
+                    per_seed.append(
+                        f"{protocol} {m} {r}: "
+                        + ", ".join(f"{st.get(s, math.nan):.2f}→{v:.2f}" for s, v in le.items())
+                    )
     lines += [
         "",
-        "Per seed (next 200, static → learnt): "
-        + "; ".join(
-            f"{m} {r}: "
-            + ", ".join(
-                f"{base.loc[(m, s, r), 'next']:.2f}→{v:.2f}"
-                for s, v in df[(df["mode"] == m) & (df["reviewed"] == r) & (df["arm"] == "learnt")][
-                    ["seed", "next"]
-                ].itertuples(index=False)
-            )
-            for m in modes
-            for r in CHECKPOINTS
-        ),
+        "Per seed (next 200, static → learnt): " + "; ".join(per_seed) + ".",
         "",
-        f"Fit time per re-ranking (13,083 rows): median {fs.median():.2f} s, max {fs.max():.2f} s. "
-        "Scan wall time per flipped dataset (detection only; embeddings, map and clusters are shared, "
-        "0-1 s when cached): "
-        + ", ".join(f"{m} {s}: {v:.0f} s" for (m, s), v in b.scan_seconds.items())
-        + f". {load()} at the end of this part.",
+        f"Fit time per re-ranking inside this part (13,083 rows, 20-400 decisions, under the load "
+        f"below): median {fs.median():.2f} s, max {fs.max():.2f} s."
+        + (
+            " Scan wall time per flipped dataset (0-1 s when cached): "
+            + ", ".join(f"{m} {s}: {v:.0f} s" for (m, s), v in scan_seconds.items())
+            + "."
+            if scan_seconds
+            else ""
+        ),
         "",
     ]
     return lines
@@ -410,8 +480,9 @@ def part_timing(b: Bench) -> list[str]:
     lines = [
         "## 3. Time to refit and re-rank",
         "",
-        "Refit = `learn.fit_learnt` (features, 5 outer folds x calibrated logistic regression with 3 inner folds, "
-        "final fit, scoring every row) + the remaining queue (`ranked_rows` and the queue with its columns); the "
+        "Refit = `learn.fit_learnt` (features, 5 outer folds and a final fit of the logistic regression, Platt "
+        "scaling of the out-of-fold scores, the forward check's 4 fits with its bootstrap, the pull check, scoring "
+        "every row) + the remaining queue (`ranked_rows` and the queue with its columns); the "
         "decisions are the top of the static ranking plus every 20th row below it, outcomes from the planted flips. "
         "Peer: one bare `LogisticRegression` fit on the same feature matrix and a `predict_proba` of every row (no "
         "cross-validation, no calibration). Median of 3; wall and CPU seconds.",
@@ -562,7 +633,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--parts", default="quality,coverage,timing,suggestions")
     p.add_argument("--detectors", choices=("core", "all"), default="core")
     p.add_argument("--out", default=str(OUT))
+    p.add_argument(
+        "--quality-csv",
+        help="print the quality section rebuilt from a quality.csv of an earlier (or cut-short) run",
+    )
     args = p.parse_args(argv)
+    if args.quality_csv:
+        print("\n".join(quality_lines(pd.read_csv(args.quality_csv), 13_083)))
+        return 0
     parts = [x.strip() for x in args.parts.split(",") if x.strip()]
     seeds = [int(x) for x in args.seeds.split(",") if x.strip()]
     arms = [x.strip() for x in args.arms.split(",") if x.strip()]

@@ -170,7 +170,7 @@ def test_learnt_combiner_beats_the_static_ranking_where_it_can(synthetic):
     order = learn.static_order(table)
     rows = order[:300]
     out = outcomes_for(ds, rows, truth, table=table)
-    fit = learn.fit_learnt(ds, table, out)
+    fit = learn.fit_learnt(ds, table, out, pulls=False)
     assert fit.ranking == learn.LEARNT, fit.reason
     assert fit.auroc > fit.auroc_static
     assert fit.forward_auroc > fit.forward_auroc_static and fit.gain_low > 0
@@ -267,6 +267,81 @@ def test_a_learnt_fit_reorders_only_its_window_of_the_static_order():
     )
     ranked = learn.ranked_rows(fit, table).tolist()
     assert ranked[:5] == [order[6], order[4], order[1], order[3], order[5]]
+    assert ranked[5:] == [r for r in order if r not in ranked[:5]]  # the rest: static order
+
+
+def test_pulls_fill_the_window_from_deeper_rows_when_the_forward_check_supports_it(synthetic):
+    """Same decisions (the static order's first 300): with pulls the learnt queue's next 200 may
+    hold rows from the static order's next 400, and holds more errors than the static next 200."""
+    ds, table, truth = synthetic
+    order = learn.static_order(table)
+    rows = order[:300]
+    fit = learn.fit_learnt(ds, table, outcomes_for(ds, rows, truth, table=table))
+    assert fit.ranking == learn.LEARNT and fit.pulls, fit.describe()
+    assert fit.pull_gain_low > 0 and fit.pull_margin in learn.PULL_MARGINS
+    assert fit.window_size == learn.RERANK_WINDOW and fit.window.sum() == 2 * learn.RERANK_WINDOW
+    assert "fills the next 200 places from the next 400 items" in fit.describe()
+    decided = set(rows.tolist())
+    w = learn.RERANK_WINDOW
+    learnt_next = [r for r in learn.ranked_rows(fit, table) if r not in decided]
+    static_next = [r for r in order if r not in decided]
+    assert set(learnt_next[:w]) <= set(static_next[: 2 * w])
+    assert set(learnt_next[:w]) != set(static_next[:w])  # something was pulled in
+    assert sorted(learnt_next) == sorted(static_next)  # nothing lost, nothing decided comes back
+    assert truth[learnt_next[:w]].mean() > truth[static_next[:w]].mean()
+
+
+def test_pull_pick_needs_the_margin_to_enter_the_window():
+    p = np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.05])  # pool in the static order
+    # margin 0: the best 5 by percentile, wherever they are in the pool
+    assert np.flatnonzero(learn.pull_pick(p, 5, 0.0)).tolist() == [4, 5, 6, 7, 8]
+    # margin 0.35: a deeper row needs 0.35 more percentile than the window row it displaces
+    assert np.flatnonzero(learn.pull_pick(p, 5, 0.35)).tolist() == [3, 4, 6, 7, 8]
+    # a margin no row clears keeps the window as it is
+    assert np.flatnonzero(learn.pull_pick(p, 5, 1.0)).tolist() == [0, 1, 2, 3, 4]
+    assert learn.pull_pick(p[:3], 5, 0.0).all()  # a pool smaller than the window: all of it
+
+
+def test_pull_check_accepts_a_model_that_ranks_deeper_rows_and_refuses_one_that_does_not():
+    rng = np.random.default_rng(0)
+    blocks_good, blocks_bad = [], []
+    for _ in range(4):
+        n = 60
+        static = np.sort(rng.random(n))[::-1]
+        y = rng.random(n) < 0.4  # the static order says nothing within the block
+        good = np.where(y, rng.beta(5, 2, n), rng.beta(2, 5, n))
+        blocks_good.append((y, good, static))
+        blocks_bad.append((y, 1 - good, static))
+    margin, gain, low, high = learn.pull_check(blocks_good)
+    assert margin in learn.PULL_MARGINS and low > 0 and gain > 0.1
+    margin, gain, low, high = learn.pull_check(blocks_bad)
+    assert math.isnan(margin) and low <= 0
+    assert all(math.isnan(v) for v in learn.pull_check([]))
+
+
+def test_ranked_rows_with_pulls_fills_the_window_from_its_pool():
+    ds, table, _ = world(50, seed=0)
+    order = learn.static_order(table)
+    pool = learn.rerank_window(table, order[:0], 10)  # the first 10 of the static order
+    prob = np.zeros(ds.n)
+    prob[order[:10]] = [0.5, 0.1, 0.2, 0.3, 0.4, 0.9, 0.05, 0.06, 0.8, 0.07]
+    prob[order[20]] = 0.99  # outside the pool: never pulled
+    fit = learn.Fit(
+        learn.LEARNT,
+        prob,
+        np.ones(ds.n, bool),
+        40,
+        20,
+        0.8,
+        0.7,
+        model="logistic",
+        window=pool,
+        window_size=5,
+        pull_margin=0.0,
+    )
+    assert fit.pulls
+    ranked = learn.ranked_rows(fit, table).tolist()
+    assert ranked[:5] == [order[5], order[8], order[0], order[4], order[3]]
     assert ranked[5:] == [r for r in order if r not in ranked[:5]]  # the rest: static order
 
 

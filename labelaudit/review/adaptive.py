@@ -44,7 +44,7 @@ from labelaudit.review.store import ReviewStore, rankings_table, settings_table
 #: Re-rank after this many decisions by default.
 DEFAULT_RERANK_EVERY = 20
 #: Bump when a fit changes for the same decisions (cached fits are then recomputed).
-LEARN_VERSION = 3
+LEARN_VERSION = 4
 #: Columns of :attr:`QueueInForce.queue` (``labelaudit queue`` writes the first five).
 QUEUE_COLUMNS = [
     "id",
@@ -223,6 +223,10 @@ _FLOAT_FIELDS = (
     "gain_high",
     "forward_auroc",
     "forward_auroc_static",
+    "pull_margin",
+    "pull_gain",
+    "pull_gain_low",
+    "pull_gain_high",
 )
 
 

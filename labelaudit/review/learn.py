@@ -19,10 +19,13 @@ A *label change* is defined as on the ROI page (:mod:`labelaudit.roi`): the deci
 ``accept`` or ``change``; ``keep``, ``ambiguous`` and ``remove`` are not label changes.
 
 The learnt combiner is fitted once there are at least :data:`MIN_EACH_OUTCOME` decisions with a
-label change and as many without (:data:`LEARN_RULE`), and it is put in force only when its
-cross-validated AUROC on those decisions beats the static ranking's on the same decisions by a
-margin whose paired bootstrap 95% interval excludes 0 (:data:`BOOTSTRAP_ROUNDS` resamples of the
-decisions); otherwise the static ranking stays and the reason says why.
+label change and as many without (:data:`LEARN_RULE`), and it is put in force only when, validated
+forward in review order (:func:`forward_check`: trained on the earlier decisions, scored on the
+later, deeper ones), its AUROC beats the static ranking's by a margin whose paired bootstrap 95%
+interval excludes 0 (:data:`BOOTSTRAP_ROUNDS` resamples); otherwise the static ranking stays and
+the reason says why. In force it re-orders the static order's next :data:`RERANK_WINDOW` undecided
+rows, and fills those places from the next 2 x :data:`RERANK_WINDOW` when a second forward check
+of that pick (:func:`pull_check`) gains precision with an interval above 0.
 
 Why the rule is that strict, and why the numeric features are bounded: the decisions come from the
 top of the queue, so the learnt model is always applied to rows ranked *below* everything it was
@@ -68,12 +71,20 @@ RERANK_WINDOW = 200
 #: Forward check: train on the decisions before each cut (a share of the review order), score the
 #: next block of decisions (up to the next cut), as the queue uses the model.
 FORWARD_CUTS = (0.5, 0.625, 0.75, 0.875)
+#: Pulls: a learnt fit in force may fill its window from the next 2 x RERANK_WINDOW undecided rows
+#: of the static order, a row of the deeper half entering when its learnt percentile within that
+#: pool beats the window's rows by one of these margins (percentile points, the largest first).
+PULL_MARGINS = (0.3, 0.2, 0.1, 0.0)
 LEARN_RULE = (
     f"a combiner is learnt once at least {MIN_EACH_OUTCOME} reviewed items had their label changed "
     f"and at least {MIN_EACH_OUTCOME} did not; it re-orders the next {RERANK_WINDOW} items of the "
     "static ranking only when, trained on the earlier decisions, it ranks the later (deeper) ones "
     "better than the static ranking does, by an AUROC margin whose paired bootstrap 95% interval "
-    "excludes 0 (the forward check)"
+    "excludes 0 (the forward check); it may also pull items from the next "
+    f"{RERANK_WINDOW} below them into those {RERANK_WINDOW} places when the same forward check, "
+    "played as the queue plays it (the earlier half of each later block in the static order against "
+    "the learnt pick of as many from the whole block), gains precision with a paired bootstrap 95% "
+    "interval above 0"
 )
 MODELS = ("logistic", "boosting")
 STATIC, LEARNT = "static", "learnt"
@@ -459,6 +470,21 @@ class Fit:
     forward_auroc_static: float = math.nan
     n_forward: int = 0
     window: np.ndarray | None = None
+    #: Rows the window holds (its first ``window_size`` rows of the static order are the window;
+    #: the rest of ``window`` is the pool pulls come from). 0: every row of ``window``.
+    window_size: int = 0
+    #: Percentile margin a pooled row needs to enter the window (NaN: no pulls).
+    pull_margin: float = math.nan
+    #: The forward check of pulls: precision gain of the learnt pick over the static order's and
+    #: its 95% paired bootstrap interval (NaN when not checked).
+    pull_gain: float = math.nan
+    pull_gain_low: float = math.nan
+    pull_gain_high: float = math.nan
+
+    @property
+    def pulls(self) -> bool:
+        """The window may take rows from deeper in the static order (a pull margin is set)."""
+        return self.window is not None and self.pull_margin == self.pull_margin
 
     @property
     def estimated_precision(self) -> np.ndarray:
@@ -468,11 +494,25 @@ class Fit:
     def describe(self) -> str:
         """How the ranking was fitted, in one plain sentence."""
         if self.ranking == LEARNT:
-            reach = (
-                f"re-orders the next {int(self.window.sum()):,} items of the static ranking"
-                if self.window is not None
-                else "orders the whole queue"
-            )
+            if self.window is None:
+                reach = "orders the whole queue"
+            elif self.pulls:
+                reach = (
+                    f"fills the next {self.window_size:,} places from the next "
+                    f"{int(self.window.sum()):,} items of the static ranking (a deeper item enters "
+                    f"when its learnt percentile beats the window's by {self.pull_margin:.2f}; "
+                    f"forward check of that pick: precision {self.pull_gain:+.3f} against the "
+                    f"static order, 95% interval {self.pull_gain_low:+.3f} to "
+                    f"{self.pull_gain_high:+.3f})"
+                )
+            else:
+                reach = f"re-orders the next {int(self.window.sum()):,} items of the static ranking"
+                if self.pull_gain == self.pull_gain:
+                    reach += (
+                        f" (pulling deeper items in did not pass the forward check: precision "
+                        f"{self.pull_gain:+.3f}, 95% interval {self.pull_gain_low:+.3f} to "
+                        f"{self.pull_gain_high:+.3f})"
+                    )
             return (
                 f"learnt combiner ({self.model}, calibrated) fitted on {self.n_decisions:,} decisions "
                 f"({self.n_changed:,} label changes); it {reach}. Forward check (trained on the "
@@ -607,6 +647,7 @@ def fit_learnt(
     seed: int = 0,
     estimator_factory: Any = None,
     window: int | None = RERANK_WINDOW,
+    pulls: bool = True,
 ) -> Fit:
     """Fit the learnt combiner on the decided items and score every row.
 
@@ -617,7 +658,8 @@ def fit_learnt(
     the static ranking by a gain whose bootstrap interval excludes 0; else the static calibration
     (:func:`static_estimate`) is returned with ``reason`` saying why. A learnt fit re-orders only
     ``window`` rows (the next undecided rows of the static order, :func:`rerank_window`; None:
-    the whole queue). ``estimator_factory``: ``(categorical, numeric, seed) -> estimator``
+    the whole queue); with ``pulls`` it may fill that window from the next ``2 * window`` when
+    :func:`pull_check` supports it (:attr:`Fit.pull_margin`). ``estimator_factory``: ``(categorical, numeric, seed) -> estimator``
     (default :func:`make_model` with ``model``), for tests.
 
     >>> fit = fit_learnt(ds, res.table, reviewed_outcomes(ds, log, scan_table=res.table))  # doctest: +SKIP
@@ -683,15 +725,23 @@ def fit_learnt(
         model=model,
         features=cats + nums,
     )
-    if window is not None:
-        fit.window = rerank_window(scan_table, rows, window)
     order = outcomes["review_order"].to_numpy(dtype=np.int64)
     with warnings.catch_warnings(), threadpool_limits(1):
         warnings.simplefilter("ignore")
-        fwd = forward_check(x_dec, y, rank[rows], order, make_ranker, seed=seed)
+        blocks = forward_blocks(x_dec, y, rank[rows], order, make_ranker)
+    fwd = forward_check_blocks(blocks, seed=seed)
     fit.forward_auroc, fit.forward_auroc_static, fit.n_forward = fwd[0], fwd[1], fwd[2]
     low, high = fwd[3], fwd[4]
     fit.gain_low, fit.gain_high = low, high
+    if window is not None:
+        margin, gain, g_low, g_high = pull_check(blocks, seed=seed) if pulls else (math.nan,) * 4
+        fit.pull_gain, fit.pull_gain_low, fit.pull_gain_high = gain, g_low, g_high
+        fit.window_size = int(window)
+        if margin == margin:
+            fit.pull_margin = margin
+            fit.window = rerank_window(scan_table, rows, 2 * window)
+        else:
+            fit.window = rerank_window(scan_table, rows, window)
     if not low > 0:
         static = static_estimate(scan_table, outcomes, seed=seed)
         static.auroc = auroc
@@ -755,28 +805,116 @@ def forward_check(
     static rank score of the decided rows (n,). Returns ``(auroc learnt, auroc static, n scored,
     gain low, gain high)``; NaNs and 0 when no block counted.
     """
-    from scipy.stats import rankdata
+    return forward_check_blocks(
+        forward_blocks(x, y, static, review_order, make, cuts=cuts), seed=seed
+    )
 
+
+def forward_blocks(
+    x: np.ndarray,
+    y: np.ndarray,
+    static: np.ndarray,
+    review_order: np.ndarray,
+    make: Any,
+    *,
+    cuts: tuple[float, ...] = FORWARD_CUTS,
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The forward fits of :func:`forward_check`: one ``(y, learnt probability, static rank
+    score)`` per block that counts (its training decisions and the block hold both outcomes)."""
     y = np.asarray(y).astype(bool)
     idx = np.argsort(np.asarray(review_order), kind="stable")
     n = len(idx)
     bounds = [int(round(c * n)) for c in cuts] + [n]
-    learnt_parts, static_parts, y_parts = [], [], []
+    out = []
     for start, end in zip(bounds[:-1], bounds[1:], strict=True):
         train, test = idx[:start], idx[start:end]
         if len(np.unique(y[train])) < 2 or len(np.unique(y[test])) < 2:
             continue
         est = make()
         est.fit(x[train], y[train].astype(int))
-        p = est.predict_proba(x[test])[:, 1]
-        learnt_parts.append(rankdata(p) / len(p))
-        static_parts.append(rankdata(static[test]) / len(test))
-        y_parts.append(y[test])
-    if not y_parts:
+        out.append((y[test], est.predict_proba(x[test])[:, 1], np.asarray(static)[test]))
+    return out
+
+
+def forward_check_blocks(
+    blocks: list[tuple[np.ndarray, np.ndarray, np.ndarray]], *, seed: int = 0
+) -> tuple[float, float, int, float, float]:
+    """:func:`forward_check` on the blocks of :func:`forward_blocks`."""
+    from scipy.stats import rankdata
+
+    if not blocks:
         return (math.nan, math.nan, 0, math.nan, math.nan)
-    yl, ls, ss = np.concatenate(y_parts), np.concatenate(learnt_parts), np.concatenate(static_parts)
+    yl = np.concatenate([b[0] for b in blocks])
+    ls = np.concatenate([rankdata(b[1]) / len(b[1]) for b in blocks])
+    ss = np.concatenate([rankdata(b[2]) / len(b[2]) for b in blocks])
     low, high = auroc_gain_interval(yl, ls, ss, seed=seed)
     return (_auroc(yl, ls), _auroc(yl, ss), len(yl), low, high)
+
+
+def pull_pick(probability: np.ndarray, size: int, margin: float) -> np.ndarray:
+    """Which of a pool (rows in the static order) fill a window of ``size``: the ``size`` best by
+    learnt percentile within the pool, a row past the first ``size`` needing ``margin`` more;
+    ties in the static order. bool (len(pool),)."""
+    from scipy.stats import rankdata
+
+    p = np.asarray(probability, dtype=np.float64)
+    n = len(p)
+    if n <= size:
+        return np.ones(n, dtype=bool)
+    score = rankdata(p) / n - np.where(np.arange(n) < size, 0.0, margin)
+    out = np.zeros(n, dtype=bool)
+    out[np.lexsort((np.arange(n), -score))[:size]] = True
+    return out
+
+
+def pull_check(
+    blocks: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    *,
+    margins: tuple[float, ...] = PULL_MARGINS,
+    rounds: int = BOOTSTRAP_ROUNDS,
+    seed: int = 0,
+) -> tuple[float, float, float, float]:
+    """The forward check of pulls, played as the queue plays them: in each forward block (the
+    decisions after a cut, scored by the model fitted before it), the earlier half in the static
+    order stands for the window and the later half for the pool below it; :func:`pull_pick` with
+    each margin picks as many from the whole block. The gain is the precision (share of label
+    changes) of the pick minus the window's, pooled over blocks, with a paired bootstrap 95%
+    percentile interval over the blocks' decisions. Returns ``(margin, gain, low, high)`` for the
+    margin with the highest lower bound when that bound is above 0, else ``(NaN, gain, low, high)``
+    of that best margin (NaNs when no block counted)."""
+    if not blocks:
+        return (math.nan,) * 4
+    best: tuple[float, float, float, float] | None = None
+    rng = np.random.default_rng(seed + 104729)
+    n_all = sum(len(b[0]) for b in blocks)
+    idx = rng.integers(0, n_all, size=(rounds, n_all))
+    for margin in margins:
+        contrib, base = [], []
+        for y, p, static in blocks:
+            order = np.lexsort((np.arange(len(static)), -static))  # the block in the static order
+            size = len(order) // 2
+            if size == 0:
+                continue
+            window = np.zeros(len(order), dtype=bool)
+            window[:size] = True
+            pick = pull_pick(p[order], size, margin)
+            yo = y[order].astype(float)
+            contrib.append(yo * (pick.astype(float) - window))
+            base.append(window.astype(float))
+        c, w = np.concatenate(contrib), np.concatenate(base)
+        if w.sum() == 0:
+            continue
+        gain = float(c.sum() / w.sum())
+        ci, wi = c[idx[:, : len(c)] % len(c)], w[idx[:, : len(c)] % len(c)]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            boot = ci.sum(axis=1) / wi.sum(axis=1)
+        boot = boot[np.isfinite(boot)]
+        low, high = float(np.quantile(boot, 0.025)), float(np.quantile(boot, 0.975))
+        if best is None or low > best[2]:
+            best = (margin, gain, low, high)
+    if best is None:
+        return (math.nan,) * 4
+    return best if best[2] > 0 else (math.nan, best[1], best[2], best[3])
 
 
 def _auroc_many(y: np.ndarray, scores: np.ndarray) -> np.ndarray:
@@ -820,7 +958,9 @@ def ranked_rows(fit: Fit, scan_table: pd.DataFrame) -> np.ndarray:
 
     Static fit: the static order. Learnt fit: the rows of ``fit.window`` (the next undecided rows of
     the static order) first, by the learnt probability (descending; ties in the static order), then
-    every other row in the static order; with no window, every row by the learnt probability."""
+    every other row in the static order; with no window, every row by the learnt probability. With
+    pulls (:attr:`Fit.pulls`) the first ``fit.window_size`` places go to :func:`pull_pick` of the
+    window's pool, and its other rows keep their static places after them."""
     order = static_order(scan_table)
     if fit.ranking != LEARNT:
         return order
@@ -829,6 +969,11 @@ def ranked_rows(fit: Fit, scan_table: pd.DataFrame) -> np.ndarray:
     if fit.window is None:
         return np.lexsort((pos, -fit.probability)).astype(np.int64)
     inside = fit.window.astype(bool)
+    if fit.pulls and fit.window_size and inside.sum() > fit.window_size:
+        pool = order[inside[order]]  # the pool in the static order
+        picked = np.zeros(len(order), dtype=bool)
+        picked[pool[pull_pick(fit.probability[pool], fit.window_size, fit.pull_margin)]] = True
+        inside = picked
     return np.lexsort((pos, -np.where(inside, fit.probability, 0.0), ~inside)).astype(np.int64)
 
 
