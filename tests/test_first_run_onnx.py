@@ -31,7 +31,8 @@ def test_unknown_backend_is_refused_with_the_choices(monkeypatch):
 def test_each_backend_keys_its_own_embeddings(monkeypatch, tmp_path):
     monkeypatch.delenv(embed.BACKEND_ENV, raising=False)
     ids = {b: embed.embeddings_id(str(tmp_path), b) for b in embed.BACKENDS}
-    assert ids["torch"] == str(tmp_path.resolve())
+    # keyed by the folder's contents (tests/test_first_run_model_key.py), never its path
+    assert ids["torch"] == f"local@{embed.model_fingerprint(tmp_path)}/l2"
     assert len(set(ids.values())) == 3 and ids["onnx-int8"].endswith("#onnx-int8")
     assert embed.embeddings_id(str(tmp_path)) == ids[embed.DEFAULT_CPU_BACKEND]
 
