@@ -36,6 +36,11 @@ if TYPE_CHECKING:
 
 #: Rows per block of the brute-force similarity product (block x N float32 in memory).
 BLOCK_ROWS = 1024
+#: Most similarities held at once by an exact search of some rows against all N
+#: (:func:`_exact_candidates`: the repairs of the HNSW graph): 2**25 float32 plus their int64
+#: partition order, ~384 MiB, so a block is min(BLOCK_ROWS, this // N) rows. Without it a
+#: 1,024-row block at 1M rows held 4 GB of similarities and 8 GB of order (measured: over 14 GiB RSS).
+EXACT_BLOCK_ELEMENTS = 2**25
 #: Largest N searched exactly by default; above it the HNSW index is used (bench/bench_scale.py).
 EXACT_MAX_ROWS = 10_000
 #: Neighbours the scan's shared graph holds: UMAP's 15 (itself included) and the detectors' 10.
@@ -351,12 +356,15 @@ def query_hnsw(
 
 def _exact_candidates(x: np.ndarray, rows: np.ndarray, m: int) -> np.ndarray:
     """The ``m`` most similar rows of ``x`` to each of ``rows`` (the row itself included), exact."""
+    n = len(x)
     out = np.empty((len(rows), m), dtype=np.int64)
-    for s in range(0, len(rows), BLOCK_ROWS):
-        r = rows[s : s + BLOCK_ROWS]
+    block = max(1, min(BLOCK_ROWS, EXACT_BLOCK_ELEMENTS // max(n, 1)))
+    for s in range(0, len(rows), block):
+        r = rows[s : s + block]
         sims = np.asarray(x[r], dtype=np.float32) @ np.asarray(x).T
         sims[np.arange(len(r)), r] = np.inf  # itself first, as a successful search returns it
-        out[s : s + len(r)] = np.argpartition(-sims, m - 1, axis=1)[:, :m]
+        # the m largest are the last m after partitioning at n - m (no negated copy)
+        out[s : s + len(r)] = np.argpartition(sims, n - m, axis=1)[:, n - m :]
     return out
 
 

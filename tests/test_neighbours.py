@@ -337,3 +337,31 @@ def test_a_weak_hnsw_index_gives_the_exact_graphs_classes_after_the_repairs():
     assert ((which[raw] != which[:, None]).sum(axis=1) > 5).sum() > 100  # what the repairs are for
     rows, _ = neighbours.hnsw_neighbours(x, k=10, **weak)
     assert ((which[rows] != which[:, None]).sum(axis=1) > 5).sum() <= 2
+
+
+def test_exact_repair_search_holds_a_bounded_block_with_the_same_result(monkeypatch):
+    # the exact search behind the HNSW repairs splits its rows so that at most
+    # EXACT_BLOCK_ELEMENTS similarities are held at once (at 1M rows a 1,024-row block held 12 GB);
+    # the candidates are the same as from one unbounded block, and each row comes first in its own
+    x, _ = clustered(2000, d=32, seed=3)
+    rows = np.array([5, 17, 400, 1999, 1000, 3, 1500])
+    whole = neighbours._exact_candidates(x, rows, 11)
+    seen: list[int] = []
+    real_asarray = np.asarray
+
+    def spy(a, *args, **kwargs):
+        out = real_asarray(a, *args, **kwargs)
+        if out.ndim == 2 and out.shape[1] == x.shape[1] and out.shape[0] < len(x):
+            seen.append(out.shape[0])  # the query rows of one block
+        return out
+
+    monkeypatch.setattr(neighbours, "EXACT_BLOCK_ELEMENTS", 2 * len(x))
+    monkeypatch.setattr(neighbours.np, "asarray", spy)
+    blocked = neighbours._exact_candidates(x, rows, 11)
+    monkeypatch.undo()
+    assert seen and max(seen) == 2  # 2 rows x N similarities at a time
+    np.testing.assert_array_equal(np.sort(blocked, axis=1), np.sort(whole, axis=1))
+    sims = x[rows] @ x.T
+    sims[np.arange(len(rows)), rows] = np.inf
+    expect = np.argsort(-sims, axis=1, kind="stable")[:, :11]
+    np.testing.assert_array_equal(np.sort(blocked, axis=1), np.sort(expect, axis=1))
