@@ -8,12 +8,16 @@ per run to ``$LABELAUDIT_UI_PROFILE``:
 ``{"start": wall clock, "wall": s, "cpu": s (thread CPU), "fragment": bool, "deltas": n,
 "delta_bytes": n, "parts": {step: s}}``
 
+With ``$LABELAUDIT_UI_CPROFILE`` set to a folder, each run is also profiled with :mod:`cProfile`
+(``run-<start>.pstats`` there; it slows the runs, so not for the timed figures).
+
 The benchmark matches runs to clicks by time. Steps are timed inclusively (a step inside another
 counts in both); only the outermost call of a step is counted.
 """
 
 from __future__ import annotations
 
+import cProfile
 import functools
 import json
 import os
@@ -57,6 +61,7 @@ def install(path: str) -> None:
     from labelaudit.review import live, session, store, store_health, team
 
     original = script_runner.ScriptRunner._run_script
+    stats_dir = os.environ.get("LABELAUDIT_UI_CPROFILE")  # a folder: one cProfile dump per run
 
     def run_script(self: Any, rerun_data: Any) -> None:
         run = {
@@ -68,12 +73,17 @@ def install(path: str) -> None:
             "_active": set(),
         }
         _LOCAL.run = run
+        prof = cProfile.Profile() if stats_dir else None
         t, c = time.perf_counter(), time.thread_time()
         try:
-            return original(self, rerun_data)
+            if prof is None:
+                return original(self, rerun_data)
+            return prof.runcall(original, self, rerun_data)
         finally:
             run["wall"] = time.perf_counter() - t
             run["cpu"] = time.thread_time() - c
+            if prof is not None:
+                prof.dump_stats(os.path.join(stats_dir, f"run-{run['start']:.3f}.pstats"))
             _LOCAL.run = None
             run.pop("_active")
             with _LOCK, open(path, "a", encoding="utf-8") as f:

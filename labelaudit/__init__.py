@@ -335,6 +335,7 @@ def export(
     store: ReviewStore | None = None,
     removed: str = "drop",
     log: bool = False,
+    identity: Any = None,
 ) -> list[Path]:
     """Write the reviewed dataset (final labels and decisions) to ``out``, a ``.csv`` or ``.parquet`` file.
 
@@ -343,7 +344,9 @@ def export(
     ``final_label``, ``original_label``, ``action``, ``reviewer``, ``decided_at``, ``split`` and the
     source's metadata; ``removed="drop"`` leaves removed rows out, ``"flag"`` keeps them marked.
     With ``log`` the decision log is written next to it (``NAME.decisions.EXT``). CSV cells that a
-    spreadsheet would run as formulas are neutralised. Returns the paths written.
+    spreadsheet would run as formulas are neutralised. Returns the paths written. ``identity``
+    (:class:`labelaudit.review.identity.Identity`): who exports; a store reviewed with roles needs
+    a lead (:func:`labelaudit.review.export.check_export`).
 
     Example:
         >>> la.export(ds, out="clean.csv", workspace=".labelaudit")   # doctest: +SKIP
@@ -357,7 +360,7 @@ def export(
         ws = as_workspace(workspace) or Workspace()
         store = ws.review_store(read_only=True)
     try:
-        return export_review(ds, store, out=out, removed=removed, log=log)  # type: ignore[arg-type]
+        return export_review(ds, store, out=out, removed=removed, log=log, identity=identity)  # type: ignore[arg-type]
     finally:
         if own:
             store.close()

@@ -242,6 +242,7 @@ def test_a_batch_larger_than_one_statement_is_counted_once_in_the_manifest(tmp_p
     assert [d.item_id for d in out] == [str(i) for i in range(n)]
     assert [d.id for d in out] == sorted(d.id for d in out)
     assert store.latest_decision_ids(v) == {d.item_id: d.id for d in out}
+    assert store.flush(30)  # written after the commit, off the writer's thread
     assert calls == {"manifest": 1, "backup": 1}
     m = store_health.read_manifest(store.manifest_path)
     assert (m.decisions, m.last_decision_id) == (n, out[-1].id)

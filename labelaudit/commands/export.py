@@ -31,6 +31,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="also write the decision log next to FILE (NAME.decisions.EXT)",
     )
     p.add_argument("--out", required=True, help="output file, .csv or .parquet")
+    p.add_argument(
+        "--as",
+        dest="as_name",
+        metavar="NAME",
+        help="who exports: needed when the review store is used with roles, and then NAME must "
+        "be a lead (LABELAUDIT_LEADS); a dataset reviewed without roles exports for anyone",
+    )
     p.set_defaults(func=run)
 
 
@@ -66,7 +73,7 @@ def _choices(hashes: list[str], decided: dict[str, int]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from labelaudit.review.export import export_review, file_format, log_path_for
+    from labelaudit.review.export import export_review, exporter, file_format, log_path_for
 
     file_format(args.out)
     out = Path(args.out)
@@ -80,7 +87,10 @@ def run(args: argparse.Namespace) -> int:
         decided = log.groupby("dataset_version")["item_id"].nunique().to_dict() if len(log) else {}
         h = reviewed_dataset_hash(args, ws, decided)
         ds = ws.load_dataset(h)
-        written = export_review(ds, store, out=args.out, removed=args.removed, log=args.log)
+        who = exporter(args.as_name, store, h) if args.as_name else None
+        written = export_review(
+            ds, store, out=args.out, removed=args.removed, log=args.log, identity=who
+        )
         cur = store.current(h)
         print(
             f"{ds.source} ({h}): {ds.n:,} rows, {len(cur):,} decided "

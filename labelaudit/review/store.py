@@ -627,6 +627,57 @@ class _Fold:
         return df
 
 
+class _Upkeep:
+    """The manifest and backup upkeep of one store, on a thread of its own: a committed decision is
+    durable when ``record`` returns (the database's own commit), and counting it in the manifest
+    (a file lock, a write and an fsync) or taking a backup need not delay the reviewer's next item.
+
+    ``submit`` queues the ids of committed decisions; one thread writes them, every id queued since
+    its last write in one manifest update, and ends when nothing is left (so an idle store holds no
+    thread). Until it has written, the manifest counts fewer decisions than the database: the safe
+    direction, since the check on open refuses only a database holding *fewer* than the manifest,
+    and a writer opening the database raises the manifest to the database's figures. The manifest is
+    replaced atomically, so a crash at any moment leaves the previous or the new one, both readable.
+    The thread is not a daemon: a normal interpreter exit waits for the pending write."""
+
+    def __init__(self, work: Callable[[list[int]], None]):
+        self._work = work
+        self._cond = threading.Condition()
+        self._pending: list[int] = []
+        self._running = False
+
+    def submit(self, ids: list[int]) -> None:
+        with self._cond:
+            self._pending.extend(ids)
+            if self._running:
+                return
+            self._running = True
+        try:
+            threading.Thread(target=self._run, name="labelaudit-store-upkeep").start()
+        except RuntimeError:  # the interpreter is shutting down: no new threads, write it here
+            self._run()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                batch, self._pending = self._pending, []
+                if not batch:
+                    self._running = False
+                    self._cond.notify_all()
+                    return
+            try:
+                self._work(batch)
+            except BaseException:  # never leave flush() waiting on a thread that died
+                with self._cond:
+                    self._running = False
+                    self._cond.notify_all()
+                raise
+
+    def flush(self, timeout: float | None = None) -> bool:
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._running and not self._pending, timeout)
+
+
 class ReviewStore:
     """Append-only decision log and pinned findings, in any SQLAlchemy database.
 
@@ -686,6 +737,7 @@ class ReviewStore:
         self.backups_kept = max(1, int(backups_kept))
         self._since_backup = 0
         self._counter_lock = threading.Lock()
+        self._upkeep = _Upkeep(self._upkeep_now)
         self.described = health.redacted(self.url)
         #: Tables of the schema a read-only store found missing (an older database): not read.
         self._absent: frozenset[str] = frozenset()
@@ -829,9 +881,16 @@ class ReviewStore:
                 self._after_commit(dbapi_conn, ids)
 
     def _after_commit(self, dbapi_conn: Any, ids: list[int]) -> None:
+        """After a commit, on the writer's thread: which ids are in the log (one indexed read on
+        the connection that wrote them); the manifest and the backup are handed to the upkeep
+        thread (:class:`_Upkeep`), so the caller returns once the decision is committed."""
         present = self._safely(self._present, dbapi_conn, ids)
-        if not present:
-            return
+        if present:
+            self._upkeep.submit(present)
+
+    def _upkeep_now(self, present: list[int]) -> None:
+        """Count ``present`` in the manifest (one write for every id given), then take a backup
+        when one is due (run by the upkeep thread)."""
         if self.manifest_path is not None:
             self._safely(health.add_to_manifest, self.manifest_path, self.described, present)
         if self.sqlite_file is None:
@@ -841,6 +900,12 @@ class ReviewStore:
             due = self._since_backup >= self.backup_every
         if due:
             self.backup()
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until the manifest counts, and the backups take, every decision committed so far
+        through this store (they are written after the commit, off the caller's thread). True when
+        done, False when ``timeout`` seconds passed first. :meth:`close` flushes."""
+        return self._upkeep.flush(timeout)
 
     def _present(self, dbapi_conn: Any, ids: list[int]) -> list[int]:
         """Which of ``ids`` are in the log (committed), read on the raw connection, :data:`BATCH_ROWS`
@@ -882,7 +947,10 @@ class ReviewStore:
         return f"ReviewStore({self.engine.url.render_as_string(hide_password=True)!r})"
 
     def close(self) -> None:
-        """Back up a SQLite store that got decisions since its last backup, then release it."""
+        """Write the manifest for every committed decision (:meth:`flush`), back up a SQLite store
+        that got decisions since its last backup, then release it."""
+        if not self.read_only:
+            self.flush()
         if self._since_backup and not self.read_only:
             self.backup()
         self.engine.dispose()
