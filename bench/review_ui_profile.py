@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import cProfile
 import functools
+import gc
 import json
 import os
 import threading
@@ -82,7 +83,7 @@ def install(path: str) -> None:
         finally:
             run["wall"] = time.perf_counter() - t
             run["cpu"] = time.thread_time() - c
-            if prof is not None:
+            if prof is not None and stats_dir:
                 prof.dump_stats(os.path.join(stats_dir, f"run-{run['start']:.3f}.pstats"))
             _LOCAL.run = None
             run.pop("_active")
@@ -90,6 +91,15 @@ def install(path: str) -> None:
                 f.write(json.dumps(run) + "\n")
 
     script_runner.ScriptRunner._run_script = run_script  # type: ignore[method-assign]
+
+    # Streamlit's collection after every run (``runner.postScriptGC``), timed as a step of its own.
+    class _TimedGc:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(gc, name)
+
+        collect = staticmethod(timed("streamlit.gc_collect", gc.collect))
+
+    script_runner.gc = _TimedGc()  # type: ignore[assignment]
 
     enqueue = script_run_context.ScriptRunContext.enqueue
 

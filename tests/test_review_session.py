@@ -303,6 +303,12 @@ def test_typical_rows_are_the_most_self_confident_of_the_class():
     assert not ds.test_mask[rows].any()
     t = typical_rows(ds, ex, "card_arrival", exclude=ds.frame["id"].iloc[rows[0]])
     assert len(t) == 2 and list(t.columns) == ["id", "text"]
+    # ids and texts read once with the rows; the card reads no column of the dataset
+    for j, name in enumerate(ds.classes):
+        assert list(ex.ids[j]) == ds.frame["id"].iloc[ex.rows[j]].astype(str).tolist()
+        assert list(ex.texts[j]) == ds.frame["text"].iloc[ex.rows[j]].astype(str).tolist()
+        bare = type(ex)(rows=ex.rows, method=ex.method)  # without them: read from the frame
+        assert typical_rows(ds, bare, name).equals(typical_rows(ds, ex, name))
     assert typical_rows(ds, ex, "no such class").empty
     # without probabilities: closest to the class centroid
     ex2 = class_exemplars(ds, embeddings=ds.embeddings, k=2)
