@@ -118,10 +118,10 @@ def test_queue_round_trip_with_a_real_server(ls_server, conn, ds, store, tmp_pat
     )
     res = pull_decisions(conn, ds, store, project=r.project, workspace=ws)
     got = {d.item_id: (d.reviewer, d.action, d.new_label) for d in res.saved}
-    admin = "labelstudio:labelaudit-tests@example.com"
+    admin = "labelaudit-tests@example.com"  # the Label Studio user's own name (issue 18)
     assert got["q0"] == (admin, "change", "card") or got["q0"] == (admin, "accept", "card")
-    assert got["q1"] == ("labelstudio:bo@example.com", "keep", "card")
-    assert got["q3"] == ("labelstudio:bo@example.com", "remove", None)
+    assert got["q1"] == ("bo@example.com", "keep", "card")
+    assert got["q3"] == ("bo@example.com", "remove", None)
     assert set(got) == {"q0", "q1", "q3"}
     (conflict,) = res.conflicts
     assert conflict.item_id == "q2" and conflict.labelaudit.id == here.id

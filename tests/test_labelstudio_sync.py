@@ -21,6 +21,8 @@ from labelaudit.integrations.labelstudio import (
 )
 from labelaudit.integrations.labelstudio.sync import build_tasks
 from labelaudit.io import load_dataset
+from labelaudit.review import team
+from labelaudit.review.identity import Identity
 from labelaudit.review.store import ReviewStore
 
 TOKEN = "secret-token-123456"
@@ -168,11 +170,16 @@ def test_pull_turns_annotations_into_decisions_by_the_labelstudio_user(server, d
     res = pull_decisions(server, ds, store, project=r.project, workspace=tmp_path / "ws")
     got = {d.item_id: (d.reviewer, d.action, d.new_label) for d in res.saved}
     assert got == {
-        "r0": ("labelstudio:bo@example.com", "accept", "b"),
-        "r1": ("labelstudio:admin@example.com", "keep", "b"),
-        "r2": ("labelstudio:admin@example.com", "change", "c"),
-        "r3": ("labelstudio:admin@example.com", "remove", None),
+        "r0": ("bo@example.com", "accept", "b"),
+        "r1": ("admin@example.com", "keep", "b"),
+        "r2": ("admin@example.com", "change", "c"),
+        "r3": ("admin@example.com", "remove", None),
     }
+    # the annotator's own identity: imported, the Label Studio account as subject
+    assert {(d.auth, d.capacity) for d in res.saved} == {("import", "import")}
+    log = store.log(ds.content_hash).set_index("item_id")
+    assert log.loc["r0", "subject"] == f"labelstudio:{server.url}|user 2"
+    assert log.loc["r1", "subject"] == f"labelstudio:{server.url}|user 1"
     shown = res.saved[0].shown
     assert (
         shown["queue"] == "labelstudio"
@@ -342,3 +349,131 @@ def test_connection_never_shows_the_token():
     assert LabelStudioConnection.configured(
         {"LABEL_STUDIO_URL": "http://x", "LABEL_STUDIO_API_KEY": "t"}
     )
+
+
+# --------------------------------------------------------------------------- assignments (issue 18)
+LEAD = Identity("lea@example.com", auth="oidc", role="lead", subject="https://idp|lea")
+
+
+def _assign(store, ds, items, reviewers, share):
+    team.create_assignment(
+        store,
+        dataset_version=ds.content_hash,
+        item_ids=list(items),
+        reviewers=list(reviewers),
+        overlap_share=share,
+        lead=LEAD,
+    )
+    return team.assignment_book(store, ds.content_hash)
+
+
+def test_a_pulled_decision_counts_for_the_annotators_assignment(server, ds, store, tmp_path):
+    # Assigned in labelaudit as typed (other case, blanks); Label Studio says bo@example.com.
+    book = _assign(store, ds, ["r0", "r1", "r2", "r3"], [" Bo@Example.com", "ana"], 0.0)
+    mine = book.queue_for("bo@example.com")
+    assert len(mine) == 2
+    r = _push(server, ds, store, tmp_path)
+    tasks = dict(zip(["r0", "r1", "r2", "r3"], r.task_ids, strict=True))
+    for item in mine:
+        server.annotate(tasks[item], "b", user=2)
+    before = team.team_overview(store, ds.content_hash).set_index("reviewer")
+    assert before.loc[" Bo@Example.com".strip(), "decided"] == 0
+    res = pull_decisions(server, ds, store, project=r.project, workspace=tmp_path / "ws")
+    assert sorted(d.item_id for d in res.saved) == sorted(mine) and not res.blind
+    assert {d.reviewer for d in res.saved} == {"bo@example.com"}
+    over = team.team_overview(store, ds.content_hash).set_index("reviewer")
+    assert (
+        over.loc["Bo@Example.com", "decided"] == 2 and over.loc["Bo@Example.com", "remaining"] == 0
+    )
+    assert pd.notna(over.loc["Bo@Example.com", "last_decision"])  # matched by name, not prefixed
+    assert over.loc["ana", "decided"] == 0
+
+
+def test_an_overlap_item_pulled_is_the_annotators_blind_review(server, ds, store, tmp_path):
+    items = ["r0", "r1", "r2", "r3"]
+    book = _assign(store, ds, items, ["bo@example.com", "admin@example.com"], 1.0)
+    assert all(book.slot_of(i, "bo@example.com").overlap for i in items)
+    r = _push(server, ds, store, tmp_path)
+    tasks = dict(zip(items, r.task_ids, strict=True))
+    server.annotate(tasks["r0"], "b", user=2)  # bo: the suggestion
+    server.annotate(tasks["r1"], "c", user=2)  # bo: another class
+    res = pull_decisions(server, ds, store, project=r.project, workspace=tmp_path / "ws")
+    assert res.saved == [] and len(res.blind) == 2 and "2 blind review(s)" in res.summary()
+    assert {o.status for o in res.blind} == {"waiting"}
+    assert store.latest_decision_ids(ds.content_hash) == {}  # nothing in the log yet
+    over = team.team_overview(store, ds.content_hash).set_index("reviewer")
+    assert over.loc["bo@example.com", ["decided", "overlap_decided"]].tolist() == [2, 2]
+    assert over.loc["admin@example.com", "decided"] == 0
+    # the other reviewer's blind review on the Review page settles the pair as usual
+    admin = Identity("admin@example.com", auth="oidc", role="reviewer", subject="https://idp|a")
+    slot = book.slot_of("r0", admin.name).slot
+    out = team.record_blind(
+        store,
+        dataset_version=ds.content_hash,
+        item_id="r0",
+        slot=slot,
+        identity=admin,
+        action="accept",
+        old_label="a",
+        new_label="b",
+        seen_blind_id=None,
+        seen_decision_id=None,
+    )
+    assert out.status == "agreed" and out.consensus.capacity == "consensus"
+    slot = book.slot_of("r1", admin.name).slot
+    out = team.record_blind(
+        store,
+        dataset_version=ds.content_hash,
+        item_id="r1",
+        slot=slot,
+        identity=admin,
+        action="keep",
+        old_label="b",
+        new_label=None,
+        seen_blind_id=None,
+        seen_decision_id=None,
+    )
+    assert out.status == "disagreed" and team.adjudication_queue(store, ds.content_hash) == ["r1"]
+    agreement = team.team_agreement(store, ds.content_hash, classes=ds.classes)
+    assert agreement.n_items == 2  # the pulled reviews are bo's half of both pairs
+    (pair,) = agreement.pairs.itertuples()
+    assert {pair.annotator_a, pair.annotator_b} == {"bo@example.com", "admin@example.com"}
+    # a second pull takes nothing twice; an edit in Label Studio is a new blind review
+    again = pull_decisions(server, ds, store, project=r.project, workspace=tmp_path / "ws")
+    assert again.blind == [] and again.unchanged == 2 and again.conflicts == []
+
+
+def test_an_overlap_item_reviewed_in_both_places_is_a_conflict(server, ds, store, tmp_path):
+    items = ["r0", "r1"]
+    book = _assign(store, ds, items, ["bo@example.com", "admin@example.com"], 1.0)
+    r = _push(server, ds, store, tmp_path)
+    bo = Identity("bo@example.com", auth="oidc", role="reviewer", subject="https://idp|bo")
+    team.record_blind(  # bo's blind review on the Review page, after sending
+        store,
+        dataset_version=ds.content_hash,
+        item_id="r0",
+        slot=book.slot_of("r0", bo.name).slot,
+        identity=bo,
+        action="keep",
+        old_label="a",
+        new_label=None,
+        seen_blind_id=None,
+        seen_decision_id=None,
+    )
+    server.annotate(r.task_ids[0], "c", user=2)  # and bo again in Label Studio
+    server.annotate(r.task_ids[1], "c", user=2)
+    res = pull_decisions(server, ds, store, project=r.project, workspace=tmp_path / "ws")
+    assert [c.item_id for c in res.conflicts] == ["r0"]
+    assert [o.review.item_id for o in res.blind] == ["r1"]
+    assert res.conflicts[0].labelaudit.action == "keep"  # the review made here is kept
+    # an edit in Label Studio after the pull is taken as bo's new blind review of r1
+    a = server.tasks[r.task_ids[1]]["annotations"][0]
+    a["result"][0]["value"]["choices"] = ["a"]
+    a["updated_at"] = "2026-11-30T12:00:00Z"
+    res = pull_decisions(server, ds, store, project=r.project, workspace=tmp_path / "ws")
+    (o,) = [o for o in res.blind if o.review.item_id == "r1"]
+    assert (o.review.action, o.review.new_label) == ("change", "a")
+    pairs = team.double_reviews(store, ds.content_hash).set_index("item_id")
+    row = pairs.loc["r1"]
+    ratings = {row["reviewer_a"]: row["rating_a"], row["reviewer_b"]: row["rating_b"]}
+    assert ratings.get("bo@example.com") == "a"  # the edit superseded the first review ("c")

@@ -6,11 +6,16 @@ evidence as task data. What was sent is remembered in the workspace (``labelstud
 ids, and each item's latest decision id at sending; never the token).
 
 :func:`pull_decisions` downloads the project's export through the same SDK and turns each task's
-latest annotation into a decision by ``labelstudio:<user>``, with the Review page's rule: an item
-decided in labelaudit after it was sent (or after the last pull) and also in Label Studio is a
-*conflict*: reported, never overwritten. Everything that can fail (the server, the export's format)
-happens before the first write, and the decisions are written in one transaction
-(:meth:`ReviewStore.record_many`), so a pull that fails leaves the store as it was.
+latest annotation into a decision by the Label Studio user who made it (their e-mail address, else
+user name, as the reviewer's name: compared with assignments as typed names are, by
+:func:`~labelaudit.review.identity.name_key`; recorded as ``import`` with the Label Studio account as
+subject), with the Review page's rule: an item decided in labelaudit after it was sent (or after
+the last pull) and also in Label Studio is a *conflict*: reported, never overwritten. A decision on
+an overlap item the same person holds in an open assignment is their *blind* review of it
+(:func:`labelaudit.review.team.record_blind`), so it counts for their assignment, their progress and
+the agreement exactly as one made on the Review page. Everything that can fail (the server, the
+export's format) happens before the first write, and the other decisions are written in one
+transaction (:meth:`ReviewStore.record_many`), so a pull that fails leaves the store as it was.
 """
 
 from __future__ import annotations
@@ -38,12 +43,14 @@ from labelaudit.integrations.labelstudio.config import (
 )
 from labelaudit.integrations.labelstudio.export import LabelStudioAnnotation, parse_export
 from labelaudit.progress import ProgressFn, no_progress
-from labelaudit.review.identity import Identity
+from labelaudit.review import team
+from labelaudit.review.identity import Identity, clean_name
 from labelaudit.review.queue import current_labels, label_before
 from labelaudit.review.store import ConflictError, Decision, ReviewStore
 from labelaudit.workspace import Workspace, as_workspace
 
-#: Reviewer name prefix of decisions pulled from Label Studio.
+#: Prefix of the subject of a pulled decision (``labelstudio:<server URL>|<annotator>``): which Label
+#: Studio account made it. The reviewer's name is the user's own (e-mail address or user name).
 REVIEWER_PREFIX = "labelstudio:"
 #: Queue source recorded in ``shown`` of pulled decisions.
 SOURCE = "labelstudio"
@@ -59,7 +66,9 @@ class SyncState:
     """What labelaudit sent to one project, kept in the workspace as JSON (no token).
 
     ``items``: item id -> ``{"task": task id, "seen": latest decision id at sending (0 = none)}``;
-    ``pulled``: item id -> ``{"annotation", "updated_at", "decision"}`` of the last decision taken.
+    ``pulled``: item id -> ``{"annotation", "updated_at", "decision"}`` of the last decision taken
+    (and ``"blind"``, the blind review's id, when it was taken as one; ``"decision"`` is then the
+    item's latest decision in the log after it).
     """
 
     url: str
@@ -378,9 +387,16 @@ class PullResult:
     unchanged: int = 0
     not_sent: int = 0
     no_decision: int = 0
+    #: Blind reviews taken (overlap items the annotator holds in an open assignment).
+    blind: list[team.BlindOutcome] = field(default_factory=list)
 
     def summary(self) -> str:
         parts = [f"took {len(self.saved):,} decision(s) from project {self.project}"]
+        if self.blind:
+            parts.append(
+                f"{len(self.blind):,} blind review(s) of overlap items, for the annotators' "
+                "assignments"
+            )
         if self.conflicts:
             parts.append(
                 f"{len(self.conflicts):,} conflict(s): decided here and in Label Studio after "
@@ -442,7 +458,7 @@ def pull_decisions(
     )
     export = _parse_with(tasks, cfg, project)
     for _ in range(PULL_RETRIES):
-        result, requests, pulled = _plan(export, ds, store, state, users, project)
+        result, requests, pulled, blind = _plan(export, ds, store, state, users, project, conn.url)
         try:
             saved = store.record_many(requests)
         except ConflictError:
@@ -450,7 +466,10 @@ def pull_decisions(
         result.saved = saved
         for item, d in zip(pulled, saved, strict=True):
             state.pulled[item] = dict(pulled[item], decision=d.id)
-        state.save(ws)
+        try:
+            _record_blind(store, ds, state, blind, result)
+        finally:
+            state.save(ws)
         progress("Label Studio: decisions saved", 3, 3)
         return result
     raise UsageError(
@@ -468,6 +487,53 @@ def _parse_with(tasks: list[Any], cfg: ClassificationConfig, project: int) -> An
     return parse_export(tasks, file=file, label_config=xml, id_field=None)
 
 
+@dataclass
+class _BlindPull:
+    """An annotation to take as its annotator's blind review of an overlap item they hold."""
+
+    item_id: str
+    slot: int
+    values: dict[str, Any]  # the keyword arguments of team.record_blind
+    pulled: dict[str, Any]  # what state.pulled keeps for the item once taken
+    annotation: LabelStudioAnnotation
+    task_id: int
+
+
+def _annotator_identity(user: str, annotator: str, url: str) -> Identity:
+    """The Label Studio user as a reviewer: their name (e-mail address, else user name) checked as
+    a typed name is (:func:`clean_name`), auth ``import``, the account as subject."""
+    try:
+        name = clean_name(user)
+    except UsageError:  # empty, too long or with control characters: name the account instead
+        name = clean_name(f"{REVIEWER_PREFIX}{annotator}"[:120])
+    return Identity(name, auth="import", subject=f"{REVIEWER_PREFIX}{url}|{annotator}")
+
+
+def _record_blind(
+    store: ReviewStore, ds: Dataset, state: SyncState, blind: list[_BlindPull], result: PullResult
+) -> None:
+    """Write the blind reviews one by one (each its own transaction, as on the Review page): a
+    review is refused as a conflict when the item got a decision, or the slot a review, since."""
+    for b in blind:
+        try:
+            out = team.record_blind(store, dataset_version=ds.content_hash, **b.values)
+        except ConflictError as e:
+            result.conflicts.append(
+                PullConflict(
+                    item_id=b.item_id,
+                    labelaudit=e.latest,
+                    labelstudio_user=b.values["identity"].name,
+                    labelstudio_label=b.annotation.label,
+                    labelstudio_flag=b.annotation.flag,
+                    task_id=b.task_id,
+                )
+            )
+            continue
+        result.blind.append(out)
+        latest = out.consensus.id if out.consensus is not None else b.values["seen_decision_id"]
+        state.pulled[b.item_id] = dict(b.pulled, decision=latest or 0, blind=out.review.id)
+
+
 def _plan(
     export: Any,
     ds: Dataset,
@@ -475,13 +541,16 @@ def _plan(
     state: SyncState,
     users: dict[str, str],
     project: int,
-) -> tuple[PullResult, list[dict[str, Any]], dict[str, dict[str, Any]]]:
+    url: str = "",
+) -> tuple[PullResult, list[dict[str, Any]], dict[str, dict[str, Any]], list[_BlindPull]]:
     result = PullResult(project=int(project))
     latest_ids = store.latest_decision_ids(ds.content_hash)
     current = store.current(ds.content_hash)
     labels_now = current_labels(ds, current)
+    book = team.assignment_book(store, ds.content_hash)
     requests: list[dict[str, Any]] = []
     pulled: dict[str, dict[str, Any]] = {}
+    blind: list[_BlindPull] = []
     by_task = {v["task"]: k for k, v in state.items.items()}
     for t in export.tasks:
         item = by_task.get(t.task_id)
@@ -528,32 +597,62 @@ def _plan(
             action, new = "accept", ann.label
         else:
             action, new = "change", ann.label
+        identity = _annotator_identity(user, ann.annotator, url)
+        comment = (
+            f"Label Studio project {project}, task {t.task_id}, annotation {ann.annotation_id}"
+        )
+        shown = {
+            "queue": SOURCE,
+            "project": int(project),
+            "task": t.task_id,
+            "annotation": ann.annotation_id,
+            "model_version": state.model_version,
+            "suggested_label": suggested or None,
+            "label_issue_score": t.data.get("label_issue_score"),
+            "annotators": len([a for a in t.annotations if not a.cancelled]),
+        }
+        taken = {"annotation": ann.annotation_id, "updated_at": _stamp(ann)}
+        slot = book.slot_of(item, identity.name)
+        if slot is not None and slot.overlap:  # their blind review, as on the Review page
+            blind.append(
+                _BlindPull(
+                    item_id=item,
+                    slot=slot.slot,
+                    values=dict(
+                        item_id=item,
+                        slot=slot.slot,
+                        identity=identity,
+                        action=action,
+                        old_label=old,
+                        new_label=new,
+                        comment=comment,
+                        shown=shown,
+                        seen_blind_id=(before or {}).get("blind"),
+                        seen_decision_id=now or None,
+                    ),
+                    pulled=taken,
+                    annotation=ann,
+                    task_id=t.task_id,
+                )
+            )
+            continue
         requests.append(
             dict(
                 dataset_version=ds.content_hash,
                 item_id=item,
-                reviewer=f"{REVIEWER_PREFIX}{user}",
+                reviewer=identity.name,
                 action=action,
                 old_label=old,
                 new_label=new,
-                comment=f"Label Studio project {project}, task {t.task_id}, annotation {ann.annotation_id}",
-                shown={
-                    "queue": SOURCE,
-                    "project": int(project),
-                    "task": t.task_id,
-                    "annotation": ann.annotation_id,
-                    "model_version": state.model_version,
-                    "suggested_label": suggested or None,
-                    "label_issue_score": t.data.get("label_issue_score"),
-                    "annotators": len([a for a in t.annotations if not a.cancelled]),
-                },
+                comment=comment,
+                shown=shown,
                 seen_decision_id=now or None,
-                identity=Identity(f"{REVIEWER_PREFIX}{user}", auth="import"),
+                identity=identity,
                 capacity="import",
             )
         )
-        pulled[item] = {"annotation": ann.annotation_id, "updated_at": _stamp(ann)}
-    return result, requests, pulled
+        pulled[item] = taken
+    return result, requests, pulled, blind
 
 
 def _user_name(annotator: str, users: dict[str, str]) -> str:
