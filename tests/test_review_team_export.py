@@ -164,3 +164,22 @@ def test_exporter_takes_the_role_from_the_named_leads(store):
     keep(store, v, "0", BO)
     with pytest.raises(UsageError, match="LABELAUDIT_LEADS is not set here"):
         exporter("bo", store, v, leads=frozenset())
+
+
+def test_the_hugging_face_export_follows_the_same_rule(tmp_path):
+    pytest.importorskip("datasets")
+    from labelaudit.integrations.hf import export_hf
+    from labelaudit.io import load_dataset
+
+    ds = load_dataset(
+        pd.DataFrame({"id": ["r0", "r1"], "text": ["one", "two"], "label": ["a", "b"]})
+    )
+    store = ReviewStore(f"sqlite:///{tmp_path / 'r.sqlite'}")
+    keep(store, ds.content_hash, "r1", BO)
+    with pytest.raises(UsageError, match="reviewed with roles"):
+        export_hf(ds, store, out=tmp_path / "hf")
+    with pytest.raises(UsageError, match="bo@example.com is a reviewer"):
+        export_hf(ds, store, out=tmp_path / "hf", identity=BO)
+    assert not (tmp_path / "hf").exists()
+    assert export_hf(ds, store, out=tmp_path / "hf", identity=LEA).is_dir()
+    store.close()

@@ -214,10 +214,14 @@ def to_hf_dataset(
     return build(df)
 
 
-def export_hf(ds: Dataset, store: Any, *, out: str | Path) -> Path:
+def export_hf(ds: Dataset, store: Any, *, out: str | Path, identity: Any = None) -> Path:
     """Write the reviewed dataset to the folder ``out`` with ``save_to_disk`` (removed rows dropped).
-    ``datasets.load_from_disk(out)`` reads it back; ``final_label`` is a ClassLabel of ``ds.classes``."""
-    from labelaudit.review.export import cleaned_dataset
+    ``datasets.load_from_disk(out)`` reads it back; ``final_label`` is a ClassLabel of ``ds.classes``.
+    ``identity``: who exports; a store reviewed with roles needs a lead
+    (:func:`labelaudit.review.export.check_export`), checked before anything is written."""
+    from labelaudit.review.export import check_export, cleaned_dataset
+
+    check_export(store, ds.content_hash, identity)
 
     p = Path(out)
     if p.exists() and any(p.iterdir()) and not is_hf_folder(p):
