@@ -508,3 +508,62 @@ def test_a_crash_after_the_click_loses_no_decision_and_leaves_a_readable_manifes
     assert after is not None and after.last_decision_id >= returned[-1]
     assert len(writer.current(version)) == n
     writer.close()
+
+
+def test_a_forked_child_neither_counts_nor_waits_for_its_parents_pending_manifest(
+    tmp_path, monkeypatch
+):
+    # Fork while the parent's upkeep thread holds the manifest lock with a decision pending: the
+    # child must not count the parent's decision again (an over-counting manifest would make the
+    # database look truncated) nor wait for a thread it does not have.
+    import threading
+
+    url = f"sqlite:///{tmp_path / 'r.sqlite'}"
+    store = ReviewStore(url)
+    held, go = threading.Event(), threading.Event()
+    real = store_health.add_to_manifest
+
+    def slow_add(*a, **k):
+        with store_health._thread_lock:  # hold the lock as the real write does
+            held.set()
+            go.wait(30)
+        return real(*a, **k)
+
+    monkeypatch.setattr(store_health, "add_to_manifest", slow_add)
+    store.record(
+        dataset_version="v",
+        item_id="a",
+        reviewer="ana",
+        action="keep",
+        old_label="x",
+        new_label=None,
+    )
+    assert held.wait(30)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its own decision, counted once, without waiting
+        ok = "no"
+        try:
+            monkeypatch.undo()
+            assert store.flush(5)  # nothing of the parent's is pending here
+            store.record(
+                dataset_version="v",
+                item_id="b",
+                reviewer="bo",
+                action="keep",
+                old_label="x",
+                new_label=None,
+            )
+            assert store.flush(30)
+            ok = "yes"
+        finally:
+            os.write(write, ok.encode())
+            os._exit(0)
+    os.close(write)
+    assert os.read(read, 8) == b"yes"
+    os.waitpid(pid, 0)
+    go.set()
+    assert store.flush(30)
+    m = store_health.read_manifest(store.manifest_path)
+    assert (m.decisions, m.last_decision_id) == (2, 2)  # each decision counted once
+    store.close()

@@ -23,6 +23,7 @@ import sqlite3
 import tempfile
 import threading
 import warnings
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -642,6 +643,13 @@ class _Upkeep:
 
     def __init__(self, work: Callable[[list[int]], None]):
         self._work = work
+        self._reset()
+        _UPKEEPS.add(self)
+
+    def _reset(self) -> None:
+        """A fresh state; in a forked child too, which must neither count its parent's pending ids
+        (the parent does: counting them twice would make the database look truncated) nor wait for
+        a thread that was not forked with it."""
         self._cond = threading.Condition()
         self._pending: list[int] = []
         self._running = False
@@ -676,6 +684,17 @@ class _Upkeep:
     def flush(self, timeout: float | None = None) -> bool:
         with self._cond:
             return self._cond.wait_for(lambda: not self._running and not self._pending, timeout)
+
+
+_UPKEEPS: weakref.WeakSet[_Upkeep] = weakref.WeakSet()
+
+
+def _upkeep_after_fork() -> None:
+    for upkeep in list(_UPKEEPS):
+        upkeep._reset()
+
+
+os.register_at_fork(after_in_child=_upkeep_after_fork)
 
 
 class ReviewStore:

@@ -40,6 +40,15 @@ DECISIONS_TABLE = "review_decisions"
 _thread_lock = threading.Lock()
 
 
+def _new_lock_after_fork() -> None:
+    """A forked child gets a free lock (the parent's upkeep thread may have held it at the fork)."""
+    global _thread_lock
+    _thread_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_new_lock_after_fork)
+
+
 def sqlite_path(url: str) -> Path | None:
     """The file of a SQLite URL (None for an in-memory database or another kind of database)."""
     try:
