@@ -231,7 +231,10 @@ def test_restore_of_an_older_backup_says_what_is_lost(tmp_path, ds, capsys):
     db = tmp_path / "r.sqlite"
     url = f"sqlite:///{db}"
     store = ReviewStore(url, backup_every=10)
-    decide_many(store, ds, 12)  # one backup at 10; none yet of the last 2
+    decide_many(store, ds, 10)  # one backup at 10 (taken off the writer's thread: wait for it)
+    assert store.flush(30)
+    decide_many(store, ds, 2, start=10)  # none yet of the last 2
+    assert store.flush(30)
     os.truncate(db, 0)
     infos = store_health.list_backups(db)
     assert [i.decisions for i in infos] == [10]
