@@ -25,16 +25,13 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
+
+from bench.bench_review_ui import CHROMIUM, CHROMIUM_ARGS, Server
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "page_views.md"
-CHROMIUM = os.environ.get("LABELAUDIT_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
 PORT = 8642
 GOAL_SECONDS = 2.0
 #: The element that makes each page (by its file name) useful, in Streamlit's test ids.
@@ -87,46 +84,16 @@ def heavy_loaded(pid: int) -> set[str]:
     return {name for name, lib in HEAVY.items() if lib in maps}
 
 
-def start_server(ws_root: Path, port: int) -> subprocess.Popen:
-    env = dict(
-        os.environ,
-        LABELAUDIT_WORKSPACE=str(ws_root),
-        LABELAUDIT_SCAN_RUNNER="off",
-        HF_HUB_OFFLINE="1",
-        TRANSFORMERS_OFFLINE="1",
-    )
-    log = open(ws_root / f"streamlit-{port}.log", "w")  # noqa: SIM115 (the server's lifetime)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            str(ROOT / "app.py"),
-            "--server.headless",
-            "true",
-            "--server.port",
-            str(port),
-            "--server.address",
-            "127.0.0.1",
-            "--browser.gatherUsageStats",
-            "false",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2):
-                return proc
-        except OSError:
-            time.sleep(0.5)
-    proc.terminate()
-    raise SystemExit(f"streamlit did not start on port {port}")
+def start_server(ws_root: Path, port: int) -> Server:
+    """The app on ``port`` over the prepared workspace, with the background scan off (a page view
+    must show what is stored); the server class is :class:`bench.bench_review_ui.Server`."""
+    env = {
+        "LABELAUDIT_WORKSPACE": str(ws_root),
+        "LABELAUDIT_SCAN_RUNNER": "off",
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+    }
+    return Server(ROOT / "app.py", env, ws_root / f"streamlit-{port}.log", port=port)
 
 
 def view(page, url: str, main: str) -> float:
@@ -142,8 +109,6 @@ def view(page, url: str, main: str) -> float:
 
 
 def main(argv: list[str] | None = None) -> None:
-    import signal
-
     from playwright.sync_api import sync_playwright
 
     from components.pages import PAGES
@@ -157,7 +122,8 @@ def main(argv: list[str] | None = None) -> None:
     ds, prep = prepare(ws_root)
     load_start = os.getloadavg()
     started_at = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    proc = start_server(ws_root, args.port)
+    server = start_server(ws_root, args.port)
+    proc = server.proc
     times: dict[str, list[float]] = {p.title: [] for p in PAGES}
     writes: dict[str, set[str]] = {p.title: set() for p in PAGES}
     loaded: dict[str, set[str]] = {p.title: set() for p in PAGES}
@@ -199,8 +165,7 @@ def main(argv: list[str] | None = None) -> None:
                     )
             browser.close()
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(20)
+        server.stop()
     load_end = os.getloadavg()
     rows = []
     for p in PAGES:
