@@ -265,9 +265,12 @@ def profile_rows(n: int, probe: Probe, runs: list[dict]) -> list[dict]:
         lo, hi = c["window"]
         mine = [r for r in runs if lo <= r["start"] <= hi]
         parts: dict[str, float] = {}
+        kinds: dict[str, int] = {}
         for r in mine:
             for k, v in r["parts"].items():
                 parts[k] = parts.get(k, 0.0) + v
+            for k, v in r.get("delta_types", {}).items():
+                kinds[k] = kinds.get(k, 0) + v
         per_click.append(
             dict(
                 action=c["action"],
@@ -277,6 +280,7 @@ def profile_rows(n: int, probe: Probe, runs: list[dict]) -> list[dict]:
                 cpu=sum(r["cpu"] for r in mine),
                 deltas=sum(r["deltas"] for r in mine),
                 delta_kb=sum(r["delta_bytes"] for r in mine) / 1024,
+                kinds=kinds,
                 parts=parts,
                 browser=c["browser"],
             )
@@ -285,6 +289,7 @@ def profile_rows(n: int, probe: Probe, runs: list[dict]) -> list[dict]:
     for action in dict.fromkeys(c["action"] for c in per_click):
         cs = [c for c in per_click if c["action"] == action]
         names = sorted({k for c in cs for k in c["parts"]})
+        kinds = sorted({k for c in cs for k in c["kinds"]})
         out.append(
             dict(
                 n=n,
@@ -296,6 +301,7 @@ def profile_rows(n: int, probe: Probe, runs: list[dict]) -> list[dict]:
                 cpu=_med([c["cpu"] for c in cs]),
                 deltas=_med([c["deltas"] for c in cs]),
                 delta_kb=_med([c["delta_kb"] for c in cs]),
+                kinds={k: _med([c["kinds"].get(k, 0) for c in cs]) for k in kinds},
                 parts={k: _med([c["parts"].get(k, 0.0) for c in cs]) for k in names},
                 browser={k: _med([c["browser"][k] for c in cs]) for k in CDP_METRICS},
             )
@@ -333,6 +339,13 @@ def profile_lines(rows: list[dict]) -> list[str]:
     lines.append("|---:|---|" + "---:|" * len(names))
     for r in rows:
         cells = " | ".join(f"{r['parts'].get(k, 0.0) * 1000:.1f}" for k in names)
+        lines.append(f"| {r['n']:,} | {r['action']} | {cells} |")
+    lines += ["", "Deltas the click's runs sent, by what they draw (median per click):", ""]
+    kinds = sorted({k for r in rows for k in r["kinds"]})
+    lines.append("| rows | action | " + " | ".join(kinds) + " |")
+    lines.append("|---:|---|" + "---:|" * len(kinds))
+    for r in rows:
+        cells = " | ".join(f"{r['kinds'].get(k, 0):.0f}" for k in kinds)
         lines.append(f"| {r['n']:,} | {r['action']} | {cells} |")
     return lines
 

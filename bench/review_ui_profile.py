@@ -51,6 +51,17 @@ def timed(name: str, fn: Any) -> Any:
     return wrapper
 
 
+def _delta_kind(delta: Any) -> str:
+    """What one delta draws: the element type (``text``, ``button``, ...), ``block:<kind>`` for a
+    container (columns, form, tabs, ...), or the delta's own kind (``add_rows``, ...)."""
+    which = delta.WhichOneof("type")
+    if which == "new_element":
+        return str(delta.new_element.WhichOneof("type"))
+    if which == "add_block":
+        return "block:" + str(delta.add_block.WhichOneof("type"))
+    return str(which)
+
+
 def _patch(owner: Any, attr: str, name: str) -> None:
     setattr(owner, attr, timed(name, getattr(owner, attr)))
 
@@ -71,6 +82,7 @@ def install(path: str) -> None:
             "parts": {},
             "deltas": 0,
             "delta_bytes": 0,
+            "delta_types": {},
             "_active": set(),
         }
         _LOCAL.run = run
@@ -108,6 +120,8 @@ def install(path: str) -> None:
         if run is not None and msg.WhichOneof("type") == "delta":
             run["deltas"] += 1
             run["delta_bytes"] += msg.ByteSize()
+            kind = _delta_kind(msg.delta)
+            run["delta_types"][kind] = run["delta_types"].get(kind, 0) + 1
         return enqueue(self, msg)
 
     script_run_context.ScriptRunContext.enqueue = counting_enqueue  # type: ignore[method-assign]

@@ -238,7 +238,6 @@ def render_item_card(ev: ItemEvidence, *, current: Decision | None = None) -> No
     plain text (st.code / st.text / st.dataframe), never as Markdown."""
     top = st.columns([3, 2])
     with top[0]:
-        st.markdown("**Text**")
         st.code(ev.text, language=None, wrap_lines=True)
         st.text(
             f"Item {ev.item_id} · given label: {ev.given_label}"
@@ -255,48 +254,54 @@ def render_item_card(ev: ItemEvidence, *, current: Decision | None = None) -> No
         for name, desc in ev.descriptions.items():
             st.text(f"{name}: {desc}")
     with top[1]:
-        st.markdown("**Suggested labels**")
+        # One plain-text block (heading, bars, score), not a heading, a data grid and a line: the
+        # card redraws on every decision and each element is one more for the browser to update.
+        lines = ["Suggested labels"]
         if ev.suggestions:
-            # one plain-text block, not a data grid: the card redraws on every decision
             width = max(len(n) for n, _ in ev.suggestions[:5])
-            st.text(
-                "\n".join(
-                    f"{n.ljust(width)}  {p:5.1%}  {'█' * int(round(p * 20))}"
-                    for n, p in ev.suggestions[:5]
-                )
-            )
+            lines += [
+                f"{n.ljust(width)}  {p:5.1%}  {'█' * int(round(p * 20))}"
+                for n, p in ev.suggestions[:5]
+            ]
         else:
-            st.caption(
+            lines.append(
                 "No model probabilities: run the scan, or load predicted probabilities with the data."
             )
         if ev.label_issue_score is not None:
-            st.text(
+            lines.append(
                 f"Label-issue score {ev.label_issue_score:.3f}"
                 + (" · flagged" if ev.is_label_issue else "")
             )
+        st.text("\n".join(lines))
 
 
 def render_typical(
     ev: ItemEvidence, typical: dict[str, pd.DataFrame], method: str, descriptions: dict[str, str]
 ) -> None:
     """For the given and the suggested class: its description when the data has one and a few
-    typical rows, as plain text (dataset text)."""
+    typical rows, as one plain-text block (dataset text), then the method."""
+    lines: list[str] = []
     for name, rows in typical.items():
         role = "given" if name == ev.given_label else "suggested"
         head = f"{name} ({role})"
         if name == ev.given_label and name == ev.suggested_label:
             head = f"{name} (given and suggested)"
-        st.text(head + (f": {descriptions[name]}" if descriptions.get(name) else ""))
+        lines.append(head + (f": {descriptions[name]}" if descriptions.get(name) else ""))
         if rows.empty:
-            st.text("  no other row of this class outside the test split")
+            lines.append("  no other row of this class outside the test split")
         else:
-            st.text(
-                "\n".join(
-                    f"  {i}: {t if len(t) <= 200 else t[:199] + '…'}"
-                    for i, t in zip(rows["id"], rows["text"], strict=True)
-                )
-            )
+            lines += [
+                f"  {i}: {t if len(t) <= 200 else t[:199] + '…'}"
+                for i, t in zip(rows["id"], rows["text"], strict=True)
+            ]
+    if lines:
+        st.text("\n".join(lines))
     st.caption(f"Typical rows: {method} among the rows of each class outside the test split.")
+
+
+#: The evidence under the card, one at a time (a segmented control, not tabs: tabs send every
+#: tab's content on every decision, bench_review_ui --profile).
+EVIDENCE_VIEWS = ("Typical rows", "Detectors", "Nearest neighbours", "Annotators")
 
 
 def render_item_evidence(
@@ -305,19 +310,24 @@ def render_item_evidence(
     method: str = "",
     descriptions: dict[str, str] | None = None,
 ) -> None:
-    """Tabs: typical rows of the given and suggested class, each detector's score and evidence,
-    nearest neighbours with labels, annotators' votes."""
-    typical_tab, *ev_tabs = st.tabs(
-        ["Typical rows", "Detectors", "Nearest neighbours", "Annotators"]
+    """One of: typical rows of the given and suggested class, each detector's score and evidence,
+    nearest neighbours with labels, annotators' votes (the reviewer picks which; the choice stays
+    from item to item)."""
+    view = st.segmented_control(
+        "Evidence",
+        EVIDENCE_VIEWS,
+        default=EVIDENCE_VIEWS[0],
+        key=state.REVIEW_EVIDENCE,
+        label_visibility="collapsed",
     )
-    with typical_tab:
+    if view is None or view == EVIDENCE_VIEWS[0]:  # clicking the selected one again clears it
         render_typical(ev, typical or {}, method, descriptions or {})
-    with ev_tabs[0]:
+    elif view == EVIDENCE_VIEWS[1]:
         if ev.detectors.empty:
             st.caption("No detector scores yet: run the scan on the Label issues page.")
         else:
             st.dataframe(ev.detectors, hide_index=True, width="stretch")
-    with ev_tabs[1]:
+    elif view == EVIDENCE_VIEWS[2]:
         if ev.neighbours.empty:
             st.caption("No embeddings yet: run the scan to see the nearest neighbours.")
         else:
@@ -327,11 +337,10 @@ def render_item_evidence(
                 width="stretch",
                 column_config={"similarity": st.column_config.NumberColumn(format="%.3f")},
             )
-    with ev_tabs[2]:
-        if ev.votes.empty:
-            st.caption("No annotator labels for this item.")
-        else:
-            st.dataframe(ev.votes, hide_index=True, width="stretch")
+    elif ev.votes.empty:
+        st.caption("No annotator labels for this item.")
+    else:
+        st.dataframe(ev.votes, hide_index=True, width="stretch")
 
 
 def render_action_bar(store: ReviewStore, ds: Dataset, ev: ItemEvidence, who: Identity) -> None:
@@ -359,12 +368,14 @@ def render_action_bar(store: ReviewStore, ds: Dataset, ev: ItemEvidence, who: Id
         ss[state.REVIEW_COMMENT] = ""
         ss[state.REVIEW_PIN_NOTE] = ""
     # One key per widget (not per item): the browser updates the form in place on the next item.
+    # Rows are horizontal containers, not st.columns: one block per row instead of one per column
+    # plus the row (bench_review_ui --profile counts the deltas a click sends).
     with st.form(state.REVIEW_FORM, border=True):
-        c1, c2 = st.columns([2, 3])
-        c1.selectbox("Label (type to search)", options, key=state.REVIEW_LABEL)
-        c2.text_input("Comment (optional)", key=state.REVIEW_COMMENT)
-        for col, (action, label, key) in zip(st.columns(5), buttons, strict=True):
-            with col:
+        with st.container(horizontal=True):
+            st.selectbox("Label (type to search)", options, key=state.REVIEW_LABEL)
+            st.text_input("Comment (optional)", key=state.REVIEW_COMMENT)
+        with st.container(horizontal=True):
+            for action, label, key in buttons:
                 st.form_submit_button(
                     label,
                     type="primary" if action == "accept" else "secondary",
@@ -375,58 +386,58 @@ def render_action_bar(store: ReviewStore, ds: Dataset, ev: ItemEvidence, who: Id
                     key=key,
                     width="stretch",
                 )
-    c = st.columns(5)
-    with c[4].popover("Go to…", icon=":material/history:", width="stretch"):
-        decided = list(reversed(review_session(ds).decided))
-        st.selectbox(
-            "Decided in this session (newest first)",
-            decided,
-            index=None,
-            placeholder="none yet" if not decided else "pick one",
-            key=state.REVIEW_JUMP_PICK,
-        )
-        st.text_input("Or any item id", key=state.REVIEW_JUMP_ID)
-        st.button("Show it", key=state.REVIEW_JUMP, on_click=_jump, args=(ds,))
-    c[3].button(
-        "Back",
-        on_click=_back,
-        args=(ds,),
-        key=state.REVIEW_BACK,
-        width="stretch",
-        help="Show the previous item of this session again",
-    )
-    with c[2].popover("Pin finding", icon=":material/push_pin:", width="stretch"):
-        note = st.text_input("Note for the ROI report", key=state.REVIEW_PIN_NOTE)
-        st.button(
-            "Pin this item",
-            key=state.REVIEW_PIN,
-            on_click=_pin,
-            args=(store, ds, who, ev.item_id),
-            disabled=not note.strip(),
-        )
-    c[0].button(
-        "Skip",
-        on_click=_skip,
-        args=(ds, ev.item_id),
-        shortcut=SHORTCUTS["skip"],
-        key=state.REVIEW_SKIP,
-        width="stretch",
-    )
     last = review_session(ds).last
-    c[1].button(
-        "Undo last",
-        on_click=_undo,
-        args=args,
-        disabled=last is None,
-        shortcut=SHORTCUTS["undo"],
-        key=state.REVIEW_UNDO,
-        width="stretch",
-        help=None
-        if last is None
-        else f"Undo your grid decision on {len(last.items)} items (one step)"
-        if isinstance(last, LastBatch)
-        else f"Undo your last decision (item {last.item_id})",
-    )
+    with st.container(horizontal=True):  # Skip, Undo last, Pin finding, Back, Go to…
+        st.button(
+            "Skip",
+            on_click=_skip,
+            args=(ds, ev.item_id),
+            shortcut=SHORTCUTS["skip"],
+            key=state.REVIEW_SKIP,
+            width="stretch",
+        )
+        st.button(
+            "Undo last",
+            on_click=_undo,
+            args=args,
+            disabled=last is None,
+            shortcut=SHORTCUTS["undo"],
+            key=state.REVIEW_UNDO,
+            width="stretch",
+            help=None
+            if last is None
+            else f"Undo your grid decision on {len(last.items)} items (one step)"
+            if isinstance(last, LastBatch)
+            else f"Undo your last decision (item {last.item_id})",
+        )
+        with st.popover("Pin finding", icon=":material/push_pin:", width="stretch"):
+            note = st.text_input("Note for the ROI report", key=state.REVIEW_PIN_NOTE)
+            st.button(
+                "Pin this item",
+                key=state.REVIEW_PIN,
+                on_click=_pin,
+                args=(store, ds, who, ev.item_id),
+                disabled=not note.strip(),
+            )
+        st.button(
+            "Back",
+            on_click=_back,
+            args=(ds,),
+            key=state.REVIEW_BACK,
+            width="stretch",
+            help="Show the previous item of this session again",
+        )
+        with st.popover("Go to…", icon=":material/history:", width="stretch"):
+            decided = list(reversed(review_session(ds).decided))
+            st.selectbox(
+                "Decided in this session (newest first)",
+                decided,
+                index=None,
+                placeholder="none yet" if not decided else "pick one",
+                key=state.REVIEW_JUMP_PICK,
+            )
+            st.text_input("Or any item id", key=state.REVIEW_JUMP_ID)
+            st.button("Show it", key=state.REVIEW_JUMP, on_click=_jump, args=(ds,))
 
 
 def render_shortcuts() -> None:
@@ -707,12 +718,15 @@ def queue_positions(order: Any) -> dict[str, int]:
     return pos
 
 
+def progress_text(done: int, total: int) -> str:
+    """The card's progress line: decided of total, and what remains."""
+    return f"Decided in this queue: {done:,} of {total:,} · remaining {max(total - done, 0):,}"
+
+
 def render_live_progress(live: LiveQueue) -> None:
-    c = st.columns(2)
-    c[0].metric("Decided in this queue", f"{live.done_count:,} of {live.total:,}")
-    c[1].metric("Remaining", f"{max(live.total - live.done_count, 0):,}")
-    if live.total:
-        st.progress(min(live.done_count / live.total, 1.0))
+    """One progress bar with its numbers as its text (one element, not two metrics in columns)."""
+    value = min(live.done_count / live.total, 1.0) if live.total else 0.0
+    st.progress(value, text=progress_text(live.done_count, live.total))
 
 
 @st.fragment

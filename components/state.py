@@ -169,6 +169,8 @@ REVIEW_PIN_NOTE = "review_pin_note"
 REVIEW_JUMP_PICK = "review_jump_pick"
 REVIEW_JUMP_ID = "review_jump_id"
 REVIEW_JUMP = "review_jump"
+#: Review page: which evidence the card shows under the action bar (typical rows, detectors, ...).
+REVIEW_EVIDENCE = "review_evidence"
 GRID_SOURCE = "grid_source"
 GRID_CLUSTER = "grid_cluster"
 GRID_GROUP = "grid_group"

@@ -49,6 +49,11 @@ def button(at, key):
     return next(b for b in at.button if b.key == key)
 
 
+def progress(at) -> str:
+    """The card's progress line (one progress bar whose text carries the numbers)."""
+    return next(p.proto.text for p in at.get("progress") if "Decided in this queue" in p.proto.text)
+
+
 def test_asks_reviewer_name_once(setup):
     ws, ds, h, _ = setup
     at = open_page(ws, h, reviewer=None)
@@ -79,8 +84,7 @@ def test_accept_suggestion_is_saved_with_what_was_shown(setup):
     assert '"queue": "ranking"' in log.loc[0, "shown"]
     assert any("Saved" in s.value for s in at.success)
     assert shown(at).item_id != first  # next item
-    assert "Decided in this queue" in [m.label for m in at.metric]
-    assert at.metric[0].value == f"1 of {ds.n}"
+    assert progress(at) == f"Decided in this queue: 1 of {ds.n:,} · remaining {ds.n - 1:,}"
 
 
 def test_change_with_comment_keep_remove(setup):
@@ -270,7 +274,7 @@ def test_typical_rows_of_given_and_suggested_class(setup):
         for r in ex.rows[ds.classes.index("card_delivery_estimate")]
         if str(ds.frame["id"].iloc[r]) != "r0"
     ][0]
-    assert f"\n{best}: " in out
+    assert f"\n  {best}: " in out  # indented under its class (one text block)
     assert "highest self-confidence" in " ".join(c.value for c in at.caption)
 
 
@@ -291,7 +295,23 @@ def test_grid_decides_the_selection_in_one_step_and_undoes_it(setup):
         ["r5", "change", "card_arrival"],
     ]
     assert any("Saved 2 decisions" in s.value for s in at.success)
-    assert at.metric[0].value.startswith("2 of")  # the card's progress follows
+    assert progress(at).startswith("Decided in this queue: 2 of")  # the card's progress follows
     button(at, "grid_undo").click().run()
     assert store.log(h)["action"].tolist()[-2:] == ["undo", "undo"]
     assert len(store.current(h)) == 0
+
+
+def test_the_evidence_picker_shows_one_view_and_keeps_it_for_the_next_item(setup):
+    ws, ds, h, _ = setup
+    at = open_page(ws, h)
+    captions = lambda: " ".join(c.value for c in at.caption)  # noqa: E731
+    assert "Typical rows:" in captions() and "No detector scores yet" not in captions()
+    at.segmented_control(key="review_evidence").set_value("Detectors").run()
+    assert "No detector scores yet" in captions() and "Typical rows:" not in captions()
+    first = shown(at).item_id
+    button(at, "review_keep").click().run()
+    assert shown(at).item_id != first and "No detector scores yet" in captions()
+    at.segmented_control(key="review_evidence").set_value("Annotators").run()
+    assert "No annotator labels for this item." in captions()
+    at.segmented_control(key="review_evidence").set_value(None).run()  # cleared: typical rows
+    assert "Typical rows:" in captions()

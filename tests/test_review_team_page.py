@@ -89,7 +89,8 @@ def test_a_reviewer_gets_no_lead_action_even_through_state_or_url(scanned):
     for lead_only in ("review_rerank", "bulk_prepare", "ls_send", "assign_create"):
         assert lead_only not in found
     assert not at.get("download_button")
-    assert not [s for s in at.get("segmented_control")]  # no mode picker for a reviewer
+    # no mode picker for a reviewer (the card's evidence picker is one too, for everybody)
+    assert [s.key for s in at.get("segmented_control")] == ["review_evidence"]
     assert shown(at) is not None  # bo reviews the queue
 
 
