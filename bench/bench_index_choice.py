@@ -23,6 +23,11 @@ searched exactly, :mod:`labelaudit.neighbours`):
 - ``--ivf NLIST:NPROBE``: faiss-cpu ``IndexIVFFlat`` (inner product; k-means cells trained on
   64 x NLIST random rows), NPROBE cells searched per query (needs faiss-cpu in the venv).
 
+- ``--library NPROBE,...``: the library's own default path above the exact limit
+  (:func:`labelaudit.neighbours.ivf_index` with its cell count, then
+  :func:`labelaudit.neighbours.graph_from_index`: lost searches redone exactly, exact re-scoring,
+  island rows searched exactly), one index, every NPROBE in turn; the stages timed apart.
+
 The exact graph is cached next to the data (``--data``), so a second run with other settings only
 builds the indexes; its time is the one measured when it was built (recorded in the JSON).
 ``--faiss`` needs faiss-cpu in the venv (not a labelaudit dependency); it was the library compared
@@ -188,6 +193,57 @@ def ivf_candidates(x: np.ndarray, nlist: int, nprobe: int, k: int, threads: int,
     return clock("index_query", query)
 
 
+def library_ivf(args, x, noisy, flipped, ex_rows, ex_ap, ex_cpu, ex_sec, ex_det, raw, res, key):
+    """The library's IVF path (``--library``): one index, each nprobe queried and finished as the
+    scan finishes it; rows under ``index@N/library_ivf``."""
+    from labelaudit import neighbours as nb
+
+    res = dict(res, command=res["command"] + f" --library {args.library}", library_ivf=[])
+    res.pop("hnswlib", None)
+    res.pop("cheaper_paths", None)
+    clock = Clock()
+    index = clock("index_build", lambda: nb.ivf_index(x, seed=0, num_threads=args.threads))
+    for nprobe in (int(v) for v in args.library.split(",")):
+        index.nprobe = nprobe
+        c = Clock()
+        c.wall["index_build"], c.cpu["index_build"] = (
+            clock.wall["index_build"],
+            clock.cpu["index_build"],
+        )
+        rows, sims = c(
+            "query_every_row",
+            lambda: nb.graph_from_index(index, x, K, island_gap=None, num_threads=args.threads),
+        )
+        which = nb.island_rows(sims, rows)
+        c(
+            "island_repair",
+            lambda rows=rows, sims=sims, which=which: nb.research_exactly(x, rows, sims, which),
+        )
+        det, ap_ = knn_ap(x, noisy, flipped, rows, sims)
+        wall, cpu = sum(c.wall.values()), sum(c.cpu.values())
+        row = {
+            "path": "library_ivf",
+            "cells": index.cells,
+            "nprobe": nprobe,
+            "wall_seconds": c.wall,
+            "cpu_seconds": c.cpu,
+            "graph_wall_seconds": round(wall, 2),
+            "graph_cpu_seconds": round(cpu, 2),
+            "island_rows_repaired": int(len(which)),
+            "recall_at_10": round(recall(rows, ex_rows), 4),
+            "knn_ap": round(ap_, 4),
+            "knn_ap_minus_exact": round(ap_ - ex_ap, 4),
+            "detector_seconds": round(det, 2),
+            "speedup_over_exact_wall": round((ex_sec + ex_det) / (wall + det), 2),
+            "speedup_over_exact_cpu": round((ex_cpu + ex_det) / (cpu + det), 2) if ex_cpu else None,
+            "load_average_after": [round(v, 1) for v in os.getloadavg()],
+        }
+        res["library_ivf"].append(row)
+        print(json.dumps(row), flush=True)
+        raw[key + "/library_ivf"] = res
+        Path(args.json).write_text(json.dumps(raw, indent=1) + "\n")
+
+
 def exact_graph(folder: Path, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     from labelaudit.neighbours import exact_neighbours
 
@@ -225,6 +281,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--faiss", action="store_true")
     ap.add_argument("--pca", default="", help="P:M:EFC:EF:C,... (PCA + hnswlib, full-d re-score)")
     ap.add_argument("--ivf", default="", help="NLIST:NPROBE,... (faiss-cpu IndexIVFFlat)")
+    ap.add_argument(
+        "--library", default="", help="NPROBE,... (labelaudit's IVF path, neighbours.ivf_index)"
+    )
     ap.add_argument("--data", default=str(Path(tempfile.gettempdir()) / "labelaudit_bench_scale"))
     ap.add_argument("--json", default=str(ROOT / "bench" / "results" / "scale_index.json"))
     args = ap.parse_args(argv)
@@ -299,6 +358,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(row), flush=True)
         raw[key + "/cheaper"] = res
         Path(args.json).write_text(json.dumps(raw, indent=1) + "\n")
+    if args.library:
+        library_ivf(args, x, noisy, flipped, ex_rows, ex_ap, ex_cpu, ex_sec, ex_det, raw, res, key)
     for setting in [v for v in args.settings.split(",") if v != "none"]:
         m, efc = (int(v) for v in setting.split(":"))
         t, c = time.perf_counter(), time.process_time()

@@ -14,16 +14,17 @@ out-of-fold fits; those are measured on their own (part ``oof``).
 Parts (each in a fresh subprocess, so the peak resident memory (RSS, sampled every 0.05 s; VmHWM at the
 end) belongs to that part alone):
 
-- ``graph``: :func:`labelaudit.neighbours.build_neighbour_graph` (HNSW above 10k rows) against a bare
-  ``hnswlib`` index build + ``knn_query`` with the same parameters; recall@10 against the exact
-  neighbours of 1,000 random rows.
+- ``graph``: :func:`labelaudit.neighbours.build_neighbour_graph` (faiss IVF above 10k rows; HNSW with
+  ``BENCH_SCALE_METHOD=hnsw``) against the bare library's build + search with the same parameters;
+  recall@10 against the exact neighbours of 1,000 random rows.
 - ``detect``: :func:`labelaudit.detect.detect_label_issues` on the stored graph with the detectors
   knn, near_duplicates, confident_learning and self_confidence; peer: cleanlab's bare
   ``find_label_issues`` on the same probabilities. Average precision of the planted flips.
 - ``cluster``: HDBSCAN on a 200k sample of a 10-d view + graph votes for the rest
   (:func:`labelaudit.clustering.cluster_points`), and the placement of the rest of a 100k-sample map
   (:func:`labelaudit.projection.place_by_graph`); peer: the bare HDBSCAN fit on the sample.
-- ``exact_vs_hnsw``: the kNN detector on the exact graph against the HNSW graph (time, AP).
+- ``exact_vs_hnsw``: the kNN detector on the exact graph against the approximate graph (IVF;
+  ``BENCH_SCALE_METHOD=hnsw``: HNSW), graph build included (time, CPU-s, recall, AP).
 - ``oof``: out-of-fold logistic regression (5 folds) against one bare sklearn fit of the same size.
 - ``ray``: the same scan on the local engine and on the Ray engine (a local 2-worker-node cluster).
 """
@@ -161,32 +162,38 @@ def average_precision(score: np.ndarray, flipped: np.ndarray) -> float:
 # --------------------------------------------------------------------------- parts (child side)
 def part_graph(folder: Path, n: int) -> dict:
     """The scan's graph (:func:`labelaudit.neighbours.build_neighbour_graph`; above the exact limit its
-    two halves, index build and query of every row, timed apart from one index), recall@10 of 1,000
-    random rows against exact for several query-time ef on that same index, and the bare hnswlib
-    peer (skipped with ``BENCH_SCALE_PEERS=0``: at 1M it doubles the part's time)."""
-    import hnswlib
-
+    stages, index build, query of every row and island repair, timed apart from one index), recall@10
+    of 1,000 random rows against exact for several settings of the query on that same index (IVF:
+    cells probed; HNSW: ef), and the bare library peer with the same parameters (skipped with
+    ``BENCH_SCALE_PEERS=0``). ``BENCH_SCALE_METHOD=hnsw`` measures the HNSW path instead of the
+    default (IVF above the exact limit)."""
     from labelaudit import neighbours as nb
 
     emb, *_ = load(folder, n)
-    out: dict = {"rows": n, "hnsw": [nb.HNSW_M, nb.HNSW_EF_CONSTRUCTION, nb.HNSW_EF_SEARCH]}
+    method = nb.choose_method(n, os.environ.get("BENCH_SCALE_METHOD", "auto"))
+    out: dict = {"rows": n, "method": method}
     index = None
-    if nb.choose_method(n) == "hnsw":
+    if method in ("ivf", "hnsw"):
         x = nb.normalise_rows(emb)
-        index = step(out, "hnsw_index_build", lambda: nb.hnsw_index(x, seed=0))
-
+        if method == "ivf":
+            out["ivf"] = {"cells": nb.ivf_cells(n), "nprobe": nb.IVF_NPROBE}
+            index = step(out, "ivf_index_build", lambda: nb.ivf_index(x, seed=0))
+        else:
+            out["hnsw"] = [nb.HNSW_M, nb.HNSW_EF_CONSTRUCTION, nb.HNSW_EF_SEARCH]
+            index = step(out, "hnsw_index_build", lambda: nb.hnsw_index(x, seed=0))
         # the scan's path (graph_from_index) in its two halves: every row queried with the
         # lost searches redone exactly, then the island rows searched exactly
         rows, sims = step(
             out,
-            "hnsw_query_every_row",
+            f"{method}_query_every_row",
             lambda: nb.graph_from_index(index, x, nb.SCAN_K, island_gap=None),
         )
         islands = nb.island_rows(sims, rows)
         out["island_rows"] = len(islands)
         step(out, "island_repair", lambda: nb.research_exactly(x, rows, sims, islands))
-        g = nb.NeighbourGraph(rows, sims, "hnsw")
-        parts = [out[s] for s in ("hnsw_index_build", "hnsw_query_every_row", "island_repair")]
+        g = nb.NeighbourGraph(rows, sims, method)
+        names = (f"{method}_index_build", f"{method}_query_every_row", "island_repair")
+        parts = [out[s] for s in names]
         out["labelaudit_graph"] = {
             "seconds": round(sum(p["seconds"] for p in parts), 2),
             "cpu_seconds": round(sum(p["cpu_seconds"] for p in parts), 2),
@@ -194,7 +201,6 @@ def part_graph(folder: Path, n: int) -> dict:
         }
     else:
         g = step(out, "labelaudit_graph", lambda: nb.build_neighbour_graph(emb, k=nb.SCAN_K))
-    out["method"] = g.method
     np.save(folder / f"graph_idx_{n}.npy", g.indices)
     np.save(folder / f"graph_sim_{n}.npy", g.similarities)
 
@@ -202,8 +208,8 @@ def part_graph(folder: Path, n: int) -> dict:
     q = np.sort(rng.choice(n, min(1000, n), replace=False))
     x = np.asarray(emb)
     exact = []
-    for s in range(0, len(q), 100):
-        rows = q[s : s + 100]
+    for s in range(0, len(q), 25):  # 25 x N similarities at a time (100 MB at 1M rows)
+        rows = q[s : s + 25]
         sims = x[rows] @ x.T
         sims[np.arange(len(rows)), rows] = -np.inf
         exact.extend(np.argpartition(-sims, 10, axis=1)[:, :10])
@@ -216,19 +222,31 @@ def part_graph(folder: Path, n: int) -> dict:
         )
 
     out["recall_at_10"] = recall_of(g.indices[q])
-    if index is not None:
+    if isinstance(index, nb.IVFIndex):  # raw index recall, before the repairs
+        out["raw_recall_at_10_by_nprobe"] = {}
+        for nprobe in (2, 4, 6, 8, 12, 16):
+            index.nprobe = nprobe
+            lab = index.search(x[q], 11)
+            found = [r[r != i][:10] for r, i in zip(lab, q, strict=True)]
+            out["raw_recall_at_10_by_nprobe"][str(nprobe)] = recall_of(found)
+        index.nprobe = nb.IVF_NPROBE
+    elif index is not None:
         out["recall_at_10_by_ef"] = {}
         for ef in (64, 100, 128, 160):
             index.set_ef(ef)
             lab, _ = index.knn_query(np.ascontiguousarray(x[q]), k=11)
             found = [r[r != i][:10] for r, i in zip(lab.astype(np.int64), q, strict=True)]
             out["recall_at_10_by_ef"][str(ef)] = recall_of(found)
-        del index
+    index = None  # freed before the peer builds its own
+    if method == "exact":
+        return out
     if os.environ.get("BENCH_SCALE_PEERS", "1") == "0":
-        out["bare_hnswlib_build_query"] = "skipped (BENCH_SCALE_PEERS=0)"
+        out["bare_library_build_query"] = "skipped (BENCH_SCALE_PEERS=0)"
         return out
 
-    def bare():
+    def bare_hnswlib():
+        import hnswlib
+
         index = hnswlib.Index(space="ip", dim=D)
         index.init_index(
             max_elements=n, ef_construction=nb.HNSW_EF_CONSTRUCTION, M=nb.HNSW_M, random_seed=0
@@ -237,9 +255,29 @@ def part_graph(folder: Path, n: int) -> dict:
         index.set_ef(nb.HNSW_EF_SEARCH)
         return index.knn_query(x, k=nb.SCAN_K + 1)
 
-    step(out, "bare_hnswlib_build_query", bare)
+    def bare_faiss():
+        import faiss
+
+        cells = nb.ivf_cells(n)
+        ix = faiss.IndexIVFFlat(faiss.IndexFlatIP(D), D, cells, faiss.METRIC_INNER_PRODUCT)
+        sample = np.sort(
+            np.random.default_rng(0).choice(n, min(n, nb.IVF_TRAIN_PER_CELL * cells), replace=False)
+        )
+        ix.train(np.ascontiguousarray(x[sample]))
+        for a in range(0, n, 50_000):
+            ix.add(np.ascontiguousarray(x[a : a + 50_000]))
+        ix.nprobe = nb.IVF_NPROBE
+        return [
+            ix.search(np.ascontiguousarray(x[a : a + 50_000]), nb.SCAN_K + 1)
+            for a in range(0, n, 50_000)
+        ]
+
+    step(out, "bare_library_build_query", bare_faiss if method == "ivf" else bare_hnswlib)
     out["ratio_labelaudit_over_bare"] = round(
-        out["labelaudit_graph"]["seconds"] / out["bare_hnswlib_build_query"]["seconds"], 3
+        out["labelaudit_graph"]["seconds"] / out["bare_library_build_query"]["seconds"], 3
+    )
+    out["cpu_ratio_labelaudit_over_bare"] = round(
+        out["labelaudit_graph"]["cpu_seconds"] / out["bare_library_build_query"]["cpu_seconds"], 3
     )
     return out
 
@@ -250,7 +288,7 @@ def stored_graph(folder: Path, n: int):
     return NeighbourGraph(
         np.load(folder / f"graph_idx_{n}.npy", mmap_mode="r"),
         np.load(folder / f"graph_sim_{n}.npy", mmap_mode="r"),
-        "hnsw",
+        "stored",
     )
 
 
@@ -419,7 +457,9 @@ def part_exact_vs_hnsw(folder: Path, n: int) -> dict:
     out: dict = {"rows": n}
     x = np.asarray(emb)
     res = {}
-    for method in ("exact", "hnsw"):
+    approx = os.environ.get("BENCH_SCALE_METHOD", "ivf")
+    out["approximate"] = approx
+    for method in ("exact", approx):
 
         def run(method=method):
             g = build_neighbour_graph(x, k=10, method=method)
@@ -427,13 +467,16 @@ def part_exact_vs_hnsw(folder: Path, n: int) -> dict:
             return g, knn_disagreement(ctx)
 
         res[method] = step(out, f"knn_detector_{method}", run)
-    out["speedup_hnsw_over_exact"] = round(
-        out["knn_detector_exact"]["seconds"] / out["knn_detector_hnsw"]["seconds"], 2
+    out["speedup_approximate_over_exact"] = round(
+        out["knn_detector_exact"]["seconds"] / out[f"knn_detector_{approx}"]["seconds"], 2
     )
-    out["recall_at_10"] = round(res["hnsw"][0].recall(res["exact"][0], 10), 4)
+    out["cpu_speedup_approximate_over_exact"] = round(
+        out["knn_detector_exact"]["cpu_seconds"] / out[f"knn_detector_{approx}"]["cpu_seconds"], 2
+    )
+    out["recall_at_10"] = round(res[approx][0].recall(res["exact"][0], 10), 4)
     ap = {m: average_precision(r[1].score, flipped) for m, r in res.items()}
     out["knn_ap"] = {m: round(v, 4) for m, v in ap.items()}
-    out["knn_ap_difference"] = round(ap["hnsw"] - ap["exact"], 4)
+    out["knn_ap_difference"] = round(ap[approx] - ap["exact"], 4)
     return out
 
 
@@ -599,7 +642,7 @@ def main(argv: list[str] | None = None) -> int:
         res["load_average_after"] = os.getloadavg()
         res["machine"] = machine()
         res["command"] = f".venv/bin/python -m bench.bench_scale --rows {args.rows} --parts {part}"
-        for var in ("BENCH_SCALE_COMBINER", "BENCH_SCALE_PEERS"):
+        for var in ("BENCH_SCALE_COMBINER", "BENCH_SCALE_PEERS", "BENCH_SCALE_METHOD"):
             if var in os.environ:
                 res["command"] = f"{var}={os.environ[var]} " + res["command"]
         # re-read: another run (other rows) may have written meanwhile

@@ -6,15 +6,20 @@ similar first. :func:`build_neighbour_graph` is the one place that decides how t
 
 - up to :data:`EXACT_MAX_ROWS` rows, an exact brute-force search in blocks of :data:`BLOCK_ROWS`
   rows (memory O(BLOCK_ROWS x N) at a time, time O(N^2 D): cheap at that size);
-- above it, an HNSW index (Malkov & Yashunin 2018, arXiv:1603.09320) from the ``hnswlib``
-  package, inner-product space on unit vectors (= cosine). hnswlib was chosen over faiss-cpu's
-  ``IndexHNSWFlat`` by measurement (same parameters, same run: faster at equal recall; see
-  bench/results/scale.md). Its similarities are recomputed exactly from the embeddings for every
-  returned pair, so consumers that threshold on a cosine (near-duplicates) see true values. Two
-  kinds of failed search are detected and redone exactly: a row the index does not return for
-  itself (a lost search), and an "island" row, whose neighbours are much farther from it than they
-  are from their own neighbours (:data:`ISLAND_GAP`; the row was linked into the wrong region
-  when it was inserted, so its search finds it there and returns that region's rows).
+- above it, by default, an inverted-file index (IVF: k-means cells, each query scanning the rows of
+  its :data:`IVF_NPROBE` nearest cells; Jégou, Douze & Schmid 2011, "Product quantization for
+  nearest neighbor search", TPAMI) from the ``faiss-cpu`` package (``IndexIVFFlat``, inner product
+  on unit vectors = cosine, :func:`ivf_cells` cells). Chosen over hnswlib's HNSW (Malkov & Yashunin
+  2018, arXiv:1603.09320; still available as ``method="hnsw"``) by measurement: at 100k rows of the
+  scale benchmark, equal recall and kNN average precision for several times fewer CPU-seconds
+  (bench/results/scale.md).
+
+Whatever the index, the similarity of every returned pair is recomputed exactly from the
+embeddings, so consumers that threshold on a cosine (near-duplicates) see true values, and two kinds
+of failed search are detected and redone exactly: a row the index does not return for itself (a
+lost search), and an "island" row, whose neighbours are much farther from it than they are from
+their own neighbours (:data:`ISLAND_GAP`; for HNSW: the row was linked into the wrong region when it
+was inserted; for IVF: a row at the edge of its cells whose neighbours lie in cells not probed).
 
 A scan builds the graph once (:func:`cached_neighbour_graph`, stored in the workspace under the
 embeddings' key) and hands it to the projection (UMAP's ``precomputed_knn``), the detectors (through
@@ -41,8 +46,15 @@ BLOCK_ROWS = 1024
 #: partition order, ~384 MiB, so a block is min(BLOCK_ROWS, this // N) rows. Without it a
 #: 1,024-row block at 1M rows held 4 GB of similarities and 8 GB of order (measured: over 14 GiB RSS).
 EXACT_BLOCK_ELEMENTS = 2**25
-#: Largest N searched exactly by default; above it the HNSW index is used (bench/bench_scale.py).
+#: Largest N searched exactly by default; above it the IVF index is used (bench/bench_scale.py).
 EXACT_MAX_ROWS = 10_000
+#: IVF (faiss ``IndexIVFFlat``): cells probed per query. Measured at 100k rows (316 cells) of the
+#: scale benchmark for recall@10 and CPU-seconds against the exact graph (bench/bench_index_choice.py).
+IVF_NPROBE = 6
+#: k-means training rows per IVF cell (faiss warns below 39 per centroid), a seeded random sample.
+IVF_TRAIN_PER_CELL = 64
+#: Rows added to / searched in the IVF index per call (bounds the contiguous copy of a chunk).
+IVF_CHUNK = 50_000
 #: Neighbours the scan's shared graph holds: UMAP's 15 (itself included) and the detectors' 10.
 SCAN_K = 15
 #: HNSW parameters: links per node, build-time and query-time candidate list sizes. Measured in
@@ -73,7 +85,7 @@ REFINE_FROM = 0
 ISLAND_GAP = 0.1
 #: Rows per vectorised refinement step (bounds the (rows, k + REFINE_FROM * k, D) float32 gather).
 REFINE_BLOCK = 512
-METHODS = ("auto", "exact", "hnsw")
+METHODS = ("auto", "exact", "ivf", "hnsw")
 #: Bump when the graph changes for the same inputs (cached graphs are then rebuilt).
 GRAPH_VERSION = 4  # 2: lost HNSW searches redone exactly; 3: exact candidates re-scored in float64;
 # 4: HNSW island rows (ISLAND_GAP) searched exactly
@@ -113,7 +125,7 @@ class NeighbourGraph:
 
     ``indices``: int64 (N, k), row numbers, each row sorted by decreasing similarity (ties by row
     number), never the row itself. ``similarities``: float32 (N, k), cosine similarity in [-1, 1].
-    ``method``: how it was found ("exact" or "hnsw").
+    ``method``: how it was found ("exact", "ivf" or "hnsw").
 
     >>> g = build_neighbour_graph(np.eye(3), k=1)
     >>> g.k, g.indices.shape, g.method
@@ -171,11 +183,12 @@ class NeighbourGraph:
 
 
 def choose_method(n: int, method: str = "auto", *, exact_max_rows: int = EXACT_MAX_ROWS) -> str:
-    """``"exact"`` or ``"hnsw"`` for ``n`` rows: ``auto`` is exact up to ``exact_max_rows``."""
+    """``"exact"``, ``"ivf"`` or ``"hnsw"`` for ``n`` rows: ``auto`` is exact up to
+    ``exact_max_rows``, IVF above."""
     if method not in METHODS:
         raise ValueError(f"unknown neighbour search '{method}'; choose one of {list(METHODS)}")
     if method == "auto":
-        return "exact" if n <= exact_max_rows else "hnsw"
+        return "exact" if n <= exact_max_rows else "ivf"
     return method
 
 
@@ -191,15 +204,20 @@ def build_neighbour_graph(
 ) -> NeighbourGraph:
     """The graph of the ``k`` most cosine-similar other rows of ``embeddings`` (N, D).
 
-    ``method``: "exact" (brute force in blocks), "hnsw" (approximate, hnswlib) or "auto" (exact up to
-    :data:`EXACT_MAX_ROWS` rows). k is capped at N - 1. Progress: ``neighbour graph``.
-    ``engine`` (:mod:`labelaudit.engine`): where the row blocks are searched (exact: each block
-    against all rows; hnsw: the index is built here and broadcast, shards of queries run there).
+    ``method``: "exact" (brute force in blocks), "ivf" (approximate, faiss-cpu IndexIVFFlat),
+    "hnsw" (approximate, hnswlib) or "auto" (exact up to :data:`EXACT_MAX_ROWS` rows, IVF above).
+    k is capped at N - 1. Progress: ``neighbour graph``. ``engine`` (:mod:`labelaudit.engine`):
+    where the row blocks are searched (exact: each block against all rows; ivf / hnsw: the index is
+    built here and broadcast, shards of queries run there).
     """
     x = normalise_rows(embeddings)
     chosen = choose_method(len(x), method)
     if chosen == "exact":
         rows, sims = exact_neighbours(x, k=k, progress=progress, engine=engine)
+    elif chosen == "ivf":
+        rows, sims = ivf_neighbours(
+            x, k=k, seed=seed, num_threads=num_threads, progress=progress, engine=engine
+        )
     else:
         rows, sims = hnsw_neighbours(
             x, k=k, seed=seed, num_threads=num_threads, progress=progress, engine=engine
@@ -330,16 +348,26 @@ def query_hnsw(
     row the index misses gets its farthest returned candidate in its place, so the shape holds.
     """
     index.set_ef(max(ef, k + 1))
-    q = np.ascontiguousarray(x[start:stop])
     labels, _ = index.knn_query(
-        q, k=min(k + 1, index.get_current_count()), num_threads=num_threads or -1
+        np.ascontiguousarray(x[start:stop]),
+        k=min(k + 1, index.get_current_count()),
+        num_threads=num_threads or -1,
     )
-    labels = labels.astype(np.int64)
+    return finish_candidates(x, start, stop, labels.astype(np.int64), k)
+
+
+def finish_candidates(
+    x: np.ndarray, start: int, stop: int, labels: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rows ``start:stop`` of the graph from an index's candidates ``labels`` (rows, >= k + 1,
+    int64; -1 for a slot the index left empty): lost searches redone exactly, the row itself
+    dropped, every pair re-scored by exact cosine, sorted."""
+    q = np.ascontiguousarray(x[start:stop])
     own = np.arange(start, stop)[:, None]
-    # Every queried row is in the index, so a search that did not return the row itself ended in
-    # the wrong region of the graph (in well-separated classes: among another class's rows). Those
-    # rows are searched exactly instead of keeping wrong neighbours.
-    lost = np.flatnonzero(~(labels == own).any(axis=1))
+    # Every queried row is in the index, so a search that did not return the row itself (or left a
+    # slot empty) ended in the wrong region (in well-separated classes: among another class's
+    # rows). Those rows are searched exactly instead of keeping wrong neighbours.
+    lost = np.flatnonzero(~(labels == own).any(axis=1) | (labels < 0).any(axis=1))
     if len(lost):
         labels[lost] = _exact_candidates(x, start + lost, labels.shape[1])
     # The row itself (normally among the k + 1) moves last; then keep the first k candidates.
@@ -352,6 +380,140 @@ def query_hnsw(
         e = s + SIM_BLOCK
         sims[s:e] = np.einsum("ij,ikj->ik", q[s:e], x[part[s:e]])
     return _sort_rows(part, sims)
+
+
+def ivf_cells(n: int) -> int:
+    """IVF cells for ``n`` rows: about sqrt(n) (faiss's guideline for an IVF's cell count is
+    4 sqrt(n) to 16 sqrt(n) for large n; sqrt(n) keeps a cell's rows above k at small n and was
+    measured at 100k: bench/results/scale.md)."""
+    return max(1, int(round(float(np.sqrt(max(n, 1))))))
+
+
+class IVFIndex:
+    """A faiss-cpu ``IndexIVFFlat`` (inner product) over unit rows, labels = row numbers, and the
+    cells each query probes. Picklable (faiss's own serialisation), so the Ray engine can broadcast
+    it to the query tasks."""
+
+    def __init__(self, index: Any, nprobe: int = IVF_NPROBE):
+        self.index = index
+        self.nprobe = int(nprobe)
+
+    @property
+    def cells(self) -> int:
+        return int(self.index.nlist)
+
+    def __len__(self) -> int:
+        return int(self.index.ntotal)
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, int]]:
+        import faiss
+
+        return (_ivf_from_bytes, (faiss.serialize_index(self.index), self.nprobe))
+
+    def search(self, q: np.ndarray, k: int, *, num_threads: int | None = None) -> np.ndarray:
+        """The ``k`` best row numbers for each row of ``q`` (int64, -1 where fewer were found)."""
+        import faiss
+
+        before = faiss.omp_get_max_threads()
+        if num_threads:
+            faiss.omp_set_num_threads(num_threads)
+        try:
+            self.index.nprobe = min(self.nprobe, self.cells)
+            _, labels = self.index.search(np.ascontiguousarray(q, dtype=np.float32), k)
+        finally:
+            faiss.omp_set_num_threads(before)
+        return labels.astype(np.int64)
+
+
+def _ivf_from_bytes(data: np.ndarray, nprobe: int) -> IVFIndex:
+    import faiss
+
+    return IVFIndex(faiss.deserialize_index(data), nprobe)
+
+
+def ivf_index(
+    x: np.ndarray,
+    *,
+    seed: int = 0,
+    num_threads: int | None = None,
+    cells: int | None = None,
+    nprobe: int = IVF_NPROBE,
+    progress: ProgressFn = no_progress,
+) -> IVFIndex:
+    """An IVF index over the unit rows ``x``: k-means cells trained on a seeded sample of
+    :data:`IVF_TRAIN_PER_CELL` rows per cell, then every row added in chunks (labels = row numbers)."""
+    import faiss
+
+    n, d = x.shape
+    nlist = min(cells or ivf_cells(n), max(n, 1))
+    before = faiss.omp_get_max_threads()
+    if num_threads:
+        faiss.omp_set_num_threads(num_threads)
+    try:
+        quantizer = faiss.IndexFlatIP(d)
+        index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
+        index.cp.seed = seed
+        rng = np.random.default_rng(seed)
+        train = np.sort(rng.choice(n, min(n, IVF_TRAIN_PER_CELL * nlist), replace=False))
+        index.train(np.ascontiguousarray(x[train], dtype=np.float32))
+        for start in range(0, n, IVF_CHUNK):
+            stop = min(n, start + IVF_CHUNK)
+            index.add(np.ascontiguousarray(x[start:stop], dtype=np.float32))
+            progress("neighbour graph", stop // 4, n)
+    finally:
+        faiss.omp_set_num_threads(before)
+    return IVFIndex(index, nprobe)
+
+
+def query_ivf(
+    index: IVFIndex,
+    x: np.ndarray,
+    start: int,
+    stop: int,
+    k: int,
+    *,
+    num_threads: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Like :func:`query_hnsw` for an :class:`IVFIndex`: k + 1 candidates, lost searches redone
+    exactly, the row itself dropped, exact similarities, sorted."""
+    labels = index.search(x[start:stop], min(k + 1, len(index)), num_threads=num_threads)
+    return finish_candidates(x, start, stop, labels, k)
+
+
+def ivf_neighbours(
+    embeddings: np.ndarray,
+    *,
+    k: int = 10,
+    seed: int = 0,
+    num_threads: int | None = None,
+    cells: int | None = None,
+    nprobe: int = IVF_NPROBE,
+    island_gap: float | None = ISLAND_GAP,
+    progress: ProgressFn = no_progress,
+    engine: Engine | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Approximate ``(rows, sims)`` like :func:`exact_neighbours`, from an IVF index
+    (:func:`ivf_index`), finished like the HNSW graph (:func:`graph_from_index`)."""
+    x = normalise_rows(embeddings)
+    n = len(x)
+    k = max(0, min(k, n - 1))
+    if k == 0:
+        return np.zeros((n, 0), dtype=np.int64), np.zeros((n, 0), dtype=np.float32)
+    index = ivf_index(
+        x, seed=seed, num_threads=num_threads, cells=cells, nprobe=nprobe, progress=progress
+    )
+    rows, sims = graph_from_index(
+        index,
+        x,
+        k,
+        refine_from=0,
+        island_gap=island_gap,
+        num_threads=num_threads,
+        progress=progress,
+        engine=engine,
+    )
+    progress("neighbour graph", n, n)
+    return rows, sims
 
 
 def _exact_candidates(x: np.ndarray, rows: np.ndarray, m: int) -> np.ndarray:
@@ -466,11 +628,26 @@ def refine_graph(
     return new_rows, new_sims
 
 
+def _query_index(
+    index: Any,
+    x: np.ndarray,
+    start: int,
+    stop: int,
+    k: int,
+    *,
+    ef: int = HNSW_EF_SEARCH,
+    num_threads: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    if isinstance(index, IVFIndex):
+        return query_ivf(index, x, start, stop, k, num_threads=num_threads)
+    return query_hnsw(index, x, start, stop, k, ef=ef, num_threads=num_threads)
+
+
 def _hnsw_shard(
     span: tuple[int, int], *, index: Any, x: np.ndarray, k: int, ef: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Rows ``span[0]:span[1]`` of the HNSW graph from a broadcast index (one engine work item)."""
-    return query_hnsw(index, x, span[0], span[1], k, ef=ef)
+    """Rows ``span[0]:span[1]`` of the graph from a broadcast index (one engine work item)."""
+    return _query_index(index, x, span[0], span[1], k, ef=ef)
 
 
 def hnsw_neighbours(
@@ -531,8 +708,9 @@ def graph_from_index(
     progress: ProgressFn = no_progress,
     engine: Engine | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The graph of the unit rows ``x`` from an index holding all of them: every row queried
-    (lost searches redone exactly, :func:`query_hnsw`), one neighbours-of-neighbours refinement
+    """The graph of the unit rows ``x`` from an index holding all of them (hnswlib, or an
+    :class:`IVFIndex`, whose ``ef`` is unused): every row queried (lost searches redone exactly,
+    :func:`finish_candidates`), one neighbours-of-neighbours refinement
     (:func:`refine_graph`, skipped when ``refine_from`` is 0), then the island rows
     (:func:`island_rows`, skipped when ``island_gap`` is None) searched exactly."""
     n = len(x)
@@ -548,7 +726,7 @@ def graph_from_index(
     else:
         for start in range(0, n, HNSW_CHUNK):
             stop = min(n, start + HNSW_CHUNK)
-            rows[start:stop], sims[start:stop] = query_hnsw(
+            rows[start:stop], sims[start:stop] = _query_index(
                 index, x, start, stop, k, ef=ef, num_threads=num_threads
             )
             progress("neighbour graph", n // 2 + stop // 2, n)
@@ -561,15 +739,19 @@ def graph_from_index(
 
 def graph_key(embeddings_key: str, n: int, *, k: int = SCAN_K, method: str = "auto") -> dict:
     """The workspace parameters of a stored graph (what it depends on)."""
-    return {
+    chosen = choose_method(n, method)
+    key = {
         "embeddings": embeddings_key,
         "k": int(k),
-        "method": choose_method(n, method),
+        "method": chosen,
         "hnsw": [HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH, REFINE_FROM]
-        if choose_method(n, method) == "hnsw"
+        if chosen == "hnsw"
         else None,
         "version": GRAPH_VERSION,
     }
+    if chosen == "ivf":
+        key["ivf"] = [ivf_cells(n), IVF_NPROBE, IVF_TRAIN_PER_CELL, ISLAND_GAP]
+    return key
 
 
 def cached_neighbour_graph(

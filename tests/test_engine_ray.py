@@ -141,13 +141,14 @@ def test_ray_scan_equals_local_scan(engine, tmp_path, monkeypatch):
     assert_same_scan(remote, again)
 
 
-def test_hnsw_graph_with_a_broadcast_index_equals_local(engine, monkeypatch):
+@pytest.mark.parametrize("method", ["ivf", "hnsw"])
+def test_approximate_graph_with_a_broadcast_index_equals_local(engine, monkeypatch, method):
     from labelaudit import neighbours
 
     monkeypatch.setattr(neighbours, "SHARD_ROWS", 500)
     x = neighbours.normalise_rows(np.random.default_rng(2).normal(size=(3000, 24)))
-    local = neighbours.build_neighbour_graph(x, k=8, method="hnsw", num_threads=1)
-    remote = neighbours.build_neighbour_graph(x, k=8, method="hnsw", num_threads=1, engine=engine)
+    local = neighbours.build_neighbour_graph(x, k=8, method=method, num_threads=1)
+    remote = neighbours.build_neighbour_graph(x, k=8, method=method, num_threads=1, engine=engine)
     assert remote.recall(local) > 0.99
     np.testing.assert_allclose(
         np.sort(remote.similarities, axis=1), np.sort(local.similarities, axis=1), atol=1e-5

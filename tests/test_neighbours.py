@@ -1,4 +1,5 @@
-"""The shared neighbour graph: exact below the threshold, HNSW above it (recall against exact),
+"""The shared neighbour graph: exact below the threshold, IVF above it (HNSW on request; recall
+against exact),
 exact similarities, stored memory-mapped, reused; placement and cluster votes through the graph."""
 
 from __future__ import annotations
@@ -33,10 +34,11 @@ def clustered(n: int, d: int = 64, blobs: int = 20, noise: float = 0.8, seed: in
     return normalise_rows(x), which
 
 
-def test_auto_is_exact_up_to_the_threshold_then_hnsw():
+def test_auto_is_exact_up_to_the_threshold_then_ivf():
     assert choose_method(neighbours.EXACT_MAX_ROWS) == "exact"
-    assert choose_method(neighbours.EXACT_MAX_ROWS + 1) == "hnsw"
+    assert choose_method(neighbours.EXACT_MAX_ROWS + 1) == "ivf"
     assert choose_method(10, "hnsw") == "hnsw"
+    assert choose_method(10, "ivf") == "ivf"
     with pytest.raises(ValueError, match="unknown neighbour search"):
         choose_method(10, "annoy")
 
@@ -52,6 +54,71 @@ def test_hnsw_recall_against_exact_and_exact_similarities():
     assert (np.diff(approx.similarities, axis=1) <= 1e-6).all()
     true = np.einsum("ij,ikj->ik", x, x[approx.indices])
     np.testing.assert_allclose(approx.similarities, true, atol=1e-5)
+
+
+def test_ivf_recall_against_exact_and_exact_similarities():
+    x, _ = clustered(6000, d=384, blobs=50)
+    exact = build_neighbour_graph(x, k=10, method="exact")
+    approx = build_neighbour_graph(x, k=10, method="ivf", seed=0)
+    assert approx.method == "ivf" and approx.indices.shape == (6000, 10)
+    assert approx.recall(exact, 10) >= 0.95
+    assert not (approx.indices == np.arange(6000)[:, None]).any()
+    assert (approx.indices >= 0).all()
+    assert (np.diff(approx.similarities, axis=1) <= 1e-6).all()
+    true = np.einsum("ij,ikj->ik", x, x[approx.indices])
+    np.testing.assert_allclose(approx.similarities, true, atol=1e-5)
+    # the same graph again (seeded cells): stored graphs do not change between runs
+    again = build_neighbour_graph(x, k=10, method="ivf", seed=0)
+    np.testing.assert_array_equal(again.indices, approx.indices)
+
+
+def test_ivf_searches_that_come_back_short_are_searched_exactly():
+    # 2,000 rows in 500 cells, one probed: a cell holds ~4 rows, so most searches for 8 + 1
+    # candidates return empty slots (-1); those rows get their exact neighbours, never a -1
+    x, _ = clustered(2000, d=32, blobs=10, noise=0.5, seed=8)
+    index = neighbours.ivf_index(x, seed=0, cells=500, nprobe=1, num_threads=1)
+    raw = index.search(x, 9)
+    short = (raw < 0).any(axis=1)
+    assert short.sum() > 500  # the situation the repair is for
+    rows, sims = neighbours.query_ivf(index, x, 0, 2000, 8, num_threads=1)
+    exact, exact_sims = exact_neighbours(x, k=8)
+    np.testing.assert_array_equal(rows[short], exact[short])
+    np.testing.assert_allclose(sims[short], exact_sims[short], atol=1e-6)
+    assert (rows >= 0).all() and not (rows == np.arange(2000)[:, None]).any()
+
+
+def test_ivf_index_survives_pickling_with_the_same_graph():
+    # the Ray engine broadcasts the index through the object store (pickled)
+    import pickle
+
+    x, _ = clustered(3000, d=48)
+    index = neighbours.ivf_index(x, seed=0, nprobe=3, num_threads=1)
+    back = pickle.loads(pickle.dumps(index))
+    assert (back.cells, len(back), back.nprobe) == (index.cells, 3000, 3)
+    a = neighbours.graph_from_index(index, x, 10, num_threads=1)
+    b = neighbours.graph_from_index(back, x, 10, num_threads=1)
+    np.testing.assert_array_equal(a[0], b[0])
+
+
+def test_a_weak_ivf_index_gives_the_exact_graphs_classes_after_the_repairs():
+    # classes split over many cells and one cell probed: rows at a cell's edge miss neighbours
+    # of their class; the island repair finds the rows whose neighbours are far and redoes them
+    rng = np.random.default_rng(9)
+    centres = rng.standard_normal((30, 256))
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    which = rng.integers(0, 30, 6000)
+    x = normalise_rows(
+        (centres[which] + 0.09 * rng.standard_normal((6000, 256))).astype(np.float32)
+    )
+    exact, _ = exact_neighbours(x, k=10)
+    weak = {"cells": 300, "nprobe": 1, "num_threads": 1}
+    raw, _ = neighbours.ivf_neighbours(x, k=10, island_gap=None, **weak)
+    full, _ = neighbours.ivf_neighbours(x, k=10, **weak)
+    g_raw, g_full = NeighbourGraph(raw, raw * 0.0), NeighbourGraph(full, full * 0.0)
+    ex = NeighbourGraph(exact, exact * 0.0)
+    assert g_raw.recall(ex) < 0.9  # what the repairs are for
+    assert g_full.recall(ex) >= g_raw.recall(ex)
+    assert ((which[full] != which[:, None]).sum(axis=1) > 5).sum() <= 2
 
 
 def test_recall_is_measured_not_assumed():
@@ -71,11 +138,12 @@ def test_exact_graph_matches_brute_force():
     np.testing.assert_allclose(np.take_along_axis(s, rows, axis=1), sims, atol=1e-6)
 
 
-def test_near_duplicates_reported_only_above_the_true_cosine_on_the_approximate_graph():
+@pytest.mark.parametrize("method", ["ivf", "hnsw"])
+def test_near_duplicates_reported_only_above_the_true_cosine_on_the_approximate_graph(method):
     x, _ = clustered(3000, d=32, noise=0.3)
     x[100] = x[200]  # an exact embedding duplicate
     x[300] = normalise_rows(x[301:302] + 0.01)[0]
-    graph = build_neighbour_graph(x, k=10, method="hnsw")
+    graph = build_neighbour_graph(x, k=10, method=method)
     ctx = DetectionContext(
         labels=np.zeros(3000, dtype=np.int64), n_classes=2, embeddings=x, neighbour_graph=graph
     )
