@@ -383,9 +383,8 @@ def finish_candidates(
 
 
 def ivf_cells(n: int) -> int:
-    """IVF cells for ``n`` rows: about sqrt(n) (faiss's guideline for an IVF's cell count is
-    4 sqrt(n) to 16 sqrt(n) for large n; sqrt(n) keeps a cell's rows above k at small n and was
-    measured at 100k: bench/results/scale.md)."""
+    """IVF cells for ``n`` rows: about sqrt(n), so a query scans about nprobe x sqrt(n) rows and
+    a cell holds sqrt(n) rows, well above k (measured at 100k and 1M rows: bench/results/scale.md)."""
     return max(1, int(round(float(np.sqrt(max(n, 1))))))
 
 
