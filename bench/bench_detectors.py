@@ -260,21 +260,22 @@ def bench_banking(detectors: list[str] | None = None, *, configs: list[str] | No
 
 
 # ----------------------------------------------------------------------------- 4. cases
-def _case_results(scores, flags, labels, probs):
-    """DetectorResults from cached scores; confident learning recomputed (its noise-rate estimate)."""
+def _case_results(scores, flags, labels, probs, suggestions=None):
+    """DetectorResults from cached scores (and suggested labels when the case stored them);
+    confident learning recomputed (its noise-rate estimate)."""
     from labelaudit.detectors.base import DetectionContext, DetectorResult
     from labelaudit.detectors.confident_learning import confident_learning
 
     n = len(labels)
+    suggestions = suggestions or {}
     out = {}
     for name in sorted(scores):
         if name == "confident_learning":
             ctx = DetectionContext(labels=labels, n_classes=probs.shape[1], pred_probs=probs)
             out[name] = confident_learning(ctx)
         else:
-            out[name] = DetectorResult(
-                name, scores[name], flags[name], np.zeros(n, int), np.zeros(n), [""] * n
-            )
+            sugg = suggestions.get(name, np.zeros(n, int))
+            out[name] = DetectorResult(name, scores[name], flags[name], sugg, np.zeros(n), [""] * n)
     return out
 
 
@@ -290,7 +291,7 @@ def _all_cases(names: list[str] | None):
         c = detector_cases.get_case(name)
         base, _, given = name.partition("+")
         ref = detector_cases.get_case(base).probs if given else None
-        res = _case_results(c.scores, c.flags, c.labels, c.probs)
+        res = _case_results(c.scores, c.flags, c.labels, c.probs, c.suggestions)
         yield name, res, c.truth, c.probs_source, c.labels, c.probs, ref
     for name in DATASETS:
         if names and name not in names:
@@ -330,6 +331,7 @@ def bench_cases(names: list[str] | None = None) -> str:
     from labelaudit.detectors.combiner import (
         QUALITY_ISSUE_RULE,
         combined_score,
+        heldout_reference,
         learn_combination,
         learn_trust,
         quality_expected_precision,
@@ -360,9 +362,34 @@ def bench_cases(names: list[str] | None = None) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     detail: list[str] = []
+    reuse_rows: list[str] = []
     for name, res, truth, source, labels, probs, ref in _all_cases(names):
         trust = learn_trust(res)
-        comb = learn_combination(res, labels=labels, probs=probs, reference_probs=ref)
+        # What the scan runs: no second out-of-fold fit; with given probabilities the embedding
+        # family's model is a detector's held-out prediction (labelaudit.detect).
+        held = heldout_reference(res) if ref is not None else None
+        comb = learn_combination(
+            res,
+            labels=labels,
+            probs=probs,
+            reference_labels=None if held is None else held[1],
+            reference_name="the embedding family" if held is None else f"the {held[0]} detector",
+        )
+        if ref is not None:  # before: the 5-fold embedding head fitted for the comparison
+            before = learn_combination(res, labels=labels, probs=probs, reference_probs=ref)
+            ap_b = ap_a = float("nan")
+            if truth is not None:
+                ap_b = ranking_metrics(quality_score(res, before), truth, (1,))["AP"]
+                ap_a = ranking_metrics(quality_score(res, comb), truth, (1,))["AP"]
+            acc = comb.source_accuracy
+            reuse_rows.append(
+                f"| {name} | {acc['probabilities']:.3f} | "
+                f"{before.source_accuracy['embeddings']:.3f} | "
+                f"{'none' if held is None else held[0]} {acc['embeddings']:.3f} | "
+                f"{before.dominant or 'none'} | {comb.dominant or 'none'} | {ap_b:.3f} | "
+                f"{ap_a:.3f} | {ap_a - ap_b:+.3f} | "
+                f"{int(quality_flags(res, before).sum())} / {int(quality_flags(res, comb).sum())} |"
+            )
         ra = rank_average(res)
         tw = combined_score(res, trust)
         qg = quality_score(res, comb)
@@ -463,7 +490,21 @@ def bench_cases(names: list[str] | None = None) -> str:
             "",
         ]
         print(lines[-1], flush=True)
-    return "\n".join(lines + [""] + detail)
+    reuse = [
+        "### Reference model without a second out-of-fold fit (given probabilities)",
+        "",
+        "Before: the quality combiner fitted the 5-fold embedding head to compare the two models;",
+        "after (what `detect_label_issues` runs now): the kNN detector's held-out prediction (the",
+        "row's neighbours, never the row) stands for the embedding family. Accuracy against the",
+        "given labels; dominant family; quality AP before / after; rows flagged before / after.",
+        "",
+        "| case | given acc. | head acc. (before) | reference acc. (after) | dominant before | "
+        "dominant after | AP before | AP after | change | flagged before / after |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+        *reuse_rows,
+        "",
+    ]
+    return "\n".join(lines + [""] + (reuse if reuse_rows else []) + detail)
 
 
 # ----------------------------------------------------------------------------- 5. retrain probes
@@ -614,6 +655,66 @@ def bench_timing(
     return "\n".join(lines) + "\n"
 
 
+def bench_reuse_timing(
+    n: int = 5000, detectors: list[str] | None = None, case: str | None = None
+) -> str:
+    """CPU seconds of ``detect_label_issues`` with given probabilities and the quality combiner,
+    after (no second out-of-fold fit) and before (the same run plus the 5-fold embedding head the
+    combiner used to fit for its reference, with the same arguments), on synthetic data or on a
+    ``+probs`` case of :mod:`bench.detector_cases` (its texts' embeddings, noisy labels and given
+    probabilities)."""
+    from labelaudit.detect import detect_label_issues
+    from labelaudit.detectors.oof import out_of_fold_probs
+    from labelaudit.neighbours import normalise_rows
+
+    names = detectors or ["knn", "near_duplicates", "confident_learning", "self_confidence"]
+    if case is None:
+        ds, x = synthetic(n)
+        rng = np.random.default_rng(1)
+        logits = 4.0 * np.eye(ds.k)[ds.labels] + rng.normal(0, 1.5, (n, ds.k))
+        ds.pred_probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+        what = f"Synthetic 384-d data, {n:,} rows, {ds.k} classes, 5 % flips, given probabilities"
+    else:
+        from bench import detector_cases
+
+        c = detector_cases.get_case(case)
+        src, x = detector_cases._source(case.partition("+")[0])
+        ds = src.with_labels(c.labels)
+        ds.pred_probs = c.probs
+        n = ds.n
+        what = f"Case {case}: {n:,} rows, {ds.k} classes, its given probabilities"
+    load0 = os.getloadavg()[0]
+    c0, w0 = time.process_time(), time.perf_counter()
+    det = detect_label_issues(ds, x, seed=0, detectors=names)
+    after_cpu, after_wall = time.process_time() - c0, time.perf_counter() - w0
+    c0, w0 = time.process_time(), time.perf_counter()
+    out_of_fold_probs(normalise_rows(x), ds.labels, n_classes=ds.k, n_splits=5, seed=0)
+    head_cpu, head_wall = time.process_time() - c0, time.perf_counter() - w0
+    load1 = os.getloadavg()[0]
+    before_cpu, before_wall = after_cpu + head_cpu, after_wall + head_wall
+    return "\n".join(
+        [
+            "## 6. Detection with given probabilities: the quality combiner's reference model",
+            "",
+            f"{what};",
+            f"detectors {', '.join(names)}; no workspace. After = `detect_label_issues` as it is now",
+            "(the reference is the kNN detector's held-out prediction); before = the same plus the",
+            "5-fold embedding head the combiner fitted for its reference (timed right after, same",
+            f"arguments). Load average (1 min) {load0:.1f} before, {load1:.1f} after.",
+            "",
+            "| path | CPU s | wall s |",
+            "|---|---|---|",
+            f"| before (detect + 5-fold head) | {before_cpu:.1f} | {before_wall:.1f} |",
+            f"| after (detect) | {after_cpu:.1f} | {after_wall:.1f} |",
+            f"| ratio before / after | {before_cpu / max(after_cpu, 1e-9):.1f}x | "
+            f"{before_wall / max(after_wall, 1e-9):.1f}x |",
+            "",
+            f"Combiner: {det.details.combiner}; {det.details.combiner_rationale}.",
+            "",
+        ]
+    )
+
+
 def header(command: str) -> str:
     import cleanlab
     import sklearn
@@ -638,7 +739,15 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument(
         "--part",
-        choices=["label_errors", "banking", "timing", "cases", "retrain_probes", "all"],
+        choices=[
+            "label_errors",
+            "banking",
+            "timing",
+            "cases",
+            "retrain_probes",
+            "reuse_timing",
+            "all",
+        ],
         default="all",
     )
     p.add_argument("--cases", nargs="*", help="part 4 case names (default: every case)")
@@ -667,6 +776,14 @@ def main(argv: list[str] | None = None) -> None:
         parts.append(bench_cases(args.cases))
     if args.part in ("timing", "all"):
         parts.append(bench_timing(tuple(args.sizes), args.detectors))
+    if args.part == "reuse_timing":  # not in "all": it fits the head it shows is no longer fitted
+        parts.append(
+            bench_reuse_timing(
+                args.sizes[0] if args.sizes else 5000,
+                args.detectors,
+                case=args.cases[0] if args.cases else None,
+            )
+        )
     if args.part == "retrain_probes":  # not in "all": one extra out-of-fold fit per probe draw
         parts.append(bench_retrain_probes(args.cases or ["banking-test-nearest-5"]))
     text = "\n".join(parts)

@@ -24,7 +24,7 @@ Cases (every one has a truth vector except the SMS control):
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +49,8 @@ class Case:
     details: dict  # detector -> details (only what the combiner reads)
     detect_seconds: float
     oof_accuracy: float | None
+    #: detector -> (N,) int64 suggested labels (empty for cases cached before they were stored)
+    suggestions: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def plant_flips(
@@ -125,6 +127,8 @@ def _save(path: Path, case: Case) -> None:
     for n, s in case.scores.items():
         arrays[f"score__{n}"] = s
         arrays[f"flag__{n}"] = case.flags[n]
+        if n in case.suggestions:
+            arrays[f"sugg__{n}"] = case.suggestions[n]
     nm = case.details.get("confident_learning", {}).get("noise_matrix")
     if nm is not None:
         arrays["cl_noise_matrix"] = nm
@@ -136,6 +140,7 @@ def _load(path: Path, name: str) -> Case:
     z = np.load(path, allow_pickle=False)
     scores = {k.split("__", 1)[1]: z[k] for k in z.files if k.startswith("score__")}
     flags = {k.split("__", 1)[1]: z[k] for k in z.files if k.startswith("flag__")}
+    suggestions = {k.split("__", 1)[1]: z[k] for k in z.files if k.startswith("sugg__")}
     src, secs, oof = (str(v) for v in z["meta"])
     truth = z["truth"]
     details = {}
@@ -152,6 +157,7 @@ def _load(path: Path, name: str) -> Case:
         details=details,
         detect_seconds=float(secs),
         oof_accuracy=None if oof == "None" else float(oof),
+        suggestions=suggestions,
     )
 
 
@@ -180,6 +186,7 @@ def _detect(ds, emb, truth, name: str, detectors: list[str] | None) -> Case:
         },
         detect_seconds=secs,
         oof_accuracy=d["oof_accuracy"],
+        suggestions={n: np.asarray(d["suggestions"][n], dtype=np.int64) for n in d["detectors"]},
     )
 
 
@@ -195,8 +202,10 @@ def _with_given(base: Case, ds, emb, probs: np.ndarray, name: str) -> Case:
     res, _ = run_available(ctx)
     secs = base.detect_seconds + time.perf_counter() - t
     scores, flags = dict(base.scores), dict(base.flags)
+    suggestions = dict(base.suggestions)
     for n, r in res.items():
         scores[n], flags[n] = r.score, r.is_issue
+        suggestions[n] = np.asarray(r.suggested_label, dtype=np.int64)
     return Case(
         name=name,
         labels=base.labels,
@@ -212,6 +221,7 @@ def _with_given(base: Case, ds, emb, probs: np.ndarray, name: str) -> Case:
         },
         detect_seconds=secs,
         oof_accuracy=None,
+        suggestions=suggestions,
     )
 
 

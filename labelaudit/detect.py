@@ -28,6 +28,7 @@ from labelaudit.detectors.combiner import (
     combined_score,
     detector_families,
     expected_precision,
+    heldout_reference,
     learn_combination,
     learn_trust,
     quality_expected_precision,
@@ -56,10 +57,11 @@ COMBINERS = ("quality", "rank_average", "trust")
 #: The combiner used when none is chosen.
 DEFAULT_COMBINER = "quality"
 #: Bump when detection output changes for the same inputs (the scan keys its cache on it).
-#: 6: quality-gated probes follow the estimated error structure, families hold half the weight
+#: 7: with given probabilities, the quality combiner's embedding-family reference is the kNN
+#: detector's held-out prediction (no second out-of-fold fit); 6: quality-gated probes follow the estimated error structure, families hold half the weight
 #: each, and it is the default; 5: the quality-gated combiner and its rationale; 4: combiner
 #: weights and the trust-weighted combiner; 3: training population (issue 16)
-VERSION = 6
+VERSION = 7
 
 
 @serialisable
@@ -218,13 +220,22 @@ def detect_label_issues(
     issue_rule, flag_precision, rationale = ISSUE_RULE, None, None
     weights = {n: 1.0 / len(results) for n in results}
     if combiner == "quality":
-        reference = probs
         fams = detector_families(results)
+        ref_labels, ref_name = None, "the embedding head"
         if source == PROBS_GIVEN and OTHER_FAMILY in fams.values():
-            # the embedding head the other detectors stand on, to compare the two models' quality
-            reference, _ = embedding_head_probs()
+            # The embedding family's model, to compare the two models' quality: an out-of-sample
+            # prediction a detector already made (kNN's neighbours), never a second 5-fold fit.
+            held = heldout_reference(results)
+            if held is not None:
+                ref_labels, ref_name = held[1], f"the {held[0]} detector's held-out prediction"
         comb = learn_combination(
-            results, labels=labels, probs=probs, reference_probs=reference, families=fams, seed=seed
+            results,
+            labels=labels,
+            probs=probs,
+            reference_labels=ref_labels,
+            reference_name=ref_name,
+            families=fams,
+            seed=seed,
         )
         weights = comb.weights
         ens = combine(results, pred_probs=probs, combiner=lambda r: quality_score(r, comb))

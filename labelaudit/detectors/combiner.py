@@ -338,12 +338,34 @@ def probe_ap(
 
 
 def paired_accuracy_z(labels: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
-    """z of the paired difference in accuracy (argmax == label) of probability sources a and b."""
-    d = (a.argmax(axis=1) == labels).astype(np.float64) - (b.argmax(axis=1) == labels)
+    """z of the paired difference in accuracy of sources a and b: probabilities (N, K), scored by
+    their argmax, or predicted classes (N,)."""
+    pa = a.argmax(axis=1) if a.ndim == 2 else a
+    pb = b.argmax(axis=1) if b.ndim == 2 else b
+    d = (pa == labels).astype(np.float64) - (pb == labels)
     sd = float(d.std(ddof=1)) if len(d) > 1 else 0.0
     if sd == 0.0:
         return 0.0 if d.mean() == 0 else float(np.sign(d.mean()) * np.inf)
     return float(d.mean() / (sd / np.sqrt(len(d))))
+
+
+#: Detectors whose suggested label comes from a model on the embeddings that never saw the row
+#: (kNN: the row's neighbours, never the row itself; INCV: held-out halves), in order of
+#: preference. When the probabilities are given, the first that ran stands for the embedding
+#: family's model in the source-quality comparison, so the scan never fits a second out-of-fold
+#: head for it. kNN first: its accuracy against the given labels is the closer to the 5-fold
+#: head's on the benchmark cases (bench/results/detectors_combiner.md, "Reference model").
+HELDOUT_SUGGESTERS = ("knn", "incv")
+
+
+def heldout_reference(results: Mapping[str, DetectorResult]) -> tuple[str, np.ndarray] | None:
+    """(detector, int64 (N,) predicted classes) of the first of :data:`HELDOUT_SUGGESTERS` in
+    ``results``, or None: an out-of-sample prediction of the embedding family the detectors have
+    already made."""
+    for name in HELDOUT_SUGGESTERS:
+        if name in results:
+            return name, np.asarray(results[name].suggested_label, dtype=np.int64)
+    return None
 
 
 def learn_combination(
@@ -352,6 +374,8 @@ def learn_combination(
     labels: np.ndarray,
     probs: np.ndarray,
     reference_probs: np.ndarray | None = None,
+    reference_labels: np.ndarray | None = None,
+    reference_name: str = "the embedding head",
     families: Mapping[str, str] | None = None,
     probe_fns: Mapping[str, Callable[[np.ndarray], np.ndarray]] | None = None,
     seed: int = 0,
@@ -359,8 +383,11 @@ def learn_combination(
     """The quality-gated combination of ``results`` (see docs/detectors.md, "Combiners").
 
     ``probs``: the probabilities the probability detectors read (given or out-of-fold);
-    ``reference_probs``: the embedding head's out-of-fold probabilities (None = the same model as
-    ``probs``); ``families``: detector -> family (default: from the registry's inputs);
+    ``reference_probs``: the embedding head's out-of-fold probabilities, or ``reference_labels``
+    (int (N,)): out-of-sample predicted classes of a model on the embeddings (e.g.
+    :func:`heldout_reference`), named ``reference_name`` in the rationale; with neither, the
+    embedding family's model is taken to be the one behind ``probs`` (no family dominates);
+    ``families``: detector -> family (default: from the registry's inputs);
     ``probe_fns``: detector -> function of the labels giving its scores on ``probs`` (default: the
     registered probability-only detectors rerun on probed labels).
 
@@ -384,10 +411,12 @@ def learn_combination(
     acc_p = float((probs.argmax(axis=1) == labels).mean())
     acc_o: float | None = None
     z: float | None = None
-    if reference_probs is not None and o_names:
-        reference_probs = np.asarray(reference_probs, dtype=np.float64)
-        acc_o = float((reference_probs.argmax(axis=1) == labels).mean())
-        z = paired_accuracy_z(labels, probs, reference_probs)
+    if reference_labels is None and reference_probs is not None:
+        reference_labels = np.asarray(reference_probs, dtype=np.float64).argmax(axis=1)
+    if reference_labels is not None and o_names:
+        reference_labels = np.asarray(reference_labels, dtype=np.int64)
+        acc_o = float((reference_labels == labels).mean())
+        z = paired_accuracy_z(labels, probs, reference_labels)
     elif o_names:
         acc_o = acc_p
     dominant = None
@@ -455,11 +484,11 @@ def learn_combination(
     if dominant == PROBS_FAMILY:
         why = (
             f"the probabilities (accuracy {acc_p:.3f} against the given labels) are clearly better "
-            f"than the embedding head ({acc_o:.3f}, paired z = {z:.1f}): {' and '.join(chosen)} alone"
+            f"than {reference_name} ({acc_o:.3f}, paired z = {z:.1f}): {' and '.join(chosen)} alone"
         )
     elif dominant == OTHER_FAMILY:
         why = (
-            f"the embedding head (accuracy {acc_o:.3f}) is clearly better than the probabilities "
+            f"{reference_name} (accuracy {acc_o:.3f}) is clearly better than the probabilities "
             f"({acc_p:.3f}, paired z = {z:.1f}): the label model over the embedding detectors"
         )
     else:
