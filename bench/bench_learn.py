@@ -355,13 +355,36 @@ def quality_lines(df: pd.DataFrame, n_rows: int, scan_seconds: dict | None = Non
 
 
 # --------------------------------------------------------------------------- 2. coverage
-def part_coverage(b: Bench, seeds: list[int], runs: int) -> list[str]:
+def previous_estimate(ds, table, q) -> float:
+    """The estimate as shipped before the depletion correction (main 52cef67), for the same run:
+    audited items behind the first undecided row *of the order in force* left out, the others taken
+    as a random sample of each plan stratum's undecided rows (``U * e / n``, strata not collapsed)."""
+    plan, out = q.plan, q.outcomes
+    position = np.empty(ds.n, dtype=np.int64)
+    position[np.asarray(q.order, dtype=np.int64)] = np.arange(ds.n)
+    decided = np.zeros(ds.n, dtype=bool)
+    decided[out["row"].to_numpy(dtype=np.int64)] = True
+    stratum = plan.stratum_of(table)
+    aud = out[out["audit"].to_numpy(dtype=bool)]
+    rows = aud["row"].to_numpy(dtype=np.int64)
+    keep = position[rows] > position[~decided].min()
+    rows, changed = rows[keep], aud["changed"].to_numpy(dtype=bool)[keep]
+    total = 0.0
+    for h in range(len(plan.strata)):
+        here = stratum[rows] == h
+        if here.any():
+            total += float(((stratum == h) & ~decided).sum() * changed[here].mean())
+    return total
+
+
+def part_coverage(b: Bench, seeds: list[int], runs: int, modes: list[str]) -> list[str]:
     from labelaudit import roi
     from labelaudit.review import adaptive
     from labelaudit.simulate_review import replay_adaptive_review
 
     rows = []
-    for mode in MODES:
+    started = time.perf_counter()
+    for mode in modes:
         for seed in seeds:
             ds, key, res = b.flipped(mode, seed)
             flips = set(key["id"])
@@ -369,6 +392,7 @@ def part_coverage(b: Bench, seeds: list[int], runs: int) -> list[str]:
             for run in range(runs):
                 audit_seed = 100 + run
                 store = b.store(f"coverage-{mode}-{seed}-{run}")
+                rankings: list[str] = []
                 replay_adaptive_review(
                     store,
                     ds,
@@ -380,6 +404,10 @@ def part_coverage(b: Bench, seeds: list[int], runs: int) -> list[str]:
                     rerank_every=50,
                     audit_share=0.1,
                     seed=audit_seed,
+                    # the reviewer changes exactly the planted flips: the estimand is then the truth
+                    ambiguous_rate=0.0,
+                    remove_rate=0.0,
+                    on_queue=lambda _n, q, rankings=rankings: rankings.append(q.ranking),
                 )
                 q = adaptive.queue_in_force(
                     store,
@@ -411,37 +439,61 @@ def part_coverage(b: Bench, seeds: list[int], runs: int) -> list[str]:
                         "covered": est.low <= truth <= est.high,
                         "n_audited": est.n_audited,
                         "n_excluded": est.n_excluded,
+                        "previous": previous_estimate(ds, res.table, q),
                         "noise_matrix": proj.remaining_errors,
                         "ranking": q.ranking,
+                        "learnt_fits": sum(r == "learnt" for r in rankings),
+                        "load": os.getloadavg()[0],
                     }
                 )
                 print(rows[-1], flush=True)
+                pd.DataFrame(rows).to_csv(b.db_dir / "coverage.csv", index=False)  # survives a stop
     df = pd.DataFrame(rows)
-    df.to_csv(b.db_dir / "coverage.csv", index=False)
+    return coverage_lines(df, seeds, runs, time.perf_counter() - started)
+
+
+def coverage_lines(df: pd.DataFrame, seeds: list[int], runs: int, seconds: float) -> list[str]:
     lines = [
         "## 2. Errors left: the audit's estimate against the truth",
         "",
-        f"Each run: 600 decisions down the queue in force (re-ranked every 50), 10 % of them audit items drawn from a "
-        f"stratified sample of 1,000; flip seeds {', '.join(map(str, seeds))} x audit seeds 100-{99 + runs} per mode. Truth = planted "
-        "flips not yet decided. Peer: the ROI page's noise-matrix projection on the same decisions (confident "
-        "learning's estimate of all label errors x the precision reviewers saw - labels fixed); it counts "
-        "BANKING77's natural errors too, which the simulated reviewer keeps, so it is not expected to match planted "
-        "flips exactly.",
+        f"Each run: 600 decisions down the queue in force (re-ranked every 50; the learnt queue whenever "
+        f"its checks put it in force), 10 % of them audit items drawn from a stratified sample of 1,000; "
+        f"flip seeds {', '.join(map(str, seeds))} x audit seeds 100-{99 + runs} per mode. The simulated "
+        "reviewer changes exactly the planted flips (ambiguous and remove rates 0), so the truth = planted "
+        "flips not yet decided is what the estimate estimates. *previous* = the estimator shipped before this "
+        "fix (main 52cef67) on the same decisions (`previous_estimate`). Peer: the ROI page's noise-matrix "
+        "projection on the same decisions (confident learning's estimate of all label errors x the precision "
+        "reviewers saw - labels fixed); it counts BANKING77's natural errors too, which the simulated reviewer "
+        "keeps, so it is not expected to match planted flips exactly.",
         "",
-        "| flips | runs | true flips left (mean) | audit estimate (mean) | mean abs. error | 95 % interval covers the truth | mean interval width | audit decisions used (mean) | noise-matrix projection (mean) | its mean abs. error | abs. error ratio audit / noise matrix |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| flips | ranking in force at the end | runs | true flips left (mean) | audit estimate (mean) | mean error (bias) | mean abs. error | 95 % interval covers the truth | mean interval width | audit decisions used (mean) | previous estimator (mean) | its mean error | noise-matrix projection (mean) | its mean abs. error |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for mode in (*MODES, "both"):
+    groups = []
+    for mode in (*sorted(set(df["mode"])), "both"):
         d = df if mode == "both" else df[df["mode"] == mode]
-        err = (d["estimate"] - d["truth"]).abs()
+        groups.append((mode, "any", d))
+        for ranking in ("static", "learnt"):
+            groups.append((mode, ranking, d[d["ranking"] == ranking]))
+    for mode, ranking, d in groups:
+        if not len(d):
+            continue
+        err = d["estimate"] - d["truth"]
+        prev = d["previous"] - d["truth"]
         nm = (d["noise_matrix"].astype(float) - d["truth"]).abs()
         lines.append(
-            f"| {mode} | {len(d)} | {d['truth'].mean():.1f} | {d['estimate'].mean():.1f} | {err.mean():.1f} | "
+            f"| {mode} | {ranking} | {len(d)} | {d['truth'].mean():.1f} | {d['estimate'].mean():.1f} | "
+            f"{err.mean():+.1f} | {err.abs().mean():.1f} | "
             f"{int(d['covered'].sum())} of {len(d)} ({d['covered'].mean():.0%}) | {(d['high'] - d['low']).mean():.1f} | "
-            f"{d['n_audited'].mean():.1f} | {d['noise_matrix'].astype(float).mean():.1f} | {nm.mean():.1f} | "
-            f"{err.mean() / nm.mean():.2f} |"
+            f"{d['n_audited'].mean():.1f} | {d['previous'].mean():.1f} | {prev.mean():+.1f} | "
+            f"{d['noise_matrix'].astype(float).mean():.1f} | {nm.mean():.1f} |"
         )
-    lines += ["", f"{load()} at the end of this part.", ""]
+    lines += [
+        "",
+        f"Wall time of this part {seconds:.0f} s; load average (1 min) over the runs "
+        f"{df['load'].min():.1f}-{df['load'].max():.1f}; {load()} at the end.",
+        "",
+    ]
     return lines
 
 
@@ -680,9 +732,18 @@ def main(argv: list[str] | None = None) -> int:
         "--quality-csv",
         help="print the quality section rebuilt from a quality.csv of an earlier (or cut-short) run",
     )
+    p.add_argument(
+        "--coverage-csv",
+        help="print the coverage section rebuilt from a coverage.csv (or several merged) of earlier runs",
+    )
     args = p.parse_args(argv)
     if args.quality_csv:
         print("\n".join(quality_lines(pd.read_csv(args.quality_csv), 13_083)))
+        return 0
+    if args.coverage_csv:
+        d = pd.read_csv(args.coverage_csv)
+        runs = int(d["run"].max()) + 1
+        print("\n".join(coverage_lines(d, sorted(set(d["seed"])), runs, math.nan)))
         return 0
     parts = [x.strip() for x in args.parts.split(",") if x.strip()]
     seeds = [int(x) for x in args.seeds.split(",") if x.strip()]
@@ -718,7 +779,9 @@ def main(argv: list[str] | None = None) -> int:
         if part == "quality":
             lines += part_quality(b, seeds, arms, [m for m in args.modes.split(",") if m])
         elif part == "coverage":
-            lines += part_coverage(b, seeds, args.coverage_runs)
+            lines += part_coverage(
+                b, seeds, args.coverage_runs, [m for m in args.modes.split(",") if m]
+            )
         elif part == "timing":
             lines += part_timing(b)
         elif part == "suggestions":

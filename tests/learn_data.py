@@ -96,10 +96,14 @@ def audited_review(
     share: float,
     seed: int,
     n_sample: int = 1000,
+    window: int = 0,
+    learnt_score: np.ndarray | None = None,
 ):
     """A reviewer who knows ``truth`` goes down the static ranking for ``n_decisions`` decisions,
     taking an audit item whenever :func:`labelaudit.review.audit.audit_slots` says so. Returns
-    ``(outcomes, plan)``."""
+    ``(outcomes, plan)``. With ``window`` > 0 the queue is a selective one like the learnt queue:
+    the next ranked item is the one with the highest ``learnt_score`` (float (N,)) among the static
+    ranking's next ``window`` undecided rows, so the rows it passes over stay undecided."""
     from labelaudit.review import audit, learn
 
     plan = audit.draw_audit_plan(ds, table, n_items=n_sample, seed=seed)
@@ -118,7 +122,10 @@ def audited_review(
                 take, a = pending[ai], a + 1
                 ai += 1
         flag = take is not None
-        if take is None:
+        if take is None and window > 0 and learnt_score is not None:
+            ahead = order[~decided[order]][:window]
+            take = int(ahead[np.argmax(learnt_score[ahead])])
+        elif take is None:
             while decided[order[ri]]:
                 ri += 1
             take = int(order[ri])

@@ -564,11 +564,9 @@ def stop_audit(store: ReviewStore, ds: Dataset, *, set_by: str) -> None:
 def remaining_errors(
     q: QueueInForce, ds: Dataset, scan_table: pd.DataFrame, *, seed: int = 0
 ) -> audit_mod.RemainingErrors:
-    """The audit's estimate of the errors left, for the queue in force (see
-    :func:`labelaudit.review.audit.estimate_remaining_errors`)."""
-    return audit_mod.estimate_remaining_errors(
-        ds, scan_table, q.outcomes, q.plan, order=q.order, seed=seed
-    )
+    """The audit's estimate of the errors left (see
+    :func:`labelaudit.review.audit.estimate_remaining_errors`; valid whichever queue is in force)."""
+    return audit_mod.estimate_remaining_errors(ds, scan_table, q.outcomes, q.plan, seed=seed)
 
 
 # --------------------------------------------------------------------------- suggestions

@@ -13,16 +13,30 @@ it has not reached. The audit sample can. It works in four steps:
    of the ranked queue is an audit item whenever fewer than ``floor(s * (d + 1))`` of the *d*
    ranked-queue decisions since the plan were audit decisions. The item is the first undecided
    one in the plan's order. The reviewer is not told. The decision stores ``shown["audit"] = True``.
-3. **Estimate** (:func:`estimate_remaining_errors`). In each stratum the audited items form a
-   random sample of the stratum's items that the ranked review has not taken. Audited items the
-   ranking in force would already have shown are left out of the sample, because the ranked
-   review would have decided them. From *e* label changes among *n* audited items, the stratum's
-   *U* undecided items hold about ``U * e / n`` errors, with a Jeffreys interval on its rate. The
-   total's interval is a Jeffreys interval on the stratified error rate at its effective sample
-   size (Korn & Graubard 1998), times the undecided rows (:func:`stratified_interval`). A stratum
-   with fewer than :data:`MIN_PER_STRATUM` audited items is merged into its neighbour (collapsed
-   strata). Below :data:`MIN_AUDIT_DECISIONS` audited items overall there is no estimate, and the
-   ROI projection keeps the noise-matrix assumption and says why.
+3. **Estimate** (:func:`estimate_remaining_errors`), valid whichever queue decided the other rows.
+   Rows above the static ranking's first undecided row are all decided, so nothing is left there;
+   they and the audit items among them are left out (``n_excluded``). Below it, a queue may have
+   decided some rows and not others (the learnt queue picks the likeliest errors of a window), so
+   the audited items are *not* a random sample of what is left. They are, one at a time: the audit
+   slot takes the first undecided item of the plan's random order, so the item audited at time
+   *t* is a uniform draw from the stratum's rows still undecided at *t* (*U_t* of them). The
+   errors left now are the errors among those *U_t* rows minus the label changes decided in the
+   stratum from *t* on (*F_t*, known). So each audit decision gives ``U_t * y - F_t`` (*y* = 1
+   when its label was changed), an unbiased estimate of the stratum's errors left now, whatever
+   the other decisions were. The stratum's estimate is their average weighted by ``1 / U_t**2``
+   (later draws, from a smaller pool, weigh more); its variance is
+   ``sum(w**2 U_t**2 p_t (1 - p_t)) / sum(w)**2`` with ``p_t = (estimate + F_t) / U_t`` (the
+   draws' errors are martingale differences, hence uncorrelated). With the static queue only audit
+   decisions fall below the first undecided row, and this is about the usual stratified estimate
+   ``U * e / n``.
+   The total is the sum over strata (shown at least 0; a stratum's share is shown at least 0).
+   Its interval is a Jeffreys interval on the error rate of the undecided rows at its effective
+   sample size (Korn & Graubard 1998), times the undecided rows (:func:`effective_size_interval`);
+   each stratum's the same on its own. A stratum with fewer than :data:`MIN_PER_STRATUM` audited
+   items is merged into its neighbour (collapsed strata). Below :data:`MIN_AUDIT_DECISIONS`
+   audited items overall there is no estimate, and the ROI projection keeps the noise-matrix
+   assumption and says why. ``found`` in the strata table: label changes decided in the stratum
+   since the plan.
 4. **Label change** means what it means on the ROI page: the decision in force is accept or change.
 """
 
@@ -62,6 +76,7 @@ STRATA_COLUMNS = [
     "undecided",
     "audited",
     "errors",
+    "found",
     "rate",
     "rate_low",
     "rate_high",
@@ -321,7 +336,8 @@ class RemainingErrors:
     ``total`` (point), ``low`` / ``high`` (95 % interval) are counts of rows; NaN when ``enough``
     is False (then ``reason`` says why). ``strata``: columns :data:`STRATA_COLUMNS`, one row per
     (collapsed) stratum. ``n_audited``: audited items used; ``n_excluded``: audited items left
-    out because the ranking in force would already have shown them.
+    out because every row above them in the static ranking is decided now (nothing is left to
+    estimate there).
     """
 
     total: float
@@ -351,7 +367,6 @@ def estimate_remaining_errors(
     outcomes: pd.DataFrame,
     plan: AuditPlan | None,
     *,
-    order: np.ndarray | None = None,
     min_total: int = MIN_AUDIT_DECISIONS,
     min_per_stratum: int = MIN_PER_STRATUM,
     level: float = 0.95,
@@ -359,17 +374,15 @@ def estimate_remaining_errors(
 ) -> RemainingErrors:
     """Estimate the label errors left among the undecided rows from the audit decisions.
 
-    ``outcomes``: :func:`labelaudit.review.learn.reviewed_outcomes` (its ``audit`` and ``changed``
-    columns); ``plan``: the audit plan in force; ``order``: every row in the order of the ranking
-    in force (:func:`labelaudit.review.learn.ranked_rows`; default the static order), used to
-    leave out audited items the ranked review would already have reached. See the module doc for
-    the estimator. Deterministic for a seed.
+    ``outcomes``: :func:`labelaudit.review.learn.reviewed_outcomes` (its ``audit``, ``changed``,
+    ``decision_id`` and ``review_order`` columns); ``plan``: the audit plan in force. Valid
+    whichever queue decided the other rows (static or learnt): see the module doc for the
+    estimator. ``seed`` is accepted for a stable signature; the estimate is deterministic.
 
     >>> est = estimate_remaining_errors(ds, res.table, outcomes, plan)   # doctest: +SKIP
     >>> est.total, est.low, est.high                                     # doctest: +SKIP
     """
-    from scipy.stats import beta
-
+    del seed
     n_undecided = ds.n - len(outcomes)
     empty = RemainingErrors(math.nan, math.nan, math.nan, False, "", 0, 0, n_undecided, level=level)
     if plan is None:
@@ -382,74 +395,81 @@ def estimate_remaining_errors(
         )
         return empty
     stratum = plan.stratum_of(scan_table)
+    d_rows = outcomes["row"].to_numpy(dtype=np.int64)
+    d_changed = outcomes["changed"].to_numpy(dtype=bool)
+    d_time = outcomes["review_order"].to_numpy(dtype=np.int64)
+    before_plan = outcomes["decision_id"].to_numpy(dtype=np.int64) <= plan.cutoff_decision_id
     decided = np.zeros(ds.n, dtype=bool)
-    decided[outcomes["row"].to_numpy(dtype=np.int64)] = True
-    members = set(plan.items["item_id"].astype(str))
-    aud = outcomes[outcomes["audit"].to_numpy(dtype=bool) & outcomes["item_id"].isin(members)]
-    rows = aud["row"].to_numpy(dtype=np.int64)
-    changed = aud["changed"].to_numpy(dtype=bool)
-    # Audited items that the ranking in force puts before its first undecided row would have
-    # been decided by the ranked review: they are not a sample of what it left.
-    order = (
-        order if order is not None else np.argsort(-static_rank_score(scan_table), kind="stable")
-    )
+    decided[d_rows] = True
+    # Rows above the static ranking's first undecided row are all decided: none is left there, so
+    # neither they nor the audit items among them enter the estimate.
+    order = np.argsort(-static_rank_score(scan_table), kind="stable")
     position = np.empty(ds.n, dtype=np.int64)
-    position[np.asarray(order, dtype=np.int64)] = np.arange(ds.n)
-    frontier = position[~decided].min() if (~decided).any() else ds.n
-    keep = position[rows] > frontier
-    n_excluded = int((~keep).sum())
-    rows, changed = rows[keep], changed[keep]
-    empty.n_audited, empty.n_excluded = len(rows), n_excluded
-    if len(rows) < min_total:
+    position[order] = np.arange(ds.n)
+    frontier = int(position[~decided].min()) if (~decided).any() else ds.n
+    live = position >= frontier  # the part of the ranking the estimate is about
+    live[d_rows[before_plan]] = False  # decided before the plan was drawn: not in its population
+    members = plan.items["item_id"].astype(str).to_numpy()
+    is_draw = (
+        outcomes["audit"].to_numpy(dtype=bool)
+        & np.isin(outcomes["item_id"].astype(str).to_numpy(), members)
+        & ~before_plan
+    )
+    usable = is_draw & live[d_rows]
+    n_excluded = int((is_draw & ~usable).sum())
+    n_used = int(usable.sum())
+    empty.n_audited, empty.n_excluded = n_used, n_excluded
+    if n_used < min_total:
         empty.reason = (
-            f"Not enough audit decisions for an estimate of the errors left: {len(rows)} usable "
+            f"Not enough audit decisions for an estimate of the errors left: {n_used} usable "
             f"({n_excluded} more were overtaken by the ranked review); at least {min_total} are needed."
         )
         return empty
     n_strata = len(plan.strata)
-    groups = [[h] for h in range(n_strata)]
-    counts = np.bincount(stratum[rows], minlength=n_strata)
-    groups = _collapse(groups, counts, min_per_stratum)
-    recs = []
-    z = (1 - level) / 2
+    counts = np.bincount(stratum[d_rows[usable]], minlength=n_strata)
+    groups = _collapse([[h] for h in range(n_strata)], counts, min_per_stratum)
+    recs, total, var_total = [], 0.0, 0.0
     for g in groups:
-        in_g = np.isin(stratum, g)
+        in_g = np.isin(stratum, g) & live
+        est, var, n, e, found = _depletion_corrected(
+            in_g, d_rows, d_changed, d_time, usable & in_g[d_rows], before_plan
+        )
         u = int((in_g & ~decided).sum())
-        s = np.isin(stratum[rows], g)
-        n, e = int(s.sum()), int(changed[s].sum())
-        a, b = e + 0.5, n - e + 0.5
+        total += est
+        var_total += var
+        p = min(max(est, 0.0) / u, 1.0) if u else 0.0
+        lo, hi = effective_size_interval(p, var / u**2 if u else 0.0, n, level=level)
         part = plan.strata[plan.strata["stratum"].isin(g)]
         recs.append(
             {
                 "stratum": "+".join(str(h) for h in g),
                 "rank_from": float(part["rank_from"].min()),
                 "rank_to": float(part["rank_to"].max()),
-                "rows": int(in_g.sum()),
+                "rows": int(np.isin(stratum, g).sum()),
                 "undecided": u,
                 "audited": n,
                 "errors": e,
-                "rate": e / n,
-                "rate_low": float(beta.ppf(z, a, b)),
-                "rate_high": float(beta.ppf(1 - z, a, b)),
-                "remaining": u * e / n,
-                "remaining_low": u * float(beta.ppf(z, a, b)),
-                "remaining_high": u * float(beta.ppf(1 - z, a, b)),
+                "found": found,
+                "rate": p,
+                "rate_low": lo,
+                "rate_high": hi,
+                "remaining": max(est, 0.0),
+                "remaining_low": u * lo,
+                "remaining_high": u * hi,
             }
         )
     table = pd.DataFrame(recs, columns=STRATA_COLUMNS)
-    low, high = stratified_interval(
-        table["undecided"].to_numpy(dtype=float),
-        table["audited"].to_numpy(dtype=float),
-        table["errors"].to_numpy(dtype=float),
-        level=level,
+    p_all = min(max(total, 0.0) / n_undecided, 1.0) if n_undecided else 0.0
+    low, high = effective_size_interval(
+        p_all, var_total / n_undecided**2 if n_undecided else 0.0, n_used, level=level
     )
     return RemainingErrors(
-        total=float(table["remaining"].sum()),
-        low=low,
-        high=high,
+        total=max(total, 0.0),
+        low=n_undecided * low,
+        high=n_undecided * high,
         enough=True,
         reason="",
-        n_audited=len(rows),
+        n_audited=n_used,
         n_excluded=n_excluded,
         n_undecided=n_undecided,
         strata=table,
@@ -457,36 +477,60 @@ def estimate_remaining_errors(
     )
 
 
-def stratified_interval(
-    undecided: np.ndarray, audited: np.ndarray, errors: np.ndarray, *, level: float = 0.95
+def _depletion_corrected(
+    population: np.ndarray,
+    rows: np.ndarray,
+    changed: np.ndarray,
+    when: np.ndarray,
+    draws: np.ndarray,
+    before_plan: np.ndarray,
+) -> tuple[float, float, int, int, int]:
+    """The depletion-corrected estimate of the errors left in one stratum (see the module doc).
+
+    ``population``: bool (N,), the stratum's rows the estimate is about; ``rows`` / ``changed`` /
+    ``when`` (review order) / ``draws`` (bool: a usable audit decision) / ``before_plan``: one entry
+    per decision in force. Returns ``(estimate, variance, audited, label changes among them,
+    label changes found in the stratum since the plan)``.
+    """
+    size = int(population.sum())
+    mine = population[rows] & ~before_plan
+    t_mine, c_mine = np.sort(when[mine]), changed[mine][np.argsort(when[mine], kind="stable")]
+    # label changes decided at or after each time: suffix sums over the stratum's decisions
+    after = np.concatenate([np.cumsum(c_mine[::-1])[::-1], [0]])
+    t_draw, y = when[draws], changed[draws].astype(float)
+    k = np.searchsorted(t_mine, t_draw, side="left")  # the stratum's decisions before each draw
+    pool = (size - k).astype(float)  # undecided rows of the stratum just before each draw
+    later = after[k].astype(float)  # label changes decided from that draw on (it included)
+    x = pool * y - later
+    w = 1.0 / pool**2
+    est = float((w * x).sum() / w.sum())
+    rate = np.clip((max(est, 0.0) + later) / pool, 0.0, 1.0)
+    var = float((w**2 * pool**2 * rate * (1 - rate)).sum() / w.sum() ** 2)
+    return est, var, int(draws.sum()), int(y.sum()), int(c_mine.sum())
+
+
+def effective_size_interval(
+    rate: float, variance: float, n: int, *, level: float = 0.95
 ) -> tuple[float, float]:
-    """Interval for the total errors among the undecided rows from a stratified sample.
+    """A Jeffreys interval for an error rate estimated with ``variance`` from ``n`` audited items,
+    at the effective sample size ``n_eff = rate (1 - rate) / variance`` (at most ``n``; Korn &
+    Graubard 1998's method for small counts from survey data, with the Jeffreys instead of the
+    Clopper-Pearson interval). With no error seen (rate 0) or no variance, ``n_eff`` is ``n``.
 
-    The stratified error rate ``p = sum(W_h e_h / n_h)`` (W_h = the stratum's share of the undecided
-    rows) gets a Jeffreys interval at its effective sample size ``n_eff = p (1 - p) / Var(p)``,
-    at most the number audited (Korn & Graubard 1998's method for small counts from survey data,
-    with the Jeffreys instead of the Clopper-Pearson interval). The total is the undecided count
-    times it. With no error seen, ``n_eff`` is the number audited.
-
-    >>> [round(v) for v in stratified_interval(np.array([500, 1500]), np.array([10, 30]), np.array([2, 1]))]
-    [52, 245]
+    >>> [round(v, 4) for v in effective_size_interval(0.0, 0.0, 60)]
+    [0.0, 0.0408]
     """
     from scipy.stats import beta
 
-    u = float(undecided.sum())
-    if u <= 0:
-        return (0.0, 0.0)
-    w = undecided / u
-    rate = np.divide(errors, audited, out=np.zeros(len(w)), where=audited > 0)
-    p = float((w * rate).sum())
-    var = float((w**2 * rate * (1 - rate) / np.maximum(audited - 1, 1)).sum())
-    n_total = float(audited.sum())
-    n_eff = n_total if var <= 0 or p in (0.0, 1.0) else min(p * (1 - p) / var, n_total)
+    if n <= 0:
+        return (0.0, 1.0)
+    p = min(max(float(rate), 0.0), 1.0)
+    n_eff = float(n) if variance <= 0 or p in (0.0, 1.0) else min(p * (1 - p) / variance, float(n))
     x = p * n_eff
     z = (1 - level) / 2
     low = 0.0 if x <= 0 else float(beta.ppf(z, x + 0.5, n_eff - x + 0.5))
     high = 1.0 if x >= n_eff else float(beta.ppf(1 - z, x + 0.5, n_eff - x + 0.5))
-    return (u * low, u * high)
+    return (low, high)
 
 
 def _collapse(groups: list[list[int]], counts: np.ndarray, minimum: int) -> list[list[int]]:
