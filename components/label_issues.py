@@ -86,7 +86,7 @@ def render_combiner(details: Mapping[str, Any]) -> None:
                 + (
                     ""
                     if est is None
-                    else f"; expected precision {est:.0%} (label-model estimate, not a measurement)"
+                    else f"; expected precision {est:.0%} (model estimate, not a measurement)"
                 )
                 + "."
             )

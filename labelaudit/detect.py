@@ -27,11 +27,10 @@ from labelaudit.detectors.combiner import (
     TRUST_ISSUE_RULE,
     combined_score,
     detector_families,
-    expected_precision,
+    flag_precision,
     heldout_reference,
     learn_combination,
     learn_trust,
-    quality_expected_precision,
     quality_flags,
     quality_score,
     trusted_flags,
@@ -57,11 +56,13 @@ COMBINERS = ("quality", "rank_average", "trust")
 #: The combiner used when none is chosen.
 DEFAULT_COMBINER = "quality"
 #: Bump when detection output changes for the same inputs (the scan keys its cache on it).
-#: 7: with given probabilities, the quality combiner's embedding-family reference is the kNN
-#: detector's held-out prediction (no second out-of-fold fit); 6: quality-gated probes follow the estimated error structure, families hold half the weight
+#: 8: errors to similar classes (rank-0 probes, the probability family's share, no accuracy
+#: dominance) and the flag's expected precision from the noise matrix; 7: with given
+#: probabilities, the quality combiner's embedding-family reference is the kNN detector's
+#: held-out prediction (no second out-of-fold fit); 6: quality-gated probes follow the estimated error structure, families hold half the weight
 #: each, and it is the default; 5: the quality-gated combiner and its rationale; 4: combiner
 #: weights and the trust-weighted combiner; 3: training population (issue 16)
-VERSION = 7
+VERSION = 8
 
 
 @serialisable
@@ -87,7 +88,8 @@ class DetectionDetails(FieldAccess):
     combiner: str | None = None
     #: {detector: weight in the combined score}, summing to 1 (equal for the rank average).
     combiner_weights: dict[str, float] = field(default_factory=dict)
-    #: Estimated precision of the "needs review" flag (trust-weighted combiner's label model), or None.
+    #: Expected precision of the "needs review" flag (:data:`combiner.FLAG_PRECISION_RULE`: from the
+    #: probabilities and confident learning's noise matrix), or None when it cannot be estimated.
     flag_expected_precision: float | None = None
     #: Why the combiner weighed the detectors as it did (one sentence; None for fixed weights).
     combiner_rationale: str | None = None
@@ -217,7 +219,7 @@ def detect_label_issues(
         raise UsageError("no detector could run on this dataset")
     if isinstance(combiner, str) and combiner not in COMBINERS:
         raise UsageError(f"unknown combiner {combiner!r}; use one of {', '.join(COMBINERS)}")
-    issue_rule, flag_precision, rationale = ISSUE_RULE, None, None
+    issue_rule, rationale = ISSUE_RULE, None
     weights = {n: 1.0 / len(results) for n in results}
     if combiner == "quality":
         fams = detector_families(results)
@@ -241,14 +243,13 @@ def detect_label_issues(
         ens = combine(results, pred_probs=probs, combiner=lambda r: quality_score(r, comb))
         ens.is_issue = quality_flags(results, comb)
         issue_rule = QUALITY_ISSUE_RULE
-        flag_precision = quality_expected_precision(ens.is_issue, comb)
         combiner_name, rationale = "quality_gated", comb.rationale
     elif combiner == "trust":
         trust = learn_trust(results)
         weights = trust.weights
         ens = combine(results, pred_probs=probs, combiner=lambda r: combined_score(r, trust))
         ens.is_issue = trusted_flags(results, trust)
-        issue_rule, flag_precision = TRUST_ISSUE_RULE, expected_precision(ens.is_issue, trust)
+        issue_rule = TRUST_ISSUE_RULE
         combiner_name = "trust_weighted"
     else:
         fn = rank_average if combiner == "rank_average" else combiner
@@ -269,6 +270,10 @@ def detect_label_issues(
     for name, r in results.items():
         table[f"score_{name}"] = r.score
     cl = results.get("confident_learning")
+    # The flag's expected precision, the same rule for every combiner (combiner.FLAG_PRECISION_RULE)
+    expected = flag_precision(
+        ens.is_issue, labels, probs, None if cl is None else cl.details.get("noise_matrix")
+    )
     details = DetectionDetails(
         probs_source=source,
         oof_accuracy=None if oof_accuracy is None else float(oof_accuracy),
@@ -278,7 +283,7 @@ def detect_label_issues(
         issue_rule=issue_rule,
         combiner=combiner_name,
         combiner_weights={n: float(w) for n, w in weights.items()},
-        flag_expected_precision=flag_precision,
+        flag_expected_precision=expected,
         combiner_rationale=rationale,
         issues_per_class={
             str(c): int(v)
