@@ -313,7 +313,7 @@ def test_error_structure_tells_similar_class_errors_from_random_ones():
 def test_quality_keeps_confident_learning_on_similar_class_errors():
     from labelaudit.detectors.combiner import learn_combination, quality_score
 
-    # seeds 1 and 2; on seed 0 the probes still prefer self-confidence (see the xfail below)
+    # seeds 1 and 2 (seed 0: see test_quality_within_001_of_the_best_on_similar_class_errors)
     for seed in (1, 2):
         results, truth, given, probs = similar_class_case(seed, "nearest")
         # the case has the property: confident learning's margin beats self-confidence clearly

@@ -17,7 +17,7 @@ bench/results/detectors_combiner.md).
 
 The "needs review" flag follows the same weights: a row needs review when detectors holding at
 least half of the total weight flag it. The label model's mean posterior over the flagged rows
-(:func:`expected_precision`) was measured 0.07-0.39 too high; the scan reports
+(:func:`expected_precision`) was measured up to 0.39 too high; the scan reports
 :func:`flag_precision` instead (class-conditional noise with confident learning's noise matrix).
 
 Deterministic (no randomness) and invariant to row order (ranks with shared ties, thresholds by
@@ -670,5 +670,5 @@ def flag_precision(
 
 def quality_expected_precision(flags: np.ndarray, comb: Combination) -> float | None:
     """The label model's estimate of the flag's precision (None with a single kept detector).
-    Measured 0.07-0.39 too high on the benchmark cases; the scan reports :func:`flag_precision`."""
+    Measured up to 0.39 too high on the benchmark cases; the scan reports :func:`flag_precision`."""
     return None if comb.trust is None else expected_precision(flags, comb.trust)
