@@ -1,7 +1,8 @@
 """The Annotators page's cached computation and widgets.
 
-One cached function runs :func:`labelaudit.agreement.analyse_annotations` for (workspace, dataset
-hash, method, seed) and stores the per-item table in the workspace; the ``render_*`` functions draw
+One cached function reads the stored :class:`~labelaudit.agreement.AgreementReport` for
+(workspace, dataset hash, method, seed) or computes and stores it
+(:mod:`labelaudit.agreement.stored`); the ``render_*`` functions draw
 its parts. Dataset text and annotator ids are untrusted: tables go through ``st.dataframe`` and
 Plotly hover text is HTML-escaped.
 """
@@ -19,8 +20,9 @@ from components import state
 from components.data import load_workspace_dataset
 from components.review import send_to_review
 from components.text import md_escape
-from labelaudit.agreement import METHODS, AgreementReport, Ratings, analyse_annotations
+from labelaudit.agreement import METHODS, AgreementReport
 from labelaudit.agreement.spammers import RULE as SPAMMER_RULE
+from labelaudit.agreement.stored import settings_params, stored_report
 from labelaudit.dataset import Dataset
 from labelaudit.simulate_raters import is_simulated
 from labelaudit.tables import disputed_order, items_with_text, kappa_matrix
@@ -46,34 +48,20 @@ def load_agreement_report(
 ) -> AgreementReport:
     """Agreement, consensus and annotator profiles of the stored dataset; shared, treat as read-only.
 
-    The per-item table is also stored in the workspace as ``agreement_items`` (keyed by the content
-    hash, params method, seed and, for majority vote, tie_break) for other pages and notebooks.
+    Read from the workspace when stored (the scan stores the page's default settings,
+    :data:`labelaudit.agreement.stored.DEFAULT_SETTINGS`, so a first view computes nothing); other
+    settings are computed once and stored (:func:`labelaudit.agreement.stored.stored_report`),
+    with the per-item table as ``agreement_items`` for other pages and notebooks.
     """
     ds = load_workspace_dataset(workspace_root, dataset_hash)
-    ratings = Ratings.from_dataset(ds)
-    probs = None
-    if ds.pred_probs is not None:
-        probs = ds.pred_probs[[ds.id_to_row[i] for i in ratings.item_ids]]
-    report = analyse_annotations(
-        ratings,
-        method=method,
-        seed=seed,
-        tie_break=tie_break,  # type: ignore[arg-type]
-        pred_probs=probs,
+    return stored_report(
+        Workspace(workspace_root), ds, {"method": method, "seed": seed, "tie_break": tie_break}
     )
-    Workspace(workspace_root).save(
-        dataset_hash,
-        "agreement_items",
-        report.items,
-        artifact_params(method, seed, tie_break),
-        ext="parquet",
-    )
-    return report
 
 
 def artifact_params(method: str, seed: int, tie_break: str = "random") -> dict:
     """Params of the stored ``agreement_items`` artifact (tie_break only matters for majority vote)."""
-    return {"method": method, "seed": seed, **({"tie_break": tie_break} if method == "mv" else {})}
+    return settings_params(method, seed, tie_break)
 
 
 def render_no_annotations_note() -> None:

@@ -158,7 +158,7 @@ def run_first_pass(
         progress(f"first pass: {name}", done, total)
 
     opts = first_pass_options(options)
-    res = scan(sample, workspace=ws, progress=step, **opts)
+    res = scan(sample, workspace=ws, progress=step, agreement=False, **opts)
     ws.save(
         ds.content_hash,
         "first_pass",

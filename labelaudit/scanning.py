@@ -15,10 +15,13 @@ Workspace artifacts (see :mod:`labelaudit.workspace`)::
     <text_hash>/clusters-*.npy        int64 (N,), per space, method, K, seed
     <content_hash>/scan_table-*.parquet, scan_clusters-*.parquet, scan_pred_probs-*.npy,
     <content_hash>/scan_meta-*.json   written last: its presence marks a complete scan
+    <content_hash>/agreement_*        with annotations: the Annotators page's default report
+                                      (:mod:`labelaudit.agreement.stored`)
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import dataclass, field
@@ -267,17 +270,22 @@ def scan(
     progress: ProgressFn = no_progress,
     engine: str | Engine | None = None,
     ray_address: str | None = None,
+    agreement: bool = True,
 ) -> ScanResult:
     """Embed, map, cluster and run label-issue detection on ``ds``; cached in ``workspace``.
 
     ``engine``: where the parallel parts run (:mod:`labelaudit.engine`): ``"local"`` (default, this
     process) or ``"ray"`` (a Ray cluster at ``ray_address`` / ``RAY_ADDRESS``, else a local Ray
     runtime). The engine is not part of the cache key: both write the same workspace artifacts.
+    ``agreement``: also store the Annotators page's report when ``ds`` has annotations (the first
+    pass, a sample, leaves it out).
 
     Progress steps: ``embedding`` (rows), ``neighbour graph`` (rows), ``projection`` (3 stages),
     ``clustering``, then those of
-    :func:`labelaudit.detect.detect_label_issues`. A repeat call with the same dataset and
-    parameters reads the stored result (well under 2 s for 10k rows) and recomputes nothing.
+    :func:`labelaudit.detect.detect_label_issues`, then ``agreement`` when the dataset has
+    annotations (the Annotators page's report, stored in the workspace). A repeat call with the
+    same dataset and parameters reads the stored result (well under 2 s for 10k rows) and
+    recomputes nothing.
 
     >>> res = scan(ds, workspace="ws", seed=0)          # doctest: +SKIP
     >>> res.table.columns[:6].tolist()                    # doctest: +SKIP
@@ -314,6 +322,7 @@ def scan(
             detectors=detectors,
             combiner=combiner,
             progress=progress,
+            agreement=agreement,
         )
     finally:
         if eng is not engine:  # made here from a name: release it (a local Ray runtime stops)
@@ -331,6 +340,7 @@ def _scan(
     detectors: list[str] | None,
     combiner: str,
     progress: ProgressFn,
+    agreement: bool = True,
 ) -> ScanResult:
     from labelaudit.clustering import summarise_clusters
 
@@ -363,6 +373,10 @@ def _scan(
         engine=eng,
     )
     timings["detection"] = time.perf_counter() - t
+    if agreement and ws is not None and ds.annotations is not None and not ds.annotations.empty:
+        t = time.perf_counter()
+        _store_agreement(ds, ws, progress)
+        timings["agreement"] = time.perf_counter() - t
     table = pd.DataFrame(
         {
             "id": ds.frame[ID].to_numpy(dtype=object),
@@ -391,6 +405,19 @@ def _scan(
     if ws is not None:
         _store(ds, ws, result)
     return result
+
+
+def _store_agreement(ds: Dataset, ws: Workspace, progress: ProgressFn) -> None:
+    """The Annotators page's first view, stored with the scan (:mod:`labelaudit.agreement.stored`):
+    rater agreement and consensus under its default settings, so that a page view computes nothing.
+    Annotations that cannot be analysed (a DataError) leave it to the page, which says why."""
+    from labelaudit.agreement.stored import stored_report
+    from labelaudit.errors import DataError
+
+    progress("agreement", 0, 1)
+    with contextlib.suppress(DataError, UsageError):
+        stored_report(ws, ds)
+    progress("agreement", 1, 1)
 
 
 def load_cached_scan(

@@ -204,3 +204,66 @@ def test_in_chromium_kappa_hover_and_send_to_review(streamlit_server, page):
     page.wait_for_url("**/review?*", timeout=60_000)  # the page keeps ?dataset= in the URL
     wait_for_app(page)
     assert page.locator("[data-testid='stException']").count() == 0, server.log()
+
+
+@pytest.mark.parametrize("with_probs", [False, True])
+def test_a_stored_report_reads_back_whole(workspace, with_probs):
+    """The report the scan stores (labelaudit.agreement.stored) reads back equal in every part."""
+    from labelaudit import typed_json
+    from labelaudit.agreement.stored import (
+        DEFAULT_SETTINGS,
+        compute_report,
+        load_report,
+        save_report,
+        settings_params,
+    )
+
+    ds = _dataset(with_probs=with_probs)
+    workspace.save_dataset(ds)
+    params = settings_params(**DEFAULT_SETTINGS)
+    assert load_report(workspace, ds, params) is None
+    report = compute_report(ds, **DEFAULT_SETTINGS)
+    save_report(workspace, ds.content_hash, report, params)
+    back = load_report(workspace, ds, params)
+    assert back is not None
+    assert back.method == report.method and back.notes == report.notes
+    assert back.statistics == report.statistics
+    for name in ("items", "annotators", "pairs", "per_class"):
+        pd.testing.assert_frame_equal(getattr(back, name), getattr(report, name), check_dtype=False)
+    np.testing.assert_array_equal(back.confusion, report.confusion)
+    for name in ("posterior", "consensus", "competence", "confusion"):
+        a, b = getattr(back.truth, name), getattr(report.truth, name)
+        assert (a is None) == (b is None), name
+        if a is not None:
+            np.testing.assert_array_equal(a, b)
+    assert typed_json.same(back.truth.details, report.truth.details)
+    assert back.summary_lines() == report.summary_lines()
+    # another dataset (other ratings) does not read it
+    other = _dataset(with_probs=with_probs, annotator_prefix="x_")
+    assert load_report(workspace, other, params) is None
+
+
+def test_the_scan_stores_the_report_so_the_first_view_writes_nothing(workspace, tmp_path):
+    """Issue 16: a page view of stored results computes nothing: after the scan, the Annotators
+    page's first view (a new server process: empty caches) adds no file to the workspace."""
+    from labelaudit.scanning import scan
+
+    ds = _dataset()
+    rng = np.random.default_rng(1)
+    ds.embeddings = rng.normal(size=(ds.n, 8)).astype(np.float32)
+    scan(ds, workspace=workspace, detectors=["knn", "self_confidence"])
+    before = {p: p.stat().st_mtime_ns for p in workspace.root.rglob("*") if p.is_file()}
+    assert any("agreement_report" in p.name for p in before)
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    at.session_state["workspace"] = str(workspace.root)
+    at.session_state["dataset_hash"] = ds.content_hash
+    at.run()
+    assert not at.exception
+    assert at.metric and at.metric[0].label == "Ratings"
+    after = {p: p.stat().st_mtime_ns for p in workspace.root.rglob("*") if p.is_file()}
+    written = sorted(
+        str(p.relative_to(workspace.root))
+        for p in after
+        if before.get(p) != after[p] and "jobs" not in p.parts and "review" not in p.name
+    )
+    assert written == []
