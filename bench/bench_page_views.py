@@ -36,7 +36,7 @@ PORT = 8642
 GOAL_SECONDS = 2.0
 #: The element that makes each page (by its file name) useful, in Streamlit's test ids.
 MAIN = {
-    "data": "[data-testid='stPlotlyChart']",
+    "data": "[data-testid='stVegaLiteChart']",
     "explore": "[data-testid='stPlotlyChart']",
     "label_issues": "[data-testid='stDataFrame']",
     "annotators": "[data-testid='stAlert'], [data-testid='stPlotlyChart']",

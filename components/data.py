@@ -10,7 +10,7 @@ from components import state
 from components.pages import DATA, render_page_link
 from components.text import md_escape
 from labelaudit.dataset import Dataset
-from labelaudit.plots import build_class_balance_figure
+from labelaudit.plots import build_class_balance_spec, build_text_length_spec
 from labelaudit.workspace import Workspace
 
 
@@ -155,8 +155,6 @@ def load_into_session(data: str | Path, *, server_paths: bool = True, **options)
 # --------------------------------------------------------------------------- summary widgets
 def render_dataset_summary(ds: Dataset) -> None:
     """Rows, classes, splits, class balance, text lengths, companions, mapping, warnings."""
-    import plotly.express as px
-
     s = ds.summary()
     cols = st.columns(4)
     cols[0].metric("Rows", f"{s['rows']:,}")
@@ -177,11 +175,10 @@ def render_dataset_summary(ds: Dataset) -> None:
     st.caption(f"Source: {md_escape(ds.source)} · dataset version {ds.content_hash}")
 
     left, right = st.columns(2)
-    left.plotly_chart(build_class_balance_figure(ds.class_counts()), width="stretch")
-    lengths = ds.frame["text"].str.len().rename("characters").to_frame()
-    fig2 = px.histogram(lengths, x="characters", nbins=50, title="Text length")
-    fig2.update_layout(height=340, margin={"t": 40, "b": 10})
-    right.plotly_chart(fig2, width="stretch")
+    balance, balance_spec = build_class_balance_spec(ds.class_counts())
+    left.vega_lite_chart(balance, balance_spec, width="stretch")
+    lengths, lengths_spec = build_text_length_spec(ds.frame["text"].str.len())
+    right.vega_lite_chart(lengths, lengths_spec, width="stretch")
 
     with st.expander("Columns and companions", expanded=True):
         st.dataframe(

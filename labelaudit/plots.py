@@ -195,36 +195,84 @@ def _escaped(names) -> list[str]:
 
 
 # --------------------------------------------------------------------------- data summary
-def build_class_balance_figure(class_counts: pd.Series, *, max_tick_labels: int = 40):
-    """Bars of rows per class, largest first (``class_counts``: class name -> rows, e.g.
-    :meth:`labelaudit.dataset.Dataset.class_counts`). Class names are HTML-escaped: Plotly renders
-    tags in tick labels and hovers, so ``<a href=…>`` would become a live link. Tick labels are
-    hidden past ``max_tick_labels`` classes (the hover names each bar)."""
-    import plotly.graph_objects as go
+# The Data page's charts are Vega-Lite specifications (plain dicts, drawn by st.vega_lite_chart or
+# any Vega-Lite renderer): they need no selection, and Vega-Lite's renderer costs a fresh browser
+# tab a fraction of what Plotly's bundle does (bench/results/page_views.md). Vega draws axis
+# labels as SVG text and its tooltips escape HTML, so data strings go in as they are, never as markup.
+def build_class_balance_spec(
+    class_counts: pd.Series, *, max_tick_labels: int = 40
+) -> tuple[pd.DataFrame, dict]:
+    """(data, Vega-Lite spec): bars of rows per class, largest first (``class_counts``: class name
+    -> rows, e.g. :meth:`labelaudit.dataset.Dataset.class_counts`). Tick labels are hidden past
+    ``max_tick_labels`` classes (the tooltip names each bar). Class names stay plain text.
 
+    >>> data, spec = build_class_balance_spec(pd.Series({"b": 1, "a": 3}))
+    >>> data["class"].tolist(), spec["encoding"]["x"]["sort"]
+    (['a', 'b'], '-y')
+    """
     counts = class_counts.sort_values(ascending=False, kind="stable")
-    names = _escaped(counts.index)
-    fig = go.Figure(
-        go.Bar(
-            x=list(range(len(counts))),
-            y=counts.to_numpy(),
-            customdata=names,
-            hovertemplate="%{customdata}<br>%{y:,} rows<extra></extra>",
-        )
-    )
-    ticks = {"tickmode": "array", "tickvals": list(range(len(counts))), "ticktext": names}
-    fig.update_layout(
-        title={"text": "Class balance"},
-        xaxis={
-            "title": {"text": "class"},
-            **ticks,
-            "showticklabels": len(counts) <= max_tick_labels,
+    data = pd.DataFrame({"class": counts.index.astype(str), "rows": counts.to_numpy()})
+    many = len(data) > max_tick_labels
+    spec = {
+        "title": "Class balance",
+        "height": 300,
+        "mark": {"type": "bar"},
+        "encoding": {
+            "x": {
+                "field": "class",
+                "type": "nominal",
+                "sort": "-y",
+                "axis": {"labels": not many, "ticks": not many, "labelLimit": 160},
+                "title": "class",
+            },
+            "y": {"field": "rows", "type": "quantitative", "title": "rows"},
+            "tooltip": [
+                {"field": "class", "type": "nominal"},
+                {"field": "rows", "type": "quantitative", "format": ","},
+            ],
         },
-        yaxis={"title": {"text": "rows"}},
-        height=340,
-        margin={"t": 40, "b": 10},
+        # SVG: axis labels are DOM text (what the readability and markup checks read)
+        "usermeta": {"embedOptions": {"renderer": "svg"}},
+    }
+    return data, spec
+
+
+def build_text_length_spec(lengths, *, bins: int = 50) -> tuple[pd.DataFrame, dict]:
+    """(data, Vega-Lite spec): a histogram of text lengths in characters, binned here (``bins``
+    bars are sent, not one value per row).
+
+    >>> data, _ = build_text_length_spec([1, 2, 2, 9], bins=4)
+    >>> int(data["rows"].sum())
+    4
+    """
+    v = np.asarray(lengths, dtype=float)
+    v = v[np.isfinite(v)]
+    counts, edges = np.histogram(v, bins=bins) if len(v) else (np.zeros(0), np.zeros(1))
+    data = pd.DataFrame(
+        {"from": edges[:-1], "to": edges[1:], "rows": np.asarray(counts, dtype=np.int64)}
     )
-    return fig
+    spec = {
+        "title": "Text length",
+        "height": 300,
+        "mark": {"type": "bar"},
+        "encoding": {
+            "x": {
+                "field": "from",
+                "type": "quantitative",
+                "bin": {"binned": True},
+                "title": "characters",
+            },
+            "x2": {"field": "to"},
+            "y": {"field": "rows", "type": "quantitative", "title": "rows"},
+            "tooltip": [
+                {"field": "from", "type": "quantitative", "format": ".0f", "title": "from"},
+                {"field": "to", "type": "quantitative", "format": ".0f", "title": "to"},
+                {"field": "rows", "type": "quantitative", "format": ","},
+            ],
+        },
+        "usermeta": {"embedOptions": {"renderer": "svg"}},
+    }
+    return data, spec
 
 
 # --------------------------------------------------------------------------- label issues

@@ -86,13 +86,17 @@ def test_class_names_with_markup_stay_text_on_the_charts(app, page):
     server, h = app
     page.goto(f"{server.url}/?dataset={h}")
     wait_for_app(page)
-    page.locator("[data-testid='stPlotlyChart']").first.wait_for(timeout=60_000)
-    # Before: Plotly turned the class name into a live link on the class-balance axis.
+    chart = page.locator("[data-testid='stVegaLiteChart']").first
+    chart.wait_for(timeout=60_000)
+    chart.locator("svg .mark-text, svg text").first.wait_for(timeout=60_000)
+    # Before: Plotly turned the class name into a live link on the class-balance axis. Vega draws
+    # it as SVG text.
     assert page.locator("a[href*='evil.example']").count() == 0
-    ticks = page.locator("[data-testid='stPlotlyChart'] .xtick text").evaluate_all(
-        "els => els.map(e => e.textContent || '')"
-    )
+    ticks = chart.locator("svg text").evaluate_all("els => els.map(e => e.textContent || '')")
     assert any(EVIL_CLASS in t for t in ticks), ticks
+    # its tooltip shows the name as text too
+    chart.locator("svg path").first.hover()
+    assert page.locator("a[href*='evil.example']").count() == 0
 
 
 def test_an_unknown_page_says_so_and_there_is_no_deploy_button(app, page):
