@@ -307,6 +307,8 @@ def scan(
         ws.save_dataset(ds)
         cached = _load(ds, ws, params)
         if cached is not None:
+            if agreement:  # a scan stored before the report was part of it
+                _store_agreement(ds, ws, progress)
             return cached
     from labelaudit.engine import get_engine
 
@@ -411,9 +413,18 @@ def _store_agreement(ds: Dataset, ws: Workspace, progress: ProgressFn) -> None:
     """The Annotators page's first view, stored with the scan (:mod:`labelaudit.agreement.stored`):
     rater agreement and consensus under its default settings, so that a page view computes nothing.
     Annotations that cannot be analysed (a DataError) leave it to the page, which says why."""
-    from labelaudit.agreement.stored import stored_report
+    from labelaudit.agreement.stored import (
+        DEFAULT_SETTINGS,
+        has_report,
+        settings_params,
+        stored_report,
+    )
     from labelaudit.errors import DataError
 
+    if ds.annotations is None or ds.annotations.empty:
+        return
+    if has_report(ws, ds.content_hash, settings_params(**DEFAULT_SETTINGS)):
+        return
     progress("agreement", 0, 1)
     with contextlib.suppress(DataError, UsageError):
         stored_report(ws, ds)

@@ -267,3 +267,8 @@ def test_the_scan_stores_the_report_so_the_first_view_writes_nothing(workspace, 
         if before.get(p) != after[p] and "jobs" not in p.parts and "review" not in p.name
     )
     assert written == []
+    # a scan stored before the report was part of it: scanning again stores the report
+    for p in workspace.root.rglob("agreement_*"):
+        p.unlink()
+    scan(ds, workspace=workspace, detectors=["knn", "self_confidence"])
+    assert any(workspace.root.rglob("agreement_report-*.json"))

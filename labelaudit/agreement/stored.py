@@ -106,6 +106,11 @@ def save_report(
     ws.save(content_hash, "agreement_report", meta, key, ext="json")  # last: marks it complete
 
 
+def has_report(ws: Workspace, content_hash: str, params: dict[str, Any]) -> bool:
+    """Whether a report for ``params`` is stored under ``content_hash`` (nothing is read)."""
+    return ws.has(content_hash, "agreement_report", _key(params), ext="json")
+
+
 def load_report(ws: Workspace, ds: Dataset, params: dict[str, Any]) -> AgreementReport | None:
     """The report stored for ``ds`` and ``params``, or None when there is none (or it does not fit
     the dataset's ratings any more)."""
