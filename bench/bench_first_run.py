@@ -233,6 +233,15 @@ def scan_part(args) -> list[str]:
         + " |",
         *full_rows,
         f"| estimate shown before the start ({source}) | {estimate:,.0f} s |",
+        *(
+            []
+            if partial or not estimate
+            else [
+                f"| estimate / measured (goal within ±{jobs.ESTIMATE_TOLERANCE:.0%} on a quiet "
+                f"machine) | {estimate / stored:.2f} "
+                f"({'within' if abs(estimate / stored - 1) <= jobs.ESTIMATE_TOLERANCE else 'outside'}) |"
+            ]
+        ),
         f"| page view of the first pass (`load_first_pass`, after the imports above) | {page['fp_s']:.2f} s |",
         "",
         "Steps are the job's own status file (`<workspace>/jobs/*.json`): a step lasts from its first "

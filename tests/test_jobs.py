@@ -68,7 +68,7 @@ def test_inline_job_stores_the_scan_once_and_times_the_estimate(fakes, tmp_path,
     ws = Workspace(tmp_path / "ws")
     ds = topic_dataset()
     rough, source = jobs.estimate(ws, ds.n)
-    assert rough > 0 and "rough" in source
+    assert rough > 0 and "quiet 2-core machine" in source
     st = jobs.start_scan(ws, ds, OPTIONS)
     assert st is not None and st.state == COMPLETE
     assert load_cached_scan(ds, workspace=ws, **OPTIONS) is not None
@@ -205,3 +205,19 @@ def test_labelaudit_app_starts_the_scan_before_the_server(fakes, tmp_path, monke
     app._start_scan(ws, ds)
     assert jobs.read_status(ws, ds, DEFAULT_OPTIONS).state == COMPLETE
     assert "scan: stored" in capsys.readouterr().out
+
+
+def test_the_estimate_is_the_measured_job_scaled_per_row(tmp_path):
+    """Before any scan: the quiet machine's measured job (bench/results/first_run.md: the sample's
+    13,083 rows in 119.6 s); after one: this workspace's last complete job, its whole wall time
+    (first pass included) per row. A failed or running job is no guide."""
+    ws = Workspace(tmp_path / "ws")
+    seconds, source = jobs.estimate(ws, 13_083)
+    assert abs(seconds - 119.6) < 0.5 and "measured" in source
+    (ws.root / "jobs").mkdir(parents=True)
+    done = JobStatus(state=COMPLETE, started=1000.0, updated=1100.0, n_rows=1_000)
+    jobs._write_status(ws.root / "jobs" / "scan-a-b.json", done)
+    failed = JobStatus(state=jobs.FAILED, started=1000.0, updated=1001.0, n_rows=1_000)
+    jobs._write_status(ws.root / "jobs" / "scan-c-d.json", failed)
+    seconds, source = jobs.estimate(ws, 2_000)
+    assert seconds == pytest.approx(200.0) and "1,000 rows here" in source
