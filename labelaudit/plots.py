@@ -276,6 +276,13 @@ def build_text_length_spec(lengths, *, bins: int = 50) -> tuple[pd.DataFrame, di
 
 
 # --------------------------------------------------------------------------- label issues
+#: Tick label font of the confusion figure (px), the pixels per row of it, and the number of
+#: classes above which its predicted-label ticks alternate between a bottom and a top axis.
+CONFUSION_TICK_FONT = 10
+CONFUSION_ROW_PX = 15
+CONFUSION_STAGGER_FROM = 30
+
+
 def build_confusion_figure(counts: np.ndarray, classes: list[str]):
     """Given (rows) against predicted (columns) labels as squares on a grid, one per non-empty cell;
     colour by log(1 + rows), red edge off the diagonal.
@@ -316,15 +323,48 @@ def build_confusion_figure(counts: np.ndarray, classes: list[str]):
             },
         )
     )
-    ticks = {"tickmode": "array", "tickvals": list(range(k)), "ticktext": names}
+    font = {"size": CONFUSION_TICK_FONT}
+    ticks = {"tickmode": "array", "tickvals": list(range(k)), "ticktext": names, "tickfont": font}
+    xrange = [-0.5, k - 0.5]
+    if k > CONFUSION_STAGGER_FROM:
+        # Many classes: the predicted labels alternate between the bottom axis (even columns) and
+        # a top one (odd columns), so each axis has twice the room per label and none covers its
+        # neighbour; every label is still drawn (and the hover names each cell).
+        even, odd = list(range(0, k, 2)), list(range(1, k, 2))
+        xaxis = {
+            **ticks,
+            "tickvals": even,
+            "ticktext": [names[i] for i in even],
+            "title": "predicted label",
+            "range": xrange,
+            "tickangle": -90,
+        }
+        fig.add_trace(  # an empty trace on the top axis, so that Plotly draws it
+            go.Scatter(x=[], y=[], xaxis="x2", showlegend=False, hoverinfo="skip")
+        )
+        xaxis2 = {
+            **ticks,
+            "tickvals": odd,
+            "ticktext": [names[i] for i in odd],
+            "overlaying": "x",
+            "matches": "x",
+            "side": "top",
+            "range": xrange,
+            "tickangle": -90,
+        }
+    else:
+        xaxis, xaxis2 = {"title": "predicted label", **ticks, "range": xrange}, None
     fig.update_layout(
-        xaxis={"title": "predicted label", **ticks, "range": [-0.5, k - 0.5]},
+        xaxis=xaxis,
         yaxis={"title": "given label", **ticks, "autorange": "reversed"},
-        height=max(380, min(1200, 18 * k + 180)),
+        # a row per label, each at least a label's height (no cap: the page scrolls)
+        height=max(380, CONFUSION_ROW_PX * k + 260),
         margin={"l": 10, "r": 10, "t": 40, "b": 10},  # top margin: room for the modebar
         dragmode="select",
         clickmode="event+select",
     )
+    if xaxis2 is not None:
+        fig.update_layout(xaxis2=xaxis2)
     return fig
 
 
