@@ -124,6 +124,8 @@ ISSUES_NEIGHBOURS = "issue_neighbours"
 ISSUES_NOISE_MATRIX = "noise_matrix"
 ISSUES_PER_CLASS = "issues_per_class"
 ISSUES_PAIRS = "issues_pairs"
+#: Label issues page: which matrix is drawn (given vs predicted, noise, per class).
+ISSUES_MATRIX_VIEW = "issues_matrix_view"
 
 #: Annotators page elements.
 ANNOTATORS_KAPPA = "kappa_heatmap"

@@ -11,6 +11,7 @@ from components.dynamics import (
     dynamics_view,
     require_prepared,
 )
+from components.label_issues import MAX_TABLE_ROWS
 from components.review import send_to_review
 from components.scan import cached_scan, selection_ids
 from labelaudit.dynamics import AMBIGUOUS_FRACTION, HARD_CONFIDENCE, REGIONS
@@ -95,8 +96,16 @@ cols = [
 ]
 shown = table.iloc[rows][cols].sort_values("confidence", kind="stable")
 st.subheader(f"{'Selected' if picked else 'Rows in view'} ({len(shown):,}, least confident first)")
+# A table element holds every row it is sent: at most MAX_TABLE_ROWS of them (the least confident);
+# "Send to review" still takes them all.
+drawn = shown.head(MAX_TABLE_ROWS)
+if len(shown) > MAX_TABLE_ROWS:
+    st.caption(
+        f"Showing the {MAX_TABLE_ROWS:,} least confident of {len(shown):,} rows; pick regions or "
+        "drag a box on the map to narrow."
+    )
 pick = st.dataframe(
-    shown,
+    drawn,
     hide_index=True,
     width="stretch",
     on_select="rerun",
@@ -111,7 +120,7 @@ pick = st.dataframe(
 )
 chosen = pick.selection.rows if pick is not None and hasattr(pick, "selection") else []
 if chosen:
-    ss[state.DYNAMICS_ROW] = str(shown["id"].iloc[chosen[0]])
+    ss[state.DYNAMICS_ROW] = str(drawn["id"].iloc[chosen[0]])
 b1, b2 = st.columns(2)
 if b1.button(
     f"Send these {len(shown):,} rows to review", icon=":material/rule:", key=state.DYNAMICS_SEND

@@ -92,10 +92,12 @@ if skipped:
     st.caption("Not run: " + "; ".join(f"{k} ({v})" for k, v in skipped.items()))
 
 # ----------------------------------------------------------------------------- filters
-f1, f2, f3, f4 = st.columns([2, 1, 2, 2])  # wide enough for the toggle label in one line
-classes = f1.multiselect(
+# The class filter has a row of its own: its options are as wide as the widget, and the longest
+# BANKING77 name (48 characters) was cut off in a quarter of the page (tests/test_readability_browser.py).
+classes = st.multiselect(
     "Given label", ds.classes, key=state.ISSUES_CLASSES, placeholder="all classes"
 )
+f2, f3, f4 = st.columns([1, 2, 2])  # wide enough for the toggle label in one line
 clusters = []
 if "cluster" in table:
     clusters = f2.multiselect(
@@ -142,10 +144,20 @@ if learnt is not None:
     st.caption(learnt[1])
 
 # ----------------------------------------------------------------------------- matrices
-tab_confusion, tab_noise, tab_classes = st.tabs(
-    ["Given vs predicted", "Estimated noise matrix", "Issues per class"]
+# One view at a time (not st.tabs, which draws all three): each is a Plotly chart of K x K cells,
+# and a page view pays for every chart it draws (bench/results/page_views.md).
+MATRIX_VIEWS = ["Given vs predicted", "Estimated noise matrix", "Issues per class"]
+matrix_view = (
+    st.segmented_control(
+        "Matrix",
+        MATRIX_VIEWS,
+        default=MATRIX_VIEWS[0],
+        key=state.ISSUES_MATRIX_VIEW,
+        label_visibility="collapsed",
+    )
+    or MATRIX_VIEWS[0]
 )
-with tab_confusion:
+if matrix_view == MATRIX_VIEWS[0]:
     if det.pred_probs is None:
         st.info("This scan kept no predicted probabilities.")
     else:
@@ -206,7 +218,7 @@ with tab_confusion:
             width="stretch",
             config={"scrollZoom": True},
         )
-with tab_noise:
+elif matrix_view == MATRIX_VIEWS[1]:
     render_noise_matrix(details.get("noise_matrix"), ds.classes)
-with tab_classes:
+else:
     render_issues_per_class(details.get("issues_per_class", {}), ds.class_counts())
