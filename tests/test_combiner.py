@@ -547,3 +547,34 @@ def test_flag_precision_says_when_it_cannot_be_estimated():
     assert q is not None and ((q >= 0) & (q <= 1)).all()
     # no noise at all: no row is wrong
     assert error_probability(given, probs, np.eye(probs.shape[1])).max() == 0.0
+
+
+def test_similar_class_weights_deterministic_and_invariant_to_row_order():
+    from labelaudit.detectors.combiner import learn_combination, quality_score
+
+    results, _, given, probs = _family_case(2, "nearest")
+    first = learn_combination(results, labels=given, probs=probs, reference_probs=probs, seed=1)
+    again = learn_combination(results, labels=given, probs=probs, reference_probs=probs, seed=1)
+    assert first.similar_class_errors and first.weights == again.weights
+    perm = np.random.default_rng(11).permutation(len(given))
+    shuffled = {
+        n: DetectorResult(
+            n,
+            r.score[perm],
+            r.is_issue[perm],
+            r.suggested_label[perm],
+            r.suggested_prob[perm],
+            [""] * len(perm),
+            r.details,
+        )
+        for n, r in results.items()
+    }
+    moved = learn_combination(
+        shuffled, labels=given[perm], probs=probs[perm], reference_probs=probs[perm], seed=1
+    )
+    assert moved.similar_class_errors
+    assert moved.error_structure is not None and first.error_structure is not None
+    assert moved.error_structure.share_next == pytest.approx(first.error_structure.share_next)
+    for n in results:
+        assert moved.weights[n] == pytest.approx(first.weights[n], abs=1e-9)
+    assert np.allclose(quality_score(shuffled, moved), quality_score(results, first)[perm])
