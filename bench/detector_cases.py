@@ -4,7 +4,8 @@ errors, and optionally strong given probabilities. Detector outputs are cached p
 be compared without rerunning the detectors.
 
 Cases (every one has a truth vector except the SMS control):
-- ``banking-{train,test}-{uniform,nearest}-{5,10}``: BANKING77 with planted flips, no probabilities;
+- ``banking-{train,test}-{uniform,nearest}-{5,10}``: BANKING77 with planted flips, no probabilities
+  (and ``banking-test-...-{2,15}``, the fresh cases: built once the combiner's rules were frozen);
   ``...+probs``: the same labels with strong given probabilities (5-fold out-of-fold logistic
   regression on TF-IDF word and character n-grams plus the sentence embeddings, fitted here on the
   noisy labels), the embedding detectors' outputs reused (they never read the given probabilities).
@@ -240,6 +241,13 @@ def case_names() -> list[str]:
         for kind in ("uniform", "nearest"):
             for rate in (5, 10):
                 names += [f"banking-{split}-{kind}-{rate}", f"banking-{split}-{kind}-{rate}+probs"]
+    # fresh cases: other flip rates, built after the similar-class rule was frozen
+    fresh = [
+        f"banking-test-{kind}-{rate}{given}"
+        for rate in (2, 15)
+        for kind in ("uniform", "nearest")
+        for given in ("", "+probs")
+    ]
     strong = [
         f"banking-test-{kind}-{rate}+cleanprobs"
         for kind in ("nearest", "uniform")
@@ -252,7 +260,7 @@ def case_names() -> list[str]:
         "sms-control",
         "sms-control+probs",
     ]
-    return names + strong + sms
+    return names + fresh + strong + sms
 
 
 def get_case(name: str, *, detectors: list[str] | None = None, version: str = "v1") -> Case:
