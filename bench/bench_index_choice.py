@@ -28,6 +28,10 @@ searched exactly, :mod:`labelaudit.neighbours`):
   :func:`labelaudit.neighbours.graph_from_index`: lost searches redone exactly, exact re-scoring,
   island rows searched exactly), one index, every NPROBE in turn; the stages timed apart.
 
+- ``--real EMB.npy``: instead of the synthetic data, stored sentence embeddings (e.g. a scan's
+  ``embeddings-*.npy`` of the bundled sample): recall@10 and CPU-seconds of the exact graph, the
+  library's IVF path at each ``--library`` nprobe and its HNSW path (no labels: no AP).
+
 The exact graph is cached next to the data (``--data``), so a second run with other settings only
 builds the indexes; its time is the one measured when it was built (recorded in the JSON).
 ``--faiss`` needs faiss-cpu in the venv (not a labelaudit dependency); it was the library compared
@@ -244,6 +248,61 @@ def library_ivf(args, x, noisy, flipped, ex_rows, ex_ap, ex_cpu, ex_sec, ex_det,
         Path(args.json).write_text(json.dumps(raw, indent=1) + "\n")
 
 
+def real_embeddings(args) -> int:
+    """``--real``: exact, the library's IVF at each nprobe and its HNSW path on stored embeddings."""
+    from labelaudit import neighbours as nb
+
+    x = nb.normalise_rows(np.load(args.real, mmap_mode="r"))
+    n = len(x)
+    started = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    clock = Clock()
+    ex_rows, _ = clock("exact", lambda: nb.exact_neighbours(x, k=K))
+    res: dict = {
+        "rows": n,
+        "embeddings": Path(args.real).name,
+        "started": started,
+        "machine": machine(),
+        "threads": args.threads,
+        "command": f".venv/bin/python -m bench.bench_index_choice --real {Path(args.real).name} "
+        f"--library {args.library} --threads {args.threads}",
+        "exact": {"wall_seconds": clock.wall["exact"], "cpu_seconds": clock.cpu["exact"]},
+        "ivf": [],
+    }
+    index = clock("ivf_build", lambda: nb.ivf_index(x, seed=0, num_threads=args.threads))
+    for nprobe in (int(v) for v in (args.library or "6").split(",")):
+        index.nprobe = nprobe
+        c = Clock()
+        rows, _ = c("graph", lambda: nb.graph_from_index(index, x, K, num_threads=args.threads))
+        cpu = clock.cpu["ivf_build"] + c.cpu["graph"]
+        res["ivf"].append(
+            {
+                "cells": index.cells,
+                "nprobe": nprobe,
+                "cpu_seconds": round(cpu, 2),
+                "wall_seconds": round(clock.wall["ivf_build"] + c.wall["graph"], 2),
+                "recall_at_10": round(recall(rows, ex_rows), 4),
+                "cpu_speedup_over_exact": round(clock.cpu["exact"] / cpu, 2),
+                "load_average_after": [round(v, 1) for v in os.getloadavg()],
+            }
+        )
+        print(json.dumps(res["ivf"][-1]), flush=True)
+    c = Clock()
+    rows, _ = c("hnsw", lambda: nb.hnsw_neighbours(x, k=K, num_threads=args.threads))
+    res["hnsw"] = {
+        "setting": [nb.HNSW_M, nb.HNSW_EF_CONSTRUCTION, nb.HNSW_EF_SEARCH],
+        "cpu_seconds": c.cpu["hnsw"],
+        "wall_seconds": c.wall["hnsw"],
+        "recall_at_10": round(recall(rows, ex_rows), 4),
+        "cpu_speedup_over_exact": round(clock.cpu["exact"] / c.cpu["hnsw"], 2),
+        "load_average_after": [round(v, 1) for v in os.getloadavg()],
+    }
+    print(json.dumps(res["hnsw"]), flush=True)
+    raw = json.loads(Path(args.json).read_text()) if Path(args.json).exists() else {}
+    raw[f"real@{n}"] = res
+    Path(args.json).write_text(json.dumps(raw, indent=1) + "\n")
+    return 0
+
+
 def exact_graph(folder: Path, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     from labelaudit.neighbours import exact_neighbours
 
@@ -286,7 +345,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--data", default=str(Path(tempfile.gettempdir()) / "labelaudit_bench_scale"))
     ap.add_argument("--json", default=str(ROOT / "bench" / "results" / "scale_index.json"))
+    ap.add_argument("--real", default="", help="EMB.npy: stored sentence embeddings (recall only)")
     args = ap.parse_args(argv)
+    if args.real:
+        return real_embeddings(args)
 
     from labelaudit.neighbours import graph_from_index, hnsw_index, island_rows
 

@@ -424,6 +424,21 @@ class IVFIndex:
         return labels.astype(np.int64)
 
 
+def _faiss() -> Any:
+    try:
+        import faiss
+    except ImportError:
+        from labelaudit.errors import UsageError
+
+        raise UsageError(
+            "the neighbour graph of more than "
+            f"{EXACT_MAX_ROWS:,} rows uses faiss-cpu, which is not installed here: "
+            "pip install faiss-cpu (a labelaudit dependency; make install installs it), "
+            "or pass method='exact' or 'hnsw'"
+        ) from None
+    return faiss
+
+
 def _ivf_from_bytes(data: np.ndarray, nprobe: int) -> IVFIndex:
     import faiss
 
@@ -440,8 +455,9 @@ def ivf_index(
     progress: ProgressFn = no_progress,
 ) -> IVFIndex:
     """An IVF index over the unit rows ``x``: k-means cells trained on a seeded sample of
-    :data:`IVF_TRAIN_PER_CELL` rows per cell, then every row added in chunks (labels = row numbers)."""
-    import faiss
+    :data:`IVF_TRAIN_PER_CELL` rows per cell, then every row added in chunks (labels = row numbers).
+    Raises UsageError naming the package when faiss-cpu is not installed."""
+    faiss = _faiss()
 
     n, d = x.shape
     nlist = min(cells or ivf_cells(n), max(n, 1))

@@ -87,6 +87,19 @@ def test_ivf_searches_that_come_back_short_are_searched_exactly():
     assert (rows >= 0).all() and not (rows == np.arange(2000)[:, None]).any()
 
 
+def test_a_missing_faiss_is_named_with_the_install_command(monkeypatch):
+    import sys
+
+    from labelaudit.errors import UsageError
+
+    monkeypatch.setitem(sys.modules, "faiss", None)  # import faiss raises ImportError
+    x, _ = clustered(50)
+    with pytest.raises(
+        UsageError, match="faiss-cpu, which is not installed.*pip install faiss-cpu"
+    ):
+        build_neighbour_graph(x, k=3, method="ivf")
+
+
 def test_ivf_index_survives_pickling_with_the_same_graph():
     # the Ray engine broadcasts the index through the object store (pickled)
     import pickle
