@@ -26,7 +26,8 @@ end) belongs to that part alone):
 - ``exact_vs_hnsw``: the kNN detector on the exact graph against the approximate graph (IVF;
   ``BENCH_SCALE_METHOD=hnsw``: HNSW), graph build included (time, CPU-s, recall, AP).
 - ``oof``: out-of-fold logistic regression (5 folds) against one bare sklearn fit of the same size.
-- ``ray``: the same scan on the local engine and on the Ray engine (a local 2-worker-node cluster).
+- ``ray``: the same scan on the local engine and on the Ray engine (a local cluster: a head that only
+  schedules, then one worker node of 1 CPU, then a second one: the speed-up per added worker).
 """
 
 from __future__ import annotations
@@ -532,16 +533,32 @@ def part_ray(folder: Path, n: int) -> dict:
     )
     c = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
     try:
-        for _ in range(2):
-            c.add_node(num_cpus=1)
+        c.add_node(num_cpus=1)
         c.wait_for_nodes()
         eng = get_engine("ray", address=c.address)
+        one = step(
+            out,
+            "ray_engine_scan_1_worker",
+            lambda: scan(ds, workspace=tmp / "r1", detectors=detectors, engine=eng),
+        )
+        c.add_node(num_cpus=1)  # the second worker node: the speed-up per added worker
+        c.wait_for_nodes()
         remote = step(
             out,
             "ray_engine_scan_2_workers",
             lambda: scan(ds, workspace=tmp / "r", detectors=detectors, engine=eng),
         )
         eng.close()
+        out["same_flags_1_worker"] = bool(
+            (
+                one.table["is_label_issue"].to_numpy() == remote.table["is_label_issue"].to_numpy()
+            ).all()
+        )
+        out["speedup_2_workers_over_1"] = round(
+            out["ray_engine_scan_1_worker"]["seconds"]
+            / out["ray_engine_scan_2_workers"]["seconds"],
+            3,
+        )
     finally:
         ray.shutdown()
         c.shutdown()
