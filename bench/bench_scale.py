@@ -213,7 +213,8 @@ def part_graph(folder: Path, n: int) -> dict:
         rows = q[s : s + 25]
         sims = x[rows] @ x.T
         sims[np.arange(len(rows)), rows] = -np.inf
-        exact.extend(np.argpartition(-sims, 10, axis=1)[:, :10])
+        # a copy: a view would keep each 25 x N int64 partition alive (8 GB at 1M rows)
+        exact.extend(np.argpartition(-sims, 10, axis=1)[:, :10].copy())
 
     def recall_of(found) -> float:
         return round(
