@@ -25,7 +25,13 @@ from components.store import get_store, render_pending
 from components.text import md_escape
 from labelaudit.dataset import LABEL, Dataset
 from labelaudit.errors import DataError, StoreError, UsageError
-from labelaudit.review.export import cleaned_dataset, decision_log, to_csv_bytes, to_parquet_bytes
+from labelaudit.review.export import (
+    check_export,
+    cleaned_dataset,
+    decision_log,
+    to_csv_bytes,
+    to_parquet_bytes,
+)
 from labelaudit.review.identity import Identity
 from labelaudit.review.live import LiveQueue, positions_of
 from labelaudit.review.queue import (
@@ -546,8 +552,18 @@ def render_bulk(
                 st.rerun()
 
 
-def render_export(store: ReviewStore, ds: Dataset, workspace_root: str) -> None:
-    """Download buttons: cleaned dataset (CSV, Parquet) and the decision log."""
+def render_export(store: ReviewStore, ds: Dataset, workspace_root: str, who: Identity) -> None:
+    """Download buttons: cleaned dataset (CSV, Parquet) and the decision log, for a lead only.
+
+    The rule is the library's (:func:`~labelaudit.review.export.check_export`, as for the CLI's
+    ``labelaudit export --as``), checked here and again when a button builds its file, not left to
+    the page: ``who`` comes from :func:`components.login.render_identity`, which derives the role
+    on every run and never reads it from the URL or the session state."""
+    try:
+        check_export(store, ds.content_hash, who)
+    except UsageError as e:
+        st.caption(md_escape(f"Export: {e}. A lead exports the reviewed dataset."))
+        return
     with st.expander("Export"):
         removed = st.radio(
             "Removed rows",
@@ -562,6 +578,7 @@ def render_export(store: ReviewStore, ds: Dataset, workspace_root: str) -> None:
             # Built when the button is clicked, from the decisions as they are then: decisions made
             # in the item fragment since this part of the page was drawn are included.
             def build() -> bytes:
+                check_export(store, h, who)  # the file is built for the identity drawn with it
                 latest = max(store.latest_decision_ids(h).values(), default=0)
                 return export_bytes(workspace_root, h, store.url, latest, removed)[kind]
 

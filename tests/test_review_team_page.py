@@ -251,3 +251,38 @@ def test_a_signed_in_user_is_recorded_as_oidc_and_typed_names_are_refused(scanne
     log = store.log(h)
     assert log["reviewer"].tolist() == ["lea@example.com"]
     assert log["auth"].tolist() == ["oidc"] and log["role"].tolist() == ["lead"]
+
+
+def _export_script(ws_root: str, h: str, name: str, role: str) -> None:
+    """The Review page's export component on its own, for the identity given (AppTest script)."""
+    from components.review import render_export
+    from components.store import workspace_store
+    from labelaudit.review.identity import Identity
+    from labelaudit.workspace import Workspace
+
+    render_export(
+        workspace_store(ws_root),
+        Workspace(ws_root).load_dataset(h),
+        ws_root,
+        Identity(name, auth="typed", role=role),  # type: ignore[arg-type]
+    )
+
+
+@pytest.mark.parametrize(("name", "role", "downloads"), [("bo", "reviewer", 0), ("lea", "lead", 3)])
+def test_the_export_component_itself_refuses_a_reviewer(scanned, name, role, downloads):
+    """The rule is the library's check_export inside the component, not only the page's `if`:
+    a reviewer gets no download button even with the export's widget keys and a role in the
+    session state and the URL."""
+    ws, ds, h, store = scanned
+    at = AppTest.from_function(
+        _export_script, args=(str(ws.root), h, name, role), default_timeout=60
+    )
+    at.session_state["export_removed"] = "flag"
+    at.session_state["download_csv"] = True
+    at.session_state["role"] = "lead"
+    at.query_params["role"] = "lead"
+    at.run()
+    assert not at.exception, at.exception
+    assert len(at.get("download_button")) == downloads
+    if not downloads:
+        assert "only a lead can export the reviewed dataset; bo is a reviewer" in texts(at)

@@ -154,5 +154,5 @@ render_grid(store, ds, who, plan, scan)
 
 if who.is_lead:
     render_bulk(store, ds, who, queue_ids=list(order), source=source, scan_table=table)
-    render_export(store, ds, ws_root)
+    render_export(store, ds, ws_root, who)
     render_labelstudio(store, ds, who, ws_root, scan, order)
