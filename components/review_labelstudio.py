@@ -143,6 +143,8 @@ def _pull(conn, store, ds, who, workspace_root, project) -> None:
         ss[state.REVIEW_LS_FLASH] = Outcome("error", f"Nothing pulled: {e}")
         return
     text = res.summary().capitalize() + "."
-    if res.conflicts:
-        text += " " + " ".join(c.describe() + "." for c in res.conflicts[:20])
-    ss[state.REVIEW_LS_FLASH] = Outcome("conflict" if res.conflicts else "saved", text)
+    notes = [c.describe() for c in res.conflicts] + [h.describe() for h in res.held]
+    if notes:
+        text += " " + " ".join(n + "." for n in notes[:20])
+    warn = res.conflicts or res.held
+    ss[state.REVIEW_LS_FLASH] = Outcome("conflict" if warn else "saved", text)

@@ -65,7 +65,8 @@ class FakeServer(LabelStudioConnection):
                 for t in self.tasks.values()
                 if t["project"] == payload["project"] and t["annotations"]
             ]
-            return {"tasks": tasks, "users": {"1": "admin@example.com", "2": "bo@example.com"}}
+            users = {"1": "admin@example.com", "2": "bo@example.com", "3": "cy@example.com"}
+            return {"tasks": tasks, "users": users}
         raise AssertionError(op)
 
     def annotate(
@@ -477,3 +478,75 @@ def test_an_overlap_item_reviewed_in_both_places_is_a_conflict(server, ds, store
     row = pairs.loc["r1"]
     ratings = {row["reviewer_a"]: row["rating_a"], row["reviewer_b"]: row["rating_b"]}
     assert ratings.get("bo@example.com") == "a"  # the edit superseded the first review ("c")
+
+
+def test_a_third_persons_label_does_not_end_a_double_review(server, ds, store, tmp_path):
+    """An overlap item annotated in Label Studio by someone who holds no slot on it is not taken:
+    not a decision (which would end the blind double review before the two holders are compared)
+    and not a blind review; it is reported, and the holders' reviews settle the item as usual."""
+    items = ["r0", "r1"]
+    book = _assign(store, ds, items, ["bo@example.com", "admin@example.com"], 1.0)
+    r = _push(server, ds, store, tmp_path)
+    tasks = dict(zip(["r0", "r1", "r2", "r3"], r.task_ids, strict=True))
+    server.annotate(tasks["r0"], "c", user=3)  # cy holds nothing
+    server.annotate(tasks["r1"], "b", user=2)  # bo holds r1: his blind review
+    res = pull_decisions(server, ds, store, project=r.project, workspace=tmp_path / "ws")
+    assert res.saved == [] and [o.review.item_id for o in res.blind] == ["r1"]
+    (held,) = res.held
+    assert (held.item_id, held.labelstudio_user, held.labelstudio_label, held.overlap) == (
+        "r0",
+        "cy@example.com",
+        "c",
+        True,
+    )
+    assert set(held.holders) == {"bo@example.com", "admin@example.com"}
+    assert "1 not taken" in res.summary() and "1 of them overlap items" in res.summary()
+    assert "reviewed twice, blind, by" in held.describe()
+    assert store.latest_decision_ids(ds.content_hash) == {}  # r0 is not decided
+    assert team.blind_head(store, ds.content_hash, "r0", 0) is None
+    assert team.blind_head(store, ds.content_hash, "r0", 1) is None
+    # the two holders still review r0 blind, and their pair is what counts
+    for who, action, new in (("bo@example.com", "keep", None), ("admin@example.com", "keep", None)):
+        out = team.record_blind(
+            store,
+            dataset_version=ds.content_hash,
+            item_id="r0",
+            slot=book.slot_of("r0", who).slot,
+            identity=Identity(who, auth="oidc", subject=f"https://idp|{who}"),
+            action=action,
+            old_label="a",
+            new_label=new,
+            seen_blind_id=None,
+            seen_decision_id=None,
+        )
+    assert out.status == "agreed" and out.consensus.capacity == "consensus"
+    # a later pull does not overwrite the consensus with cy's label: reported as a conflict
+    again = pull_decisions(server, ds, store, project=r.project, workspace=tmp_path / "ws")
+    assert again.saved == [] and [c.item_id for c in again.conflicts] == ["r0"]
+    assert store.current(ds.content_hash).set_index("item_id").loc["r0", "action"] == "keep"
+
+
+def test_a_single_item_held_by_another_is_taken_once_the_assignment_is_closed(
+    server, ds, store, tmp_path
+):
+    book = _assign(store, ds, ["r0", "r1"], ["bo@example.com"], 0.0)
+    r = _push(server, ds, store, tmp_path)
+    server.annotate(r.task_ids[0], "c", user=3)  # cy, on bo's item
+    res = pull_decisions(server, ds, store, project=r.project, workspace=tmp_path / "ws")
+    (held,) = res.held
+    assert held.holders == ("bo@example.com",) and not held.overlap
+    assert "assigned to bo@example.com" in held.describe() and res.saved == []
+    assert (
+        team.team_overview(store, ds.content_hash)
+        .set_index("reviewer")
+        .loc["bo@example.com", "decided"]
+        == 0
+    )
+    # still not taken on the next pull (not remembered as taken while held)
+    assert len(pull_decisions(server, ds, store, project=r.project, workspace=tmp_path / "ws").held)
+    (aid,) = book.assignments["assignment_id"].tolist()
+    team.close_assignment(store, dataset_version=ds.content_hash, assignment_id=int(aid), lead=LEAD)
+    res = pull_decisions(server, ds, store, project=r.project, workspace=tmp_path / "ws")
+    assert res.held == [] and [(d.item_id, d.reviewer) for d in res.saved] == [
+        ("r0", "cy@example.com")
+    ]

@@ -169,6 +169,8 @@ def _pull(conn, args: argparse.Namespace) -> int:
         print(res.summary())
         for c in res.conflicts:
             print(f"conflict: {c.describe()}")
+        for h in res.held:
+            print(f"held: {h.describe()}")
     finally:
         store.close()
     return 0

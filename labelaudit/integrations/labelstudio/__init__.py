@@ -19,6 +19,7 @@ from labelaudit.integrations.labelstudio.export import (
     parse_export,
 )
 from labelaudit.integrations.labelstudio.sync import (
+    PullHeld,
     PullResult,
     PushResult,
     pull_decisions,
@@ -30,6 +31,7 @@ __all__ = [
     "ClassificationConfig",
     "LabelStudioConnection",
     "LabelStudioError",
+    "PullHeld",
     "PullResult",
     "PushResult",
     "classification_config_xml",

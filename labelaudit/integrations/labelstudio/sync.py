@@ -13,7 +13,10 @@ subject), with the Review page's rule: an item decided in labelaudit after it wa
 the last pull) and also in Label Studio is a *conflict*: reported, never overwritten. A decision on
 an overlap item the same person holds in an open assignment is their *blind* review of it
 (:func:`labelaudit.review.team.record_blind`), so it counts for their assignment, their progress and
-the agreement exactly as one made on the Review page. Everything that can fail (the server, the
+the agreement exactly as one made on the Review page. An annotation on an item that *others* hold
+in an open assignment, by someone who holds no slot on it, is not taken (:class:`PullHeld`,
+reported): the Review page refuses such an item to a reviewer, and a third person's label must not
+end a blind double review. Everything that can fail (the server, the
 export's format) happens before the first write, and the other decisions are written in one
 transaction (:meth:`ReviewStore.record_many`), so a pull that fails leaves the store as it was.
 """
@@ -375,6 +378,34 @@ class PullConflict:
 
 
 @dataclass
+class PullHeld:
+    """An annotation made in Label Studio on an item that other reviewers hold in an open
+    assignment, by someone who holds no slot on it: not taken, as the Review page refuses a
+    reviewer such an item. On an overlap item a third person's label would otherwise end the
+    blind double review before the two holders are compared; on a single item it would be
+    counted for nobody's assignment. It stays in Label Studio: a later pull takes it once the
+    assignment no longer holds the item (closed or moved), with the usual conflict rule; a lead
+    can decide the item on the Review page meanwhile."""
+
+    item_id: str
+    labelstudio_user: str
+    labelstudio_label: str | None
+    labelstudio_flag: str | None
+    task_id: int
+    holders: tuple[str, ...]
+    overlap: bool
+
+    def describe(self) -> str:
+        ls = self.labelstudio_flag or self.labelstudio_label or "(no label)"
+        what = "reviewed twice, blind, by" if self.overlap else "assigned to"
+        return (
+            f"item {self.item_id}: labelled {ls} in Label Studio by {self.labelstudio_user} (task "
+            f"{self.task_id}), who does not hold it; it is {what} {', '.join(self.holders)}: "
+            "not taken"
+        )
+
+
+@dataclass
 class PullResult:
     """What a pull did. ``saved``: decisions written; ``conflicts``: not written (see
     :class:`PullConflict`); ``unchanged``: annotations already taken by an earlier pull;
@@ -389,6 +420,8 @@ class PullResult:
     no_decision: int = 0
     #: Blind reviews taken (overlap items the annotator holds in an open assignment).
     blind: list[team.BlindOutcome] = field(default_factory=list)
+    #: Not taken: annotations on items others hold, by someone who does not (:class:`PullHeld`).
+    held: list[PullHeld] = field(default_factory=list)
 
     def summary(self) -> str:
         parts = [f"took {len(self.saved):,} decision(s) from project {self.project}"]
@@ -401,6 +434,13 @@ class PullResult:
             parts.append(
                 f"{len(self.conflicts):,} conflict(s): decided here and in Label Studio after "
                 "sending (kept as decided here)"
+            )
+        if self.held:
+            n_overlap = sum(h.overlap for h in self.held)
+            parts.append(
+                f"{len(self.held):,} not taken: annotated by someone who does not hold the item "
+                f"in an open assignment ({n_overlap:,} of them overlap items still under double "
+                "review)"
             )
         if self.unchanged:
             parts.append(f"{self.unchanged:,} already taken")
@@ -613,6 +653,20 @@ def _plan(
         }
         taken = {"annotation": ann.annotation_id, "updated_at": _stamp(ann)}
         slot = book.slot_of(item, identity.name)
+        holders = book.holders(item)
+        if slot is None and holders:  # held by others: as the Review page, not this person's
+            result.held.append(
+                PullHeld(
+                    item_id=item,
+                    labelstudio_user=identity.name,
+                    labelstudio_label=ann.label,
+                    labelstudio_flag=ann.flag,
+                    task_id=t.task_id,
+                    holders=tuple(holders),
+                    overlap=len(holders) > 1,
+                )
+            )
+            continue  # not remembered as taken: a later pull looks at it again
         if slot is not None and slot.overlap:  # their blind review, as on the Review page
             blind.append(
                 _BlindPull(
