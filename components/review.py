@@ -11,6 +11,8 @@ i.e. after the transaction committed.
 from __future__ import annotations
 
 import contextlib
+import gc
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -245,20 +247,22 @@ def render_item_card(ev: ItemEvidence, *, current: Decision | None = None) -> No
     top = st.columns([3, 2])
     with top[0]:
         st.code(ev.text, language=None, wrap_lines=True)
-        st.text(
+        # One text block for the item's line, an earlier decision and the class descriptions:
+        # each element is one more delta for the browser to apply on every decision.
+        lines = [
             f"Item {ev.item_id} · given label: {ev.given_label}"
             + (f" · split: {ev.split}" if ev.split else "")
-        )
+        ]
         if current is not None:
             final = "(removed)" if current.action == "remove" else (current.new_label or "")
-            st.text(f"Decided already: {current.action} → {final} by {current.reviewer}")
+            lines.append(f"Decided already: {current.action} → {final} by {current.reviewer}")
+        lines += [f"{name}: {desc}" for name, desc in ev.descriptions.items()]
+        st.text("\n".join(lines))
         if ev.in_test_split:
             st.info(
                 "This row is in the protected test split: bulk actions never change it.",
                 icon=":material/shield:",
             )
-        for name, desc in ev.descriptions.items():
-            st.text(f"{name}: {desc}")
     with top[1]:
         # One plain-text block (heading, bars, score), not a heading, a data grid and a line: the
         # card redraws on every decision and each element is one more for the browser to update.
@@ -285,7 +289,7 @@ def render_typical(
     ev: ItemEvidence, typical: dict[str, pd.DataFrame], method: str, descriptions: dict[str, str]
 ) -> None:
     """For the given and the suggested class: its description when the data has one and a few
-    typical rows, as one plain-text block (dataset text), then the method."""
+    typical rows, then the method, as one plain-text block (dataset text)."""
     lines: list[str] = []
     for name, rows in typical.items():
         role = "given" if name == ev.given_label else "suggested"
@@ -300,9 +304,9 @@ def render_typical(
                 f"  {i}: {t if len(t) <= 200 else t[:199] + '…'}"
                 for i, t in zip(rows["id"], rows["text"], strict=True)
             ]
-    if lines:
-        st.text("\n".join(lines))
-    st.caption(f"Typical rows: {method} among the rows of each class outside the test split.")
+    # The method as the block's last line, not a caption: one element less per decision.
+    lines.append(f"Typical rows: {method} among the rows of each class outside the test split.")
+    st.text("\n".join(lines))
 
 
 #: The evidence under the card, one at a time (a segmented control, not tabs: tabs send every
@@ -814,6 +818,30 @@ def render_review_fragment(
             cached_evidence(
                 workspace_root, ds.content_hash, options_json, scan is not None, nxt, refit_cutoff
             )
+
+
+_FROZEN: list[bool] = []
+
+
+def serving() -> bool:
+    """True in a ``streamlit run`` server process (not in a test or a notebook)."""
+    return len(sys.argv) > 1 and sys.argv[1] == "run" and "streamlit" in sys.argv[0]
+
+
+def freeze_loaded() -> bool:
+    """Once per server process, after the Review page's first run: collect, then move every object
+    alive (the imported modules, the loaded dataset, queue and caches, all kept for the process's
+    life) into the collector's permanent generation (:func:`gc.freeze`), so the full collection
+    Streamlit runs after every script run (``runner.postScriptGC``) no longer walks them on each
+    click. Objects made later are collected as before. Returns whether it froze now.
+
+    Only in a server (:func:`serving`): in a test process the freeze would outlive the test."""
+    if _FROZEN or not serving():
+        return False
+    _FROZEN.append(True)
+    gc.collect()
+    gc.freeze()
+    return True
 
 
 # --------------------------------------------------------------------------- grid mode

@@ -275,7 +275,7 @@ def test_typical_rows_of_given_and_suggested_class(setup):
         if str(ds.frame["id"].iloc[r]) != "r0"
     ][0]
     assert f"\n  {best}: " in out  # indented under its class (one text block)
-    assert "highest self-confidence" in " ".join(c.value for c in at.caption)
+    assert "highest self-confidence" in texts(at)
 
 
 def test_grid_decides_the_selection_in_one_step_and_undoes_it(setup):
@@ -304,7 +304,8 @@ def test_grid_decides_the_selection_in_one_step_and_undoes_it(setup):
 def test_the_evidence_picker_shows_one_view_and_keeps_it_for_the_next_item(setup):
     ws, ds, h, _ = setup
     at = open_page(ws, h)
-    captions = lambda: " ".join(c.value for c in at.caption)  # noqa: E731
+    # the typical rows' method is the last line of their text block, the other views' notes captions
+    captions = lambda: " ".join(c.value for c in at.caption) + texts(at)  # noqa: E731
     assert "Typical rows:" in captions() and "No detector scores yet" not in captions()
     at.segmented_control(key="review_evidence").set_value("Detectors").run()
     assert "No detector scores yet" in captions() and "Typical rows:" not in captions()
@@ -315,3 +316,18 @@ def test_the_evidence_picker_shows_one_view_and_keeps_it_for_the_next_item(setup
     assert "No annotator labels for this item." in captions()
     at.segmented_control(key="review_evidence").set_value(None).run()  # cleared: typical rows
     assert "Typical rows:" in captions()
+
+
+def test_the_loaded_objects_are_frozen_once_and_only_in_a_server(monkeypatch):
+    """freeze_loaded: gc.freeze once per `streamlit run` process, never in a test or a notebook."""
+    from components import review
+
+    calls: list[str] = []
+    monkeypatch.setattr(review, "_FROZEN", [])
+    monkeypatch.setattr(review.gc, "freeze", lambda: calls.append("freeze"))
+    monkeypatch.setattr(review.gc, "collect", lambda *a: calls.append("collect") or 0)
+    monkeypatch.setattr(review.sys, "argv", ["/usr/bin/pytest", "tests"])
+    assert not review.freeze_loaded() and calls == []
+    monkeypatch.setattr(review.sys, "argv", ["/x/site-packages/streamlit/__main__.py", "run", "a"])
+    assert review.freeze_loaded() and calls == ["collect", "freeze"]
+    assert not review.freeze_loaded() and calls == ["collect", "freeze"]  # once

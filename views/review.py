@@ -10,6 +10,7 @@ from components.data import require_dataset
 from components.login import render_identities, render_identity, render_identity_bar
 from components.review import (
     current_scan,
+    freeze_loaded,
     queue_source,
     render_bulk,
     render_export,
@@ -151,6 +152,7 @@ render_review_fragment(
 )
 render_shortcuts()
 render_grid(store, ds, who, plan, scan)
+freeze_loaded()  # once per server process: the loaded objects leave the per-click collection
 
 if who.is_lead:
     render_bulk(store, ds, who, queue_ids=list(order), source=source, scan_table=table)
