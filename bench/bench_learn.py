@@ -377,7 +377,9 @@ def previous_estimate(ds, table, q) -> float:
     return total
 
 
-def part_coverage(b: Bench, seeds: list[int], runs: int, modes: list[str]) -> list[str]:
+def part_coverage(
+    b: Bench, seeds: list[int], runs: int, modes: list[str], share: float = 0.1
+) -> list[str]:
     from labelaudit import roi
     from labelaudit.review import adaptive
     from labelaudit.simulate_review import replay_adaptive_review
@@ -391,7 +393,7 @@ def part_coverage(b: Bench, seeds: list[int], runs: int, modes: list[str]) -> li
             details = res.detection.details if res.detection is not None else {}
             for run in range(runs):
                 audit_seed = 100 + run
-                store = b.store(f"coverage-{mode}-{seed}-{run}")
+                store = b.store(f"coverage-{mode}-{seed}-{run}-{share:g}")
                 rankings: list[str] = []
                 replay_adaptive_review(
                     store,
@@ -402,7 +404,7 @@ def part_coverage(b: Bench, seeds: list[int], runs: int, modes: list[str]) -> li
                     details=details,
                     workspace=b.ws,
                     rerank_every=50,
-                    audit_share=0.1,
+                    audit_share=share,
                     seed=audit_seed,
                     # the reviewer changes exactly the planted flips: the estimand is then the truth
                     ambiguous_rate=0.0,
@@ -443,6 +445,7 @@ def part_coverage(b: Bench, seeds: list[int], runs: int, modes: list[str]) -> li
                         "noise_matrix": proj.remaining_errors,
                         "ranking": q.ranking,
                         "learnt_fits": sum(r == "learnt" for r in rankings),
+                        "share": share,
                         "load": os.getloadavg()[0],
                     }
                 )
@@ -453,11 +456,12 @@ def part_coverage(b: Bench, seeds: list[int], runs: int, modes: list[str]) -> li
 
 
 def coverage_lines(df: pd.DataFrame, seeds: list[int], runs: int, seconds: float) -> list[str]:
+    share = float(df["share"].iloc[0]) if "share" in df else 0.1
     lines = [
-        "## 2. Errors left: the audit's estimate against the truth",
+        f"## 2. Errors left: the audit's estimate against the truth (audit share {share:.0%})",
         "",
         f"Each run: 600 decisions down the queue in force (re-ranked every 50; the learnt queue whenever "
-        f"its checks put it in force), 10 % of them audit items drawn from a stratified sample of 1,000; "
+        f"its checks put it in force), {share:.0%} of them audit items drawn from a stratified sample of 1,000; "
         f"flip seeds {', '.join(map(str, seeds))} x audit seeds 100-{99 + runs} per mode. The simulated "
         "reviewer changes exactly the planted flips (ambiguous and remove rates 0), so the truth = planted "
         "flips not yet decided is what the estimate estimates. *previous* = the estimator shipped before this "
@@ -725,6 +729,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--arms", default=",".join(ARMS), help="queues compared in the quality part")
     p.add_argument("--modes", default=",".join(MODES), help="flip modes of the quality part")
     p.add_argument("--coverage-runs", type=int, default=4)
+    p.add_argument(
+        "--audit-share", type=float, default=0.1, help="audit share of the coverage part"
+    )
     p.add_argument("--parts", default="quality,coverage,timing,suggestions")
     p.add_argument("--detectors", choices=("core", "all"), default="core")
     p.add_argument("--out", default=str(OUT))
@@ -756,7 +763,7 @@ def main(argv: list[str] | None = None) -> int:
     b = Bench(args.workspace, CORE if args.detectors == "core" else None, Path(args.db_dir))
     command = (
         f".venv/bin/python -m bench.bench_learn --workspace {args.workspace} --seeds {args.seeds} "
-        f"--arms {','.join(arms)} --modes {args.modes} --coverage-runs {args.coverage_runs} --parts {','.join(parts)} "
+        f"--arms {','.join(arms)} --modes {args.modes} --coverage-runs {args.coverage_runs} --audit-share {args.audit_share:g} --parts {','.join(parts)} "
         f"--detectors {args.detectors}"
     )
     started = datetime.now(UTC)
@@ -780,7 +787,11 @@ def main(argv: list[str] | None = None) -> int:
             lines += part_quality(b, seeds, arms, [m for m in args.modes.split(",") if m])
         elif part == "coverage":
             lines += part_coverage(
-                b, seeds, args.coverage_runs, [m for m in args.modes.split(",") if m]
+                b,
+                seeds,
+                args.coverage_runs,
+                [m for m in args.modes.split(",") if m],
+                share=args.audit_share,
             )
         elif part == "timing":
             lines += part_timing(b)
