@@ -183,6 +183,7 @@ def main(argv: list[str] | None = None) -> None:
                     except Exception as e:  # a page that never shows its element: said, not hidden
                         errors[p.title] = f"{type(e).__name__}: {str(e).splitlines()[0]}"
                         times[p.title].append(float("nan"))
+                    print(f"new tab: {p.title} {times[p.title][-1]:.2f} s", flush=True)
                     if page.locator("[data-testid='stException']").count():
                         errors[p.title] = "an exception on the page"
                     page.close()
@@ -202,8 +203,12 @@ def main(argv: list[str] | None = None) -> None:
             # above, so Streamlit's caches are as warm as for the repeat views).
             page = ctx.new_page()
             first = PAGES[0]
-            page.goto(f"http://127.0.0.1:{args.port}{first.url_path}?dataset={ds.content_hash}")
-            page.locator("[data-testid='stSidebarNav']").wait_for(timeout=120_000)
+            # the app's root (its default page): the page's own URL left the sidebar inert
+            view(
+                page,
+                f"http://127.0.0.1:{args.port}/?dataset={ds.content_hash}",
+                "[data-testid='stSidebarNav']",
+            )
             for _ in range(args.rounds):
                 for p in [*PAGES[1:], first]:
                     name = p.path.rsplit("/", 1)[-1].removesuffix(".py")
@@ -221,6 +226,7 @@ def main(argv: list[str] | None = None) -> None:
                             f"navigation: {type(e).__name__}: {str(e).splitlines()[0]}"
                         )
                         nav_times[p.title].append(float("nan"))
+                    print(f"navigation: {p.title} {nav_times[p.title][-1]:.2f} s", flush=True)
             page.close()
             browser.close()
     finally:
