@@ -222,7 +222,7 @@ def build_class_balance_spec(
                 "field": "class",
                 "type": "nominal",
                 "sort": "-y",
-                "axis": {"labels": not many, "ticks": not many, "labelLimit": 160},
+                "axis": {"labels": not many, "ticks": not many, "labelLimit": 360},
                 "title": "class",
             },
             "y": {"field": "rows", "type": "quantitative", "title": "rows"},
