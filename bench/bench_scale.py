@@ -26,6 +26,9 @@ end) belongs to that part alone):
 - ``exact_vs_hnsw``: the kNN detector on the exact graph against the approximate graph (IVF;
   ``BENCH_SCALE_METHOD=hnsw``: HNSW), graph build included (time, CPU-s, recall, AP).
 - ``oof``: out-of-fold logistic regression (5 folds) against one bare sklearn fit of the same size.
+- ``scan``: one whole default scan (the app's options: every default detector, the default
+  combiner) with the embeddings and probabilities given, per step as the scan reports its steps;
+  stored where bench/bench_pages_scale.py opens it.
 - ``ray``: the same scan on the local engine and on the Ray engine (a local cluster: a head that only
   schedules, then one worker node of 1 CPU, then a second one: the speed-up per added worker).
 """
@@ -577,6 +580,111 @@ def part_ray(folder: Path, n: int) -> dict:
     return out
 
 
+class StepClock:
+    """The scan's progress callback, timing each step it reports: wall seconds and CPU-s from the
+    step's first report to the next step's first report, and the peak RSS in between (sampled every
+    0.05 s). Each finished step is printed and appended to ``BENCH_SCALE_PARTIAL`` at once."""
+
+    def __init__(self) -> None:
+        self.steps: dict[str, dict] = {}
+        self.order: list[str] = []
+        self.current: str | None = None
+        self._stop = False
+        self._t = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> StepClock:
+        self._t.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop:
+            cur = self.current
+            if cur is not None:
+                s = self.steps[cur]
+                s["peak_rss_mib"] = max(s["peak_rss_mib"], round(rss_mib()))
+            time.sleep(0.05)
+
+    def _close(self) -> None:
+        cur = self.current
+        if cur is None:
+            return
+        s = self.steps[cur]
+        s["seconds"] = round(s["seconds"] + time.perf_counter() - s.pop("_t0"), 2)
+        s["cpu_seconds"] = round(s["cpu_seconds"] + time.process_time() - s.pop("_c0"), 2)
+        s["peak_rss_mib"] = max(s["peak_rss_mib"], round(rss_mib()))
+        s["load"] = [round(v, 1) for v in os.getloadavg()]
+        print(
+            f"  {cur}: {s['seconds']:.1f} s wall, {s['cpu_seconds']:.1f} CPU-s, peak RSS "
+            f"{s['peak_rss_mib']} MiB, load {s['load'][0]}",
+            file=sys.stderr,
+            flush=True,
+        )
+        partial = os.environ.get("BENCH_SCALE_PARTIAL")
+        if partial:
+            with open(partial, "a") as f:
+                f.write(json.dumps({"step": cur, **s}) + "\n")
+
+    def __call__(self, name: str, done: int = 0, total: int = 0, *args, **kwargs) -> None:
+        if name == self.current:
+            return
+        self._close()
+        s = self.steps.setdefault(
+            name, {"seconds": 0.0, "cpu_seconds": 0.0, "peak_rss_mib": 0, "reports": 0}
+        )
+        if name not in self.order:
+            self.order.append(name)
+        s["reports"] += 1
+        s["_t0"], s["_c0"] = time.perf_counter(), time.process_time()
+        self.current = name
+
+    def __exit__(self, *exc) -> None:
+        self._close()
+        self.current = None
+        self._stop = True
+        self._t.join()
+
+
+def part_scan(folder: Path, n: int) -> dict:
+    """One whole default :func:`labelaudit.scanning.scan` (the app's scan options, the default
+    combiner, every default detector) of the N-row data with its embeddings and probabilities given,
+    stored in the workspace ``pages_ws_N`` that bench/bench_pages_scale.py opens (so the pages are
+    timed on this very scan). Wall, CPU-s and peak RSS per step as the scan reports its steps;
+    the neighbour graph's measured recall and chosen nprobe; AP of the planted flips."""
+    from bench.bench_pages_scale import dataset as pages_dataset
+    from labelaudit.commands.app import APP_SCAN_OPTIONS
+    from labelaudit.scanning import scan
+    from labelaudit.workspace import Workspace
+
+    _, _, flipped, _ = load(folder, n)
+    out: dict = {"rows": n, "options": APP_SCAN_OPTIONS}
+    ws = Workspace(folder / f"pages_ws_{n}")
+    ds = step(out, "dataset", lambda: pages_dataset(folder, n))
+    step(out, "save_dataset", lambda: ws.save_dataset(ds))
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    with StepClock() as clock:
+        res = scan(ds, workspace=ws, progress=clock, **APP_SCAN_OPTIONS)
+    out["scan"] = {
+        "seconds": round(time.perf_counter() - t0, 1),
+        "cpu_seconds": round(time.process_time() - cpu0, 1),
+        "process_peak_rss_mib_so_far": round(vm_hwm_mib()),
+    }
+    out["scan_steps"] = {name: clock.steps[name] for name in clock.order}
+    out["scan_timings"] = {k: round(v, 1) for k, v in res.timings.items()}
+    g = res.neighbour_graph
+    out["neighbour_graph"] = {"method": g.method, **g.info} if g is not None else None
+    table = res.table
+    out["ap_planted_flips"] = {
+        "ensemble": round(average_precision(table["label_issue_score"].to_numpy(), flipped), 4)
+    }
+    for c in table.columns:
+        if c.startswith("score_"):
+            out["ap_planted_flips"][c[6:]] = round(
+                average_precision(np.nan_to_num(table[c].to_numpy(dtype=float)), flipped), 4
+            )
+    out["flagged_rows"] = int(table["is_label_issue"].sum())
+    return out
+
+
 PARTS = {
     "graph": part_graph,
     "detect": part_detect,
@@ -585,6 +693,7 @@ PARTS = {
     "exact_vs_hnsw": part_exact_vs_hnsw,
     "oof": part_oof,
     "ray": part_ray,
+    "scan": part_scan,
 }
 
 

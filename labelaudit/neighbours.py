@@ -7,9 +7,11 @@ similar first. :func:`build_neighbour_graph` is the one place that decides how t
 - up to :data:`EXACT_MAX_ROWS` rows, an exact brute-force search in blocks of :data:`BLOCK_ROWS`
   rows (memory O(BLOCK_ROWS x N) at a time, time O(N^2 D): cheap at that size);
 - above it, by default, an inverted-file index (IVF: k-means cells, each query scanning the rows of
-  its :data:`IVF_NPROBE` nearest cells; Jégou, Douze & Schmid 2011, "Product quantization for
+  its ``nprobe`` nearest cells; Jégou, Douze & Schmid 2011, "Product quantization for
   nearest neighbor search", TPAMI) from the ``faiss-cpu`` package (``IndexIVFFlat``, inner product
-  on unit vectors = cosine, :func:`ivf_cells` cells). Chosen over hnswlib's HNSW (Malkov & Yashunin
+  on unit vectors = cosine, :func:`ivf_cells` cells). ``nprobe`` is chosen by measurement for each
+  index (:func:`choose_nprobe`): the fewest cells at which a seeded sample of rows finds
+  :data:`IVF_TARGET_RECALL` of its exact 10 nearest neighbours, recorded in the graph's ``info``. Chosen over hnswlib's HNSW (Malkov & Yashunin
   2018, arXiv:1603.09320; still available as ``method="hnsw"``) by measurement: at 100k rows of the
   scale benchmark, equal recall and kNN average precision for several times fewer CPU-seconds
   (bench/results/scale.md).
@@ -29,7 +31,7 @@ embeddings' key) and hands it to the projection (UMAP's ``precomputed_knn``), th
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -48,9 +50,26 @@ BLOCK_ROWS = 1024
 EXACT_BLOCK_ELEMENTS = 2**25
 #: Largest N searched exactly by default; above it the IVF index is used (bench/bench_scale.py).
 EXACT_MAX_ROWS = 10_000
-#: IVF (faiss ``IndexIVFFlat``): cells probed per query. Measured at 100k rows (316 cells) of the
-#: scale benchmark for recall@10 and CPU-seconds against the exact graph (bench/bench_index_choice.py).
+#: IVF (faiss ``IndexIVFFlat``): cells probed per query when a caller fixes it (``ivf_index``'s
+#: starting value; the scan chooses it by measurement, :func:`choose_nprobe`). Measured at 100k rows
+#: (316 cells) of the scale benchmark: recall@10 0.978; at 1M rows (1,000 cells) only 0.680
+#: (bench/results/scale.md), which is why the scan no longer uses a constant.
 IVF_NPROBE = 6
+#: The recall@10 the scan's IVF search is raised to: after the index is trained, the cells probed
+#: per query grow until a seeded sample of :data:`IVF_TUNE_QUERIES` rows finds this share of its
+#: exact 10 nearest neighbours (:func:`choose_nprobe`). Above the issue's goal of 0.95 by a margin
+#: for the sample's error (the standard error of a 500-row mean recall near 0.97 is below 0.005).
+IVF_TARGET_RECALL = 0.97
+#: Neighbours per row the recall of :data:`IVF_TARGET_RECALL` is measured on (recall@10).
+IVF_RECALL_AT = 10
+#: Rows of the seeded sample whose exact neighbours the probed cells are chosen against (an exact
+#: search of these rows against all N: O(IVF_TUNE_QUERIES x N x D), ~1 % of the graph's cost at 1M).
+IVF_TUNE_QUERIES = 500
+#: Bounds of the chosen number of probed cells (never more than the index's cells). At 64 of
+#: sqrt(N) cells a query scans 64 / sqrt(N) of the rows (6.4 % at 1M): if the target is not reached
+#: there, the graph is built at 64 and the scan records that it was not (``target_met``).
+IVF_NPROBE_MIN = 1
+IVF_NPROBE_MAX = 64
 #: k-means training rows per IVF cell (faiss warns below 39 per centroid), a seeded random sample.
 IVF_TRAIN_PER_CELL = 64
 #: Rows added to / searched in the IVF index per call (bounds the contiguous copy of a chunk).
@@ -87,8 +106,8 @@ ISLAND_GAP = 0.1
 REFINE_BLOCK = 512
 METHODS = ("auto", "exact", "ivf", "hnsw")
 #: Bump when the graph changes for the same inputs (cached graphs are then rebuilt).
-GRAPH_VERSION = 4  # 2: lost HNSW searches redone exactly; 3: exact candidates re-scored in float64;
-# 4: HNSW island rows (ISLAND_GAP) searched exactly
+GRAPH_VERSION = 5  # 2: lost HNSW searches redone exactly; 3: exact candidates re-scored in float64;
+# 4: HNSW island rows (ISLAND_GAP) searched exactly; 5: IVF cells probed chosen by measured recall
 #: Extra candidates the exact search re-scores beyond k (covers float32 near-ties at the boundary).
 RESCORE_MARGIN = 8
 #: Query rows per float64 re-scoring step (bounds the (rows, k + margin, D) float64 gather).
@@ -125,16 +144,22 @@ class NeighbourGraph:
 
     ``indices``: int64 (N, k), row numbers, each row sorted by decreasing similarity (ties by row
     number), never the row itself. ``similarities``: float32 (N, k), cosine similarity in [-1, 1].
-    ``method``: how it was found ("exact", "ivf" or "hnsw").
+    ``method``: how it was found ("exact", "ivf" or "hnsw"). ``info``: how well, measured when it
+    was built (JSON-safe, stored with the graph): for an approximate graph ``sample_rows``, and
+    ``graph_recall``, the recall@10 of that seeded sample of rows against their exact neighbours;
+    for IVF also the cells, the chosen ``nprobe``, ``target_recall``, ``index_recall`` (the index's
+    own search at that nprobe, before the repairs), ``target_met`` and every nprobe ``tried``
+    (:func:`choose_nprobe`). Empty for a graph stored before version 5.
 
     >>> g = build_neighbour_graph(np.eye(3), k=1)
-    >>> g.k, g.indices.shape, g.method
-    (1, (3, 1), 'exact')
+    >>> g.k, g.indices.shape, g.method, g.info["graph_recall"]
+    (1, (3, 1), 'exact', 1.0)
     """
 
     indices: np.ndarray
     similarities: np.ndarray
     method: str = "exact"
+    info: dict = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
         if self.indices.shape != self.similarities.shape or self.indices.ndim != 2:
@@ -153,7 +178,28 @@ class NeighbourGraph:
 
     def first(self, k: int) -> NeighbourGraph:
         """The same graph cut to each row's ``k`` nearest neighbours (all of them when k >= self.k)."""
-        return NeighbourGraph(self.indices[:, :k], self.similarities[:, :k], self.method)
+        return NeighbourGraph(self.indices[:, :k], self.similarities[:, :k], self.method, self.info)
+
+    def describe(self) -> str:
+        """One sentence on how the graph was found and its measured recall (the scan's output)."""
+        i = self.info
+        text = f"neighbour graph: {self.method}, {self.n:,} rows x {self.k} neighbours"
+        if self.method == "ivf" and "nprobe" in i:
+            text += (
+                f"; {i['nprobe']} of {i['cells']:,} IVF cells probed, chosen for recall@"
+                f"{i['recall_at']} >= {i['target_recall']}"
+                + (
+                    ""
+                    if i.get("target_met", True)
+                    else f" (NOT reached at the bound {i['nprobe']})"
+                )
+            )
+        if "graph_recall" in i and self.method != "exact":
+            text += (
+                f"; measured recall@{i['recall_at']} {i['graph_recall']:.3f} on "
+                f"{i['sample_rows']:,} sampled rows against their exact neighbours"
+            )
+        return text
 
     def row(self, r: int, k: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Row ``r``'s nearest rows and similarities, the first ``k`` (all when None)."""
@@ -212,17 +258,131 @@ def build_neighbour_graph(
     """
     x = normalise_rows(embeddings)
     chosen = choose_method(len(x), method)
+    progress("neighbour graph", 0, len(x))
     if chosen == "exact":
         rows, sims = exact_neighbours(x, k=k, progress=progress, engine=engine)
-    elif chosen == "ivf":
+        return NeighbourGraph(rows, sims, chosen, {"graph_recall": 1.0})
+    kk = max(0, min(k, len(x) - 1))
+    info: dict = {}
+    sample, truth = sample_exact_neighbours(x, min(IVF_RECALL_AT, kk), seed=seed)
+    if chosen == "ivf":
         rows, sims = ivf_neighbours(
-            x, k=k, seed=seed, num_threads=num_threads, progress=progress, engine=engine
+            x,
+            k=k,
+            seed=seed,
+            num_threads=num_threads,
+            nprobe=None,
+            sample=(sample, truth),
+            info=info,
+            progress=progress,
+            engine=engine,
         )
     else:
         rows, sims = hnsw_neighbours(
             x, k=k, seed=seed, num_threads=num_threads, progress=progress, engine=engine
         )
-    return NeighbourGraph(rows, sims, chosen)
+    info.update(
+        recall_at=int(truth.shape[1]),
+        sample_rows=int(len(sample)),
+        graph_recall=round(sample_recall(rows[sample], truth), 4),
+    )
+    return NeighbourGraph(rows, sims, chosen, info)
+
+
+def sample_exact_neighbours(
+    x: np.ndarray, k: int, *, seed: int = 0, rows: int = IVF_TUNE_QUERIES
+) -> tuple[np.ndarray, np.ndarray]:
+    """A seeded random sample of ``rows`` row numbers of the unit rows ``x`` (sorted, int64) and
+    the set of each one's ``k`` exact nearest other rows (int64 (rows, k), in no particular order):
+    what an approximate graph's recall is measured against. O(rows x N x D)."""
+    n = len(x)
+    m = min(rows, n)
+    sample = np.sort(np.random.default_rng([seed, 14]).choice(n, m, replace=False)).astype(np.int64)
+    if k <= 0 or m == 0:
+        return sample, np.zeros((m, 0), dtype=np.int64)
+    cand = _exact_candidates(x, sample, k + 1)  # the row itself among them (its similarity: inf)
+    keep = np.argsort(cand == sample[:, None], axis=1, kind="stable")[:, :k]
+    return sample, np.take_along_axis(cand, keep, axis=1)
+
+
+def sample_recall(found: np.ndarray, truth: np.ndarray) -> float:
+    """Mean share of each row's ``truth`` (rows, k) neighbours among its first k of ``found``."""
+    if truth.size == 0:
+        return 1.0
+    k = truth.shape[1]
+    f = np.asarray(found)[:, :k]
+    return float((f[:, :, None] == truth[:, None, :]).any(axis=2).sum()) / truth.size
+
+
+@dataclass(frozen=True)
+class ProbeChoice:
+    """What :func:`choose_nprobe` measured: the chosen ``nprobe``, the sample's recall at it, and
+    the recall at every nprobe it tried."""
+
+    nprobe: int
+    recall: float
+    target: float
+    met: bool
+    tried: dict[int, float]
+
+    def as_info(self) -> dict:
+        return {
+            "nprobe": self.nprobe,
+            "target_recall": self.target,
+            "index_recall": round(self.recall, 4),
+            "target_met": self.met,
+            "tried": {str(p): round(r, 4) for p, r in sorted(self.tried.items())},
+        }
+
+
+def choose_nprobe(
+    index: IVFIndex,
+    x: np.ndarray,
+    sample: np.ndarray,
+    truth: np.ndarray,
+    *,
+    target: float = IVF_TARGET_RECALL,
+    lo: int = IVF_NPROBE_MIN,
+    hi: int = IVF_NPROBE_MAX,
+    num_threads: int | None = None,
+) -> ProbeChoice:
+    """The fewest cells probed per query (between ``lo`` and ``hi``, at most the index's cells)
+    at which the index's own search of the ``sample`` rows finds at least ``target`` of their
+    ``truth`` neighbours (recall@k, the row itself not counted).
+
+    IVF-Flat scores every row of a probed cell exactly, and more probes search a superset of
+    cells, so recall does not fall as nprobe grows: the search doubles nprobe from ``lo`` until the
+    target is met (or ``hi`` is reached), then bisects between the last miss and the first hit.
+    Each try is one search of the sample (O(len(sample) x nprobe x N / cells x D)); deterministic
+    for the same index and sample. When even ``hi`` misses, ``hi`` is chosen and ``met`` is False.
+    """
+    hi = max(1, min(hi, index.cells))
+    lo = max(1, min(lo, hi))
+    k = truth.shape[1]
+    q = np.ascontiguousarray(x[sample])
+    tried: dict[int, float] = {}
+
+    def recall_at(p: int) -> float:
+        if p not in tried:
+            index.nprobe = p
+            labels = index.search(q, min(k + 1, len(index)), num_threads=num_threads)
+            # the row itself dropped (it is normally first); empty slots (-1) never match
+            order = np.argsort(labels == sample[:, None], axis=1, kind="stable")[:, :k]
+            tried[p] = sample_recall(np.take_along_axis(labels, order, axis=1), truth)
+        return tried[p]
+
+    miss, p = lo - 1, lo
+    while recall_at(p) < target and p < hi:
+        miss, p = p, min(hi, 2 * p)
+    if recall_at(p) >= target:
+        while p - miss > 1:  # the smallest hit in (miss, p]
+            mid = (miss + p) // 2
+            if recall_at(mid) >= target:
+                p = mid
+            else:
+                miss = mid
+    index.nprobe = p
+    return ProbeChoice(p, tried[p], target, tried[p] >= target, tried)
 
 
 def _sort_rows(part: np.ndarray, part_sims: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -502,21 +662,47 @@ def ivf_neighbours(
     seed: int = 0,
     num_threads: int | None = None,
     cells: int | None = None,
-    nprobe: int = IVF_NPROBE,
+    nprobe: int | None = IVF_NPROBE,
+    target_recall: float = IVF_TARGET_RECALL,
+    nprobe_max: int = IVF_NPROBE_MAX,
+    sample: tuple[np.ndarray, np.ndarray] | None = None,
     island_gap: float | None = ISLAND_GAP,
+    info: dict | None = None,
     progress: ProgressFn = no_progress,
     engine: Engine | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Approximate ``(rows, sims)`` like :func:`exact_neighbours`, from an IVF index
-    (:func:`ivf_index`), finished like the HNSW graph (:func:`graph_from_index`)."""
+    (:func:`ivf_index`), finished like the HNSW graph (:func:`graph_from_index`).
+
+    ``nprobe=None``: the cells probed are chosen by measurement (:func:`choose_nprobe`, up to
+    ``nprobe_max``) for recall@10 >= ``target_recall`` on ``sample`` (row numbers and their exact
+    neighbours, :func:`sample_exact_neighbours`; drawn here when not given). ``info``, when given,
+    receives the cells and what the choice measured (:meth:`ProbeChoice.as_info`)."""
     x = normalise_rows(embeddings)
     n = len(x)
     k = max(0, min(k, n - 1))
     if k == 0:
         return np.zeros((n, 0), dtype=np.int64), np.zeros((n, 0), dtype=np.float32)
     index = ivf_index(
-        x, seed=seed, num_threads=num_threads, cells=cells, nprobe=nprobe, progress=progress
+        x,
+        seed=seed,
+        num_threads=num_threads,
+        cells=cells,
+        nprobe=IVF_NPROBE if nprobe is None else nprobe,
+        progress=progress,
     )
+    if info is not None:
+        info["cells"] = index.cells
+    if nprobe is None:
+        if sample is None:
+            sample = sample_exact_neighbours(x, min(IVF_RECALL_AT, k), seed=seed)
+        choice = choose_nprobe(
+            index, x, *sample, target=target_recall, hi=nprobe_max, num_threads=num_threads
+        )
+        if info is not None:
+            info.update(choice.as_info())
+    elif info is not None:
+        info["nprobe"] = index.nprobe
     rows, sims = graph_from_index(
         index,
         x,
@@ -765,8 +951,33 @@ def graph_key(embeddings_key: str, n: int, *, k: int = SCAN_K, method: str = "au
         "version": GRAPH_VERSION,
     }
     if chosen == "ivf":
-        key["ivf"] = [ivf_cells(n), IVF_NPROBE, IVF_TRAIN_PER_CELL, ISLAND_GAP]
+        # the rule that chooses nprobe, not the nprobe it chose: the key is known before the build
+        key["ivf"] = [
+            ivf_cells(n),
+            ["target recall", IVF_TARGET_RECALL, IVF_RECALL_AT, IVF_TUNE_QUERIES],
+            [IVF_NPROBE_MIN, IVF_NPROBE_MAX],
+            IVF_TRAIN_PER_CELL,
+            ISLAND_GAP,
+        ]
     return key
+
+
+def load_stored_graph(workspace: Any, key: str, params: dict) -> NeighbourGraph | None:
+    """The graph stored under ``key`` with ``params`` (:func:`graph_key`), memory-mapped, with its
+    ``info`` (empty when none was stored); None when no complete graph is stored."""
+    if workspace is None or not workspace.has(key, "knn_sims", params):
+        return None
+    info = (
+        workspace.load(key, "knn_info", params, ext="json")
+        if workspace.has(key, "knn_info", params, ext="json")
+        else {}
+    )
+    return NeighbourGraph(
+        workspace.load(key, "knn_indices", params, mmap=True),
+        workspace.load(key, "knn_sims", params, mmap=True),
+        params["method"],
+        info,
+    )
 
 
 def cached_neighbour_graph(
@@ -781,21 +992,20 @@ def cached_neighbour_graph(
     progress: ProgressFn = no_progress,
     engine: Engine | None = None,
 ) -> NeighbourGraph:
-    """:func:`build_neighbour_graph`, stored in ``workspace`` (two ``.npy`` under ``key``) and read
-    back memory-mapped on later calls with the same embeddings, k and method."""
+    """:func:`build_neighbour_graph`, stored in ``workspace`` (two ``.npy`` and the graph's ``info``
+    as ``knn_info`` JSON, under ``key``) and read back memory-mapped on later calls with the same
+    embeddings, k and method (:func:`load_stored_graph`)."""
     n = len(embeddings)
     params = graph_key(embeddings_key, n, k=k, method=method)
-    if workspace is not None and workspace.has(key, "knn_sims", params):
+    stored = load_stored_graph(workspace, key, params)
+    if stored is not None:
         progress("neighbour graph", n, n)
-        return NeighbourGraph(
-            workspace.load(key, "knn_indices", params, mmap=True),
-            workspace.load(key, "knn_sims", params, mmap=True),
-            params["method"],
-        )
+        return stored
     g = build_neighbour_graph(
         embeddings, k=k, method=method, seed=seed, progress=progress, engine=engine
     )
     if workspace is not None:
+        workspace.save(key, "knn_info", g.info, params, ext="json")
         workspace.save(key, "knn_indices", g.indices, params)
         workspace.save(key, "knn_sims", g.similarities, params)  # second: marks the graph complete
     return g

@@ -36,7 +36,12 @@ from labelaudit.detect import Detection, DetectionDetails
 from labelaudit.detectors import registry
 from labelaudit.engine import Engine
 from labelaudit.errors import UsageError
-from labelaudit.neighbours import NeighbourGraph, cached_neighbour_graph, graph_key
+from labelaudit.neighbours import (
+    NeighbourGraph,
+    cached_neighbour_graph,
+    graph_key,
+    load_stored_graph,
+)
 from labelaudit.progress import ProgressFn, no_progress
 from labelaudit.workspace import Workspace, as_workspace
 
@@ -484,16 +489,7 @@ def _load(ds: Dataset, ws: Workspace, params: dict[str, Any]) -> ScanResult | No
         if not ws.has(ds.text_hash, "embeddings", emb_key):
             return None  # the embeddings were deleted: rescan
         emb = ws.load(ds.text_hash, "embeddings", emb_key, mmap=True)
-    gkey = graph_key(params["embeddings"], ds.n)
-    graph = (
-        NeighbourGraph(
-            ws.load(ds.text_hash, "knn_indices", gkey, mmap=True),
-            ws.load(ds.text_hash, "knn_sims", gkey, mmap=True),
-            gkey["method"],
-        )
-        if ws.has(ds.text_hash, "knn_sims", gkey)
-        else None
-    )
+    graph = load_stored_graph(ws, ds.text_hash, graph_key(params["embeddings"], ds.n))
     pred_probs = ws.load(key, "scan_pred_probs", params) if meta.get("has_pred_probs") else None
     cols = [c for c in meta.get("detection_columns", []) if c in table.columns]
     stored = meta.get("detection_details")

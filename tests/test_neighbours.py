@@ -446,3 +446,76 @@ def test_exact_repair_search_holds_a_bounded_block_with_the_same_result(monkeypa
     sims[np.arange(len(rows)), rows] = np.inf
     expect = np.argsort(-sims, axis=1, kind="stable")[:, :11]
     np.testing.assert_array_equal(np.sort(blocked, axis=1), np.sort(expect, axis=1))
+
+
+def spread_classes(n: int = 8000, d: int = 128, classes: int = 40, seed: int = 3):
+    """Tight classes in many small cells: each class's rows fall into several of 400 cells, so a
+    fixed 6 probes miss part of every row's neighbours (the 1M-row situation, at test size)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((classes, d))
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    which = rng.integers(0, classes, n)
+    return normalise_rows((centres[which] + 0.09 * rng.standard_normal((n, d))).astype(np.float32))
+
+
+def test_ivf_nprobe_is_chosen_by_measured_recall_where_six_probes_are_not_enough():
+    x = spread_classes()
+    exact = NeighbourGraph(*exact_neighbours(x, k=10))
+    fixed, _ = neighbours.ivf_neighbours(x, k=10, cells=400, nprobe=6, num_threads=1)
+    assert NeighbourGraph(fixed, fixed * 0.0).recall(exact) < 0.95  # what the choice is for
+    info: dict = {}
+    rows, _ = neighbours.ivf_neighbours(
+        x, k=10, cells=400, nprobe=None, num_threads=1, info=info
+    )
+    p = info["nprobe"]
+    assert p > 6 and info["target_met"] and info["cells"] == 400
+    assert info["index_recall"] >= neighbours.IVF_TARGET_RECALL
+    # the fewest probes that reach the target on the sample: one fewer misses it
+    assert info["tried"][str(p - 1)] < neighbours.IVF_TARGET_RECALL
+    # on every row, against the exact graph: the whole graph and faiss's own search at that nprobe
+    assert NeighbourGraph(rows, rows * 0.0).recall(exact) >= 0.95
+    index = neighbours.ivf_index(x, seed=0, cells=400, nprobe=p, num_threads=1)
+    labels = index.search(x, 11, num_threads=1)
+    own = np.argsort(labels == np.arange(len(x))[:, None], axis=1, kind="stable")[:, :10]
+    raw = np.take_along_axis(labels, own, axis=1)
+    assert NeighbourGraph(raw, raw * 0.0).recall(exact) >= 0.95
+
+
+def test_an_unreachable_recall_target_uses_the_bound_and_says_so():
+    x = spread_classes(4000)
+    info: dict = {}
+    neighbours.ivf_neighbours(
+        x, k=10, cells=400, nprobe=None, nprobe_max=3, num_threads=1, info=info
+    )
+    assert info["nprobe"] == 3 and info["target_met"] is False
+    assert info["index_recall"] < neighbours.IVF_TARGET_RECALL
+    assert set(info["tried"]) == {"1", "2", "3"}
+
+
+def test_the_chosen_nprobe_and_recall_are_stored_with_the_graph_and_the_key_is_fixed(tmp_path):
+    ws = Workspace(tmp_path)
+    x = spread_classes(3000)
+    key_before = neighbours.graph_key("e", 3000, method="ivf")
+    g = cached_neighbour_graph(x, workspace=ws, key="t", embeddings_key="e", method="ivf")
+    assert neighbours.graph_key("e", 3000, method="ivf") == key_before  # known before the build
+    assert g.info["nprobe"] >= 1 and g.info["sample_rows"] == 500 and g.info["recall_at"] == 10
+    assert 0.0 <= g.info["graph_recall"] <= 1.0
+    back = cached_neighbour_graph(x, workspace=ws, key="t", embeddings_key="e", method="ivf")
+    assert isinstance(back.indices, np.memmap) and back.info == g.info
+    assert f"{g.info['nprobe']} of {g.info['cells']:,} IVF cells probed" in back.describe()
+    assert "measured recall@10" in back.describe()
+    # the same data again: the same choice and the same graph (deterministic)
+    again = build_neighbour_graph(x, k=neighbours.SCAN_K, method="ivf")
+    assert again.info == g.info
+    np.testing.assert_array_equal(again.indices, g.indices)
+
+
+def test_the_graph_recall_recorded_is_the_recall_of_its_sample():
+    x, _ = clustered(3000, d=48)
+    g = build_neighbour_graph(x, k=10, method="hnsw")
+    sample, truth = neighbours.sample_exact_neighbours(x, 10)
+    exact, _ = exact_neighbours(x, k=10)
+    # the sample's truth is the exact graph's rows (as sets)
+    assert (np.sort(truth, axis=1) == np.sort(exact[sample], axis=1)).all()
+    assert g.info["graph_recall"] == round(neighbours.sample_recall(g.indices[sample], truth), 4)
+    assert build_neighbour_graph(x, k=10, method="exact").info["graph_recall"] == 1.0

@@ -128,6 +128,8 @@ def run(args: argparse.Namespace) -> int:
         f"{n_clusters} clusters, {noise:,} unclustered rows; {steps}",
         file=sys.stdout,
     )
+    if res.neighbour_graph is not None:
+        print(res.neighbour_graph.describe(), file=sys.stdout)
     d = res.detection.details if res.detection is not None else None
     if d is not None and d.combiner_weights:
         weights = ", ".join(f"{n} {w:.2f}" for n, w in d.combiner_weights.items())
