@@ -464,9 +464,7 @@ def test_ivf_nprobe_is_chosen_by_measured_recall_where_six_probes_are_not_enough
     fixed, _ = neighbours.ivf_neighbours(x, k=10, cells=400, nprobe=6, num_threads=1)
     assert NeighbourGraph(fixed, fixed * 0.0).recall(exact) < 0.95  # what the choice is for
     info: dict = {}
-    rows, _ = neighbours.ivf_neighbours(
-        x, k=10, cells=400, nprobe=None, num_threads=1, info=info
-    )
+    rows, _ = neighbours.ivf_neighbours(x, k=10, cells=400, nprobe=None, num_threads=1, info=info)
     p = info["nprobe"]
     assert p > 6 and info["target_met"] and info["cells"] == 400
     assert info["index_recall"] >= neighbours.IVF_TARGET_RECALL
