@@ -180,8 +180,13 @@ def part_graph(folder: Path, n: int) -> dict:
     if method in ("ivf", "hnsw"):
         x = nb.normalise_rows(emb)
         if method == "ivf":
-            out["ivf"] = {"cells": nb.ivf_cells(n), "nprobe": nb.IVF_NPROBE}
+            out["ivf"] = {"cells": nb.ivf_cells(n)}
             index = step(out, "ivf_index_build", lambda: nb.ivf_index(x, seed=0))
+            # the scan's rule: the seeded sample's exact neighbours, then the fewest probes that
+            # reach the target recall on it (neighbours.choose_nprobe)
+            sample = step(out, "sample_exact_neighbours", lambda: nb.sample_exact_neighbours(x, 10))
+            choice = step(out, "choose_nprobe", lambda: nb.choose_nprobe(index, x, *sample))
+            out["ivf"].update(choice.as_info())
         else:
             out["hnsw"] = [nb.HNSW_M, nb.HNSW_EF_CONSTRUCTION, nb.HNSW_EF_SEARCH]
             index = step(out, "hnsw_index_build", lambda: nb.hnsw_index(x, seed=0))
@@ -196,7 +201,13 @@ def part_graph(folder: Path, n: int) -> dict:
         out["island_rows"] = len(islands)
         step(out, "island_repair", lambda: nb.research_exactly(x, rows, sims, islands))
         g = nb.NeighbourGraph(rows, sims, method)
-        names = (f"{method}_index_build", f"{method}_query_every_row", "island_repair")
+        names: tuple[str, ...] = (
+            f"{method}_index_build",
+            f"{method}_query_every_row",
+            "island_repair",
+        )
+        if method == "ivf":
+            names += ("sample_exact_neighbours", "choose_nprobe")
         parts = [out[s] for s in names]
         out["labelaudit_graph"] = {
             "seconds": round(sum(p["seconds"] for p in parts), 2),
@@ -229,12 +240,13 @@ def part_graph(folder: Path, n: int) -> dict:
     out["recall_at_10"] = recall_of(g.indices[q])
     if isinstance(index, nb.IVFIndex):  # raw index recall, before the repairs
         out["raw_recall_at_10_by_nprobe"] = {}
-        for nprobe in (2, 4, 6, 8, 12, 16):
+        chosen = index.nprobe
+        for nprobe in sorted({2, 4, 6, 8, 12, 16, chosen}):
             index.nprobe = nprobe
             lab = index.search(x[q], 11)
             found = [r[r != i][:10] for r, i in zip(lab, q, strict=True)]
             out["raw_recall_at_10_by_nprobe"][str(nprobe)] = recall_of(found)
-        index.nprobe = nb.IVF_NPROBE
+        index.nprobe = chosen
     elif index is not None:
         out["recall_at_10_by_ef"] = {}
         for ef in (64, 100, 128, 160):
@@ -271,7 +283,7 @@ def part_graph(folder: Path, n: int) -> dict:
         ix.train(np.ascontiguousarray(x[sample]))
         for a in range(0, n, 50_000):
             ix.add(np.ascontiguousarray(x[a : a + 50_000]))
-        ix.nprobe = nb.IVF_NPROBE
+        ix.nprobe = out["ivf"]["nprobe"]  # the same probes as the library chose
         return [
             ix.search(np.ascontiguousarray(x[a : a + 50_000]), nb.SCAN_K + 1)
             for a in range(0, n, 50_000)

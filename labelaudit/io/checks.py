@@ -345,6 +345,11 @@ def warn_lookalikes(
 # ----------------------------------------------------------------------------- companion arrays
 
 
+#: Values of a companion array checked at once by :func:`check_array` (a float64 block of 32 MiB
+#: and its masks), so checking a large array costs O(block) memory, not a float64 copy of it.
+CHECK_BLOCK_ELEMENTS = 2**22
+
+
 @dataclass(frozen=True)
 class ArraySpec:
     """What a companion array must be.
@@ -449,24 +454,32 @@ def check_array(arr: object, spec: ArraySpec, file: str, rep: Report) -> np.ndar
         bound_error(rep, "max_array_elements", file, found, f"at most {bound:,} values")
         return None
     axis = spec.names.index("rows") if "rows" in spec.names else 0
-
-    def bad_rows(mask: np.ndarray) -> str:
-        per_row = np.moveaxis(mask, axis, 0).reshape(mask.shape[axis], -1).any(axis=1)
-        return rows_text(rows_of(per_row))
-
-    x = arr.astype(np.float64, copy=False)
-    finite = np.isfinite(x)
-    if not finite.all():
+    # In blocks of rows, each one converted to float64 on its own: a float64 copy of the whole
+    # array and its masks (measured: 9.3 GiB RSS for 1M x 384 float32 embeddings) never exist.
+    rows = np.moveaxis(arr, axis, 0)
+    n_rows = rows.shape[0]
+    per_row = max(1, int(np.prod(rows.shape[1:])))
+    step = max(1, CHECK_BLOCK_ELEMENTS // per_row)
+    nonfinite = np.zeros(n_rows, dtype=bool)
+    big = np.zeros(n_rows, dtype=bool)
+    largest = 0.0
+    for start in range(0, n_rows, step):
+        block = np.asarray(rows[start : start + step], dtype=np.float64).reshape(-1, per_row)
+        finite = np.isfinite(block)
+        nonfinite[start : start + step] = ~finite.all(axis=1)
+        size = np.abs(np.where(finite, block, 0.0))
+        big[start : start + step] = (size > spec.max_abs).any(axis=1)
+        largest = max(largest, float(size.max(initial=0.0)))
+    if nonfinite.any():
         rep.error(
-            f"NaN or infinite values in {bad_rows(~finite)}",
+            f"NaN or infinite values in {rows_text(rows_of(nonfinite))}",
             f"finite numbers for the {spec.what}",
             file=file,
         )
         return None
-    big = np.abs(x) > spec.max_abs
     if big.any():
         rep.error(
-            f"values as large as {float(np.abs(x).max()):.3g} in {bad_rows(big)}",
+            f"values as large as {largest:.3g} in {rows_text(rows_of(big))}",
             f"magnitudes of at most {spec.max_abs:g} for the {spec.what}",
             file=file,
             fix="check that the file holds the intended values (scale or normalise them)",
