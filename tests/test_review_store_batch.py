@@ -231,9 +231,9 @@ def test_a_batch_larger_than_one_statement_is_counted_once_in_the_manifest(tmp_p
         calls["manifest"] += 1
         return real_add(*a, **k)
 
-    def backup():
+    def backup(**k):
         calls["backup"] += 1
-        return real_backup()
+        return real_backup(**k)
 
     monkeypatch.setattr(store_health, "add_to_manifest", add)
     monkeypatch.setattr(store, "backup", backup)

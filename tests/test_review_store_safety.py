@@ -193,17 +193,42 @@ def test_the_manifest_counts_every_writer_and_ignores_rolled_back_writes(tmp_pat
 def test_backups_roll_and_keep_the_newest(tmp_path, ds):
     url = f"sqlite:///{tmp_path / 'r.sqlite'}"
     store = ReviewStore(url, backup_every=5, backups_kept=3)
-    decide_many(store, ds, 22)
+    for start in range(0, 20, 5):
+        decide_many(store, ds, 5, start=start)
+        # The due backup is taken off the writer's thread: wait for it, so that it holds exactly
+        # these decisions (the next ones would otherwise be committed while it copies).
+        assert store.flush(30)
+    decide_many(store, ds, 2, start=20)
     store.close()  # the decisions since the last backup: backed up on close
     infos = store_health.list_backups(tmp_path / "r.sqlite")
-    assert len(infos) == 3 and all(i.sound for i in infos)
-    # Taken off the writer's thread once 5 more decisions are counted, so a backup may hold a
-    # decision or two committed meanwhile (e.g. 16, not 15); newest first, each newer than the last.
-    held = [i.decisions for i in infos]
-    assert held[0] == 22 and held == sorted(set(held), reverse=True) and held[-1] >= 10
+    assert all(i.sound for i in infos)
+    assert [i.decisions for i in infos] == [22, 20, 15]  # newest first, the oldest two rolled off
+    assert [store_health._last_id_in_name(i.path) for i in infos] == [22, 20, 15]
     con = sqlite3.connect(infos[0].path)
     assert con.execute("SELECT count(*) FROM review_decisions").fetchone()[0] == 22
     con.close()
+
+
+def test_a_backup_already_holding_every_decision_is_not_copied_again(tmp_path, ds):
+    """A rolling backup that would hold the same decisions as the newest one is not taken: two
+    copies of one state would push a different, older state out of the roll. This happens when a
+    due backup runs (off the writer's thread) after more decisions were committed, which the count
+    reports again at close; or, as here, when ``labelaudit review backup`` ran meanwhile."""
+    db = tmp_path / "r.sqlite"
+    store = ReviewStore(f"sqlite:///{db}", backup_every=5, backups_kept=3)
+    decide_many(store, ds, 5)
+    assert store.flush(30)  # the backup due at 5
+    decide_many(store, ds, 2, start=5)
+    assert store.flush(30)
+    store_health.backup_sqlite(db, keep=3)  # another process backs up the 7 decisions
+    store.close()  # 2 decisions since this store's last backup, all of them in the newest backup
+    assert [i.decisions for i in store_health.list_backups(db)] == [7, 5]
+    # Reopened unchanged: no backup on open.
+    store = ReviewStore(f"sqlite:///{db}", backup_every=5, backups_kept=3)
+    assert [i.decisions for i in store_health.list_backups(db)] == [7, 5]
+    decide_many(store, ds, 1, start=7)
+    store.close()  # one new decision: backed up
+    assert [i.decisions for i in store_health.list_backups(db)] == [8, 7, 5]
 
 
 def test_restore_after_truncation(reviewed, ds, tmp_path, capsys):

@@ -814,9 +814,7 @@ class ReviewStore:
                 exact=False,
             )
         if self.sqlite_file is not None and count:
-            newest = health.newest_backup_last_id(self.sqlite_file)
-            if newest is None or newest != last:
-                self.backup()
+            self.backup(if_new=True)  # when it changed since the newest backup
 
     def _missing_tables(self) -> list[sa.Table]:
         """Tables of the schema the database lacks (read in a deferred transaction: no lock)."""
@@ -918,7 +916,7 @@ class ReviewStore:
             self._since_backup += len(present)
             due = self._since_backup >= self.backup_every
         if due:
-            self.backup()
+            self.backup(if_new=True)
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until the manifest counts, and the backups take, every decision committed so far
@@ -947,9 +945,12 @@ class ReviewStore:
                 dbapi_conn.rollback()  # psycopg opened a transaction for the read
         return found
 
-    def backup(self) -> Path | None:
+    def backup(self, *, if_new: bool = False) -> Path | None:
         """A backup of a SQLite store now (the online backup API); its path, None for other
-        databases or a read-only store. Keeps the newest ``backups_kept``."""
+        databases or a read-only store. Keeps the newest ``backups_kept``. With ``if_new`` (the
+        rolling backups), none is taken when the newest backup already holds the newest decision:
+        a due backup runs off the writer's thread and may hold decisions committed after it fell
+        due, which the count then reports again (at close, or at the next due backup)."""
         if self.sqlite_file is None or self.read_only:
             return None
         with self._counter_lock:
@@ -959,6 +960,7 @@ class ReviewStore:
             self.sqlite_file,
             keep=self.backups_kept,
             timeout=self.busy_timeout,
+            if_new=if_new,
         )
         return path
 
@@ -971,7 +973,7 @@ class ReviewStore:
         if not self.read_only:
             self.flush()
         if self._since_backup and not self.read_only:
-            self.backup()
+            self.backup(if_new=True)
         self.engine.dispose()
 
     def with_clock(self, clock: Clock) -> ReviewStore:

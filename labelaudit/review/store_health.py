@@ -355,24 +355,33 @@ def _counts(con: sqlite3.Connection) -> tuple[int, int]:
     return int(last), int(count)
 
 
-def backup_sqlite(db: Path, *, keep: int, timeout: float = 30.0) -> Path:
+def backup_sqlite(db: Path, *, keep: int, timeout: float = 30.0, if_new: bool = False) -> Path:
     """Copy ``db`` into its backup folder with SQLite's online backup API and keep the newest
-    ``keep`` backups. Readers and writers carry on meanwhile; the copy is consistent."""
+    ``keep`` backups. Readers and writers carry on meanwhile; the copy is consistent, and its name
+    carries the newest decision id the copy holds (read from the copy: a decision committed while
+    the copy runs is in it). With ``if_new``, no copy is made when the newest backup already holds
+    the database's newest decision (say, a backup that was due at 20 decisions and ran after 22
+    were committed, then the close that found 2 uncounted): the newest backup is returned, and the
+    roll keeps ``keep`` different states instead of two copies of one."""
     folder = backup_dir(db)
     folder.mkdir(parents=True, exist_ok=True)
     src = sqlite3.connect(str(db), timeout=timeout)
     try:
-        last, _ = _counts(src)
+        if if_new:
+            newest = backup_files(db)
+            if newest and _last_id_in_name(newest[0]) == _counts(src)[0]:
+                return newest[0]
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-        final = folder / f"{db.stem}-{stamp}-d{last}.sqlite"
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{final.name}.", suffix=".tmp")
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{db.stem}-{stamp}.", suffix=".tmp")
         os.close(fd)
         try:
             dst = sqlite3.connect(tmp)
             try:
                 src.backup(dst)
+                last, _ = _counts(dst)
             finally:
                 dst.close()
+            final = folder / f"{db.stem}-{stamp}-d{last}.sqlite"
             os.replace(tmp, final)
         finally:
             if os.path.exists(tmp):
@@ -393,12 +402,8 @@ def backup_files(db: Path) -> list[Path]:
     return sorted(folder.glob(f"{db.stem}-*.sqlite"), key=lambda p: p.name, reverse=True)
 
 
-def newest_backup_last_id(db: Path) -> int | None:
-    """The newest decision id in the newest backup (from its name), None without backups."""
-    files = backup_files(db)
-    if not files:
-        return None
-    tail = files[0].stem.rsplit("-d", 1)[-1]
+def _last_id_in_name(path: Path) -> int | None:
+    tail = path.stem.rsplit("-d", 1)[-1]
     return int(tail) if tail.isdigit() else None
 
 
