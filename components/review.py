@@ -932,10 +932,14 @@ def render_grid(
     session = review_session(ds)
     table = scan.table if scan is not None else None
     outcome = ss.pop(state.GRID_FLASH, None)
+    # Open or closed is the reviewer's, kept by key on the server: an expander's ``expanded``
+    # that changes between runs (it followed the outcome) made Chromium close the grid on the
+    # next tick after a decision or an undo (the browser test failed 2 runs in 3 at load ~11).
     with st.expander(
         "Grid: decide many similar rows at once",
         icon=":material/grid_view:",
-        expanded=isinstance(outcome, Outcome),
+        key=state.GRID_OPEN,
+        on_change="rerun",
     ):
         det = scan.detection if scan is not None else None
         groups = duplicate_groups(ds, det.details if det is not None else None)

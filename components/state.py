@@ -173,6 +173,8 @@ REVIEW_JUMP_ID = "review_jump_id"
 REVIEW_JUMP = "review_jump"
 #: Review page: which evidence the card shows under the action bar (typical rows, detectors, ...).
 REVIEW_EVIDENCE = "review_evidence"
+#: Grid mode: whether its expander is open (the reviewer's choice, kept across reruns).
+GRID_OPEN = "grid_open"
 GRID_SOURCE = "grid_source"
 GRID_CLUSTER = "grid_cluster"
 GRID_GROUP = "grid_group"

@@ -111,7 +111,9 @@ def test_grid_apply_says_saved_where_the_click_was(streamlit_server, page, tmp_p
     undone.wait_for(timeout=30_000)
     assert _in_view(page, undone)
     wait_for_app(page)
-    # the rows are back and nothing is ticked: one tick selects one row, not three
-    page.get_by_text(re.compile(r"^0 of \d+ rows selected")).wait_for()
+    # the rows are back (40, as before the decision) and nothing is ticked, and the grid stays
+    # open: one tick selects one row, not three
+    page.get_by_text(re.compile(r"^0 of 40 rows selected")).wait_for()
     _select_rows(page, [1])  # waits for "1 of N rows selected"
+    assert page.get_by_text(re.compile(r"^1 of 40 rows selected")).is_visible()
     assert page.locator("[data-testid='stException']").count() == 0, server.log()

@@ -107,8 +107,10 @@ def test_undo_brings_the_item_back_and_a_conflicting_undo_writes_nothing(review)
     assert session.undo(store, reviewer="ana") is None  # nothing to undo yet
     item = show_next(session, store, ds, ["r2", "r3"])
     session.decide(store, ds, reviewer="ana", action="keep")
+    assert session.decided == [item]
     out = session.undo(store, reviewer="ana")
     assert out.kind == "saved" and f"item {item} is back" in out.message
+    assert session.decided == []  # undone: no longer among this session's decisions
     assert store.log(ds.content_hash)["action"].tolist() == ["keep", "undo"]
     assert session.pick(["r2", "r3"]) == item and session.last is None
     show_next(session, store, ds, ["r2", "r3"])
@@ -223,6 +225,8 @@ def test_grid_decision_is_one_transaction_and_one_undo(review):
     assert out.kind == "saved" and "2 items" in out.message
     assert store.log(h)["action"].tolist() == ["change", "change", "undo", "undo"]
     assert len(store.current(h)) == 0 and session.last is None
+    # back in the grid, and the first of them on the card
+    assert session.decided == [] and session.forced == "r2"
 
 
 def test_grid_conflict_writes_nothing(review):

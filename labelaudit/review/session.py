@@ -146,7 +146,8 @@ class ReviewSession:
     ``skipped``: ids passed this session, oldest first (decided items count as passed);
     ``forced``: an item to show next whatever the queue says; ``last``: the decision "undo" cancels;
     ``shown``: the item on screen; ``visited``: items shown this session, oldest first (for back);
-    ``decided``: items this session decided, newest last (to jump back to one);
+    ``decided``: items this session decided and did not undo, newest last (to jump back to one;
+    the grid leaves them out);
     ``pending``: a decision the database could not save yet (see :meth:`retry`).
     """
 
@@ -405,6 +406,15 @@ class ReviewSession:
         new = list(dict.fromkeys(items))
         self.decided = [i for i in self.decided if i not in set(new)] + new
 
+    def _undecided(self, items: list[str]) -> None:
+        """After an undo: the first item comes back on the card to be decided again, and none of
+        them counts as decided here any more (a grid undo puts its rows back in the grid)."""
+        self.last = None
+        self.forced = items[0]
+        self.shown = None
+        gone = set(items)
+        self.decided = [i for i in self.decided if i not in gone]
+
     def decide_grid(
         self,
         store: ReviewStore,
@@ -536,9 +546,7 @@ class ReviewSession:
                     identity=who,
                     seen_blind_id=last.decision_id,
                 )
-                self.last = None
-                self.forced = last.item_id
-                self.shown = None
+                self._undecided([last.item_id])
                 return Outcome("saved", f"Undone: your review of item {last.item_id}.")
             u = store.undo(
                 dataset_version=self.dataset_version,
@@ -557,9 +565,7 @@ class ReviewSession:
             return Outcome("error", str(e))
         except StoreError as e:  # nothing written: the last decision stays undoable
             return Outcome("busy", f"Not undone: {e}. Press Undo again to retry.")
-        self.last = None
-        self.forced = last.item_id  # decide it again
-        self.shown = None
+        self._undecided([last.item_id])
         return Outcome(
             "saved", f"Undone: item {last.item_id} is back to {u.new_label} (decision {u.id})."
         )
@@ -583,9 +589,7 @@ class ReviewSession:
             return Outcome("error", str(e))
         except StoreError as e:
             return Outcome("busy", f"Not undone: {e}. Press Undo again to retry.")
-        self.last = None
-        self.forced = last.item_id
-        self.shown = None
+        self._undecided([i for i, _ in last.items])
         return Outcome("saved", _undo_grid_message(len(last.items)))
 
 
