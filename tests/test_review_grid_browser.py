@@ -36,6 +36,19 @@ def test_typical_rows_and_grid_table(streamlit_server, page, tmp_path, monkeypat
     assert page.locator("[data-testid='stException']").count() == 0, server.log()
 
 
+GRID = "[class*='st-key-grid_table'] [data-testid='stDataFrame']"
+
+
+def _grid(page):
+    """The grid's data table, once the page holds one: after a decision or an undo the table is
+    drawn under a new key (a fresh selection), and until the rerun has finished the browser may
+    still hold the previous one beside it (seen at load ~12: two tables, a strict-mode error)."""
+    page.wait_for_function(
+        f"() => document.querySelectorAll({GRID!r}).length === 1", timeout=60_000, polling=50
+    )
+    return page.locator(GRID)
+
+
 def _open_grid(page, server) -> None:
     page.goto(server.url + "/review")
     wait_for_app(page)
@@ -44,13 +57,13 @@ def _open_grid(page, server) -> None:
     wait_for_app(page)
     page.locator(".st-key-review_keep button").wait_for()
     page.get_by_text("Grid: decide many similar rows at once").click()
-    page.locator("[class*='st-key-grid_table'] [data-testid='stDataFrame']").wait_for()
+    _grid(page).wait_for()
     page.get_by_text(re.compile(r"^0 of \d+ rows selected")).wait_for()
 
 
 def _select_rows(page, rows: list[int]) -> None:
     """Tick the row markers of the grid (a canvas: clicked where the first column's rows are)."""
-    grid = page.locator("[class*='st-key-grid_table'] [data-testid='stDataFrame']")
+    grid = _grid(page)
     grid.hover()  # the row markers show on hover
     box = grid.bounding_box()
     assert box is not None
@@ -78,7 +91,7 @@ def test_grid_apply_says_saved_where_the_click_was(streamlit_server, page, tmp_p
     server = streamlit_server(workspace=tmp_path / "ws", dataset=ds)
     _open_grid(page, server)
     rows = page.locator("[class*='st-key-grid_table'] [role=row]")
-    page.locator("[class*='st-key-grid_table'] [data-testid='stDataFrame']").hover()
+    _grid(page).hover()
     rows.nth(3).wait_for(state="attached")
     first_ids = [t.split("query")[0].split("<b>")[0] for t in rows.all_inner_texts()[1:4]]
     assert first_ids == ["r35", "r4", "r22"]  # r35 is in the protected test split
@@ -101,7 +114,7 @@ def test_grid_apply_says_saved_where_the_click_was(streamlit_server, page, tmp_p
         store.close()
     # the decided rows left the grid and nothing is ticked: one more tick selects one row
     page.get_by_text(re.compile(r"^0 of 38 rows selected")).wait_for()
-    page.locator("[class*='st-key-grid_table'] [data-testid='stDataFrame']").hover()
+    _grid(page).hover()
     rows.nth(3).wait_for(state="attached")
     assert not {"r4", "r22"} & {t.split("query")[0] for t in rows.all_inner_texts()[1:4]}
     page.mouse.move(5, 5)  # off the data grid
