@@ -222,10 +222,19 @@ def page(browser, tmp_path):
 
 
 def wait_for_app(page, timeout: float = 90_000) -> None:
-    """Wait until Streamlit has finished running the script (no 'running' indicator)."""
+    """Wait until Streamlit has finished running the script: the app's own run state
+    (``data-test-script-state`` on ``stApp``) says it is not running. The 'running' indicator
+    (``stStatusWidget``) is no such signal: Streamlit shows it only once a run has lasted 500 ms,
+    so a run that started less than 500 ms ago (every rerun after a quick click) looked finished,
+    and a test read the page in the middle of it (seen in the grid browser test at load ~6-12)."""
     page.wait_for_selector("[data-testid='stApp']", timeout=timeout)
     page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout
+        "() => { const a = document.querySelector('[data-testid=\"stApp\"]');"
+        " const s = a && a.getAttribute('data-test-script-state');"
+        " return (s === 'notRunning' || s === 'compilationError')"
+        " && !document.querySelector('[data-testid=\"stStatusWidget\"]'); }",
+        timeout=timeout,
+        polling=50,
     )
 
 

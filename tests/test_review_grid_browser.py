@@ -103,6 +103,7 @@ def test_grid_apply_says_saved_where_the_click_was(streamlit_server, page, tmp_p
     wait_for_app(page)
     grid_box = page.locator("[data-testid='stExpander']", has_text="Grid: decide many similar rows")
     in_grid = grid_box.get_by_text(re.compile(r"^Saved 2 decisions"))
+    in_grid.wait_for()  # the one above the card is drawn first, in the same run
     assert in_grid.count() == 1 and _in_view(page, in_grid), in_grid.bounding_box()
     from labelaudit.review.store import ReviewStore
     from labelaudit.workspace import Workspace
