@@ -145,9 +145,17 @@ def synthetic(n: int, k: int = 10, seed: int = 0):
 
 
 def _wait_idle(page, timeout: float = 300_000) -> None:
+    """Until the script run is over, by the app's own run state: Streamlit shows its running
+    indicator only once a run has lasted 500 ms, so its absence said nothing about a click's run,
+    and the next click could start while the previous run was still sending or collecting."""
     page.wait_for_selector("[data-testid='stApp']", timeout=timeout)
     page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout
+        "() => { const a = document.querySelector('[data-testid=\"stApp\"]');"
+        " const s = a && a.getAttribute('data-test-script-state');"
+        " return (s === 'notRunning' || s === 'compilationError')"
+        " && !document.querySelector('[data-testid=\"stStatusWidget\"]'); }",
+        timeout=timeout,
+        polling=20,
     )
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -824,8 +823,15 @@ _FROZEN: list[bool] = []
 
 
 def serving() -> bool:
-    """True in a ``streamlit run`` server process (not in a test or a notebook)."""
-    return len(sys.argv) > 1 and sys.argv[1] == "run" and "streamlit" in sys.argv[0]
+    """True in a session a browser opened on a ``streamlit run`` server: its request came with a
+    ``Host`` header. Not in an AppTest, a notebook or a bare script (no request). ``sys.argv`` is
+    no sign: ``streamlit run`` sets it to the page script and its arguments before the first run,
+    so the earlier test on it (``run`` in argv) was never true in a server and the freeze below
+    never ran there."""
+    try:
+        return bool(st.context.headers.get("Host"))
+    except Exception:  # no script run context (a bare import): not a server session
+        return False
 
 
 def freeze_loaded() -> bool:

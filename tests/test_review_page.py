@@ -318,16 +318,28 @@ def test_the_evidence_picker_shows_one_view_and_keeps_it_for_the_next_item(setup
     assert "Typical rows:" in captions()
 
 
+def _serving_script() -> None:
+    import streamlit as st
+
+    from components.review import serving
+
+    st.text(f"serving={serving()}")
+
+
 def test_the_loaded_objects_are_frozen_once_and_only_in_a_server(monkeypatch):
-    """freeze_loaded: gc.freeze once per `streamlit run` process, never in a test or a notebook."""
+    """freeze_loaded: gc.freeze once per server process, never in a test or a notebook. Whether
+    it runs in a real server (a browser's session) is seen in the bench: streamlit.gc_collect
+    per click (bench/results/review_ui.md)."""
     from components import review
 
+    at = AppTest.from_function(_serving_script).run()
+    assert [t.value for t in at.text] == ["serving=False"]  # an AppTest has no browser request
+    assert not review.serving()  # no script run context at all
     calls: list[str] = []
     monkeypatch.setattr(review, "_FROZEN", [])
     monkeypatch.setattr(review.gc, "freeze", lambda: calls.append("freeze"))
     monkeypatch.setattr(review.gc, "collect", lambda *a: calls.append("collect") or 0)
-    monkeypatch.setattr(review.sys, "argv", ["/usr/bin/pytest", "tests"])
     assert not review.freeze_loaded() and calls == []
-    monkeypatch.setattr(review.sys, "argv", ["/x/site-packages/streamlit/__main__.py", "run", "a"])
+    monkeypatch.setattr(review, "serving", lambda: True)
     assert review.freeze_loaded() and calls == ["collect", "freeze"]
     assert not review.freeze_loaded() and calls == ["collect", "freeze"]  # once
