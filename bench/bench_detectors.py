@@ -286,8 +286,8 @@ def _all_cases(names: list[str] | None):
     from bench import detector_cases
 
     for name in names or detector_cases.case_names():
-        if name in DATASETS:
-            continue
+        if name in DATASETS or (names is None and "-clean" in name):
+            continue  # the clean splits have no known error: part 6 reads them
         c = detector_cases.get_case(name)
         base, _, given = name.partition("+")
         ref = detector_cases.get_case(base).probs if given else None
@@ -336,12 +336,27 @@ def _case_set(name: str) -> str:
     return "fresh" if name.startswith("banking-") and rate in ("2", "15") else "tuning"
 
 
+_AGREED: dict[str, np.ndarray] = {}
+
+
+def _agreed_natural(split: str) -> np.ndarray:
+    """Rows of BANKING77 ``split`` that both clean runs (out-of-fold and TF-IDF probabilities)
+    flag: candidates for its natural label errors (part 6)."""
+    if split not in _AGREED:
+        a = _quality_run(f"banking-{split}-clean")[4]
+        b = _quality_run(f"banking-{split}-clean+probs")[4]
+        _AGREED[split] = a & b
+    return _AGREED[split]
+
+
 def bench_cases(names: list[str] | None = None) -> str:
     import labelaudit.detectors.combiner as combiner_mod
     from labelaudit.detectors.combiner import (
         QUALITY_ISSUE_RULE,
         combined_score,
+        expected_precision,
         flag_precision,
+        flag_precision_range,
         heldout_reference,
         learn_combination,
         learn_trust,
@@ -430,6 +445,12 @@ def bench_cases(names: list[str] | None = None) -> str:
         )
         est_new = flag_precision(q_flags, labels, probs, nm)
         est_lm = quality_expected_precision(q_flags, comb)
+        # the scan's range (labelaudit.detect): the label model over every detector when the
+        # combiner kept a single one
+        lm_end = est_lm
+        if lm_end is None and len(res) > 1:
+            lm_end = expected_precision(q_flags, trust)
+        span = flag_precision_range(q_flags, labels, probs, nm, lm_end)
         # Candidate, not adopted: the probabilities taken as P(given label | x) of a model fitted on
         # the noisy labels, p = T p*, and corrected to p* = T^-1 p (clipped, renormalised) first
         est_inv = None
@@ -453,11 +474,27 @@ def bench_cases(names: list[str] | None = None) -> str:
                 f"{'yes' if ok else '**no**'} | {prev.dominant or 'none'} / {comb.dominant or 'none'} |"
             )
             fm = flag_metrics(q_flags, truth)
+            lo_m = hi_m = fm["precision"]
+            if name.startswith("banking-"):  # natural errors both clean runs flag count as found
+                agreed = _agreed_natural(name.split("-")[1]) & ~truth
+                hi_m = float((truth | agreed)[q_flags].mean()) if q_flags.any() else hi_m
+
+            def off(lo: float, hi: float, lo_m: float = lo_m, hi_m: float = hi_m) -> float:
+                """Distance between [lo, hi] and the measured [lo_m, hi_m] (0 when they meet)."""
+                return max(lo - hi_m, lo_m - hi, 0.0)
+
             precision_rows.append(
                 f"| {name} | {fm['flagged']} | {fm['precision']:.3f} | "
-                f"{'n/a' if est_lm is None else f'{est_lm:.3f}'} | "
+                + (f"{hi_m:.3f}" if hi_m != lo_m else "n/a")
+                + f" | {'n/a' if est_lm is None else f'{est_lm:.3f}'} | "
                 f"{'cannot be estimated' if est_new is None else f'{est_new:.3f}'} | "
                 + ("n/a" if est_new is None else f"{est_new - fm['precision']:+.3f}")
+                + " | "
+                + ("n/a" if est_new is None else f"{off(est_new, est_new):.3f}")
+                + " | "
+                + ("cannot be estimated" if span is None else f"{span[0]:.3f}-{span[1]:.3f}")
+                + " | "
+                + ("n/a" if span is None else f"{off(*span):.3f}")
                 + " | "
                 + (
                     "n/a"
@@ -595,14 +632,20 @@ def bench_cases(names: list[str] | None = None) -> str:
         "### Expected precision of the needs-review flag",
         "",
         "Quality-gated flag; measured = share of flagged rows among the known errors (a lower bound on",
-        "BANKING77, whose natural errors are not counted); label model = the previous estimate;",
-        "noise-matrix rule = `combiner.flag_precision` (what the scan reports now); candidate (not",
-        "adopted) = the same rule on p* = T^-1 p, as if the probabilities were P(given label | x) of a",
-        "model fitted on the noisy labels (forward correction, Patrini et al. 2017, CVPR).",
+        "BANKING77, whose natural errors are not counted); with natural = the same, counting as errors",
+        "also the rows both clean runs flag (part 6, `--part ceiling`): an upper estimate on BANKING77;",
+        "label model = its mean posterior over the flagged rows (quality combiner's label model);",
+        "noise-matrix rule = `combiner.flag_precision`; range = `combiner.flag_precision_range`",
+        "(what the scan reports now: between the noise-matrix rule and the label model, the label",
+        "model over every detector when the combiner kept one); off = distance between the estimate",
+        "and the measured interval [measured, with natural] (0 when they meet). Candidate (not",
+        "adopted) = the noise-matrix rule on p* = T^-1 p, as if the probabilities were P(given label |",
+        "x) of a model fitted on the noisy labels (forward correction, Patrini et al. 2017, CVPR).",
         "",
-        "| case | flagged | measured precision | label model (before) | noise-matrix rule (now) | "
-        "now - measured | candidate: T^-1-corrected probabilities (- measured) |",
-        "|---|---|---|---|---|---|---|",
+        "| case | flagged | measured precision | measured, with natural | label model | "
+        "noise-matrix rule (before) | before - measured | before: off | range (now) | range: off | "
+        "candidate: T^-1-corrected probabilities (- measured) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
         *precision_rows,
         "",
     ]
@@ -861,7 +904,9 @@ def _quality_run(name: str):
     return c, res, comb, quality_score(res, comb), quality_flags(res, comb)
 
 
-def bench_ceiling(names: list[str] | None = None, *, inspect: str = "banking-test-nearest-5") -> str:
+def bench_ceiling(
+    names: list[str] | None = None, *, inspect: str = "banking-test-nearest-5"
+) -> str:
     """How much of the planted-flip AP the natural label errors of BANKING77 test cost.
 
     The split as published (``banking-test-clean``, ``+probs``) is scanned with no flip; the rows
@@ -878,43 +923,54 @@ def bench_ceiling(names: list[str] | None = None, *, inspect: str = "banking-tes
         for rate in (2, 5, 10, 15)
         for g in ("", "+probs")
         if not (kind == "uniform" and rate == 2 and g)
+    ] + [
+        f"banking-train-{kind}-{rate}{g}"
+        for kind in ("nearest", "uniform")
+        for rate in (5, 10)
+        for g in ("", "+probs")
     ]
+    splits = sorted({n.split("-")[1] for n in names})
     clean = {}
     lines = [
         "## 6. Ceiling: BANKING77 test's natural label errors (issue 12)",
         "",
-        "Ying & Thomas (2022, \"Label Errors in BANKING77\", Insights from Negative Results in NLP,",
+        'Ying & Thomas (2022, "Label Errors in BANKING77", Insights from Negative Results in NLP,',
         "pp. 139-143) estimate that over 1,400 (14 %) of the 10,003 *training* utterances may be",
         "mislabelled; a planted-flip benchmark counts every such row a detector ranks high as a",
-        "false positive. Clean run = the same split with 0 % flips (`banking-test-clean`, and",
-        "`+probs` for the cases with given probabilities).",
+        "false positive. Clean run = the same split with 0 % flips (`banking-{test,train}-clean`,",
+        "and `+probs` for the cases with given probabilities).",
         "",
         "| clean run | rows | quality flags | confident learning flags | every detector's flags |",
         "|---|---|---|---|---|",
     ]
-    for g in ("", "+probs"):
-        c, res, comb, score, flags = _quality_run("banking-test-clean" + g)
-        clean[g] = (score, flags)
-        per = ", ".join(f"{n} {int(r.is_issue.sum())}" for n, r in sorted(res.items()))
-        lines.append(
-            f"| banking-test-clean{g} | {len(c.labels)} | {int(flags.sum())} "
-            f"({flags.mean():.1%}) | {int(res['confident_learning'].is_issue.sum())} | {per} |"
-        )
+    for split in splits:
+        for g in ("", "+probs"):
+            c, res, comb, score, flags = _quality_run(f"banking-{split}-clean{g}")
+            clean[split, g] = (score, flags)
+            per = ", ".join(f"{n} {int(r.is_issue.sum())}" for n, r in sorted(res.items()))
+            lines.append(
+                f"| banking-{split}-clean{g} | {len(c.labels)} | {int(flags.sum())} "
+                f"({flags.mean():.1%}) | {int(res['confident_learning'].is_issue.sum())} | {per} |"
+            )
     lines += [
         "",
         "Planted AP as measured, and with the clean run's flagged rows that were not planted left",
-        "out (\"not known\"). Natural = clean-run flagged rows; of them, in the planted case's top n",
-        "(n = planted errors) = how many of the quality ranking's top n they take.",
+        'out ("not known"). Natural = clean-run flagged rows; of them, in the planted case\'s top n',
+        "(n = planted errors) = how many of the quality ranking's top n they take. Stricter: only the",
+        "rows that both clean runs (the embedding head's and the TF-IDF model's probabilities) flag.",
         "",
-        "| case | planted | natural candidates left out | of them in quality top n | quality AP | quality AP, natural left out | best single (AP) | best single, natural left out | rank avg AP / left out | every detector, natural left out (AP) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| case | planted | natural candidates left out | of them in quality top n | quality AP | quality AP, natural left out | both clean runs agree: left out, quality AP | best single (AP) | best single, natural left out | rank avg AP / left out | every detector, natural left out (AP) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name in names:
         c, res, comb, score, _ = _quality_run(name)
         truth = c.truth
-        _, nat_flags = clean["+probs" if name.endswith("+probs") else ""]
+        _, nat_flags = clean[name.split("-")[1], "+probs" if name.endswith("+probs") else ""]
         nat = nat_flags & ~truth
         keep = ~nat
+        # stricter: only the rows both clean runs flag (two different models agree)
+        split = name.split("-")[1]
+        agreed = clean[split, ""][1] & clean[split, "+probs"][1] & ~truth
         n = int(truth.sum())
         top = np.argsort(-score, kind="stable")[:n]
 
@@ -929,10 +985,42 @@ def bench_ceiling(names: list[str] | None = None, *, inspect: str = "banking-tes
         lines.append(
             f"| {name} | {n} | {int(nat.sum())} | {int(nat[top].sum())} | "
             f"{ranking_metrics(score, truth, (1,))['AP']:.3f} | {ap(score):.3f} | "
+            f"{int(agreed.sum())}: {ap(score, ~agreed):.3f} | "
             f"{b} {single[b]:.3f} | {bk} {single_k[bk]:.3f} | "
             f"{ranking_metrics(ra, truth, (1,))['AP']:.3f} / {ap(ra):.3f} | "
             + ", ".join(f"{m} {v:.3f}" for m, v in sorted(single_k.items(), key=lambda kv: -kv[1]))
             + " |"
+        )
+    # how far apart two rankings can be by chance at these sizes (the fresh nearest-2 case)
+    from sklearn.metrics import average_precision_score
+
+    lines += [
+        "",
+        "Quality minus the best single detector (as measured, natural errors counted as false",
+        "positives), with a paired bootstrap over rows (500 resamples, seed 0): its standard",
+        "deviation and 95 % interval.",
+        "",
+        "| case | planted | best single | quality - best | bootstrap sd | 95 % interval |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name in [n for n in names if "nearest" in n and n.startswith("banking-test")]:
+        c, res, comb, score, _ = _quality_run(name)
+        truth = c.truth
+        single = {m: average_precision_score(truth, r.score) for m, r in res.items()}
+        b = max(single, key=single.get)
+        rng = np.random.default_rng(0)
+        diffs = []
+        for _ in range(500):
+            i = rng.integers(0, len(truth), len(truth))
+            diffs.append(
+                average_precision_score(truth[i], score[i])
+                - average_precision_score(truth[i], res[b].score[i])
+            )
+        d = np.asarray(diffs)
+        lines.append(
+            f"| {name} | {int(truth.sum())} | {b} | "
+            f"{average_precision_score(truth, score) - single[b]:+.3f} | {d.std():.3f} | "
+            f"[{np.quantile(d, 0.025):+.3f}, {np.quantile(d, 0.975):+.3f}] |"
         )
     # inspection sample
     from bench import detector_cases
@@ -942,7 +1030,7 @@ def bench_ceiling(names: list[str] | None = None, *, inspect: str = "banking-tes
     names_k = list(ds.classes)
     order = [int(i) for i in np.argsort(-score, kind="stable") if not c.truth[i]][:25]
     sugg = res["confident_learning"].suggested_label
-    _, nat_flags = clean[""]
+    _, nat_flags = clean[inspect.split("-")[1], ""]
     lines += [
         "",
         f"Inspection sample: the 25 highest-ranked rows of {inspect} that were not planted (quality",
@@ -963,6 +1051,115 @@ def bench_ceiling(names: list[str] | None = None, *, inspect: str = "banking-tes
     return "\n".join(lines) + "\n"
 
 
+# ----------------------------------------------------------------------------- 7. candidates
+def _pruned_refit_probs(
+    emb: np.ndarray, labels: np.ndarray, k: int, drop: np.ndarray
+) -> np.ndarray:
+    """Prune and retrain: the embedding head's 5-fold out-of-fold probabilities (the scan's folds
+    and C), each fold's model fitted without the training rows in ``drop``."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold
+
+    from labelaudit.detectors.oof import DEFAULT_C
+
+    out = np.zeros((len(labels), k))
+    for tr, te in StratifiedKFold(5, shuffle=True, random_state=0).split(emb, labels):
+        tr = tr[~drop[tr]]
+        m = LogisticRegression(C=DEFAULT_C, max_iter=1000).fit(emb[tr], labels[tr])
+        p = np.zeros((len(te), k))
+        p[:, m.classes_] = m.predict_proba(emb[te])
+        out[te] = p
+    out = np.clip(out, 1e-6, None)
+    return out / out.sum(axis=1, keepdims=True)
+
+
+def bench_candidate_detectors(names: list[str] | None = None) -> str:
+    """Two candidate detectors for the nearest-intent cases, measured alone and as members of the
+    quality combiner (not registered): confident learning on the TF-IDF word + character n-gram
+    and embedding model's out-of-fold probabilities (``text_model``; the same model as the
+    ``+probs`` cases' given probabilities, :func:`bench.detector_cases.strong_probs`), and prune
+    and retrain (``pruned``: the rows confident learning flags are dropped from the training folds,
+    the embedding head refitted, confident learning and self-confidence scored again)."""
+    import time as _time
+
+    from bench import detector_cases
+    from labelaudit.detectors.base import DetectionContext, DetectorResult
+    from labelaudit.detectors.confident_learning import confident_learning
+
+    names = names or [
+        f"banking-test-{kind}-{rate}{g}"
+        for kind in ("nearest", "uniform")
+        for rate in (5, 10)
+        for g in ("", "+probs")
+    ]
+    lines = [
+        "## 7. Candidate detectors for errors to similar classes (issue 12, not adopted)",
+        "",
+        "AP alone and the quality combiner's AP with the candidate added as a member (its weight in",
+        "brackets). text_model CL = confident learning on the TF-IDF + embedding model's out-of-fold",
+        "probabilities; pruned CL / SC = confident learning / self-confidence on the embedding head",
+        "refitted without the rows confident learning flagged (CPU-s of the refit in the last column).",
+        "",
+        "| case | quality AP | text_model CL alone | quality + text_model | pruned CL alone | pruned SC alone | quality + pruned CL | quality + pruned CL and SC | refit CPU-s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+
+    def as_member(tag: str, score: np.ndarray, r: DetectorResult) -> DetectorResult:
+        return DetectorResult(
+            tag, score, r.is_issue, r.suggested_label, r.suggested_prob, r.evidence
+        )
+
+    def with_members(name: str, c, res, extra: dict) -> tuple[float, dict]:
+        from labelaudit.detectors.combiner import heldout_reference, learn_combination
+        from labelaudit.detectors.combiner import quality_score as qs
+
+        r2 = {**res, **extra}
+        held = heldout_reference(r2) if "+" in name else None
+        comb = learn_combination(
+            r2,
+            labels=c.labels,
+            probs=c.probs,
+            reference_labels=None if held is None else held[1],
+        )
+        return ranking_metrics(qs(r2, comb), c.truth, (1,))["AP"], comb.weights
+
+    for name in names:
+        c, res, _, score, _ = _quality_run(name)
+        base = name.partition("+")[0]
+        ds, emb = detector_cases._source(base)
+        y, k = c.labels, ds.k
+        strong = detector_cases.get_case(base + "+probs").probs
+        tm = confident_learning(DetectionContext(labels=y, n_classes=k, pred_probs=strong))
+        a_tm, w_tm = with_members(
+            name, c, res, {"text_model": as_member("text_model", tm.score, tm)}
+        )
+        t0 = _time.process_time()
+        p1 = _pruned_refit_probs(emb, y, k, res["confident_learning"].is_issue)
+        secs = _time.process_time() - t0
+        pr = confident_learning(DetectionContext(labels=y, n_classes=k, pred_probs=p1))
+        sc = 1.0 - p1[np.arange(len(y)), y]
+        a_p, w_p = with_members(name, c, res, {"pruned_cl": as_member("pruned_cl", pr.score, pr)})
+        a_ps, _ = with_members(
+            name,
+            c,
+            res,
+            {
+                "pruned_cl": as_member("pruned_cl", pr.score, pr),
+                "pruned_sc": as_member("pruned_sc", sc, pr),
+            },
+        )
+
+        def m(s, t=c.truth):
+            return ranking_metrics(s, t, (1,))["AP"]
+
+        lines.append(
+            f"| {name} | {m(score):.3f} | {m(tm.score):.3f} | {a_tm:.3f} ({w_tm['text_model']:.2f}) | "
+            f"{m(pr.score):.3f} | {m(sc):.3f} | {a_p:.3f} ({w_p['pruned_cl']:.2f}) | {a_ps:.3f} | "
+            f"{secs:.0f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument(
@@ -975,6 +1172,7 @@ def main(argv: list[str] | None = None) -> None:
             "retrain_probes",
             "reuse_timing",
             "ceiling",
+            "candidates",
             "all",
         ],
         default="all",
@@ -1017,6 +1215,8 @@ def main(argv: list[str] | None = None) -> None:
         parts.append(bench_retrain_probes(args.cases or ["banking-test-nearest-5"]))
     if args.part == "ceiling":  # not in "all": reads the cached BANKING77 test cases
         parts.append(bench_ceiling(args.cases))
+    if args.part == "candidates":  # not in "all": one extra out-of-fold fit per case
+        parts.append(bench_candidate_detectors(args.cases))
     text = "\n".join(parts)
     print(text)
     if args.out:

@@ -80,16 +80,17 @@ def render_combiner(details: Mapping[str, Any]) -> None:
             st.caption(f"Why these weights: {md_escape(details['combiner_rationale'])}.")
         rule = details.get("issue_rule")
         est = details.get("flag_expected_precision")
-        if rule:
-            st.caption(
-                f"Needs review: {md_escape(rule)}"
-                + (
-                    ""
-                    if est is None
-                    else f"; expected precision {est:.0%} (model estimate, not a measurement)"
-                )
-                + "."
+        span = details.get("flag_precision_range")
+        if span is not None and span[1] - span[0] >= 0.005:
+            est_text = f"; expected precision {span[0]:.0%} to {span[1]:.0%} (two model estimates)"
+        elif est is not None:
+            est_text = f"; expected precision {est:.0%} (model estimate, not a measurement)"
+        else:
+            est_text = (
+                "; expected precision cannot be estimated (no noise matrix, or nothing flagged)"
             )
+        if rule:
+            st.caption(f"Needs review: {md_escape(rule)}{est_text}.")
         order = sorted(weights, key=lambda n: (-float(weights[n]), n))
         st.caption(
             "Weight of each detector in the combined score: "

@@ -7,6 +7,7 @@ the probabilities are the user's (assumed out-of-sample, as the loader documents
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -27,10 +28,13 @@ from labelaudit.detectors.combiner import (
     TRUST_ISSUE_RULE,
     combined_score,
     detector_families,
+    expected_precision,
     flag_precision,
+    flag_precision_range,
     heldout_reference,
     learn_combination,
     learn_trust,
+    quality_expected_precision,
     quality_flags,
     quality_score,
     trusted_flags,
@@ -56,13 +60,13 @@ COMBINERS = ("quality", "rank_average", "trust")
 #: The combiner used when none is chosen.
 DEFAULT_COMBINER = "quality"
 #: Bump when detection output changes for the same inputs (the scan keys its cache on it).
-#: 8: errors to similar classes (rank-0 probes, the probability family's share, no accuracy
+#: 9: the flag's precision as a range (noise-matrix and label-model posteriors); 8: errors to similar classes (rank-0 probes, the probability family's share, no accuracy
 #: dominance) and the flag's expected precision from the noise matrix; 7: with given
 #: probabilities, the quality combiner's embedding-family reference is the kNN detector's
 #: held-out prediction (no second out-of-fold fit); 6: quality-gated probes follow the estimated error structure, families hold half the weight
 #: each, and it is the default; 5: the quality-gated combiner and its rationale; 4: combiner
 #: weights and the trust-weighted combiner; 3: training population (issue 16)
-VERSION = 8
+VERSION = 9
 
 
 @serialisable
@@ -91,6 +95,10 @@ class DetectionDetails(FieldAccess):
     #: Expected precision of the "needs review" flag (:data:`combiner.FLAG_PRECISION_RULE`: from the
     #: probabilities and confident learning's noise matrix), or None when it cannot be estimated.
     flag_expected_precision: float | None = None
+    #: [low, high] for the flag's precision (:data:`combiner.FLAG_PRECISION_RANGE_RULE`: between the
+    #: noise-matrix posterior above and the label model's posterior), or None when it cannot be
+    #: estimated; low == high when only the first can be computed.
+    flag_precision_range: list[float] | None = None
     #: Why the combiner weighed the detectors as it did (one sentence; None for fixed weights).
     combiner_rationale: str | None = None
     #: {class name: rows needing review}.
@@ -156,7 +164,7 @@ def detect_label_issues(
     ``issues_per_class`` {class: rows needing review}, ``top3_labels`` / ``top3_probs`` (N, 3),
     ``flags`` / ``evidence`` {detector: per-row}, ``detector_details``, ``skipped``, ``warnings``,
     ``issue_rule``, ``combiner`` and ``combiner_weights`` {detector: weight},
-    ``flag_expected_precision``. ``combiner``: one of :data:`COMBINERS` or a callable
+    ``flag_expected_precision`` and ``flag_precision_range``. ``combiner``: one of :data:`COMBINERS` or a callable
     ``{name: DetectorResult} -> scores``. ``neighbour_graph``: the k-NN graph of the embeddings
     when the caller built one (the scan does); the kNN and near-duplicate detectors then share it
     instead of building their own. ``engine``: where the out-of-fold folds run
@@ -220,6 +228,7 @@ def detect_label_issues(
     if isinstance(combiner, str) and combiner not in COMBINERS:
         raise UsageError(f"unknown combiner {combiner!r}; use one of {', '.join(COMBINERS)}")
     issue_rule, rationale = ISSUE_RULE, None
+    label_model_precision: Callable[[np.ndarray], float | None] | None = None
     weights = {n: 1.0 / len(results) for n in results}
     if combiner == "quality":
         fams = detector_families(results)
@@ -244,6 +253,7 @@ def detect_label_issues(
         ens.is_issue = quality_flags(results, comb)
         issue_rule = QUALITY_ISSUE_RULE
         combiner_name, rationale = "quality_gated", comb.rationale
+        label_model_precision = lambda f: quality_expected_precision(f, comb)  # noqa: E731
     elif combiner == "trust":
         trust = learn_trust(results)
         weights = trust.weights
@@ -251,6 +261,7 @@ def detect_label_issues(
         ens.is_issue = trusted_flags(results, trust)
         issue_rule = TRUST_ISSUE_RULE
         combiner_name = "trust_weighted"
+        label_model_precision = lambda f: expected_precision(f, trust)  # noqa: E731
     else:
         fn = rank_average if combiner == "rank_average" else combiner
         assert callable(fn)
@@ -271,9 +282,18 @@ def detect_label_issues(
         table[f"score_{name}"] = r.score
     cl = results.get("confident_learning")
     # The flag's expected precision, the same rule for every combiner (combiner.FLAG_PRECISION_RULE)
-    expected = flag_precision(
-        ens.is_issue, labels, probs, None if cl is None else cl.details.get("noise_matrix")
-    )
+    nm = None if cl is None else cl.details.get("noise_matrix")
+    expected = flag_precision(ens.is_issue, labels, probs, nm)
+    # The range's other end: the combiner's label model, else (fixed weights, or a single kept
+    # detector) the label model over every detector; none with one detector, whose posterior
+    # would be its own votes (0 or 1), not an estimate.
+    lm_estimate = None
+    if len(results) > 1:
+        if label_model_precision is not None:
+            lm_estimate = label_model_precision(ens.is_issue)
+        if lm_estimate is None:
+            lm_estimate = expected_precision(ens.is_issue, learn_trust(results))
+    span = flag_precision_range(ens.is_issue, labels, probs, nm, lm_estimate)
     details = DetectionDetails(
         probs_source=source,
         oof_accuracy=None if oof_accuracy is None else float(oof_accuracy),
@@ -284,6 +304,7 @@ def detect_label_issues(
         combiner=combiner_name,
         combiner_weights={n: float(w) for n, w in weights.items()},
         flag_expected_precision=expected,
+        flag_precision_range=None if span is None else [float(span[0]), float(span[1])],
         combiner_rationale=rationale,
         issues_per_class={
             str(c): int(v)

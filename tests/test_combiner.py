@@ -578,3 +578,61 @@ def test_similar_class_weights_deterministic_and_invariant_to_row_order():
     for n in results:
         assert moved.weights[n] == pytest.approx(first.weights[n], abs=1e-9)
     assert np.allclose(quality_score(shuffled, moved), quality_score(results, first)[perm])
+
+
+def test_flag_precision_range_brackets_the_measured_precision():
+    """The range's ends are the noise-matrix posterior and the label model's posterior (the
+    combiner's, else the label model over every detector, as the scan does). With calibrated
+    clean-label probabilities both ends sit near or above the measured precision; with the
+    probabilities of a model that absorbed the noise (P(given label | x) = T p, what a model fitted
+    on the noisy labels learns) the noise-matrix end runs low and the range holds the measured
+    precision where that end alone misses it."""
+    from labelaudit.detectors.combiner import (
+        expected_precision,
+        flag_precision,
+        flag_precision_range,
+        learn_combination,
+        learn_trust,
+        quality_expected_precision,
+        quality_flags,
+    )
+    from labelaudit.detectors.confident_learning import confident_learning
+    from labelaudit.detectors.oof import self_confidence
+
+    for seed, kind, absorbed in ((0, "uniform", False), (1, "pair", False), (3, "uniform", True)):
+        given, probs, wrong, t = calibrated_noise_case(seed, kind)
+        if absorbed:
+            probs = probs @ t.T  # P(given = i | x) = sum_j T[i, j] p_j
+        ctx = DetectionContext(labels=given, n_classes=probs.shape[1], pred_probs=probs)
+        res = {
+            "self_confidence": self_confidence(ctx),
+            "confident_learning": confident_learning(ctx),
+        }
+        comb = learn_combination(res, labels=given, probs=probs)
+        flags = quality_flags(res, comb)
+        measured = wrong[flags].mean()
+        nm = res["confident_learning"].details["noise_matrix"]
+        point = flag_precision(flags, given, probs, nm)
+        lm = quality_expected_precision(flags, comb)
+        lm = expected_precision(flags, learn_trust(res)) if lm is None else lm
+        span = flag_precision_range(flags, given, probs, nm, lm)
+        assert span is not None and span[0] <= span[1] and point in span
+        if absorbed:
+            assert point < measured - 0.05  # the noise-matrix estimate alone runs low here
+            assert span[0] <= measured <= span[1]
+        else:  # calibrated: the low end is the noise-matrix estimate, near the measured precision
+            assert span[0] == pytest.approx(measured, abs=0.1)
+
+
+def test_flag_precision_range_without_a_label_model_or_a_noise_matrix():
+    from labelaudit.detectors.combiner import flag_precision, flag_precision_range
+
+    given, probs, wrong, t = calibrated_noise_case(0, "uniform", n=500)
+    flags = probs.argmax(axis=1) != given
+    point = flag_precision(flags, given, probs, t)
+    assert flag_precision_range(flags, given, probs, t, None) == (point, point)
+    assert flag_precision_range(flags, given, probs, t, float("nan")) == (point, point)
+    assert flag_precision_range(flags, given, probs, None, 0.7) is None
+    assert flag_precision_range(np.zeros(len(given), bool), given, probs, t, 0.7) is None
+    low, high = flag_precision_range(flags, given, probs, t, 1.4)  # clipped to [0, 1]
+    assert (low, high) == (point, 1.0)

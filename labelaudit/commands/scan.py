@@ -133,11 +133,15 @@ def run(args: argparse.Namespace) -> int:
     d = res.detection.details if res.detection is not None else None
     if d is not None and d.combiner_weights:
         weights = ", ".join(f"{n} {w:.2f}" for n, w in d.combiner_weights.items())
-        expected = (
-            ""
-            if d.flag_expected_precision is None
-            else f"; expected precision of the flag {d.flag_expected_precision:.2f} (model estimate)"
-        )
+        span = d.flag_precision_range
+        if span is not None and span[1] - span[0] >= 0.005:
+            expected = f"; expected precision of the flag {span[0]:.2f} to {span[1]:.2f} (two model estimates)"
+        elif d.flag_expected_precision is not None:
+            expected = (
+                f"; expected precision of the flag {d.flag_expected_precision:.2f} (model estimate)"
+            )
+        else:
+            expected = "; expected precision of the flag cannot be estimated"
         print(
             f"combined ranking: {d.combiner} (weights: {weights}); needs review: {d.issue_rule}{expected}",
             file=sys.stdout,
