@@ -932,7 +932,7 @@ def bench_ceiling(
     splits = sorted({n.split("-")[1] for n in names})
     clean = {}
     lines = [
-        "## 6. Ceiling: BANKING77 test's natural label errors (issue 12)",
+        "## 6. Ceiling: BANKING77's natural label errors (issue 12)",
         "",
         'Ying & Thomas (2022, "Label Errors in BANKING77", Insights from Negative Results in NLP,',
         "pp. 139-143) estimate that over 1,400 (14 %) of the 10,003 *training* utterances may be",
