@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from components.pages import navigation
+from components.pages import navigation, requested_page
 from components.state import init_state
 
 # The favicon is an emoji (drawn by the browser): a ":material/...:" favicon makes Streamlit fetch
@@ -10,4 +10,4 @@ from components.state import init_state
 # font.
 st.set_page_config(page_title="labelaudit", page_icon="🏷️", layout="wide")
 init_state()
-st.navigation(navigation()).run()
+st.navigation(navigation(requested_page())).run()

@@ -40,10 +40,10 @@ GOAL_SECONDS = 2.0
 #: The element that makes each page (by its file name) useful, in Streamlit's test ids.
 MAIN = {
     "data": "[data-testid='stVegaLiteChart']",
-    "explore": "[data-testid='stPlotlyChart']",
+    "explore": "[data-testid='stVegaLiteChart'] canvas, [data-testid='stPlotlyChart']",
     "label_issues": "[data-testid='stDataFrame']",
     "annotators": "[data-testid='stAlert'], [data-testid='stPlotlyChart']",
-    "dynamics": "[data-testid='stPlotlyChart']",
+    "dynamics": "[data-testid='stVegaLiteChart'] canvas, [data-testid='stPlotlyChart']",
     "influence": "[data-testid='stDataFrame']",
     "review": "[data-testid='stButton'], [data-testid='stTextInput']",
     "roi": "[data-testid='stMetric'], [data-testid='stAlert']",

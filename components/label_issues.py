@@ -22,8 +22,11 @@ from components.text import md_escape
 from labelaudit.dataset import Dataset
 from labelaudit.neighbours import NeighbourGraph
 from labelaudit.plots import (
+    BOX,
+    CELL,
     build_issues_per_class_figure,
     build_noise_matrix_figure,
+    interval_mask,
 )
 from labelaudit.review.queue import nearest_neighbours
 from labelaudit.tables import ISSUE_TABLE_LEAD, evidence_lines, issue_table, issues_per_class
@@ -139,20 +142,35 @@ def render_issue_table(view: pd.DataFrame, detectors: list[str], *, key: str) ->
 
 
 def selected_cells(event, cells: np.ndarray) -> list[tuple[int, int]]:
-    """(given, predicted) pairs of the squares selected on the confusion figure (``cells`` from
-    :func:`labelaudit.tables.confusion_cells`, the order the figure draws them in)."""
-    try:
-        points = event.selection.points  # type: ignore[union-attr]
-    except AttributeError:
-        points = (
-            (event or {}).get("selection", {}).get("points", []) if isinstance(event, dict) else []
-        )
+    """(given, predicted) pairs of the squares selected on the confusion chart
+    (:func:`labelaudit.plots.build_confusion_spec`; ``cells`` from
+    :func:`labelaudit.tables.confusion_cells`): the squares whose centres the box covers when
+    there is a box, else the clicked square; only cells that exist, in ``cells`` order."""
+    selection = _selection(event)
+    cells = np.asarray(cells, dtype=np.int64).reshape(-1, 2)
+    box = selection.get(BOX) or {}
+    if box:
+        inside = interval_mask(box, cells[:, 1], cells[:, 0], x_field="p", y_field="g")
+        return [(int(g), int(p)) for g, p in cells[inside]]
+    known = {(int(g), int(p)) for g, p in cells}
     out = []
-    for p in points:
-        i = p.get("point_index", p.get("point_number"))
-        if i is not None and 0 <= int(i) < len(cells):
-            out.append((int(cells[int(i)][0]), int(cells[int(i)][1])))
+    for point in selection.get(CELL) or []:
+        try:
+            gp = (int(point["g"]), int(point["p"]))
+        except (KeyError, TypeError, ValueError):
+            continue
+        if gp in known and gp not in out:
+            out.append(gp)
     return out
+
+
+def _selection(event) -> Mapping[str, Any]:
+    """The ``selection`` of a chart's event (an st.vega_lite_chart state or its dict), or {}."""
+    try:
+        sel = event["selection"]  # type: ignore[index]
+    except (KeyError, TypeError, IndexError):
+        sel = getattr(event, "selection", None)
+    return sel if isinstance(sel, Mapping) else {}
 
 
 def render_noise_matrix(noise_matrix, classes: list[str]) -> None:

@@ -118,19 +118,77 @@ INFLUENCE = _BY_FILE["influence"]
 REVIEW = _BY_FILE["review"]
 ROI = _BY_FILE["roi"]
 ABOUT = _BY_FILE["about"]
+#: The page names Streamlit routes by URL (every page but the default one, which is the root).
+_ROUTED = frozenset(p.url_path.strip("/") for p in PAGES if not p.default)
 
 
-def navigation() -> dict[str, list[st.Page]]:
-    """The ``st.navigation`` argument: section -> its pages, from :data:`PAGES`."""
+def navigation(requested: str | None = None) -> dict[str, list[st.Page]]:
+    """The ``st.navigation`` argument: section -> its pages, from :data:`PAGES`.
+
+    The default page is served at the root (``/``). ``requested``: the page name of the URL the
+    browser asked for (:func:`requested_page`); when no page has it (``data``, the default page's
+    own file name, or a mistyped ``reveiw``), the default page is also registered, hidden, under
+    that name. Without it Streamlit runs the default page and opens its "Page not found" dialog,
+    which left every other element inert (opened at ``/data?dataset=...``, the sidebar links did
+    not take a click for 30 s in Playwright); the Data page then says the page is unknown
+    (:func:`render_unknown_page_notice`), except for ``data``, which is its own name."""
     sections: dict[str, list[st.Page]] = {}
-    for p in PAGES:
-        sections.setdefault(p.section, []).append(
-            st.Page(p.path, title=p.title, icon=p.icon, default=p.default)
-        )
+    for section, kwargs in page_entries(requested):
+        sections.setdefault(section, []).append(st.Page(**kwargs))
     return sections
 
 
-def unknown_page_requested(url: str | None, base_path: str = "") -> str | None:
+def page_entries(requested: str | None = None) -> list[tuple[str, dict[str, Any]]]:
+    """(section, ``st.Page`` arguments) of each page :func:`navigation` registers, in order."""
+    out: list[tuple[str, dict[str, Any]]] = [
+        (
+            p.section,
+            {
+                "page": p.path,
+                "title": p.title,
+                "icon": p.icon,
+                "default": p.default,
+                "url_path": "" if p.default else None,  # the root only: it reserves no other name
+            },
+        )
+        for p in PAGES
+    ]
+    if requested is not None and _ALIAS.fullmatch(requested):
+        default = next(p for p in PAGES if p.default)
+        out.append(
+            (
+                default.section,
+                {
+                    "page": default.path,
+                    "title": default.title,
+                    "icon": default.icon,
+                    "url_path": requested,
+                    "visibility": "hidden",
+                },
+            )
+        )
+    return out
+
+
+#: Page names the default page may be registered under (one path segment, no markup).
+_ALIAS = re.compile(r"[A-Za-z0-9_-]{1,80}")
+
+
+def requested_page() -> str | None:
+    """The page name of the URL this session's browser asked for when no page has it (e.g.
+    ``data`` or ``reveiw``), else None (also without a browser connection: AppTest)."""
+    try:
+        url = st.context.url
+        base = str(st.get_option("server.baseUrlPath") or "")
+    except Exception:  # no browser connection (AppTest)
+        return None
+    name = unknown_page_requested(url, base, known=_ROUTED)
+    return name
+
+
+def unknown_page_requested(
+    url: str | None, base_path: str = "", *, known: frozenset[str] | None = None
+) -> str | None:
     """The page name in ``url`` (``st.context.url``) when no page has it, else None. Streamlit runs
     the default page for an unknown URL without a word; the Data page says so instead.
 
@@ -149,7 +207,8 @@ def unknown_page_requested(url: str | None, base_path: str = "") -> str | None:
         parts = parts[len(base) :]
     if not parts:
         return None
-    known = {p.url_path.strip("/") for p in PAGES}
+    if known is None:
+        known = frozenset(p.url_path.strip("/") for p in PAGES)
     name = "/".join(parts)
     return None if name in known else name
 

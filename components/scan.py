@@ -22,7 +22,16 @@ from labelaudit.dataset import Dataset
 from labelaudit.errors import DataError, UsageError
 from labelaudit.first_pass import FirstPass
 from labelaudit.jobs import JobStatus
-from labelaudit.plots import HOVER_CHARS, build_map_figure, color_options, hover_text, palette  # noqa: F401
+from labelaudit.plots import (  # noqa: F401
+    BOX,
+    HOVER_CHARS,
+    build_map_figure,
+    build_map_spec,
+    color_options,
+    hover_text,
+    interval_mask,
+    palette,
+)
 from labelaudit.scanning import MAX_MAP_POINTS, ScanResult, load_cached_scan, map_sample, scan
 
 #: Scan options until the user changes them; `labelaudit app DATA` starts its scan with the same.
@@ -370,3 +379,16 @@ def selection_ids(event) -> list[str]:
         if cd:
             ids.append(str(cd[0] if isinstance(cd, list | tuple) else cd))
     return list(dict.fromkeys(ids))
+
+
+def box_ids(event, data, *, x_field: str = "x", y_field: str = "y") -> list[str]:
+    """Row ids (``data["id"]``, in ``data`` order) of the points inside the box of a Vega-Lite
+    chart's selection event (:data:`labelaudit.plots.BOX`); ``data``: the frame the chart drew."""
+    try:
+        box = event["selection"][BOX]
+    except (KeyError, TypeError):
+        box = getattr(getattr(event, "selection", None), BOX, None)
+    if not box:
+        return []
+    inside = interval_mask(box, data[x_field], data[y_field], x_field=x_field, y_field=y_field)
+    return data["id"].astype(str)[inside].tolist()

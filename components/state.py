@@ -102,6 +102,10 @@ RUN_SCAN = "run_scan"
 #: Explore page: the map (its selection), the cluster table (its selected row), what the last run
 #: saw of both (a click is applied once), whether the URL was read, and the other widgets.
 EXPLORE_MAP = "explore_map"
+#: Explore page: the map as drawn on opening (Vega-Lite, its box selection) and the toggle that
+#: draws it with Plotly instead (for the lasso; Plotly's bundle loads then).
+EXPLORE_MAP_BOX = "explore_map_box"
+EXPLORE_LASSO = "explore_lasso"
 EXPLORE_CLUSTER_TABLE = "explore_cluster_table"
 EXPLORE_LAST_CLUSTER_PICK = "explore_last_cluster_pick"
 EXPLORE_LAST_CHART_IDS = "explore_last_chart_ids"
@@ -140,6 +144,10 @@ ANNOTATORS_CLASS_AGREEMENT = "class_agreement"
 #: table (its selected row), and the other elements.
 DYNAMICS_PREPARE = "dynamics_prepare"
 DYNAMICS_MAP = "dynamics_map"
+#: Training dynamics page: the data map as drawn on opening (Vega-Lite, box selection) and the
+#: toggle that draws it with Plotly (lasso).
+DYNAMICS_MAP_BOX = "dynamics_map_box"
+DYNAMICS_LASSO = "dynamics_lasso"
 DYNAMICS_TABLE = "dynamics_table"
 DYNAMICS_SEND = "dynamics_send"
 DYNAMICS_SELECT = "dynamics_select"

@@ -6,6 +6,7 @@ Dataset text reaches a figure only through :func:`hover_text`, which truncates a
 from __future__ import annotations
 
 import html
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -415,3 +416,363 @@ def build_issues_per_class_figure(per_class: pd.DataFrame):
         yaxis_title="rows needing review", height=380, margin={"l": 10, "r": 10, "t": 10, "b": 10}
     )
     return fig
+
+
+# --------------------------------------------------------------------------- Vega-Lite with selections
+# The charts a page opens with are Vega-Lite specs (drawn by st.vega_lite_chart with
+# on_select="rerun"): Plotly's 4.7 MB bundle cost every new browser tab ~1.5 s of script before
+# its first chart (bench/results/page_views.md). Data strings (class names, ids, texts) go in as
+# data values, never into a Vega expression or markup: axis labels are read from a parameter
+# holding the names (``classNames[datum.value]``, the expression is fixed), tooltips are escaped by
+# Vega's tooltip handler, and the SVG renderer draws text as DOM text.
+#: Name of the box (interval) selection parameter of the map specs and of the confusion spec.
+BOX = "box"
+#: Name of the click (point) selection parameter of the confusion spec.
+CELL = "cell"
+#: A scales-bound parameter: the mouse wheel zooms, a drag with Shift held pans, a double click
+#: resets. Not a selection the page listens to (the pages pass ``selection_mode=[BOX, ...]``).
+_ZOOM: dict[str, Any] = {
+    "name": "zoom",
+    "select": {
+        "type": "interval",
+        "zoom": "wheel!",
+        "translate": "[pointerdown[event.shiftKey], window:pointerup] > window:pointermove!",
+    },
+    "bind": "scales",
+}
+#: The box: a drag without Shift; the wheel zooms the chart, not the box.
+_BOX: dict[str, Any] = {
+    "name": BOX,
+    "select": {
+        "type": "interval",
+        "encodings": ["x", "y"],
+        "on": "[pointerdown[!event.shiftKey], window:pointerup] > window:pointermove!",
+        "zoom": False,
+        "translate": False,
+    },
+}
+
+
+def truncated(texts, *, max_chars: int = HOVER_CHARS) -> list[str]:
+    """Texts cut to ``max_chars`` for a tooltip (plain text: Vega's tooltip escapes it)."""
+    out = []
+    for t in texts:
+        t = str(t)
+        out.append(t if len(t) <= max_chars else t[: max_chars - 1] + "…")
+    return out
+
+
+def interval_mask(box, x, y, *, x_field: str = "x", y_field: str = "y") -> np.ndarray:
+    """Bool per point: inside the box of a Vega-Lite interval selection (``box``: the
+    selection's value, ``{x_field: [lo, hi], y_field: [lo, hi]}``; empty or missing: none).
+
+    >>> interval_mask({"x": [0, 1], "y": [1, 0]}, [0.5, 2.0], [0.5, 0.5]).tolist()
+    [True, False]
+    """
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    try:
+        (x0, x1), (y0, y1) = box[x_field], box[y_field]
+    except (KeyError, TypeError, ValueError):
+        return np.zeros(len(x), dtype=bool)
+    xlo, xhi = sorted((float(x0), float(x1)))
+    ylo, yhi = sorted((float(y0), float(y1)))
+    return (x >= xlo) & (x <= xhi) & (y >= ylo) & (y <= yhi)
+
+
+def _colour_encoding(values: pd.Series, title: str, colours: dict[str, str] | None) -> dict:
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        return {
+            "field": "colour",
+            "type": "quantitative",
+            "scale": {"scheme": "viridis"},
+            "title": title,
+            "legend": {"orient": "right"},
+        }
+    cats = sorted(set(values.astype(str)))
+    lookup = dict(colours) if colours is not None else category_colours(cats)
+    return {
+        "field": "colour",
+        "type": "nominal",
+        "scale": {"domain": cats, "range": [lookup.get(c, "#999999") for c in cats]},
+        "legend": None,  # the page's colour table is the legend (77 classes do not fit one)
+    }
+
+
+def build_map_spec(
+    table: pd.DataFrame,
+    texts: pd.Series,
+    *,
+    color_by: str = "given label",
+    colours: dict[str, str] | None = None,
+    highlight: np.ndarray | None = None,
+    height: int = 620,
+) -> tuple[pd.DataFrame, dict]:
+    """(data, Vega-Lite spec) of the Explore map: a canvas scatter of ``table``'s rows (x, y),
+    coloured as :func:`build_map_figure` (same colours), a tooltip with the id, label, cluster,
+    colour value and text, and a box selection (:data:`BOX`, read with :func:`interval_mask` on
+    the returned data's x and y). ``highlight``: rows ringed in a second layer.
+
+    >>> data, spec = build_map_spec(pd.DataFrame({"id": ["a"], "x": [0.0], "y": [1.0],
+    ...     "given_label": ["<b>c</b>"], "cluster": [0]}), pd.Series(["t"]))
+    >>> data["label"].tolist(), spec["layer"][0]["params"][0]["name"]
+    (['<b>c</b>'], 'box')
+    """
+    cats = _category_column(table, color_by)
+    colour = cats if cats is not None else table[color_by].astype(float)
+    data = pd.DataFrame(
+        {
+            "id": table["id"].astype(str).to_numpy(),
+            "x": table["x"].to_numpy(dtype=float),
+            "y": table["y"].to_numpy(dtype=float),
+            "label": table["given_label"].astype(str).to_numpy(),
+            "cluster": table["cluster"].to_numpy(),
+            "colour": colour.to_numpy(),
+            "text": truncated(texts),
+            "match": np.zeros(len(table), dtype=bool)
+            if highlight is None
+            else np.asarray(highlight, dtype=bool),
+        }
+    )
+    colour_title = color_by
+    tooltip = [
+        {"field": "id", "type": "nominal"},
+        {"field": "label", "type": "nominal", "title": "given label"},
+        {"field": "cluster", "type": "quantitative"},
+        {
+            "field": "colour",
+            "type": "nominal" if cats is not None else "quantitative",
+            "title": colour_title,
+            **({} if cats is not None else {"format": ".3g"}),
+        },
+        {"field": "text", "type": "nominal"},
+    ]
+    hidden = {"axis": None, "scale": {"zero": False}}
+    points = {
+        "mark": {"type": "circle", "size": 22, "opacity": 0.8},
+        "params": [_BOX, _ZOOM],
+        "encoding": {
+            "x": {"field": "x", "type": "quantitative", **hidden},
+            "y": {"field": "y", "type": "quantitative", **hidden},
+            "color": _colour_encoding(colour, colour_title, colours),
+            "tooltip": tooltip,
+        },
+    }
+    layers = [points]
+    if data["match"].any():
+        layers.append(
+            {
+                "transform": [{"filter": "datum.match"}],
+                "mark": {
+                    "type": "point",
+                    "size": 110,
+                    "stroke": "#111111",
+                    "strokeWidth": 2,
+                    "filled": False,
+                },
+                "encoding": {
+                    "x": {"field": "x", "type": "quantitative"},
+                    "y": {"field": "y", "type": "quantitative"},
+                    "tooltip": tooltip,
+                },
+            }
+        )
+    spec = {
+        "height": height,
+        "layer": layers,
+        "config": {"view": {"stroke": None}},
+        # canvas: thousands of points; the map has no text of its own (the tooltip is escaped)
+        "usermeta": {"embedOptions": {"renderer": "canvas"}},
+    }
+    return data, spec
+
+
+def build_data_map_spec(
+    table: pd.DataFrame,
+    colour: pd.Series,
+    colour_name: str,
+    *,
+    region_colours: dict[str, str],
+    height: int = 560,
+) -> tuple[pd.DataFrame, dict]:
+    """(data, Vega-Lite spec) of the Training dynamics data map: variability (x) against
+    confidence (y) of ``table``'s rows, coloured by ``colour`` (regions by ``region_colours``,
+    numbers by a colour scale), a tooltip, and a box selection (:data:`BOX` on the fields
+    ``variability`` and ``confidence``; :func:`interval_mask` reads it)."""
+    data = pd.DataFrame(
+        {
+            "id": table["id"].astype(str).to_numpy(),
+            "variability": table["variability"].to_numpy(dtype=float),
+            "confidence": table["confidence"].to_numpy(dtype=float),
+            "label": table["given_label"].astype(str).to_numpy(),
+            "colour": colour.to_numpy(),
+            "text": truncated(table["text"]),
+        }
+    )
+    numeric = pd.api.types.is_numeric_dtype(colour) and not pd.api.types.is_bool_dtype(colour)
+    if numeric:
+        col = _colour_encoding(colour, colour_name, None)
+    else:
+        cats = sorted(set(colour.astype(str)))
+        col = {
+            "field": "colour",
+            "type": "nominal",
+            "title": colour_name,
+            "scale": {"domain": cats, "range": [region_colours.get(c, "#999999") for c in cats]},
+            "legend": {"orient": "top"},
+        }
+    spec = {
+        "height": height,
+        "mark": {"type": "circle", "size": 22, "opacity": 0.75},
+        "params": [{**_BOX, "select": {**_BOX["select"], "encodings": ["x", "y"]}}, _ZOOM],
+        "encoding": {
+            "x": {
+                "field": "variability",
+                "type": "quantitative",
+                "title": "variability (std of p(given label) over epochs)",
+                "scale": {"zero": True},
+            },
+            "y": {
+                "field": "confidence",
+                "type": "quantitative",
+                "title": "confidence (mean p(given label))",
+                "scale": {"domain": [-0.02, 1.02], "nice": False},
+            },
+            "color": col,
+            "tooltip": [
+                {"field": "id", "type": "nominal"},
+                {"field": "label", "type": "nominal", "title": "given label"},
+                {"field": "confidence", "type": "quantitative", "format": ".2f"},
+                {"field": "variability", "type": "quantitative", "format": ".2f"},
+                {
+                    "field": "colour",
+                    "type": "quantitative" if numeric else "nominal",
+                    "title": colour_name,
+                    **({"format": ".3g"} if numeric else {}),
+                },
+                {"field": "text", "type": "nominal"},
+            ],
+        },
+        "usermeta": {"embedOptions": {"renderer": "canvas"}},
+    }
+    return data, spec
+
+
+def build_confusion_spec(counts: np.ndarray, classes: list[str]) -> tuple[pd.DataFrame, dict]:
+    """(data, Vega-Lite spec): given (rows) against predicted (columns) labels as squares, one per
+    non-empty cell in :func:`labelaudit.tables.confusion_cells` order, coloured by log(1 + rows),
+    red-edged off the diagonal. A click selects a square (:data:`CELL`, fields ``g`` and ``p``), a
+    drag selects the squares whose centres it covers (:data:`BOX` on ``p`` and ``g``); the wheel
+    zooms. Axis labels are the class names, read from a parameter (never parsed as markup or
+    code); past :data:`CONFUSION_STAGGER_FROM` classes the predicted labels alternate between the
+    bottom axis (even columns) and a top one (odd), so none covers its neighbour.
+
+    >>> data, spec = build_confusion_spec(np.array([[2, 1], [0, 3]]), ["a", "<b>b</b>"])
+    >>> data[["g", "p", "rows"]].values.tolist(), spec["params"][0]["value"]
+    ([[0, 0, 2], [0, 1, 1], [1, 1, 3]], ['a', '<b>b</b>'])
+    """
+    from labelaudit.tables import confusion_cells
+
+    k = len(classes)
+    cells = confusion_cells(counts)
+    gi, pi = cells[:, 0], cells[:, 1]
+    n = np.asarray(counts)[gi, pi]
+    names = [str(c) for c in classes]
+    data = pd.DataFrame(
+        {
+            "g": gi,
+            "p": pi,
+            "given": [names[g] for g in gi],
+            "predicted": [names[p] for p in pi],
+            "rows": n,
+            "log_rows": np.log1p(n),
+            "off": gi != pi,
+        }
+    )
+    side = max(4, min(28, int(560 / max(k, 1))))
+    domain = [-0.5, k - 0.5]
+    label = {
+        "labelExpr": "classNames[datum.value]",
+        "labelFontSize": CONFUSION_TICK_FONT,
+        "labelLimit": 400,
+        "grid": False,
+        "tickMinStep": 1,
+    }
+    stagger = k > CONFUSION_STAGGER_FROM
+    x_axis = {
+        **label,
+        "title": "predicted label",
+        "values": list(range(0, k, 2)) if stagger else list(range(k)),
+        "labelAngle": -90,
+        "orient": "bottom",
+    }
+    y_axis = {**label, "title": "given label", "values": list(range(k))}
+    scale = {"domain": domain, "nice": False, "zero": False}
+    squares = {
+        "mark": {"type": "square", "size": side * side, "strokeWidth": 1, "opacity": 1},
+        "params": [
+            {"name": CELL, "select": {"type": "point", "fields": ["g", "p"], "on": "click"}},
+            {**_BOX, "select": {**_BOX["select"], "encodings": ["x", "y"]}},
+            _ZOOM,
+        ],
+        "encoding": {
+            "x": {"field": "p", "type": "quantitative", "scale": scale, "axis": x_axis},
+            "y": {
+                "field": "g",
+                "type": "quantitative",
+                "scale": {**scale, "reverse": True},
+                "axis": y_axis,
+            },
+            "color": {
+                "field": "log_rows",
+                "type": "quantitative",
+                "scale": {"scheme": "blues"},
+                "title": "log(1+rows)",
+            },
+            "stroke": {"condition": {"test": "datum.off", "value": "#c0392b"}, "value": "#999999"},
+            "tooltip": [
+                {"field": "given", "type": "nominal"},
+                {"field": "predicted", "type": "nominal"},
+                {"field": "rows", "type": "quantitative", "format": ","},
+            ],
+        },
+    }
+    layers: list[dict] = [squares]
+    if stagger:  # the odd columns' labels on a top axis of the same scale (no marks drawn)
+        layers.append(
+            {
+                "mark": {"type": "square", "opacity": 0},
+                "encoding": {
+                    "x": {
+                        "field": "p",
+                        "type": "quantitative",
+                        "scale": scale,
+                        "axis": {
+                            **x_axis,
+                            "values": list(range(1, k, 2)),
+                            "orient": "top",
+                            "title": None,
+                        },
+                    },
+                    "y": {
+                        "field": "g",
+                        "type": "quantitative",
+                        "scale": {**scale, "reverse": True},
+                        "axis": y_axis,
+                    },
+                },
+            }
+        )
+    spec = {
+        # the names as a parameter's value (data), read by the fixed label expressions
+        "params": [{"name": "classNames", "value": names}],
+        "height": max(300, CONFUSION_ROW_PX * k),
+        "layer": layers,
+        **({"resolve": {"axis": {"x": "independent"}}} if stagger else {}),
+        # the width fits the page, the height is the rows' (axis labels are added around it: with
+        # Streamlit's default "fit" they were squeezed into it, and half the names hidden)
+        "autosize": {"type": "fit-x", "contains": "padding"},
+        # SVG: the axis labels are DOM text (what the readability and markup checks read)
+        "usermeta": {"embedOptions": {"renderer": "svg"}},
+    }
+    return data, spec

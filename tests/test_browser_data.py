@@ -43,3 +43,26 @@ def test_a_page_url_opened_directly_runs_through_the_app_navigation(
     nav = page.locator("[data-testid='stSidebarNav']").inner_text()
     assert "Label issues" in nav and "Training dynamics" in nav and "app" not in nav.split()
     assert page.get_by_text("Load a dataset first").count() == 0
+
+
+@pytest.mark.parametrize("path", ["data", "reveiw"], ids=["the data page's name", "unknown"])
+def test_the_sidebar_takes_a_click_when_the_app_is_opened_at_a_page_name_it_does_not_route(
+    streamlit_server, page, sample_dataset, path
+):
+    # Regression: opened at /data?dataset=<hash> (the Data page's file name; Streamlit serves the
+    # default page at the root only), Streamlit opened its "Page not found" dialog, which made
+    # every other element inert: the sidebar links did not take a click for 30 s.
+    from labelaudit.workspace import Workspace
+
+    server = streamlit_server(dataset=sample_dataset)
+    h = sample_dataset.content_hash
+    assert h in Workspace(server.workspace).datasets()
+    page.goto(f"{server.url}/{path}?dataset={h}")
+    wait_for_app(page)
+    page.get_by_text("train: 10,003 rows").wait_for(timeout=90_000)  # the Data page, with its data
+    assert page.locator("[data-testid='stDialog']").count() == 0
+    warned = page.get_by_text("There is no page").count()
+    assert warned == (1 if path == "reveiw" else 0)
+    page.locator("[data-testid='stSidebarNav'] a", has_text="About").first.click(timeout=5_000)
+    page.get_by_role("heading", name="About labelaudit").first.wait_for(timeout=30_000)
+    assert f"dataset={h}" in page.url

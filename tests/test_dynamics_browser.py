@@ -7,6 +7,7 @@ import pytest
 from labelaudit.training_view import prepare
 from tests.conftest import wait_for_app
 from tests.test_dynamics_pages import make_dataset
+from tests.test_explore_browser import drag_over
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -19,24 +20,35 @@ def _open(page, server, path: str) -> None:
     wait_for_app(page)
 
 
-def test_data_map_box_selection_fills_the_table(workspace, streamlit_server, page):
+@pytest.mark.parametrize("lasso", [False, True], ids=["vega-lite box", "plotly (lasso toggle)"])
+def test_data_map_box_selection_fills_the_table(workspace, streamlit_server, page, lasso):
     ds = make_dataset()
     workspace.save_dataset(ds)
     prepare(ds, workspace, influence=False)  # stored: the page only loads
     server = streamlit_server(workspace=workspace.root, dataset=ds)
     _open(page, server, "dynamics")
     page.get_by_text("Rows in view (108, least confident first)").wait_for(timeout=60_000)
-    drag = page.locator("[data-testid='stPlotlyChart'] .nsewdrag").first
+    if lasso:
+        page.get_by_text("Lasso selection", exact=False).first.click()
+        drag = page.locator("[data-testid='stPlotlyChart'] .nsewdrag").first
+    else:  # the map a page view opens with: Vega-Lite, no Plotly bundle
+        drag = page.locator("[data-testid='stVegaLiteChart'] canvas").first
     drag.wait_for(timeout=60_000)
+    assert page.locator("[data-testid='stPlotlyChart']").count() == (1 if lasso else 0)
     box = drag.bounding_box()
     assert box is not None
-    x0, y0 = box["x"] + 2, box["y"] + 2
-    x1, y1 = box["x"] + box["width"] - 2, box["y"] + box["height"] - 2
-    page.mouse.move(x0, y0)
-    page.mouse.down()
-    page.mouse.move((x0 + x1) / 2, (y0 + y1) / 2, steps=10)
-    page.mouse.move(x1, y1, steps=10)
-    page.mouse.up()
+    if lasso:
+        drag_over(page, box, inset=2)
+    else:
+        # Vega-Lite starts a box inside the plot only (the canvas holds the axes too): from the
+        # plot's bottom-right corner, above the x axis (its labels and title: ~75 px), to beyond
+        # its top-left corner
+        x0, y0 = box["x"] + box["width"] - 6, box["y"] + box["height"] - 80
+        page.mouse.move(x0, y0)
+        page.mouse.down()
+        page.mouse.move(x0 - 200, y0 - 200, steps=10)
+        page.mouse.move(box["x"] + 1, box["y"] + 1, steps=10)
+        page.mouse.up()
     page.get_by_text("Selected (108, least confident first)").wait_for(timeout=60_000)
     wait_for_app(page)
     assert page.locator("[data-testid='stException']").count() == 0, server.log()

@@ -92,7 +92,8 @@ def test_dynamics_page_region_filter_and_trajectory(stored):
     at.session_state["dynamics_row"] = "r0"
     at.run()
     assert any("r0 · given label" in t.value for t in at.text)
-    assert len(at.get("plotly_chart")) == 2  # the map and the trajectory
+    # the map (Vega-Lite: no Plotly bundle on opening) and the trajectory (Plotly, on a click)
+    assert len(at.get("vega_lite_chart")) == 1 and len(at.get("plotly_chart")) == 1
 
 
 def test_influence_page_explains_a_row(stored):

@@ -22,15 +22,20 @@ def _page(workspace, ds) -> AppTest:
 
 
 def _charts(at: AppTest) -> list:
-    return at.get("plotly_chart")
+    """The map: a Vega-Lite chart on opening (a Plotly one with the lasso toggle on)."""
+    return at.get("vega_lite_chart") + at.get("plotly_chart")
 
 
-def _figure(at: AppTest) -> dict:
-    return json.loads(_charts(at)[0].proto.spec)
+def _map(at: AppTest) -> tuple[pd.DataFrame, dict]:
+    """(data, spec) of the Vega-Lite map as sent to the browser (its data is Arrow IPC)."""
+    import pyarrow as pa
+
+    proto = at.get("vega_lite_chart")[0].proto
+    return pa.ipc.open_stream(proto.data.data).read_pandas(), json.loads(proto.spec)
 
 
 def _n_points(at: AppTest) -> int:
-    return len(_figure(at)["data"][0]["customdata"])  # x/y are binary-encoded; customdata is a list
+    return len(_map(at)[0])
 
 
 @pytest.fixture
@@ -49,9 +54,9 @@ def test_unscanned_dataset_offers_run_scan_then_shows_the_map(fakes, workspace):
     at.button(key="run_scan").click().run()
     assert not at.exception
     assert fakes.embed == 1 and fakes.detect == 1
-    fig = _figure(at)
-    assert len(fig["data"]) == 1 and fig["data"][0]["type"] == "scattergl"
-    assert len(fig["data"][0]["customdata"]) == ds.n
+    data, spec = _map(at)
+    assert len(spec["layer"]) == 1 and spec["layer"][0]["mark"]["type"] == "circle"
+    assert len(data) == ds.n and set(data["id"]) == set(ds.ids)
 
 
 def test_injected_selection_fills_the_table_and_the_url(scanned, workspace):
@@ -68,6 +73,30 @@ def test_injected_selection_fills_the_table_and_the_url(scanned, workspace):
     scores = table["label_issue_score"].to_numpy()
     assert (np.diff(scores) <= 0).all()  # most suspicious first
     assert at.query_params["ids"] == picked
+
+
+def test_a_box_on_the_map_selects_its_rows_once(scanned, workspace):
+    """A box drawn on the Vega-Lite map (its selection event, as the browser sends it) selects the
+    rows inside it; "Clear selection" is not undone by the box still drawn; the lasso toggle draws
+    the map with Plotly and keeps the selection."""
+    ds, res = scanned
+    at = _page(workspace, ds).run()
+    data, _ = _map(at)
+    x0, x1 = np.quantile(data["x"], [0.2, 0.6])
+    y0, y1 = float(data["y"].min()) - 1, float(data["y"].max()) + 1
+    inside = set(data.loc[(data["x"] >= x0) & (data["x"] <= x1), "id"])
+    assert 0 < len(inside) < ds.n
+    at.session_state["explore_map_box"] = {"selection": {"box": {"x": [x1, x0], "y": [y0, y1]}}}
+    at.run()
+    assert not at.exception
+    assert set(at.session_state["selection"]) == inside
+    assert f"Selected rows ({len(inside):,})" in [s.value for s in at.subheader]
+    at.button(key="explore_clear_selection").click().run()
+    assert at.session_state["selection"] == []
+    at.toggle(key="explore_lasso").set_value(True).run()
+    assert not at.exception
+    assert len(at.get("plotly_chart")) == 1 and not at.get("vega_lite_chart")
+    assert at.session_state["selection"] == []
 
 
 def test_send_selection_to_review(scanned, workspace):
@@ -117,10 +146,8 @@ def test_class_filter_and_colour_by_score(scanned, workspace):
     assert _n_points(at) == int((ds.label_names == "card").sum())
     at.selectbox(key="explore_color").set_value("label_issue_score").run()
     assert not at.exception
-    marker = _figure(at)["data"][0]["marker"]
-    assert (
-        marker["showscale"] is True and marker["colorbar"]["title"]["text"] == "label_issue_score"
-    )
+    colour = _map(at)[1]["layer"][0]["encoding"]["color"]
+    assert colour["type"] == "quantitative" and colour["title"] == "label_issue_score"
 
 
 def test_cluster_table_lists_every_cluster(scanned, workspace):
@@ -185,9 +212,9 @@ def test_search_rings_matches_on_the_map_and_fills_the_table(scanned, workspace)
     expected = {i for i, t in zip(ds.ids, ds.texts, strict=True) if word.lower() in t.lower()}
     at.text_input(key="explore_search").set_value(word).run()
     assert not at.exception
-    fig = _figure(at)
-    assert len(fig["data"]) == 2 and len(fig["data"][1]["customdata"]) == len(expected)
-    assert {c[0] for c in fig["data"][1]["customdata"]} == expected
+    data, spec = _map(at)
+    assert len(spec["layer"]) == 2 and spec["layer"][1]["transform"] == [{"filter": "datum.match"}]
+    assert set(data.loc[data["match"], "id"]) == expected
     shown = next(d.value for d in at.dataframe if "text" in d.value.columns)
     assert set(shown["id"]) == expected
     assert any(f"{len(expected):,} rows contain" in c.value for c in at.caption)

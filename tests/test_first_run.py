@@ -209,7 +209,7 @@ def test_pages_show_the_first_pass_then_the_full_scan(fakes, tmp_path, monkeypat
     shown = " ".join(m.value for m in at.markdown)
     assert "Provisional" in shown and "30 of the 120 rows" in shown
     if page == "explore":
-        assert at.get("plotly_chart")
+        assert at.get("vega_lite_chart")
         assert any("30 rows" in c.value for c in at.caption)
     else:
         assert any(s.value.startswith("Ranked rows") for s in at.subheader)

@@ -16,6 +16,7 @@ from tests.conftest import StreamlitServer, wait_for_app
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 EVIL_CLASS = '<a href="http://evil.example">fraud</a>'
+EVIL_ID = "r298`[pwn](http://evil.example)`"
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +33,7 @@ def app(tmp_path_factory):
     classes = [EVIL_CLASS, "refund", "top up"]
     frame = pd.DataFrame(
         {
-            "id": [f"q{i}" for i in range(n)],
+            "id": [EVIL_ID if i == 1 else f"q{i}" for i in range(n)],
             "text": [f"question {i} about {classes[c]}" for i, c in enumerate(labels)],
             "label": [classes[c] for c in labels],
             "split": ["test" if i % 5 == 0 else "train" for i in range(n)],
@@ -62,7 +63,7 @@ def test_the_scan_starts_on_its_own_and_the_page_fills_in(app, page):
         sidebar.get_by_text("Scan running in the background").wait_for(timeout=30_000)
     assert page.get_by_role("button", name="Run scan").count() == 0
     # No click: the map appears when the background scan is stored.
-    page.locator("[data-testid='stPlotlyChart']").first.wait_for(timeout=600_000)
+    page.locator("[data-testid='stVegaLiteChart'] canvas").first.wait_for(timeout=600_000)
     sidebar.get_by_text("Scan stored").wait_for(timeout=30_000)
     assert page.locator("[data-testid='stException']").count() == 0, server.log()
     assert f"dataset={h}" in page.url
@@ -97,6 +98,72 @@ def test_class_names_with_markup_stay_text_on_the_charts(app, page):
     # its tooltip shows the name as text too
     chart.locator("svg .mark-rect path").first.hover()
     assert page.locator("a[href*='evil.example']").count() == 0
+
+
+#: The tooltip of a Vega chart (vega-tooltip's element), its text and whether it holds a link.
+TOOLTIP = """() => { const t = document.getElementById('vg-tooltip-element');
+  return t && t.classList.contains('visible')
+    ? {text: t.textContent, links: t.querySelectorAll('a').length, html: t.innerHTML} : null; }"""
+
+
+def _hover_until_tooltip(page, chart, needle: str) -> dict:
+    """Moves the mouse over a grid on ``chart`` until its tooltip shows ``needle``."""
+    box = chart.bounding_box()
+    assert box is not None
+    for fy in np.linspace(0.05, 0.95, 24):
+        for fx in np.linspace(0.05, 0.95, 24):
+            page.mouse.move(box["x"] + fx * box["width"], box["y"] + fy * box["height"])
+            tip = page.evaluate(TOOLTIP)
+            if tip and needle in tip["text"]:
+                return tip
+    raise AssertionError(f"no tooltip with {needle!r} on the chart")
+
+
+@pytest.mark.parametrize(
+    "path", ["explore", "label_issues", "dynamics"], ids=["map", "confusion matrix", "data map"]
+)
+def test_class_names_and_ids_with_markup_stay_text_on_the_selection_charts(app, page, path):
+    """The charts a page opens with (Vega-Lite, with selections): the class name with a link and
+    the id with markdown are text on the axis (SVG) and in the tooltip, never a link."""
+    server, h = app
+    page.goto(f"{server.url}/?dataset={h}")
+    wait_for_app(page)
+    page.locator("[data-testid='stSidebar']").get_by_text("Scan stored").wait_for(timeout=600_000)
+    page.goto(f"{server.url}/{path}?dataset={h}")
+    wait_for_app(page)
+    if path == "label_issues":
+        chart = page.locator("[data-testid='stVegaLiteChart']").filter(
+            has=page.locator("g.mark-symbol")
+        )
+        chart.locator("g.mark-symbol path").first.wait_for(timeout=60_000)
+        labels = chart.locator(".role-axis-label text").evaluate_all(
+            "els => els.map(e => e.textContent || '')"
+        )
+        assert labels.count(EVIL_CLASS) >= 2, labels  # on the given and the predicted axis
+        first = chart.locator("g.mark-symbol path").first
+        first.scroll_into_view_if_needed()
+        square = first.bounding_box()
+        assert square is not None
+        cx, cy = square["x"] + square["width"] / 2, square["y"] + square["height"] / 2
+        page.mouse.move(cx - 2, cy - 2)
+        page.mouse.move(cx, cy, steps=3)
+        page.wait_for_function(
+            f"() => {{ const t = ({TOOLTIP})(); return t && t.text; }}", timeout=10_000
+        )
+        tip = page.evaluate(TOOLTIP)
+    else:
+        chart = (
+            page.locator("[data-testid='stVegaLiteChart']").filter(has=page.locator("canvas")).first
+        )
+        chart.locator("canvas").first.wait_for(timeout=60_000)
+        tip = _hover_until_tooltip(page, chart, EVIL_CLASS)
+    assert EVIL_CLASS in tip["text"] and tip["links"] == 0, tip
+    assert page.locator("a[href*='evil.example']").count() == 0
+    if path != "label_issues":  # the tooltip names the row by its id, as text (the id with
+        # markdown is one point of 150, too small to find by hovering: its spec test is
+        # tests/test_untrusted_surfaces.py::test_vega_specs_keep_data_strings_as_data)
+        assert "id" in tip["text"] and "<code>" not in tip["html"], tip
+    assert page.locator("[data-testid='stException']").count() == 0, server.log()
 
 
 def test_an_unknown_page_says_so_and_there_is_no_deploy_button(app, page):

@@ -109,7 +109,7 @@ def test_explore_fills_in_without_a_button(fakes, workspace, monkeypatch):  # no
     at.run()
     assert not at.exception
     assert not [b for b in at.button if b.label == "Run scan"]
-    assert at.get("plotly_chart") and fakes.embed == 1
+    assert at.get("vega_lite_chart") and fakes.embed == 1
     assert any("Scan stored" in c.value for c in at.sidebar.caption)
 
 

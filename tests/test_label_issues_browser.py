@@ -1,4 +1,5 @@
-"""The Label issues page in a real Chromium: a click on a confusion-matrix square lists that cell's rows."""
+"""The Label issues page in a real Chromium: a click on a confusion-matrix square, or a box drawn
+around it, lists that cell's rows (the matrix is Vega-Lite: no Plotly bundle on opening)."""
 
 from __future__ import annotations
 
@@ -42,21 +43,21 @@ def test_click_on_confusion_cell_lists_its_rows(streamlit_server, page, tmp_path
     page.goto(server.url)  # the entry script first: it sets up the session state
     wait_for_app(page)
     page.get_by_role("link", name="Label issues", exact=True).first.click()
-    page.locator(".js-plotly-plot .scatterlayer path.point").first.wait_for(timeout=120_000)
+    squares = page.locator("[data-testid='stVegaLiteChart'] g.mark-symbol").first.locator("path")
+    squares.first.wait_for(timeout=120_000)
     wait_for_app(page)
     assert page.locator("[data-testid='stException']").count() == 0, server.log()
+    assert page.locator("[data-testid='stPlotlyChart']").count() == 0
     page.screenshot(
         path=str(tmp_path / "label_issues.png"), full_page=True
     )  # kept for a failing run
+    assert squares.count() == len(cells)  # one square per non-empty cell, in confusion_cells order
     frames_before = page.locator("[data-testid='stDataFrame']").count()
-    square = page.locator(".js-plotly-plot .scatterlayer path.point").nth(point)
+    square = squares.nth(point)
     square.scroll_into_view_if_needed()
     box = square.bounding_box()
-    # Box-select the square: drag on Plotly's drag layer from just outside one corner to the other.
-    page.mouse.move(box["x"] - 6, box["y"] - 6)
-    page.mouse.down()
-    page.mouse.move(box["x"] + box["width"] + 6, box["y"] + box["height"] + 6, steps=5)
-    page.mouse.up()
+    # A click on the square lists its rows.
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     page.wait_for_function(
         f"() => document.querySelectorAll(\"[data-testid='stDataFrame']\").length > {frames_before}",
         timeout=60_000,
@@ -65,3 +66,16 @@ def test_click_on_confusion_cell_lists_its_rows(streamlit_server, page, tmp_path
     assert page.locator("[data-testid='stException']").count() == 0, server.log()
     assert page.locator("[data-testid='stDataFrame']").count() == frames_before + 1
     assert page.get_by_text("question number").count() > 0
+    page.get_by_text("Rows in the 1 square selected on the chart").wait_for()
+    # A box drawn around it (from just outside one corner to the other) lists the same square.
+    square.scroll_into_view_if_needed()
+    box = square.bounding_box()
+    page.mouse.move(box["x"] - 3, box["y"] - 3)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] + 3, box["y"] + box["height"] + 3, steps=5)
+    page.mouse.up()
+    page.wait_for_timeout(500)
+    wait_for_app(page)
+    page.get_by_text("Rows in the 1 square selected on the chart").wait_for(timeout=60_000)
+    assert page.locator("[data-testid='stException']").count() == 0, server.log()
+    assert page.locator("[data-testid='stDataFrame']").count() == frames_before + 1

@@ -144,6 +144,11 @@ def test_page_without_a_dataset_points_to_the_data_page(tmp_path):
 
 # ----------------------------------------------------------------------------- widget glue
 def test_selected_cells_reads_the_chart_event():
+    # cells: (0, 0), (0, 1), (1, 1), (2, 0)
     cells = confusion_cells(confusion_counts(np.array([0, 0, 1, 2]), np.array([0, 1, 1, 0]), 3))
-    event = {"selection": {"points": [{"point_index": 3}, {"x": 1}, {"point_index": 99}]}}
-    assert selected_cells(event, cells) == [(2, 0)] and selected_cells(None, cells) == []
+    click = {"selection": {"cell": [{"g": 2, "p": 0}, {"g": 9, "p": 9}, {"x": 1}], "box": {}}}
+    assert selected_cells(click, cells) == [(2, 0)]  # an unknown or malformed cell is ignored
+    assert selected_cells(None, cells) == [] and selected_cells({}, cells) == []
+    # a box: the cells whose centres it covers (predicted 0..1, given 0..1.2), click ignored
+    box = {"selection": {"cell": [{"g": 2, "p": 0}], "box": {"p": [-0.4, 1.3], "g": [1.2, -0.3]}}}
+    assert selected_cells(box, cells) == [(0, 0), (0, 1), (1, 1)]

@@ -33,6 +33,30 @@ def test_navigation_keeps_sections_and_order():
     ]
 
 
+def test_a_page_name_streamlit_does_not_route_gets_the_default_page_hidden_under_it():
+    """Streamlit serves the default page at the root only; an unrouted name (its file name
+    ``data``, a typo) would open Streamlit's "Page not found" dialog, which leaves the page inert
+    (tests/test_browser_data.py). The default page is registered under it, hidden; names that are
+    not one plain path segment are not."""
+    from components.pages import page_entries
+
+    default = next(p for p in PAGES if p.default)
+
+    def hidden(entries):
+        return [kw for _, kw in entries if kw.get("visibility") == "hidden"]
+
+    assert hidden(page_entries()) == [] and hidden(page_entries(None)) == []
+    for name in ("data", "reveiw"):
+        (alias,) = hidden(page_entries(name))
+        assert alias["url_path"] == name and alias["page"] == default.path
+    assert hidden(page_entries("a/b")) == [] and hidden(page_entries("<b>x</b>")) == []
+    roots = [kw["title"] for _, kw in page_entries() if kw["url_path"] == ""]
+    assert roots == [default.title]  # the default page reserves no name but the root
+    assert len(navigation("data")[default.section]) == 1 + sum(
+        p.section == default.section for p in PAGES
+    )
+
+
 def test_no_page_path_is_spelled_outside_the_registry():
     """st.switch_page / st.page_link / st.Page take a registry entry's path, never a literal."""
     offenders = []

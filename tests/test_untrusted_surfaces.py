@@ -88,3 +88,67 @@ def test_md_escape_keeps_an_id_inside_its_header():
     # Before: f"**Row `{id}`**" let a backtick in the id close the code span and open a link.
     text = f"**Row {md_escape(EVIL_ID)}**"
     assert "](" not in text.replace("\\]\\(", "") and "\\`" in text
+
+
+def _expressions(spec) -> list[str]:
+    """Every Vega expression in a spec (label expressions, filters, tests, event streams)."""
+    out = []
+    if isinstance(spec, dict):
+        for k, v in spec.items():
+            if k in (
+                "labelExpr",
+                "filter",
+                "test",
+                "expr",
+                "on",
+                "translate",
+                "zoom",
+            ) and isinstance(v, str):
+                out.append(v)
+            out += _expressions(v)
+    elif isinstance(spec, list):
+        for v in spec:
+            out += _expressions(v)
+    return out
+
+
+def test_vega_specs_keep_data_strings_as_data():
+    """The Vega-Lite charts the pages open with (the map, the data map, the confusion matrix):
+    class names, ids and texts are data values (or a parameter's value), never part of an
+    expression, a format or markup; the browser test reads them back as text
+    (tests/test_first_run_browser.py)."""
+    table = pd.DataFrame(
+        {
+            "id": [EVIL_ID, "b"],
+            "given_label": [EVIL_CLASS, "x"],
+            "cluster": [0, -1],
+            "x": [0.0, 1.0],
+            "y": [0.0, 1.0],
+        }
+    )
+    texts = pd.Series(["<script>alert(1)</script>", "plain"])
+    dyn = table.assign(
+        variability=[0.1, 0.2], confidence=[0.5, 0.9], text=texts, region=[EVIL_CLASS, "x"]
+    )
+    specs = [
+        plots.build_map_spec(table, texts, highlight=np.array([True, False])),
+        plots.build_data_map_spec(dyn, dyn["region"], "region", region_colours={}),
+        plots.build_confusion_spec(np.array([[5, 2], [1, 4]]), [EVIL_CLASS, EVIL_ID]),
+    ]
+    for data, spec in specs:
+        text = json.dumps(spec)
+        for expr in _expressions(spec):
+            assert "evil" not in expr and "alert" not in expr, expr
+        assert '"html"' not in text and "<script" not in text
+        strings = set(data.select_dtypes(include="object").stack().astype(str))
+        assert EVIL_CLASS in strings or EVIL_ID in strings
+    # the confusion axis names come from a parameter holding them as they are (shown as SVG text)
+    _, spec = specs[2]
+    assert spec["params"][0]["value"] == [EVIL_CLASS, EVIL_ID]
+    assert all(
+        e in ("classNames[datum.value]", "datum.off")
+        or "pointer" in e
+        or e == "click"
+        or e == "wheel!"
+        for e in _expressions(spec)
+    ), _expressions(spec)

@@ -6,6 +6,7 @@ import streamlit as st
 from components import state
 from components.data import require_dataset
 from components.dynamics import (
+    REGION_COLOURS,
     build_data_map_figure,
     build_trajectory_figure,
     dynamics_view,
@@ -13,8 +14,9 @@ from components.dynamics import (
 )
 from components.label_issues import MAX_TABLE_ROWS
 from components.review import send_to_review
-from components.scan import cached_scan, selection_ids
+from components.scan import box_ids, cached_scan, selection_ids
 from labelaudit.dynamics import AMBIGUOUS_FRACTION, HARD_CONFIDENCE, REGIONS
+from labelaudit.plots import BOX, build_data_map_spec
 from labelaudit.training_view import colour_options
 
 #: Its entry in the navigation (components/pages.py reads it without running the page).
@@ -63,20 +65,40 @@ else:
 if len(in_view) == 0:
     st.warning("No rows in the chosen regions.")
     st.stop()
-fig = build_data_map_figure(
-    table.iloc[in_view], colour.iloc[in_view].reset_index(drop=True), colour_by
+lasso = st.toggle(
+    "Lasso selection (draws the map with Plotly, slower to open)",
+    key=state.DYNAMICS_LASSO,
+    help="The data map opens as a Vega-Lite chart: drag a box to select, the wheel zooms, "
+    "Shift-drag pans. Plotly adds a free-hand lasso and a click on a point (and loads a 4.7 MB "
+    "script in this tab).",
 )
-st.plotly_chart(
-    fig,
-    on_select="rerun",
-    selection_mode=("box", "lasso", "points"),
-    key=state.DYNAMICS_MAP,
-    width="stretch",
-)
-picked = set(selection_ids(ss.get(state.DYNAMICS_MAP)))
+shown_colour = colour.iloc[in_view].reset_index(drop=True)
+if lasso:
+    st.plotly_chart(
+        build_data_map_figure(table.iloc[in_view], shown_colour, colour_by),
+        on_select="rerun",
+        selection_mode=("box", "lasso", "points"),
+        key=state.DYNAMICS_MAP,
+        width="stretch",
+    )
+    picked = set(selection_ids(ss.get(state.DYNAMICS_MAP)))
+else:
+    map_data, map_spec = build_data_map_spec(
+        table.iloc[in_view], shown_colour, colour_by, region_colours=REGION_COLOURS
+    )
+    event = st.vega_lite_chart(
+        map_data,
+        map_spec,
+        on_select="rerun",
+        selection_mode=[BOX],
+        key=state.DYNAMICS_MAP_BOX,
+        width="stretch",
+    )
+    picked = set(box_ids(event, map_data, x_field="variability", y_field="confidence"))
 st.caption(
-    f"{len(in_view):,} training rows. Drag a box or lasso to list rows below; click a row in the table "
-    "to draw its trajectory."
+    f"{len(in_view):,} training rows. Drag a box "
+    + ("or lasso " if lasso else "(wheel: zoom, Shift-drag: pan) ")
+    + "to list rows below; click a row in the table to draw its trajectory."
 )
 
 rows = in_view[table["id"].iloc[in_view].astype(str).isin(picked).to_numpy()] if picked else in_view

@@ -9,7 +9,9 @@ from components.data import require_dataset
 from components.label_issues import MAX_TABLE_ROWS
 from components.review import send_to_review
 from components.scan import (
+    box_ids,
     build_map_figure,
+    build_map_spec,
     color_options,
     map_rows,
     render_scan_options,
@@ -18,7 +20,7 @@ from components.scan import (
 )
 from components.text import md_escape
 from labelaudit.dataset import TEXT
-from labelaudit.plots import map_legend
+from labelaudit.plots import BOX, map_legend
 from labelaudit.tables import text_matches
 
 #: Its entry in the navigation (components/pages.py reads it without running the page).
@@ -51,11 +53,6 @@ picked = (ss.get(state.EXPLORE_CLUSTER_TABLE) or {}).get("selection", {}).get("r
 if picked != ss.get(state.EXPLORE_LAST_CLUSTER_PICK, []):
     ss[state.EXPLORE_LAST_CLUSTER_PICK] = picked
     ss[state.EXPLORE_CLUSTER] = int(res.clusters["cluster"].iloc[picked[0]]) if picked else None
-chart_ids = selection_ids(ss.get(state.EXPLORE_MAP))
-if chart_ids != ss.get(state.EXPLORE_LAST_CHART_IDS, []):
-    ss[state.EXPLORE_LAST_CHART_IDS] = chart_ids
-    ss[state.SELECTION] = chart_ids
-selection = [i for i in ss.get(state.SELECTION, []) if i in known]
 cluster = ss.get(state.EXPLORE_CLUSTER)
 
 with st.expander("Scan settings"):
@@ -76,36 +73,72 @@ search = st.text_input(
     key=state.EXPLORE_SEARCH,
     placeholder="e.g. refund",
 ).strip()
+lasso = st.toggle(
+    "Lasso selection (draws the map with Plotly, slower to open)",
+    key=state.EXPLORE_LASSO,
+    help="The map opens as a Vega-Lite chart: drag a box to select, the wheel zooms, Shift-drag "
+    "pans. Plotly adds a free-hand lasso (and loads a 4.7 MB script in this tab).",
+)
 rows, n_in_view = map_rows(ws_root, ds.content_hash, options_json, cluster, tuple(classes))
 texts = ds.frame[TEXT]
 matches = text_matches(texts, search) if search else None
 legend = map_legend(table, color_by)
+colours = None if legend is None else dict(zip(legend["category"], legend["colour"], strict=True))
+highlight = None if matches is None else matches[rows]
+map_data, map_spec = build_map_spec(
+    table.iloc[rows], texts.iloc[rows], color_by=color_by, colours=colours, highlight=highlight
+)
+# The chart is drawn below; its selection of the last run is already in the session. A selection
+# is applied once, when it changes (switching the chart's kind is no change).
+mode = "lasso" if lasso else "box"
+chart_ids = (
+    selection_ids(ss.get(state.EXPLORE_MAP))
+    if lasso
+    else box_ids(ss.get(state.EXPLORE_MAP_BOX), map_data)
+)
+last_mode, last_ids = ss.get(state.EXPLORE_LAST_CHART_IDS) or (mode, [])
+if mode == last_mode and chart_ids != last_ids:
+    ss[state.SELECTION] = chart_ids
+ss[state.EXPLORE_LAST_CHART_IDS] = (mode, chart_ids)
+selection = [i for i in ss.get(state.SELECTION, []) if i in known]
 if n_in_view == 0:
     st.warning("No rows match these filters.")
 else:
-    fig = build_map_figure(
-        table.iloc[rows],
-        texts.iloc[rows],
-        color_by=color_by,
-        colours=None
-        if legend is None
-        else dict(zip(legend["category"], legend["colour"], strict=True)),
-        highlight=None if matches is None else matches[rows],
-    )
-    st.plotly_chart(
-        fig,
-        on_select="rerun",
-        selection_mode=("box", "lasso"),
-        key=state.EXPLORE_MAP,
-        width="stretch",
-    )
+    if lasso:
+        fig = build_map_figure(
+            table.iloc[rows],
+            texts.iloc[rows],
+            color_by=color_by,
+            colours=colours,
+            highlight=highlight,
+        )
+        st.plotly_chart(
+            fig,
+            on_select="rerun",
+            selection_mode=("box", "lasso"),
+            key=state.EXPLORE_MAP,
+            width="stretch",
+        )
+    else:
+        st.vega_lite_chart(
+            map_data,
+            map_spec,
+            on_select="rerun",
+            selection_mode=[BOX],
+            key=state.EXPLORE_MAP_BOX,
+            width="stretch",
+        )
     if len(rows) < n_in_view:
         st.caption(
             f"The map draws a sample of {len(rows):,} of the {n_in_view:,} rows in view, stratified by "
             "given label so small classes stay visible. Counts and scores below use every row."
         )
     else:
-        st.caption(f"{n_in_view:,} rows. Drag a box or lasso on the map to select rows.")
+        st.caption(
+            f"{n_in_view:,} rows. Drag "
+            + ("a box or lasso" if lasso else "a box (wheel: zoom, Shift-drag: pan)")
+            + " on the map to select rows."
+        )
     if matches is not None:
         st.caption(
             f"{int(matches.sum()):,} rows contain “{md_escape(search)}” "

@@ -20,7 +20,7 @@ from components.review_learn import PRECISION_COLUMN, estimated_precision
 from components.scan import require_results
 from components.text import md_escape
 from labelaudit.errors import DataError, UsageError
-from labelaudit.plots import build_confusion_figure
+from labelaudit.plots import BOX, CELL, build_confusion_spec
 from labelaudit.tables import (
     CELL_ROW_COLUMNS,
     CellChoice,
@@ -144,8 +144,9 @@ if learnt is not None:
     st.caption(learnt[1])
 
 # ----------------------------------------------------------------------------- matrices
-# One view at a time (not st.tabs, which draws all three): each is a Plotly chart of K x K cells,
-# and a page view pays for every chart it draws (bench/results/page_views.md).
+# One view at a time (not st.tabs, which draws all three): each is a chart of K x K cells, and a
+# page view pays for every chart it draws (bench/results/page_views.md). The first one, shown on
+# opening, is Vega-Lite (no Plotly bundle for a new tab); the other two load Plotly when chosen.
 MATRIX_VIEWS = ["Given vs predicted", "Estimated noise matrix", "Issues per class"]
 matrix_view = (
     st.segmented_control(
@@ -207,16 +208,17 @@ if matrix_view == MATRIX_VIEWS[0]:
             )
         st.caption(
             "The matrix: rows given label, columns predicted label. Red-edged squares are "
-            "disagreements; drag a box around squares to list their rows; scroll to zoom, "
-            "double-click to reset."
+            "disagreements; click a square, or drag a box around squares, to list their rows; "
+            "the mouse wheel zooms, Shift-drag pans, a double click resets."
         )
-        st.plotly_chart(
-            build_confusion_figure(counts, ds.classes),
+        cm_data, cm_spec = build_confusion_spec(counts, ds.classes)
+        st.vega_lite_chart(
+            cm_data,
+            cm_spec,
             on_select="rerun",
-            selection_mode=("points", "box"),
+            selection_mode=[CELL, BOX],
             key=state.ISSUES_CONFUSION,
             width="stretch",
-            config={"scrollZoom": True},
         )
 elif matrix_view == MATRIX_VIEWS[1]:
     render_noise_matrix(details.get("noise_matrix"), ds.classes)
