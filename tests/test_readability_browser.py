@@ -16,6 +16,32 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 PORT = 8643
 
+#: JavaScript: for each Vega-Lite chart of squares drawn as SVG on the page (the confusion
+#: matrix), its axis-label and axis-title boxes (x: a bottom axis, x2: a top one, y) and its SVG's
+#: box, as BOXES gives for Plotly.
+VEGA_BOXES = r"""
+() => [...document.querySelectorAll("[data-testid='stVegaLiteChart']")]
+  .filter(chart => chart.querySelector('g.mark-symbol')).map((chart, i) => {
+  const svg = chart.querySelector('svg.marks');
+  const box = e => { const r = e.getBoundingClientRect();
+                     return {x0: r.left, y0: r.top, x1: r.right, y1: r.bottom,
+                             text: (e.textContent || '').trim()}; };
+  const out = {chart: 100 + i, svg: svg ? box(svg) : null, x: [], x2: [], y: [], titles: []};
+  if (!svg) return out;
+  const mid = (svg.getBoundingClientRect().top + svg.getBoundingClientRect().bottom) / 2;
+  for (const axis of chart.querySelectorAll('g.role-axis')) {
+    const name = axis.getAttribute('aria-label') || '';
+    const labels = [...axis.querySelectorAll('.role-axis-label text')]
+      .filter(e => (e.textContent || '').trim() && e.getBoundingClientRect().width > 0).map(box);
+    if (name.startsWith('Y')) out.y.push(...labels);
+    else if (labels.length && labels[0].y0 < mid) out.x2.push(...labels);
+    else out.x.push(...labels);
+    out.titles.push(...[...axis.querySelectorAll('.role-axis-title text')].map(box));
+  }
+  return out;
+}).filter(c => c.svg && (c.x.length + c.y.length) > 0)
+"""
+
 #: JavaScript: for each Plotly chart on the page, its tick and axis-title boxes and its SVG's box.
 BOXES = r"""
 () => [...document.querySelectorAll("[data-testid='stPlotlyChart']")].map((chart, i) => {
@@ -137,8 +163,12 @@ def test_confusion_matrix_and_class_chart_are_readable_at_77_classes(app, page):
     _scanned(server, h, page)
     page.goto(f"{server.url}/label_issues?dataset={h}")
     wait_for_app(page)
-    page.locator("[data-testid='stPlotlyChart']").first.wait_for(timeout=120_000)
-    charts = page.evaluate(BOXES)
+    # the matrix shown on opening is Vega-Lite (SVG): one square per non-empty cell
+    page.locator("[data-testid='stVegaLiteChart'] g.mark-symbol path").first.wait_for(
+        timeout=120_000
+    )
+    page.wait_for_timeout(500)
+    charts = page.evaluate(VEGA_BOXES)
     assert charts and max(len(c["y"]) for c in charts) == 77, [len(c["y"]) for c in charts]
     # every predicted label is drawn too: even columns on the bottom axis, odd ones on the top
     assert max(len(c["x"]) + len(c["x2"]) for c in charts) == 77
