@@ -62,7 +62,7 @@ def test_explore_shows_the_first_pass_then_the_full_scan(app, page):
     note.first.wait_for(timeout=120_000)
     page.get_by_text(f"a stratified sample of {SAMPLE} of the {N} rows").first.wait_for()
     # generous: on a shared 2-core machine the page's script competes with the scan's training
-    page.locator("[data-testid='stPlotlyChart']").first.wait_for(timeout=300_000)
+    page.locator("[data-testid='stVegaLiteChart'] canvas").first.wait_for(timeout=300_000)
     page.get_by_text(f"{SAMPLE} rows. Drag a box").wait_for(timeout=120_000)
     # No click, no reload: the full scan replaces it when it is stored.
     page.get_by_text(f"{N} rows. Drag a box").wait_for(timeout=600_000)
