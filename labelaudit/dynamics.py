@@ -40,6 +40,10 @@ _Run = TypeVar("_Run")
 
 DEFAULT_EPOCHS = 20
 DEFAULT_BATCH_SIZE = 32
+#: Rows per block when per-epoch logits (E, N, K) are turned into probabilities or margins: the
+#: float64 temporaries are (E, block, K) (at 20 epochs and 50 classes, 131 MB), never (E, N, K)
+#: (measured: a 1M-row scan's data map took over 23 GB of RSS and was killed; bench_scale scan).
+LOGIT_BLOCK_ROWS = 16_384
 #: SGD step size for unit-norm sentence embeddings: large enough that most rows are learned within
 #: the run, small enough that the data map still spreads (measured on BANKING77).
 DEFAULT_LR = 5.0
@@ -99,9 +103,15 @@ def train_dynamics(
     l2: float = DEFAULT_L2,
     seed: int = 0,
     train_mask: np.ndarray | None = None,
+    record_logits: bool = True,
     progress: ProgressFn = no_progress,
 ) -> DynamicsRun:
     """Train a softmax head with mini-batch SGD and record every row's logits after each epoch.
+
+    ``record_logits=False``: only the checkpoints are kept (``logits`` is (E, 0, K)); the logits of
+    any rows are then ``x @ W[:, :D].T + W[:, D]`` of a checkpoint (:func:`checkpoint_logits`).
+    The bias is the last weight column, applied without appending a column of ones to a copy of
+    the embeddings (no (N, D + 1) copy).
 
     ``embeddings``: float (N, D); ``labels``: int (N,) in [0, K); ``train_mask``: (N,) bool, rows to
     train on (default all; logits are recorded for every row). Deterministic for a given ``seed``.
@@ -114,16 +124,16 @@ def train_dynamics(
     ((3, 4, 2), (3, 2, 5))
     """
     x = np.asarray(embeddings, dtype=np.float32)
-    xa = np.hstack([x, np.ones((len(x), 1), dtype=np.float32)])
+    d = x.shape[1]
     labels = np.asarray(labels, dtype=np.int64)
     rows = np.flatnonzero(
         np.ones(len(x), bool) if train_mask is None else np.asarray(train_mask, bool)
     )
     rng = np.random.default_rng(seed)
-    w = np.zeros((n_classes, xa.shape[1]), dtype=np.float32)
+    w = np.zeros((n_classes, d + 1), dtype=np.float32)
     onehot = np.eye(n_classes, dtype=np.float32)
-    logits = np.empty((epochs, len(x), n_classes), dtype=np.float32)
-    checkpoints = np.empty((epochs, n_classes, xa.shape[1]), dtype=np.float32)
+    logits = np.empty((epochs, len(x) if record_logits else 0, n_classes), dtype=np.float32)
+    checkpoints = np.empty((epochs, n_classes, d + 1), dtype=np.float32)
     # One BLAS thread: the steps multiply (32, D) by (D, K) matrices, far too small to share, and
     # OpenBLAS's second thread spinning for each one cost 27x the CPU time (BANKING77 train, 10k
     # rows: 48.6 s vs 1.8 s CPU, 217.6 s vs 15.6 s wall at load 15-17; bench/results/first_run.md).
@@ -132,17 +142,31 @@ def train_dynamics(
             order = rng.permutation(rows)
             for s in range(0, len(order), batch_size):
                 b = order[s : s + batch_size]
-                xb = xa[b]
-                z = xb @ w.T
+                xb = x[b]
+                z = xb @ w[:, :d].T + w[:, d]
                 z -= z.max(axis=1, keepdims=True)
                 p = np.exp(z)
                 p /= p.sum(axis=1, keepdims=True)
                 p -= onehot[labels[b]]
-                w -= lr * (p.T @ xb / len(b) + l2 * w)
-            logits[e] = xa @ w.T
+                grad = np.empty_like(w)
+                grad[:, :d] = p.T @ xb
+                grad[:, d] = p.sum(axis=0)
+                w -= lr * (grad / len(b) + l2 * w)
+            if record_logits:
+                logits[e] = checkpoint_logits(w, x)
             checkpoints[e] = w
             progress("training dynamics", e + 1, epochs)
     return DynamicsRun(logits, checkpoints, np.full(epochs, lr))
+
+
+def checkpoint_logits(w: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """float32 (N, K) logits of the rows ``x`` (N, D) under the weights ``w`` (K, D + 1), bias last,
+    in blocks of rows (no (N, D + 1) copy of ``x``)."""
+    d = w.shape[1] - 1
+    out = np.empty((len(x), w.shape[0]), dtype=np.float32)
+    for a in range(0, len(x), 65_536):
+        out[a : a + 65_536] = np.asarray(x[a : a + 65_536], dtype=np.float32) @ w[:, :d].T + w[:, d]
+    return out
 
 
 def single_blas_thread():
@@ -171,9 +195,9 @@ def population_logits(run: DynamicsRun, embeddings: np.ndarray, train: np.ndarra
     e, _, k = run.logits.shape
     out = np.empty((e, len(x), k), dtype=np.float32)
     out[:, train] = run.logits
-    held = np.hstack([x[~train], np.ones((int((~train).sum()), 1), dtype=np.float32)])
+    held = x[~train]
     for i in range(e):
-        out[i, ~train] = held @ run.checkpoints[i].T
+        out[i, ~train] = checkpoint_logits(run.checkpoints[i], held)
     return out
 
 
@@ -184,9 +208,16 @@ def _softmax(z: np.ndarray) -> np.ndarray:
 
 
 def given_label_probs(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Probability of each row's given label after each epoch: float64 (E, N)."""
-    p = _softmax(np.asarray(logits, dtype=np.float64))
-    return p[:, np.arange(p.shape[1]), labels]
+    """Probability of each row's given label after each epoch: float64 (E, N), in blocks of
+    :data:`LOGIT_BLOCK_ROWS` rows."""
+    z = np.asarray(logits)
+    labels = np.asarray(labels, dtype=np.int64)
+    out = np.empty(z.shape[:2], dtype=np.float64)
+    for a in range(0, z.shape[1], LOGIT_BLOCK_ROWS):
+        b = min(z.shape[1], a + LOGIT_BLOCK_ROWS)
+        p = _softmax(np.asarray(z[:, a:b], dtype=np.float64))
+        out[:, a:b] = p[:, np.arange(b - a), labels[a:b]]
+    return out
 
 
 def data_map(
@@ -209,13 +240,20 @@ def data_map(
     >>> data_map(z, np.array([0, 0, 1]))["region"].tolist()
     ['easy-to-learn', 'easy-to-learn', 'hard-to-learn']
     """
-    p = _softmax(np.asarray(logits, dtype=np.float64))
-    n = p.shape[1]
-    py = p[:, np.arange(n), labels]
-    conf = py.mean(axis=0)
-    var = py.std(axis=0)
-    correct = (p.argmax(axis=2) == labels[None]).mean(axis=0)
-    mean_p = p.mean(axis=0)
+    z = np.asarray(logits)
+    labels = np.asarray(labels, dtype=np.int64)
+    n = z.shape[1]
+    conf, var, correct = np.empty(n), np.empty(n), np.empty(n)
+    mean_pred, mean_prob = np.empty(n, dtype=np.int64), np.empty(n)
+    # In blocks of rows: every figure is per row, so the blocks give the same values as one pass
+    for a in range(0, n, LOGIT_BLOCK_ROWS):
+        b = min(n, a + LOGIT_BLOCK_ROWS)
+        p = _softmax(np.asarray(z[:, a:b], dtype=np.float64))
+        py = p[:, np.arange(b - a), labels[a:b]]
+        conf[a:b], var[a:b] = py.mean(axis=0), py.std(axis=0)
+        correct[a:b] = (p.argmax(axis=2) == labels[None, a:b]).mean(axis=0)
+        mean_p = p.mean(axis=0)
+        mean_pred[a:b], mean_prob[a:b] = mean_p.argmax(axis=1), mean_p.max(axis=1)
     ref = var if population is None else var[np.asarray(population, dtype=bool)]
     cut = np.quantile(ref, 1 - ambiguous_fraction) if len(ref) else 0.0
     # Ties at the cut (e.g. all-constant variability) must not make every row ambiguous.
@@ -229,8 +267,8 @@ def data_map(
             "variability": var,
             "correctness": correct,
             "region": region,
-            "mean_pred": mean_p.argmax(axis=1),
-            "mean_pred_prob": mean_p.max(axis=1),
+            "mean_pred": mean_pred,
+            "mean_pred_prob": mean_prob,
         }
     )
 
@@ -245,7 +283,12 @@ def forgetting_events(logits: np.ndarray, labels: np.ndarray) -> tuple[np.ndarra
     >>> forgetting_events(z, np.array([0]))
     (array([2]), array([False]))
     """
-    correct = np.asarray(logits).argmax(axis=2) == np.asarray(labels)[None]
+    z, labels = np.asarray(logits), np.asarray(labels)
+    correct = np.empty(z.shape[:2], dtype=bool)
+    for a in range(0, z.shape[1], LOGIT_BLOCK_ROWS):  # argmax of (E, N, K) makes (E, N) int64
+        correct[:, a : a + LOGIT_BLOCK_ROWS] = (
+            z[:, a : a + LOGIT_BLOCK_ROWS].argmax(axis=2) == labels[None, a : a + LOGIT_BLOCK_ROWS]
+        )
     events = (correct[:-1] & ~correct[1:]).sum(axis=0)
     return events.astype(np.int64), ~correct.any(axis=0)
 
@@ -258,13 +301,30 @@ def forgetting_score(events: np.ndarray, never_learned: np.ndarray, epochs: int)
 
 def margins(logits: np.ndarray, assigned: np.ndarray) -> np.ndarray:
     """Margin of each row's assigned label after each epoch: its logit minus the largest other,
-    (E, N)."""
-    z = np.asarray(logits, dtype=np.float64)
-    n = z.shape[1]
-    own = z[:, np.arange(n), assigned]
-    other = z.copy()
-    other[:, np.arange(n), assigned] = -np.inf
-    return own - other.max(axis=2)
+    (E, N), in blocks of :data:`LOGIT_BLOCK_ROWS` rows."""
+    z = np.asarray(logits)
+    assigned = np.asarray(assigned, dtype=np.int64)
+    out = np.empty(z.shape[:2], dtype=np.float64)
+    for a in range(0, z.shape[1], LOGIT_BLOCK_ROWS):
+        b = min(z.shape[1], a + LOGIT_BLOCK_ROWS)
+        zb = np.array(z[:, a:b], dtype=np.float64)  # a copy: the own logit is masked below
+        rows = np.arange(b - a)
+        own = zb[:, rows, assigned[a:b]]
+        zb[:, rows, assigned[a:b]] = -np.inf
+        out[:, a:b] = own - zb.max(axis=2)
+    return out
+
+
+def mean_margin(x: np.ndarray, checkpoints: np.ndarray, assigned: np.ndarray) -> np.ndarray:
+    """float64 (N,): the mean over the checkpoints (E, K, D + 1) of :func:`margins` of the rows
+    ``x`` (N, D) under each, without holding the (E, N, K) logits (AUM: Pleiss et al. 2020)."""
+    assigned = np.asarray(assigned, dtype=np.int64)
+    total = np.zeros(len(x), dtype=np.float64)
+    for a in range(0, len(x), LOGIT_BLOCK_ROWS):
+        b = min(len(x), a + LOGIT_BLOCK_ROWS)
+        z = np.stack([checkpoint_logits(w, x[a:b]) for w in checkpoints])
+        total[a:b] = margins(z, assigned[a:b]).sum(axis=0)
+    return total / max(len(checkpoints), 1)
 
 
 @dataclass
@@ -325,9 +385,10 @@ def area_under_margin(
             epochs=epochs,
             seed=seed + 1 + r,
             progress=report,
+            record_logits=False,  # the margins are taken from the checkpoints, block by block
             **train_options,
         )
-        run_aum = margins(run.logits, assigned).mean(axis=0)
+        run_aum = mean_margin(np.asarray(embeddings, dtype=np.float32), run.checkpoints, assigned)
         cut = float(np.percentile(run_aum[rows], percentile))
         cutoffs.append(cut)
         # Rows that were threshold samples in run 1 take run 2's value, and vice versa.
@@ -452,7 +513,8 @@ def cached_dynamics(
         names = ("dynamics-logits", "dynamics-checkpoints")
         if not all(ws.has(key, name, params) for name in names):
             return None
-        logits, checkpoints = (ws.load(key, name, params) for name in names)
+        # memory-mapped: (E, N, K) float32 is 4 GB at 1M rows, 20 epochs and 50 classes
+        logits, checkpoints = (ws.load(key, name, params, mmap=True) for name in names)
         return DynamicsRun(logits, checkpoints, np.full(epochs, DEFAULT_LR))
 
     def save(ws: Workspace, key: str, run: DynamicsRun) -> None:
@@ -570,7 +632,8 @@ def population_dynamics(
     else:
         if embeddings is None:
             raise ValueError("population_dynamics needs embeddings or imported dynamics")
-        run = cached_dynamics(embeddings[train], labels[train], **shared)
+        rows = embeddings if train.all() else embeddings[train]  # no (N, D) copy when all train
+        run = cached_dynamics(rows, labels[train], **shared)
         logits = population_logits(run, embeddings, train)
         source = (
             f"softmax head trained on the embeddings ({logits.shape[0]} epochs, "
@@ -578,7 +641,8 @@ def population_dynamics(
         )
     aum = None
     if with_aum and embeddings is not None:
-        aum = cached_aum(embeddings[train], labels[train], **shared)
+        rows = embeddings if train.all() else embeddings[train]
+        aum = cached_aum(rows, labels[train], **shared)
     events, never = forgetting_events(logits, labels)
     return PopulationDynamics(
         train=train,
