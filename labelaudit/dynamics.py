@@ -290,7 +290,8 @@ def forgetting_events(logits: np.ndarray, labels: np.ndarray) -> tuple[np.ndarra
             z[:, a : a + LOGIT_BLOCK_ROWS].argmax(axis=2) == labels[None, a : a + LOGIT_BLOCK_ROWS]
         )
     events = (correct[:-1] & ~correct[1:]).sum(axis=0)
-    return events.astype(np.int64), ~correct.any(axis=0)
+    never = np.logical_not(correct.any(axis=0))
+    return events.astype(np.int64), never
 
 
 def forgetting_score(events: np.ndarray, never_learned: np.ndarray, epochs: int) -> np.ndarray:
