@@ -12,8 +12,12 @@ other row is placed at the similarity-weighted mean of its already placed neighb
 graph (repeated until every row is placed), as UMAP's own ``transform`` initialises new points
 (umap-learn docs, "Transforming New Data"); time and memory then grow linearly in N.
 
-umap (and through it numba, ~30 s of compilation per new process) is imported only inside the
-functions here, so importing this module is cheap.
+umap (and through it numba) is imported only inside the functions here, so importing this module
+is cheap. umap-learn compiles most of its numba functions without numba's on-disk cache (only
+pynndescent's are cached), so every new process compiled them again: 10-20 s of a first map on a
+quiet 2-core machine (bench/results/first_run.md). :func:`import_umap` turns numba's cache on for
+umap's module-level functions before their first compilation (``Dispatcher.enable_caching``, the
+call numba's own ``cache=True`` makes); ``make install`` fills the cache (``scripts/warm_numba.py``).
 """
 
 from __future__ import annotations
@@ -112,8 +116,37 @@ def prepare_for_umap(
     return x
 
 
+#: umap's modules whose module-level numba functions get numba's on-disk cache (:func:`import_umap`).
+UMAP_NUMBA_MODULES = ("umap.umap_", "umap.layouts", "umap.utils", "umap.spectral", "umap.distances")
+_UMAP_CACHING = False
+
+
+def import_umap():
+    """The ``umap`` package, with numba's on-disk cache enabled for the numba functions of
+    :data:`UMAP_NUMBA_MODULES` (once per process). A function numba cannot cache (no writable
+    cache directory, no source file) keeps compiling in memory, as before."""
+    global _UMAP_CACHING
+    import contextlib
+    import importlib
+
+    import umap
+
+    if not _UMAP_CACHING:
+        from numba.core.dispatcher import Dispatcher
+
+        for name in UMAP_NUMBA_MODULES:
+            for fn in vars(importlib.import_module(name)).values():
+                if isinstance(fn, Dispatcher):
+                    # RuntimeError: "cannot cache function ...: no locator available"
+                    with contextlib.suppress(RuntimeError):
+                        fn.enable_caching()
+        _UMAP_CACHING = True
+    return umap
+
+
 def shared_neighbours(x: np.ndarray, *, n_neighbors: int = N_NEIGHBORS, seed: int = 0):
     """The approximate k-NN graph of ``x`` (NN-descent), as UMAP's ``precomputed_knn`` tuple."""
+    import_umap()
     from umap.umap_ import nearest_neighbors
 
     idx, dists, index = nearest_neighbors(
@@ -134,8 +167,7 @@ def umap_fit(
     """UMAP of ``x`` (N, D) to float32 (N, n_components); seeded, so deterministic (and single-threaded)."""
     import warnings
 
-    import umap
-
+    umap = import_umap()
     n = x.shape[0]
     kw = {}
     if knn is not None:
@@ -196,15 +228,17 @@ def map_and_cluster_space(
     es = e[sample] if sampled else e
     x = prepare_for_umap(es, seed=seed, pca_min_rows=pca_min_rows)
     m = len(x)
-    # Sharing the graph only matters (and only works robustly) beyond UMAP's exact small-data path.
+    # The shared graph is used at every size: below 4,096 rows UMAP's own exact path computes all
+    # pairwise distances through a Python callable (2.25 M calls for the first pass's 1,500 rows)
+    # and compiles a parallel k-NN search in every process (bench/results/first_run.md).
     knn = None
-    if m >= 4096:
+    if not sampled and graph is not None and graph.k >= min(N_NEIGHBORS, m) - 1:
+        knn = graph.umap_knn(min(N_NEIGHBORS, m))
+    elif m >= 4096:
         if sampled:
             from labelaudit.neighbours import build_neighbour_graph
 
             knn = build_neighbour_graph(es, k=N_NEIGHBORS - 1, seed=seed).umap_knn(N_NEIGHBORS)
-        elif graph is not None and graph.k >= N_NEIGHBORS - 1:
-            knn = graph.umap_knn(N_NEIGHBORS)
         else:
             knn = shared_neighbours(x, seed=seed)
     progress("projection", 1, 3)
