@@ -24,11 +24,13 @@ Checkpoints (weights after each epoch) are kept for TracIn (:func:`labelaudit.in
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -169,12 +171,87 @@ def checkpoint_logits(w: np.ndarray, x: np.ndarray) -> np.ndarray:
     return out
 
 
-def single_blas_thread():
+_BLAS_LOCK = threading.Lock()
+_BLAS_DEPTH = 0
+_BLAS_LIMITS: Any = None
+
+
+@contextlib.contextmanager
+def single_blas_thread() -> Iterator[None]:
     """A context in which NumPy's BLAS runs on one thread (threadpoolctl, a scikit-learn
-    dependency)."""
+    dependency). threadpoolctl's limit is process-wide, so the contexts of several threads
+    (:func:`map_on_cores`) share one: the first to enter sets it, the last to leave restores it
+    (each thread restoring on its own would put the others back on two spinning threads)."""
+    global _BLAS_DEPTH, _BLAS_LIMITS
     from threadpoolctl import threadpool_limits
 
-    return threadpool_limits(limits=1, user_api="blas")
+    with _BLAS_LOCK:
+        if _BLAS_DEPTH == 0:
+            _BLAS_LIMITS = threadpool_limits(limits=1, user_api="blas")
+        _BLAS_DEPTH += 1
+    try:
+        yield
+    finally:
+        with _BLAS_LOCK:
+            _BLAS_DEPTH -= 1
+            if _BLAS_DEPTH == 0:
+                _BLAS_LIMITS.restore_original_limits()
+                _BLAS_LIMITS = None
+
+
+#: Threads of :func:`map_on_cores` (``LABELAUDIT_CPU_WORKERS`` overrides; 1: one after the other).
+WORKERS_ENV = "LABELAUDIT_CPU_WORKERS"
+
+
+def cpu_workers() -> int:
+    """Threads for independent single-threaded fits: ``LABELAUDIT_CPU_WORKERS``, else the cores
+    this process may run on."""
+    raw = os.environ.get(WORKERS_ENV, "").strip()
+    if raw.isdigit() and int(raw) > 0:
+        return int(raw)
+    try:
+        return max(len(os.sched_getaffinity(0)), 1)
+    except AttributeError:  # not on Linux
+        return max(os.cpu_count() or 1, 1)
+
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+
+
+def map_on_cores(
+    fn: Callable[[_T], _R],
+    items: Sequence[_T],
+    *,
+    workers: int | None = None,
+    done: Callable[[int], None] | None = None,
+) -> list[_R]:
+    """``[fn(x) for x in items]``, the items on up to ``workers`` threads (default
+    :func:`cpu_workers`), every one with NumPy's BLAS on one thread. For independent fits whose
+    products are too small to gain from a second BLAS thread (scikit-learn's lbfgs logistic
+    regressions, the influence head's blocks): NumPy, BLAS and scikit-learn's loss release the GIL,
+    so two fits use two cores where BLAS on two threads mostly spun. The results do not depend on
+    the number of threads (each call is independent). ``done(k)`` is called after each finished
+    item with the count so far (in the calling thread)."""
+    n_workers = min(workers or cpu_workers(), len(items))
+    with single_blas_thread():
+        if n_workers <= 1:
+            out = []
+            for i, x in enumerate(items):
+                out.append(fn(x))
+                if done is not None:
+                    done(i + 1)
+            return out
+        from concurrent.futures import ThreadPoolExecutor, as_completed
+
+        with ThreadPoolExecutor(n_workers, thread_name_prefix="labelaudit-fit") as pool:
+            futures = {pool.submit(fn, x): i for i, x in enumerate(items)}
+            results: dict[int, _R] = {}
+            for k, fut in enumerate(as_completed(futures), start=1):
+                results[futures[fut]] = fut.result()
+                if done is not None:
+                    done(k)
+        return [results[i] for i in range(len(items))]
 
 
 def population_logits(run: DynamicsRun, embeddings: np.ndarray, train: np.ndarray) -> np.ndarray:

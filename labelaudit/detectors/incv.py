@@ -72,6 +72,8 @@ def incv(
 
     >>> out = incv(X, y, n_classes=3, rounds=2)  # doctest: +SKIP
     """
+    from labelaudit.dynamics import map_on_cores
+
     x = np.asarray(embeddings, dtype=np.float32)
     y = np.asarray(labels, dtype=np.int64)
     n = len(y)
@@ -90,9 +92,17 @@ def incv(
         perm = rng.permutation(candidates)
         halves = (perm[: len(perm) // 2], perm[len(perm) // 2 :])
         chosen, dropped, agreed = [], [], 0
-        for a, b in (halves, halves[::-1]):
-            train = np.concatenate([np.flatnonzero(selected), a])
-            p = _fit_predict(x, y, train, b, n_classes, seed + r)
+        pairs = (halves, halves[::-1])
+        kept = np.flatnonzero(selected)
+        # The two halves' fits depend only on the rows selected before this round: on two cores.
+
+        def fit(
+            ab: tuple[np.ndarray, np.ndarray], kept: np.ndarray = kept, r: int = r
+        ) -> np.ndarray:
+            return _fit_predict(x, y, np.concatenate([kept, ab[0]]), ab[1], n_classes, seed + r)
+
+        fits = map_on_cores(fit, pairs)
+        for (_, b), p in zip(pairs, fits, strict=True):
             heldout[b] = p
             agree = p.argmax(axis=1) == y[b]
             agreed += int(agree.sum())

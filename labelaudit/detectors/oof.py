@@ -91,7 +91,8 @@ def out_of_fold_probs(
 ) -> tuple[np.ndarray, float]:
     """Stratified K-fold logistic-regression probabilities for every row, never in-sample.
 
-    The folds are independent: ``engine`` (default: this process, one after the other) runs them,
+    The folds are independent: ``engine`` (default: this process, on its cores:
+    :func:`labelaudit.dynamics.map_on_cores`) runs them,
     e.g. as Ray tasks (:mod:`labelaudit.engine`); the result does not depend on where they ran
     beyond floating-point summation order.
 
@@ -122,11 +123,14 @@ def out_of_fold_probs(
     plan = [(rows[train], rows[test]) for train, test in folds.split(rows, labels[rows])]
     progress("out-of-fold predictions", 0, used)
     eng = engine or LOCAL
-    if eng is LOCAL:  # one fold at a time, with progress after each
-        results = []
-        for i, fold in enumerate(plan):
-            results.append(fit_fold(fold, X=X, labels=labels, C=C, max_iter=max_iter, seed=seed))
-            progress("out-of-fold predictions", i + 1, used)
+    if eng is LOCAL:  # the folds on this machine's cores, with progress after each
+        from labelaudit.dynamics import map_on_cores
+
+        results = map_on_cores(
+            lambda fold: fit_fold(fold, X=X, labels=labels, C=C, max_iter=max_iter, seed=seed),
+            plan,
+            done=lambda k: progress("out-of-fold predictions", k, used),
+        )
     else:
         shared = {"X": X, "labels": labels, "C": C, "max_iter": max_iter, "seed": seed}
         results = eng.map(fit_fold, plan, shared=shared)
