@@ -38,16 +38,17 @@ WRITE_EVERY = 0.5
 #: Rough cost per row of each part of a background scan job (first pass included) on a quiet 2-core
 #: machine, used for the estimate before a workspace has timed a scan of its own: the job's own
 #: step times in bench/results/first_run.md, "First run: the background scan", the quiet run of
-#: 2026-12-02 23:37 UTC (main 0165ea2, load 1.4): the bundled sample's 13,083 rows stored 119.6 s
-#: after the start; embedding 8.1 + 35.4 s (first pass + the rest), projection 18.6 + 12.9 s,
-#: neighbour graph 1.0 s, clustering 0.6 s, the first pass's and the full detectors 43.0 s.
-#: (The estimate before this, 282 s, was from a cold scan of an older version: 2.4x too high.)
+#: 2026-12-03 10:24 UTC (main 1386c01, load 0.3): the bundled sample's 13,083 rows stored 78.3 s
+#: after the start; embedding 4.6 + 32.0 s (first pass + the rest), projection 3.4 + 9.6 s,
+#: neighbour graph 0.8 s, clustering 0.5 s, the first pass's and the full detectors (agreement
+#: included) 21.6 s; the rest (process start, model load) is in no step. (Before: 119.6 s on
+#: main 0165ea2; the numba cache for UMAP and the fits on both cores made it 1.5x too high.)
 ROUGH_SECONDS_PER_ROW = {
-    "embedding": 43.5 / 13_083,
-    "projection": 31.5 / 13_083,
-    "neighbour graph": 1.0 / 13_083,
-    "clustering": 0.6 / 13_083,
-    "detection": 43.0 / 13_083,
+    "embedding": 36.6 / 13_083,
+    "projection": 13.0 / 13_083,
+    "neighbour graph": 0.8 / 13_083,
+    "clustering": 0.5 / 13_083,
+    "detection": 21.6 / 13_083,
 }
 #: How far the estimate may be from the measured job on the machine it was measured on (the
 #: bench reports the ratio: bench/bench_first_run.py).
