@@ -238,6 +238,130 @@ def wait_for_app(page, timeout: float = 90_000) -> None:
     )
 
 
+#: Page-side helpers for a Vega-Lite chart drawn by Streamlit. ``view(chart)``: the chart's Vega
+#: View, found in the React state of Streamlit's chart component (a ref holding an object with
+#: Vega's ``scenegraph``/``origin``/``runAsync``; null while the view is being torn down or
+#: rebuilt). ``items(view)``: the marks' items with a datum, in drawing order (the last drawn is on
+#: top, and Vega picks it first), with their bounds in the coordinates of the view's element.
+_VEGA_JS = r"""
+const isView = (v) => v && typeof v.scenegraph === 'function' && typeof v.origin === 'function'
+  && typeof v.runAsync === 'function' && typeof v.container === 'function';
+const view = (chart) => {
+  for (const node of [chart, ...chart.querySelectorAll('*')]) {
+    const key = Object.keys(node).find((k) => k.startsWith('__reactFiber$'));
+    if (!key) continue;
+    for (let f = node[key], up = 0; f && up < 40; f = f.return, up++) {
+      for (let h = f.memoizedState, i = 0; h && typeof h === 'object' && 'next' in h && i < 300;
+           h = h.next, i++) {
+        const s = h.memoizedState;
+        if (s && typeof s === 'object' && 'current' in s && isView(s.current)) {
+          const v = s.current, c = v.container();
+          return c && c.isConnected && chart.contains(c) ? v : null;
+        }
+      }
+    }
+    return null;  // the first node with a fiber is the chart's own: its ancestors hold its state
+  }
+  return null;
+};
+const items = (v) => {
+  const out = [];
+  const [ox, oy] = v.origin();
+  const walk = (mark, dx, dy) => {
+    for (const it of mark.items || []) {
+      if (mark.marktype === 'group') {
+        for (const m of it.items || []) walk(m, dx + (it.x || 0), dy + (it.y || 0));
+      } else if (it.datum && it.bounds && !it.bounds.empty()) {
+        const b = it.bounds;
+        out.push({datum: it.datum, x1: dx + b.x1, y1: dy + b.y1, x2: dx + b.x2, y2: dy + b.y2,
+                  marktype: mark.marktype});
+      }
+    }
+  };
+  walk(v.scenegraph().root, ox, oy);
+  return out;
+};
+"""
+
+#: ``({match, quietMs}) => point or false``, polled: the viewport position of a point on the item
+#: whose datum has every field of ``match`` (compared as strings), on the chart holding it, once
+#: that chart is settled: the app's script is idle, its view exists, and the view and the item's
+#: position have not changed for ``quietMs`` (a rerun can tear a chart's view down and build a new
+#: one after the script has ended: the view is rebuilt when the chart's width was 0 during the
+#: run). The point is the item's centre, or a point near it, that no item drawn later covers.
+_VEGA_POINT = (
+    "({match, quietMs}) => {"
+    + _VEGA_JS
+    + r"""
+  const app = document.querySelector('[data-testid="stApp"]');
+  const idle = app && app.getAttribute('data-test-script-state') === 'notRunning'
+    && !document.querySelector('[data-testid="stStatusWidget"]');
+  const st = (window.__laVegaSettle = window.__laVegaSettle || {});
+  const keyOf = JSON.stringify(match);
+  const fits = (d) => Object.entries(match).every(([k, v]) => d[k] !== undefined
+    && String(d[k]) === String(v));
+  let found = null;
+  for (const chart of document.querySelectorAll('[data-testid="stVegaLiteChart"]')) {
+    const v = view(chart);
+    if (!v) continue;
+    const all = items(v);
+    if (!all.some((it) => fits(it.datum))) continue;
+    found = {v, chart, all};
+    break;
+  }
+  if (!idle || !found) { delete st[keyOf]; return false; }
+  const el = found.v.container().querySelector('canvas.marks, svg.marks') || found.v.container();
+  let r = el.getBoundingClientRect();
+  const all = found.all;
+  const exposed = (at) => {  // a point of item ``at`` that no item drawn later covers, or null
+    const it = all[at];
+    const later = all.slice(at + 1).filter((o) => o.marktype === it.marktype);
+    const cx = (it.x1 + it.x2) / 2, cy = (it.y1 + it.y2) / 2;
+    const side = Math.min(it.x2 - it.x1, it.y2 - it.y1);
+    for (const [fx, fy] of [[0, 0], [0.3, 0], [-0.3, 0], [0, 0.3], [0, -0.3],
+                            [0.2, 0.2], [-0.2, 0.2], [0.2, -0.2], [-0.2, -0.2]]) {
+      const x = cx + fx * side, y = cy + fy * side;
+      if (!later.some((o) => x >= o.x1 && x <= o.x2 && y >= o.y1 && y <= o.y2)) return [x, y];
+    }
+    return null;
+  };
+  let at = -1, p = null;
+  for (let i = all.length - 1; i >= 0 && !p; i--) {  // the topmost match first
+    if (fits(all[i].datum)) { p = exposed(i); at = i; }
+  }
+  if (!p) { delete st[keyOf]; return {covered: true}; }
+  const it = all[at];
+  if (r.top + it.y1 < 0 || r.top + it.y2 > window.innerHeight) {
+    found.chart.scrollIntoView({block: 'center'});
+    r = el.getBoundingClientRect();
+  }
+  const pos = {x: r.left + p[0], y: r.top + p[1],
+               box: {x: r.left + it.x1, y: r.top + it.y1, width: it.x2 - it.x1, height: it.y2 - it.y1}};
+  const sig = JSON.stringify(pos);
+  const now = performance.now();
+  const prev = st[keyOf];
+  if (!prev || prev.view !== found.v || prev.sig !== sig) {
+    st[keyOf] = {view: found.v, sig, since: now};
+    return false;
+  }
+  return now - prev.since >= quietMs ? pos : false;
+}"""
+)
+
+
+def vega_point(page, match: dict, *, quiet_ms: int = 400, timeout: float = 60_000) -> dict:
+    """Where to point the mouse at the Vega-Lite item whose datum has ``match``'s fields: ``{x, y,
+    box}`` in viewport coordinates (``box``: the item's bounds), read from the chart's Vega view
+    once the chart is settled (see :data:`_VEGA_POINT`), never from a DOM element that a rerun may
+    replace. Fails when the item is covered by items drawn after it at every point tried."""
+    handle = page.wait_for_function(
+        _VEGA_POINT, arg={"match": match, "quietMs": quiet_ms}, timeout=timeout, polling=100
+    )
+    pos = handle.json_value()
+    assert not pos.get("covered"), f"the item {match} is covered by others on its chart"
+    return pos
+
+
 # --------------------------------------------------------------------------- review store
 @pytest.fixture
 def write_lock() -> Iterator[Callable]:

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import StreamlitServer, wait_for_app
+from tests.conftest import StreamlitServer, vega_point, wait_for_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -106,17 +106,19 @@ TOOLTIP = """() => { const t = document.getElementById('vg-tooltip-element');
     ? {text: t.textContent, links: t.querySelectorAll('a').length, html: t.innerHTML} : null; }"""
 
 
-def _hover_until_tooltip(page, chart, needle: str) -> dict:
-    """Moves the mouse over a grid on ``chart`` until its tooltip shows ``needle``."""
-    box = chart.bounding_box()
-    assert box is not None
-    for fy in np.linspace(0.05, 0.95, 24):
-        for fx in np.linspace(0.05, 0.95, 24):
-            page.mouse.move(box["x"] + fx * box["width"], box["y"] + fy * box["height"])
-            tip = page.evaluate(TOOLTIP)
-            if tip and needle in tip["text"]:
-                return tip
-    raise AssertionError(f"no tooltip with {needle!r} on the chart")
+def _tooltip_of(page, match: dict, shown: str) -> dict:
+    """Hovers the item whose datum has ``match``'s fields (its place read from the chart's Vega
+    view, see :func:`tests.conftest.vega_point`) and returns its tooltip once one shows ``shown``:
+    a plain part of the string under test, in the tooltip's text whether the string is kept as
+    text or (the bug) rendered as markup."""
+    at = vega_point(page, match)
+    page.mouse.move(at["x"] - 6, at["y"] - 6)
+    page.mouse.move(at["x"], at["y"], steps=3)
+    page.wait_for_function(
+        f"() => {{ const t = ({TOOLTIP})(); return t && t.text.includes({shown!r}); }}",
+        timeout=10_000,
+    )
+    return page.evaluate(TOOLTIP)
 
 
 @pytest.mark.parametrize(
@@ -140,29 +142,17 @@ def test_class_names_and_ids_with_markup_stay_text_on_the_selection_charts(app, 
             "els => els.map(e => e.textContent || '')"
         )
         assert labels.count(EVIL_CLASS) >= 2, labels  # on the given and the predicted axis
-        first = chart.locator("g.mark-symbol path").first
-        first.scroll_into_view_if_needed()
-        square = first.bounding_box()
-        assert square is not None
-        cx, cy = square["x"] + square["width"] / 2, square["y"] + square["height"] / 2
-        page.mouse.move(cx - 2, cy - 2)
-        page.mouse.move(cx, cy, steps=3)
-        page.wait_for_function(
-            f"() => {{ const t = ({TOOLTIP})(); return t && t.text; }}", timeout=10_000
-        )
-        tip = page.evaluate(TOOLTIP)
+        tip = _tooltip_of(page, {"given": EVIL_CLASS}, "fraud")
     else:
-        chart = (
-            page.locator("[data-testid='stVegaLiteChart']").filter(has=page.locator("canvas")).first
-        )
-        chart.locator("canvas").first.wait_for(timeout=60_000)
-        tip = _hover_until_tooltip(page, chart, EVIL_CLASS)
+        page.locator("[data-testid='stVegaLiteChart'] canvas").first.wait_for(timeout=60_000)
+        tip = _tooltip_of(page, {"label": EVIL_CLASS}, "fraud")
     assert EVIL_CLASS in tip["text"] and tip["links"] == 0, tip
     assert page.locator("a[href*='evil.example']").count() == 0
-    if path != "label_issues":  # the tooltip names the row by its id, as text (the id with
-        # markdown is one point of 150, too small to find by hovering: its spec test is
-        # tests/test_untrusted_surfaces.py::test_vega_specs_keep_data_strings_as_data)
-        assert "id" in tip["text"] and "<code>" not in tip["html"], tip
+    if path != "label_issues":  # the tooltip names the row by its id, as text: the id with
+        # markdown stays a literal string (no code element, no link)
+        tip = _tooltip_of(page, {"id": EVIL_ID}, "r298")
+        assert EVIL_ID in tip["text"], tip
+        assert "<code>" not in tip["html"] and tip["links"] == 0, tip
     assert page.locator("[data-testid='stException']").count() == 0, server.log()
 
 

@@ -8,8 +8,16 @@ import importlib
 import numpy as np
 import pytest
 
-from tests.conftest import wait_for_app
+from tests.conftest import vega_point, wait_for_app
 from tests.test_label_issues_page import planted_dataset
+
+#: Notes in the page when the app's script starts its next run (``window.__laRunSeen``): the
+#: rerun a selection sends, which may start after the test's next call.
+RUN_SEEN = """() => { window.__laRunSeen = false;
+  const a = document.querySelector('[data-testid="stApp"]');
+  new MutationObserver(() => {
+    if (a.getAttribute('data-test-script-state') === 'running') window.__laRunSeen = true;
+  }).observe(a, {attributes: true, attributeFilter: ['data-test-script-state']}); }"""
 
 
 @pytest.mark.browser
@@ -53,11 +61,12 @@ def test_click_on_confusion_cell_lists_its_rows(streamlit_server, page, tmp_path
     )  # kept for a failing run
     assert squares.count() == len(cells)  # one square per non-empty cell, in confusion_cells order
     frames_before = page.locator("[data-testid='stDataFrame']").count()
-    square = squares.nth(point)
-    square.scroll_into_view_if_needed()
-    box = square.bounding_box()
+    # Where the square is, from the chart's Vega view once it is settled: a rerun can rebuild the
+    # chart after the script has ended (its DOM elements are then new ones), so the square is
+    # looked up again after every rerun and never held across one.
+    at = vega_point(page, {"g": int(g), "p": int(p)})
     # A click on the square lists its rows.
-    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.click(at["x"], at["y"])
     page.wait_for_function(
         f"() => document.querySelectorAll(\"[data-testid='stDataFrame']\").length > {frames_before}",
         timeout=60_000,
@@ -68,13 +77,13 @@ def test_click_on_confusion_cell_lists_its_rows(streamlit_server, page, tmp_path
     assert page.get_by_text("question number").count() > 0
     page.get_by_text("Rows in the 1 square selected on the chart").wait_for()
     # A box drawn around it (from just outside one corner to the other) lists the same square.
-    square.scroll_into_view_if_needed()
-    box = square.bounding_box()
+    box = vega_point(page, {"g": int(g), "p": int(p)})["box"]
+    page.evaluate(RUN_SEEN)
     page.mouse.move(box["x"] - 3, box["y"] - 3)
     page.mouse.down()
     page.mouse.move(box["x"] + box["width"] + 3, box["y"] + box["height"] + 3, steps=5)
     page.mouse.up()
-    page.wait_for_timeout(500)
+    page.wait_for_function("() => window.__laRunSeen === true", timeout=30_000)  # its rerun
     wait_for_app(page)
     page.get_by_text("Rows in the 1 square selected on the chart").wait_for(timeout=60_000)
     assert page.locator("[data-testid='stException']").count() == 0, server.log()
