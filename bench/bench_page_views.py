@@ -20,14 +20,24 @@ Recomputation: a page view of stored results must not compute anything. After ea
 records (a) files the view added to or changed in the workspace (the review database and the job
 files excepted) and (b) the heavy libraries the server process has loaded since its start
 (``/proc/<pid>/maps``: torch, numba/umap, onnxruntime): either means the page recomputed.
-Writes bench/results/page_views.md with the command, date, machine and load average.
+``--profile`` adds where each new-tab view's time goes: the server's script runs inside the view
+(:mod:`bench.review_ui_profile`: count, wall and CPU seconds, bytes of deltas), the bytes the
+browser received on Streamlit's websocket, and the browser's long tasks (a ``PerformanceObserver``
+of ``longtask`` entries: their sum and the longest). ``--cprofile DIR`` also dumps a
+:mod:`cProfile` of every script run there (slower: not for the timed figures).
+
+Writes this run on top of bench/results/page_views.md (command, date, commit, machine, load
+average); the run that was on top moves under "Earlier runs", headings one level down.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import os
+import re
+import tempfile
 import time
 from pathlib import Path
 
@@ -87,27 +97,106 @@ def heavy_loaded(pid: int) -> set[str]:
     return {name for name, lib in HEAVY.items() if lib in maps}
 
 
-def start_server(ws_root: Path, port: int) -> Server:
+def start_server(
+    ws_root: Path, port: int, *, profile: Path | None = None, cprofile: Path | None = None
+) -> Server:
     """The app on ``port`` over the prepared workspace, with the background scan off (a page view
-    must show what is stored); the server class is :class:`bench.bench_review_ui.Server`."""
+    must show what is stored); the server class is :class:`bench.bench_review_ui.Server`.
+    ``profile``: the JSON-lines file :mod:`bench.review_ui_profile` appends each script run to
+    (``cprofile``: a folder for a cProfile dump per run)."""
     env = {
         "LABELAUDIT_WORKSPACE": str(ws_root),
         "LABELAUDIT_SCAN_RUNNER": "off",
         "HF_HUB_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",
     }
+    if profile is not None:
+        hook = profile.parent / "profile_hook"
+        hook.mkdir(exist_ok=True)
+        (hook / "sitecustomize.py").write_text("import bench.review_ui_profile\n")
+        env["PYTHONPATH"] = os.pathsep.join([str(hook), str(ROOT)])
+        env["LABELAUDIT_UI_PROFILE"] = str(profile)
+        if cprofile is not None:
+            cprofile.mkdir(parents=True, exist_ok=True)
+            env["LABELAUDIT_UI_CPROFILE"] = str(cprofile)
     return Server(ROOT / "app.py", env, ws_root / f"streamlit-{port}.log", port=port)
+
+
+#: Collects the browser's long tasks (main-thread tasks over 50 ms) of each tab from its start.
+LONG_TASKS_JS = """
+window.__laLongTasks = [];
+try {
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) window.__laLongTasks.push(e.duration);
+  }).observe({type: 'longtask', buffered: true});
+} catch (e) {}
+"""
+
+
+class ViewProbe:
+    """What ``--profile`` records for one new-tab view: its wall-clock window (to match the
+    server's script runs), the bytes received on the app's websocket and the long tasks."""
+
+    def __init__(self, page) -> None:
+        self.page = page
+        self.ws_bytes = 0
+        self.start = time.time()
+        self.end = self.start
+        page.on("websocket", self._socket)
+
+    def _socket(self, ws) -> None:
+        def received(payload) -> None:
+            self.ws_bytes += len(payload)
+
+        ws.on("framereceived", received)
+
+    def finish(self) -> dict:
+        self.end = time.time()
+        tasks = self.page.evaluate("() => window.__laLongTasks || []")
+        return {
+            "window": (self.start, self.end),
+            "ws_kb": self.ws_bytes / 1024,
+            "long_tasks_s": sum(tasks) / 1000,
+            "longest_task_s": (max(tasks) if tasks else 0.0) / 1000,
+        }
+
+
+def server_runs(path: Path, window: tuple[float, float]) -> dict:
+    """Sum of the server's script runs that started inside ``window`` (count, wall, CPU, deltas)."""
+    lo, hi = window
+    runs = []
+    if path.exists():
+        runs = [json.loads(line) for line in path.read_text().splitlines() if line]
+    mine = [r for r in runs if lo <= r["start"] <= hi]
+    return {
+        "runs": len(mine),
+        "server_wall_s": sum(r["wall"] for r in mine),
+        "server_cpu_s": sum(r["cpu"] for r in mine),
+        "delta_kb": sum(r["delta_bytes"] for r in mine) / 1024,
+    }
+
+
+#: The script has finished: the app's own run state (``data-test-script-state`` on ``stApp``),
+#: the rule of ``tests/conftest.py``'s ``wait_for_app``. The running indicator (``stStatusWidget``)
+#: alone is no such signal: Streamlit shows it only once a run has lasted 500 ms, so a run that
+#: started less than 500 ms ago looked finished.
+SCRIPT_DONE_JS = (
+    "() => { const a = document.querySelector('[data-testid=\"stApp\"]');"
+    " const s = a && a.getAttribute('data-test-script-state');"
+    " return (s === 'notRunning' || s === 'compilationError')"
+    " && !document.querySelector('[data-testid=\"stStatusWidget\"]'); }"
+)
+
+
+def wait_script_done(page) -> None:
+    page.wait_for_function(SCRIPT_DONE_JS, timeout=120_000, polling=20)
 
 
 def view(page, url: str, main: str) -> float:
     t = time.perf_counter()
     page.goto(url)
     page.locator(f":is({main})").first.wait_for(state="visible", timeout=120_000)
-    page.wait_for_function(
-        "() => document.querySelector('[data-testid=\"stApp\"]') && "
-        "!document.querySelector('[data-testid=\"stStatusWidget\"]')",
-        timeout=120_000,
-    )
+    wait_script_done(page)
     return time.perf_counter() - t
 
 
@@ -119,10 +208,8 @@ def navigate(page, title: str, heading: str, main: str) -> float:
     t = time.perf_counter()
     page.locator("[data-testid='stSidebarNav'] a", has_text=title).first.click()
     page.locator("h1", has_text=heading).first.wait_for(state="visible", timeout=120_000)
-    page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=120_000
-    )
     page.locator(f":is({main})").first.wait_for(state="visible", timeout=120_000)
+    wait_script_done(page)
     return time.perf_counter() - t
 
 
@@ -142,6 +229,66 @@ def _heading(path: str) -> str:
     return ""
 
 
+EARLIER = "## Earlier runs (kept as they were; headings one level down)"
+
+
+def with_earlier_runs(new: str, old: str) -> str:
+    """``new`` (this run's section) on top of the results file ``old``: the run that was on top
+    goes first under :data:`EARLIER`, its headings one level down, then the earlier runs as they
+    were."""
+    if not old.strip():
+        return new
+    top, _, earlier = old.partition("\n## Earlier runs")
+    earlier = earlier.split("\n", 1)[1] if "\n" in earlier else ""
+    lines = top.strip().splitlines()
+    when = re.search(r"; (\d{4}-\d\d-\d\d \d\d:\d\d UTC);", top)
+    if lines and lines[0].startswith("## Page views") and when:
+        lines[0] = f"## The run of {when.group(1)}"  # the title every run has: say which run
+    demoted = "\n".join("#" + line if line.startswith("#") else line for line in lines)
+    return f"{new.rstrip()}\n\n{EARLIER}\n\n{demoted}\n\n{earlier.strip()}\n"
+
+
+def git_commit() -> str:
+    import subprocess
+
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    except OSError:
+        return "unknown"
+    return out.stdout.strip() + (" + uncommitted changes" if dirty else "")
+
+
+def profile_lines(pages, profiles: dict[str, list[dict]]) -> list[str]:
+    """The ``--profile`` table: one line per page and new-tab round."""
+    lines = [
+        "",
+        "Where each new-tab view's time went (`--profile`): server = the Streamlit script runs "
+        "that started inside the view (count, wall and thread-CPU seconds, kB of deltas "
+        "serialised); websocket = kB the browser received on the app's websocket; long tasks = "
+        "the browser's main-thread tasks over 50 ms (sum, longest).",
+        "",
+        "| page | round | view (s) | script runs | server wall (s) | server CPU (s) "
+        "| deltas (kB) | websocket (kB) | long tasks (s) | longest task (s) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for p in pages:
+        for i, r in enumerate(profiles[p.title], start=1):
+            lines.append(
+                f"| {p.title} | {i} | {r['seconds']:.2f} | {r['runs']} | "
+                f"{r['server_wall_s']:.2f} | {r['server_cpu_s']:.2f} | {r['delta_kb']:.0f} | "
+                f"{r['ws_kb']:.0f} | {r['long_tasks_s']:.2f} | {r['longest_task_s']:.2f} |"
+            )
+    return lines
+
+
 def main(argv: list[str] | None = None) -> None:
     from playwright.sync_api import sync_playwright
 
@@ -151,12 +298,27 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--workspace", type=Path, default=ROOT / ".labelaudit-bench")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--port", type=int, default=PORT)
+    ap.add_argument(
+        "--profile", action="store_true", help="add where each new-tab view's time goes"
+    )
+    ap.add_argument("--cprofile", type=Path, help="a folder for a cProfile dump per script run")
+    ap.add_argument("--out", type=Path, default=RESULTS, help="the results file")
+    ap.add_argument(
+        "--no-keep-earlier",
+        dest="keep_earlier",
+        action="store_false",
+        help="rewrite the results file with this run only (default: earlier runs kept below)",
+    )
     args = ap.parse_args(argv)
     ws_root = args.workspace.resolve()
     ds, prep = prepare(ws_root)
+    commit = git_commit()
     load_start = os.getloadavg()
     started_at = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    server = start_server(ws_root, args.port)
+    tmp = Path(tempfile.mkdtemp(prefix="page-views-"))
+    runs_file = tmp / "runs.jsonl" if (args.profile or args.cprofile) else None
+    server = start_server(ws_root, args.port, profile=runs_file, cprofile=args.cprofile)
+    profiles: dict[str, list[dict]] = {p.title: [] for p in PAGES}
     proc = server.proc
     times: dict[str, list[float]] = {p.title: [] for p in PAGES}
     nav_times: dict[str, list[float]] = {p.title: [] for p in PAGES}
@@ -170,11 +332,14 @@ def main(argv: list[str] | None = None) -> None:
                 executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
             )
             ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+            if runs_file is not None:
+                ctx.add_init_script(LONG_TASKS_JS)
             for _ in range(args.rounds):
                 for p in PAGES:
                     name = p.path.rsplit("/", 1)[-1].removesuffix(".py")
                     before = snapshot(ws_root)
                     page = ctx.new_page()
+                    probe = ViewProbe(page) if runs_file is not None else None
                     url = f"http://127.0.0.1:{args.port}{p.url_path}?dataset={ds.content_hash}"
                     try:
                         times[p.title].append(
@@ -184,6 +349,13 @@ def main(argv: list[str] | None = None) -> None:
                         errors[p.title] = f"{type(e).__name__}: {str(e).splitlines()[0]}"
                         times[p.title].append(float("nan"))
                     print(f"new tab: {p.title} {times[p.title][-1]:.2f} s", flush=True)
+                    if probe is not None and runs_file is not None:
+                        got = probe.finish()
+                        time.sleep(0.2)  # the run's line is appended when the run ends
+                        got.update(server_runs(runs_file, got.pop("window")))
+                        got["seconds"] = times[p.title][-1]
+                        profiles[p.title].append(got)
+                        print(f"  profile: {got}", flush=True)
                     if page.locator("[data-testid='stException']").count():
                         errors[p.title] = "an exception on the page"
                     page.close()
@@ -249,13 +421,18 @@ def main(argv: list[str] | None = None) -> None:
             + (f" | {errors[p.title]}" if p.title in errors else " | ")
             + " |"
         )
-    cmd = "`.venv/bin/python -m bench.bench_page_views" + (
-        f" --rounds {args.rounds}`" if args.rounds != 2 else "`"
+    cmd = (
+        "`.venv/bin/python -m bench.bench_page_views"
+        + (f" --rounds {args.rounds}" if args.rounds != 2 else "")
+        + (" --profile" if args.profile else "")
+        + (" --cprofile DIR" if args.cprofile else "")
+        + "`"
     )
     lines = [
         "## Page views of a stored scan in Chromium (issue 16)",
         "",
-        f"Command: {cmd}; {started_at}; load average {load_start[0]:.1f} at the start and "
+        f"Command: {cmd}; {started_at}; commit {commit}; load average {load_start[0]:.1f} "
+        "at the start and "
         f"{load_end[0]:.1f} at the end (the 2-core shared VM; times above a load of 2 are upper "
         f"bounds). The bundled sample ({ds.n:,} rows, {ds.k} classes), scanned once in the "
         f"workspace beforehand ({prep:.0f} s this run, reusing stored steps); a fresh "
@@ -272,7 +449,10 @@ def main(argv: list[str] | None = None) -> None:
         "|---|---:|---:|---|---:|---:|---|---|---|",
         *rows,
     ]
-    RESULTS.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    if runs_file is not None:
+        lines += profile_lines(PAGES, profiles)
+    old = args.out.read_text(encoding="utf-8") if args.out.exists() and args.keep_earlier else ""
+    args.out.write_text(with_earlier_runs("\n".join(lines) + "\n", old), encoding="utf-8")
     print("\n".join(lines))
 
 

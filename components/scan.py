@@ -392,3 +392,16 @@ def box_ids(event, data, *, x_field: str = "x", y_field: str = "y") -> list[str]
         return []
     inside = interval_mask(box, data[x_field], data[y_field], x_field=x_field, y_field=y_field)
     return data["id"].astype(str)[inside].tolist()
+
+
+def render_box_map(
+    data, spec: dict, *, key: str, x_field: str = "x", y_field: str = "y"
+) -> list[str]:
+    """Draw a Vega-Lite map with a box selection (:data:`labelaudit.plots.BOX`; the Explore map and
+    the Training dynamics data map) across the page's width; the ids of the rows inside the box
+    (:func:`box_ids` on ``data``'s ``x_field`` and ``y_field``), [] without one. ``key``: the
+    chart's session-state key (a page may read the box from it before drawing the chart)."""
+    event = st.vega_lite_chart(
+        data, spec, on_select="rerun", selection_mode=[BOX], key=key, width="stretch"
+    )
+    return box_ids(event, data, x_field=x_field, y_field=y_field)

@@ -14,9 +14,9 @@ from components.dynamics import (
 )
 from components.label_issues import MAX_TABLE_ROWS
 from components.review import send_to_review
-from components.scan import box_ids, cached_scan, selection_ids
+from components.scan import cached_scan, render_box_map, selection_ids
 from labelaudit.dynamics import AMBIGUOUS_FRACTION, HARD_CONFIDENCE, REGIONS
-from labelaudit.plots import BOX, build_data_map_spec
+from labelaudit.plots import build_data_map_spec
 from labelaudit.training_view import colour_options
 
 #: Its entry in the navigation (components/pages.py reads it without running the page).
@@ -86,15 +86,15 @@ else:
     map_data, map_spec = build_data_map_spec(
         table.iloc[in_view], shown_colour, colour_by, region_colours=REGION_COLOURS
     )
-    event = st.vega_lite_chart(
-        map_data,
-        map_spec,
-        on_select="rerun",
-        selection_mode=[BOX],
-        key=state.DYNAMICS_MAP_BOX,
-        width="stretch",
+    picked = set(
+        render_box_map(
+            map_data,
+            map_spec,
+            key=state.DYNAMICS_MAP_BOX,
+            x_field="variability",
+            y_field="confidence",
+        )
     )
-    picked = set(box_ids(event, map_data, x_field="variability", y_field="confidence"))
 st.caption(
     f"{len(in_view):,} training rows. Drag a box "
     + ("or lasso " if lasso else "(wheel: zoom, Shift-drag: pan) ")
@@ -155,7 +155,7 @@ if picked and b2.button("Use as the app's selection", key=state.DYNAMICS_SELECT)
     ss[state.SELECTION] = shown["id"].astype(str).tolist()
 
 row_id = ss.get(state.DYNAMICS_ROW)
-position = {i: p for p, i in enumerate(table["id"].astype(str))}
+position = {i: p for p, i in enumerate(table["id"].astype(str).tolist())}
 if row_id in position:
     p = position[row_id]
     st.subheader("Trajectory")

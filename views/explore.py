@@ -14,13 +14,14 @@ from components.scan import (
     build_map_spec,
     color_options,
     map_rows,
+    render_box_map,
     render_scan_options,
     require_results,
     selection_ids,
 )
 from components.text import md_escape
 from labelaudit.dataset import TEXT
-from labelaudit.plots import BOX, map_legend
+from labelaudit.plots import map_legend
 from labelaudit.tables import text_matches
 
 #: Its entry in the navigation (components/pages.py reads it without running the page).
@@ -35,7 +36,7 @@ ds, res, options_json = require_results(require_dataset())
 ss = st.session_state
 ws_root = ss[state.WORKSPACE]
 table = res.table
-known = set(table["id"].astype(str))
+known = set(table["id"].astype(str).tolist())  # tolist: one call, not a Python loop over rows
 
 # A shared URL (?cluster=3 or ?ids=a&ids=b) sets the view once per session; later the view writes the URL.
 if not ss.get(state.EXPLORE_URL_READ):
@@ -120,14 +121,7 @@ else:
             width="stretch",
         )
     else:
-        st.vega_lite_chart(
-            map_data,
-            map_spec,
-            on_select="rerun",
-            selection_mode=[BOX],
-            key=state.EXPLORE_MAP_BOX,
-            width="stretch",
-        )
+        render_box_map(map_data, map_spec, key=state.EXPLORE_MAP_BOX)
     if len(rows) < n_in_view:
         st.caption(
             f"The map draws a sample of {len(rows):,} of the {n_in_view:,} rows in view, stratified by "
@@ -240,7 +234,7 @@ st.caption(
     "most common given label; cluster -1 holds the rows HDBSCAN left unclustered."
 )
 cl = res.clusters.copy()
-id_text = dict(zip(table["id"].astype(str), texts, strict=True))
+id_text = dict(zip(table["id"].astype(str).tolist(), texts.tolist(), strict=True))
 cl["representatives"] = cl["representative_ids"].map(
     lambda ids: " | ".join(id_text.get(str(i), "") for i in ids)
 )
