@@ -353,6 +353,7 @@ def bench_cases(names: list[str] | None = None) -> str:
     import labelaudit.detectors.combiner as combiner_mod
     from labelaudit.detectors.combiner import (
         QUALITY_ISSUE_RULE,
+        TRUST_FALLBACK,
         combined_score,
         expected_precision,
         flag_precision,
@@ -375,7 +376,8 @@ def bench_cases(names: list[str] | None = None) -> str:
         "character n-grams plus the sentence embeddings, fitted on the noisy labels; `+cleanprobs` = the same",
         "model fitted on the clean labels of the other folds (a much stronger model; still out of sample).",
         "P@n: precision in the top n rows, n = number of known errors. Combiners: rank average (baseline),",
-        "trust (label model over every detector), quality (quality-gated label model, docs/detectors.md).",
+        'trust (label model over every detector; "(fell back)" = not identifiable, the quality weights),',
+        "quality (quality-gated label model, docs/detectors.md).",
         "Goal columns: quality AP minus the best single detector's (goal >= -0.01), minus self-confidence's",
         "(goal >= 0 where probabilities are given) and minus the rank average's.",
         "",
@@ -423,9 +425,12 @@ def bench_cases(names: list[str] | None = None) -> str:
                 f"{int(quality_flags(res, before).sum())} / {int(quality_flags(res, comb).sum())} |"
             )
         ra = rank_average(res)
-        tw = combined_score(res, trust)
         qg = quality_score(res, comb)
         q_flags = quality_flags(res, comb)
+        # what the scan's trust combiner gives: its label model, or the quality weights when
+        # agreement cannot identify the detectors' accuracies (combiner.identifiability)
+        tw = combined_score(res, trust) if trust.identifiable else qg
+        tw_mark = "" if trust.identifiable else " (fell back)"
         # The previous rule (before the similar-class regime), for the side-by-side table
         saved = combiner_mod.SIMILAR_CLASS_EXCESS
         combiner_mod.SIMILAR_CLASS_EXCESS = float("inf")
@@ -517,7 +522,7 @@ def bench_cases(names: list[str] | None = None) -> str:
         )
         if truth is None:  # the near-clean control: how many rows get flagged
             ra_flags = count_flags(res) >= min_flags_for(len(res))
-            tw_flags = trusted_flags(res, trust)
+            tw_flags = trusted_flags(res, trust) if trust.identifiable else q_flags
             n = len(ra)
             est = quality_expected_precision(q_flags, comb)
             detail += [
@@ -555,15 +560,16 @@ def bench_cases(names: list[str] | None = None) -> str:
         lines.append(
             f"| {name} | {_case_set(name)} | {source} | "
             f"{k} | {every} | {best} ({metrics[best]['AP']:.3f}) | {sc:.3f} | {m_ra['AP']:.3f} | "
-            f"{m_tw['AP']:.3f} | {m_q['AP']:.3f} | {m_q[f'P@{k}']:.3f} | {m_q['AUROC']:.3f} | "
+            f"{m_tw['AP']:.3f}{tw_mark} | {m_q['AP']:.3f} | {m_q[f'P@{k}']:.3f} | {m_q['AUROC']:.3f} | "
             f"{m_q['AP'] - metrics[best]['AP']:+.3f} | "
             + (f"{m_q['AP'] - sc:+.3f}" if given else "n/a")
             + f" | {m_q['AP'] - m_ra['AP']:+.3f} | {'yes' if met else '**no**'} | {kept} |"
         )
         ra_flags = count_flags(res) >= min_flags_for(len(res))
-        tw_flags = trusted_flags(res, trust)
+        tw_flags = trusted_flags(res, trust) if trust.identifiable else q_flags
         detail += [
-            f"### {name}: {len(truth):,} rows, {k} errors; trust label model: m = {trust.n_errors}",
+            f"### {name}: {len(truth):,} rows, {k} errors; trust label model: m = {trust.n_errors}"
+            + ("" if trust.identifiable else f"; {TRUST_FALLBACK}{trust.why_not_identifiable}"),
             "",
             "| ranking | trust weight | quality weight | AP | P@n | AUROC | flagged | flag precision | flag recall |",
             "|---|---|---|---|---|---|---|---|---|",

@@ -17,6 +17,8 @@ Cases (every one has a truth vector except the SMS control):
   are weakest: AP 0.17 to 0.64) and on the uniform flips and SMS as checks.
 - ``sms-flip-15+probs``: SMS spam with 15 % uniform flips (binary, skewed) and strong given
   probabilities: the properties of a strong-model sentiment set with ~15 % crowd-confirmed errors.
+- ``<case>@<seed>`` (e.g. ``banking-test-nearest-5@3+probs``): the same case with the flips planted
+  by another seed (``@0`` is the plain name); the multi-seed table of part 8 reads them.
 - ``banking-{test,train}-clean`` (``+probs``): BANKING77 as published, no flip: the rows the detectors
   rank highest there are candidates for its natural label errors (the ceiling analysis).
 - ``sms-control`` and ``sms-control+probs``: SMS spam as given (nearly clean): how many rows get flagged.
@@ -289,7 +291,20 @@ def get_case(name: str, *, detectors: list[str] | None = None, version: str = "v
     return case
 
 
+def split_seed(base_name: str) -> tuple[str, int]:
+    """``"banking-test-nearest-5@3"`` -> (``"banking-test-nearest-5"``, 3); no ``@`` = seed 0."""
+    stem, _, seed = base_name.partition("@")
+    return stem, int(seed) if seed else 0
+
+
+def seeded_name(name: str, seed: int) -> str:
+    """The case ``name`` (with or without ``+given``) with its flips planted by ``seed``."""
+    base, plus, given = name.partition("+")
+    return f"{base}@{seed}{plus}{given}" if seed else name
+
+
 def _source(base_name: str):
+    base_name = split_seed(base_name)[0]
     if base_name.startswith("banking-"):
         split = base_name.split("-")[1]
         return _embedded(BANKING / f"{split}.csv")
@@ -299,6 +314,7 @@ def _source(base_name: str):
 
 
 def _noisy(base_name: str, ds, emb):
+    base_name, seed = split_seed(base_name)
     if base_name.startswith("banking-") and base_name.endswith("-clean"):
         # the split as published: no planted flip (the ceiling analysis reads its natural errors)
         return ds.labels, np.zeros(ds.n, dtype=bool)
@@ -310,11 +326,11 @@ def _noisy(base_name: str, ds, emb):
             ds.k,
             rate=int(rate) / 100,
             kind="uniform" if kind == "uniform" else "nearest-class",
-            seed=0,
+            seed=seed,
         )
     elif base_name.startswith("sms-flip"):
         rate = int(base_name.rsplit("-", 1)[1]) / 100
-        noisy, rows = plant_flips(ds.labels, emb, ds.k, rate=rate, kind="uniform", seed=0)
+        noisy, rows = plant_flips(ds.labels, emb, ds.k, rate=rate, kind="uniform", seed=seed)
     else:
         return ds.labels, None
     truth = np.zeros(ds.n, dtype=bool)

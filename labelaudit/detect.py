@@ -25,7 +25,9 @@ from labelaudit.detectors.base import (
 from labelaudit.detectors.combiner import (
     OTHER_FAMILY,
     QUALITY_ISSUE_RULE,
+    TRUST_FALLBACK,
     TRUST_ISSUE_RULE,
+    Combination,
     combined_score,
     detector_families,
     expected_precision,
@@ -60,13 +62,14 @@ COMBINERS = ("quality", "rank_average", "trust")
 #: The combiner used when none is chosen.
 DEFAULT_COMBINER = "quality"
 #: Bump when detection output changes for the same inputs (the scan keys its cache on it).
-#: 9: the flag's precision as a range (noise-matrix and label-model posteriors); 8: errors to similar classes (rank-0 probes, the probability family's share, no accuracy
+#: 10: the trust combiner falls back to the quality weights when agreement cannot identify the
+#: detectors' accuracies, and gives its rationale; 9: the flag's precision as a range (noise-matrix and label-model posteriors); 8: errors to similar classes (rank-0 probes, the probability family's share, no accuracy
 #: dominance) and the flag's expected precision from the noise matrix; 7: with given
 #: probabilities, the quality combiner's embedding-family reference is the kNN detector's
 #: held-out prediction (no second out-of-fold fit); 6: quality-gated probes follow the estimated error structure, families hold half the weight
 #: each, and it is the default; 5: the quality-gated combiner and its rationale; 4: combiner
 #: weights and the trust-weighted combiner; 3: training population (issue 16)
-VERSION = 9
+VERSION = 10
 
 
 @serialisable
@@ -230,7 +233,8 @@ def detect_label_issues(
     issue_rule, rationale = ISSUE_RULE, None
     label_model_precision: Callable[[np.ndarray], float | None] | None = None
     weights = {n: 1.0 / len(results) for n in results}
-    if combiner == "quality":
+
+    def quality_combination() -> Combination:
         fams = detector_families(results)
         ref_labels, ref_name = None, "the embedding head"
         if source == PROBS_GIVEN and OTHER_FAMILY in fams.values():
@@ -239,7 +243,7 @@ def detect_label_issues(
             held = heldout_reference(results)
             if held is not None:
                 ref_labels, ref_name = held[1], f"the {held[0]} detector's held-out prediction"
-        comb = learn_combination(
+        return learn_combination(
             results,
             labels=labels,
             probs=probs,
@@ -248,20 +252,35 @@ def detect_label_issues(
             families=fams,
             seed=seed,
         )
+
+    trust = learn_trust(results) if combiner == "trust" else None
+    if combiner == "quality" or (trust is not None and not trust.identifiable):
+        # The trust combiner falls back to the default's weights when agreement cannot tell
+        # the detectors apart (combiner.identifiability), and says so.
+        comb = quality_combination()
         weights = comb.weights
         ens = combine(results, pred_probs=probs, combiner=lambda r: quality_score(r, comb))
         ens.is_issue = quality_flags(results, comb)
         issue_rule = QUALITY_ISSUE_RULE
         combiner_name, rationale = "quality_gated", comb.rationale
+        if trust is not None:
+            combiner_name = "trust_weighted"
+            rationale = (
+                f"{TRUST_FALLBACK}{trust.why_not_identifiable}; quality weights: {comb.rationale}"
+            )
         label_model_precision = lambda f: quality_expected_precision(f, comb)  # noqa: E731
-    elif combiner == "trust":
-        trust = learn_trust(results)
-        weights = trust.weights
-        ens = combine(results, pred_probs=probs, combiner=lambda r: combined_score(r, trust))
-        ens.is_issue = trusted_flags(results, trust)
+    elif trust is not None:
+        tr = trust
+        weights = tr.weights
+        rationale = (
+            "trust: label model over every detector's votes (three or more detectors agree "
+            "pairwise beyond chance, so each one's accuracy is identifiable)"
+        )
+        ens = combine(results, pred_probs=probs, combiner=lambda r: combined_score(r, tr))
+        ens.is_issue = trusted_flags(results, tr)
         issue_rule = TRUST_ISSUE_RULE
         combiner_name = "trust_weighted"
-        label_model_precision = lambda f: expected_precision(f, trust)  # noqa: E731
+        label_model_precision = lambda f: expected_precision(f, tr)  # noqa: E731
     else:
         fn = rank_average if combiner == "rank_average" else combiner
         assert callable(fn)

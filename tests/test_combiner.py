@@ -40,15 +40,123 @@ def one_informative(
     return results, truth
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known limit: with only one informative detector among independent noise, agreement "
-    "cannot tell which one it is (every detector is equally 'confirmed' by none); issue 12 stays open",
-)
-def test_one_informative_detector_among_pure_noise():
-    results, truth = one_informative()
+def test_one_informative_detector_among_pure_noise_is_reported_not_identifiable():
+    # Independent noise agrees with nothing, so agreement cannot tell the informative detector
+    # from the noise: the label model must say so instead of returning weights as if it knew.
+    results, _ = one_informative()
+    trust = learn_trust(results)
+    assert not trust.identifiable
+    assert trust.why_not_identifiable.startswith("no two of the 6 detectors agree beyond chance")
+    # two informative detectors agree with each other, but two cannot tell which one is better
+    two, _ = one_informative(n_weak=1)
+    pair = learn_trust(two)
+    assert not pair.identifiable
+    assert pair.why_not_identifiable.startswith("no three of the 7 detectors agree pairwise")
+    assert "1 agreeing pair;" in pair.why_not_identifiable
+
+
+def _pure_noise_detection(combiner: str):
+    """detect_label_issues on strong given probabilities whose self-confidence is the one
+    informative detector, beside five detectors of the embedding family that are pure noise
+    (kNN's held-out suggestion among them, which knows nothing): what the trust combiner reports."""
+    import pandas as pd
+
+    from labelaudit import detect as detect_mod
+    from labelaudit.dataset import Dataset
+    from labelaudit.detectors.oof import self_confidence
+
+    rng = np.random.default_rng(0)
+    k, n = 4, 2000
+    y = rng.integers(0, k, n)
+    given = y.copy()
+    flip = rng.random(n) < 0.1
+    given[flip] = (y[flip] + rng.integers(1, k, flip.sum())) % k
+    probs = _softmax(4.0 * np.eye(k)[y] + rng.normal(0, 1, (n, k)))
+    classes = ["a", "b", "c", "d"]
+    frame = pd.DataFrame(
+        {
+            "id": [str(i) for i in range(n)],
+            "text": [f"t{i}" for i in range(n)],
+            "label": np.asarray(classes, dtype=object)[given],
+            "split": "",
+        }
+    )
+    ds = Dataset(frame=frame, classes=classes, pred_probs=probs)
+    ctx = DetectionContext(labels=given, n_classes=k, pred_probs=probs)
+    results = {"self_confidence": self_confidence(ctx)}
+    for name in ("knn", "aum", "datamap", "forgetting", "incv"):
+        r = _result(name, rng.random(n))
+        r.suggested_label = rng.integers(0, k, n)
+        results[name] = r
+    original = detect_mod.run_available
+    try:
+        detect_mod.run_available = lambda ctx, names=None, progress=None: (dict(results), {})
+        det = detect_mod.detect_label_issues(ds, np.zeros((n, 4), np.float32), combiner=combiner)
+    finally:
+        detect_mod.run_available = original
+    return det, results, flip
+
+
+def test_trust_not_identifiable_falls_back_to_the_quality_weights():
+    from labelaudit.detectors.combiner import TRUST_FALLBACK
+
+    det, results, truth = _pure_noise_detection("trust")
+    d = det.details
+    assert not learn_trust(results).identifiable
+    assert d.combiner == "trust_weighted"
+    assert (d.combiner_rationale or "").startswith(TRUST_FALLBACK + "no two of the 6 detectors")
+    assert "; quality weights: " in (d.combiner_rationale or "")
+    quality = _pure_noise_detection("quality")[0]
+    assert d.combiner_weights == quality.details.combiner_weights
+    assert d.issue_rule == quality.details.issue_rule
+    assert (det.table["label_issue_score"] == quality.table["label_issue_score"]).all()
+    # the default's rule finds the strong source, so the combined ranking keeps its quality
+    best = average_precision_score(truth, results["self_confidence"].score)
+    assert d.combiner_weights["self_confidence"] > 0.99
+    assert average_precision_score(truth, det.table["label_issue_score"]) >= best - 0.01
+    # what the label model alone would have given: most weight on noise, a ranking far worse
+    alone = learn_trust(results)
+    assert alone.weights["self_confidence"] < 0.5
+    assert average_precision_score(truth, combined_score(results, alone)) < best - 0.1
+
+
+def test_trust_identifiable_still_uses_the_label_model():
+    results, truth = one_informative(n_weak=2)
+    trust = learn_trust(results)
+    assert trust.identifiable and trust.why_not_identifiable == ""
+    assert max(trust.weights, key=trust.weights.get) == "informative"
     best = average_precision_score(truth, results["informative"].score)
     assert average_precision_score(truth, trust_weighted(results)) >= best - 0.01
+    assert learn_trust({"informative": results["informative"]}).identifiable
+
+
+def test_detect_with_an_identifiable_trust_uses_its_label_model(monkeypatch):
+    import pandas as pd
+
+    from labelaudit import detect as detect_mod
+    from labelaudit.dataset import Dataset
+
+    results, truth = one_informative(n_weak=2)
+    n = len(truth)
+    frame = pd.DataFrame(
+        {
+            "id": [str(i) for i in range(n)],
+            "text": [f"t{i}" for i in range(n)],
+            "label": np.where(np.arange(n) % 2 == 0, "a", "b").astype(object),
+            "split": "",
+        }
+    )
+    probs = np.full((n, 2), 0.5)
+    ds = Dataset(frame=frame, classes=["a", "b"], pred_probs=probs)
+    monkeypatch.setattr(
+        detect_mod, "run_available", lambda ctx, names=None, progress=None: (dict(results), {})
+    )
+    d = detect_mod.detect_label_issues(ds, np.zeros((n, 4), np.float32), combiner="trust")
+    trust = learn_trust(results)
+    assert d.details.combiner == "trust_weighted"
+    assert d.details.combiner_weights == trust.weights
+    assert (d.details.combiner_rationale or "").startswith("trust: label model over every")
+    assert np.allclose(d.table["label_issue_score"], combined_score(results, trust))
 
 
 def test_one_informative_detector_among_noise_keeps_its_ranking():
@@ -137,6 +245,10 @@ def test_detect_reports_the_combiner_and_its_weights():
     det = detect_label_issues(ds, emb, detectors=names, combiner="trust")
     d = det.details
     assert d.combiner == "trust_weighted" and set(d.combiner_weights) == set(names)
+    # two detectors cannot identify each one's accuracy: the quality weights, and it says so
+    assert (d.combiner_rationale or "").startswith(
+        "trust: not identifiable, fell back to quality weights because only two detectors ran"
+    )
     assert abs(sum(d.combiner_weights.values()) - 1) < 1e-9
     assert d.flag_expected_precision is not None
     base = detect_label_issues(ds, emb, detectors=names, combiner="rank_average")

@@ -53,6 +53,11 @@ class Trust:
     posterior: np.ndarray
     #: Estimated precision in the top ``n_errors`` rows, per candidate ranking.
     estimated_precision: dict[str, float] = field(default_factory=dict)
+    #: Whether the detectors' agreement can tell how far each one is to be trusted
+    #: (:func:`identifiability`); when not, ``why_not_identifiable`` says why and the scan falls
+    #: back to the quality-gated combiner's weights (:data:`TRUST_FALLBACK`).
+    identifiable: bool = True
+    why_not_identifiable: str = ""
 
 
 def estimated_errors(results: Mapping[str, DetectorResult]) -> int:
@@ -86,6 +91,76 @@ def _label_model(votes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     return z, a, b
 
 
+#: Two detectors *agree* when their votes co-occur beyond chance by at least this many standard
+#: errors: phi * sqrt(N) >= AGREEMENT_Z, phi being the correlation of their boolean votes (under
+#: independence phi * sqrt(N) is about standard normal, so 3 is rarely reached by chance).
+AGREEMENT_Z = 3.0
+#: What the trust combiner reports when it cannot learn its weights, before the reason.
+TRUST_FALLBACK = "trust: not identifiable, fell back to quality weights because "
+
+
+def agreement_z(votes: np.ndarray) -> np.ndarray:
+    """float64 (D, D): phi * sqrt(N) of every pair of boolean vote columns (N, D); 0 on the
+    diagonal and for a column that votes all or nothing."""
+    v = np.asarray(votes, dtype=np.float64)
+    n = len(v)
+    p = v.mean(axis=0)
+    sd = np.sqrt(p * (1 - p))
+    cov = (v.T @ v) / max(n, 1) - np.outer(p, p)
+    denom = np.outer(sd, sd)
+    phi = np.divide(cov, denom, out=np.zeros_like(cov), where=denom > 0)
+    np.fill_diagonal(phi, 0.0)
+    return phi * np.sqrt(n)
+
+
+def identifiability(
+    names: list[str], votes: np.ndarray, posterior: np.ndarray, raw_weights: np.ndarray
+) -> str:
+    """Why the label model's weights cannot be trusted, or "" when they can.
+
+    A two-class latent-class model is identified from conditionally independent raters only when
+    at least three of them carry information about the hidden class (Allman, Matias & Rhodes 2009,
+    Annals of Statistics 37(6A), Kruskal's theorem): two raters' agreement fixes only the product
+    of their informativeness, and a rater that agrees with nobody is indistinguishable from noise,
+    informative or not. So the weights are taken as identifiable when some three detectors agree
+    pairwise (:data:`AGREEMENT_Z`) and the fit is not degenerate (some detector votes better than
+    chance, and the posterior expects between one and N - 1 errors)."""
+    d = len(names)
+    if d == 1:
+        return ""
+    z = agreement_z(votes)
+    agree = z >= AGREEMENT_Z
+    i, j = np.unravel_index(int(np.argmax(z)), z.shape)
+    strongest = f"the strongest agreement is z = {z[i, j]:.1f} between {names[i]} and {names[j]}"
+    if d == 2:
+        return (
+            f"only two detectors ran ({strongest}): their agreement fixes only the product of "
+            "their accuracies, and the label model needs three to tell each one's"
+        )
+    if not agree.any():
+        return (
+            f"no two of the {d} detectors agree beyond chance ({strongest}, below "
+            f"{AGREEMENT_Z:g}): agreement cannot tell an informative detector from noise"
+        )
+    a = agree.astype(np.int64)
+    if not np.trace(a @ a @ a):  # no triangle: no three detectors agree pairwise
+        pairs = int(agree.sum() // 2)
+        return (
+            f"no three of the {d} detectors agree pairwise beyond chance ({pairs} agreeing "
+            f"pair{'s' if pairs != 1 else ''}; {strongest}): the label model needs three to "
+            "tell each one's accuracy"
+        )
+    if raw_weights.sum() <= 0:
+        return "the label model's fit is degenerate: no detector votes better than chance"
+    expected = float(posterior.sum())
+    if not 1.0 <= expected <= len(posterior) - 1.0:
+        return (
+            f"the label model's fit is degenerate: it expects {expected:.1f} label errors among "
+            f"{len(posterior)} rows"
+        )
+    return ""
+
+
 def _top(score: np.ndarray, m: int) -> np.ndarray:
     """Rows whose score reaches the m-th highest value (ties at the threshold all in)."""
     return score >= np.sort(score)[-m]
@@ -101,6 +176,7 @@ def learn_trust(results: Mapping[str, DetectorResult]) -> Trust:
     votes = np.stack([_top(ranks[:, j], m) for j in range(len(names))], axis=1)
     post, a, b = _label_model(votes)
     raw = np.clip(np.log(a * (1 - b) / (b * (1 - a))), 0.0, None)
+    why_not = identifiability(names, votes, post, raw)
     if raw.sum() <= 0:
         raw = np.ones(len(names))
     w = raw / raw.sum()
@@ -115,6 +191,8 @@ def learn_trust(results: Mapping[str, DetectorResult]) -> Trust:
         n_errors=m,
         posterior=post,
         estimated_precision=precision,
+        identifiable=not why_not,
+        why_not_identifiable=why_not,
     )
 
 
