@@ -13,13 +13,18 @@ The app (``streamlit run app.py``, the workspace and dataset given as ``labelaud
 background scans left on) is opened in headless Chromium, each page twice in a fresh browser context
 (``cold``: the server's first read of the stored scan; ``warm``: the cached one). Per view:
 
-- time to a usable page: from ``page.goto`` until the page's working element is drawn and the
-  script has finished (Explore: the map and "Rows in view"; Label issues: a plot and a table;
-  Review: after giving a name, the card's decision buttons);
-- bytes the browser received over the Streamlit websocket during the view (all frames);
+- time to a usable page: from ``page.goto`` until the script run is over (the app's run state), no
+  element is a loading skeleton, and the page's working element is drawn and visible (``READY_JS``;
+  Explore: the map and "Rows in view"; Label issues: the matrix and the ranked table; Review: after
+  giving a name, the card's decision buttons, and separately the seconds from "Start reviewing" to
+  the card);
+- the review queue's build (``build_queue`` on the stored scan, as the Review page builds it), timed
+  in this process;
+- bytes the browser received over the Streamlit websocket during the view (all frames: what a
+  table or a Vega-Lite chart holds arrives as Arrow bytes in them);
 - the most rows any table element holds (``aria-rowcount`` of the data grids) and the points on
-  the plots (the Plotly figures' trace lengths, ``_fullData[i]._length``: x and y arrive
-  binary-encoded): what reached the browser;
+  the Plotly plots (trace lengths, ``_fullData[i]._length``; Vega-Lite marks are not counted):
+  what reached the browser;
 - that no page view recomputed: the workspace's files (datasets, artifacts, jobs; not the review
   store and logs) are listed with size and mtime before the server starts and after the last view,
   and must be the same.
@@ -53,9 +58,30 @@ PLOT_POINTS_JS = """() => Array.from(document.querySelectorAll('.js-plotly-plot'
   (s, p) => s + (p._fullData || []).reduce((t, tr) => t + (tr._length || 0), 0), 0)"""
 #: Not scan artifacts: written by reviewing and by the server itself.
 NOT_ARTIFACTS = ("review.sqlite", "streamlit", ".log")
-#: A drawn chart: Plotly or Vega-Lite (Explore's map and Label issues' matrix open as Vega-Lite
-#: since main c22494c; the Plotly point count below does not see Vega-Lite marks).
-CHART = "[data-testid='stPlotlyChart'], [data-testid='stVegaLiteChart']"
+#: A page is usable when the script run is over by the app's own run state (as tests/conftest.py's
+#: ``wait_for_app``: the running indicator shows only once a run has lasted 500 ms), no element is
+#: still a loading skeleton, and what the page is for is drawn and visible: a chart (Plotly or
+#: Vega-Lite: Explore's map and Label issues' matrix open as Vega-Lite since main c22494c) with its
+#: canvas or SVG, and on Label issues a data grid with its canvas. Visible matters: Label issues
+#: also holds a Vega-Lite chart inside a closed expander, the first chart in document order, and
+#: waiting for that one to be visible hung the bench (> 4 min at 10k rows, 10:19 UTC).
+READY_JS = """(want) => {
+  const app = document.querySelector('[data-testid="stApp"]');
+  const s = app && app.getAttribute('data-test-script-state');
+  if (!(s === 'notRunning' || s === 'compilationError')) return false;
+  if (document.querySelector('[data-testid="stStatusWidget"], [data-testid="stSkeleton"]'))
+    return false;
+  const shown = (e) => { const r = e.getBoundingClientRect(); return r.width > 0 && r.height > 0; };
+  const drawn = (sel, inner) => Array.from(document.querySelectorAll(sel)).some(
+    (e) => shown(e) && Array.from(e.querySelectorAll(inner)).some(shown));
+  const chart = drawn('[data-testid="stVegaLiteChart"]', 'canvas, svg')
+    || drawn('[data-testid="stPlotlyChart"]', '.main-svg');
+  const grid = drawn('[data-testid="stDataFrame"]', '[data-testid="data-grid-canvas"], canvas');
+  const text = document.querySelector('[data-testid="stMain"]')?.innerText || '';
+  if (want === 'explore') return chart && text.includes('Rows in view');
+  if (want === 'label_issues') return chart && grid;
+  return true;
+}"""
 
 
 def dataset(folder: Path, n: int):
@@ -106,7 +132,28 @@ def stored_workspace(folder: Path, n: int) -> tuple[Path, str, dict]:
         info["scan_load_after"] = round(os.getloadavg()[0], 1)
     else:
         info["scan"] = "stored (an earlier run)"
+    info["queue_build_seconds"] = queue_build_seconds(ds, res)
     return ws.root, h, info
+
+
+def queue_build_seconds(ds, res, repeats: int = 3) -> list[float]:
+    """Seconds to build the review queue from the stored scan, as the Review page builds it
+    (``components.review.queue_order``: the whole ranking, decided rows included), each repeat."""
+    from labelaudit.review.queue import build_queue
+
+    probs = res.detection.pred_probs if res.detection is not None else None
+    out = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        q = build_queue(
+            ds,
+            scan_table=res.table,
+            pred_probs=probs if probs is not None else ds.pred_probs,
+            include_decided=True,
+        )
+        out.append(round(time.perf_counter() - t, 3))
+        assert len(q) == ds.n, (len(q), ds.n)
+    return out
 
 
 def view(browser, url: str, page_name: str) -> dict:
@@ -126,22 +173,22 @@ def view(browser, url: str, page_name: str) -> dict:
     page.on("websocket", on_ws)
     t = time.perf_counter()
     page.goto(f"{url}/{page_name}")
-    if page_name == "explore":
-        page.locator(CHART).first.wait_for()
-        page.get_by_text("Rows in view").first.wait_for()
-    elif page_name == "label_issues":
-        page.locator(CHART).first.wait_for()
-        page.locator("[data-testid='stDataFrame']").first.wait_for()
-    else:
-        _wait_idle(page)
+    start_to_card = None
+    if page_name == "review":
+        _wait_idle(page, 900_000)
         page.get_by_label("Your name").fill("bench")
+        clicked = time.perf_counter()
         page.get_by_role("button", name="Start reviewing").click()
         page.get_by_role("button", name="Keep given label").wait_for()
-    _wait_idle(page, 900_000)
+        _wait_idle(page, 900_000)
+        start_to_card = round(time.perf_counter() - clicked, 2)
+    else:
+        page.wait_for_function(READY_JS, arg=page_name, timeout=900_000, polling=50)
     seconds = time.perf_counter() - t
     time.sleep(0.5)  # frames still in flight after the script finished
     out = {
         "seconds": round(seconds, 2),
+        "start_to_card": start_to_card,
         "ws_bytes": received[0],
         "ws_frames": received[1],
         "table_rows_max": int(page.evaluate(GRID_ROWS_JS)),
@@ -193,17 +240,18 @@ def report(runs: list[dict], started: str, load0: float, argv: str) -> list[str]
         f"*ratio*: seconds to usable over the same page and visit at {runs[0]['rows']:,} rows.",
         "",
         "| rows | page | visit | seconds to usable | ratio | websocket bytes | table rows (max) "
-        "| plot points | exceptions | load (1 min) |",
-        "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| Plotly points | Start reviewing to card (s) | exceptions | load (1 min) |",
+        "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in runs:
         for v in r["views"]:
             b = base[(v["page"], v["visit"])]
+            card = "" if v.get("start_to_card") is None else f"{v['start_to_card']:.2f}"
             lines.append(
                 f"| {r['rows']:,} | {v['page']} | {v['visit']} | {v['seconds']:.2f} | "
                 f"{v['seconds'] / b['seconds']:.2f} | {v['ws_bytes']:,} | "
                 f"{v['table_rows_max']:,} | "
-                f"{v['plot_points']:,} | {v['exceptions']} | {v['load']} |"
+                f"{v['plot_points']:,} | {card} | {v['exceptions']} | {v['load']} |"
             )
     lines.append("")
     for r in runs:
@@ -214,7 +262,9 @@ def report(runs: list[dict], started: str, load0: float, argv: str) -> list[str]
             else r.get("scan", "")
         )
         lines.append(
-            f"- {r['rows']:,} rows: {scan_note}; workspace files changed by the page views: "
+            f"- {r['rows']:,} rows: {scan_note}; review queue built from the stored scan "
+            f"(build_queue, as the Review page builds it) in {r['queue_build_seconds']} s "
+            f"(each of 3 repeats); workspace files changed by the page views: "
             f"{r['artifacts_changed'] or 'none'}; a scan started by a view: "
             f"{'yes' if r['scan_started_by_a_view'] else 'no'}."
         )

@@ -29,6 +29,9 @@ end) belongs to that part alone):
 - ``scan``: one whole default scan (the app's options: every default detector, the default
   combiner) with the embeddings and probabilities given, per step as the scan reports its steps;
   stored where bench/bench_pages_scale.py opens it.
+- ``step``: detector steps alone (``BENCH_SCALE_DETECTOR=self_influence``, or a comma-separated
+  list run in order in one process) on the data of part ``scan``, computed afresh in a scratch
+  workspace: wall, CPU-s and peak RSS of each step, the planted-flip AP of its score.
 - ``ray``: the same scan on the local engine and on the Ray engine (a local cluster: a head that only
   schedules, then one worker node of 1 CPU, then a second one: the speed-up per added worker).
 """
@@ -55,19 +58,52 @@ D, CLASSES, FLIP_SHARE = 384, 50, 0.05
 
 
 # --------------------------------------------------------------------------- measurement helpers
-def rss_mib() -> float:
+def _status_mib(field: str) -> float:
     with open("/proc/self/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field):
                 return int(line.split()[1]) / 1024
     return 0.0
 
 
+def rss_mib() -> float:
+    """Resident memory (VmRSS), MiB: anonymous memory plus the file pages mapped and resident
+    (memory-mapped arrays that were read)."""
+    return _status_mib("VmRSS:")
+
+
+def rss_anon_mib() -> float:
+    """Anonymous resident memory (RssAnon), MiB: what the process itself holds; the resident pages
+    of memory-mapped files (RssFile) are the kernel's page cache, dropped under memory pressure."""
+    return _status_mib("RssAnon:")
+
+
+def record_step(name: str, figures: dict) -> None:
+    """One finished step: its line on stderr (at once) and its JSON line appended to the part's
+    partial file (``BENCH_SCALE_PARTIAL``), so a part that is cut short still leaves its finished
+    steps. Every step of every part is reported here."""
+    load = os.getloadavg()
+    print(
+        f"  {name}: {figures['seconds']:.1f} s wall, {figures['cpu_seconds']:.1f} CPU-s, peak RSS "
+        f"{figures['peak_rss_mib']:.0f} MiB (anonymous {figures.get('peak_rss_anon_mib', 0):.0f}), "
+        f"load {load[0]:.1f}",
+        file=sys.stderr,
+        flush=True,
+    )
+    partial = os.environ.get("BENCH_SCALE_PARTIAL")
+    if partial:
+        with open(partial, "a") as f:
+            f.write(
+                json.dumps({"step": name, **figures, "load": [round(v, 1) for v in load]}) + "\n"
+            )
+
+
 class Peak:
-    """Peak RSS (MiB) while the ``with`` block runs, sampled every 0.05 s."""
+    """Peak RSS and peak anonymous RSS (MiB) while the ``with`` block runs, sampled every 0.05 s."""
 
     def __enter__(self) -> Peak:
         self.peak = rss_mib()
+        self.peak_anon = rss_anon_mib()
         self._stop = False
         self._t = threading.Thread(target=self._run, daemon=True)
         self._t.start()
@@ -77,6 +113,7 @@ class Peak:
     def _run(self) -> None:
         while not self._stop:
             self.peak = max(self.peak, rss_mib())
+            self.peak_anon = max(self.peak_anon, rss_anon_mib())
             time.sleep(0.05)
 
     def __exit__(self, *exc) -> None:
@@ -84,12 +121,12 @@ class Peak:
         self._stop = True
         self._t.join()
         self.peak = max(self.peak, rss_mib())
+        self.peak_anon = max(self.peak_anon, rss_anon_mib())
 
 
 def step(out: dict, name: str, fn):
-    """Run ``fn`` as one measured step: wall seconds, CPU seconds of this process (every thread)
-    and peak RSS, stored in ``out[name]``, printed at once and appended to the part's partial
-    file (``BENCH_SCALE_PARTIAL``), so a part that is cut short still leaves its finished steps."""
+    """Run ``fn`` as one measured step: wall seconds, CPU seconds of this process (every thread),
+    peak RSS and peak anonymous RSS, stored in ``out[name]`` and reported by :func:`record_step`."""
     cpu0 = time.process_time()
     with Peak() as p:
         value = fn()
@@ -98,17 +135,9 @@ def step(out: dict, name: str, fn):
         "seconds": round(p.seconds, 2),
         "cpu_seconds": round(cpu, 2),
         "peak_rss_mib": round(p.peak),
+        "peak_rss_anon_mib": round(p.peak_anon),
     }
-    print(
-        f"  {name}: {p.seconds:.1f} s wall, {cpu:.1f} CPU-s, peak RSS {p.peak:.0f} MiB, "
-        f"load {os.getloadavg()[0]:.1f}",
-        file=sys.stderr,
-        flush=True,
-    )
-    partial = os.environ.get("BENCH_SCALE_PARTIAL")
-    if partial:
-        with open(partial, "a") as f:
-            f.write(json.dumps({"step": name, **out[name], "load": os.getloadavg()}) + "\n")
+    record_step(name, out[name])
     return value
 
 
@@ -594,8 +623,8 @@ def part_ray(folder: Path, n: int) -> dict:
 
 class StepClock:
     """The scan's progress callback, timing each step it reports: wall seconds and CPU-s from the
-    step's first report to the next step's first report, and the peak RSS in between (sampled every
-    0.05 s). Each finished step is printed and appended to ``BENCH_SCALE_PARTIAL`` at once."""
+    step's first report to the next step's first report, and the peak RSS and anonymous RSS in
+    between (sampled every 0.05 s). Each finished step is reported at once by :func:`record_step`."""
 
     def __init__(self) -> None:
         self.steps: dict[str, dict] = {}
@@ -614,6 +643,7 @@ class StepClock:
             if cur is not None:
                 s = self.steps[cur]
                 s["peak_rss_mib"] = max(s["peak_rss_mib"], round(rss_mib()))
+                s["peak_rss_anon_mib"] = max(s["peak_rss_anon_mib"], round(rss_anon_mib()))
             time.sleep(0.05)
 
     def _close(self) -> None:
@@ -624,24 +654,23 @@ class StepClock:
         s["seconds"] = round(s["seconds"] + time.perf_counter() - s.pop("_t0"), 2)
         s["cpu_seconds"] = round(s["cpu_seconds"] + time.process_time() - s.pop("_c0"), 2)
         s["peak_rss_mib"] = max(s["peak_rss_mib"], round(rss_mib()))
+        s["peak_rss_anon_mib"] = max(s["peak_rss_anon_mib"], round(rss_anon_mib()))
         s["load"] = [round(v, 1) for v in os.getloadavg()]
-        print(
-            f"  {cur}: {s['seconds']:.1f} s wall, {s['cpu_seconds']:.1f} CPU-s, peak RSS "
-            f"{s['peak_rss_mib']} MiB, load {s['load'][0]}",
-            file=sys.stderr,
-            flush=True,
-        )
-        partial = os.environ.get("BENCH_SCALE_PARTIAL")
-        if partial:
-            with open(partial, "a") as f:
-                f.write(json.dumps({"step": cur, **s}) + "\n")
+        record_step(cur, {k: v for k, v in s.items() if k != "load"})
 
     def __call__(self, name: str, done: int = 0, total: int = 0, *args, **kwargs) -> None:
         if name == self.current:
             return
         self._close()
         s = self.steps.setdefault(
-            name, {"seconds": 0.0, "cpu_seconds": 0.0, "peak_rss_mib": 0, "reports": 0}
+            name,
+            {
+                "seconds": 0.0,
+                "cpu_seconds": 0.0,
+                "peak_rss_mib": 0,
+                "peak_rss_anon_mib": 0,
+                "reports": 0,
+            },
         )
         if name not in self.order:
             self.order.append(name)
@@ -697,6 +726,57 @@ def part_scan(folder: Path, n: int) -> dict:
     return out
 
 
+#: The detectors ``--parts step`` runs, in order, in one process (comma-separated names).
+STEP_DETECTORS_ENV = "BENCH_SCALE_DETECTOR"
+
+
+def part_step(folder: Path, n: int) -> dict:
+    """Detector steps alone, on the N-row data of part ``scan`` (the same dataset, embeddings and
+    probabilities given), each computed afresh in a scratch workspace (``step_ws_N_PID``, removed
+    at the end; nothing is read back from an earlier scan): wall, CPU-s and peak RSS of each step,
+    with the RSS held before it, and the planted-flip AP of its score. The detectors are
+    ``BENCH_SCALE_DETECTOR`` (comma-separated, run in that order in one process, e.g.
+    ``datamap,forgetting`` as the scan runs them; default ``self_influence``). One step at 1M
+    rows takes minutes where the whole scan takes 45."""
+    import shutil
+
+    from bench.bench_pages_scale import dataset as pages_dataset
+    from labelaudit.detect import run_available
+    from labelaudit.detectors.base import DetectionContext
+    from labelaudit.neighbours import normalise_rows
+    from labelaudit.workspace import Workspace
+
+    names = [d.strip() for d in os.environ.get(STEP_DETECTORS_ENV, "self_influence").split(",")]
+    _, _, flipped, _ = load(folder, n)
+    out: dict = {"rows": n, "detectors": names}
+    ds = step(out, "dataset", lambda: pages_dataset(folder, n))
+    root = folder / f"step_ws_{n}_{os.getpid()}"  # runs of other steps may run meanwhile
+    shutil.rmtree(root, ignore_errors=True)
+    ctx = DetectionContext(
+        labels=ds.labels,
+        n_classes=ds.k,
+        embeddings=normalise_rows(ds.embeddings),
+        pred_probs=np.asarray(ds.pred_probs, dtype=np.float64),
+        texts=ds.texts,
+        dynamics=ds.dynamics,
+        seed=0,
+        ids=ds.ids,
+        classes=list(ds.classes),
+        content_hash=ds.content_hash,
+        dataset=ds,
+        workspace=Workspace(root),
+    )
+    out["ap_planted_flips"] = {}
+    for name in names:
+        out[f"rss_before_{name}_mib"] = round(rss_mib())
+        res = step(out, name, lambda name=name: run_available(ctx, [name])[0][name])
+        out["ap_planted_flips"][name] = round(average_precision(res.score, flipped), 4)
+        out[f"flagged_{name}"] = int(np.asarray(res.is_issue).sum())
+        del res
+    shutil.rmtree(root, ignore_errors=True)
+    return out
+
+
 PARTS = {
     "graph": part_graph,
     "detect": part_detect,
@@ -706,6 +786,7 @@ PARTS = {
     "oof": part_oof,
     "ray": part_ray,
     "scan": part_scan,
+    "step": part_step,
 }
 
 
@@ -781,12 +862,20 @@ def main(argv: list[str] | None = None) -> int:
         res["load_average_after"] = os.getloadavg()
         res["machine"] = machine()
         res["command"] = f".venv/bin/python -m bench.bench_scale --rows {args.rows} --parts {part}"
-        for var in ("BENCH_SCALE_COMBINER", "BENCH_SCALE_PEERS", "BENCH_SCALE_METHOD"):
+        for var in (
+            "BENCH_SCALE_COMBINER",
+            "BENCH_SCALE_PEERS",
+            "BENCH_SCALE_METHOD",
+            STEP_DETECTORS_ENV,
+        ):
             if var in os.environ:
                 res["command"] = f"{var}={os.environ[var]} " + res["command"]
         # re-read: another run (other rows) may have written meanwhile
         raw = json.loads(Path(args.json).read_text()) if Path(args.json).exists() else {}
-        raw[f"{part}@{args.rows}"] = res
+        key = f"{part}@{args.rows}"
+        if part == "step":  # one entry per detector list
+            key = f"step:{os.environ.get(STEP_DETECTORS_ENV, 'self_influence')}@{args.rows}"
+        raw[key] = res
         Path(args.json).write_text(json.dumps(raw, indent=1) + "\n")  # written as soon as measured
         print(json.dumps(res), flush=True)
     return 0

@@ -22,6 +22,13 @@ preconditioned with the exact per-class diagonal blocks of the Hessian. Self-inf
 row at that size uses those blocks as the Hessian (an approximation, measured against the exact
 answer in tests/test_influence.py and bench/results/influence.md) and then recomputes the highest
 rows exactly.
+
+Memory: the model keeps the embeddings it is given (a memory-mapped float32 ``.npy`` stays on disk)
+and every pass over the rows (the fit's loss and gradient, the probabilities, Hessian-vector
+products, the Hessian blocks, self-influence) reads them in blocks of :data:`ROW_BLOCK` rows,
+augmented with the bias column per block: no (N, D+1) float64 copy (3.1 GB at 1M x 384), only
+O(N K) arrays (probabilities, residuals). Up to ``ROW_BLOCK`` rows a pass is one block, the same
+products as one whole-array pass.
 """
 
 from __future__ import annotations
@@ -42,6 +49,13 @@ DEFAULT_L2 = 1e-3
 MAX_DENSE_PARAMS = 6000
 #: Relative residual at which conjugate gradient stops (the solve is then exact to ~1e-8).
 CG_RTOL = 1e-8
+#: Rows per block of every pass over the rows (25 MB of float32 / 50 MB of float64 at D = 384).
+ROW_BLOCK = 16_384
+
+
+def _blocks(n: int, block: int | None = None) -> list[tuple[int, int]]:
+    b = block or ROW_BLOCK
+    return [(s, min(s + b, n)) for s in range(0, n, b)] or [(0, 0)]
 
 
 def augment(embeddings: np.ndarray) -> np.ndarray:
@@ -73,6 +87,37 @@ def _loss_and_grad(
     return loss, grad.ravel()
 
 
+def _loss_and_grad_blocks(
+    w_flat: np.ndarray,
+    x: np.ndarray,
+    labels: np.ndarray,
+    weights: np.ndarray,
+    l2: float,
+    block: int | None = None,
+) -> tuple[float, np.ndarray]:
+    """:func:`_loss_and_grad` of the augmented ``x`` (N, D) and one-hot ``labels``, summed over row
+    blocks (each block augmented and made float64 on its own): the same loss and gradient without
+    the (N, D+1) float64 copy and the (N, K) one-hot; one block is :func:`_loss_and_grad` itself."""
+    n, d1 = len(x), x.shape[1] + 1
+    k = len(w_flat) // d1
+    w = w_flat.reshape(k, d1)
+    ce_sum = 0.0
+    grad = np.zeros((k, d1))
+    for s, e in _blocks(n, block):
+        xa = augment(x[s:e])
+        logits = xa @ w.T
+        m = logits.max(axis=1, keepdims=True)
+        lse = m[:, 0] + np.log(np.exp(logits - m).sum(axis=1))
+        rows = np.arange(e - s)
+        ce = lse - logits[rows, labels[s:e]]
+        p = np.exp(logits - lse[:, None])
+        p[rows, labels[s:e]] -= 1.0
+        ce_sum += float((weights[s:e] * ce).sum())
+        grad += (p * weights[s:e, None]).T @ xa
+    loss = float(ce_sum / n + 0.5 * l2 * (w * w).sum())
+    return loss, (grad / n + l2 * w).ravel()
+
+
 def fit_softmax_head(
     embeddings: np.ndarray,
     labels: np.ndarray,
@@ -89,36 +134,47 @@ def fit_softmax_head(
     ``embeddings``: (N, D); ``labels``: int (N,) in [0, K); ``sample_weight``: (N,) >= 0 (a weight of
     0 leaves a row out while keeping the 1/N scaling, as in leave-one-out influence checks).
 
+    The loss and gradient are summed over row blocks (:func:`_loss_and_grad_blocks`): ``embeddings``
+    is read as given (memory-mapped stays on disk), never copied whole.
+
     >>> W = fit_softmax_head(np.eye(3), np.array([0, 1, 2]), n_classes=3)
     >>> W.shape
     (3, 4)
     """
-    xa = augment(embeddings)
+    x = np.asarray(embeddings)
     labels = np.asarray(labels, dtype=np.int64)
-    onehot = np.eye(n_classes)[labels]
     weights = (
-        np.ones(len(xa)) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+        np.ones(len(x)) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
     )
     w0 = (
-        np.zeros(n_classes * xa.shape[1])
+        np.zeros(n_classes * (x.shape[1] + 1))
         if init is None
         else np.asarray(init, dtype=np.float64).ravel()
     )
     res = optimize.minimize(
-        _loss_and_grad,
+        _loss_and_grad_blocks,
         w0,
-        args=(xa, onehot, weights, l2),
+        args=(x, labels, weights, l2),
         jac=True,
         method="L-BFGS-B",
         options={"maxiter": max_iter, "gtol": gtol, "ftol": 0.0, "maxcor": 30},
     )
-    return res.x.reshape(n_classes, xa.shape[1])
+    return res.x.reshape(n_classes, x.shape[1] + 1)
 
 
 def per_row_loss(weights: np.ndarray, embeddings: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Cross-entropy of each row under ``weights`` (K, D+1): float64 (N,)."""
-    p = softmax(augment(embeddings) @ weights.T)
+    p = row_probs(weights, embeddings)
     return -np.log(np.clip(p[np.arange(len(p)), labels], 1e-300, None))
+
+
+def row_probs(weights: np.ndarray, embeddings: np.ndarray) -> np.ndarray:
+    """float64 (N, K) softmax of ``augment(embeddings) @ weights.T``, computed in row blocks."""
+    x = np.asarray(embeddings)
+    out = np.empty((len(x), weights.shape[0]))
+    for s, e in _blocks(len(x)):
+        out[s:e] = softmax(augment(x[s:e]) @ weights.T)
+    return out
 
 
 def conjugate_gradient(
@@ -165,12 +221,13 @@ def conjugate_gradient(
 class InfluenceModel:
     """A trained softmax head with exact Hessian solves, for influence queries.
 
-    Build with :meth:`fit`. ``weights`` (K, D+1); ``xa`` (N, D+1) augmented training embeddings;
-    ``labels`` (N,); ``probs`` (N, K) in-sample probabilities at the optimum.
+    Build with :meth:`fit`. ``weights`` (K, D+1); ``x`` (N, D) training embeddings, kept as given
+    (read in row blocks, augmented per block); ``labels`` (N,); ``probs`` (N, K) in-sample
+    probabilities at the optimum.
     """
 
     weights: np.ndarray
-    xa: np.ndarray
+    x: np.ndarray
     labels: np.ndarray
     l2: float
     probs: np.ndarray = field(init=False)
@@ -179,7 +236,17 @@ class InfluenceModel:
     stats: dict = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
-        self.probs = softmax(self.xa @ self.weights.T)
+        self.probs = row_probs(self.weights, self.x)
+
+    @property
+    def xa(self) -> np.ndarray:
+        """float64 (N, D+1): the augmented embeddings, a whole copy (small data and checks only)."""
+        return augment(self.x)
+
+    def _rows(self, s: int, e: int, dtype: type = np.float64) -> np.ndarray:
+        """Rows s:e augmented with the bias column, in ``dtype``."""
+        xb = np.asarray(self.x[s:e], dtype=dtype)
+        return np.hstack([xb, np.ones((len(xb), 1), dtype=dtype)])
 
     @classmethod
     def fit(
@@ -199,13 +266,13 @@ class InfluenceModel:
             else weights
         )
         return cls(
-            weights=np.asarray(w, dtype=np.float64), xa=augment(embeddings), labels=labels, l2=l2
+            weights=np.asarray(w, dtype=np.float64), x=np.asarray(embeddings), labels=labels, l2=l2
         )
 
     # ------------------------------------------------------------------ shapes
     @property
     def n(self) -> int:
-        return len(self.xa)
+        return len(self.x)
 
     @property
     def k(self) -> int:
@@ -232,20 +299,27 @@ class InfluenceModel:
     # ------------------------------------------------------------------ Hessian
     def hvp(self, v: np.ndarray) -> np.ndarray:
         """Hessian times a batch of directions ``v`` (B, K, D+1) -> (B, K, D+1); never forms H."""
-        z = np.einsum("bkd,nd->bnk", v, self.xa, optimize=True)  # (B, N, K) = V x_i
-        p = self.probs[None]
-        az = p * z - p * (p * z).sum(axis=2, keepdims=True)  # A_i z without forming A_i
-        return np.einsum("bnk,nd->bkd", az, self.xa, optimize=True) / self.n + self.l2 * v
+        out = np.zeros_like(v, dtype=np.float64)
+        for s, e in _blocks(self.n):
+            xa = self._rows(s, e)
+            z = np.einsum("bkd,nd->bnk", v, xa, optimize=True)  # (B, rows, K) = V x_i
+            p = self.probs[None, s:e]
+            az = p * z - p * (p * z).sum(axis=2, keepdims=True)  # A_i z without forming A_i
+            out += np.einsum("bnk,nd->bkd", az, xa, optimize=True)
+        return out / self.n + self.l2 * v
 
     def dense_hessian(self) -> np.ndarray:
         """The (P, P) Hessian, P = K*(D+1), parameters ordered as ``weights.ravel()``."""
-        n, d1 = self.xa.shape
+        n, d1 = self.n, self.x.shape[1] + 1
         k = self.k
-        blocks = np.empty((k, d1, k, d1))
-        for a in range(k):
-            coef = -self.probs[:, a : a + 1] * self.probs  # A_i[a, :] = p_a (e_a - p)
-            coef[:, a] += self.probs[:, a]
-            blocks[a] = np.einsum("nd,nl,ne->dle", self.xa, coef, self.xa, optimize=True) / n
+        blocks = np.zeros((k, d1, k, d1))
+        for s, e in _blocks(n):
+            xa, probs = self._rows(s, e), self.probs[s:e]
+            for a in range(k):
+                coef = -probs[:, a : a + 1] * probs  # A_i[a, :] = p_a (e_a - p)
+                coef[:, a] += probs[:, a]
+                blocks[a] += np.einsum("nd,nl,ne->dle", xa, coef, xa, optimize=True)
+        blocks /= n
         h = blocks.reshape(k * d1, k * d1)
         h[np.diag_indices_from(h)] += self.l2
         return h
@@ -253,18 +327,20 @@ class InfluenceModel:
     def block_hessians(self) -> np.ndarray:
         """The K diagonal blocks of the Hessian, (K, D+1, D+1): ``X^T diag(p_k (1-p_k)) X / N + l2 I``.
 
-        Accumulated in float32 (twice the speed of float64 products; relative error ~1e-6, harmless
-        for a preconditioner and for the block approximation) and returned as float64.
+        Products in float32 per row block (twice the speed of float64 products; relative error
+        ~1e-6, harmless for a preconditioner and for the block approximation), summed over the
+        blocks in float64.
         """
         from labelaudit.dynamics import map_on_cores
 
-        d1 = self.xa.shape[1]
-        x32 = self.xa.astype(np.float32)
+        d1 = self.x.shape[1] + 1
         c = (self.probs * (1 - self.probs) / self.n).astype(np.float32)
-        out = np.empty((self.k, d1, d1))
+        out = np.zeros((self.k, d1, d1))
 
         def block(a: int) -> None:  # the classes are independent: on every core
-            out[a] = (x32 * c[:, a : a + 1]).T @ x32
+            for s, e in _blocks(self.n):
+                x32 = self._rows(s, e, np.float32)
+                out[a] += (x32 * c[s:e, a : a + 1]).T @ x32
             out[a][np.diag_indices(d1)] += self.l2
 
         map_on_cores(block, range(self.k))
@@ -311,7 +387,11 @@ class InfluenceModel:
         """
         g = self.gradients(query_embedding, np.array([int(query_label)]))
         u = self.solve(g)[0]  # (K, D+1)
-        return np.einsum("nk,nk->n", self.residuals, self.xa @ u.T) / self.n
+        r = self.residuals
+        out = np.empty(self.n)
+        for s, e in _blocks(self.n):
+            out[s:e] = np.einsum("nk,nk->n", r[s:e], self._rows(s, e) @ u.T)
+        return out / self.n
 
     def self_influence(
         self,
@@ -337,7 +417,7 @@ class InfluenceModel:
             out = np.empty(self.n)
             step = max(1, 200_000 // self.n_params)
             for s in range(0, self.n, step):
-                g = (r[s : s + step, :, None] * self.xa[s : s + step, None, :]).reshape(
+                g = (r[s : s + step, :, None] * self._rows(s, s + step)[:, None, :]).reshape(
                     -1, self.n_params
                 )
                 u = linalg.cho_solve(self._chol, g.T)
@@ -350,15 +430,18 @@ class InfluenceModel:
         from labelaudit.dynamics import cpu_workers, map_on_cores
 
         chol = self._blocks_factor()
-        eye = np.eye(self.xa.shape[1])
-        x32 = self.xa.astype(np.float32)
+        eye = np.eye(self.x.shape[1] + 1)
         out = np.zeros(self.n)
 
-        def norms(a: int) -> np.ndarray:  # |L_a^-1 x|^2 of every row, (N,)
-            y = x32 @ linalg.solve_triangular(chol[a], eye, lower=True).T.astype(
-                np.float32
-            )  # (N, D+1)
-            return np.einsum("nd,nd->n", y, y, dtype=np.float64)
+        def norms(
+            a: int,
+        ) -> np.ndarray:  # |L_a^-1 x|^2 of every row, (N,), a block of rows at a time
+            inv_t = linalg.solve_triangular(chol[a], eye, lower=True).T.astype(np.float32)
+            q = np.empty(self.n)
+            for s, e in _blocks(self.n):
+                y = self._rows(s, e, np.float32) @ inv_t  # (rows, D+1)
+                q[s:e] = np.einsum("nd,nd->n", y, y, dtype=np.float64)
+            return q
 
         # The classes on every core, a few at a time (memory: one (N,) array per thread), summed in
         # class order: the same values as one class after the other.
@@ -375,7 +458,7 @@ class InfluenceModel:
             if time_budget is not None and time.monotonic() - started > time_budget:
                 break
             rows = top[s : s + batch]
-            g = r[rows, :, None] * self.xa[rows, None, :]
+            g = r[rows, :, None] * augment(self.x[rows])[:, None, :]
             u = self.solve(g)
             out[rows] = (u * g).sum(axis=(1, 2)) / self.n
             exact[rows] = True

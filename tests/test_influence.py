@@ -145,7 +145,7 @@ def test_tracin_equals_explicit_gradient_dot_products():
     got = inf.tracin(ckpts, lrs, x, y, xq, yq)
     want = np.zeros(len(x))
     for w, lr in zip(ckpts, lrs, strict=True):
-        m = inf.InfluenceModel(weights=w, xa=inf.augment(x), labels=y, l2=0.0)
+        m = inf.InfluenceModel(weights=w, x=x, labels=y, l2=0.0)
         gq = m.gradients(xq, [yq])[0].ravel()
         want += lr * m.gradients(x, y).reshape(len(x), -1) @ gq
     np.testing.assert_allclose(got, want, rtol=1e-10)

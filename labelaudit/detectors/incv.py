@@ -24,6 +24,12 @@ from labelaudit.typed_json import serialisable
 DEFAULT_ROUNDS = 4
 #: Inverse regularisation of the per-half logistic regressions.
 DEFAULT_C = 10.0
+#: The two halves of a round are fitted at the same time (on two cores) while the training rows of
+#: one fit (a float32 copy: scikit-learn needs a contiguous array) take at most this many bytes;
+#: above it (350k rows of 384-d), one after the other, so a round holds one such copy, not two.
+PARALLEL_COPY_BYTES = 512 << 20
+#: Rows per block of the held-out predictions (no copy of the held-out half's embeddings).
+PREDICT_BLOCK = 65_536
 
 
 def noise_rate_from_accuracy(accuracy: float, n_classes: int) -> float:
@@ -54,7 +60,9 @@ def _fit_predict(
     with warnings.catch_warnings(), dynamics.single_blas_thread():
         warnings.simplefilter("ignore")
         model.fit(x[train], y[train])
-        probs[:, model.classes_] = model.predict_proba(x[test])
+        for s in range(0, len(test), PREDICT_BLOCK):  # per row (float32: last bits may differ)
+            rows = test[s : s + PREDICT_BLOCK]
+            probs[s : s + len(rows), model.classes_] = model.predict_proba(x[rows])
     return probs
 
 
@@ -101,7 +109,8 @@ def incv(
         ) -> np.ndarray:
             return _fit_predict(x, y, np.concatenate([kept, ab[0]]), ab[1], n_classes, seed + r)
 
-        fits = map_on_cores(fit, pairs)
+        copy_bytes = (len(kept) + max(len(h) for h in halves)) * x.shape[1] * x.itemsize
+        fits = map_on_cores(fit, pairs, workers=None if copy_bytes <= PARALLEL_COPY_BYTES else 1)
         for (_, b), p in zip(pairs, fits, strict=True):
             heldout[b] = p
             agree = p.argmax(axis=1) == y[b]
