@@ -685,6 +685,12 @@ class StepClock:
         self._t.join()
 
 
+#: Another workspace for part ``scan`` (default ``pages_ws_N``): e.g. one holding only the stored
+#: neighbour graph, map and clusters (hard links), so the detectors run afresh while the stored
+#: scan the pages bench opens stays as it is.
+SCAN_WORKSPACE_ENV = "BENCH_SCALE_SCAN_WS"
+
+
 def part_scan(folder: Path, n: int) -> dict:
     """One whole default :func:`labelaudit.scanning.scan` (the app's scan options, the default
     combiner, every default detector) of the N-row data with its embeddings and probabilities given,
@@ -698,7 +704,8 @@ def part_scan(folder: Path, n: int) -> dict:
 
     _, _, flipped, _ = load(folder, n)
     out: dict = {"rows": n, "options": APP_SCAN_OPTIONS}
-    ws = Workspace(folder / f"pages_ws_{n}")
+    ws = Workspace(os.environ.get(SCAN_WORKSPACE_ENV) or folder / f"pages_ws_{n}")
+    out["workspace"] = str(ws.root)
     ds = step(out, "dataset", lambda: pages_dataset(folder, n))
     step(out, "save_dataset", lambda: ws.save_dataset(ds))
     cpu0, t0 = time.process_time(), time.perf_counter()
@@ -867,6 +874,7 @@ def main(argv: list[str] | None = None) -> int:
             "BENCH_SCALE_PEERS",
             "BENCH_SCALE_METHOD",
             STEP_DETECTORS_ENV,
+            SCAN_WORKSPACE_ENV,
         ):
             if var in os.environ:
                 res["command"] = f"{var}={os.environ[var]} " + res["command"]
