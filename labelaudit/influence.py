@@ -245,7 +245,7 @@ class InfluenceModel:
 
     def _rows(self, s: int, e: int, dtype: type = np.float64) -> np.ndarray:
         """Rows s:e augmented with the bias column, in ``dtype``."""
-        xb = np.asarray(self.x[s:e], dtype=dtype)
+        xb: np.ndarray = np.asarray(self.x[s:e], dtype=dtype)
         return np.hstack([xb, np.ones((len(xb), 1), dtype=dtype)])
 
     @classmethod
