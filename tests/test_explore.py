@@ -220,3 +220,35 @@ def test_search_rings_matches_on_the_map_and_fills_the_table(scanned, workspace)
     assert any(f"{len(expected):,} rows contain" in c.value for c in at.caption)
     legend = next(d.value for d in at.dataframe if "category" in d.value.columns)
     assert set(legend["category"]) == set(ds.classes) and legend["rows"].sum() == ds.n
+
+
+def test_the_map_data_is_sent_compact_with_the_same_values(scanned, workspace):
+    """The Vega-Lite map's data as the browser gets it (Arrow): float32 coordinates, class names as
+    a dictionary (each name once), the tooltip text cut to MAP_TOOLTIP_CHARS, and the same values
+    the table holds; colouring by a score keeps it numeric; no search, no "match" column."""
+    import pyarrow as pa
+
+    from labelaudit.plots import MAP_TOOLTIP_CHARS
+
+    ds, res = scanned
+    at = _page(workspace, ds).run()
+    proto = at.get("vega_lite_chart")[0].proto
+    arrow = pa.ipc.open_stream(proto.data.data).read_all()
+    assert arrow.schema.field("x").type == pa.float32()
+    assert pa.types.is_dictionary(arrow.schema.field("label").type)
+    data = arrow.to_pandas()
+    assert "match" not in data
+    table = res.table.set_index(res.table["id"].astype(str))
+    assert data["label"].astype(str).tolist() == table.loc[data["id"], "given_label"].tolist()
+    np.testing.assert_allclose(data["x"], table.loc[data["id"], "x"], rtol=1e-6)
+    texts = dict(zip(ds.frame["id"].astype(str), ds.frame["text"], strict=True))
+    assert all(len(t) <= MAP_TOOLTIP_CHARS for t in data["text"])
+    assert all(
+        texts[i].startswith(t.rstrip("…")) for i, t in zip(data["id"], data["text"], strict=True)
+    )
+
+    at.selectbox(key="explore_color").set_value("label_issue_score").run()
+    assert not at.exception
+    data, spec = _map(at)
+    assert data["colour"].dtype == np.float32
+    assert spec["layer"][0]["encoding"]["color"]["type"] == "quantitative"
