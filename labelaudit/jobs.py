@@ -373,8 +373,14 @@ def _first_pass(ws: Workspace, ds, options: dict[str, Any], progress: FileProgre
         _write_status(progress.path, progress.status)
 
 
-def run_job(root: str, content_hash: str, options: dict[str, Any]) -> int:
-    """The job process: scan the stored dataset, writing progress; 0 when stored, 1 on a problem."""
+def run_job(root: str, content_hash: str, options: dict[str, Any], *, worker: bool = False) -> int:
+    """The job process: scan the stored dataset, writing progress; 0 when stored, 1 on a problem.
+
+    ``worker``: start the map's own process first (:func:`labelaudit.projection.start_worker`):
+    umap's import and compiled functions load while the texts are embedded, and the maps (the
+    first pass's and the full one) are fitted beside the detectors, on the other core. The
+    background job does this on a machine with more than one core (:func:`cpu_workers`)."""
+    from labelaudit import projection
     from labelaudit.errors import DataError, UsageError
     from labelaudit.scanning import scan
 
@@ -385,6 +391,8 @@ def run_job(root: str, content_hash: str, options: dict[str, Any]) -> int:
     status = _read_status(path) or JobStatus(state=RUNNING, started=time.time())
     status.state, status.pid, status.n_rows = RUNNING, os.getpid(), ds.n
     progress = FileProgress(path, status)
+    if worker:
+        projection.start_worker()
     try:
         _first_pass(ws, ds, options, progress)
         first_pass.full_embeddings(ws, ds, options, progress=progress)
@@ -398,6 +406,8 @@ def run_job(root: str, content_hash: str, options: dict[str, Any]) -> int:
             return 1
         raise
     finally:
+        if worker:
+            projection.stop_worker()
         if _lock_pid(lock) == os.getpid():
             lock.unlink(missing_ok=True)
     progress.finish(COMPLETE)
@@ -405,4 +415,6 @@ def run_job(root: str, content_hash: str, options: dict[str, Any]) -> int:
 
 
 if __name__ == "__main__":  # python -m labelaudit.jobs WORKSPACE HASH OPTIONS_JSON
-    sys.exit(run_job(sys.argv[1], sys.argv[2], json.loads(sys.argv[3])))
+    from labelaudit.dynamics import cpu_workers
+
+    sys.exit(run_job(sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), worker=cpu_workers() > 1))

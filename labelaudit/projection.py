@@ -2,10 +2,16 @@
 
 UMAP (McInnes, Healy & Melville 2018, arXiv:1802.03426) with a fixed seed. High-dimensional input
 is first reduced with PCA when there are enough rows for that to pay (see :data:`PCA_MIN_ROWS`;
-measured in bench/bench_scan.py). The 2-D map and the clustering space are two UMAP fits on the same
-data; they share one nearest-neighbour graph, which is the expensive part of a fit: the scan's own
-cosine k-NN graph of the embeddings (:mod:`labelaudit.neighbours`), given to UMAP as
-``precomputed_knn``, so the map's neighbourhoods are the ones the detectors and the review card use.
+measured in bench/bench_scan.py). One UMAP fit gives the 2-D map, and the clusters are found on
+that map (:data:`CLUSTER_DIMS`; a second, 10-D fit for clustering was dropped: on the bundled
+sample it cost as much as the map and HDBSCAN on the map agrees with the true labels about as well,
+bench/results/first_run.md, "One UMAP fit or two"). The fit uses the scan's own cosine k-NN graph
+of the embeddings (:mod:`labelaudit.neighbours`), given to UMAP as ``precomputed_knn``, so the map's
+neighbourhoods are the ones the detectors and the review card use.
+
+The background job fits the map in a process of its own (:func:`start_worker`) while the
+detectors run on the other core: UMAP's seeded optimisation is single-threaded and its numba code
+holds the GIL, so a thread would stall the detectors.
 
 Above :data:`FIT_MAX_ROWS` rows UMAP is fitted on a seeded random sample of that many rows and every
 other row is placed at the similarity-weighted mean of its already placed neighbours in the shared
@@ -35,8 +41,9 @@ if TYPE_CHECKING:
 PCA_DIMS = 50
 #: ... and only from this many rows on: below it UMAP is fast anyway and PCA changes the neighbours.
 PCA_MIN_ROWS = 5000
-#: Dimensions of the space the clusters are found in (HDBSCAN degrades in high dimensions).
-CLUSTER_DIMS = 10
+#: Dimensions of the space the clusters are found in (HDBSCAN degrades in high dimensions). 2 means
+#: the 2-D map itself: one UMAP fit, not a second 10-D one (see :func:`map_and_cluster_space`).
+CLUSTER_DIMS = 2
 #: Below this many rows UMAP is not meaningful; a PCA view is returned instead.
 MIN_UMAP_ROWS = 16
 N_NEIGHBORS = 15
@@ -244,7 +251,9 @@ def map_and_cluster_space(
     progress("projection", 1, 3)
     xy = umap_fit(x, 2, seed=seed, knn=knn)
     progress("projection", 2, 3)
-    if d <= cluster_dims:
+    if cluster_dims <= 2:
+        space = xy.copy()  # the clusters are found on the map: one fit
+    elif d <= cluster_dims:
         space = e.copy() if not sampled else np.asarray(es, dtype=np.float32)
     else:
         # min_dist=0 packs clusters tightly: better for density clustering (UMAP docs, "clustering").
@@ -252,6 +261,79 @@ def map_and_cluster_space(
     if sampled:
         assert graph is not None
         xy = place_by_graph(xy, sample, graph)
-        space = e.copy() if d <= cluster_dims else place_by_graph(space, sample, graph)
+        if cluster_dims <= 2:
+            space = xy.copy()
+        else:
+            space = e.copy() if d <= cluster_dims else place_by_graph(space, sample, graph)
     progress("projection", 3, 3)
     return xy, space
+
+
+# --------------------------------------------------------------------------- a process beside
+#: The map's own process (:func:`start_worker`), or None: UMAP's numba code holds the GIL for a
+#: whole epoch, so beside the detectors it runs in a process, not a thread.
+_WORKER = None
+#: Most rows handed to the worker (pickled: the embeddings and the graph are copied once); larger
+#: maps are computed in the scan's own process, as before.
+WORKER_MAX_ROWS = FIT_MAX_ROWS
+
+
+def _warm_worker() -> None:
+    """In the worker: import umap and hdbscan and load UMAP's compiled functions from numba's
+    cache with a tiny fit through the scan's path (a graph given), so the first real fit pays none
+    of it."""
+    from labelaudit.neighbours import build_neighbour_graph
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 16)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    map_and_clusters(x, seed=0, graph=build_neighbour_graph(x, k=N_NEIGHBORS - 1, seed=0))
+
+
+def start_worker():
+    """Start, once per process, a process of its own for the map and its clusters
+    (:func:`map_and_clusters`), and warm it at once (:func:`_warm_worker`: umap's import and
+    numba's cached functions, seconds that then overlap the embedding). A spawned process (never
+    forked: the scan's process has torch's threads). Returns the executor; :func:`stop_worker`
+    ends it."""
+    global _WORKER
+    if _WORKER is None:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        _WORKER = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+        _WORKER.submit(_warm_worker)
+    return _WORKER
+
+
+def running_worker():
+    """The executor :func:`start_worker` started in this process, or None."""
+    return _WORKER
+
+
+def stop_worker() -> None:
+    """End the worker (its pending work is cancelled)."""
+    global _WORKER
+    if _WORKER is not None:
+        _WORKER.shutdown(wait=True, cancel_futures=True)
+        _WORKER = None
+
+
+def map_and_clusters(
+    embeddings: np.ndarray,
+    *,
+    seed: int = 0,
+    graph: NeighbourGraph | None = None,
+    cluster_method: str = "hdbscan",
+    n_clusters: int | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`map_and_cluster_space` and the clusters found in its space
+    (:func:`labelaudit.clustering.cluster_points`): ``(xy, space, clusters)``. What the worker
+    computes beside the detectors; the same numbers as the two calls in the scan's own process."""
+    from labelaudit.clustering import cluster_points
+
+    xy, space = map_and_cluster_space(embeddings, seed=seed, graph=graph)
+    clusters = cluster_points(
+        space, method=cluster_method, n_clusters=n_clusters, seed=seed, graph=graph
+    )
+    return xy, space, clusters

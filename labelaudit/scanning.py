@@ -46,7 +46,8 @@ from labelaudit.progress import ProgressFn, no_progress
 from labelaudit.workspace import Workspace, as_workspace
 
 #: Bump when the scan's output changes for the same inputs: old cached scans are then ignored.
-SCAN_VERSION = 5  # 4: typed detection details; 5: UMAP on the shared cosine graph
+SCAN_VERSION = 6  # 4: typed detection details; 5: UMAP on the shared cosine graph; 6: clusters
+# found on the 2-D map (one UMAP fit, not a second 10-D one)
 #: Columns of ScanResult.table before the detection columns.
 BASE_COLUMNS = ["id", "given_label", "split", "x", "y", "cluster"]
 
@@ -205,7 +206,7 @@ def _map_and_space(
 ) -> tuple[np.ndarray, np.ndarray]:
     from labelaudit import projection
 
-    key = {"embeddings": params["embeddings"], "seed": params["seed"], "version": SCAN_VERSION}
+    key, _ = _map_keys(params)
     if (
         ws is not None
         and ws.has(ds.text_hash, "map_xy", key)
@@ -222,6 +223,77 @@ def _map_and_space(
     return xy, space
 
 
+def _map_keys(params: dict) -> tuple[dict, dict]:
+    """The workspace keys of the map / clustering space and of the clusters."""
+    space_key = {k: params[k] for k in ("embeddings", "seed")} | {"version": SCAN_VERSION}
+    cluster_key = {
+        k: params[k] for k in ("embeddings", "seed", "cluster_method", "n_clusters", "version")
+    }
+    return space_key, cluster_key
+
+
+def _submit_map(
+    ds: Dataset,
+    emb: np.ndarray,
+    params: dict,
+    ws: Workspace | None,
+    graph: NeighbourGraph | None,
+) -> Any:
+    """The map and its clusters (:func:`labelaudit.projection.map_and_clusters`) submitted to the
+    worker process, when one runs, the rows are at most ``WORKER_MAX_ROWS`` and the map is not
+    stored yet; else None (computed here, in order)."""
+    from labelaudit import projection
+
+    worker = projection.running_worker()
+    if worker is None or ds.n > projection.WORKER_MAX_ROWS:
+        return None
+    space_key, _ = _map_keys(params)
+    if ws is not None and ws.has(ds.text_hash, "map_xy", space_key):
+        return None
+    try:
+        return worker.submit(
+            projection.map_and_clusters,
+            np.array(emb, dtype=np.float32),  # a plain copy: a memory map does not travel
+            seed=params["seed"],
+            graph=graph,
+            cluster_method=params["cluster_method"],
+            n_clusters=params["n_clusters"],
+        )
+    except RuntimeError:  # the worker was shut down or broke: compute here
+        return None
+
+
+def _finish_map(
+    beside: Any,
+    ds: Dataset,
+    emb: np.ndarray,
+    params: dict,
+    ws: Workspace | None,
+    progress: ProgressFn,
+    graph: NeighbourGraph | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Wait for the worker's map and clusters and store them as the in-order steps do (the same
+    keys); when the worker failed, compute them here."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    progress("projection", 0, 3)
+    try:
+        xy, space, cluster = beside.result()
+    except BrokenProcessPool:  # the worker died (out of memory, killed): the same, here
+        xy, space = _map_and_space(ds, emb, params, ws, progress, graph)
+        return xy, space, _clusters(ds, space, params, ws, progress, graph)
+    progress("projection", 3, 3)
+    progress("clustering", 0, 1)
+    cluster = np.asarray(cluster, dtype=np.int64)
+    if ws is not None:
+        space_key, cluster_key = _map_keys(params)
+        ws.save(ds.text_hash, "cluster_space", space, space_key)
+        ws.save(ds.text_hash, "map_xy", xy, space_key)
+        ws.save(ds.text_hash, "clusters", cluster, cluster_key)
+    progress("clustering", 1, 1)
+    return xy, space, cluster
+
+
 def _clusters(
     ds: Dataset,
     space: np.ndarray,
@@ -232,7 +304,7 @@ def _clusters(
 ) -> np.ndarray:
     from labelaudit.clustering import cluster_points
 
-    key = {k: params[k] for k in ("embeddings", "seed", "cluster_method", "n_clusters", "version")}
+    _, key = _map_keys(params)
     progress("clustering", 0, 1)
 
     def compute() -> np.ndarray:
@@ -358,15 +430,16 @@ def _scan(
     t = time.perf_counter()
     graph = _graph(ds, emb, params, ws, progress, eng)
     timings["neighbour_graph"] = time.perf_counter() - t
-    t = time.perf_counter()
-    xy, space = _map_and_space(ds, emb, params, ws, progress, graph)
-    timings["projection"] = time.perf_counter() - t
-    t = time.perf_counter()
-    cluster = _clusters(ds, space, params, ws, progress, graph)
-    clusters = summarise_clusters(
-        cluster, texts=ds.texts, labels=ds.label_names, ids=ds.ids, vectors=emb
-    )
-    timings["clustering"] = time.perf_counter() - t
+    # The map and its clusters in the worker's process, beside the detectors, when one runs
+    # (labelaudit.projection.start_worker: the background job starts it); else here, first.
+    beside = _submit_map(ds, emb, params, ws, graph)
+    if beside is None:
+        t = time.perf_counter()
+        xy, space = _map_and_space(ds, emb, params, ws, progress, graph)
+        timings["projection"] = time.perf_counter() - t
+        t = time.perf_counter()
+        cluster = _clusters(ds, space, params, ws, progress, graph)
+        timings["clustering"] = time.perf_counter() - t
     t = time.perf_counter()
     detection = detect.detect_label_issues(
         ds,
@@ -380,6 +453,16 @@ def _scan(
         engine=eng,
     )
     timings["detection"] = time.perf_counter() - t
+    if beside is not None:
+        t = time.perf_counter()
+        xy, space, cluster = _finish_map(beside, ds, emb, params, ws, progress, graph)
+        timings["projection"] = time.perf_counter() - t  # what the scan waited for
+        timings["clustering"] = 0.0
+    t = time.perf_counter()
+    clusters = summarise_clusters(
+        cluster, texts=ds.texts, labels=ds.label_names, ids=ds.ids, vectors=emb
+    )
+    timings["clustering"] += time.perf_counter() - t
     if agreement and ws is not None and ds.annotations is not None and not ds.annotations.empty:
         t = time.perf_counter()
         _store_agreement(ds, ws, progress)

@@ -1,0 +1,121 @@
+"""The map beside the detectors (issue 16): fitted in a process of its own, the same numbers.
+
+The background job starts :func:`labelaudit.projection.start_worker`; the scan then hands its map
+and clusters to that process and runs the detectors meanwhile. UMAP (real, seeded) in the worker
+must give exactly what it gives in the scan's own process, and the scan must store the same table.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from labelaudit import projection, scanning
+from labelaudit.io import load_dataset
+from labelaudit.neighbours import build_neighbour_graph
+from labelaudit.scanning import load_cached_scan, scan
+from labelaudit.workspace import Workspace
+
+
+def blobs(n: int = 600, d: int = 16, k: int = 4, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``k`` well separated unit-norm blobs of ``n`` rows in ``d`` dimensions, and their labels."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(k, d)) * 4
+    labels = np.arange(n) % k
+    x = (centres[labels] + rng.normal(size=(n, d))).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True), labels
+
+
+@pytest.fixture
+def worker():
+    w = projection.start_worker()
+    yield w
+    projection.stop_worker()
+    assert projection.running_worker() is None
+
+
+def test_the_workers_map_and_clusters_are_the_ones_computed_here(worker):
+    x, _ = blobs()
+    graph = build_neighbour_graph(x, k=14, seed=0)
+    here = projection.map_and_clusters(x, seed=0, graph=graph)
+    there = worker.submit(projection.map_and_clusters, x, seed=0, graph=graph).result()
+    assert projection.start_worker() is worker  # one per process
+    for a, b in zip(here, there, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert here[0].shape == (600, 2) and len(np.unique(here[2][here[2] >= 0])) >= 2
+
+
+def _dataset():
+    x, labels = blobs()
+    df = pd.DataFrame(
+        {"id": [f"r{i}" for i in range(len(x))], "text": [f"t{i}" for i in range(len(x))]}
+    )
+    df["label"] = np.array(["a", "b", "c", "d"])[labels]
+    ds = load_dataset(df)
+    ds.embeddings = x
+    return ds
+
+
+def test_a_scan_with_the_worker_stores_what_a_scan_without_it_stores(tmp_path, monkeypatch):
+    ds = _dataset()
+    steps: list[str] = []
+    alone = scan(ds, workspace=Workspace(tmp_path / "a"), detectors=["knn"])
+    projection.start_worker()
+    try:
+        # the map must come from the worker: computing it in this process fails the test
+        def not_here(*a, **kw):
+            raise AssertionError("the map was computed in the scan's process")
+
+        monkeypatch.setattr(projection, "map_and_cluster_space", not_here)
+        ws = Workspace(tmp_path / "b")
+        beside = scan(ds, workspace=ws, detectors=["knn"], progress=lambda s, d, t: steps.append(s))
+    finally:
+        projection.stop_worker()
+    pd.testing.assert_frame_equal(alone.table, beside.table)
+    pd.testing.assert_frame_equal(alone.clusters, beside.clusters)
+    assert {"projection", "clustering", "detector: knn"} <= set(steps)
+    again = load_cached_scan(ds, workspace=ws, detectors=["knn"])
+    assert again is not None
+    pd.testing.assert_frame_equal(again.table, beside.table)
+
+
+def test_without_a_worker_the_scan_maps_in_order(tmp_path):
+    assert projection.running_worker() is None
+    steps: list[str] = []
+    scan(
+        _dataset(),
+        workspace=Workspace(tmp_path / "ws"),
+        detectors=["knn"],
+        progress=lambda s, d, t: steps.append(s),
+    )
+    order = list(dict.fromkeys(steps))
+    assert order.index("clustering") < order.index("detector: knn")
+
+
+def test_a_dead_worker_leaves_the_map_to_the_scans_process(tmp_path):
+    ds = _dataset()
+    w = projection.start_worker()
+    try:
+        w.submit(_exit).exception()  # the worker process dies: its pool is broken
+        res = scan(ds, workspace=Workspace(tmp_path / "ws"), detectors=["knn"])
+    finally:
+        projection.stop_worker()
+    alone = scan(ds, workspace=Workspace(tmp_path / "a"), detectors=["knn"])
+    pd.testing.assert_frame_equal(alone.table, res.table)
+
+
+def _exit() -> None:
+    import os
+
+    os._exit(1)
+
+
+def test_the_worker_is_skipped_above_its_row_limit(tmp_path, monkeypatch):
+    monkeypatch.setattr(projection, "WORKER_MAX_ROWS", 100)
+    projection.start_worker()
+    try:
+        ds = _dataset()
+        assert scanning._submit_map(ds, ds.embeddings, scanning.scan_params(ds), None, None) is None
+    finally:
+        projection.stop_worker()
