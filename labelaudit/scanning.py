@@ -263,6 +263,104 @@ def _submit_map(
         return None
 
 
+#: The detectors that read the training-dynamics runs
+#: (:func:`labelaudit.dynamics.population_dynamics`).
+DYNAMICS_DETECTORS = ("datamap", "forgetting", "aum")
+
+
+def _population_runs(
+    labels: np.ndarray,
+    train: np.ndarray,
+    emb: np.ndarray,
+    n_classes: int,
+    root: str,
+    seed: int,
+) -> None:
+    """In the worker: the training-dynamics and AUM runs the dynamics detectors read
+    (:func:`labelaudit.detectors.training_dynamics.context_dynamics` with AUM), stored in the
+    workspace at ``root`` under the keys they look for; nothing is returned."""
+    from labelaudit.dynamics import population_dynamics
+
+    population_dynamics(
+        labels,
+        n_classes=n_classes,
+        train=train,
+        embeddings=emb,
+        workspace=Workspace(root),
+        seed=seed,
+        with_aum=True,
+    )
+
+
+def _submit_dynamics(
+    ds: Dataset,
+    emb: np.ndarray,
+    params: dict,
+    ws: Workspace | None,
+    detectors: list[str] | None,
+) -> Any:
+    """The dynamics detectors' training runs submitted to the worker (stored in ``ws``, where those
+    detectors then read them), when a worker runs, there is a workspace, the dataset brings no
+    dynamics of its own and a dynamics detector is among the scan's; else None."""
+    from labelaudit import projection
+    from labelaudit.dynamics import training_population
+    from labelaudit.neighbours import normalise_rows
+
+    worker = projection.running_worker()
+    if worker is None or ws is None or ds.dynamics is not None or ds.n > projection.WORKER_MAX_ROWS:
+        return None
+    names = detectors or [s.name for s in registry.all_detectors().values() if s.default]
+    if not set(names) & set(DYNAMICS_DETECTORS):
+        return None
+    try:
+        return worker.submit(
+            _population_runs,
+            ds.labels,
+            training_population(ds),
+            np.array(normalise_rows(emb), dtype=np.float32),  # what the detectors are given
+            ds.k,
+            str(ws.root),
+            params["seed"],
+        )
+    except RuntimeError:  # the worker was shut down or broke
+        return None
+
+
+def _agreement_in_worker(root: str, content_hash: str) -> None:
+    """In the worker: the Annotators page's report of the stored dataset, stored beside it."""
+    ws = Workspace(root)
+    _store_agreement(ws.load_dataset(content_hash), ws, no_progress)
+
+
+def _submit_agreement(ds: Dataset, ws: Workspace | None) -> Any:
+    """The Annotators page's report (:func:`_store_agreement`) submitted to the worker, when one
+    runs, there is a workspace (the dataset is stored there) and the dataset has annotations."""
+    from labelaudit import projection
+
+    worker = projection.running_worker()
+    if worker is None or ws is None or ds.annotations is None or ds.annotations.empty:
+        return None
+    try:
+        return worker.submit(_agreement_in_worker, str(ws.root), ds.content_hash)
+    except RuntimeError:
+        return None
+
+
+def _waiting(progress: ProgressFn, pending: Any) -> ProgressFn:
+    """``progress``, which waits for the worker's dynamics runs before the first dynamics detector
+    starts (its step is reported just before it runs), so that it reads them instead of training
+    them again; a failed run is left to the detector, which then trains it here."""
+    steps = {f"detector: {name}" for name in DYNAMICS_DETECTORS}
+
+    def report(step: str, done: int, total: int) -> None:
+        progress(step, done, total)
+        if step in steps and not pending.done():
+            with contextlib.suppress(Exception):
+                pending.result()
+
+    return report
+
+
 def _finish_map(
     beside: Any,
     ds: Dataset,
@@ -430,9 +528,12 @@ def _scan(
     t = time.perf_counter()
     graph = _graph(ds, emb, params, ws, progress, eng)
     timings["neighbour_graph"] = time.perf_counter() - t
-    # The map and its clusters in the worker's process, beside the detectors, when one runs
-    # (labelaudit.projection.start_worker: the background job starts it); else here, first.
+    # With a worker process (labelaudit.projection.start_worker: the background job starts one),
+    # the training-dynamics runs and then the map and its clusters are computed there, beside the
+    # detectors; else here, in order.
+    dynamics_beside = _submit_dynamics(ds, emb, params, ws, detectors)
     beside = _submit_map(ds, emb, params, ws, graph)
+    agreement_beside = _submit_agreement(ds, ws) if agreement else None
     if beside is None:
         t = time.perf_counter()
         xy, space = _map_and_space(ds, emb, params, ws, progress, graph)
@@ -447,7 +548,7 @@ def _scan(
         workspace=ws,
         seed=seed,
         detectors=detectors,
-        progress=progress,
+        progress=progress if dynamics_beside is None else _waiting(progress, dynamics_beside),
         combiner=combiner,
         neighbour_graph=graph,
         engine=eng,
@@ -465,7 +566,13 @@ def _scan(
     timings["clustering"] += time.perf_counter() - t
     if agreement and ws is not None and ds.annotations is not None and not ds.annotations.empty:
         t = time.perf_counter()
+        if agreement_beside is not None:  # stored by the worker: wait for it, then read it
+            progress("agreement", 0, 1)
+            with contextlib.suppress(Exception):
+                agreement_beside.result()
         _store_agreement(ds, ws, progress)
+        if agreement_beside is not None:
+            progress("agreement", 1, 1)
         timings["agreement"] = time.perf_counter() - t
     table = pd.DataFrame(
         {

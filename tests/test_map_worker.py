@@ -119,3 +119,75 @@ def test_the_worker_is_skipped_above_its_row_limit(tmp_path, monkeypatch):
         assert scanning._submit_map(ds, ds.embeddings, scanning.scan_params(ds), None, None) is None
     finally:
         projection.stop_worker()
+
+
+def test_the_dynamics_runs_come_from_the_worker_and_equal_those_trained_here(tmp_path, monkeypatch):
+    from labelaudit import dynamics
+
+    ds = _dataset()
+    names = ["datamap", "forgetting", "aum", "knn"]
+    alone = scan(ds, workspace=Workspace(tmp_path / "a"), detectors=names)
+    dynamics._MEMO.clear()
+    projection.start_worker()
+    try:
+
+        def not_here(*a, **kw):
+            raise AssertionError("a dynamics run was trained in the scan's process")
+
+        # the worker trains them (its own process, not patched) and stores them in the workspace
+        monkeypatch.setattr(dynamics, "train_dynamics", not_here)
+        beside = scan(ds, workspace=Workspace(tmp_path / "b"), detectors=names)
+    finally:
+        projection.stop_worker()
+    pd.testing.assert_frame_equal(alone.table, beside.table)
+    for name in ("datamap", "forgetting", "aum"):
+        np.testing.assert_array_equal(
+            alone.table[f"score_{name}"].to_numpy(), beside.table[f"score_{name}"].to_numpy()
+        )
+
+
+def _annotated():
+    x, labels = blobs()
+    names = np.array(["a", "b", "c", "d"])
+    ids = [f"r{i}" for i in range(len(x))]
+    df = pd.DataFrame({"id": ids, "text": [f"t{i}" for i in range(len(x))], "label": names[labels]})
+    rng = np.random.default_rng(1)
+    ann = pd.DataFrame(
+        [
+            (
+                ids[i],
+                f"rater{a}",
+                names[labels[i]] if rng.random() < 0.8 else names[rng.integers(4)],
+            )
+            for i in range(120)
+            for a in range(3)
+        ],
+        columns=["item_id", "annotator_id", "label"],
+    )
+    ds = load_dataset(df, annotations=ann)
+    ds.embeddings = x
+    return ds
+
+
+def test_the_annotators_report_is_stored_by_the_worker_as_it_is_here(tmp_path, monkeypatch):
+    from labelaudit.agreement import stored
+
+    ds = _annotated()
+    ws_a, ws_b = Workspace(tmp_path / "a"), Workspace(tmp_path / "b")
+    scan(ds, workspace=ws_a, detectors=["knn"])
+    projection.start_worker()
+    try:
+
+        def not_here(*a, **kw):
+            raise AssertionError("the report was computed in the scan's process")
+
+        monkeypatch.setattr(stored, "compute_report", not_here)
+        steps: list[str] = []
+        scan(ds, workspace=ws_b, detectors=["knn"], progress=lambda s, d, t: steps.append(s))
+    finally:
+        projection.stop_worker()
+    monkeypatch.undo()
+    params = stored.settings_params(**stored.DEFAULT_SETTINGS)
+    a, b = stored.load_report(ws_a, ds, params), stored.load_report(ws_b, ds, params)
+    assert a is not None and b is not None and "agreement" in steps
+    pd.testing.assert_frame_equal(a.items, b.items)
