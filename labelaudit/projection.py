@@ -299,10 +299,23 @@ def start_worker():
     global _WORKER
     if _WORKER is None:
         import multiprocessing
+        import sys
+        import types
         from concurrent.futures import ProcessPoolExecutor
 
-        _WORKER = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
-        _WORKER.submit(_warm_worker)
+        pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+        # A spawned process first imports the caller's main script again (multiprocessing's
+        # preparation) unless that is a module run with -m. The worker needs nothing from it, and
+        # a script's top level may not be importable twice (a Streamlit page run by AppTest, a
+        # notebook): the process starts, at this first submit, behind a bare __main__.
+        main = sys.modules.get("__main__")
+        sys.modules["__main__"] = types.ModuleType("__main__")
+        try:
+            pool.submit(_warm_worker)
+        finally:
+            if main is not None:
+                sys.modules["__main__"] = main
+        _WORKER = pool
     return _WORKER
 
 

@@ -191,3 +191,21 @@ def test_the_annotators_report_is_stored_by_the_worker_as_it_is_here(tmp_path, m
     a, b = stored.load_report(ws_a, ds, params), stored.load_report(ws_b, ds, params)
     assert a is not None and b is not None and "agreement" in steps
     pd.testing.assert_frame_equal(a.items, b.items)
+
+
+def test_the_worker_starts_when_the_main_script_cannot_be_imported_again(tmp_path, monkeypatch):
+    import sys
+    import types
+
+    script = tmp_path / "page.py"
+    script.write_text("raise AssertionError('a main script imported twice')\n")
+    main = types.ModuleType("__main__")
+    main.__file__ = str(script)
+    main.__spec__ = None
+    monkeypatch.setitem(sys.modules, "__main__", main)
+    try:
+        w = projection.start_worker()
+        assert w.submit(abs, -3).result() == 3
+    finally:
+        projection.stop_worker()
+    assert sys.modules["__main__"] is main
