@@ -59,6 +59,17 @@ RUNNING, COMPLETE, FAILED, STOPPED = "running", "complete", "failed", "stopped"
 #: live in the test process, and scripts that want to wait) or "off" (never started on its own:
 #: the app then offers a "Run scan" button, as before issue 16; the test suite's default).
 RUNNER_ENV = "LABELAUDIT_SCAN_RUNNER"
+#: Set to 0 to keep the background job from starting the map's worker process
+#: (:func:`labelaudit.projection.start_worker`): every step then runs in order in the job's process.
+MAP_WORKER_ENV = "LABELAUDIT_MAP_WORKER"
+
+
+def map_worker_wanted() -> bool:
+    """Whether the background job starts the map's worker: more than one core
+    (:func:`labelaudit.dynamics.cpu_workers`) and ``LABELAUDIT_MAP_WORKER`` not 0."""
+    from labelaudit.dynamics import cpu_workers
+
+    return cpu_workers() > 1 and os.environ.get(MAP_WORKER_ENV, "1").strip() != "0"
 
 
 def runner() -> str:
@@ -415,6 +426,4 @@ def run_job(root: str, content_hash: str, options: dict[str, Any], *, worker: bo
 
 
 if __name__ == "__main__":  # python -m labelaudit.jobs WORKSPACE HASH OPTIONS_JSON
-    from labelaudit.dynamics import cpu_workers
-
-    sys.exit(run_job(sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), worker=cpu_workers() > 1))
+    sys.exit(run_job(sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), worker=map_worker_wanted()))

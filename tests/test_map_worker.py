@@ -209,3 +209,16 @@ def test_the_worker_starts_when_the_main_script_cannot_be_imported_again(tmp_pat
     finally:
         projection.stop_worker()
     assert sys.modules["__main__"] is main
+
+
+def test_the_job_starts_the_worker_on_two_cores_unless_told_not_to(monkeypatch):
+    from labelaudit import jobs
+
+    monkeypatch.setenv("LABELAUDIT_CPU_WORKERS", "2")
+    monkeypatch.delenv(jobs.MAP_WORKER_ENV, raising=False)
+    assert jobs.map_worker_wanted()
+    monkeypatch.setenv(jobs.MAP_WORKER_ENV, "0")
+    assert not jobs.map_worker_wanted()
+    monkeypatch.delenv(jobs.MAP_WORKER_ENV)
+    monkeypatch.setenv("LABELAUDIT_CPU_WORKERS", "1")
+    assert not jobs.map_worker_wanted()
