@@ -16,12 +16,20 @@ Run: ``.venv/bin/python -m bench.bench_detectors [--part label_errors|banking|ti
    are given, >= 0.85 on the planted BANKING77 cases.
 5. retrain_probes (issue 12, ``--part retrain_probes --cases ...``): planted probes scored on the
    fixed probabilities and on the embedding head refitted on the probed labels.
+6. ceiling (issue 12, ``--part ceiling``): BANKING77's natural label errors and the planted AP
+   with them left out.
+7. candidates (issue 12, ``--part candidates``): two candidate detectors, not adopted.
+8. seeds (issue 12, ``--part seeds [--cases ...] [--seeds 0 1 2 3 4]``): the planted BANKING77
+   cases over several planting seeds (cases ``<case>@<seed>`` built first by
+   ``python -m bench.detector_cases``); parts 6-8 share one loop over the cases
+   (:func:`_quality_runs`).
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import json
 import os
 import platform
@@ -887,6 +895,41 @@ def header(command: str) -> str:
 
 
 # ----------------------------------------------------------------------------- 6. ceiling
+def banking_case_names(
+    splits: tuple[str, ...] = ("test",),
+    kinds: tuple[str, ...] = ("nearest", "uniform"),
+    rates: tuple[int, ...] = (5, 10),
+    given: tuple[str, ...] = ("", "+probs"),
+    *,
+    seed: int = 0,
+    built_only: bool = False,
+) -> list[str]:
+    """The planted BANKING77 case names (:mod:`bench.detector_cases`) of parts 6-8, split by
+    split, kind, rate and with/without given probabilities, for planting ``seed``. The uniform
+    2 % ``+probs`` case exists only where it was built (``built_only`` drops any case not in the
+    cache)."""
+    from bench import detector_cases
+
+    names = [
+        detector_cases.seeded_name(f"banking-{split}-{kind}-{rate}{g}", seed)
+        for split in splits
+        for kind in kinds
+        for rate in rates
+        for g in given
+    ]
+    if built_only:
+        names = [n for n in names if detector_cases.is_built(n)]
+    return names
+
+
+def _quality_runs(names: list[str]):
+    """(name, case, results, combination, quality score, quality flags) per case, in order: the
+    one loop over the planted cases that parts 6, 7 and 8 share (:func:`_quality_run`, cached)."""
+    for name in names:
+        yield (name, *_quality_run(name))
+
+
+@functools.cache
 def _quality_run(name: str):
     """(case, results, combination, quality score, quality flags) as the scan combines them."""
     from bench import detector_cases
@@ -924,17 +967,10 @@ def bench_ceiling(
     from labelaudit.detectors.ensemble import rank_average
 
     names = names or [
-        f"banking-test-{kind}-{rate}{g}"
-        for kind in ("nearest", "uniform")
-        for rate in (2, 5, 10, 15)
-        for g in ("", "+probs")
-        if not (kind == "uniform" and rate == 2 and g)
-    ] + [
-        f"banking-train-{kind}-{rate}{g}"
-        for kind in ("nearest", "uniform")
-        for rate in (5, 10)
-        for g in ("", "+probs")
-    ]
+        n
+        for n in banking_case_names(rates=(2, 5, 10, 15))
+        if n != "banking-test-uniform-2+probs"  # built after this part's single-seed run
+    ] + banking_case_names(("train",))
     splits = sorted({n.split("-")[1] for n in names})
     clean = {}
     lines = [
@@ -968,8 +1004,7 @@ def bench_ceiling(
         "| case | planted | natural candidates left out | of them in quality top n | quality AP | quality AP, natural left out | both clean runs agree: left out, quality AP | best single (AP) | best single, natural left out | rank avg AP / left out | every detector, natural left out (AP) |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for name in names:
-        c, res, comb, score, _ = _quality_run(name)
+    for name, c, res, _comb, score, _ in _quality_runs(names):
         truth = c.truth
         _, nat_flags = clean[name.split("-")[1], "+probs" if name.endswith("+probs") else ""]
         nat = nat_flags & ~truth
@@ -1009,8 +1044,8 @@ def bench_ceiling(
         "| case | planted | best single | quality - best | bootstrap sd | 95 % interval |",
         "|---|---|---|---|---|---|",
     ]
-    for name in [n for n in names if "nearest" in n and n.startswith("banking-test")]:
-        c, res, comb, score, _ = _quality_run(name)
+    nearest_test = [n for n in names if "nearest" in n and n.startswith("banking-test")]
+    for name, c, res, _comb, score, _ in _quality_runs(nearest_test):
         truth = c.truth
         single = {m: average_precision_score(truth, r.score) for m, r in res.items()}
         b = max(single, key=single.get)
@@ -1057,6 +1092,147 @@ def bench_ceiling(
     return "\n".join(lines) + "\n"
 
 
+# ----------------------------------------------------------------------------- 8. seeds
+def _mean_interval(values: list[float]) -> tuple[float, float, float, float]:
+    """(mean, sd, low, high): sample sd and the t-based 95 % interval of the mean."""
+    from scipy import stats
+
+    v = np.asarray(values, dtype=np.float64)
+    mean = float(v.mean())
+    if len(v) < 2:
+        return mean, float("nan"), float("nan"), float("nan")
+    sd = float(v.std(ddof=1))
+    half = float(stats.t.ppf(0.975, len(v) - 1)) * sd / np.sqrt(len(v))
+    return mean, sd, mean - half, mean + half
+
+
+def _oracle_ap(truth: np.ndarray, natural: np.ndarray, draws: int = 200) -> float:
+    """Expected planted-only AP of an oracle that finds every real error, planted or natural,
+    and cannot tell them apart: both ranked first in a random order (mean over ``draws``
+    random orders, seed 0). A ranking above it ranks planted errors before natural ones."""
+    from sklearn.metrics import average_precision_score
+
+    rng = np.random.default_rng(0)
+    real = truth | natural
+    aps = []
+    for _ in range(draws):
+        score = real + rng.random(len(truth)) * 0.5
+        aps.append(average_precision_score(truth, score))
+    return float(np.mean(aps))
+
+
+def bench_seeds(names: list[str] | None = None, seeds: tuple[int, ...] = (0, 1, 2, 3, 4)) -> str:
+    """The planted BANKING77 cases over several planting seeds (``<case>@<seed>``, built by
+    :mod:`bench.detector_cases`; seeds not built are left out and named): per case, mean, sd and
+    95 % interval over seeds of the quality combiner's AP, of its margin over the best single
+    detector (the same detector for every seed: the best by mean AP; and each seed's own best),
+    of the AP with the natural-error candidates left out (strict: the rows both clean runs flag;
+    clean-run: the rows the matching clean run flags), and the oracle ceiling."""
+    from bench import detector_cases
+
+    names = names or banking_case_names(rates=(2, 5, 10)) + banking_case_names(
+        ("train",), kinds=("nearest",), rates=(5,)
+    )
+    clean_flags = {
+        (split, g): _quality_run(f"banking-{split}-clean{g}")[4]
+        for split in sorted({n.split("-")[1] for n in names})
+        for g in ("", "+probs")
+    }
+
+    def ap(score: np.ndarray, truth: np.ndarray, keep: np.ndarray | None = None) -> float:
+        k = np.ones(len(truth), bool) if keep is None else keep
+        return ranking_metrics(score[k], truth[k], (1,))["AP"]
+
+    def cell(values: list[float], signed: bool = False) -> str:
+        m, sd, lo, hi = _mean_interval(values)
+        f = "+.3f" if signed else ".3f"
+        return f"{m:{f}} ± {sd:.3f} [{lo:{f}}, {hi:{f}}]"
+
+    lines = [
+        "## 8. Planted BANKING77 cases over several planting seeds (issue 12)",
+        "",
+        "Each seed plants a different set of flips (`bench.detector_cases.plant_flips`, seed =",
+        "the case's `@seed`; seed 0 = the single-seed tables), every detector rerun on the new",
+        "labels; the `+probs` probabilities refitted on them. Cells: mean ± sd over seeds [95 %",
+        "interval of the mean, t with n - 1 degrees of freedom]. Margin vs fixed = quality AP",
+        "minus the AP of one detector for every seed (the best by mean AP, named); vs per-seed",
+        "best = minus each seed's best single detector (a harder bar: it picks after the fact).",
+        "Strict = AP with the non-planted rows both clean runs flag left out; clean-run = with",
+        "the rows the matching clean run flags left out. Oracle = the planted-only AP of a",
+        "perfect detector of planted and strict-natural errors that cannot tell them apart",
+        "(`_oracle_ap`): a ranking that finds every real error but does not prefer the planted",
+        "ones gets this; above it, the ranking ranks planted errors before the natural ones (as",
+        "on uniform flips, which are more blatant). Goal: margin >= -0.01; AP >= 0.85.",
+        "",
+        "| case | seeds | quality AP | margin vs fixed best | fixed best | margin vs per-seed best | "
+        "seeds with margin < -0.01 | strict AP | clean-run AP | oracle ceiling (strict natural) | "
+        "seeds with AP >= 0.85: as measured / strict |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    per_seed: list[str] = []
+    for name in names:
+        runs = [detector_cases.seeded_name(name, s) for s in seeds]
+        have = [(s, n) for s, n in zip(seeds, runs, strict=True) if detector_cases.is_built(n)]
+        missing = [s for s, n in zip(seeds, runs, strict=True) if not detector_cases.is_built(n)]
+        if not have:
+            lines.append(f"| {name} | none built | | | | | | | | | |")
+            continue
+        split = name.split("-")[1]
+        agreed_all = clean_flags[split, ""] & clean_flags[split, "+probs"]
+        own_clean = clean_flags[split, "+probs" if name.endswith("+probs") else ""]
+        rows = []
+        for s, run in have:
+            _, c, res, comb, score, _ = next(_quality_runs([run]))
+            truth = c.truth
+            single = {m: ap(r.score, truth) for m, r in res.items()}
+            agreed = agreed_all & ~truth
+            rows.append(
+                {
+                    "seed": s,
+                    "q": ap(score, truth),
+                    "single": single,
+                    "strict": ap(score, truth, ~agreed),
+                    "clean": ap(score, truth, ~(own_clean & ~truth)),
+                    "oracle": _oracle_ap(truth, agreed),
+                    "n": int(truth.sum()),
+                    "n_agreed": int(agreed.sum()),
+                }
+            )
+        dets = list(rows[0]["single"])
+        fixed = max(dets, key=lambda d: np.mean([r["single"][d] for r in rows]))
+        q = [r["q"] for r in rows]
+        m_fixed = [r["q"] - r["single"][fixed] for r in rows]
+        m_seed = [r["q"] - max(r["single"].values()) for r in rows]
+        strict = [r["strict"] for r in rows]
+        lines.append(
+            f"| {name} | {len(rows)}"
+            + (f" (not built: {', '.join(map(str, missing))})" if missing else "")
+            + f" | {cell(q)} | {cell(m_fixed, True)} | {fixed} | {cell(m_seed, True)} | "
+            f"{sum(x < -0.01 for x in m_seed)} of {len(rows)} | {cell(strict)} | "
+            f"{cell([r['clean'] for r in rows])} | {cell([r['oracle'] for r in rows])} | "
+            f"{sum(x >= 0.85 for x in q)} / {sum(x >= 0.85 for x in strict)} |"
+        )
+        print(lines[-1], flush=True)
+        for r in rows:
+            b = max(r["single"], key=r["single"].get)
+            per_seed.append(
+                f"| {name} | {r['seed']} | {r['n']} | {r['q']:.3f} | {b} {r['single'][b]:.3f} | "
+                f"{r['q'] - r['single'][b]:+.3f} | {r['strict']:.3f} | {r['clean']:.3f} | "
+                f"{r['n_agreed']} | {r['oracle']:.3f} |"
+            )
+    lines += [
+        "",
+        "Per seed: planted errors, quality AP, that seed's best single detector, the margin,",
+        "strict and clean-run AP, the strict natural rows left out and the oracle ceiling.",
+        "",
+        "| case | seed | planted | quality AP | best single | margin | strict AP | clean-run AP | "
+        "natural left out (strict) | oracle ceiling |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+        *per_seed,
+    ]
+    return "\n".join(lines) + "\n"
+
+
 # ----------------------------------------------------------------------------- 7. candidates
 def _pruned_refit_probs(
     emb: np.ndarray, labels: np.ndarray, k: int, drop: np.ndarray
@@ -1092,12 +1268,7 @@ def bench_candidate_detectors(names: list[str] | None = None) -> str:
     from labelaudit.detectors.base import DetectionContext, DetectorResult
     from labelaudit.detectors.confident_learning import confident_learning
 
-    names = names or [
-        f"banking-test-{kind}-{rate}{g}"
-        for kind in ("nearest", "uniform")
-        for rate in (5, 10)
-        for g in ("", "+probs")
-    ]
+    names = names or banking_case_names()
     lines = [
         "## 7. Candidate detectors for errors to similar classes (issue 12, not adopted)",
         "",
@@ -1129,8 +1300,7 @@ def bench_candidate_detectors(names: list[str] | None = None) -> str:
         )
         return ranking_metrics(qs(r2, comb), c.truth, (1,))["AP"], comb.weights
 
-    for name in names:
-        c, res, _, score, _ = _quality_run(name)
+    for name, c, res, _, score, _ in _quality_runs(names):
         base = name.partition("+")[0]
         ds, emb = detector_cases._source(base)
         y, k = c.labels, ds.k
@@ -1179,6 +1349,7 @@ def main(argv: list[str] | None = None) -> None:
             "reuse_timing",
             "ceiling",
             "candidates",
+            "seeds",
             "all",
         ],
         default="all",
@@ -1193,6 +1364,9 @@ def main(argv: list[str] | None = None) -> None:
         "--configs", nargs="*", help="part 2 configurations, e.g. 0.05-uniform 0.1-nearest-class"
     )
     p.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000])
+    p.add_argument(
+        "--seeds", type=int, nargs="*", default=[0, 1, 2, 3, 4], help="part 8 planting seeds"
+    )
     p.add_argument("--out", default=None, help="append the markdown here (default: print only)")
     args = p.parse_args(argv)
     import sys
@@ -1221,6 +1395,8 @@ def main(argv: list[str] | None = None) -> None:
         parts.append(bench_retrain_probes(args.cases or ["banking-test-nearest-5"]))
     if args.part == "ceiling":  # not in "all": reads the cached BANKING77 test cases
         parts.append(bench_ceiling(args.cases))
+    if args.part == "seeds":  # not in "all": reads the cases built by bench.detector_cases
+        parts.append(bench_seeds(args.cases, tuple(args.seeds)))
     if args.part == "candidates":  # not in "all": one extra out-of-fold fit per case
         parts.append(bench_candidate_detectors(args.cases))
     text = "\n".join(parts)

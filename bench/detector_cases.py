@@ -269,6 +269,11 @@ def case_names() -> list[str]:
     return names + fresh + strong + sms + clean
 
 
+def is_built(name: str, *, version: str = "v1") -> bool:
+    """Whether the case is in the cache (reading it then costs no detection)."""
+    return (CASES / version / f"{name}.npz").exists()
+
+
 def get_case(name: str, *, detectors: list[str] | None = None, version: str = "v1") -> Case:
     """The case, from the cache or computed (minutes for the BANKING77 train cases)."""
     path = CASES / version / f"{name}.npz"
