@@ -372,6 +372,7 @@ def bench_cases(names: list[str] | None = None) -> str:
         quality_expected_precision,
         quality_flags,
         quality_score,
+        rate_agreement,
         trusted_flags,
     )
     from labelaudit.detectors.ensemble import count_flags, min_flags_for, rank_average
@@ -405,6 +406,7 @@ def bench_cases(names: list[str] | None = None) -> str:
     reuse_rows: list[str] = []
     regime_rows: list[str] = []
     precision_rows: list[str] = []
+    precision_stats: dict[str, list[tuple[float, float]]] = {}
     for name, res, truth, source, labels, probs, ref in _all_cases(names):
         trust = learn_trust(res)
         # What the scan runs: no second out-of-fold fit; with given probabilities the embedding
@@ -463,7 +465,14 @@ def bench_cases(names: list[str] | None = None) -> str:
         lm_end = est_lm
         if lm_end is None and len(res) > 1:
             lm_end = expected_precision(q_flags, trust)
-        span = flag_precision_range(q_flags, labels, probs, nm, lm_end)
+        span = flag_precision_range(q_flags, labels, probs, nm, lm_end)  # the rule before
+        rate = (
+            res["confident_learning"].details.get("estimated_noise_rate")
+            if "confident_learning" in res
+            else None
+        )
+        span_new = flag_precision_range(q_flags, labels, probs, nm, lm_end, rate)  # the scan's
+        ratio = rate_agreement(labels, probs, nm, rate)
         # Candidate, not adopted: the probabilities taken as P(given label | x) of a model fitted on
         # the noisy labels, p = T p*, and corrected to p* = T^-1 p (clipped, renormalised) first
         est_inv = None
@@ -494,8 +503,16 @@ def bench_cases(names: list[str] | None = None) -> str:
 
             def off(lo: float, hi: float, lo_m: float = lo_m, hi_m: float = hi_m) -> float:
                 """Distance between [lo, hi] and the measured [lo_m, hi_m] (0 when they meet)."""
-                return max(lo - hi_m, lo_m - hi, 0.0)
+                d = max(lo - hi_m, lo_m - hi, 0.0)
+                return d if d >= 5e-4 else 0.0  # below the printed precision: met
 
+            for tag, sp in (
+                ("single", None if est_new is None else (est_new, est_new)),
+                ("range before", span),
+                ("range now", span_new),
+            ):
+                if sp is not None:
+                    precision_stats.setdefault(tag, []).append((off(*sp), sp[1] - sp[0]))
             precision_rows.append(
                 f"| {name} | {fm['flagged']} | {fm['precision']:.3f} | "
                 + (f"{hi_m:.3f}" if hi_m != lo_m else "n/a")
@@ -508,6 +525,16 @@ def bench_cases(names: list[str] | None = None) -> str:
                 + ("cannot be estimated" if span is None else f"{span[0]:.3f}-{span[1]:.3f}")
                 + " | "
                 + ("n/a" if span is None else f"{off(*span):.3f}")
+                + " | "
+                + ("n/a" if ratio is None else f"{ratio:.2f}")
+                + " | "
+                + (
+                    "cannot be estimated"
+                    if span_new is None
+                    else f"{span_new[0]:.3f}-{span_new[1]:.3f}"
+                )
+                + " | "
+                + ("n/a" if span_new is None else f"{off(*span_new):.3f}")
                 + " | "
                 + (
                     "n/a"
@@ -649,18 +676,31 @@ def bench_cases(names: list[str] | None = None) -> str:
         "BANKING77, whose natural errors are not counted); with natural = the same, counting as errors",
         "also the rows both clean runs flag (part 6, `--part ceiling`): an upper estimate on BANKING77;",
         "label model = its mean posterior over the flagged rows (quality combiner's label model);",
-        "noise-matrix rule = `combiner.flag_precision`; range = `combiner.flag_precision_range`",
-        "(what the scan reports now: between the noise-matrix rule and the label model, the label",
-        "model over every detector when the combiner kept one); off = distance between the estimate",
+        "noise-matrix rule = `combiner.flag_precision`; range before = between the noise-matrix",
+        "rule and the label model (the label model over every detector when the combiner kept one);",
+        "rate agreement = `combiner.rate_agreement` (the posterior's mean error probability over",
+        "confident learning's noise rate, at most 1); range now = `combiner.flag_precision_range`",
+        "as the scan runs it: reaching down to the noise-matrix rule times the rate agreement;",
+        "off = distance between the estimate",
         "and the measured interval [measured, with natural] (0 when they meet). Candidate (not",
         "adopted) = the noise-matrix rule on p* = T^-1 p, as if the probabilities were P(given label |",
         "x) of a model fitted on the noisy labels (forward correction, Patrini et al. 2017, CVPR).",
         "",
         "| case | flagged | measured precision | measured, with natural | label model | "
-        "noise-matrix rule (before) | before - measured | before: off | range (now) | range: off | "
+        "noise-matrix rule (single) | single - measured | single: off | range before | "
+        "range before: off | rate agreement | range now | range now: off | "
         "candidate: T^-1-corrected probabilities (- measured) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         *precision_rows,
+        "",
+        "Summary over these cases (meets = off below 0.0005; width = high - low): "
+        + "; ".join(
+            f"{tag}: meets {sum(o == 0 for o, _ in v)} of {len(v)}, mean off "
+            f"{np.mean([o for o, _ in v]):.3f}, worst {max(o for o, _ in v):.3f}, median width "
+            f"{np.median([w for _, w in v]):.3f}"
+            for tag, v in precision_stats.items()
+        )
+        + ".",
         "",
     ]
     return "\n".join(lines + [""] + regime + (reuse if reuse_rows else []) + detail)

@@ -62,6 +62,7 @@ COMBINERS = ("quality", "rank_average", "trust")
 #: The combiner used when none is chosen.
 DEFAULT_COMBINER = "quality"
 #: Bump when detection output changes for the same inputs (the scan keys its cache on it).
+#: 11: the flag's precision range reaches down to the rate-matched noise-matrix estimate;
 #: 10: the trust combiner falls back to the quality weights when agreement cannot identify the
 #: detectors' accuracies, and gives its rationale; 9: the flag's precision as a range (noise-matrix and label-model posteriors); 8: errors to similar classes (rank-0 probes, the probability family's share, no accuracy
 #: dominance) and the flag's expected precision from the noise matrix; 7: with given
@@ -69,7 +70,7 @@ DEFAULT_COMBINER = "quality"
 #: held-out prediction (no second out-of-fold fit); 6: quality-gated probes follow the estimated error structure, families hold half the weight
 #: each, and it is the default; 5: the quality-gated combiner and its rationale; 4: combiner
 #: weights and the trust-weighted combiner; 3: training population (issue 16)
-VERSION = 10
+VERSION = 11
 
 
 @serialisable
@@ -312,7 +313,8 @@ def detect_label_issues(
             lm_estimate = label_model_precision(ens.is_issue)
         if lm_estimate is None:
             lm_estimate = expected_precision(ens.is_issue, learn_trust(results))
-    span = flag_precision_range(ens.is_issue, labels, probs, nm, lm_estimate)
+    rate = None if cl is None else cl.details.get("estimated_noise_rate")
+    span = flag_precision_range(ens.is_issue, labels, probs, nm, lm_estimate, rate)
     details = DetectionDetails(
         probs_source=source,
         oof_accuracy=None if oof_accuracy is None else float(oof_accuracy),

@@ -748,3 +748,43 @@ def test_flag_precision_range_without_a_label_model_or_a_noise_matrix():
     assert flag_precision_range(np.zeros(len(given), bool), given, probs, t, 0.7) is None
     low, high = flag_precision_range(flags, given, probs, t, 1.4)  # clipped to [0, 1]
     assert (low, high) == (point, 1.0)
+
+
+def test_flag_precision_range_reaches_down_when_the_noise_rate_outruns_the_posterior():
+    """Where confident learning's noise matrix and rate count more noise than there is (the
+    model's confusions between similar classes taken for label errors), the noise-matrix estimate
+    runs high; the rate-matched end (times the posterior's mean over the claimed rate) brings the
+    range down to the measured precision. With the exact matrix and rate it changes nothing."""
+    from labelaudit.detectors.combiner import (
+        error_probability,
+        flag_precision,
+        flag_precision_range,
+        rate_agreement,
+    )
+
+    for seed, kind in ((0, "uniform"), (2, "uniform"), (1, "pair")):
+        given, probs, wrong, t = calibrated_noise_case(seed, kind)
+        q = error_probability(given, probs, t)
+        assert q is not None
+        flags = q >= np.quantile(q, 0.9)
+        measured = wrong[flags].mean()
+        exact = rate_agreement(given, probs, t, 0.1)
+        assert exact is not None and exact > 0.95  # the two rates agree: no widening
+        span = flag_precision_range(flags, given, probs, t, None, 0.1)
+        assert span is not None and span[1] - span[0] < 0.05
+        k = t.shape[0]
+        off = t * (1 - np.eye(k)) * 2.5  # 2.5x the noise claimed, rate 0.25 instead of 0.1
+        inflated = off + np.diag(1 - off.sum(axis=0))
+        point = flag_precision(flags, given, probs, inflated)
+        assert point is not None and point > measured
+        if kind == "uniform":
+            assert point > measured + 0.03  # the noise-matrix estimate alone runs high
+        ratio = rate_agreement(given, probs, inflated, 0.25)
+        assert ratio is not None and ratio < 0.7
+        low, high = flag_precision_range(flags, given, probs, inflated, None, 0.25)
+        assert low == pytest.approx(point * ratio) and high == point
+        assert low <= measured <= high
+    assert rate_agreement(given, probs, t, None) is None
+    assert rate_agreement(given, probs, t, 0.0) is None
+    assert rate_agreement(given, probs, t, float("nan")) is None
+    assert rate_agreement(given, probs, None, 0.1) is None
