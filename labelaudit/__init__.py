@@ -61,6 +61,12 @@ if TYPE_CHECKING:  # for type checkers and IDEs only; at run time the names load
 
 __version__ = "0.1.0"
 
+# Before any thread of ours parses (np.load's .npy headers, Streamlit's page scripts): CPython
+# 3.11.0-3.11.7's ast.parse is not thread-safe (labelaudit/ast_guard.py).
+from labelaudit import ast_guard as _ast_guard  # noqa: E402
+
+_ast_guard.install()
+
 #: Public name -> (module, attribute), imported on first access.
 _LAZY: dict[str, tuple[str, str]] = {
     "load_dataset": ("labelaudit.io", "load_dataset"),
