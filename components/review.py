@@ -376,6 +376,7 @@ def render_action_bar(store: ReviewStore, ds: Dataset, ev: ItemEvidence, who: Id
         ss[state.REVIEW_LABEL] = options[default]
         ss[state.REVIEW_COMMENT] = ""
         ss[state.REVIEW_PIN_NOTE] = ""
+        ss.pop(state.REVIEW_DIALOG, None)  # a dialog is about the item it was opened on
     # One key per widget (not per item): the browser updates the form in place on the next item.
     # Rows are horizontal containers, not st.columns: one block per row instead of one per column
     # plus the row (bench_review_ui --profile counts the deltas a click sends).
@@ -419,15 +420,14 @@ def render_action_bar(store: ReviewStore, ds: Dataset, ev: ItemEvidence, who: Id
             if isinstance(last, LastBatch)
             else f"Undo your last decision (item {last.item_id})",
         )
-        with st.popover("Pin finding", icon=":material/push_pin:", width="stretch"):
-            note = st.text_input("Note for the ROI report", key=state.REVIEW_PIN_NOTE)
-            st.button(
-                "Pin this item",
-                key=state.REVIEW_PIN,
-                on_click=_pin,
-                args=(store, ds, who, ev.item_id),
-                disabled=not note.strip(),
-            )
+        st.button(
+            "Pin finding",
+            icon=":material/push_pin:",
+            key=state.REVIEW_PIN_OPEN,
+            on_click=_open_dialog,
+            args=("pin",),
+            width="stretch",
+        )
         st.button(
             "Back",
             on_click=_back,
@@ -436,17 +436,86 @@ def render_action_bar(store: ReviewStore, ds: Dataset, ev: ItemEvidence, who: Id
             width="stretch",
             help="Show the previous item of this session again",
         )
-        with st.popover("Go to…", icon=":material/history:", width="stretch"):
-            decided = list(reversed(review_session(ds).decided))
-            st.selectbox(
-                "Decided in this session (newest first)",
-                decided,
-                index=None,
-                placeholder="none yet" if not decided else "pick one",
-                key=state.REVIEW_JUMP_PICK,
-            )
-            st.text_input("Or any item id", key=state.REVIEW_JUMP_ID)
-            st.button("Show it", key=state.REVIEW_JUMP, on_click=_jump, args=(ds,))
+        st.button(
+            "Go to…",
+            icon=":material/history:",
+            key=state.REVIEW_JUMP_OPEN,
+            on_click=_open_dialog,
+            args=("jump",),
+            width="stretch",
+        )
+        # Dialogs, not popovers: a popover's widgets are sent with every card (each decision), a
+        # dialog's only while it is open. Opened last in the row, so nothing in it moves.
+        if ss.get(state.REVIEW_DIALOG) == "pin":
+            _pin_dialog(store, ds, who, ev.item_id)
+        elif ss.get(state.REVIEW_DIALOG) == "jump":
+            _jump_dialog(ds)
+
+
+def _open_dialog(name: str) -> None:
+    """Button callback: the dialog ``name`` is open (drawn on every run until it is closed)."""
+    st.session_state[state.REVIEW_DIALOG] = name
+
+
+def _close_dialog() -> None:
+    """The dialog's dismissal (its x, Escape, a click outside) and its done: closed."""
+    st.session_state.pop(state.REVIEW_DIALOG, None)
+
+
+def _in_dialog(callback: Callable[..., None], *args: Any) -> None:
+    """Button callback in a dialog: runs ``callback``, keeping the outcome it flashes for the
+    dialog (:func:`_close_or_say`) instead of the card."""
+    ss = st.session_state
+    before = ss.pop(state.REVIEW_FLASH, None)
+    callback(*args)
+    ss[state.REVIEW_DIALOG_OUTCOME] = ss.pop(state.REVIEW_FLASH, None)
+    if before is not None:
+        ss[state.REVIEW_FLASH] = before
+
+
+def _close_or_say(ok: Callable[[Outcome], bool]) -> None:
+    """In a dialog whose button was pressed: when the outcome passes ``ok`` (or there is none),
+    close it and rerun the app (the card shows the outcome), else show the outcome in the dialog,
+    which stays open with what was typed."""
+    outcome = st.session_state.pop(state.REVIEW_DIALOG_OUTCOME, None)
+    if not isinstance(outcome, Outcome) or ok(outcome):
+        flash(outcome)
+        _close_dialog()
+        st.rerun()
+    render_outcome(outcome)
+
+
+@st.dialog("Pin finding", on_dismiss=_close_dialog)
+def _pin_dialog(store: ReviewStore, ds: Dataset, who: Identity, item_id: str) -> None:
+    """The note and the pin button (a busy database: said here, the note kept to pin again)."""
+    note = st.text_input("Note for the ROI report", key=state.REVIEW_PIN_NOTE)
+    if st.button(
+        "Pin this item",
+        key=state.REVIEW_PIN,
+        type="primary",
+        on_click=_in_dialog,
+        args=(_pin, store, ds, who, item_id),
+        disabled=not note.strip(),
+    ):
+        _close_or_say(lambda o: o.kind == "saved")
+
+
+@st.dialog("Go to an item", on_dismiss=_close_dialog)
+def _jump_dialog(ds: Dataset) -> None:
+    """A decided item of this session, or any id (an unknown one: said here, the dialog open)."""
+    decided = list(reversed(review_session(ds).decided))
+    st.selectbox(
+        "Decided in this session (newest first)",
+        decided,
+        index=None,
+        placeholder="none yet" if not decided else "pick one",
+        key=state.REVIEW_JUMP_PICK,
+    )
+    st.text_input("Or any item id", key=state.REVIEW_JUMP_ID)
+    if st.button(
+        "Show it", key=state.REVIEW_JUMP, type="primary", on_click=_in_dialog, args=(_jump, ds)
+    ):
+        _close_or_say(lambda o: False)  # a jump flashes only its refusals
 
 
 def render_shortcuts() -> None:

@@ -175,6 +175,13 @@ REVIEW_FORM_ITEM = "review_form_item"
 REVIEW_LABEL = "review_label"
 REVIEW_COMMENT = "review_comment"
 REVIEW_PIN_NOTE = "review_pin_note"
+#: Review page: the buttons that open the "Pin finding" and "Go to" dialogs.
+REVIEW_PIN_OPEN = "review_pin_open"
+REVIEW_JUMP_OPEN = "review_jump_open"
+#: Review page: the dialog open ("pin" or "jump"; absent: none).
+REVIEW_DIALOG = "review_dialog"
+#: Review page: what the open dialog's button did, shown in the dialog or (done) on the card.
+REVIEW_DIALOG_OUTCOME = "review_dialog_outcome"
 #: Review page: go to a decided (or any) item; the grid of similar rows decided together.
 REVIEW_JUMP_PICK = "review_jump_pick"
 REVIEW_JUMP_ID = "review_jump_id"

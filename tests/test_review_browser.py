@@ -62,3 +62,61 @@ def test_accept_in_browser_then_export(streamlit_server, page, tmp_path, monkeyp
     assert exported.loc["r3", "text"].startswith(
         "'=HYPERLINK"
     )  # formula neutralised in the download
+
+
+def test_pin_and_go_to_are_dialogs(streamlit_server, page, tmp_path, monkeypatch):
+    """The "Pin finding" and "Go to…" buttons open dialogs (their widgets are not on the card
+    until then): a pin closes its dialog and says so on the card; a dismissed dialog stays closed
+    through the next decision; an unknown id is said in the dialog, which stays open; a decided
+    item is shown."""
+    monkeypatch.delenv("LABELAUDIT_DB_URL", raising=False)
+    ds = toy_dataset()
+    server = streamlit_server(workspace=tmp_path / "ws", dataset=ds)
+    page.goto(server.url)
+    wait_for_app(page)
+    page.get_by_role("link", name="Review").first.click()
+    wait_for_app(page)
+    page.get_by_label("Your name").fill("Dee")
+    page.get_by_role("button", name="Start reviewing").click()
+    wait_for_app(page)
+    dialog = page.locator("[role='dialog']")
+    page.get_by_role("button", name="Keep given label").wait_for()
+    assert page.get_by_label("Note for the ROI report").count() == 0
+
+    page.get_by_role("button", name="Pin finding").click()
+    dialog.get_by_label("Note for the ROI report").fill("a finding")
+    dialog.get_by_label("Note for the ROI report").press("Enter")
+    wait_for_app(page)
+    dialog.get_by_role("button", name="Pin this item").click()
+    page.get_by_text("Pinned item").wait_for()
+    dialog.wait_for(state="detached")
+    store = ReviewStore(Workspace(tmp_path / "ws").database_url)
+    assert store.findings(ds.content_hash)["note"].tolist() == ["a finding"]
+
+    page.get_by_role("button", name="Keep given label").click()
+    page.get_by_text("Saved: keep").wait_for()
+    wait_for_app(page)
+    page.get_by_role("button", name="Go to…").click()
+    dialog.get_by_label("Or any item id").wait_for()
+    page.keyboard.press("Escape")  # dismissed
+    dialog.wait_for(state="detached")
+    wait_for_app(page)
+    page.get_by_role("button", name="Skip").click()
+    wait_for_app(page)
+    assert dialog.count() == 0  # the next run of the card did not open it again
+
+    page.get_by_role("button", name="Go to…").click()
+    dialog.get_by_label("Or any item id").fill("no-such-id")
+    dialog.get_by_label("Or any item id").press("Enter")
+    wait_for_app(page)
+    dialog.get_by_role("button", name="Show it").click()
+    dialog.get_by_text("No row with id").wait_for()
+    (decided,) = store.log(ds.content_hash)["item_id"].tolist()
+    dialog.get_by_label("Or any item id").fill(decided)
+    dialog.get_by_label("Or any item id").press("Enter")
+    wait_for_app(page)
+    dialog.get_by_role("button", name="Show it").click()
+    dialog.wait_for(state="detached")
+    page.get_by_text("Decided already: keep").wait_for()
+    assert page.locator("[data-testid='stException']").count() == 0, server.log()
+    store.close()

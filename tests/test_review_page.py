@@ -218,6 +218,8 @@ def test_pin_item_as_finding(setup):
     ws, ds, h, store = setup
     at = open_page(ws, h)
     item = shown(at).item_id
+    assert not [t for t in at.text_input if t.key == "review_pin_note"]  # in a closed dialog
+    button(at, "review_pin_open").click().run()
     at.text_input(key="review_pin_note").set_value("refund vs card confusion").run()
     button(at, "review_pin").click().run()
     f = store.findings(h)
@@ -225,6 +227,31 @@ def test_pin_item_as_finding(setup):
         ["item", item, "refund vs card confusion", "ana"]
     ]
     assert shown(at).item_id == item  # pinning is not a decision
+    assert any(f"Pinned item {item}" in s.value.replace("\\", "") for s in at.success)
+    assert not [t for t in at.text_input if t.key == "review_pin_note"]  # the dialog closed
+
+
+def test_pin_on_a_busy_database_says_so_in_the_dialog_and_keeps_the_note(setup, monkeypatch):
+    from labelaudit.errors import StoreError
+
+    ws, ds, h, store = setup
+    at = open_page(ws, h)
+
+    def busy(self, **_kw):
+        raise StoreError("the database is locked")
+
+    original = ReviewStore.add_finding
+    monkeypatch.setattr(ReviewStore, "add_finding", busy)
+    button(at, "review_pin_open").click().run()
+    at.text_input(key="review_pin_note").set_value("a note").run()
+    button(at, "review_pin").click().run()
+    assert not at.exception
+    assert any("Not pinned" in e.value for e in at.error)
+    assert at.text_input(key="review_pin_note").value == "a note"  # the dialog is still open
+    monkeypatch.setattr(ReviewStore, "add_finding", original)  # free again: pin once more
+    button(at, "review_pin").click().run()
+    assert store.findings(h)["note"].tolist() == ["a note"]
+    assert not [t for t in at.text_input if t.key == "review_pin_note"]
 
 
 def test_bulk_accept_without_a_scan_says_why(setup):
@@ -247,16 +274,20 @@ def test_go_back_and_jump_to_a_decided_item(setup):
     second = shown(at).item_id
     button(at, "review_keep").click().run()
     assert shown(at).item_id not in (first, second)
+    button(at, "review_jump_open").click().run()
     at.selectbox(key="review_jump_pick").set_value(first)
     button(at, "review_jump").click().run()
     assert not at.exception
     assert shown(at).item_id == first and "Decided already: keep" in texts(at)
+    assert not [b for b in at.button if b.key == "review_jump"]  # the dialog closed
     button(at, "review_back").click().run()
     assert shown(at).item_id != first
-    # any id can be typed; an unknown one is said plainly
+    # any id can be typed; an unknown one is said plainly, in the dialog, which stays open
+    button(at, "review_jump_open").click().run()
     at.text_input(key="review_jump_id").set_value("no-such-id")
     button(at, "review_jump").click().run()
     assert any("No row with id 'no-such-id'" in e.value.replace("\\", "") for e in at.error)
+    assert at.text_input(key="review_jump_id").value == "no-such-id"
 
 
 def test_typical_rows_of_given_and_suggested_class(setup):
