@@ -40,8 +40,18 @@ DETECTORS = ["confident_learning", "knn", "near_duplicates", "self_confidence"]
 #: Rows of each class kept in the sample at least (or all it has).
 MIN_PER_CLASS = 5
 ROWS_ENV = "LABELAUDIT_FIRST_PASS_ROWS"
+#: Set to 0 to keep the sample's scan in the job's own process before the full embedding (as before
+#: it ran in the map's worker beside the full embedding: :func:`labelaudit.jobs.run_job`), for an
+#: A/B run of the same code.
+BESIDE_ENV = "LABELAUDIT_FIRST_PASS_BESIDE"
 #: Bump when the first pass's record changes.
 VERSION = 1
+
+
+def beside_wanted() -> bool:
+    """Whether the job hands the sample's scan to the map's worker (``LABELAUDIT_FIRST_PASS_BESIDE``
+    not 0)."""
+    return os.environ.get(BESIDE_ENV, "1").strip() != "0"
 
 
 def sample_rows_target() -> int:
@@ -133,26 +143,42 @@ def _embeddings_key(ds: Dataset, options: dict[str, Any]) -> dict[str, Any]:
     return {"model": embeddings_key(ds, options.get("model"))}
 
 
-def run_first_pass(
+def embed_sample(
     ws: Workspace,
     ds: Dataset,
     options: dict[str, Any],
     *,
     progress: ProgressFn = no_progress,
     rows: int | None = None,
-) -> FirstPass | None:
-    """Scan a stratified sample of ``ds`` with the cheap detectors and store it (see the module
-    doc); None when ``ds`` is too small for a first pass to pay (:func:`wanted`). Its steps are
-    reported as ``first pass: <step>``."""
-    from labelaudit.scanning import scan
+) -> Dataset | None:
+    """Step 1 of the first pass: draw the sample of ``ds``, store it as a dataset and its
+    embeddings where its scan (and :func:`full_embeddings`) read them; the sample, or None when
+    ``ds`` gets no first pass (:func:`wanted`). Reported as ``first pass: embedding``."""
+    from labelaudit.scanning import get_embeddings
 
     if not wanted(ds, rows):
         return None
-    existing = load_first_pass(ws, ds, options)
-    if existing is not None:
-        return existing
     sample = ds.subset(sample_mask(ds, rows, seed=int(options.get("seed", 0))))
     ws.save_dataset(sample)
+
+    def step(name: str, done: int, total: int) -> None:
+        progress(f"first pass: {name}", done, total)
+
+    get_embeddings(sample, workspace=ws, model=options.get("model"), progress=step)
+    return sample
+
+
+def scan_sample(
+    ws: Workspace,
+    ds: Dataset,
+    sample: Dataset,
+    options: dict[str, Any],
+    *,
+    progress: ProgressFn = no_progress,
+) -> FirstPass:
+    """Steps 2 and 3 of the first pass: scan ``sample`` (of ``ds``) with the cheap detectors and
+    store it with the record that names it. Its steps are reported as ``first pass: <step>``."""
+    from labelaudit.scanning import scan
 
     def step(name: str, done: int, total: int) -> None:
         progress(f"first pass: {name}", done, total)
@@ -169,16 +195,48 @@ def run_first_pass(
     return FirstPass(sample=sample, result=res, options=opts, n_full=ds.n)
 
 
+def scan_sample_stored(root: str, content_hash: str, sample_hash: str, options: dict) -> dict:
+    """:func:`scan_sample` of the datasets stored in the workspace at ``root`` (what the background
+    job hands to its worker process, so that the sample's map and detectors run while the job
+    embeds the other rows); returns the sample scan's seconds per step."""
+    ws = Workspace(root)
+    fp = scan_sample(ws, ws.load_dataset(content_hash), ws.load_dataset(sample_hash), options)
+    return dict(fp.result.timings)
+
+
+def run_first_pass(
+    ws: Workspace,
+    ds: Dataset,
+    options: dict[str, Any],
+    *,
+    progress: ProgressFn = no_progress,
+    rows: int | None = None,
+) -> FirstPass | None:
+    """Scan a stratified sample of ``ds`` with the cheap detectors and store it (see the module
+    doc); None when ``ds`` is too small for a first pass to pay (:func:`wanted`). Its steps are
+    reported as ``first pass: <step>``. (:func:`embed_sample` then :func:`scan_sample`.)"""
+    if not wanted(ds, rows):
+        return None
+    existing = load_first_pass(ws, ds, options)
+    if existing is not None:
+        return existing
+    sample = embed_sample(ws, ds, options, progress=progress, rows=rows)
+    assert sample is not None
+    return scan_sample(ws, ds, sample, options, progress=progress)
+
+
 def full_embeddings(
     ws: Workspace,
     ds: Dataset,
     options: dict[str, Any],
     *,
     progress: ProgressFn = no_progress,
+    sample: Dataset | None = None,
 ) -> bool:
     """Store the embeddings of every row of ``ds`` where the full scan reads them, re-using the
-    first pass's: only the rows outside its sample are embedded. False (nothing done) when the
-    dataset brings its own embeddings, they are stored already or there is no first pass."""
+    first pass's (``sample``: its sample, when its scan is not stored yet; else the stored first
+    pass's): only the rows outside the sample are embedded. False (nothing done) when the dataset
+    brings its own embeddings, they are stored already or there is no first pass."""
     from labelaudit.embed import embed_texts
 
     if ds.embeddings is not None:
@@ -186,7 +244,8 @@ def full_embeddings(
     key = _embeddings_key(ds, options)
     if ws.has(ds.text_hash, "embeddings", key):
         return False
-    sample = _stored_sample(ws, ds, options)
+    if sample is None:
+        sample = _stored_sample(ws, ds, options)
     if sample is None:
         return False
     skey = _embeddings_key(sample, options)

@@ -102,6 +102,9 @@ class JobStatus:
     error: str = ""
     #: The first pass (:mod:`labelaudit.first_pass`) is stored: pages can show it until the full scan is.
     first_pass: bool = False
+    #: Seconds of work done in the map's worker beside the job's own steps (the first pass's scan
+    #: while the job embeds the rest): not part of ``finished``, whose steps follow one another.
+    beside: dict[str, float] = field(default_factory=dict)
 
     @property
     def running(self) -> bool:
@@ -344,11 +347,23 @@ class FileProgress:
     """A ``ProgressFn`` that writes the job's status file (throttled to WRITE_EVERY seconds)."""
 
     def __init__(self, path: Path, status: JobStatus):
+        import threading
+
         self.path = path
         self.status = status
         self._last_write = 0.0
+        # the first pass's end is written from the worker's callback thread (_first_pass)
+        self._lock = threading.RLock()
 
     def __call__(self, step: str, done: int, total: int) -> None:
+        with self._lock:
+            self._report(step, done, total)
+
+    def write(self) -> None:
+        with self._lock:
+            _write_status(self.path, self.status)
+
+    def _report(self, step: str, done: int, total: int) -> None:
         st, now = self.status, time.time()
         new_step = step != st.step
         if new_step:
@@ -361,36 +376,78 @@ class FileProgress:
             _write_status(self.path, st)
 
     def finish(self, state: str, error: str = "") -> None:
-        st, now = self.status, time.time()
-        if st.step and st.step not in st.finished:
-            st.finished[st.step] = round(now - st.step_started, 2)
-        st.state, st.error, st.updated = state, error, now
-        _write_status(self.path, st)
+        with self._lock:
+            st, now = self.status, time.time()
+            if st.step and st.step not in st.finished:
+                st.finished[st.step] = round(now - st.step_started, 2)
+            st.state, st.error, st.updated = state, error, now
+            _write_status(self.path, st)
 
 
-def _first_pass(ws: Workspace, ds, options: dict[str, Any], progress: FileProgress) -> None:
+def _first_pass(ws: Workspace, ds, options: dict[str, Any], progress: FileProgress):
     """The first pass (a map and a provisional queue from a stratified sample) before the full
     scan, when the dataset is large enough for it to pay. A problem in it is logged and the full
-    scan goes on (it would report a data problem itself)."""
+    scan goes on (it would report a data problem itself).
+
+    With the map's worker running (:func:`labelaudit.projection.start_worker`), only the sample's
+    embedding is done here: its scan is handed to the worker (the same calls,
+    :func:`labelaudit.first_pass.scan_sample_stored`) and the job goes on embedding the other rows
+    meanwhile; the status says "first pass" once the worker has stored it. Returns the sample when
+    its scan was handed over (for :func:`labelaudit.first_pass.full_embeddings`), else None."""
+    from labelaudit import projection
+
     if not first_pass.wanted(ds):
-        return
+        return None
+    worker = projection.running_worker()
     try:
-        stored = first_pass.run_first_pass(ws, ds, options, progress=progress)
+        stored_already = first_pass.load_first_pass(ws, ds, options) is not None
+        if worker is None or not first_pass.beside_wanted() or stored_already:
+            done = first_pass.run_first_pass(ws, ds, options, progress=progress)
+            if done is not None:
+                progress.status.first_pass = True
+                progress.write()
+            return None
+        sample = first_pass.embed_sample(ws, ds, options, progress=progress)
+        assert sample is not None  # wanted(ds)
+        pending = worker.submit(
+            first_pass.scan_sample_stored,
+            str(ws.root),
+            ds.content_hash,
+            sample.content_hash,
+            options,
+        )
     except Exception as e:  # the full scan is what matters; the log keeps the reason
         print(f"first pass skipped: {type(e).__name__}: {e}", file=sys.stderr)
-        return
-    if stored is not None:
-        progress.status.first_pass = True
-        _write_status(progress.path, progress.status)
+        return None
+    started = time.time()
+
+    def stored(fut) -> None:  # in the worker's callback thread
+        try:
+            timings = fut.result()
+        except BaseException as e:  # noqa: BLE001 (a broken worker too: the full scan goes on)
+            print(f"first pass skipped: {type(e).__name__}: {e}", file=sys.stderr)
+            return
+        with progress._lock:
+            progress.status.first_pass = True
+            progress.status.beside["first pass (in the worker)"] = round(time.time() - started, 2)
+            for step, seconds in timings.items():
+                if step != "total":
+                    progress.status.beside[f"first pass: {step}"] = round(float(seconds), 2)
+            progress.write()
+
+    pending.add_done_callback(stored)
+    return sample
 
 
 def run_job(root: str, content_hash: str, options: dict[str, Any], *, worker: bool = False) -> int:
     """The job process: scan the stored dataset, writing progress; 0 when stored, 1 on a problem.
 
     ``worker``: start the map's own process first (:func:`labelaudit.projection.start_worker`):
-    umap's import and compiled functions load while the texts are embedded, and the maps (the
-    first pass's and the full one) are fitted beside the detectors, on the other core. The
-    background job does this on a machine with more than one core (:func:`cpu_workers`)."""
+    umap's import and compiled functions load while the sample's texts are embedded; the first
+    pass's scan then runs there while this process embeds the other rows, and the full map (with
+    the trained detectors' runs, whichever process is free first) beside the detectors, on the
+    other core. The background job does this on a machine with more than one core
+    (:func:`cpu_workers`). The stored results are the same either way (tests/test_map_worker.py)."""
     from labelaudit import projection
     from labelaudit.errors import DataError, UsageError
     from labelaudit.scanning import scan
@@ -405,8 +462,8 @@ def run_job(root: str, content_hash: str, options: dict[str, Any], *, worker: bo
     if worker:
         projection.start_worker()
     try:
-        _first_pass(ws, ds, options, progress)
-        first_pass.full_embeddings(ws, ds, options, progress=progress)
+        sample = _first_pass(ws, ds, options, progress)
+        first_pass.full_embeddings(ws, ds, options, progress=progress, sample=sample)
         scan(ds, workspace=ws, progress=progress, **options)
     except (DataError, UsageError) as e:
         progress.finish(FAILED, str(e))

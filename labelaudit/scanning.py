@@ -268,6 +268,62 @@ def _submit_map(
 DYNAMICS_DETECTORS = ("datamap", "forgetting", "aum")
 
 
+def _claim(path: str) -> bool:
+    """Take the work named by the file ``path``: True for the first process to ask, False after."""
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except (FileExistsError, FileNotFoundError):  # taken, or the scan is over (its folder gone)
+        return False
+    return True
+
+
+def _if_claimed(claim: str, fn: Any, *args: Any) -> bool:
+    """In the worker: ``fn(*args)`` unless the scan's process took the work first (its claim file
+    exists): True when it ran here."""
+    if not _claim(claim):
+        return False
+    fn(*args)
+    return True
+
+
+class _Beside:
+    """Work queued in the worker that either process may do, whichever gets to it first: the worker
+    when it is free before the scan's process reaches the step that reads it, else the scan's own
+    process (the step then computes it, as in order, and the worker skips it). Both store it in
+    the workspace under the same keys, so the result does not depend on who did it."""
+
+    def __init__(self, claim: str, future: Any):
+        self.claim, self.future = claim, future
+        self.resolved = False
+
+    def here(self) -> bool:
+        """Called where the scan's process needs the work: True when it is to compute it itself
+        (the worker had not started it), False when the worker did it (waited for; a run that
+        failed there is left to the caller too, which finds nothing stored and computes it)."""
+        if self.resolved:
+            return False
+        self.resolved = True
+        if _claim(self.claim):
+            return True
+        with contextlib.suppress(Exception):
+            return not self.future.result()
+        return True
+
+
+def _submit_beside(claims: str, name: str, fn: Any, *args: Any) -> _Beside | None:
+    """``fn(*args)`` queued in the worker as work either process may do (:class:`_Beside`)."""
+    from labelaudit import projection
+
+    worker = projection.running_worker()
+    if worker is None:
+        return None
+    claim = os.path.join(claims, name)
+    try:
+        return _Beside(claim, worker.submit(_if_claimed, claim, fn, *args))
+    except RuntimeError:  # the worker was shut down or broke
+        return None
+
+
 def _population_runs(
     labels: np.ndarray,
     train: np.ndarray,
@@ -292,38 +348,87 @@ def _population_runs(
     )
 
 
+def _self_influence_run(x: np.ndarray, y: np.ndarray, n_classes: int, root: str) -> None:
+    """In the worker: the influence head and the self-influence values the ``self_influence``
+    detector reads (:func:`labelaudit.detectors.self_influence.detect_self_influence`: the same
+    calls, keys and BLAS threads), stored in the workspace at ``root``."""
+    from labelaudit import dynamics
+    from labelaudit.influence import cached_model, cached_self_influence
+
+    ws = Workspace(root)
+    with dynamics.single_blas_thread():
+        cached_self_influence(x, y, n_classes=n_classes, workspace=ws)
+        cached_model(x, y, n_classes=n_classes, workspace=ws)
+
+
+def _scan_detectors(detectors: list[str] | None) -> set[str]:
+    return set(detectors or [s.name for s in registry.all_detectors().values() if s.default])
+
+
+def _beside_ok(ds: Dataset, ws: Workspace | None) -> bool:
+    from labelaudit import projection
+
+    return (
+        projection.running_worker() is not None
+        and ws is not None
+        and ds.n <= projection.WORKER_MAX_ROWS
+    )
+
+
 def _submit_dynamics(
     ds: Dataset,
     emb: np.ndarray,
     params: dict,
     ws: Workspace | None,
     detectors: list[str] | None,
-) -> Any:
-    """The dynamics detectors' training runs submitted to the worker (stored in ``ws``, where those
-    detectors then read them), when a worker runs, there is a workspace, the dataset brings no
-    dynamics of its own and a dynamics detector is among the scan's; else None."""
-    from labelaudit import projection
+    claims: str,
+) -> _Beside | None:
+    """The dynamics detectors' training runs queued in the worker (stored in ``ws``, where those
+    detectors then read them; :class:`_Beside`), when a worker runs, there is a workspace, the
+    dataset brings no dynamics of its own and a dynamics detector is among the scan's; else None."""
     from labelaudit.dynamics import training_population
     from labelaudit.neighbours import normalise_rows
 
-    worker = projection.running_worker()
-    if worker is None or ws is None or ds.dynamics is not None or ds.n > projection.WORKER_MAX_ROWS:
+    if not _beside_ok(ds, ws) or ds.dynamics is not None:
         return None
-    names = detectors or [s.name for s in registry.all_detectors().values() if s.default]
-    if not set(names) & set(DYNAMICS_DETECTORS):
+    if not _scan_detectors(detectors) & set(DYNAMICS_DETECTORS):
         return None
-    try:
-        return worker.submit(
-            _population_runs,
-            ds.labels,
-            training_population(ds),
-            np.array(normalise_rows(emb), dtype=np.float32),  # what the detectors are given
-            ds.k,
-            str(ws.root),
-            params["seed"],
-        )
-    except RuntimeError:  # the worker was shut down or broke
+    assert ws is not None
+    return _submit_beside(
+        claims,
+        "dynamics",
+        _population_runs,
+        ds.labels,
+        training_population(ds),
+        np.array(normalise_rows(emb), dtype=np.float32),  # what the detectors are given
+        ds.k,
+        str(ws.root),
+        params["seed"],
+    )
+
+
+def _submit_self_influence(
+    ds: Dataset, emb: np.ndarray, ws: Workspace | None, detectors: list[str] | None, claims: str
+) -> _Beside | None:
+    """The self-influence detector's head and values queued in the worker (:class:`_Beside`), when
+    a worker runs, there is a workspace and the detector is among the scan's; else None."""
+    from labelaudit.dynamics import training_population
+    from labelaudit.neighbours import normalise_rows
+
+    if not _beside_ok(ds, ws) or "self_influence" not in _scan_detectors(detectors):
         return None
+    assert ws is not None
+    train = training_population(ds)
+    x = np.asarray(normalise_rows(emb), dtype=np.float32)  # what the detector is given
+    return _submit_beside(
+        claims,
+        "self_influence",
+        _self_influence_run,
+        np.array(x if train.all() else x[train], dtype=np.float32),
+        ds.labels[train],
+        ds.k,
+        str(ws.root),
+    )
 
 
 def _agreement_in_worker(root: str, content_hash: str) -> None:
@@ -332,31 +437,28 @@ def _agreement_in_worker(root: str, content_hash: str) -> None:
     _store_agreement(ws.load_dataset(content_hash), ws, no_progress)
 
 
-def _submit_agreement(ds: Dataset, ws: Workspace | None) -> Any:
-    """The Annotators page's report (:func:`_store_agreement`) submitted to the worker, when one
-    runs, there is a workspace (the dataset is stored there) and the dataset has annotations."""
-    from labelaudit import projection
-
-    worker = projection.running_worker()
-    if worker is None or ws is None or ds.annotations is None or ds.annotations.empty:
+def _submit_agreement(ds: Dataset, ws: Workspace | None, claims: str) -> _Beside | None:
+    """The Annotators page's report (:func:`_store_agreement`) queued in the worker
+    (:class:`_Beside`), when one runs, there is a workspace (the dataset is stored there) and the
+    dataset has annotations."""
+    if not _beside_ok(ds, ws) or ds.annotations is None or ds.annotations.empty:
         return None
-    try:
-        return worker.submit(_agreement_in_worker, str(ws.root), ds.content_hash)
-    except RuntimeError:
-        return None
+    assert ws is not None
+    return _submit_beside(claims, "agreement", _agreement_in_worker, str(ws.root), ds.content_hash)
 
 
-def _waiting(progress: ProgressFn, pending: Any) -> ProgressFn:
-    """``progress``, which waits for the worker's dynamics runs before the first dynamics detector
-    starts (its step is reported just before it runs), so that it reads them instead of training
-    them again; a failed run is left to the detector, which then trains it here."""
-    steps = {f"detector: {name}" for name in DYNAMICS_DETECTORS}
+def _waiting(progress: ProgressFn, beside: dict[str, _Beside | None]) -> ProgressFn:
+    """``progress``, which settles the work queued beside (:class:`_Beside`) for the first step
+    that reads it (``beside``: step name -> work; a step is reported just before it runs): the
+    worker's result is waited for, or the step computes it here when the worker had not started
+    it."""
+    pending = {step: b for step, b in beside.items() if b is not None}
 
     def report(step: str, done: int, total: int) -> None:
         progress(step, done, total)
-        if step in steps and not pending.done():
-            with contextlib.suppress(Exception):
-                pending.result()
+        b = pending.pop(step, None)
+        if b is not None:
+            b.here()
 
     return report
 
@@ -529,51 +631,67 @@ def _scan(
     graph = _graph(ds, emb, params, ws, progress, eng)
     timings["neighbour_graph"] = time.perf_counter() - t
     # With a worker process (labelaudit.projection.start_worker: the background job starts one),
-    # the training-dynamics runs and then the map and its clusters are computed there, beside the
-    # detectors; else here, in order.
-    dynamics_beside = _submit_dynamics(ds, emb, params, ws, detectors)
-    beside = _submit_map(ds, emb, params, ws, graph)
-    agreement_beside = _submit_agreement(ds, ws) if agreement else None
-    if beside is None:
+    # the map and its clusters are computed there, beside the detectors (the longest piece that
+    # cannot be split: first in its queue); then the training-dynamics runs, the self-influence
+    # values and the Annotators report, each done by whichever process gets to it first
+    # (_Beside). Without a worker, everything here, in order.
+    import shutil
+    import tempfile
+
+    claims = tempfile.mkdtemp(prefix="labelaudit-claims-")
+    dynamics_beside = influence_beside = agreement_beside = None
+    try:
+        beside = _submit_map(ds, emb, params, ws, graph)
+        dynamics_beside = _submit_dynamics(ds, emb, params, ws, detectors, claims)
+        influence_beside = _submit_self_influence(ds, emb, ws, detectors, claims)
+        agreement_beside = _submit_agreement(ds, ws, claims) if agreement else None
+        if beside is None:
+            t = time.perf_counter()
+            xy, space = _map_and_space(ds, emb, params, ws, progress, graph)
+            timings["projection"] = time.perf_counter() - t
+            t = time.perf_counter()
+            cluster = _clusters(ds, space, params, ws, progress, graph)
+            timings["clustering"] = time.perf_counter() - t
         t = time.perf_counter()
-        xy, space = _map_and_space(ds, emb, params, ws, progress, graph)
-        timings["projection"] = time.perf_counter() - t
-        t = time.perf_counter()
-        cluster = _clusters(ds, space, params, ws, progress, graph)
-        timings["clustering"] = time.perf_counter() - t
-    t = time.perf_counter()
-    detection = detect.detect_label_issues(
-        ds,
-        emb,
-        workspace=ws,
-        seed=seed,
-        detectors=detectors,
-        progress=progress if dynamics_beside is None else _waiting(progress, dynamics_beside),
-        combiner=combiner,
-        neighbour_graph=graph,
-        engine=eng,
-    )
-    timings["detection"] = time.perf_counter() - t
-    if beside is not None:
-        t = time.perf_counter()
-        xy, space, cluster = _finish_map(beside, ds, emb, params, ws, progress, graph)
-        timings["projection"] = time.perf_counter() - t  # what the scan waited for
-        timings["clustering"] = 0.0
+        waits = {f"detector: {name}": dynamics_beside for name in DYNAMICS_DETECTORS}
+        waits["detector: self_influence"] = influence_beside
+        detection = detect.detect_label_issues(
+            ds,
+            emb,
+            workspace=ws,
+            seed=seed,
+            detectors=detectors,
+            progress=_waiting(progress, waits),
+            combiner=combiner,
+            neighbour_graph=graph,
+            engine=eng,
+        )
+        timings["detection"] = time.perf_counter() - t
+        has_annotations = ds.annotations is not None and not ds.annotations.empty
+        if agreement and ws is not None and has_annotations:
+            # before the map: while the worker still fits it, the report is made here
+            t = time.perf_counter()
+            progress("agreement", 0, 1)
+            if agreement_beside is not None:
+                agreement_beside.here()  # done by the worker (waited for) or now, here
+            _store_agreement(ds, ws, progress)
+            progress("agreement", 1, 1)
+            timings["agreement"] = time.perf_counter() - t
+        if beside is not None:
+            t = time.perf_counter()
+            xy, space, cluster = _finish_map(beside, ds, emb, params, ws, progress, graph)
+            timings["projection"] = time.perf_counter() - t  # what the scan waited for
+            timings["clustering"] = 0.0
+    finally:
+        for b in (dynamics_beside, influence_beside, agreement_beside):
+            if b is not None and not b.resolved:
+                _claim(b.claim)  # not needed after all: the worker skips it
+        shutil.rmtree(claims, ignore_errors=True)
     t = time.perf_counter()
     clusters = summarise_clusters(
         cluster, texts=ds.texts, labels=ds.label_names, ids=ds.ids, vectors=emb
     )
     timings["clustering"] += time.perf_counter() - t
-    if agreement and ws is not None and ds.annotations is not None and not ds.annotations.empty:
-        t = time.perf_counter()
-        if agreement_beside is not None:  # stored by the worker: wait for it, then read it
-            progress("agreement", 0, 1)
-            with contextlib.suppress(Exception):
-                agreement_beside.result()
-        _store_agreement(ds, ws, progress)
-        if agreement_beside is not None:
-            progress("agreement", 1, 1)
-        timings["agreement"] = time.perf_counter() - t
     table = pd.DataFrame(
         {
             "id": ds.frame[ID].to_numpy(dtype=object),

@@ -7,6 +7,8 @@ must give exactly what it gives in the scan's own process, and the scan must sto
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -121,29 +123,90 @@ def test_the_worker_is_skipped_above_its_row_limit(tmp_path, monkeypatch):
         projection.stop_worker()
 
 
-def test_the_dynamics_runs_come_from_the_worker_and_equal_those_trained_here(tmp_path, monkeypatch):
-    from labelaudit import dynamics
+def _worker_first(monkeypatch) -> None:
+    """The work queued beside (scanning._Beside) is done by the worker: the scan waits for each
+    piece as it is queued, so the scan's process never gets to it first."""
+    inner = scanning._submit_beside
+
+    def waiting(*a, **kw):
+        b = inner(*a, **kw)
+        if b is not None:
+            assert b.future.result() is True  # the worker ran it
+        return b
+
+    monkeypatch.setattr(scanning, "_submit_beside", waiting)
+
+
+def _here_first(monkeypatch) -> list:
+    """The scan's process takes every piece queued beside before the worker can: the worker skips
+    them (its results, False, are checked by the caller) and the steps compute them in order."""
+    inner = scanning._submit_beside
+    made: list = []
+
+    def claimed(claims, name, fn, *args):
+        assert scanning._claim(os.path.join(claims, name))
+        b = inner(claims, name, fn, *args)
+        made.append(b)
+        return b
+
+    monkeypatch.setattr(scanning, "_submit_beside", claimed)
+    return made
+
+
+DYNAMICS_AND_INFLUENCE = ["datamap", "forgetting", "aum", "self_influence", "knn"]
+
+
+def _not_here(*a, **kw):
+    raise AssertionError("trained in the scan's process, not in the worker")
+
+
+def test_the_dynamics_and_influence_runs_come_from_the_worker_and_equal_those_trained_here(
+    tmp_path, monkeypatch
+):
+    from labelaudit import dynamics, influence
 
     ds = _dataset()
-    names = ["datamap", "forgetting", "aum", "knn"]
-    alone = scan(ds, workspace=Workspace(tmp_path / "a"), detectors=names)
+    alone = scan(ds, workspace=Workspace(tmp_path / "a"), detectors=DYNAMICS_AND_INFLUENCE)
     dynamics._MEMO.clear()
     projection.start_worker()
     try:
-
-        def not_here(*a, **kw):
-            raise AssertionError("a dynamics run was trained in the scan's process")
-
+        _worker_first(monkeypatch)
         # the worker trains them (its own process, not patched) and stores them in the workspace
-        monkeypatch.setattr(dynamics, "train_dynamics", not_here)
-        beside = scan(ds, workspace=Workspace(tmp_path / "b"), detectors=names)
+        monkeypatch.setattr(dynamics, "train_dynamics", _not_here)
+        monkeypatch.setattr(influence, "fit_softmax_head", _not_here)
+        beside = scan(ds, workspace=Workspace(tmp_path / "b"), detectors=DYNAMICS_AND_INFLUENCE)
     finally:
         projection.stop_worker()
     pd.testing.assert_frame_equal(alone.table, beside.table)
-    for name in ("datamap", "forgetting", "aum"):
+    for name in ("datamap", "forgetting", "aum", "self_influence"):
         np.testing.assert_array_equal(
             alone.table[f"score_{name}"].to_numpy(), beside.table[f"score_{name}"].to_numpy()
         )
+
+
+def test_work_the_scan_reaches_first_is_done_there_and_skipped_by_the_worker(tmp_path, monkeypatch):
+    from labelaudit import dynamics
+
+    ds = _dataset()
+    alone = scan(ds, workspace=Workspace(tmp_path / "a"), detectors=DYNAMICS_AND_INFLUENCE)
+    dynamics._MEMO.clear()
+    projection.start_worker()
+    try:
+        made = _here_first(monkeypatch)
+        trained: list[int] = []
+        inner = dynamics.train_dynamics
+
+        def counted(*a, **kw):
+            trained.append(1)
+            return inner(*a, **kw)
+
+        monkeypatch.setattr(dynamics, "train_dynamics", counted)
+        here = scan(ds, workspace=Workspace(tmp_path / "b"), detectors=DYNAMICS_AND_INFLUENCE)
+    finally:
+        projection.stop_worker()
+    assert len(made) == 2 and all(b.future.result() is False for b in made)  # skipped there
+    assert trained  # trained in this process
+    pd.testing.assert_frame_equal(alone.table, here.table)
 
 
 def _annotated():
@@ -181,6 +244,7 @@ def test_the_annotators_report_is_stored_by_the_worker_as_it_is_here(tmp_path, m
         def not_here(*a, **kw):
             raise AssertionError("the report was computed in the scan's process")
 
+        _worker_first(monkeypatch)
         monkeypatch.setattr(stored, "compute_report", not_here)
         steps: list[str] = []
         scan(ds, workspace=ws_b, detectors=["knn"], progress=lambda s, d, t: steps.append(s))
@@ -222,3 +286,67 @@ def test_the_job_starts_the_worker_on_two_cores_unless_told_not_to(monkeypatch):
     monkeypatch.delenv(jobs.MAP_WORKER_ENV)
     monkeypatch.setenv("LABELAUDIT_CPU_WORKERS", "1")
     assert not jobs.map_worker_wanted()
+
+
+def _job_dataset():
+    """800 rows with their embeddings and an annotations table: big enough for a first pass of
+    200 rows (LABELAUDIT_FIRST_PASS_ROWS), every default detector and the Annotators report."""
+    x, labels = blobs(n=800, k=4, seed=3)
+    names = np.array(["a", "b", "c", "d"])
+    rng = np.random.default_rng(2)
+    flip = rng.random(len(x)) < 0.08  # some wrong labels, for the detectors to find
+    given = np.where(flip, (labels + 1) % 4, labels)
+    ids = [f"r{i}" for i in range(len(x))]
+    df = pd.DataFrame(
+        {
+            "id": ids,
+            "text": [f"t{i}" for i in range(len(x))],
+            "label": names[given],
+            "split": ["test" if i % 5 == 0 else "train" for i in range(len(x))],
+        }
+    )
+    ann = pd.DataFrame(
+        [(ids[i], f"rater{a}", names[labels[i]]) for i in range(0, 300, 3) for a in range(3)],
+        columns=["item_id", "annotator_id", "label"],
+    )
+    ds = load_dataset(df, annotations=ann)
+    ds.embeddings = x
+    return ds
+
+
+def test_the_job_with_the_worker_stores_exactly_what_the_job_in_order_stores(tmp_path, monkeypatch):
+    # The agreement test of the scheduling (issue 16): the first pass beside the embedding, the
+    # map, the dynamics and influence runs and the report beside the detectors change where the
+    # work runs, never a score, a flag or a coordinate.
+    from labelaudit import dynamics, first_pass, jobs
+    from labelaudit.agreement import stored
+
+    monkeypatch.setenv(first_pass.ROWS_ENV, "200")
+    monkeypatch.setenv(jobs.RUNNER_ENV, "inline")
+    ds = _job_dataset()
+    options = {"cluster_method": "hdbscan", "n_clusters": None, "seed": 0}
+    runs = {}
+    for name, worker in (("in order", False), ("with the worker", True)):
+        ws = Workspace(tmp_path / name.replace(" ", "_"))
+        ws.save_dataset(ds)
+        dynamics._MEMO.clear()
+        assert jobs.run_job(str(ws.root), ds.content_hash, options, worker=worker) == 0
+        assert projection.running_worker() is None  # the job stopped its worker
+        st = jobs.read_status(ws, ds, options)
+        assert st is not None and st.state == jobs.COMPLETE and st.first_pass
+        assert bool(st.beside) is worker  # the first pass's scan ran in the worker
+        runs[name] = (ws, load_cached_scan(ds, workspace=ws, **options))
+    (ws_a, a), (ws_b, b) = runs["in order"], runs["with the worker"]
+    assert a is not None and b is not None
+    pd.testing.assert_frame_equal(a.table, b.table)  # scores, flags, map, clusters: bit for bit
+    pd.testing.assert_frame_equal(a.clusters, b.clusters)
+    np.testing.assert_array_equal(a.detection.pred_probs, b.detection.pred_probs)
+    assert a.detection.details.detectors == b.detection.details.detectors
+    assert {"datamap", "aum", "incv", "self_influence"} <= set(a.detection.details.detectors)
+    fa, fb = (first_pass.load_first_pass(w, ds, options) for w in (ws_a, ws_b))
+    assert fa is not None and fb is not None
+    pd.testing.assert_frame_equal(fa.result.table, fb.result.table)
+    params = stored.settings_params(**stored.DEFAULT_SETTINGS)
+    ra, rb = stored.load_report(ws_a, ds, params), stored.load_report(ws_b, ds, params)
+    assert ra is not None and rb is not None
+    pd.testing.assert_frame_equal(ra.items, rb.items)
