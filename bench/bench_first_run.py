@@ -91,8 +91,9 @@ def main(argv: list[str] | None = None) -> None:
 
 def write_sections(path: Path, lines: list[str]) -> None:
     """Put each ``## `` section of ``lines`` into ``path``: a section with the same heading is
-    replaced, a new one appended; every other section of the file is kept (the quiet-machine
-    figures of an earlier run are not overwritten by a run of another part)."""
+    replaced, a new one goes at the top (the newest run first); every other section of the file
+    is kept (the quiet-machine figures of an earlier run are not overwritten by a run of another
+    part)."""
 
     def split(text_lines: list[str]) -> list[list[str]]:
         out: list[list[str]] = []
@@ -106,7 +107,7 @@ def write_sections(path: Path, lines: list[str]) -> None:
     new = split(lines)
     heads = {sec[0]: sec for sec in new if sec and sec[0].startswith("## ")}
     kept = [heads.pop(sec[0], sec) if sec and sec[0] in heads else sec for sec in old]
-    merged = kept + [sec for sec in new if sec and sec[0] in heads]
+    merged = [sec for sec in new if sec and sec[0] in heads] + kept
     body = "\n\n".join("\n".join(sec).rstrip("\n") for sec in merged)
     path.write_text(body.rstrip("\n") + "\n", encoding="utf-8")
 
@@ -328,6 +329,24 @@ def store_embeddings(ws, ds) -> None:
         )
 
 
+def rebased(steps: dict[str, float], stored: float, n: int) -> list[str]:
+    """`labelaudit.jobs.ROUGH_SECONDS_PER_ROW` re-based on this run (to paste after a quiet run):
+    the embedding, map, graph and clustering steps (first pass included) per row, and the rest of
+    the start → stored time under "detection", so the estimate is this run's wall time."""
+
+    def part(name: str) -> float:
+        return steps.get(name, 0.0) + steps.get(f"first pass: {name}", 0.0)
+
+    parts = {k: part(k) for k in ("embedding", "projection", "neighbour graph", "clustering")}
+    parts["detection"] = stored - sum(parts.values())
+    body = ", ".join(f'"{k}": {v:.1f} / {n:_}' for k, v in parts.items())
+    return [
+        "",
+        f"`labelaudit.jobs.ROUGH_SECONDS_PER_ROW` re-based on this run (its sum is the start → "
+        f"stored time, {stored:,.1f} s; use it only from a quiet machine): `{{{body}}}`.",
+    ]
+
+
 def scan_part(args) -> list[str]:
     os.environ["LABELAUDIT_SCAN_RUNNER"] = "process"
     from labelaudit import jobs
@@ -501,6 +520,7 @@ def scan_part(args) -> list[str]:
         "step is only what the job still waited for after them); the dynamics runs, the "
         "self-influence values and the Annotators report are done by whichever process is free "
         "first. The goals of issue 16 are for a quiet 2-core machine.",
+        *([] if partial or args.stored_embeddings else rebased(steps, stored, ds.n)),
         "",
         "CPU seconds by step, sampled every 0.25 s from `/proc` (the job's process, and its map "
         "worker's; 'cores busy' is their CPU over the wall time: 2.00 is both cores):",
