@@ -26,6 +26,7 @@ from labelaudit.plots import (
     CELL,
     build_issues_per_class_figure,
     build_noise_matrix_figure,
+    build_weights_spec,
     interval_mask,
 )
 from labelaudit.review.queue import nearest_neighbours
@@ -99,8 +100,8 @@ def render_combiner(details: Mapping[str, Any]) -> None:
             "Weight of each detector in the combined score: "
             + ", ".join(f"{md_escape(n)} {float(weights[n]):.2f}" for n in order)
         )
-        frame = pd.DataFrame({"weight": [float(weights[n]) for n in order]}, index=order)
-        st.bar_chart(frame, horizontal=True, height=40 + 28 * len(order))
+        data, spec = build_weights_spec(weights)
+        st.vega_lite_chart(data, spec, width="stretch")
 
 
 def render_issue_table(view: pd.DataFrame, detectors: list[str], *, key: str) -> int | None:

@@ -245,6 +245,41 @@ def build_class_balance_spec(
     return data, spec
 
 
+def build_weights_spec(weights: dict[str, float]) -> tuple[pd.DataFrame, dict]:
+    """(data, Vega-Lite spec): one horizontal bar per detector, its weight in the combined score,
+    the heaviest on top (ties by name). A spec, not ``st.bar_chart``: that imports Altair (over a
+    second on the first Label issues view of a fresh server at load 9; bench/results/page_views.md).
+
+    >>> data, spec = build_weights_spec({"knn": 0.2, "cl": 0.5, "aum": 0.2})
+    >>> data["detector"].tolist(), spec["encoding"]["y"]["sort"]
+    (['cl', 'aum', 'knn'], None)
+    """
+    order = sorted(weights, key=lambda n: (-float(weights[n]), n))
+    data = pd.DataFrame(
+        {"detector": [str(n) for n in order], "weight": [float(weights[n]) for n in order]}
+    )
+    spec = {
+        "height": 28 * len(order),
+        "mark": {"type": "bar"},
+        "encoding": {
+            # sort None: the data's order (heaviest first), drawn top to bottom
+            "y": {
+                "field": "detector",
+                "type": "nominal",
+                "sort": None,
+                "title": None,
+                "axis": {"labelLimit": 360},
+            },
+            "x": {"field": "weight", "type": "quantitative", "title": "weight"},
+            "tooltip": [
+                {"field": "detector", "type": "nominal"},
+                {"field": "weight", "type": "quantitative", "format": ".2f"},
+            ],
+        },
+    }
+    return data, spec
+
+
 def build_text_length_spec(lengths, *, bins: int = 50) -> tuple[pd.DataFrame, dict]:
     """(data, Vega-Lite spec): a histogram of text lengths in characters, binned here (``bins``
     bars are sent, not one value per row).
