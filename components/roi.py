@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import math
 import time
+from collections.abc import Callable
 
 import pandas as pd
 import streamlit as st
@@ -346,7 +347,9 @@ def render_findings(
         st.rerun()
 
 
-def render_download(rep: RoiReport, html_bytes: bytes) -> None:
+def render_download(rep: RoiReport, html_bytes: bytes | Callable[[], bytes]) -> None:
+    """The report's download button; ``html_bytes`` may be a callable, called only when the
+    button is clicked (in a thread of its own, as Streamlit runs a deferred download)."""
     st.download_button(
         "Download the report (HTML, opens offline)",
         data=html_bytes,
