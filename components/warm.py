@@ -26,6 +26,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 _LOG = logging.getLogger(__name__)
 _LOCK = threading.Lock()
@@ -40,7 +41,30 @@ RETRY_SECONDS = 30.0
 #: Seconds each step took when it was loaded, by key (read by the tests).
 TIMINGS: dict[tuple[str, str, str], dict[str, float]] = {}
 #: The steps of :func:`warm_steps`, by name.
-STEPS = ("scan", "map", "issue table", "dynamics", "self-influence")
+STEPS = ("imports", "scan", "map", "issue table", "dynamics", "self-influence")
+#: Modules a page imports when it draws, not at its top: pandas' Styler (the Explore legend's
+#: colour swatches; it imports jinja2, over a second on the first Explore view of a fresh server
+#: at load 9, bench/results/page_views.md).
+DRAW_IMPORTS = ("pandas.io.formats.style",)
+
+
+def page_imports(folder: Path | None = None) -> list[str]:
+    """The modules the page files (``views/*.py``) import at their top level, in file order and
+    without repeats (the files are parsed, not run), then :data:`DRAW_IMPORTS`. A fresh server's
+    first view of each page otherwise imports them in its script run (scipy, scikit-learn, the
+    review store, the integrations: 0.5-1 s a page at load 9)."""
+    import ast
+
+    if folder is None:
+        from components.pages import VIEWS as folder
+    names: list[str] = []
+    for path in sorted(folder.glob("*.py")):
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            if isinstance(node, ast.Import):
+                names += [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                names.append(node.module)
+    return list(dict.fromkeys([*names, *DRAW_IMPORTS]))
 
 
 def enabled() -> bool:
@@ -51,8 +75,14 @@ def warm_steps(
     workspace_root: str, dataset_hash: str, options_json: str
 ) -> list[tuple[str, Callable[[], object]]]:
     """(name, loader) of each cache the pages read for this dataset, in page order: exactly the
-    calls the pages make, with the arguments of their first view. Each step imports what it needs
-    when it runs (the Explore map's steps do not wait for scipy, which the later pages import)."""
+    calls the pages make, with the arguments of their first view, after the imports of every page
+    (:func:`page_imports`: the next page's script finds its modules loaded)."""
+
+    def imports() -> None:
+        import importlib
+
+        for name in page_imports():
+            importlib.import_module(name)
 
     def load_scan() -> object:
         from components import scan
@@ -93,6 +123,7 @@ def warm_steps(
         return dynamics.self_influence_ranking(workspace_root, dataset_hash)
 
     return [
+        ("imports", imports),
         ("scan", load_scan),
         ("map", map_rows),
         ("issue table", issue_table),

@@ -42,6 +42,23 @@ def test_the_steps_are_named_once():
     assert tuple(name for name, _ in warm.warm_steps("w", "h", "{}")) == warm.STEPS
 
 
+def test_the_imports_step_names_what_the_page_files_import(tmp_path):
+    (tmp_path / "a.py").write_text(
+        "import numpy as np\nfrom components.review import x\nfrom . import y\n"
+        "def f():\n    import scipy\n"
+    )
+    (tmp_path / "b.py").write_text("import streamlit as st\nfrom components.review import z\n")
+    assert warm.page_imports(tmp_path) == [
+        "numpy",
+        "components.review",
+        "streamlit",
+        *warm.DRAW_IMPORTS,
+    ]  # the top level only, no relative imports, no repeats
+    real = warm.page_imports()
+    assert "components.review" in real and "labelaudit.plots" in real
+    assert "pandas.io.formats.style" in real  # the Explore legend's Styler, imported when drawn
+
+
 def test_a_stored_scan_is_read_in_the_background_and_the_page_finds_it_loaded(
     fakes,  # noqa: F811
     workspace,
@@ -101,7 +118,8 @@ def test_nothing_stored_reads_nothing_and_can_be_switched_off(
     thread = warm.warm_stored_results(str(workspace.root), h, options)
     assert thread is not None
     thread.join(120)
-    assert warm._DONE[(str(workspace.root), h, options)] == set()
+    # only the pages' imports, which need nothing stored
+    assert warm._DONE[(str(workspace.root), h, options)] == {"imports"}
     assert _files(workspace.root) == before
     assert fakes.embed == 0 and fakes.detect == 0  # no scan was started or run
 
