@@ -45,26 +45,50 @@ STEPS = ("imports", "scan", "map", "issue table", "dynamics", "self-influence")
 #: Modules a page imports when it draws, not at its top: pandas' Styler (the Explore legend's
 #: colour swatches; it imports jinja2, over a second on the first Explore view of a fresh server
 #: at load 9, bench/results/page_views.md).
-DRAW_IMPORTS = ("pandas.io.formats.style",)
+DRAW_IMPORTS = {"explore.py": ("pandas.io.formats.style",)}
+
+
+def _is_submodule(package: str, name: str) -> bool:
+    """Whether ``name`` is a module file or folder of the package ``package`` (found, not run)."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        return False
+    folders = (spec.submodule_search_locations or []) if spec is not None else []
+    return any((Path(f) / f"{name}.py").is_file() or (Path(f) / name).is_dir() for f in folders)
 
 
 def page_imports(folder: Path | None = None) -> list[str]:
-    """The modules the page files (``views/*.py``) import at their top level, in file order and
-    without repeats (the files are parsed, not run), then :data:`DRAW_IMPORTS`. A fresh server's
+    """The modules the page files (``views/*.py``) import at their top level, in navigation order
+    (the page a user opens next first) and without repeats (the files are parsed, not run), each
+    page's :data:`DRAW_IMPORTS` after its own. A fresh server's
     first view of each page otherwise imports them in its script run (scipy, scikit-learn, the
     review store, the integrations: 0.5-1 s a page at load 9)."""
     import ast
 
     if folder is None:
-        from components.pages import VIEWS as folder
+        from components.pages import PAGES, VIEWS
+
+        paths = [VIEWS / p.path.rsplit("/", 1)[-1] for p in PAGES]
+    else:
+        paths = sorted(folder.glob("*.py"))
     names: list[str] = []
-    for path in sorted(folder.glob("*.py")):
+    for path in paths:
         for node in ast.parse(path.read_text(encoding="utf-8")).body:
             if isinstance(node, ast.Import):
                 names += [a.name for a in node.names]
             elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
                 names.append(node.module)
-    return list(dict.fromkeys([*names, *DRAW_IMPORTS]))
+                # ``from components import roi``: the submodule roi
+                names += [
+                    f"{node.module}.{a.name}"
+                    for a in node.names
+                    if _is_submodule(node.module, a.name)
+                ]
+        names += DRAW_IMPORTS.get(path.name, ())
+    return list(dict.fromkeys(names))
 
 
 def enabled() -> bool:

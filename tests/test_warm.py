@@ -48,15 +48,18 @@ def test_the_imports_step_names_what_the_page_files_import(tmp_path):
         "def f():\n    import scipy\n"
     )
     (tmp_path / "b.py").write_text("import streamlit as st\nfrom components.review import z\n")
+    (tmp_path / "explore.py").write_text("import pandas\n")
     assert warm.page_imports(tmp_path) == [
         "numpy",
         "components.review",
         "streamlit",
-        *warm.DRAW_IMPORTS,
-    ]  # the top level only, no relative imports, no repeats
+        "pandas",
+        *warm.DRAW_IMPORTS["explore.py"],
+    ]  # the top level only, no relative imports, no repeats; a page's draw-time imports after it
     real = warm.page_imports()
     assert "components.review" in real and "labelaudit.plots" in real
-    assert "pandas.io.formats.style" in real  # the Explore legend's Styler, imported when drawn
+    # in navigation order: the Explore page's modules (and its legend's Styler) before the ROI's
+    assert real.index("pandas.io.formats.style") < real.index("components.roi")
 
 
 def test_a_stored_scan_is_read_in_the_background_and_the_page_finds_it_loaded(
