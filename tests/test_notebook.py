@@ -10,6 +10,7 @@ import urllib.request
 
 import pandas as pd
 import pytest
+from playwright.sync_api import expect
 
 import labelaudit as la
 from labelaudit import notebook
@@ -184,6 +185,7 @@ def test_the_notebook_frame_shows_the_second_dataset_in_a_browser(tmp_path, dash
     page.set_content(second._repr_html_())  # what Jupyter renders for the cell's output
     frame = page.frame_locator("iframe")
     frame.get_by_text(f"dataset version {second.dataset_hash}").wait_for(timeout=90_000)
-    assert (
-        frame.locator("[data-testid='stMetricValue']").first.inner_text() == "24"
-    )  # the Rows metric
+    # the Rows metric, by its label, polled: a snapshot of the first metric once read the last of the
+    # four ("1.0x", the class ratio) while the page was still drawing the others
+    rows = frame.locator("[data-testid='stMetric']").filter(has_text="Rows")
+    expect(rows.locator("[data-testid='stMetricValue']")).to_have_text("24", timeout=60_000)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from labelaudit.review import team
 from labelaudit.review.store import ReviewStore
@@ -29,9 +30,19 @@ def open_review(browser, url: str, name: str):
     page.set_default_timeout(60_000)
     page.goto(url)
     wait_for_app(page)
-    page.get_by_role("link", name="Review").first.click()
-    wait_for_app(page)
-    page.get_by_label("Your name").fill(name)
+    # A click on a sidebar link can land before the page's navigation handlers are live (seen
+    # once in `make test`: the Data page stayed and "Your name" never came): click again until
+    # the Review page's own field is there.
+    name_field = page.get_by_label("Your name")
+    for _ in range(4):
+        page.get_by_role("link", name="Review").first.click()
+        wait_for_app(page)
+        try:
+            name_field.wait_for(timeout=15_000)
+            break
+        except PlaywrightTimeoutError:
+            continue
+    name_field.fill(name)
     page.get_by_role("button", name="Start reviewing").click()
     page.get_by_text(f"Reviewing as {name}").wait_for()
     wait_for_app(page)
