@@ -76,8 +76,8 @@ system-deps:
 	fi
 
 lint: install
-	$(BIN)/ruff check labelaudit components views tests bench scripts app.py
-	$(BIN)/ruff format --check labelaudit components views tests bench scripts app.py
+	$(BIN)/ruff check labelaudit components views tests bench scripts app.py serve.py
+	$(BIN)/ruff format --check labelaudit components views tests bench scripts app.py serve.py
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 

@@ -119,7 +119,7 @@ def start_server(
         if cprofile is not None:
             cprofile.mkdir(parents=True, exist_ok=True)
             env["LABELAUDIT_UI_CPROFILE"] = str(cprofile)
-    return Server(ROOT / "app.py", env, ws_root / f"streamlit-{port}.log", port=port)
+    return Server(ROOT / "serve.py", env, ws_root / f"streamlit-{port}.log", port=port)
 
 
 #: Collects the browser's long tasks (main-thread tasks over 50 ms) of each tab from its start.

@@ -203,7 +203,7 @@ def run_size(browser, folder: Path, n: int, port: int | None) -> dict:
     root, h, info = stored_workspace(folder, n)
     before = snapshot(root)
     env = {"LABELAUDIT_WORKSPACE": str(root), "LABELAUDIT_DATASET": h}
-    app = Server(ROOT / "app.py", env, folder / f"pages_app_{n}.log", port)
+    app = Server(ROOT / "serve.py", env, folder / f"pages_app_{n}.log", port)
     views = []
     try:
         for name in PAGES:

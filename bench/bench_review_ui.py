@@ -441,7 +441,7 @@ def main(argv: list[str] | None = None) -> int:
                 env["PYTHONPATH"] = os.pathsep.join([str(hook), str(ROOT)])
                 env["LABELAUDIT_UI_PROFILE"] = str(runs_file)
             base = args.port_base
-            app = Server(ROOT / "app.py", env, Path(tmp) / f"app{n}.log", base)
+            app = Server(ROOT / "serve.py", env, Path(tmp) / f"app{n}.log", base)
             bare = Server(bare_script, {}, Path(tmp) / f"bare{n}.log", base + 1 if base else None)
             try:
                 contexts = [

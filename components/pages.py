@@ -23,6 +23,8 @@ from typing import Any
 
 import streamlit as st
 
+from components.routes import MISSING_PAGE_PARAM
+
 
 @dataclass(frozen=True)
 class Page:
@@ -223,6 +225,8 @@ def render_unknown_page_notice() -> None:
     except Exception:  # no browser connection (AppTest)
         return
     name = unknown_page_requested(url, base)
+    if name is None:  # a nested path (``/a/b``): serve.py's middleware sent it here, named
+        name = st.query_params.get(MISSING_PAGE_PARAM) or None
     if name is not None:
         st.warning(
             f"There is no page **/{md_escape(name[:80])}** here, so this is the Data page. "

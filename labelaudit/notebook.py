@@ -299,11 +299,12 @@ def _healthy(base_url: str) -> bool:
 
 
 def _start_server(root: Path, dataset_hash: str, port: int | None) -> _Server:
-    from labelaudit.commands.app import APP_SCRIPT, streamlit_command
+    from labelaudit.commands.app import APP_SCRIPT, SERVER_SCRIPT, streamlit_command
 
-    if not APP_SCRIPT.exists():
+    if not (APP_SCRIPT.exists() and SERVER_SCRIPT.exists()):
         raise UsageError(
-            f"the app script {APP_SCRIPT} is missing: reinstall labelaudit (its wheel ships app.py)"
+            f"the app script {APP_SCRIPT} or {SERVER_SCRIPT.name} is missing: reinstall labelaudit "
+            "(its wheel ships both)"
         )
     if port is None:
         port = _free_port()

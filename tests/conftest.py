@@ -84,7 +84,8 @@ def free_port() -> int:
 
 
 class StreamlitServer:
-    """The real app in a subprocess (``streamlit run app.py``) on a free loopback port."""
+    """The real app in a subprocess (``streamlit run serve.py``: app.py as ``labelaudit app``
+    serves it) on a free loopback port."""
 
     def __init__(
         self,
@@ -115,7 +116,7 @@ class StreamlitServer:
                 "-m",
                 "streamlit",
                 "run",
-                str(ROOT / "app.py"),
+                str(ROOT / "serve.py"),
                 "--server.headless",
                 "true",
                 "--browser.gatherUsageStats",

@@ -162,3 +162,28 @@ def test_an_unknown_page_says_so_and_there_is_no_deploy_button(app, page):
     wait_for_app(page)
     page.get_by_text(re.compile("There is no page")).wait_for(timeout=60_000)
     assert page.get_by_role("button", name="Deploy").count() == 0
+
+
+@pytest.mark.parametrize(
+    "path, heading",
+    [("a/b", "There is no page"), ("review/42", "There is no page"), ("review/", None)],
+    ids=["nested unknown", "under a real page", "trailing slash"],
+)
+def test_a_nested_page_url_renders_instead_of_a_blank_page(app, page, path, heading):
+    """Streamlit alone answers /a/b with its index.html, whose scripts are linked relative to the
+    page (./static/js/... -> /a/static/js/..., again index.html): a white page and no word.
+    serve.py's middleware sends it to a page that renders, with the dataset kept in the URL."""
+    server, h = app
+    page.goto(f"{server.url}/{path}?dataset={h}")
+    wait_for_app(page)
+    assert f"dataset={h}" in page.url
+    if heading is None:  # /review/ is the Review page itself
+        assert page.url.startswith(f"{server.url}/review?"), page.url
+        page.locator("[data-testid='stSidebar']").wait_for(timeout=30_000)
+        page.get_by_text("Review", exact=False).first.wait_for(timeout=30_000)
+        assert page.get_by_text(re.compile("There is no page")).count() == 0
+    else:
+        notice = page.get_by_text(re.compile("There is no page"))
+        notice.wait_for(timeout=60_000)
+        assert f"/{path}" in notice.inner_text()
+    assert page.locator("[data-testid='stException']").count() == 0, server.log()

@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import ROOT
 
-LINTED = ["labelaudit", "components", "views", "tests", "bench", "scripts", "app.py"]
+LINTED = ["labelaudit", "components", "views", "tests", "bench", "scripts", "app.py", "serve.py"]
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:

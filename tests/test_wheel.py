@@ -30,6 +30,7 @@ SOURCES = [
     "pyproject.toml",
     "README.md",
     "app.py",
+    "serve.py",
     "labelaudit",
     "components",
     "views",

@@ -13,6 +13,9 @@ from labelaudit.cli import add_data_options, load_from_args
 #: The dashboard's entry script: beside the labelaudit package, in a checkout and in an installed
 #: wheel alike (the wheel ships app.py, components/ and views/ at the top level; see pyproject.toml).
 APP_SCRIPT = Path(__file__).resolve().parents[2] / "app.py"
+#: What ``streamlit run`` starts: app.py as an ``st.App`` behind one middleware that turns a nested
+#: page URL (``/a/b``, a blank page in Streamlit alone) into one that renders (components/routes.py).
+SERVER_SCRIPT = APP_SCRIPT.parent / "serve.py"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -113,7 +116,7 @@ def streamlit_command(
         "-m",
         "streamlit",
         "run",
-        str(APP_SCRIPT),
+        str(SERVER_SCRIPT),
         *PRODUCTION_FLAGS,
         "--server.port",
         str(port),
@@ -173,9 +176,9 @@ def run(args: argparse.Namespace) -> int:
             "(docs/security.md)",
             file=sys.stderr,
         )
-    if not APP_SCRIPT.exists():
+    if not (APP_SCRIPT.exists() and SERVER_SCRIPT.exists()):
         print(
-            f"error: the app script {APP_SCRIPT} is missing; reinstall labelaudit (its wheel ships app.py)",
+            f"error: the app script {APP_SCRIPT} or {SERVER_SCRIPT.name} is missing; reinstall labelaudit (its wheel ships both)",
             file=sys.stderr,
         )
         return 2
