@@ -5,9 +5,12 @@
 
 The workspace is prepared once: the bundled sample (13,083 rows) saved and scanned with the app's
 scan options (:data:`labelaudit.commands.app.APP_SCAN_OPTIONS`) by :func:`labelaudit.scanning.scan`,
-reusing what the workspace already holds (embeddings, map, runs). Then ``streamlit run app.py`` on
-that workspace (the app's own ``.streamlit/config.toml``, the background scan off, port 8642), and
-each page of :data:`components.pages.PAGES` is opened in a new Chromium tab
+reusing what the workspace already holds (embeddings, map, runs). Then ``streamlit run serve.py`` on
+that workspace (the app's own ``.streamlit/config.toml``, the background scan off, port 8642), with
+the dataset as ``labelaudit app DATA`` passes it (``--no-launch-dataset``: without); unless
+``--at-once``, once the server's start-up reading is over (its CPU quiet: :func:`wait_settled`; a
+person opening the printed link comes later than that), each page of
+:data:`components.pages.PAGES` is opened in a new Chromium tab
 (``page.goto(<page>?dataset=<hash>)``): seconds from the navigation to the page's main element
 (:data:`MAIN`) visible with the script finished (Streamlit's running indicator gone). Round 1 is the
 first view of each page in a fresh server process; later rounds are repeat views (Streamlit's
@@ -98,10 +101,16 @@ def heavy_loaded(pid: int) -> set[str]:
 
 
 def start_server(
-    ws_root: Path, port: int, *, profile: Path | None = None, cprofile: Path | None = None
+    ws_root: Path,
+    port: int,
+    *,
+    dataset_hash: str | None = None,
+    profile: Path | None = None,
+    cprofile: Path | None = None,
 ) -> Server:
     """The app on ``port`` over the prepared workspace, with the background scan off (a page view
     must show what is stored); the server class is :class:`bench.bench_review_ui.Server`.
+    ``dataset_hash``: the launch dataset, as ``labelaudit app DATA`` (``make run``) passes it.
     ``profile``: the JSON-lines file :mod:`bench.review_ui_profile` appends each script run to
     (``cprofile``: a folder for a cProfile dump per run)."""
     env = {
@@ -110,6 +119,8 @@ def start_server(
         "HF_HUB_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",
     }
+    if dataset_hash:
+        env["LABELAUDIT_DATASET"] = dataset_hash
     if profile is not None:
         hook = profile.parent / "profile_hook"
         hook.mkdir(exist_ok=True)
@@ -120,6 +131,27 @@ def start_server(
             cprofile.mkdir(parents=True, exist_ok=True)
             env["LABELAUDIT_UI_CPROFILE"] = str(cprofile)
     return Server(ROOT / "serve.py", env, ws_root / f"streamlit-{port}.log", port=port)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (``/proc/<pid>/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wait_settled(pid: int, *, quiet: float = 0.05, window: float = 1.0, timeout: float = 90.0):
+    """Until the server uses less than ``quiet`` CPU seconds in a ``window`` (its start-up reading
+    is over, as it is by the time a person opens the printed link), at most ``timeout``; returns
+    (seconds waited, CPU seconds it used meanwhile)."""
+    t0, c0 = time.perf_counter(), cpu_seconds(pid)
+    last = c0
+    while time.perf_counter() - t0 < timeout:
+        time.sleep(window)
+        now = cpu_seconds(pid)
+        if now - last < quiet:
+            break
+        last = now
+    return time.perf_counter() - t0, cpu_seconds(pid) - c0
 
 
 #: Collects the browser's long tasks (main-thread tasks over 50 ms) of each tab from its start.
@@ -304,6 +336,17 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--cprofile", type=Path, help="a folder for a cProfile dump per script run")
     ap.add_argument("--out", type=Path, default=RESULTS, help="the results file")
     ap.add_argument(
+        "--no-launch-dataset",
+        action="store_true",
+        help="start the server without a dataset (as `labelaudit app` alone); the URL names it",
+    )
+    ap.add_argument(
+        "--at-once",
+        action="store_true",
+        help="open the first tab as soon as the server answers (default: once its start-up "
+        "reading is over)",
+    )
+    ap.add_argument(
         "--no-keep-earlier",
         dest="keep_earlier",
         action="store_false",
@@ -317,7 +360,15 @@ def main(argv: list[str] | None = None) -> None:
     started_at = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     tmp = Path(tempfile.mkdtemp(prefix="page-views-"))
     runs_file = tmp / "runs.jsonl" if (args.profile or args.cprofile) else None
-    server = start_server(ws_root, args.port, profile=runs_file, cprofile=args.cprofile)
+    server = start_server(
+        ws_root,
+        args.port,
+        dataset_hash=None if args.no_launch_dataset else ds.content_hash,
+        profile=runs_file,
+        cprofile=args.cprofile,
+    )
+    settle = (0.0, 0.0) if args.at_once else wait_settled(server.proc.pid)
+    print(f"server settled after {settle[0]:.1f} s ({settle[1]:.1f} CPU-s)", flush=True)
     profiles: dict[str, list[dict]] = {p.title: [] for p in PAGES}
     proc = server.proc
     times: dict[str, list[float]] = {p.title: [] for p in PAGES}
@@ -426,6 +477,8 @@ def main(argv: list[str] | None = None) -> None:
         + (f" --rounds {args.rounds}" if args.rounds != 2 else "")
         + (" --profile" if args.profile else "")
         + (" --cprofile DIR" if args.cprofile else "")
+        + (" --no-launch-dataset" if args.no_launch_dataset else "")
+        + (" --at-once" if args.at_once else "")
         + "`"
     )
     lines = [
@@ -436,7 +489,16 @@ def main(argv: list[str] | None = None) -> None:
         f"{load_end[0]:.1f} at the end (the 2-core shared VM; times above a load of 2 are upper "
         f"bounds). The bundled sample ({ds.n:,} rows, {ds.k} classes), scanned once in the "
         f"workspace beforehand ({prep:.0f} s this run, reusing stored steps); a fresh "
-        "`streamlit run app.py` process; each page opened in a new Chromium tab "
+        "`streamlit run serve.py` process (as `labelaudit app` starts it"
+        + ("" if args.no_launch_dataset else ", on the dataset, as `labelaudit app DATA` does")
+        + "); "
+        + (
+            "the first tab opened as soon as the server answered; "
+            if args.at_once
+            else f"the first tab opened once the server's start-up reading was over "
+            f"({settle[0]:.1f} s after it answered, {settle[1]:.1f} CPU-s); "
+        )
+        + "each page opened in a new Chromium tab "
         f"({args.rounds} rounds). Seconds from `page.goto` to the page's main element visible "
         "with the script finished; goal < 2 s. Then in-app navigation: one tab, each page "
         "reached by a click on its sidebar link (as a user moves between pages; the browser "

@@ -212,3 +212,44 @@ def warm_current_dataset() -> threading.Thread | None:
     from components.scan import scan_options_key
 
     return warm_stored_results(workspace_root, dataset_hash, scan_options_key())
+
+
+#: Modules the first script run of a fresh server imports before any page: app.py's own, and
+#: Streamlit's emoji catalogue (``st.set_page_config``'s favicon check; 0.3 s, once per process).
+START_IMPORTS = ("components.pages", "components.state", "streamlit.emojis")
+
+
+def warm_at_start(environ: dict[str, str] | None = None) -> threading.Thread | None:
+    """What a fresh server can read before its first page view (``serve.py`` calls it when the
+    server starts): the modules of :data:`START_IMPORTS` and of every page (:func:`page_imports`),
+    then, when the server was started on a dataset (``labelaudit app DATA`` sets
+    ``LABELAUDIT_DATASET``), that dataset's stored results under the app's default scan options
+    (:func:`warm_stored_results`; nothing when none are stored). In a background thread, so the
+    server answers at once; the thread, or None when warming is off."""
+    if not enabled():
+        return None
+    env = os.environ if environ is None else environ
+
+    def run() -> None:
+        import importlib
+
+        for name in (*START_IMPORTS, *page_imports()):
+            try:
+                importlib.import_module(name)
+            except Exception:  # the page that needs it says what is missing
+                _LOG.debug("warming at start: %s not imported", name, exc_info=True)
+        dataset_hash = env.get("LABELAUDIT_DATASET")
+        if not dataset_hash:
+            return
+        from components.scan import DEFAULT_OPTIONS, scan_options_key
+        from labelaudit.workspace import Workspace
+
+        root = str(Workspace(env.get("LABELAUDIT_WORKSPACE")).root)  # as init_state resolves it
+        if dataset_hash in Workspace(root).datasets():
+            started = warm_stored_results(root, dataset_hash, scan_options_key(DEFAULT_OPTIONS))
+            if started is not None:
+                started.join()
+
+    thread = threading.Thread(target=run, name="labelaudit-warm-start", daemon=True)
+    thread.start()
+    return thread

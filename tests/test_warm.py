@@ -164,3 +164,44 @@ def test_a_stored_training_run_is_read_in_the_background(workspace, fresh_caches
     assert not at.exception and at.get("vega_lite_chart")
     assert views == [1]
     self_influence_ranking.clear()
+
+
+def test_a_server_started_on_a_dataset_reads_its_stored_scan_before_any_page_view(
+    fakes,  # noqa: F811
+    workspace,
+    fresh_caches,
+):
+    """serve.py's start-up hook: the launch dataset (LABELAUDIT_DATASET, as `labelaudit app DATA`
+    sets it) is read under the app's default scan options, with no session and no page run."""
+    ds = topic_dataset()
+    scan(ds, workspace=workspace, **scan_ui.DEFAULT_OPTIONS)
+    h = workspace.save_dataset(ds)
+    before = _files(workspace.root)
+    thread = warm.warm_at_start(
+        {"LABELAUDIT_WORKSPACE": str(workspace.root), "LABELAUDIT_DATASET": h}
+    )
+    assert thread is not None and thread.name == "labelaudit-warm-start"
+    thread.join(120)
+    key = (str(workspace.root), h, scan_ui.scan_options_key(scan_ui.DEFAULT_OPTIONS))
+    assert {"imports", "scan", "map"} <= warm._DONE[key]
+    assert _files(workspace.root) == before  # read, never computed or written
+
+
+@pytest.mark.parametrize(
+    "environ",
+    [{}, {"LABELAUDIT_DATASET": "0123456789abcdef"}],
+    ids=["no launch dataset", "a dataset the workspace does not hold"],
+)
+def test_without_a_launch_dataset_only_the_modules_are_imported(workspace, fresh_caches, environ):
+    thread = warm.warm_at_start({"LABELAUDIT_WORKSPACE": str(workspace.root), **environ})
+    assert thread is not None
+    thread.join(60)
+    assert warm._DONE == {} and warm._RUNNING == {}
+    import sys
+
+    assert "components.roi" in sys.modules and "streamlit.emojis" in sys.modules
+
+
+def test_warming_at_start_can_be_switched_off(monkeypatch, fresh_caches):
+    monkeypatch.setenv("LABELAUDIT_WARM_CACHES", "0")
+    assert warm.warm_at_start({"LABELAUDIT_DATASET": "x"}) is None
