@@ -107,6 +107,7 @@ def train_dynamics(
     seed: int = 0,
     train_mask: np.ndarray | None = None,
     record_logits: bool = True,
+    logits_out: np.ndarray | None = None,
     progress: ProgressFn = no_progress,
 ) -> DynamicsRun:
     """Train a softmax head with mini-batch SGD and record every row's logits after each epoch.
@@ -114,7 +115,10 @@ def train_dynamics(
     ``record_logits=False``: only the checkpoints are kept (``logits`` is (E, 0, K)); the logits of
     any rows are then ``x @ W[:, :D].T + W[:, D]`` of a checkpoint (:func:`checkpoint_logits`).
     The bias is the last weight column, applied without appending a column of ones to a copy of
-    the embeddings (no (N, D + 1) copy).
+    the embeddings (no (N, D + 1) copy). ``logits_out``: a float32 (E, N, K) array the logits are
+    written into instead of a new one, e.g. a workspace file's writable memory map
+    (:meth:`labelaudit.workspace.Workspace.writing_npy`): each epoch's pages are written out and let
+    go after it, so the run never holds more than one epoch's (N, K) logits in memory.
 
     ``embeddings``: float (N, D); ``labels``: int (N,) in [0, K); ``train_mask``: (N,) bool, rows to
     train on (default all; logits are recorded for every row). Deterministic for a given ``seed``.
@@ -135,7 +139,15 @@ def train_dynamics(
     rng = np.random.default_rng(seed)
     w = np.zeros((n_classes, d + 1), dtype=np.float32)
     onehot = np.eye(n_classes, dtype=np.float32)
-    logits = np.empty((epochs, len(x) if record_logits else 0, n_classes), dtype=np.float32)
+    shape = (epochs, len(x) if record_logits else 0, n_classes)
+    if logits_out is not None:
+        if logits_out.shape != shape or logits_out.dtype != np.float32:
+            raise ValueError(
+                f"logits_out must be float32 {shape}, got {logits_out.dtype} {logits_out.shape}"
+            )
+        logits = logits_out
+    else:
+        logits = np.empty(shape, dtype=np.float32)
     checkpoints = np.empty((epochs, n_classes, d + 1), dtype=np.float32)
     # One BLAS thread: the steps multiply (32, D) by (D, K) matrices, far too small to share, and
     # OpenBLAS's second thread spinning for each one cost 27x the CPU time (BANKING77 train, 10k
@@ -157,6 +169,8 @@ def train_dynamics(
                 w -= lr * (grad / len(b) + l2 * w)
             if record_logits:
                 logits[e] = checkpoint_logits(w, x)
+                if logits_out is not None:
+                    release_written_pages(logits[e])
             checkpoints[e] = w
             progress("training dynamics", e + 1, epochs)
     return DynamicsRun(logits, checkpoints, np.full(epochs, lr))
@@ -293,6 +307,22 @@ def drop_mapped_pages(a: np.ndarray) -> None:
     if mm is None or getattr(m, "mode", None) != "r" or not hasattr(mm, "madvise"):
         return
     with contextlib.suppress(OSError, ValueError):
+        mm.madvise(mmap.MADV_DONTNEED)
+
+
+def release_written_pages(a: np.ndarray) -> None:
+    """Write the pages of ``a`` (a writable file-backed memory map, or a view of one, such as one
+    epoch of :meth:`Workspace.writing_npy`'s logits) to their file and let go of them: they stay in
+    the kernel's page cache, but no longer count in this process's resident memory (a shared file
+    mapping's pages are the file's, so nothing written is lost). No-op for other arrays."""
+    m: Any = a
+    while m is not None and getattr(m, "_mmap", None) is None:
+        m = getattr(m, "base", None)
+    mm = getattr(m, "_mmap", None)
+    if mm is None or getattr(m, "mode", None) not in ("w+", "r+") or not hasattr(mm, "madvise"):
+        return
+    with contextlib.suppress(OSError, ValueError):
+        mm.flush()
         mm.madvise(mmap.MADV_DONTNEED)
 
 
@@ -637,7 +667,37 @@ def cached_dynamics(
             embeddings, labels, n_classes=n_classes, epochs=epochs, seed=seed, progress=progress
         )
 
-    return _stored_run("dynamics", embeddings, labels, params, workspace, load, train, save)
+    ws = as_workspace(workspace)
+    if ws is None:
+        return _stored_run("dynamics", embeddings, labels, params, workspace, load, train, save)
+
+    def train_into_workspace() -> DynamicsRun:
+        # The (E, N, K) logits go straight into the workspace's file (4 GB at 1M rows, 20 epochs,
+        # 50 classes: before, held in memory until stored); the checkpoints are small.
+        key = array_key(np.asarray(embeddings, np.float32), np.asarray(labels, np.int64))
+        shape = (epochs, len(labels), n_classes)
+        with ws.writing_npy(key, "dynamics-logits", params, shape, np.float32) as out:
+            run = train_dynamics(
+                embeddings,
+                labels,
+                n_classes=n_classes,
+                epochs=epochs,
+                seed=seed,
+                logits_out=out,
+                progress=progress,
+            )
+            ws.save(key, "dynamics-checkpoints", run.checkpoints, params)
+        del run, out
+        stored = load(ws, key)  # the stored file, memory-mapped
+        assert stored is not None
+        return stored
+
+    def save_nothing(ws: Workspace, key: str, run: DynamicsRun) -> None:
+        pass  # train_into_workspace stored both arrays
+
+    return _stored_run(
+        "dynamics", embeddings, labels, params, ws, load, train_into_workspace, save_nothing
+    )
 
 
 def cached_aum(

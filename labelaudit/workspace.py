@@ -18,12 +18,13 @@ pickled), Parquet or JSON.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import re
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar, overload
 
@@ -142,6 +143,33 @@ class Workspace:
         p = self.path(key, name, params, ext)
         _write_atomic(p, value)
         return p
+
+    @contextlib.contextmanager
+    def writing_npy(
+        self,
+        key: str,
+        name: str,
+        params: dict[str, Any] | None,
+        shape: tuple[int, ...],
+        dtype: Any,
+    ) -> Iterator[np.ndarray]:
+        """A new ``.npy`` artifact of ``shape`` and ``dtype``, filled in place through the yielded
+        memory map (``np.lib.format.open_memmap`` on a temporary file beside it) and put under its
+        name only when the block ends without an error (else removed): an array larger than one
+        wants to hold (the (E, N, K) logits of a training run) is written without a copy in
+        memory, and a reader never sees a half-written file."""
+        p = self.path(key, name, params, "npy")
+        fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
+        os.close(fd)
+        try:
+            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)
+            yield out
+            out.flush()
+            del out
+            os.replace(tmp, p)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
 
     def cached(
         self,

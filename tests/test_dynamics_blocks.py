@@ -124,3 +124,83 @@ def test_block_passes_over_a_mapped_run_leave_it_unresident_with_the_same_values
             np.testing.assert_array_equal(got[name][1], want[1])
         else:
             np.testing.assert_array_equal(got[name], want)
+
+
+def _rss_kib() -> tuple[int, int]:
+    """(RssFile, RssShmem) of this process in KiB: a shared file map's written pages are one of
+    the two, by kernel version."""
+    got = {"RssFile:": 0, "RssShmem:": 0}
+    with open("/proc/self/status") as f:
+        for line in f:
+            key = line.split(":")[0] + ":"
+            if key in got:
+                got[key] = int(line.split()[1])
+    return got["RssFile:"], got["RssShmem:"]
+
+
+def test_a_run_trained_into_a_workspace_file_holds_one_epoch_and_equals_the_run_in_memory(
+    tmp_path,
+):
+    """cached_dynamics writes the (E, N, K) logits straight into the workspace's .npy (each
+    epoch's pages written out and let go), instead of holding them all until they are stored."""
+    from labelaudit.workspace import Workspace
+
+    x, y, k = run_data(n=60_000, d=16, k=40)
+    e = 8  # 8 x 60,000 x 40 float32: 77 MB
+    in_memory = dynamics.train_dynamics(x, y, n_classes=k, epochs=e)
+    ws = Workspace(tmp_path / "ws")
+    held = []
+
+    real = dynamics.train_dynamics
+
+    def watched(*a, **kw):
+        out = kw["logits_out"]
+        before = sum(_rss_kib())
+        run = real(*a, **kw)
+        held.append(sum(_rss_kib()) - before)
+        assert run.logits is out
+        return run
+
+    dynamics._MEMO.clear()
+    try:
+        import unittest.mock as mock
+
+        with mock.patch.object(dynamics, "train_dynamics", watched):
+            stored = dynamics.cached_dynamics(x, y, n_classes=k, workspace=ws, epochs=e)
+    finally:
+        dynamics._MEMO.clear()
+    assert isinstance(stored.logits, np.memmap) and stored.logits.shape == (e, 60_000, k)
+    np.testing.assert_array_equal(np.asarray(stored.logits), in_memory.logits)
+    np.testing.assert_array_equal(stored.checkpoints, in_memory.checkpoints)
+    assert len(held) == 1
+    # one epoch is 9.6 MB; all of them 77 MB: the file's pages were let go epoch by epoch
+    assert held[0] < in_memory.logits.nbytes // 1024 // 4, held
+    # a new process (or a cleared memo) reads the same stored run
+    again = dynamics.cached_dynamics(x, y, n_classes=k, workspace=ws, epochs=e)
+    np.testing.assert_array_equal(np.asarray(again.logits), in_memory.logits)
+    dynamics._MEMO.clear()
+
+
+def test_a_training_run_that_fails_leaves_no_file_behind(tmp_path, monkeypatch):
+    from labelaudit.workspace import Workspace
+
+    x, y, k = run_data(n=500)
+    ws = Workspace(tmp_path / "ws")
+
+    def fail(*a, progress=None, **kw):
+        raise RuntimeError("stopped")
+
+    monkeypatch.setattr(dynamics, "train_dynamics", fail)
+    dynamics._MEMO.clear()
+    with pytest.raises(RuntimeError, match="stopped"):
+        dynamics.cached_dynamics(x, y, n_classes=k, workspace=ws, epochs=3)
+    assert not [p for p in (ws.root / "artifacts").rglob("*") if p.is_file()]
+    dynamics._MEMO.clear()
+
+
+def test_logits_out_must_have_the_run_s_shape():
+    x, y, k = run_data(n=50)
+    with pytest.raises(ValueError, match="logits_out must be float32"):
+        dynamics.train_dynamics(
+            x, y, n_classes=k, epochs=2, logits_out=np.zeros((2, 50, k), np.float64)
+        )
