@@ -1,9 +1,9 @@
 """Label issues page: the cached ranked table and the widgets that draw it.
 
 The table, filters and matrices are plain functions in :mod:`labelaudit.tables` (a notebook gets the
-same); the figures are built by :mod:`labelaudit.plots`. Here: the one ``st.cache_data`` wrapper that
-builds the ranked table from the stored scan (keyed by workspace, dataset hash and scan options), and
-the ``render_*`` functions.
+same); the figures are built by :mod:`labelaudit.plots`. Here: the one cache wrapper that builds the
+ranked table from the stored scan (keyed by workspace, dataset hash and scan options), and the
+``render_*`` functions.
 """
 
 from __future__ import annotations
@@ -38,9 +38,12 @@ PRECISION_COLUMN = "estimated precision"
 MAX_TABLE_ROWS = 5000
 
 
-@st.cache_data(show_spinner=False, max_entries=4)
+@st.cache_resource(show_spinner=False, max_entries=4)
 def cached_issue_table(workspace_root: str, dataset_hash: str, options_json: str) -> pd.DataFrame:
-    """:func:`labelaudit.tables.issue_table` of the stored scan for these arguments."""
+    """:func:`labelaudit.tables.issue_table` of the stored scan for these arguments. One shared
+    frame, not a copy per call (``st.cache_data`` unpickles a copy on every read: 1.7 s of each
+    Label issues view at 1M rows): callers derive new frames (``assign``, filters) and never
+    change it in place."""
     ds = load_workspace_dataset(workspace_root, dataset_hash)
     res = load_scan(workspace_root, dataset_hash, options_json)
     return issue_table(

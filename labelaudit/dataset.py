@@ -146,6 +146,18 @@ class Dataset:
             h.frame(getattr(self, name))
         return h.hexdigest()
 
+    @cached_property
+    def given_embeddings_digest(self) -> str | None:
+        """The first 16 hex digits of the sha256 of the given embeddings (their shape, then their
+        bytes; :func:`sha256_of_array`), None without them: what a scan of precomputed embeddings
+        is keyed by (:func:`labelaudit.scanning.embeddings_key`). Computed once per dataset
+        object: 1.3 s for 1M x 384 float32 on this 2-core machine, which every page view paid
+        when it asked whether the scan was stored."""
+        if self.embeddings is None:
+            return None
+        a = np.asarray(self.embeddings)
+        return str(sha256_of_array(a, prefix=str(a.shape).encode()).hexdigest()[:16])
+
     # ----------------------------------------------------------------- summaries
     def class_counts(self) -> pd.Series:
         """Rows per class, in ``classes`` order (classes without rows show 0)."""

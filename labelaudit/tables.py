@@ -76,6 +76,58 @@ CELL_ROW_COLUMNS = [
 ]
 
 
+def ids_present(row_ids: pd.Series, ids: Sequence[str]) -> list[str]:
+    """The ``ids`` (in their order, repeats kept) that are among ``row_ids`` (a table's id column
+    as strings), by one vectorised ``isin``: no Python set of every row id per page view (0.4 s at
+    1M rows).
+
+    >>> ids_present(pd.Series(["a", "b", "c"]), ["c", "x", "a"])
+    ['c', 'a']
+    """
+    ids = [str(i) for i in ids]
+    if not ids:
+        return []
+    found = set(row_ids[row_ids.isin(ids)].tolist())
+    return [i for i in ids if i in found]
+
+
+def texts_of_ids(row_ids: pd.Series, texts: pd.Series, ids: Sequence[str]) -> dict[str, str]:
+    """{id: text} for the ``ids`` among ``row_ids`` (aligned with ``texts`` by position), without a
+    dict of every row (0.75 s at 1M rows): the rows are found by one ``isin``.
+
+    >>> texts_of_ids(pd.Series(["a", "b"]), pd.Series(["x", "y"]), ["b", "z"])
+    {'b': 'y'}
+    """
+    ids = list(dict.fromkeys(str(i) for i in ids))
+    if not ids:
+        return {}
+    hit = np.flatnonzero(row_ids.isin(ids).to_numpy())
+    return dict(zip(row_ids.iloc[hit].tolist(), texts.iloc[hit].astype(str).tolist(), strict=True))
+
+
+def top_positions(score: np.ndarray, k: int) -> np.ndarray:
+    """Positions of the ``k`` highest ``score`` values, in increasing position order: the same
+    rows as ``np.sort(np.argsort(-score, kind="stable")[:k])`` (ties at the cut go to the earlier
+    rows; NaN last), by a partition in O(N) instead of a sort (0.2 s at 1M rows).
+
+    >>> top_positions(np.array([0.1, 0.9, 0.5, 0.9, 0.5]), 3).tolist()
+    [1, 2, 3]
+    """
+    score = np.asarray(score, dtype=np.float64)
+    n = len(score)
+    if k >= n:
+        return np.arange(n)
+    if k <= 0:
+        return np.zeros(0, dtype=np.int64)
+    neg = -score
+    kth = np.partition(neg, k - 1)[k - 1]
+    if np.isnan(kth):  # fewer than k numbers: the sort's order of the NaNs
+        return np.sort(np.argsort(neg, kind="stable")[:k])
+    above = np.flatnonzero(neg < kth)
+    ties = np.flatnonzero(neg == kth)[: k - len(above)]
+    return np.sort(np.concatenate([above, ties]))
+
+
 def detector_names(scan_table: pd.DataFrame) -> list[str]:
     """Detectors present in a scan table, from its ``score_<name>`` columns, in column order.
 

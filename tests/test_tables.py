@@ -182,3 +182,27 @@ def test_truth_methods_and_tie_breaks_follow_the_probabilities():
     assert set(truth_methods_for(True)) == set(all_truth_methods())
     assert set(truth_methods_for(False)) == set(all_truth_methods()) - needs
     assert "model" in tie_breaks_for(True) and "model" not in tie_breaks_for(False)
+
+
+def test_top_positions_equals_the_stable_sort_it_replaces():
+    from labelaudit.tables import top_positions
+
+    rng = np.random.default_rng(3)
+    for n, k in [(1, 1), (10, 3), (1000, 50), (1000, 999), (1000, 1000), (1000, 0)]:
+        for score in (
+            rng.random(n),
+            rng.integers(0, 4, n).astype(float),  # many ties at the cut
+            np.where(rng.random(n) < 0.97, np.nan, rng.random(n)),  # fewer numbers than k
+        ):
+            want = np.sort(np.argsort(-score, kind="stable")[:k])
+            np.testing.assert_array_equal(top_positions(score, k), want)
+
+
+def test_ids_present_and_texts_of_ids_keep_only_rows_of_the_table():
+    from labelaudit.tables import ids_present, texts_of_ids
+
+    ids = pd.Series([f"r{i}" for i in range(1000)])
+    texts = pd.Series([f"text {i}" for i in range(1000)])
+    assert ids_present(ids, ["r5", "nope", "r5", "r999"]) == ["r5", "r5", "r999"]
+    assert ids_present(ids, []) == []
+    assert texts_of_ids(ids, texts, ["r7", "r7", "x", "r0"]) == {"r7": "text 7", "r0": "text 0"}

@@ -22,7 +22,7 @@ from components.scan import (
 from components.text import md_escape
 from labelaudit.dataset import TEXT
 from labelaudit.plots import map_legend
-from labelaudit.tables import text_matches
+from labelaudit.tables import ids_present, text_matches, texts_of_ids, top_positions
 
 #: Its entry in the navigation (components/pages.py reads it without running the page).
 PAGE = {"title": "Explore", "icon": ":material/scatter_plot:", "section": "Find", "order": 20}
@@ -36,7 +36,7 @@ ds, res, options_json = require_results(require_dataset())
 ss = st.session_state
 ws_root = ss[state.WORKSPACE]
 table = res.table
-known = set(table["id"].astype(str).tolist())  # tolist: one call, not a Python loop over rows
+row_ids = table["id"].astype(str)
 
 # A shared URL (?cluster=3 or ?ids=a&ids=b) sets the view once per session; later the view writes the URL.
 if not ss.get(state.EXPLORE_URL_READ):
@@ -47,7 +47,7 @@ if not ss.get(state.EXPLORE_URL_READ):
     ):
         ss[state.EXPLORE_CLUSTER] = int(qp["cluster"])
     if qp.get_all("ids"):
-        ss[state.SELECTION] = [i for i in qp.get_all("ids") if i in known]
+        ss[state.SELECTION] = ids_present(row_ids, qp.get_all("ids"))
 
 # Clicks in the cluster table (drawn further down) and on the map arrive before they are drawn.
 picked = (ss.get(state.EXPLORE_CLUSTER_TABLE) or {}).get("selection", {}).get("rows", [])
@@ -101,7 +101,7 @@ last_mode, last_ids = ss.get(state.EXPLORE_LAST_CHART_IDS) or (mode, [])
 if mode == last_mode and chart_ids != last_ids:
     ss[state.SELECTION] = chart_ids
 ss[state.EXPLORE_LAST_CHART_IDS] = (mode, chart_ids)
-selection = [i for i in ss.get(state.SELECTION, []) if i in known]
+selection = ids_present(row_ids, ss.get(state.SELECTION, []))
 if n_in_view == 0:
     st.warning("No rows match these filters.")
 else:
@@ -154,7 +154,7 @@ def most_suspicious(row_index: np.ndarray) -> np.ndarray:
         return row_index
     if "label_issue_score" in table:
         score = table["label_issue_score"].to_numpy()[row_index]
-        keep = np.sort(np.argsort(-score, kind="stable")[:MAX_TABLE_ROWS])
+        keep = top_positions(score, MAX_TABLE_ROWS)
     else:
         keep = np.arange(MAX_TABLE_ROWS)
     st.caption(
@@ -234,7 +234,7 @@ st.caption(
     "most common given label; cluster -1 holds the rows HDBSCAN left unclustered."
 )
 cl = res.clusters.copy()
-id_text = dict(zip(table["id"].astype(str).tolist(), texts.tolist(), strict=True))
+id_text = texts_of_ids(row_ids, texts, [str(i) for ids in cl["representative_ids"] for i in ids])
 cl["representatives"] = cl["representative_ids"].map(
     lambda ids: " | ".join(id_text.get(str(i), "") for i in ids)
 )
