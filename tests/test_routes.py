@@ -4,6 +4,7 @@ passes everything else to Streamlit untouched (plain ASGI, no server)."""
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import pytest
 
@@ -65,7 +66,12 @@ def _call(path: str, *, method: str = "GET", accept: str = "text/html", kind: st
         "query_string": b"dataset=ab",
         "headers": [(b"accept", accept.encode())],
     }
-    asyncio.run(PagePathRedirect(app, base_path=lambda: "")(scope, receive, send))
+    # In a thread of its own: another test's event loop may still run in this one (asyncio.run
+    # refuses to start there; seen in the full suite after the Playwright tests).
+    coro = PagePathRedirect(app, base_path=lambda: "")(scope, receive, send)
+    worker = threading.Thread(target=asyncio.run, args=(coro,))
+    worker.start()
+    worker.join(30)
     return seen, sent
 
 
