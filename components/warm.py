@@ -233,22 +233,29 @@ def warm_at_start(environ: dict[str, str] | None = None) -> threading.Thread | N
     def run() -> None:
         import importlib
 
-        for name in (*START_IMPORTS, *page_imports()):
+        for name in START_IMPORTS:
             try:
                 importlib.import_module(name)
             except Exception:  # the page that needs it says what is missing
                 _LOG.debug("warming at start: %s not imported", name, exc_info=True)
         dataset_hash = env.get("LABELAUDIT_DATASET")
-        if not dataset_hash:
-            return
-        from components.scan import DEFAULT_OPTIONS, scan_options_key
-        from labelaudit.workspace import Workspace
+        if dataset_hash:
+            from components.scan import DEFAULT_OPTIONS, scan_options_key
+            from labelaudit.workspace import Workspace
 
-        root = str(Workspace(env.get("LABELAUDIT_WORKSPACE")).root)  # as init_state resolves it
-        if dataset_hash in Workspace(root).datasets():
-            started = warm_stored_results(root, dataset_hash, scan_options_key(DEFAULT_OPTIONS))
-            if started is not None:
-                started.join()
+            ws = Workspace(env.get("LABELAUDIT_WORKSPACE"))  # as init_state resolves it
+            if dataset_hash in ws.datasets():
+                # its first step imports every page's modules
+                key = scan_options_key(DEFAULT_OPTIONS)
+                started = warm_stored_results(str(ws.root), dataset_hash, key)
+                if started is not None:
+                    started.join()
+                return
+        for name in page_imports():
+            try:
+                importlib.import_module(name)
+            except Exception:
+                _LOG.debug("warming at start: %s not imported", name, exc_info=True)
 
     thread = threading.Thread(target=run, name="labelaudit-warm-start", daemon=True)
     thread.start()

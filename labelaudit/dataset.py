@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from labelaudit.errors import Problem
-from labelaudit.hashing import CanonicalHash
+from labelaudit.hashing import CanonicalHash, update_blocks
 
 #: Canonical column names in :attr:`Dataset.frame`.
 ID, TEXT, LABEL, SPLIT = "id", "text", "label", "split"
@@ -257,18 +257,9 @@ class Dataset:
         )
 
 
-#: Rows hashed per update by :func:`sha256_of_array` (bounds the temporary copy of a strided array).
-HASH_ROWS = 65_536
-
-
 def sha256_of_array(arr: np.ndarray, *, prefix: bytes = b"") -> Any:
-    """sha256 of ``prefix`` + the array's C-order bytes, fed in blocks of rows: the same digest as
-    hashing ``arr.tobytes()`` whole, without an (N, D) copy (a memory map is read, not loaded)."""
+    """sha256 of ``prefix`` + the array's C-order bytes, fed in blocks of rows
+    (:func:`labelaudit.hashing.update_blocks`: no (N, D) copy)."""
     h = hashlib.sha256(prefix)
-    a = np.asarray(arr)
-    if a.ndim == 0:
-        h.update(np.ascontiguousarray(a).tobytes())
-        return h
-    for start in range(0, len(a), HASH_ROWS):
-        h.update(np.ascontiguousarray(a[start : start + HASH_ROWS]).data.cast("B"))
+    update_blocks(h, np.asarray(arr))
     return h

@@ -36,6 +36,7 @@ from typing import Any, TypeVar
 import numpy as np
 import pandas as pd
 
+from labelaudit.hashing import update_blocks
 from labelaudit.progress import ProgressFn, no_progress
 from labelaudit.workspace import Workspace, as_workspace
 
@@ -170,7 +171,7 @@ def train_dynamics(
             if record_logits:
                 logits[e] = checkpoint_logits(w, x)
                 if logits_out is not None:
-                    release_written_pages(logits[e])
+                    drop_mapped_pages(logits[e])
             checkpoints[e] = w
             progress("training dynamics", e + 1, epochs)
     return DynamicsRun(logits, checkpoints, np.full(epochs, lr))
@@ -294,35 +295,24 @@ def population_logits(run: DynamicsRun, embeddings: np.ndarray, train: np.ndarra
 
 
 def drop_mapped_pages(a: np.ndarray) -> None:
-    """Let go of the resident pages of a read-only memory-mapped array (``np.load(...,
-    mmap_mode="r")``, or a view of one): they stay in the kernel's page cache and fault back in on
-    the next read, but no longer count in this process's resident memory. The block loops over the
-    stored (E, N, K) logits call it after each block, so one pass over 4 GB of logits (1M rows, 20
-    epochs, 50 classes) no longer leaves 4 GB resident for every later step. No-op for other
-    arrays."""
+    """Let go of the resident pages of a file-backed memory-mapped array (``np.load(...,
+    mmap_mode="r")``, :meth:`Workspace.writing_npy`'s writable map, or a view of either): they stay
+    in the kernel's page cache and fault back in on the next read, but no longer count in this
+    process's resident memory. A writable map is written to its file first (a shared file
+    mapping's pages are the file's, so nothing written is lost). The block loops over the stored
+    (E, N, K) logits call it after each block, and :func:`train_dynamics` after each epoch it
+    writes, so 4 GB of logits (1M rows, 20 epochs, 50 classes) never stay resident. No-op for
+    other arrays."""
     m: Any = a
     while m is not None and getattr(m, "_mmap", None) is None:
         m = getattr(m, "base", None)
     mm = getattr(m, "_mmap", None)
-    if mm is None or getattr(m, "mode", None) != "r" or not hasattr(mm, "madvise"):
+    mode = getattr(m, "mode", None)
+    if mm is None or mode not in ("r", "r+", "w+") or not hasattr(mm, "madvise"):
         return
     with contextlib.suppress(OSError, ValueError):
-        mm.madvise(mmap.MADV_DONTNEED)
-
-
-def release_written_pages(a: np.ndarray) -> None:
-    """Write the pages of ``a`` (a writable file-backed memory map, or a view of one, such as one
-    epoch of :meth:`Workspace.writing_npy`'s logits) to their file and let go of them: they stay in
-    the kernel's page cache, but no longer count in this process's resident memory (a shared file
-    mapping's pages are the file's, so nothing written is lost). No-op for other arrays."""
-    m: Any = a
-    while m is not None and getattr(m, "_mmap", None) is None:
-        m = getattr(m, "base", None)
-    mm = getattr(m, "_mmap", None)
-    if mm is None or getattr(m, "mode", None) not in ("w+", "r+") or not hasattr(mm, "madvise"):
-        return
-    with contextlib.suppress(OSError, ValueError):
-        mm.flush()
+        if mode != "r":
+            mm.flush()
         mm.madvise(mmap.MADV_DONTNEED)
 
 
@@ -543,11 +533,7 @@ def array_key(*arrays: np.ndarray) -> str:
         if a.ndim == 0:
             a = a.reshape(1)
         h.update(f"{a.shape}{a.dtype}".encode())
-        # The bytes in row blocks of ~16 MiB (the same digest as the whole C-order bytes): no
-        # whole copy of a large array (1.5 GB for 1M x 384 float32) just to hash it
-        rows = max(1, (16 << 20) // max(1, a[:1].nbytes))
-        for s in range(0, len(a), rows):
-            h.update(np.ascontiguousarray(a[s : s + rows]).tobytes())
+        update_blocks(h, a)  # in row blocks: no whole copy of 1.5 GB (1M x 384 float32) to hash it
     return h.hexdigest()[:20]
 
 
@@ -567,12 +553,13 @@ def _stored_run(
     params: dict,
     workspace: Workspace | str | os.PathLike | None,
     load: Callable[[Workspace, str], _Run | None],
-    train: Callable[[], _Run],
-    save: Callable[[Workspace, str, _Run], None],
+    train: Callable[[str], _Run],
+    save: Callable[[Workspace, str, _Run], None] | None,
 ) -> _Run:
     """The run ``kind`` of a head on ``(embeddings, labels)`` with ``params``: memoised per process
-    and workspace; read from the workspace by ``load`` (None = not stored), else ``train``-ed and
-    written there by ``save``. Keyed by :func:`array_key` of the inputs and by ``params``."""
+    and workspace; read from the workspace by ``load`` (None = not stored), else ``train``-ed (given
+    the key) and written there by ``save`` (None: ``train`` stored it and returned the stored run).
+    Keyed by :func:`array_key` of the inputs and by ``params``."""
     ws = as_workspace(workspace)
     key = array_key(np.asarray(embeddings, np.float32), np.asarray(labels, np.int64))
 
@@ -580,8 +567,8 @@ def _stored_run(
         stored = None if ws is None else load(ws, key)
         if stored is not None:
             return stored
-        run = train()
-        if ws is not None:
+        run = train(key)
+        if ws is not None and save is not None:
             save(ws, key, run)
             # The memo keeps the stored copy (the logits memory-mapped), not the run in memory:
             # 4 GB of (E, N, K) logits at 1M rows otherwise stay resident for every later step.
@@ -658,23 +645,15 @@ def cached_dynamics(
         logits, checkpoints = (ws.load(key, name, params, mmap=True) for name in names)
         return DynamicsRun(logits, checkpoints, np.full(epochs, DEFAULT_LR))
 
-    def save(ws: Workspace, key: str, run: DynamicsRun) -> None:
-        ws.save(key, "dynamics-checkpoints", run.checkpoints, params)
-        ws.save(key, "dynamics-logits", run.logits, params)
-
-    def train() -> DynamicsRun:
-        return train_dynamics(
-            embeddings, labels, n_classes=n_classes, epochs=epochs, seed=seed, progress=progress
-        )
-
     ws = as_workspace(workspace)
-    if ws is None:
-        return _stored_run("dynamics", embeddings, labels, params, workspace, load, train, save)
 
-    def train_into_workspace() -> DynamicsRun:
+    def train(key: str) -> DynamicsRun:
+        if ws is None:
+            return train_dynamics(
+                embeddings, labels, n_classes=n_classes, epochs=epochs, seed=seed, progress=progress
+            )
         # The (E, N, K) logits go straight into the workspace's file (4 GB at 1M rows, 20 epochs,
         # 50 classes: before, held in memory until stored); the checkpoints are small.
-        key = array_key(np.asarray(embeddings, np.float32), np.asarray(labels, np.int64))
         shape = (epochs, len(labels), n_classes)
         with ws.writing_npy(key, "dynamics-logits", params, shape, np.float32) as out:
             run = train_dynamics(
@@ -692,12 +671,7 @@ def cached_dynamics(
         assert stored is not None
         return stored
 
-    def save_nothing(ws: Workspace, key: str, run: DynamicsRun) -> None:
-        pass  # train_into_workspace stored both arrays
-
-    return _stored_run(
-        "dynamics", embeddings, labels, params, ws, load, train_into_workspace, save_nothing
-    )
+    return _stored_run("dynamics", embeddings, labels, params, ws, load, train, None)
 
 
 def cached_aum(
@@ -731,7 +705,7 @@ def cached_aum(
         }
         ws.save(key, "aum", stored, params, "json")
 
-    def train() -> AUMResult:
+    def train(_key: str) -> AUMResult:
         return area_under_margin(
             embeddings, labels, n_classes=n_classes, epochs=epochs, seed=seed, progress=progress
         )

@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -37,6 +38,20 @@ ARRAY_BLOCK_BYTES = 16 * 2**20
 
 def _n(x: int) -> bytes:
     return int(x).to_bytes(8, "little", signed=False)
+
+
+def update_blocks(h: Any, a: np.ndarray) -> None:
+    """Feed ``a``'s C-order bytes to the hash ``h`` in blocks of rows (about
+    :data:`ARRAY_BLOCK_BYTES` each): the same digest as ``h.update(a.tobytes())``, without an
+    (N, ...) copy of a strided or memory-mapped array (a memory map is read, not loaded)."""
+    if a.ndim == 0:
+        h.update(np.ascontiguousarray(a).tobytes())
+        return
+    row_bytes = max(1, a.nbytes // max(1, len(a)))
+    step = max(1, ARRAY_BLOCK_BYTES // row_bytes)
+    for start in range(0, len(a), step):
+        block = np.ascontiguousarray(a[start : start + step])
+        h.update(block.reshape(-1).view(np.uint8).data)  # any dtype, datetime64 too
 
 
 class CanonicalHash:
@@ -65,14 +80,7 @@ class CanonicalHash:
         """:meth:`raw` of ``a``'s C-order bytes, fed in blocks of rows: the same digest as
         ``raw(a.tobytes())`` without an (N, ...) copy (a memory map is read, not loaded)."""
         self._h.update(b"B" + _n(a.nbytes))
-        if a.ndim == 0:
-            self._h.update(np.ascontiguousarray(a).tobytes())
-            return
-        row_bytes = max(1, a.nbytes // max(1, len(a)))
-        step = max(1, ARRAY_BLOCK_BYTES // row_bytes)
-        for start in range(0, len(a), step):
-            block = np.ascontiguousarray(a[start : start + step])
-            self._h.update(block.reshape(-1).view(np.uint8).data)  # any dtype, datetime64 too
+        update_blocks(self._h, a)
 
     def strings(self, values: Sequence[str] | pd.Series) -> None:
         """A count, each value's UTF-8 length in bytes, then the bytes back to back."""

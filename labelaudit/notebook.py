@@ -299,13 +299,11 @@ def _healthy(base_url: str) -> bool:
 
 
 def _start_server(root: Path, dataset_hash: str, port: int | None) -> _Server:
-    from labelaudit.commands.app import APP_SCRIPT, SERVER_SCRIPT, streamlit_command
+    from labelaudit.commands.app import APP_SCRIPT, missing_app_script, streamlit_command
 
-    if not (APP_SCRIPT.exists() and SERVER_SCRIPT.exists()):
-        raise UsageError(
-            f"the app script {APP_SCRIPT} or {SERVER_SCRIPT.name} is missing: reinstall labelaudit "
-            "(its wheel ships both)"
-        )
+    missing = missing_app_script()
+    if missing:
+        raise UsageError(missing)
     if port is None:
         port = _free_port()
     elif _port_in_use(port):

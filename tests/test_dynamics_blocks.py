@@ -86,14 +86,16 @@ def test_drop_mapped_pages_lets_go_of_the_resident_pages_of_a_read_only_map(tmp_
     dynamics.drop_mapped_pages(np.asarray(m)[:, 10:20])  # a view of a view finds the map
     assert _rss_file_kib() - before < kib // 4
     assert float(np.asarray(m).sum()) == float(np.load(tmp_path / "logits.npy").sum())  # reads back
-    # No-op on arrays that are not a read-only map (a writable map's pages are its writes)
+    # No-op on arrays that are not a map
     plain = np.ones(10)
     dynamics.drop_mapped_pages(plain)
     np.testing.assert_array_equal(plain, 1.0)
+    # A writable map's writes go to its file before its pages are let go: none is lost
     w = np.load(tmp_path / "logits.npy", mmap_mode="r+")
     w[0, 0, 0] = 7.0
-    dynamics.drop_mapped_pages(w)
+    dynamics.drop_mapped_pages(w[0])
     assert w[0, 0, 0] == 7.0
+    assert np.load(tmp_path / "logits.npy", mmap_mode="r")[0, 0, 0] == 7.0
 
 
 def test_block_passes_over_a_mapped_run_leave_it_unresident_with_the_same_values(

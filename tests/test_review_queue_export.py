@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -70,6 +71,34 @@ def test_queue_follows_ranking_flagged_first(ds):
 )
 def test_queue_options(ds, kwargs, expected):
     assert build_queue(ds, scan_table=toy_scan_table(ds), **kwargs) == expected
+
+
+@pytest.mark.parametrize("flagged_only", [False, True])
+def test_queue_order_is_the_stable_sort_by_flag_then_score_with_ties_in_row_order(ds, flagged_only):
+    """The ranking's order, pinned against the sort it replaced: flagged first, then by descending
+    score, ties (and missing scores, as 0) in dataset order, missing flags as unflagged."""
+    rng = np.random.default_rng(3)
+    n = ds.n
+    table = pd.DataFrame(
+        {
+            "label_issue_score": rng.choice([0.9, 0.5, 0.5, 0.1, np.nan, 0.0], n),
+            "is_label_issue": pd.array(rng.choice([True, False, None], n), dtype="boolean"),
+        }
+    )
+    want = pd.DataFrame(
+        {
+            "id": ds.frame["id"],
+            "score": table["label_issue_score"].fillna(0),
+            "flag": table["is_label_issue"].fillna(False).astype(bool),
+            "row": np.arange(n),
+        }
+    )
+    if flagged_only:
+        want = want[want["flag"]]
+    want = want.sort_values(["flag", "score", "row"], ascending=[False, False, True], kind="stable")
+    got = build_queue(ds, scan_table=table, flagged_only=flagged_only)
+    assert got == want["id"].tolist()
+    assert len(set(got)) == len(got)
 
 
 def test_queue_without_scan_is_dataset_order(ds):

@@ -295,6 +295,34 @@ def test_the_cli_passes_its_launch_folder_and_roots_to_the_app(tmp_path, monkeyp
     assert seen["cmd"][seen["cmd"].index("--server.address") + 1] == "127.0.0.1"
 
 
+def test_a_broken_install_without_serve_py_stops_before_any_work(tmp_path, monkeypatch, capsys):
+    """``labelaudit app DATA`` and ``la.show()`` name the missing script before they load, store or
+    scan anything, or start a server."""
+    import argparse
+
+    from labelaudit import jobs, notebook
+    from labelaudit.commands import app as app_cmd
+    from labelaudit.errors import UsageError
+
+    gone = tmp_path / "serve.py"
+    monkeypatch.setattr(app_cmd, "SERVER_SCRIPT", gone)
+    monkeypatch.setattr(app_cmd, "load_from_args", lambda a: pytest.fail("loaded the data"))
+    monkeypatch.setattr(jobs, "start_scan", lambda *a: pytest.fail("started a scan"))
+    monkeypatch.setattr(app_cmd.subprocess, "call", lambda *a, **k: pytest.fail("started"))
+    args = argparse.Namespace(
+        data="d.csv",
+        workspace=str(tmp_path / "ws"),
+        port=8599,
+        host=None,
+        expose=False,
+        data_root=[],
+    )
+    assert app_cmd.run(args) == 2
+    assert f"the app script {gone} is missing" in capsys.readouterr().err
+    with pytest.raises(UsageError, match="serve.py is missing"):
+        notebook._start_server(tmp_path / "ws", "abc", None)
+
+
 def test_no_page_opens_a_server_path_without_the_check():
     """Every text_input that names a path goes through server_path (a grep-level guard)."""
     for f in [*(ROOT / "views").glob("*.py"), *(ROOT / "components").glob("*.py")]:

@@ -18,6 +18,15 @@ APP_SCRIPT = Path(__file__).resolve().parents[2] / "app.py"
 SERVER_SCRIPT = APP_SCRIPT.parent / "serve.py"
 
 
+def missing_app_script() -> str | None:
+    """What is wrong when the dashboard's scripts are not beside the package (a broken install),
+    else None."""
+    for script in (APP_SCRIPT, SERVER_SCRIPT):
+        if not script.exists():
+            return f"the app script {script} is missing; reinstall labelaudit (its wheel ships it)"
+    return None
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("app", help="start the dashboard (on DATA when given)")
     add_data_options(p, data_required=False)
@@ -152,6 +161,10 @@ def run(args: argparse.Namespace) -> int:
     from labelaudit.workspace import Workspace
 
     host = listen_address(args.host, args.expose)  # UsageError -> exit 2, before any work
+    missing = missing_app_script()
+    if missing:
+        print(f"error: {missing}", file=sys.stderr)
+        return 2
     ws = Workspace(args.workspace)
     env = dict(
         os.environ, LABELAUDIT_WORKSPACE=str(ws.root), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1"
@@ -176,11 +189,5 @@ def run(args: argparse.Namespace) -> int:
             "(docs/security.md)",
             file=sys.stderr,
         )
-    if not (APP_SCRIPT.exists() and SERVER_SCRIPT.exists()):
-        print(
-            f"error: the app script {APP_SCRIPT} or {SERVER_SCRIPT.name} is missing; reinstall labelaudit (its wheel ships both)",
-            file=sys.stderr,
-        )
-        return 2
     cmd = streamlit_command(args.port, host, env[LAUNCH_DIR_ENV])
     return subprocess.call(cmd, env=env, cwd=str(APP_SCRIPT.parent))
