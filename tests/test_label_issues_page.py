@@ -126,6 +126,33 @@ def test_filters_narrow_the_table_and_a_cell_lists_its_rows(scanned):
     assert len(listed) >= 1 and listed["given label"].nunique() == 1
 
 
+def test_the_shared_cached_table_is_never_changed_by_a_view(scanned, monkeypatch):
+    """cached_issue_table is an st.cache_resource: every session reads the one frame, so a view
+    that changed it in place (a filter, a column added, a sort) would change every later view."""
+    import components.label_issues as li
+    from components.label_issues import cached_issue_table
+    from components.scan import scan_options_key
+
+    ws, h, _ = scanned
+    built = []
+    real = li.issue_table
+    monkeypatch.setattr(li, "issue_table", lambda *a, **k: built.append(1) or real(*a, **k))
+    cached_issue_table.clear()
+    at = page(scanned).run()
+    key = (str(ws.root), h, scan_options_key(at.session_state["scan_options"]))
+    shared = cached_issue_table(*key)
+    assert built == [1]  # the page's own frame, not one built for this test
+    before = shared.copy(deep=True)
+    at.multiselect(key="issues_classes").set_value(["refund"]).run()
+    at.toggle(key="issues_only_flagged").set_value(False).run()
+    at.multiselect(key="issues_detectors").set_value(["knn"]).run()
+    cells = at.selectbox(key="issues_cell")
+    cells.set_value(cells.options[1]).run()
+    assert not at.exception
+    assert cached_issue_table(*key) is shared
+    pd.testing.assert_frame_equal(shared, before)
+
+
 def test_send_to_review_puts_the_filtered_ids_in_the_queue(scanned):
     at = page(scanned).run()
     ids = at.dataframe[0].value["id"].tolist()
