@@ -66,3 +66,9 @@ def test_the_sidebar_takes_a_click_when_the_app_is_opened_at_a_page_name_it_does
     page.locator("[data-testid='stSidebarNav'] a", has_text="About").first.click(timeout=5_000)
     page.get_by_role("heading", name="About labelaudit").first.wait_for(timeout=30_000)
     assert f"dataset={h}" in page.url
+    # Back through the sidebar: the Data page at the root, no longer under the unknown name it was
+    # opened at: the notice is gone (it follows the page's URL, not the session's first one).
+    page.locator("[data-testid='stSidebarNav'] a", has_text="Data").first.click(timeout=5_000)
+    page.get_by_text("train: 10,003 rows").wait_for(timeout=60_000)
+    wait_for_app(page)
+    assert page.get_by_text("There is no page").count() == 0
