@@ -23,6 +23,9 @@ end) belongs to that part alone):
 - ``cluster``: HDBSCAN on a 200k sample of a 10-d view + graph votes for the rest
   (:func:`labelaudit.clustering.cluster_points`), and the placement of the rest of a 100k-sample map
   (:func:`labelaudit.projection.place_by_graph`); peer: the bare HDBSCAN fit on the sample.
+- ``mapfit``: the map fitted on every row against fitted on a 10k sample with the rest placed
+  through the graph (part ``graph`` first: ``--parts graph,mapfit``): time, memory, neighbours and
+  classes kept (:func:`part_mapfit`).
 - ``exact_vs_hnsw``: the kNN detector on the exact graph against the approximate graph (IVF;
   ``BENCH_SCALE_METHOD=hnsw``: HNSW), graph build included (time, CPU-s, recall, AP).
 - ``oof``: out-of-fold logistic regression (5 folds) against one bare sklearn fit of the same size.
@@ -443,6 +446,67 @@ def part_map(folder: Path, n: int) -> dict:
     return out
 
 
+#: Rows the map is fitted on in the ``mapfit`` part's sampled fit (the rest placed through the graph).
+MAPFIT_SAMPLE_ROWS = 10_000
+
+
+def same_class_at_10(space: np.ndarray, classes: np.ndarray, rows: np.ndarray) -> float:
+    """Fraction of each of ``rows``' 10 nearest rows in ``space`` (Euclidean, itself left out) that
+    have its generating class: how well a map keeps the data's class structure."""
+    x = np.asarray(space, dtype=np.float32)
+    sq = (x**2).sum(1)
+    hits = 0
+    for s in range(0, len(rows), 100):  # blocks of the (100, N) distances, never all at once
+        r = rows[s : s + 100]
+        d = sq[r][:, None] - 2 * x[r] @ x.T + sq[None, :]
+        d[np.arange(len(r)), r] = np.inf
+        near = np.argpartition(d, 10, axis=1)[:, :10]
+        hits += int((classes[near] == classes[r][:, None]).sum())
+    return round(hits / (len(rows) * 10), 4)
+
+
+def part_mapfit(folder: Path, n: int) -> dict:
+    """UMAP fitted on every row against fitted on a :data:`MAPFIT_SAMPLE_ROWS` sample with the rest
+    placed through the shared graph (what the scan does above ``projection.FIT_MAX_ROWS``), on the
+    same rows and graph: seconds, CPU-s and peak memory of each, and for 1,000 seeded rows (fitted
+    and placed rows apart for the sampled fit) the share of their 10 graph neighbours kept among
+    their 10 nearest in the 10-d clustering space and in the 2-d map, and the share of their 10
+    nearest in each with their generating class."""
+    from labelaudit import projection
+
+    emb, *_ = load(folder, n)
+    classes = np.load(make_data(folder, n)["meta"])["y"]
+    graph = stored_graph(folder, n)
+    projection.import_umap()  # numba's compile is not part of either fit
+    out: dict = {"rows": n, "sample_rows": MAPFIT_SAMPLE_ROWS}
+    rng = np.random.default_rng(3)
+    rows = np.sort(rng.choice(n, min(1000, n), replace=False))
+    sample = projection.fit_sample(n, MAPFIT_SAMPLE_ROWS, seed=0)
+    in_sample = np.isin(rows, sample)
+    for name, fit_rows in (("whole_fit", n), ("sample_and_place", MAPFIT_SAMPLE_ROWS)):
+        xy, space = step(
+            out,
+            name,
+            lambda fit_rows=fit_rows: projection.map_and_cluster_space(
+                emb, seed=0, graph=graph, fit_max_rows=fit_rows
+            ),
+        )
+        groups = {"all": rows}
+        if fit_rows < n:
+            groups |= {"fitted": rows[in_sample], "placed": rows[~in_sample]}
+        for g, r in groups.items():
+            if len(r) == 0:
+                continue
+            out[f"{name}/{g}/rows"] = int(len(r))
+            out[f"{name}/{g}/kept_at_10_map"] = kept_at_10(xy, graph, r)
+            out[f"{name}/{g}/same_class_at_10_map"] = same_class_at_10(xy, classes, r)
+            if not np.array_equal(space, xy):  # with CLUSTER_DIMS 2 the clusters use the map
+                out[f"{name}/{g}/kept_at_10_space"] = kept_at_10(space, graph, r)
+                out[f"{name}/{g}/same_class_at_10_space"] = same_class_at_10(space, classes, r)
+        del xy, space
+    return out
+
+
 def part_cluster(folder: Path, n: int) -> dict:
     import hdbscan
 
@@ -788,6 +852,7 @@ PARTS = {
     "graph": part_graph,
     "detect": part_detect,
     "map": part_map,
+    "mapfit": part_mapfit,
     "cluster": part_cluster,
     "exact_vs_hnsw": part_exact_vs_hnsw,
     "oof": part_oof,
