@@ -29,10 +29,10 @@ import sys
 import textwrap
 from pathlib import Path
 
+from bench.bench_pages_scale import snapshot  # the files a view must not change
+
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = ("explore", "label_issues", "review")
-#: Files a view may write (the review store, logs): as bench/bench_pages_scale.py.
-NOT_ARTIFACTS = ("review.sqlite", "streamlit", ".log")
 
 #: Run in the child, with the app root first on sys.path and as the working directory.
 CHILD = textwrap.dedent(
@@ -60,16 +60,6 @@ CHILD = textwrap.dedent(
     print(json.dumps(runs))
     """
 )
-
-
-def snapshot(root: Path) -> dict[str, tuple[int, int]]:
-    out = {}
-    for p in root.rglob("*"):
-        rel = str(p.relative_to(root))
-        if p.is_file() and not any(s in rel for s in NOT_ARTIFACTS):
-            st = p.stat()
-            out[rel] = (st.st_size, st.st_mtime_ns)
-    return out
 
 
 def git_commit(root: Path) -> str:

@@ -397,24 +397,28 @@ def part_detect(folder: Path, n: int) -> dict:
     return out
 
 
+def nearest_10(space: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """The 10 nearest rows in ``space`` (exact, Euclidean, the row itself left out) of each of
+    ``rows``, shape (len(rows), 10), unordered; the (100, N) distances one block at a time."""
+    x = np.asarray(space, dtype=np.float32)
+    sq = (x * x).sum(axis=1)
+    out = []
+    for s in range(0, len(rows), 100):
+        r = rows[s : s + 100]
+        d = sq[r][:, None] - 2 * x[r] @ x.T + sq[None, :]
+        d[np.arange(len(r)), r] = np.inf
+        out.append(np.argpartition(d, 10, axis=1)[:, :10])
+    return np.concatenate(out) if out else np.empty((0, 10), dtype=np.int64)
+
+
 def kept_at_10(space: np.ndarray, graph, rows: np.ndarray) -> float:
     """Share of each of ``rows``' 10 nearest graph neighbours (cosine, full dimension) that are
     among its 10 nearest rows in ``space`` (exact, Euclidean): how well the view keeps neighbours."""
-    hits = 0
-    for s in range(0, len(rows), 100):
-        r = rows[s : s + 100]
-        q = np.asarray(space[r], dtype=np.float32)
-        d = (
-            (q * q).sum(axis=1)[:, None]
-            - 2 * q @ np.asarray(space, dtype=np.float32).T
-            + (np.asarray(space, dtype=np.float32) ** 2).sum(axis=1)[None, :]
-        )
-        d[np.arange(len(r)), r] = np.inf
-        near = np.argpartition(d, 10, axis=1)[:, :10]
-        hits += sum(
-            len(set(a) & set(b))
-            for a, b in zip(near, np.asarray(graph.indices[r, :10]), strict=True)
-        )
+    near = nearest_10(space, rows)
+    hits = sum(
+        len(set(a) & set(b))
+        for a, b in zip(near, np.asarray(graph.indices[rows, :10]), strict=True)
+    )
     return round(hits / (len(rows) * 10), 4)
 
 
@@ -453,16 +457,8 @@ MAPFIT_SAMPLE_ROWS = 10_000
 def same_class_at_10(space: np.ndarray, classes: np.ndarray, rows: np.ndarray) -> float:
     """Fraction of each of ``rows``' 10 nearest rows in ``space`` (Euclidean, itself left out) that
     have its generating class: how well a map keeps the data's class structure."""
-    x = np.asarray(space, dtype=np.float32)
-    sq = (x**2).sum(1)
-    hits = 0
-    for s in range(0, len(rows), 100):  # blocks of the (100, N) distances, never all at once
-        r = rows[s : s + 100]
-        d = sq[r][:, None] - 2 * x[r] @ x.T + sq[None, :]
-        d[np.arange(len(r)), r] = np.inf
-        near = np.argpartition(d, 10, axis=1)[:, :10]
-        hits += int((classes[near] == classes[r][:, None]).sum())
-    return round(hits / (len(rows) * 10), 4)
+    near = nearest_10(space, rows)
+    return round(int((classes[near] == classes[rows][:, None]).sum()) / (len(rows) * 10), 4)
 
 
 def part_mapfit(folder: Path, n: int) -> dict:
